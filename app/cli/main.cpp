@@ -1,0 +1,68 @@
+// quantscope-cli: the headless face of QuantScope, on the same core as the GUI.
+#include <CLI/CLI.hpp>
+#include <cstdio>
+
+#include "app/register_backends.h"
+#include "demo/demo_model.h"
+#include "inspect_command.h"
+#include "model/dtype.h"
+
+int main(int argc, char** argv) {
+  qs::register_optional_backends();
+  CLI::App app{"QuantScope: inspect and quantize neural-network checkpoints", "quantscope-cli"};
+  app.set_version_flag("--version", "quantscope-cli 0.1.0");
+  app.require_subcommand(1);
+
+  qs::cli::InspectOptions inspect;
+  bool inspect_demo = false;
+  bool no_stats = false;
+  auto* ins = app.add_subcommand("inspect", "Print the architecture and a table of layers with weight statistics");
+  ins->add_option("path", inspect.path, "HF model directory, .safetensors file or model.safetensors.index.json");
+  ins->add_flag("--demo", inspect_demo, "Inspect the built-in demo model (generated on first use)");
+  ins->add_flag("--json", inspect.json, "Machine-readable output");
+  ins->add_flag("--no-stats", no_stats, "Headers only: do not read the weights");
+  ins->add_option("--outlier-k", inspect.outlier_k, "Outlier rule: channel abs-max > k x median abs-max")
+      ->check(CLI::PositiveNumber);
+  ins->add_option("--backend", inspect.backend, "Compute backend: auto, cpu or cuda (default: $QS_BACKEND or auto)")
+      ->check(CLI::IsMember({"auto", "cpu", "cuda"}));
+
+  std::string demo_out = qs::default_demo_dir();
+  qs::DemoSpec demo_spec;
+  std::string demo_dtype = "f16";
+  auto* demo = app.add_subcommand("demo", "Write the demo model (a small llama-shaped HF directory)");
+  demo->add_option("-o,--out", demo_out, "Output directory")->capture_default_str();
+  demo->add_option("--seed", demo_spec.seed, "Random seed")->capture_default_str();
+  demo->add_option("--dtype", demo_dtype, "Storage type")->check(CLI::IsMember({"f16", "bf16", "f32"}))->capture_default_str();
+  demo->add_option("--layers", demo_spec.layers, "Transformer blocks")->check(CLI::Range(1, 256))->capture_default_str();
+  demo->add_option("--hidden", demo_spec.hidden, "Hidden size")->check(CLI::Range(8, 16384))->capture_default_str();
+  demo->add_option("--intermediate", demo_spec.intermediate, "MLP size")->check(CLI::Range(8, 65536))->capture_default_str();
+
+  CLI11_PARSE(app, argc, argv);
+
+  if (*ins) {
+    inspect.stats = !no_stats;
+    if (inspect_demo == !inspect.path.empty()) {
+      std::fprintf(stderr, "quantscope-cli inspect: give a PATH or --demo (one of them)\n");
+      return 2;
+    }
+    if (inspect_demo) {
+      auto dir = qs::ensure_demo_model();
+      if (!dir) {
+        std::fprintf(stderr, "quantscope-cli: demo model: %s\n", dir.error().message.c_str());
+        return 1;
+      }
+      inspect.path = *dir;
+    }
+    return qs::cli::run_inspect(inspect);
+  }
+  if (*demo) {
+    demo_spec.dtype = demo_dtype == "f16" ? qs::DType::F16 : demo_dtype == "bf16" ? qs::DType::BF16 : qs::DType::F32;
+    if (auto r = qs::write_demo_model(demo_out, demo_spec); !r) {
+      std::fprintf(stderr, "quantscope-cli: %s\n", r.error().message.c_str());
+      return 1;
+    }
+    std::printf("demo model written to %s\n", demo_out.c_str());
+    return 0;
+  }
+  return 0;
+}

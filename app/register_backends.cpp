@@ -1,0 +1,17 @@
+// Links the optional backends into an executable. kernels/ implements the CUDA
+// one; without it this file registers nothing and "auto" means the CPU.
+#include "app/register_backends.h"
+
+#ifdef QS_HAVE_CUDA
+#include "cuda_backend.h"
+#endif
+
+namespace qs {
+
+void register_optional_backends() {
+#ifdef QS_HAVE_CUDA
+  register_cuda_backend();
+#endif
+}
+
+}  // namespace qs

@@ -1,0 +1,49 @@
+#pragma once
+// Backend: coarse compute operations (a whole tensor at a time), implemented
+// on the CPU here and with CUDA in kernels/. Chosen at run time.
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "model/dtype.h"
+#include "model/tensor_info.h"
+#include "stats/tensor_stats.h"
+#include "util/op_context.h"
+#include "util/result.h"
+
+namespace qs {
+
+// The raw input of an op: plain pointers so that CUDA code can take it too.
+struct TensorData {
+  DType dtype = DType::F32;
+  const std::byte* data = nullptr;
+  std::uint64_t numel = 0;
+  std::int64_t rows = 1, cols = 0;  // 2-D view: last axis = columns (input channels)
+
+  static TensorData of(const TensorInfo& t) {
+    return {t.dtype, t.bytes().data(), t.numel(), t.rows(), t.cols()};
+  }
+};
+
+struct ChannelAbsMax {
+  std::vector<float> rows;  // per output channel (row) max |w|
+  std::vector<float> cols;  // per input channel (column) max |w|
+};
+
+class Backend {
+ public:
+  virtual ~Backend() = default;
+  virtual std::string name() const = 0;         // "cpu" or "cuda"
+  virtual std::string description() const = 0;  // for the status bar: "CPU (8 threads)", GPU name
+
+  // One pass (two for F32) over the tensor: moments, min/max, NaN/Inf counts and a histogram.
+  virtual Result<TensorStats> tensor_stats(const TensorData& t, const HistogramSpec& spec, OpContext& ctx) = 0;
+  // Max |x| per row and per column of the 2-D view (NaN is ignored).
+  virtual Result<ChannelAbsMax> channel_absmax(const TensorData& t, OpContext& ctx) = 0;
+};
+
+// Checks bins and range before any backend runs.
+Result<void> validate_histogram_spec(const HistogramSpec& spec);
+
+}  // namespace qs

@@ -1,0 +1,76 @@
+#include "backend/cpu_backend.h"
+
+#include <algorithm>
+#include <cmath>
+
+#include "backend/cpu_stats.h"
+#include "backend/thread_pool.h"
+#include "model/convert.h"
+
+namespace qs {
+
+Result<void> validate_histogram_spec(const HistogramSpec& spec) {
+  if (spec.bins < 1 || spec.bins > kMaxHistogramBins)
+    return Error::invalid("histogram bins must be between 1 and " + std::to_string(kMaxHistogramBins) + ", got " +
+                          std::to_string(spec.bins));
+  if (spec.lo && !std::isfinite(*spec.lo)) return Error::invalid("histogram range start is not a finite number");
+  if (spec.hi && !std::isfinite(*spec.hi)) return Error::invalid("histogram range end is not a finite number");
+  if (spec.lo && spec.hi && !(*spec.hi > *spec.lo)) return Error::invalid("histogram range is empty (end <= start)");
+  return {};
+}
+
+CpuBackend::CpuBackend(ThreadPool* pool) : pool_(pool ? *pool : ThreadPool::global()) {}
+
+std::string CpuBackend::description() const {
+  return "CPU (" + std::to_string(pool_.size()) + (pool_.size() == 1 ? " thread)" : " threads)");
+}
+
+Result<TensorStats> CpuBackend::tensor_stats(const TensorData& t, const HistogramSpec& spec, OpContext& ctx) {
+  if (auto r = validate_histogram_spec(spec); !r) return r.error();
+  const unsigned bits = dtype_bits(t.dtype);
+  if ((bits == 8 || bits == 16) && dtype_is_float_convertible(t.dtype))
+    return cpu::stats_by_pattern(t, spec, pool_, ctx);
+  return cpu::stats_two_pass(t, spec, pool_, ctx);
+}
+
+Result<ChannelAbsMax> CpuBackend::channel_absmax(const TensorData& t, OpContext& ctx) {
+  if (!dtype_is_float_convertible(t.dtype))
+    return Error::unsupported("channel statistics of " + std::string(dtype_name(t.dtype)) + " tensors are not supported");
+  if (t.rows < 0 || t.cols < 0 || static_cast<std::uint64_t>(t.rows) * static_cast<std::uint64_t>(t.cols) != t.numel)
+    return Error::invalid("channel_absmax: rows x cols does not match the element count");
+  const auto rows = static_cast<std::size_t>(t.rows), cols = static_cast<std::size_t>(t.cols);
+  ChannelAbsMax out;
+  out.rows.assign(rows, 0.0f);
+  out.cols.assign(cols, 0.0f);
+  if (t.numel == 0) return out;
+  const unsigned esize = dtype_bits(t.dtype) / 8;
+  // Enough rows per task to amortise the per-worker column maxima.
+  const std::size_t rows_per_task = std::max<std::size_t>(1, (std::size_t{1} << 16) / std::max<std::size_t>(cols, 1));
+  const std::size_t tasks = (rows + rows_per_task - 1) / rows_per_task;
+  const unsigned workers = pool_.size();
+  std::vector<std::vector<float>> wcols(workers), buf(workers);
+  pool_.parallel_for(tasks, [&](std::size_t task, unsigned w) {
+    if (ctx.cancelled()) return;
+    if (wcols[w].empty()) { wcols[w].assign(cols, 0.0f); buf[w].resize(cols); }
+    float* cm = wcols[w].data();
+    float* x = buf[w].data();
+    const std::size_t r1 = std::min(rows, (task + 1) * rows_per_task);
+    for (std::size_t r = task * rows_per_task; r < r1; ++r) {
+      (void)convert_to_f32(t.dtype, t.data + r * cols * esize, cols, x);
+      float rm = 0;
+      for (std::size_t c = 0; c < cols; ++c) {
+        const float a = std::fabs(x[c]);
+        rm = a > rm ? a : rm;        // NaN compares false: ignored
+        cm[c] = a > cm[c] ? a : cm[c];
+      }
+      out.rows[r] = rm;
+    }
+  });
+  if (ctx.cancelled()) return Error::cancelled();
+  for (const auto& wc : wcols)
+    if (!wc.empty())
+      for (std::size_t c = 0; c < cols; ++c) out.cols[c] = std::max(out.cols[c], wc[c]);
+  return out;
+}
+
+}  // namespace qs

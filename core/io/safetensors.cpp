@@ -1,0 +1,78 @@
+#include <algorithm>
+#include <cstring>
+#include <nlohmann/json.hpp>
+
+#include "io/safetensors.h"
+#include "util/atomic_file.h"
+#include "util/checked_math.h"
+
+namespace qs {
+
+Result<SafetensorsFile> read_safetensors(const std::string& path) {
+  auto mapped = MappedFile::open(path);
+  if (!mapped) return mapped.error();
+  auto header = parse_safetensors_header((*mapped)->bytes(), path);
+  if (!header) return header.error();
+  SafetensorsFile out;
+  out.metadata = std::move(header->metadata);
+  out.tensors.reserve(header->entries.size());
+  for (auto& e : header->entries) {
+    TensorInfo t;
+    t.name = std::move(e.name);
+    t.shape = std::move(e.shape);
+    t.dtype = e.dtype;
+    t.file = *mapped;
+    t.offset = header->data_start + e.begin;
+    t.nbytes = e.end - e.begin;
+    out.tensors.push_back(std::move(t));
+  }
+  return out;
+}
+
+Result<void> write_safetensors(const std::string& path, std::vector<SafetensorsWriteEntry> entries,
+                               const std::map<std::string, std::string>& metadata) {
+  // Reference order: larger element types first (so every tensor is aligned to
+  // its element size), then by name.
+  std::stable_sort(entries.begin(), entries.end(), [](const auto& a, const auto& b) {
+    const unsigned ba = dtype_bits(a.dtype), bb = dtype_bits(b.dtype);
+    return ba != bb ? ba > bb : a.name < b.name;
+  });
+  // ordered_json keeps keys in insertion order: metadata first, then tensors.
+  nlohmann::ordered_json header = nlohmann::ordered_json::object();
+  if (!metadata.empty()) header["__metadata__"] = metadata;
+  std::uint64_t offset = 0;
+  for (std::size_t i = 0; i < entries.size(); ++i) {
+    const auto& e = entries[i];
+    if (i > 0 && entries[i - 1].name == e.name) return Error::invalid(path + ": duplicate tensor name \"" + e.name + "\"");
+    std::uint64_t numel = 1;
+    for (auto d : e.shape) {
+      if (d < 0 || !checked_mul(numel, static_cast<std::uint64_t>(d), numel))
+        return Error::invalid(path + ": tensor \"" + e.name + "\": bad shape " + shape_to_string(e.shape));
+    }
+    const std::uint64_t bytes = numel * dtype_bits(e.dtype) / 8;
+    if (bytes != e.data.size())
+      return Error::invalid(path + ": tensor \"" + e.name + "\": " + std::to_string(e.data.size()) +
+                            " data bytes given, shape needs " + std::to_string(bytes));
+    nlohmann::ordered_json entry;
+    entry["dtype"] = std::string(dtype_name(e.dtype));
+    entry["shape"] = e.shape;
+    entry["data_offsets"] = {offset, offset + bytes};
+    header[e.name] = std::move(entry);
+    offset += bytes;
+  }
+  std::string text = header.dump();
+  text.append((8 - text.size() % 8) % 8, ' ');
+  const std::uint64_t n = text.size();
+
+  auto file = AtomicFile::create(path);
+  if (!file) return file.error();
+  unsigned char len[8];
+  for (int i = 0; i < 8; ++i) len[i] = static_cast<unsigned char>(n >> (8 * i));
+  if (auto r = file->write(len, 8); !r) return r;
+  if (auto r = file->write(text.data(), text.size()); !r) return r;
+  for (const auto& e : entries)
+    if (auto r = file->write(e.data.data(), e.data.size()); !r) return r;
+  return file->commit();
+}
+
+}  // namespace qs

@@ -1,0 +1,159 @@
+#include "model/model.h"
+
+#include <algorithm>
+#include <array>
+#include <charconv>
+#include <string_view>
+#include <unordered_map>
+
+namespace qs {
+
+std::int64_t TensorInfo::rows() const {
+  std::int64_t r = 1;
+  for (std::size_t i = 0; i + 1 < shape.size(); ++i) r *= shape[i];
+  return r;
+}
+
+std::string TensorInfo::shape_string() const {
+  std::string s = "[";
+  for (std::size_t i = 0; i < shape.size(); ++i) {
+    if (i) s += ", ";
+    s += std::to_string(shape[i]);
+  }
+  return s + "]";
+}
+
+std::string_view layer_role_name(LayerRole r) {
+  switch (r) {
+    case LayerRole::Q: return "q";
+    case LayerRole::K: return "k";
+    case LayerRole::V: return "v";
+    case LayerRole::O: return "o";
+    case LayerRole::Gate: return "gate";
+    case LayerRole::Up: return "up";
+    case LayerRole::Down: return "down";
+    case LayerRole::Embed: return "embed";
+    case LayerRole::LmHead: return "lm_head";
+    case LayerRole::Other: return "other";
+  }
+  return "other";
+}
+
+std::string_view model_format_name(ModelFormat f) {
+  switch (f) {
+    case ModelFormat::HfDirectory: return "Hugging Face directory";
+    case ModelFormat::Safetensors: return "safetensors";
+    case ModelFormat::Gguf: return "GGUF";
+    case ModelFormat::KerasH5: return "Keras HDF5";
+  }
+  return "?";
+}
+
+bool ArchInfo::is_llama_family() const {
+  return model_type == "llama" || model_type == "mistral" || model_type == "qwen2";
+}
+
+std::optional<std::size_t> Model::find_tensor(const std::string& name) const {
+  for (std::size_t i = 0; i < tensors.size(); ++i)
+    if (tensors[i].name == name) return i;
+  return std::nullopt;
+}
+
+std::uint64_t Model::parameter_count() const {
+  std::uint64_t n = 0;
+  for (const auto& t : tensors) n += t.numel();
+  return n;
+}
+
+std::uint64_t Model::weight_bytes() const {
+  std::uint64_t n = 0;
+  for (const auto& t : tensors) n += t.nbytes;
+  return n;
+}
+
+int Model::block_count() const {
+  int n = 0;
+  for (const auto& l : layers) n = std::max(n, l.block + 1);
+  return n;
+}
+
+namespace {
+
+struct RoleSuffix {
+  std::string_view suffix;
+  LayerRole role;
+};
+// Llama / Mistral / Qwen2 module names inside a block.
+constexpr std::array<RoleSuffix, 7> kBlockRoles{{
+    {"self_attn.q_proj", LayerRole::Q},
+    {"self_attn.k_proj", LayerRole::K},
+    {"self_attn.v_proj", LayerRole::V},
+    {"self_attn.o_proj", LayerRole::O},
+    {"mlp.gate_proj", LayerRole::Gate},
+    {"mlp.up_proj", LayerRole::Up},
+    {"mlp.down_proj", LayerRole::Down},
+}};
+
+bool ends_with(std::string_view s, std::string_view suffix) {
+  return s.size() >= suffix.size() && s.substr(s.size() - suffix.size()) == suffix;
+}
+
+// "model.layers.12.self_attn.q_proj" -> block 12, rest "self_attn.q_proj".
+bool parse_block_name(std::string_view base, int& block, std::string_view& rest) {
+  for (std::string_view prefix : {"model.layers.", "layers."}) {
+    if (base.substr(0, prefix.size()) != prefix) continue;
+    std::string_view tail = base.substr(prefix.size());
+    const auto dot = tail.find('.');
+    if (dot == std::string_view::npos || dot == 0) return false;
+    int b = 0;
+    const auto [ptr, ec] = std::from_chars(tail.data(), tail.data() + dot, b);
+    if (ec != std::errc() || ptr != tail.data() + dot || b < 0) return false;
+    block = b;
+    rest = tail.substr(dot + 1);
+    return true;
+  }
+  return false;
+}
+
+}  // namespace
+
+void group_layers(Model& model) {
+  model.layers.clear();
+  std::unordered_map<std::string_view, std::size_t> by_name;
+  for (std::size_t i = 0; i < model.tensors.size(); ++i) by_name.emplace(model.tensors[i].name, i);
+  const bool llama = model.arch.is_llama_family() ||
+                     by_name.count("model.embed_tokens.weight") > 0;
+  for (std::size_t i = 0; i < model.tensors.size(); ++i) {
+    const TensorInfo& t = model.tensors[i];
+    if (!ends_with(t.name, ".weight") || t.shape.size() < 2) continue;
+    Layer layer;
+    layer.name = t.name.substr(0, t.name.size() - std::string_view(".weight").size());
+    layer.weight = i;
+    if (auto it = by_name.find(layer.name + ".bias"); it != by_name.end()) layer.bias = it->second;
+    if (llama) {
+      int block = -1;
+      std::string_view rest;
+      if (parse_block_name(layer.name, block, rest)) {
+        layer.block = block;
+        for (const auto& r : kBlockRoles)
+          if (rest == r.suffix) layer.role = r.role;
+      } else if (layer.name == "model.embed_tokens") {
+        layer.role = LayerRole::Embed;
+      } else if (layer.name == "lm_head") {
+        layer.role = LayerRole::LmHead;
+      }
+    }
+    model.layers.push_back(std::move(layer));
+  }
+  // Model order: embedding, blocks in order (q k v o gate up down), then the rest.
+  auto rank = [](const Layer& l) {
+    if (l.role == LayerRole::Embed) return std::pair{-1, 0};
+    if (l.block >= 0) return std::pair{l.block, static_cast<int>(l.role)};
+    if (l.role == LayerRole::LmHead) return std::pair{1 << 30, 1};
+    return std::pair{1 << 30, 0};
+  };
+  std::stable_sort(model.layers.begin(), model.layers.end(),
+                   [&](const Layer& a, const Layer& b) { return rank(a) < rank(b); });
+}
+
+}  // namespace qs

@@ -1,0 +1,39 @@
+#pragma once
+// TensorInfo: what a reader knows about one tensor after reading headers only.
+// The bytes are a view into a memory map kept alive by the shared pointer.
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "model/dtype.h"
+#include "util/mapped_file.h"
+
+namespace qs {
+
+struct TensorInfo {
+  std::string name;
+  std::vector<std::int64_t> shape;  // row-major; for weights [out_features, in_features]
+  DType dtype = DType::Unknown;
+  std::shared_ptr<const MappedFile> file;  // the mapping these bytes live in
+  std::uint64_t offset = 0;                // absolute byte offset in `file`
+  std::uint64_t nbytes = 0;
+
+  std::uint64_t numel() const {
+    std::uint64_t n = 1;
+    for (auto d : shape) n *= static_cast<std::uint64_t>(d);
+    return n;
+  }
+  std::span<const std::byte> bytes() const {
+    return file ? file->bytes().subspan(offset, nbytes) : std::span<const std::byte>{};
+  }
+  // Rows x cols view for plots and channel statistics: the last axis is the
+  // input (column) axis, all leading axes fold into rows. A 1-D tensor is 1 x n.
+  std::int64_t rows() const;
+  std::int64_t cols() const { return shape.empty() ? 1 : shape.back(); }
+  std::string shape_string() const;
+};
+
+}  // namespace qs

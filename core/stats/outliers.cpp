@@ -1,0 +1,25 @@
+#include "stats/outliers.h"
+
+#include <algorithm>
+
+namespace qs {
+
+double median_of(std::vector<float> v) {
+  if (v.empty()) return 0;
+  const std::size_t mid = v.size() / 2;
+  std::nth_element(v.begin(), v.begin() + static_cast<std::ptrdiff_t>(mid), v.end());
+  if (v.size() % 2) return v[mid];
+  const float upper = v[mid];
+  const float lower = *std::max_element(v.begin(), v.begin() + static_cast<std::ptrdiff_t>(mid));
+  return 0.5 * (static_cast<double>(lower) + static_cast<double>(upper));
+}
+
+std::vector<std::size_t> outlier_channels(const std::vector<float>& absmax, double k) {
+  std::vector<std::size_t> out;
+  const double threshold = k * median_of(absmax);
+  for (std::size_t i = 0; i < absmax.size(); ++i)
+    if (static_cast<double>(absmax[i]) > threshold) out.push_back(i);
+  return out;
+}
+
+}  // namespace qs

@@ -1,0 +1,5 @@
+#pragma once
+namespace qs {
+// Registers the "cuda" backend factory (see core/backend/registry.h).
+void register_cuda_backend();
+}  // namespace qs
