@@ -97,6 +97,7 @@ class HeaderSax : public nlohmann::json_sax<json> {
       count_ = 0;
       return true;
     }
+    if (state_ == State::Start) return fail("header must be a JSON object, got an array");
     if (state_ == State::TopValue) return fail("tensor \"" + key_ + "\": expected an object, got an array");
     return fail(where() + ": unexpected array");
   }
@@ -189,6 +190,10 @@ Result<SafetensorsHeader> parse_safetensors_header(std::span<const std::byte> fi
     return err("header length " + std::to_string(n) + " runs past the end of the file (" + std::to_string(size) + " bytes): truncated or not safetensors");
 
   const char* begin = reinterpret_cast<const char*>(file.data() + 8);
+  // nlohmann's lexer takes a NUL byte for the end of input; the reference reader rejects it.
+  if (const void* nul = std::memchr(begin, 0, n))
+    return err("header is not valid JSON: NUL byte at header offset " +
+               std::to_string(static_cast<const char*>(nul) - begin));
   HeaderSax sax;
   const bool ok = json::sax_parse(begin, begin + n, &sax, json::input_format_t::json, /*strict=*/true);
   if (!ok || !sax.finished()) return err(sax.error.empty() ? "header is not a complete JSON object" : sax.error);

@@ -1,0 +1,109 @@
+// quantscope-cli end to end: run the binary, check its output and exit codes.
+#include <gtest/gtest.h>
+#include <sys/wait.h>
+
+#include <array>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+
+#include "demo/demo_model.h"
+
+namespace {
+
+struct CliRun {
+  int code = -1;
+  std::string out;
+};
+
+CliRun run(const std::string& args, bool merge_stderr = false) {
+  const std::string cmd = std::string(QS_CLI_PATH) + " " + args + (merge_stderr ? " 2>&1" : " 2>/dev/null");
+  CliRun r;
+  FILE* p = popen(cmd.c_str(), "r");
+  if (!p) return r;
+  std::array<char, 4096> buf{};
+  std::size_t n;
+  while ((n = fread(buf.data(), 1, buf.size(), p)) > 0) r.out.append(buf.data(), n);
+  const int status = pclose(p);
+  r.code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  return r;
+}
+
+class Cli : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    dir_ = std::filesystem::temp_directory_path() / ("qs-cli-test-" + std::to_string(::getpid()));
+    ASSERT_TRUE(qs::write_demo_model(dir_.string()).ok());
+  }
+  static void TearDownTestSuite() { std::filesystem::remove_all(dir_); }
+  static std::filesystem::path dir_;
+};
+std::filesystem::path Cli::dir_;
+
+TEST_F(Cli, InspectJsonListsLayersWithStatsAndPlantedOutliers) {
+  const CliRun r = run("inspect --json --backend cpu " + dir_.string());
+  ASSERT_EQ(r.code, 0) << r.out;
+  const auto j = nlohmann::json::parse(r.out);
+  EXPECT_EQ(j["architecture"]["model_type"], "llama");
+  EXPECT_EQ(j["architecture"]["num_layers"], 6);
+  EXPECT_EQ(j["tensor_count"], 57);
+  ASSERT_EQ(j["layers"].size(), 44u);
+  const auto truth = qs::demo_truth({});
+  int q_layers = 0;
+  for (const auto& l : j["layers"]) {
+    EXPECT_TRUE(l.contains("min") && l.contains("max") && l.contains("std")) << l["name"];
+    EXPECT_LT(l["min"].get<double>(), l["max"].get<double>());
+    if (l["role"] == "q") {
+      ++q_layers;
+      EXPECT_EQ(l["outlier_in_channels"].get<std::vector<int>>(), truth.hidden_outlier_channels);
+      EXPECT_EQ(l["shape"], nlohmann::json::array({256, 256}));
+      EXPECT_EQ(l["dtype"], "F16");
+    }
+  }
+  EXPECT_EQ(q_layers, 6);
+}
+
+TEST_F(Cli, InspectTextShowsTheArchitectureAndTable) {
+  const CliRun r = run("inspect --backend cpu " + dir_.string());
+  ASSERT_EQ(r.code, 0);
+  EXPECT_NE(r.out.find("hidden 256, intermediate 688, layers 6, heads 8 (kv 4)"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("model.layers.5.mlp.down_proj"), std::string::npos);
+  EXPECT_NE(r.out.find("outliers"), std::string::npos);
+}
+
+TEST_F(Cli, HeadersOnlyModeSkipsStatistics) {
+  const CliRun r = run("inspect --json --no-stats " + dir_.string());
+  ASSERT_EQ(r.code, 0);
+  const auto j = nlohmann::json::parse(r.out);
+  EXPECT_FALSE(j["layers"][0].contains("min"));
+}
+
+TEST_F(Cli, BadFileExitsNonZeroWithAMessageNamingIt) {
+  const auto bad = dir_ / "broken.safetensors";
+  std::ofstream(bad) << "\x10\0\0\0\0\0\0\0{\"a\":";
+  const CliRun r = run("inspect " + bad.string(), true);
+  EXPECT_EQ(r.code, 2);
+  EXPECT_NE(r.out.find(bad.string()), std::string::npos) << r.out;
+  const CliRun none = run("inspect /no/such/model", true);
+  EXPECT_EQ(none.code, 2);
+  EXPECT_NE(none.out.find("no such file"), std::string::npos);
+}
+
+TEST_F(Cli, UnavailableCudaIsAClearErrorNotACrash) {
+  const CliRun r = run("inspect --backend cuda " + dir_.string(), true);
+  if (r.code == 0) GTEST_SKIP() << "a CUDA device is present";
+  EXPECT_EQ(r.code, 2);
+  EXPECT_NE(r.out.find("CUDA"), std::string::npos) << r.out;
+}
+
+TEST_F(Cli, DemoCommandWritesAModelThatInspects) {
+  const auto out = dir_ / "demo2";
+  const CliRun w = run("demo --layers 2 --hidden 64 --intermediate 96 -o " + out.string());
+  ASSERT_EQ(w.code, 0);
+  const CliRun r = run("inspect --json " + out.string());
+  ASSERT_EQ(r.code, 0);
+  EXPECT_EQ(nlohmann::json::parse(r.out)["layers"].size(), 2u * 7 + 2);
+}
+
+}  // namespace

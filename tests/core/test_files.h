@@ -1,0 +1,31 @@
+#pragma once
+// Helpers for tests that write files: a scratch directory removed at the end,
+// and raw byte writing (to make malformed files on purpose).
+#include <cstdint>
+#include <filesystem>
+#include <string>
+#include <vector>
+
+namespace qs::test {
+
+class TempDir {
+ public:
+  TempDir();
+  ~TempDir();
+  TempDir(const TempDir&) = delete;
+  TempDir& operator=(const TempDir&) = delete;
+  const std::filesystem::path& path() const { return path_; }
+  std::string file(const std::string& name) const { return (path_ / name).string(); }
+
+ private:
+  std::filesystem::path path_;
+};
+
+void write_bytes(const std::string& path, const std::string& bytes);
+std::string read_bytes(const std::string& path);
+// A safetensors file from a header text and a data area, with the 8-byte length in front.
+std::string safetensors_bytes(const std::string& header_json, const std::string& data);
+// The shared/ folder beside the repository, or "" when absent.
+std::string shared_dir();
+
+}  // namespace qs::test
