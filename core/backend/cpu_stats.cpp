@@ -192,12 +192,16 @@ Result<TensorStats> stats_two_pass(const TensorData& t, const HistogramSpec& spe
     const float* x = chunk(task, w, n);
     // Fast path assumes finite values; a NaN/Inf shows up in the sum and the chunk is redone exactly.
     float mn = std::numeric_limits<float>::infinity(), mx = -mn, amax = 0, mnz = mn;
-    double sum = 0;
-    for (std::uint64_t i = 0; i < n; ++i) {
+    double acc[4] = {0, 0, 0, 0};  // four sums break the add-latency chain
+    std::uint64_t i = 0;
+    for (; i + 4 <= n; i += 4)
+      for (int k = 0; k < 4; ++k) acc[k] += static_cast<double>(x[i + static_cast<std::uint64_t>(k)]);
+    for (; i < n; ++i) acc[0] += static_cast<double>(x[i]);
+    const double sum = (acc[0] + acc[1]) + (acc[2] + acc[3]);
+    for (i = 0; i < n; ++i) {
       const float v = x[i];
       mn = v < mn ? v : mn;
       mx = v > mx ? v : mx;
-      sum += static_cast<double>(v);
       const float a = std::fabs(v);
       amax = a > amax ? a : amax;
       mnz = (a > 0 && a < mnz) ? a : mnz;
@@ -206,7 +210,7 @@ Result<TensorStats> stats_two_pass(const TensorData& t, const HistogramSpec& spe
     if (std::isfinite(sum) && std::isfinite(mn) && std::isfinite(mx)) {
       m.count = n; m.min = mn; m.max = mx; m.sum = sum; m.abs_max = amax; m.min_abs_nonzero = mnz;
     } else {
-      for (std::uint64_t i = 0; i < n; ++i) m.add(x[i], 1);
+      for (std::uint64_t j = 0; j < n; ++j) m.add(x[j], 1);
     }
     ctx.progress(0.5 * static_cast<double>(++done) / static_cast<double>(tasks));
   });
@@ -224,26 +228,47 @@ Result<TensorStats> stats_two_pass(const TensorData& t, const HistogramSpec& spe
 
   // Pass 2: central moments and bins. Bin counts are per worker (integers: order does not matter).
   std::vector<Central> cpart(tasks);
+  // Per worker: `stride` slots (below, bins, above).
+  const std::size_t stride = static_cast<std::size_t>(bins) + 2;
   std::vector<std::vector<std::uint64_t>> wcounts(workers);
   std::vector<std::array<std::uint64_t, 3>> wextra(workers, {0, 0, 0});  // below, above, zeros
   pool.parallel_for(tasks, [&](std::size_t task, unsigned w) {
     if (ctx.cancelled()) return;
-    if (wcounts[w].empty()) wcounts[w].assign(static_cast<std::size_t>(bins) + 2, 0);
+    if (wcounts[w].empty()) wcounts[w].assign(stride, 0);
     std::uint64_t* cnt = wcounts[w].data() + 1;  // cnt[-1] below, cnt[bins] above
     std::uint64_t n;
     const float* x = chunk(task, w, n);
     double m2 = 0, m3 = 0, m4 = 0;
-    for (std::uint64_t i = 0; i < n; ++i) {
-      const double v = x[i];
-      if (!std::isfinite(v)) continue;
-      const double d = v - mean, d2 = d * d;
-      m2 += d2; m3 += d2 * d; m4 += d2 * d2;
-      double q = v;
-      if (scale == HistogramScale::LogMagnitude) {
-        if (v == 0) { ++wextra[w][2]; continue; }
-        q = std::log10(std::fabs(v));
+    if (part[task].nan == 0 && part[task].inf == 0 && scale == HistogramScale::Linear) {
+      // Common case, all finite: moments with four accumulators each, then bins.
+      double a2[4] = {0, 0, 0, 0}, a3[4] = {0, 0, 0, 0}, a4[4] = {0, 0, 0, 0};
+      std::uint64_t i = 0;
+      for (; i + 4 <= n; i += 4)
+        for (int k = 0; k < 4; ++k) {
+          const double d = static_cast<double>(x[i + static_cast<std::uint64_t>(k)]) - mean, d2 = d * d;
+          a2[k] += d2; a3[k] += d2 * d; a4[k] += d2 * d2;
+        }
+      for (; i < n; ++i) {
+        const double d = static_cast<double>(x[i]) - mean, d2 = d * d;
+        a2[0] += d2; a3[0] += d2 * d; a4[0] += d2 * d2;
       }
-      ++cnt[histogram_bin(q, lo, hi, inv_width, bins)];
+      m2 = (a2[0] + a2[1]) + (a2[2] + a2[3]);
+      m3 = (a3[0] + a3[1]) + (a3[2] + a3[3]);
+      m4 = (a4[0] + a4[1]) + (a4[2] + a4[3]);
+      for (i = 0; i < n; ++i) ++cnt[histogram_bin(x[i], lo, hi, inv_width, bins)];
+    } else {
+      for (std::uint64_t i = 0; i < n; ++i) {
+        const double v = x[i];
+        if (!std::isfinite(v)) continue;
+        const double d = v - mean, d2 = d * d;
+        m2 += d2; m3 += d2 * d; m4 += d2 * d2;
+        double q = v;
+        if (scale == HistogramScale::LogMagnitude) {
+          if (v == 0) { ++wextra[w][2]; continue; }
+          q = std::log10(std::fabs(v));
+        }
+        ++cnt[histogram_bin(q, lo, hi, inv_width, bins)];
+      }
     }
     cpart[task] = {m2, m3, m4};
     ctx.progress(0.5 + 0.5 * static_cast<double>(++done - tasks) / static_cast<double>(tasks));
@@ -253,9 +278,10 @@ Result<TensorStats> stats_two_pass(const TensorData& t, const HistogramSpec& spe
   for (const auto& p : cpart) c.merge(p);
   for (unsigned w = 0; w < workers; ++w) {
     if (wcounts[w].empty()) continue;
-    s.hist.below += wcounts[w][0];
-    s.hist.above += wcounts[w][static_cast<std::size_t>(bins) + 1];
-    for (int b = 0; b < bins; ++b) s.hist.counts[static_cast<std::size_t>(b)] += wcounts[w][static_cast<std::size_t>(b) + 1];
+    const std::uint64_t* wc = wcounts[w].data();
+    s.hist.below += wc[0];
+    s.hist.above += wc[stride - 1];
+    for (std::size_t b = 0; b < static_cast<std::size_t>(bins); ++b) s.hist.counts[b] += wc[b + 1];
     s.hist.zeros += wextra[w][2];
   }
   finish(s, m, c);
