@@ -35,7 +35,7 @@ Result<TensorStats> CpuBackend::tensor_stats(const TensorData& t, const Histogra
 
 Result<ChannelAbsMax> CpuBackend::channel_absmax(const TensorData& t, OpContext& ctx) {
   if (!dtype_is_float_convertible(t.dtype))
-    return Error::unsupported("channel statistics of " + std::string(dtype_name(t.dtype)) + " tensors are not supported");
+    return Error::unsupported("type " + std::string(dtype_name(t.dtype)) + ": not decodable yet");
   if (t.rows < 0 || t.cols < 0 || static_cast<std::uint64_t>(t.rows) * static_cast<std::uint64_t>(t.cols) != t.numel)
     return Error::invalid("channel_absmax: rows x cols does not match the element count");
   const auto rows = static_cast<std::size_t>(t.rows), cols = static_cast<std::size_t>(t.cols);
@@ -43,7 +43,8 @@ Result<ChannelAbsMax> CpuBackend::channel_absmax(const TensorData& t, OpContext&
   out.rows.assign(rows, 0.0f);
   out.cols.assign(cols, 0.0f);
   if (t.numel == 0) return out;
-  const unsigned esize = dtype_bits(t.dtype) / 8;
+  const auto row_bytes = dtype_bytes(t.dtype, cols);  // rows of block types are whole blocks
+  if (!row_bytes) return Error::invalid("rows are not a whole number of " + std::string(dtype_name(t.dtype)) + " blocks");
   // Enough rows per task to amortise the per-worker column maxima.
   const std::size_t rows_per_task = std::max<std::size_t>(1, (std::size_t{1} << 16) / std::max<std::size_t>(cols, 1));
   const std::size_t tasks = (rows + rows_per_task - 1) / rows_per_task;
@@ -56,7 +57,7 @@ Result<ChannelAbsMax> CpuBackend::channel_absmax(const TensorData& t, OpContext&
     float* x = buf[w].data();
     const std::size_t r1 = std::min(rows, (task + 1) * rows_per_task);
     for (std::size_t r = task * rows_per_task; r < r1; ++r) {
-      (void)convert_to_f32(t.dtype, t.data + r * cols * esize, cols, x);
+      (void)convert_to_f32(t.dtype, t.data + r * *row_bytes, cols, x);
       float rm = 0;
       for (std::size_t c = 0; c < cols; ++c) {
         const float a = std::fabs(x[c]);

@@ -16,7 +16,7 @@ namespace {
 // Elements per task: large enough that scheduling costs nothing, small enough
 // for progress, cancel and load balance to be fine-grained.
 constexpr std::uint64_t kPatternChunk = 1u << 20;
-constexpr std::uint64_t kFloatChunk = 1u << 16;
+constexpr std::uint64_t kFloatChunk = 1u << 16;  // a multiple of every block size (32, 256)
 
 struct Moments {
   std::uint64_t count = 0, nan = 0, inf = 0;
@@ -165,8 +165,8 @@ Result<TensorStats> stats_by_pattern(const TensorData& t, const HistogramSpec& s
 
 Result<TensorStats> stats_two_pass(const TensorData& t, const HistogramSpec& spec, ThreadPool& pool, OpContext& ctx) {
   if (!dtype_is_float_convertible(t.dtype))
-    return Error::unsupported("statistics of " + std::string(dtype_name(t.dtype)) + " tensors are not supported");
-  const unsigned esize = dtype_bits(t.dtype) / 8;
+    return Error::unsupported("type " + std::string(dtype_name(t.dtype)) + ": not decodable yet");
+  if (!dtype_bytes(t.dtype, t.numel)) return Error::invalid("element count is not a whole number of blocks");
   const std::uint64_t tasks = (t.numel + kFloatChunk - 1) / kFloatChunk;
   const unsigned workers = pool.size();
   std::vector<std::vector<float>> scratch(workers);
@@ -175,7 +175,7 @@ Result<TensorStats> stats_two_pass(const TensorData& t, const HistogramSpec& spe
   auto chunk = [&](std::size_t task, unsigned w, std::uint64_t& n) -> const float* {
     const std::uint64_t begin = task * kFloatChunk;
     n = std::min<std::uint64_t>(kFloatChunk, t.numel - begin);
-    const std::byte* src = t.data + begin * esize;
+    const std::byte* src = t.data + *dtype_bytes(t.dtype, begin);  // chunks are whole blocks
     if (t.dtype == DType::F32 && reinterpret_cast<std::uintptr_t>(src) % alignof(float) == 0)
       return reinterpret_cast<const float*>(src);
     if (scratch[w].size() < kFloatChunk) scratch[w].resize(kFloatChunk);

@@ -7,6 +7,7 @@
 #include <nlohmann/json.hpp>
 #include <set>
 
+#include "io/gguf_model.h"
 #include "io/hf_config.h"
 #include "io/safetensors.h"
 #include "util/read_text_file.h"
@@ -18,8 +19,8 @@ namespace {
 
 constexpr std::size_t kMaxIndexBytes = 64u << 20;
 
-// What the first bytes say a file is, for a helpful refusal of formats not read yet.
-std::string sniff_other_format(const std::string& path) {
+// What the first bytes say a file is (safetensors has no magic number).
+std::string sniff_format(const std::string& path) {
   std::FILE* f = std::fopen(path.c_str(), "rb");
   if (!f) return {};
   unsigned char magic[8] = {};
@@ -127,8 +128,9 @@ Result<Model> open_model(const std::string& path) {
   }
 
   if (p.filename() == "model.safetensors.index.json") return open_sharded_safetensors(path);
-  if (const std::string other = sniff_other_format(path); !other.empty())
-    return Error::unsupported(path + ": " + other + " files cannot be opened yet (this build reads safetensors)");
+  const std::string kind = sniff_format(path);
+  if (kind == "GGUF" || p.extension() == ".gguf") return open_gguf_model(path);  // (a bad magic is reported there)
+  if (!kind.empty()) return Error::unsupported(path + ": " + kind + " files cannot be opened yet");
 
   Model model;
   model.path = path;

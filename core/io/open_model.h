@@ -9,7 +9,7 @@
 namespace qs {
 
 // `path` may be a Hugging Face directory (config.json + model.safetensors or a
-// sharded model.safetensors.index.json), or a single .safetensors file.
+// sharded model.safetensors.index.json), a single .safetensors file, or a .gguf file.
 Result<Model> open_model(const std::string& path);
 
 // A sharded checkpoint from its index file (model.safetensors.index.json).

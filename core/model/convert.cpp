@@ -5,6 +5,7 @@
 #include <limits>
 #include <string>
 
+#include "quant/ggml_dequant.h"
 #include "util/half.h"
 
 #if defined(__x86_64__) || defined(__i386__)
@@ -118,7 +119,14 @@ Result<void> convert_to_f32(DType t, const std::byte* src, std::size_t count, fl
       for (std::size_t i = 0; i < count; ++i) dst[i] = fp8_e5m2_to_f32(load_unaligned<std::uint8_t>(src + i));
       return {};
     default:
-      return Error::unsupported("dtype " + std::string(dtype_name(t)) + " cannot be decoded to F32 yet");
+      if (dtype_is_block_quantized(t)) {
+        const unsigned blk = dtype_block_elems(t);
+        if (count % blk != 0)
+          return Error::invalid("convert_to_f32: " + std::to_string(count) + " is not a whole number of " +
+                                std::string(dtype_name(t)) + " blocks");
+        if (dequantize_ggml_blocks(t, src, count / blk, dst)) return {};
+      }
+      return Error::unsupported("type " + std::string(dtype_name(t)) + ": not decodable yet");
   }
 }
 

@@ -11,7 +11,8 @@
 namespace qs {
 
 // Decodes `count` elements of type `t` starting at `src` into `dst` (F32).
-// `src` needs no alignment. Fails for types dtype_is_float_convertible() rejects.
+// `src` needs no alignment. Block types (GGUF) need `count` to be a whole number
+// of blocks starting at a block boundary. Fails for types dtype_is_float_convertible() rejects.
 Result<void> convert_to_f32(DType t, const std::byte* src, std::size_t count, float* dst);
 
 // Bulk F16/BF16 -> F32 (vectorised where the CPU allows).

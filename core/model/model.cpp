@@ -83,8 +83,8 @@ struct RoleSuffix {
   std::string_view suffix;
   LayerRole role;
 };
-// Llama / Mistral / Qwen2 module names inside a block.
-constexpr std::array<RoleSuffix, 7> kBlockRoles{{
+// Llama / Mistral / Qwen2 module names inside a block, HF and GGUF spellings.
+constexpr std::array<RoleSuffix, 14> kBlockRoles{{
     {"self_attn.q_proj", LayerRole::Q},
     {"self_attn.k_proj", LayerRole::K},
     {"self_attn.v_proj", LayerRole::V},
@@ -92,6 +92,13 @@ constexpr std::array<RoleSuffix, 7> kBlockRoles{{
     {"mlp.gate_proj", LayerRole::Gate},
     {"mlp.up_proj", LayerRole::Up},
     {"mlp.down_proj", LayerRole::Down},
+    {"attn_q", LayerRole::Q},
+    {"attn_k", LayerRole::K},
+    {"attn_v", LayerRole::V},
+    {"attn_output", LayerRole::O},
+    {"ffn_gate", LayerRole::Gate},
+    {"ffn_up", LayerRole::Up},
+    {"ffn_down", LayerRole::Down},
 }};
 
 bool ends_with(std::string_view s, std::string_view suffix) {
@@ -100,7 +107,7 @@ bool ends_with(std::string_view s, std::string_view suffix) {
 
 // "model.layers.12.self_attn.q_proj" -> block 12, rest "self_attn.q_proj".
 bool parse_block_name(std::string_view base, int& block, std::string_view& rest) {
-  for (std::string_view prefix : {"model.layers.", "layers."}) {
+  for (std::string_view prefix : {"model.layers.", "layers.", "blk."}) {
     if (base.substr(0, prefix.size()) != prefix) continue;
     std::string_view tail = base.substr(prefix.size());
     const auto dot = tail.find('.');
@@ -122,7 +129,8 @@ void group_layers(Model& model) {
   std::unordered_map<std::string_view, std::size_t> by_name;
   for (std::size_t i = 0; i < model.tensors.size(); ++i) by_name.emplace(model.tensors[i].name, i);
   const bool llama = model.arch.is_llama_family() ||
-                     by_name.count("model.embed_tokens.weight") > 0;
+                     by_name.count("model.embed_tokens.weight") > 0 ||
+                     by_name.count("token_embd.weight") > 0;
   for (std::size_t i = 0; i < model.tensors.size(); ++i) {
     const TensorInfo& t = model.tensors[i];
     if (!ends_with(t.name, ".weight") || t.shape.size() < 2) continue;
@@ -137,9 +145,9 @@ void group_layers(Model& model) {
         layer.block = block;
         for (const auto& r : kBlockRoles)
           if (rest == r.suffix) layer.role = r.role;
-      } else if (layer.name == "model.embed_tokens") {
+      } else if (layer.name == "model.embed_tokens" || layer.name == "token_embd") {
         layer.role = LayerRole::Embed;
-      } else if (layer.name == "lm_head") {
+      } else if (layer.name == "lm_head" || layer.name == "output") {
         layer.role = LayerRole::LmHead;
       }
     }

@@ -141,11 +141,11 @@ TEST(OpenModel, DirectoryWithoutWeightsSaysSo) {
 
 TEST(OpenModel, RecognisesFormatsNotReadYet) {
   qs::test::TempDir dir;
-  qs::test::write_bytes(dir.file("m.gguf"), std::string("GGUF\x03\0\0\0", 8) + std::string(32, '\0'));
-  auto r = qs::open_model(dir.file("m.gguf"));
+  qs::test::write_bytes(dir.file("m.h5"), std::string("\x89HDF\r\n\x1a\n", 8) + std::string(32, '\0'));
+  auto r = qs::open_model(dir.file("m.h5"));
   ASSERT_FALSE(r.ok());
   EXPECT_EQ(r.error().code, qs::ErrorCode::Unsupported);
-  EXPECT_NE(r.error().message.find("GGUF"), std::string::npos);
+  EXPECT_NE(r.error().message.find("HDF5"), std::string::npos);
 }
 
 TEST(OpenModel, BrokenConfigJsonIsAnErrorNamingIt) {

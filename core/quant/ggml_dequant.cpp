@@ -1,0 +1,223 @@
+#include "quant/ggml_dequant.h"
+
+#include <cstring>
+
+#include "util/half.h"
+
+namespace qs {
+
+const std::int8_t kIq4nlValues[16] = {-127, -104, -83, -65, -49, -35, -22, -10, 1, 13, 25, 38, 53, 69, 89, 113};
+
+namespace {
+
+using u8 = std::uint8_t;
+
+inline float half_at(const u8* p) {
+  std::uint16_t h;
+  std::memcpy(&h, p, 2);
+  return f16_to_f32(h);
+}
+
+// Q4_0 / Q4_1 / IQ4_NL nibble order: low nibbles are elements 0-15, high nibbles 16-31.
+void q4_0(const u8* b, float* y) {
+  const float d = half_at(b);
+  const u8* qs = b + 2;
+  for (int j = 0; j < 16; ++j) {
+    y[j] = static_cast<float>((qs[j] & 0x0F) - 8) * d;
+    y[j + 16] = static_cast<float>((qs[j] >> 4) - 8) * d;
+  }
+}
+
+void q4_1(const u8* b, float* y) {
+  const float d = half_at(b), m = half_at(b + 2);
+  const u8* qs = b + 4;
+  for (int j = 0; j < 16; ++j) {
+    y[j] = static_cast<float>(qs[j] & 0x0F) * d + m;
+    y[j + 16] = static_cast<float>(qs[j] >> 4) * d + m;
+  }
+}
+
+inline std::uint32_t u32_at(const u8* p) {
+  std::uint32_t v;
+  std::memcpy(&v, p, 4);
+  return v;  // little-endian hosts only (as every reader here)
+}
+
+// Q5: bit 4 of element j is bit j of qh (read as a little-endian u32).
+void q5_0(const u8* b, float* y) {
+  const float d = half_at(b);
+  const std::uint32_t qh = u32_at(b + 2);
+  const u8* qs = b + 6;
+  for (int j = 0; j < 16; ++j) {
+    const int lo = (qs[j] & 0x0F) | static_cast<int>(((qh >> j) & 1u) << 4);
+    const int hi = (qs[j] >> 4) | static_cast<int>(((qh >> (j + 16)) & 1u) << 4);
+    y[j] = static_cast<float>(lo - 16) * d;
+    y[j + 16] = static_cast<float>(hi - 16) * d;
+  }
+}
+
+void q5_1(const u8* b, float* y) {
+  const float d = half_at(b), m = half_at(b + 2);
+  const std::uint32_t qh = u32_at(b + 4);
+  const u8* qs = b + 8;
+  for (int j = 0; j < 16; ++j) {
+    const int lo = (qs[j] & 0x0F) | static_cast<int>(((qh >> j) & 1u) << 4);
+    const int hi = (qs[j] >> 4) | static_cast<int>(((qh >> (j + 16)) & 1u) << 4);
+    y[j] = static_cast<float>(lo) * d + m;
+    y[j + 16] = static_cast<float>(hi) * d + m;
+  }
+}
+
+void q8_0(const u8* b, float* y) {
+  const float d = half_at(b);
+  for (int j = 0; j < 32; ++j) y[j] = static_cast<float>(static_cast<std::int8_t>(b[2 + j])) * d;
+}
+
+void iq4_nl(const u8* b, float* y) {
+  const float d = half_at(b);
+  const u8* qs = b + 2;
+  for (int j = 0; j < 16; ++j) {
+    y[j] = d * static_cast<float>(kIq4nlValues[qs[j] & 0x0F]);
+    y[j + 16] = d * static_cast<float>(kIq4nlValues[qs[j] >> 4]);
+  }
+}
+
+// Q2_K: scales[16] (low nibble scale, high nibble min), qs[64], d, dmin.
+// Per 128-element half: 4 shifts x 2 groups of 16, 2-bit codes.
+void q2_k(const u8* b, float* y) {
+  const u8* scales = b;
+  const u8* q = b + 16;
+  const float d = half_at(b + 80), dmin = half_at(b + 82);
+  int is = 0;
+  for (int half = 0; half < 2; ++half, q += 32)
+    for (int shift = 0; shift < 8; shift += 2)
+      for (int g = 0; g < 2; ++g) {
+        const u8 sc = scales[is++];
+        const float dl = d * static_cast<float>(sc & 0x0F), ml = dmin * static_cast<float>(sc >> 4);
+        for (int l = 0; l < 16; ++l) *y++ = dl * static_cast<float>((q[l + 16 * g] >> shift) & 3) - ml;
+      }
+}
+
+// Q3_K: hmask[32], qs[64], scales[12] (sixteen 6-bit signed scales, offset 32), d.
+void q3_k(const u8* b, float* y) {
+  const u8* hm = b;
+  const u8* q = b + 32;
+  const u8* s = b + 96;
+  const float d = half_at(b + 108);
+  // Scale j: low 4 bits from s[j] (j < 8: low nibble, else s[j-8] high nibble),
+  // high 2 bits from s[8 + j % 4] at bit offset 2 * (j / 4).
+  int scales[16];
+  for (int j = 0; j < 16; ++j) {
+    const int lo = j < 8 ? (s[j] & 0x0F) : (s[j - 8] >> 4);
+    const int hi = (s[8 + j % 4] >> (2 * (j / 4))) & 3;
+    scales[j] = (lo | (hi << 4)) - 32;
+  }
+  int is = 0;
+  u8 m = 1;
+  for (int half = 0; half < 2; ++half, q += 32)
+    for (int shift = 0; shift < 8; shift += 2, m = static_cast<u8>(m << 1))
+      for (int g = 0; g < 2; ++g) {
+        const float dl = d * static_cast<float>(scales[is++]);
+        for (int l = 0; l < 16; ++l) {
+          const int idx = l + 16 * g;
+          const int code = ((q[idx] >> shift) & 3) - ((hm[idx] & m) ? 0 : 4);
+          *y++ = dl * static_cast<float>(code);
+        }
+      }
+}
+
+// Six-bit scale and min of sub-block j of Q4_K / Q5_K (formats.md 3.8).
+inline void scale_min_k4(int j, const u8* s, int& sc, int& m) {
+  if (j < 4) {
+    sc = s[j] & 63;
+    m = s[j + 4] & 63;
+  } else {
+    sc = (s[j + 4] & 0x0F) | ((s[j - 4] >> 6) << 4);
+    m = (s[j + 4] >> 4) | ((s[j] >> 6) << 4);
+  }
+}
+
+void q4_k(const u8* b, float* y) {
+  const float d = half_at(b), dmin = half_at(b + 2);
+  const u8* s = b + 4;
+  const u8* qs = b + 16;
+  for (int c = 0; c < 4; ++c) {
+    int sc0, m0, sc1, m1;
+    scale_min_k4(2 * c, s, sc0, m0);
+    scale_min_k4(2 * c + 1, s, sc1, m1);
+    const float d0 = d * static_cast<float>(sc0), n0 = dmin * static_cast<float>(m0);
+    const float d1 = d * static_cast<float>(sc1), n1 = dmin * static_cast<float>(m1);
+    for (int l = 0; l < 32; ++l) y[64 * c + l] = d0 * static_cast<float>(qs[32 * c + l] & 0x0F) - n0;
+    for (int l = 0; l < 32; ++l) y[64 * c + 32 + l] = d1 * static_cast<float>(qs[32 * c + l] >> 4) - n1;
+  }
+}
+
+void q5_k(const u8* b, float* y) {
+  const float d = half_at(b), dmin = half_at(b + 2);
+  const u8* s = b + 4;
+  const u8* qh = b + 16;
+  const u8* qs = b + 48;
+  for (int c = 0; c < 4; ++c) {
+    int sc0, m0, sc1, m1;
+    scale_min_k4(2 * c, s, sc0, m0);
+    scale_min_k4(2 * c + 1, s, sc1, m1);
+    const float d0 = d * static_cast<float>(sc0), n0 = dmin * static_cast<float>(m0);
+    const float d1 = d * static_cast<float>(sc1), n1 = dmin * static_cast<float>(m1);
+    for (int l = 0; l < 32; ++l) {
+      const int lo = (qs[32 * c + l] & 0x0F) + (((qh[l] >> (2 * c)) & 1) << 4);
+      const int hi = (qs[32 * c + l] >> 4) + (((qh[l] >> (2 * c + 1)) & 1) << 4);
+      y[64 * c + l] = d0 * static_cast<float>(lo) - n0;
+      y[64 * c + 32 + l] = d1 * static_cast<float>(hi) - n1;
+    }
+  }
+}
+
+// Q6_K: ql[128], qh[64], scales[16] (i8), d last (formats.md 3.10).
+void q6_k(const u8* b, float* y) {
+  const u8* ql = b;
+  const u8* qh = b + 128;
+  const auto* sc = reinterpret_cast<const std::int8_t*>(b + 192);
+  const float d = half_at(b + 208);
+  for (int h = 0; h < 2; ++h) {
+    const u8* l8 = ql + 64 * h;
+    const u8* h8 = qh + 32 * h;
+    for (int l = 0; l < 32; ++l) {
+      const int q[4] = {
+          ((l8[l] & 0x0F) | (((h8[l] >> 0) & 3) << 4)) - 32,
+          ((l8[l + 32] & 0x0F) | (((h8[l] >> 2) & 3) << 4)) - 32,
+          ((l8[l] >> 4) | (((h8[l] >> 4) & 3) << 4)) - 32,
+          ((l8[l + 32] >> 4) | (((h8[l] >> 6) & 3) << 4)) - 32,
+      };
+      for (int k = 0; k < 4; ++k) {
+        const int e = 128 * h + l + 32 * k;
+        y[e] = d * static_cast<float>(sc[e / 16]) * static_cast<float>(q[k]);
+      }
+    }
+  }
+}
+
+}  // namespace
+
+bool dequantize_ggml_blocks(DType t, const std::byte* src, std::size_t blocks, float* dst) {
+  void (*fn)(const u8*, float*) = nullptr;
+  switch (t) {
+    case DType::Q4_0: fn = q4_0; break;
+    case DType::Q4_1: fn = q4_1; break;
+    case DType::Q5_0: fn = q5_0; break;
+    case DType::Q5_1: fn = q5_1; break;
+    case DType::Q8_0: fn = q8_0; break;
+    case DType::IQ4_NL: fn = iq4_nl; break;
+    case DType::Q2_K: fn = q2_k; break;
+    case DType::Q3_K: fn = q3_k; break;
+    case DType::Q4_K: fn = q4_k; break;
+    case DType::Q5_K: fn = q5_k; break;
+    case DType::Q6_K: fn = q6_k; break;
+    default: return false;
+  }
+  const std::size_t in = dtype_block_bytes(t), out = dtype_block_elems(t);
+  const auto* p = reinterpret_cast<const u8*>(src);
+  for (std::size_t i = 0; i < blocks; ++i) fn(p + i * in, dst + i * out);
+  return true;
+}
+
+}  // namespace qs
