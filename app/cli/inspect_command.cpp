@@ -26,13 +26,15 @@ void print_arch(const Model& m) {
   if (a.known()) {
     std::printf("architecture  %s%s%s\n", a.model_type.empty() ? "?" : a.model_type.c_str(),
                 a.architectures.empty() ? "" : " / ", a.architectures.empty() ? "" : a.architectures[0].c_str());
+  }
+  if (a.hidden_size > 0) {
     std::printf("hidden %" PRId64 ", intermediate %" PRId64 ", layers %" PRId64 ", heads %" PRId64 " (kv %" PRId64
                 "), head_dim %" PRId64 ", vocab %" PRId64 "\n",
                 a.hidden_size, a.intermediate_size, a.num_layers, a.num_heads, a.num_kv_heads, a.head_dim, a.vocab_size);
     std::printf("rms_norm_eps %g, rope_theta %g%s%s, tied embeddings %s, dtype %s\n", a.rms_norm_eps, a.rope.theta,
                 a.rope.scaling_type.empty() ? "" : ", rope scaling ", a.rope.scaling_type.c_str(),
                 a.tie_word_embeddings ? "yes" : "no", a.torch_dtype.empty() ? "?" : a.torch_dtype.c_str());
-  } else {
+  } else if (!a.known()) {
     std::printf("architecture  unknown (no config.json): tensors listed flat\n");
   }
   std::printf("%zu tensors, %s parameters, %.2f MiB in %zu file(s); %zu linear layers in %d blocks\n\n",

@@ -19,10 +19,11 @@ struct TensorData {
   DType dtype = DType::F32;
   const std::byte* data = nullptr;
   std::uint64_t numel = 0;
-  std::int64_t rows = 1, cols = 0;  // 2-D view: last axis = columns (input channels)
+  std::int64_t rows = 1, cols = 0;  // 2-D view: rows = output channels, cols = the rest
+  bool channels_last = false;       // bytes hold the [cols, rows] transpose (Keras kernels)
 
   static TensorData of(const TensorInfo& t) {
-    return {t.dtype, t.bytes().data(), t.numel(), t.rows(), t.cols()};
+    return {t.dtype, t.bytes().data(), t.numel(), t.rows(), t.cols(), t.channels_last};
   }
 };
 

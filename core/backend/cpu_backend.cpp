@@ -38,7 +38,9 @@ Result<ChannelAbsMax> CpuBackend::channel_absmax(const TensorData& t, OpContext&
     return Error::unsupported("type " + std::string(dtype_name(t.dtype)) + ": not decodable yet");
   if (t.rows < 0 || t.cols < 0 || static_cast<std::uint64_t>(t.rows) * static_cast<std::uint64_t>(t.cols) != t.numel)
     return Error::invalid("channel_absmax: rows x cols does not match the element count");
-  const auto rows = static_cast<std::size_t>(t.rows), cols = static_cast<std::size_t>(t.cols);
+  // Work on the matrix as stored; for channels-last tensors swap the results back.
+  const auto rows = static_cast<std::size_t>(t.channels_last ? t.cols : t.rows);
+  const auto cols = static_cast<std::size_t>(t.channels_last ? t.rows : t.cols);
   ChannelAbsMax out;
   out.rows.assign(rows, 0.0f);
   out.cols.assign(cols, 0.0f);
@@ -71,6 +73,7 @@ Result<ChannelAbsMax> CpuBackend::channel_absmax(const TensorData& t, OpContext&
   for (const auto& wc : wcols)
     if (!wc.empty())
       for (std::size_t c = 0; c < cols; ++c) out.cols[c] = std::max(out.cols[c], wc[c]);
+  if (t.channels_last) std::swap(out.rows, out.cols);
   return out;
 }
 

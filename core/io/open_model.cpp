@@ -9,6 +9,7 @@
 
 #include "io/gguf_model.h"
 #include "io/hf_config.h"
+#include "io/keras_h5.h"
 #include "io/safetensors.h"
 #include "util/read_text_file.h"
 
@@ -130,6 +131,7 @@ Result<Model> open_model(const std::string& path) {
   if (p.filename() == "model.safetensors.index.json") return open_sharded_safetensors(path);
   const std::string kind = sniff_format(path);
   if (kind == "GGUF" || p.extension() == ".gguf") return open_gguf_model(path);  // (a bad magic is reported there)
+  if (kind == "HDF5 (Keras)" || p.extension() == ".h5" || p.extension() == ".hdf5") return open_keras_h5(path);
   if (!kind.empty()) return Error::unsupported(path + ": " + kind + " files cannot be opened yet");
 
   Model model;

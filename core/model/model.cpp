@@ -8,10 +8,9 @@
 
 namespace qs {
 
-std::int64_t TensorInfo::rows() const {
-  std::int64_t r = 1;
-  for (std::size_t i = 0; i + 1 < shape.size(); ++i) r *= shape[i];
-  return r;
+std::int64_t TensorInfo::cols() const {
+  const std::int64_t r = rows();
+  return r > 0 ? static_cast<std::int64_t>(numel() / static_cast<std::uint64_t>(r)) : 0;
 }
 
 std::string TensorInfo::shape_string() const {

@@ -20,6 +20,10 @@ struct TensorInfo {
   std::shared_ptr<const MappedFile> file;  // the mapping these bytes live in
   std::uint64_t offset = 0;                // absolute byte offset in `file`
   std::uint64_t nbytes = 0;
+  // Keras kernels are stored with the output channel as the last (fastest)
+  // axis: Dense [in, out], Conv2D [kh, kw, in, out]. `shape` is still given in
+  // our convention (out first); this flag says the bytes are the transpose.
+  bool channels_last = false;
 
   std::uint64_t numel() const {
     std::uint64_t n = 1;
@@ -29,10 +33,10 @@ struct TensorInfo {
   std::span<const std::byte> bytes() const {
     return file ? file->bytes().subspan(offset, nbytes) : std::span<const std::byte>{};
   }
-  // Rows x cols view for plots and channel statistics: the last axis is the
-  // input (column) axis, all leading axes fold into rows. A 1-D tensor is 1 x n.
-  std::int64_t rows() const;
-  std::int64_t cols() const { return shape.empty() ? 1 : shape.back(); }
+  // Rows x cols view for channel statistics: rows are the output channels
+  // (shape[0]), columns everything else; a 1-D tensor is 1 x n.
+  std::int64_t rows() const { return shape.size() >= 2 ? shape[0] : 1; }
+  std::int64_t cols() const;
   std::string shape_string() const;
 };
 

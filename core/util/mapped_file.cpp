@@ -39,6 +39,16 @@ Result<std::shared_ptr<const MappedFile>> MappedFile::open(const std::string& pa
   return std::shared_ptr<const MappedFile>(std::move(f));
 }
 
+std::shared_ptr<const MappedFile> MappedFile::from_buffer(std::vector<std::byte> bytes, std::string label) {
+  std::shared_ptr<MappedFile> f(new MappedFile());
+  f->path_ = std::move(label);
+  f->owned_ = std::move(bytes);
+  f->size_ = f->owned_.size();
+  return f;
+}
+
+const std::byte* MappedFile::data_ptr() const { return owned_.empty() ? data_ : owned_.data(); }
+
 MappedFile::~MappedFile() {
   if (data_) ::munmap(const_cast<std::byte*>(data_), size_);
 }

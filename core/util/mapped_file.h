@@ -5,6 +5,7 @@
 #include <memory>
 #include <span>
 #include <string>
+#include <vector>
 
 #include "util/result.h"
 
@@ -13,20 +14,25 @@ namespace qs {
 class MappedFile {
  public:
   static Result<std::shared_ptr<const MappedFile>> open(const std::string& path);
+  // Bytes held in memory instead of a map (datasets that HDF5 stores chunked
+  // or compressed have to be read); `label` names where they came from.
+  static std::shared_ptr<const MappedFile> from_buffer(std::vector<std::byte> bytes, std::string label);
   ~MappedFile();
   MappedFile(const MappedFile&) = delete;
   MappedFile& operator=(const MappedFile&) = delete;
 
   const std::string& path() const { return path_; }
   std::size_t size() const { return size_; }
-  std::span<const std::byte> bytes() const { return {data_, size_}; }
-  const std::byte* data() const { return data_; }
+  std::span<const std::byte> bytes() const { return {data_ptr(), size_}; }
+  const std::byte* data() const { return data_ptr(); }
 
  private:
   MappedFile() = default;
+  const std::byte* data_ptr() const;
   std::string path_;
   const std::byte* data_ = nullptr;
   std::size_t size_ = 0;
+  std::vector<std::byte> owned_;  // from_buffer() only
 };
 
 }  // namespace qs
