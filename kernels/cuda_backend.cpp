@@ -96,20 +96,24 @@ class CudaBackend final : public Backend {
     if (!elem_type(t.dtype, et)) return cpu_backend()->channel_absmax(t, ctx);
     if (t.rows < 0 || t.cols < 0 || static_cast<std::uint64_t>(t.rows) * static_cast<std::uint64_t>(t.cols) != t.numel)
       return Error::invalid("channel_absmax: rows x cols does not match the element count");
+    // Work on the matrix as stored; for channels-last tensors swap the results back.
+    const std::uint64_t rows = static_cast<std::uint64_t>(t.channels_last ? t.cols : t.rows);
+    const std::uint64_t cols = static_cast<std::uint64_t>(t.channels_last ? t.rows : t.cols);
+    const std::uint64_t esize = dtype_bits(t.dtype) / 8;
     ChannelAbsMax out;
-    out.rows.assign(static_cast<std::size_t>(t.rows), 0.f);
-    out.cols.assign(static_cast<std::size_t>(t.cols), 0.f);
+    out.rows.assign(static_cast<std::size_t>(rows), 0.f);
+    out.cols.assign(static_cast<std::size_t>(cols), 0.f);
     if (t.numel == 0) return out;
-    const std::uint64_t cols = static_cast<std::uint64_t>(t.cols), esize = dtype_bits(t.dtype) / 8;
     const std::uint64_t rows_per_chunk = std::max<std::uint64_t>(1, kChunkElems / cols);
     cuda::DeviceBuffer buf;
-    for (std::uint64_t r0 = 0; r0 < static_cast<std::uint64_t>(t.rows); r0 += rows_per_chunk) {
+    for (std::uint64_t r0 = 0; r0 < rows; r0 += rows_per_chunk) {
       if (ctx.cancelled()) return Error::cancelled();
-      const std::uint64_t nr = std::min(rows_per_chunk, static_cast<std::uint64_t>(t.rows) - r0);
+      const std::uint64_t nr = std::min(rows_per_chunk, rows - r0);
       if (auto e = buf.upload(t.data + r0 * cols * esize, nr * cols * esize); !e.empty()) return Error::backend(e);
       if (auto e = cuda::channel_absmax(buf, et, nr, cols, out.rows.data() + r0, out.cols.data()); !e.empty())
         return Error::backend(e);
     }
+    if (t.channels_last) std::swap(out.rows, out.cols);
     return out;
   }
 
