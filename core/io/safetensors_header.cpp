@@ -123,7 +123,6 @@ class HeaderSax : public nlohmann::json_sax<json> {
 
   bool finished() const { return state_ == State::Done; }
   static constexpr unsigned bit(int f) { return 1u << f; }
-  static constexpr unsigned kAllFields = 0b111;
 
  private:
   enum class State { Start, Top, TopValue, Entry, Array, Metadata, Done };

@@ -9,6 +9,7 @@
 #include "util/half.h"
 
 #if defined(__x86_64__) || defined(__i386__)
+#include <cpuid.h>
 #include <immintrin.h>
 #define QS_X86 1
 #endif
@@ -37,7 +38,12 @@ __attribute__((target("avx2,f16c"))) void f16_to_f32_f16c(const std::uint16_t* s
 }
 
 bool cpu_has_f16c() {
-  static const bool has = __builtin_cpu_supports("f16c") && __builtin_cpu_supports("avx2");
+  static const bool has = [] {
+    unsigned a, b, c, d;
+    if (!__get_cpuid(1, &a, &b, &c, &d)) return false;
+    const bool f16c = (c >> 29) & 1u;  // CPUID.1:ECX.F16C
+    return f16c && __builtin_cpu_supports("avx2");
+  }();
   return has;
 }
 #endif
