@@ -9,6 +9,7 @@
 #include <nlohmann/json.hpp>
 #include <string>
 
+#include "gguf_builder.h"
 #include "io/open_model.h"
 
 namespace {
@@ -60,5 +61,63 @@ BENCHMARK(BM_OpenCheckpoint)
     ->Args({64, 32})->Args({1024, 32})->Args({16384, 32})->Args({65536, 32})
     ->Args({16384, 80})
     ->Unit(benchmark::kMicrosecond);
+
+}  // namespace
+
+namespace {
+
+// A llama-shaped GGUF header (Q4_K tensors) over a sparse data area of `bytes`.
+std::string make_sparse_gguf(std::uint64_t bytes, int blocks) {
+  const std::string path = (std::filesystem::temp_directory_path() /
+                            ("qs-bench-open-" + std::to_string(bytes) + "-" + std::to_string(blocks) + ".gguf"))
+                               .string();
+  if (std::filesystem::exists(path)) return path;
+  const std::uint64_t per_tensor = bytes / (static_cast<std::uint64_t>(blocks) * 7);
+  const std::uint64_t cols = 4096, rows = std::max<std::uint64_t>(1, per_tensor / (cols / 256 * 144));
+  const std::uint64_t tensor_bytes = rows * cols / 256 * 144;  // Q4_K: 144 bytes per 256; a multiple of 32
+  qs::test::GgufBuilder g;
+  g.counts(blocks * 7, 1).kv_str("general.architecture", "llama");
+  std::uint64_t off = 0;
+  for (int b = 0; b < blocks; ++b)
+    for (const char* n : {"attn_q", "attn_k", "attn_v", "attn_output", "ffn_gate", "ffn_up", "ffn_down"}) {
+      g.tensor("blk." + std::to_string(b) + "." + n + ".weight", {static_cast<std::int64_t>(cols), static_cast<std::int64_t>(rows)}, 12, off);
+      off += tensor_bytes;
+    }
+  g.align();
+  const int fd = ::open(path.c_str(), O_CREAT | O_TRUNC | O_WRONLY, 0644);
+  if (::write(fd, g.bytes().data(), g.bytes().size()) != static_cast<ssize_t>(g.bytes().size())) std::abort();
+  if (::ftruncate(fd, static_cast<off_t>(g.bytes().size() + off)) != 0) std::abort();
+  ::close(fd);
+  return path;
+}
+
+void BM_OpenGguf(benchmark::State& state) {
+  const std::string path = make_sparse_gguf(static_cast<std::uint64_t>(state.range(0)) << 20, 32);
+  for (auto _ : state) {
+    auto m = qs::open_model(path);
+    if (!m) state.SkipWithError(m.error().message.c_str());
+    benchmark::DoNotOptimize(m);
+  }
+  state.counters["file_GiB"] = static_cast<double>(std::filesystem::file_size(path)) / (1u << 30);
+}
+BENCHMARK(BM_OpenGguf)->Arg(64)->Arg(16384)->Arg(65536)->Unit(benchmark::kMicrosecond);
+
+// The real files in ../shared/models, one per format.
+void BM_OpenSharedModel(benchmark::State& state) {
+  static const char* files[] = {"stories260K/hf", "stories260K/gguf/stories260K-Q4_K_M.gguf",
+                                "keras-mnist-cnn/mnist1.h5", "tinygrad-mnist-mlp/model.safetensors"};
+  const std::string path = std::string(QS_SHARED_DIR) + "/models/" + files[state.range(0)];
+  if (!std::filesystem::exists(path)) {
+    state.SkipWithError("../shared/models is absent");
+    return;
+  }
+  for (auto _ : state) {
+    auto m = qs::open_model(path);
+    if (!m) state.SkipWithError(m.error().message.c_str());
+    benchmark::DoNotOptimize(m);
+  }
+  state.SetLabel(files[state.range(0)]);
+}
+BENCHMARK(BM_OpenSharedModel)->DenseRange(0, 3)->Unit(benchmark::kMicrosecond);
 
 }  // namespace

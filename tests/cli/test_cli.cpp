@@ -97,6 +97,29 @@ TEST_F(Cli, UnavailableCudaIsAClearErrorNotACrash) {
   EXPECT_NE(r.out.find("CUDA"), std::string::npos) << r.out;
 }
 
+TEST_F(Cli, InspectsEveryFormatOfTheSharedModels) {
+  const std::string shared = QS_SHARED_DIR;
+  if (!std::filesystem::exists(shared + "/models")) GTEST_SKIP() << "../shared/models is absent (fresh clone)";
+  struct Case {
+    std::string path, format, first_layer;
+    std::size_t layers;
+  } cases[] = {
+      {shared + "/models/stories260K/hf", "Hugging Face directory", "model.embed_tokens", 37},
+      {shared + "/models/stories260K/gguf/stories260K-Q4_K_M.gguf", "GGUF", "token_embd", 37},
+      {shared + "/models/keras-mnist-cnn/mnist1.h5", "Keras HDF5", "conv2d_1", 4},
+      {shared + "/models/tinygrad-mnist-mlp/model.safetensors", "safetensors", "l1", 2},
+  };
+  for (const auto& c : cases) {
+    const CliRun r = run("inspect --json --backend cpu " + c.path);
+    ASSERT_EQ(r.code, 0) << c.path;
+    const auto j = nlohmann::json::parse(r.out);
+    EXPECT_EQ(j["format"], c.format);
+    ASSERT_EQ(j["layers"].size(), c.layers) << c.path;
+    EXPECT_EQ(j["layers"][0]["name"], c.first_layer);
+    for (const auto& l : j["layers"]) EXPECT_TRUE(l.contains("std")) << l["name"];
+  }
+}
+
 TEST_F(Cli, DemoCommandWritesAModelThatInspects) {
   const auto out = dir_ / "demo2";
   const CliRun w = run("demo --layers 2 --hidden 64 --intermediate 96 -o " + out.string());
