@@ -22,13 +22,13 @@ struct Moments {
   std::uint64_t count = 0, nan = 0, inf = 0;
   double min = std::numeric_limits<double>::infinity();
   double max = -std::numeric_limits<double>::infinity();
-  double sum = 0, abs_max = 0;
+  double sum = 0, sumsq = 0, abs_max = 0;
   double min_abs_nonzero = std::numeric_limits<double>::infinity();
 
   void merge(const Moments& o) {
     count += o.count; nan += o.nan; inf += o.inf;
     min = std::min(min, o.min); max = std::max(max, o.max);
-    sum += o.sum; abs_max = std::max(abs_max, o.abs_max);
+    sum += o.sum; sumsq += o.sumsq; abs_max = std::max(abs_max, o.abs_max);
     min_abs_nonzero = std::min(min_abs_nonzero, o.min_abs_nonzero);
   }
   // One finite-or-not value, weighted by its count.
@@ -38,6 +38,7 @@ struct Moments {
     count += c;
     min = std::min(min, v); max = std::max(max, v);
     sum += v * static_cast<double>(c);
+    sumsq += v * v * static_cast<double>(c);
     const double a = std::fabs(v);
     abs_max = std::max(abs_max, a);
     if (a > 0) min_abs_nonzero = std::min(min_abs_nonzero, a);
@@ -82,6 +83,35 @@ inline void bin_into(Histogram& h, double inv_width, double v, std::uint64_t c, 
   if (b < 0) h.below += c;
   else if (b >= bins) h.above += c;
   else counts[b] += c;
+}
+
+// Percentiles from (value, count) pairs sorted by value.
+void percentiles_from_sorted(TensorStats& s, const std::vector<std::pair<float, std::uint64_t>>& sorted) {
+  for (std::size_t k = 0; k < kStatPercentiles.size(); ++k) {
+    const std::uint64_t rank = percentile_rank(kStatPercentiles[k], s.count);
+    std::uint64_t seen = 0;
+    for (const auto& [v, c] : sorted) {
+      seen += c;
+      if (seen > rank) {
+        s.percentiles[k] = v;
+        break;
+      }
+    }
+  }
+}
+
+// Order-preserving unsigned key of a float (negative values reversed), so
+// that percentiles can be found by counting keys, first by their top 16 bits.
+inline std::uint32_t order_key(float f) {
+  std::uint32_t u;
+  std::memcpy(&u, &f, 4);
+  return (u & 0x80000000u) ? ~u : (u | 0x80000000u);
+}
+inline float from_order_key(std::uint32_t k) {
+  const std::uint32_t u = (k & 0x80000000u) ? (k & 0x7FFFFFFFu) : ~k;
+  float f;
+  std::memcpy(&f, &u, 4);
+  return f;
 }
 
 template <class T>
@@ -160,6 +190,16 @@ Result<TensorStats> stats_by_pattern(const TensorData& t, const HistogramSpec& s
     bin_into(s.hist, inv_width, v, total[p], s.hist.counts.data());
   }
   finish(s, m, c);
+  std::vector<std::pair<float, std::uint64_t>> sorted;
+  for (std::size_t p = 0; p < patterns; ++p)
+    if (total[p] && std::isfinite(value[p])) sorted.emplace_back(value[p], total[p]);
+  std::sort(sorted.begin(), sorted.end(), [](const auto& a, const auto& b) { return a.first < b.first; });
+  percentiles_from_sorted(s, sorted);
+  for (const auto& [v, n] : sorted) {
+    const double d = std::fabs(static_cast<double>(v) - s.mean);
+    if (d > 3 * s.std) s.beyond_3sigma += n;
+    if (d > 6 * s.std) s.beyond_6sigma += n;
+  }
   return s;
 }
 
@@ -183,21 +223,33 @@ Result<TensorStats> stats_two_pass(const TensorData& t, const HistogramSpec& spe
     return scratch[w].data();
   };
 
-  // Pass 1: per-task partials merged in task order, so results do not depend on the thread count.
+  // Pass 1: per-task partials merged in task order, so results do not depend on
+  // the thread count; per worker, a count of every order key's top 16 bits (for percentiles).
   std::vector<Moments> part(tasks);
+  std::vector<std::vector<std::uint64_t>> key_hi(workers);
   std::atomic<std::uint64_t> done{0};
   pool.parallel_for(tasks, [&](std::size_t task, unsigned w) {
     if (ctx.cancelled()) return;
+    if (key_hi[w].empty()) key_hi[w].assign(65536, 0);
+    std::uint64_t* kh = key_hi[w].data();
     std::uint64_t n;
     const float* x = chunk(task, w, n);
     // Fast path assumes finite values; a NaN/Inf shows up in the sum and the chunk is redone exactly.
     float mn = std::numeric_limits<float>::infinity(), mx = -mn, amax = 0, mnz = mn;
-    double acc[4] = {0, 0, 0, 0};  // four sums break the add-latency chain
+    double acc[4] = {0, 0, 0, 0}, sq[4] = {0, 0, 0, 0};  // four sums break the add-latency chains
     std::uint64_t i = 0;
     for (; i + 4 <= n; i += 4)
-      for (int k = 0; k < 4; ++k) acc[k] += static_cast<double>(x[i + static_cast<std::uint64_t>(k)]);
-    for (; i < n; ++i) acc[0] += static_cast<double>(x[i]);
+      for (int k = 0; k < 4; ++k) {
+        const double v = x[i + static_cast<std::uint64_t>(k)];
+        acc[k] += v;
+        sq[k] += v * v;
+      }
+    for (; i < n; ++i) {
+      acc[0] += static_cast<double>(x[i]);
+      sq[0] += static_cast<double>(x[i]) * x[i];
+    }
     const double sum = (acc[0] + acc[1]) + (acc[2] + acc[3]);
+    const double sumsq = (sq[0] + sq[1]) + (sq[2] + sq[3]);
     for (i = 0; i < n; ++i) {
       const float v = x[i];
       mn = v < mn ? v : mn;
@@ -208,9 +260,13 @@ Result<TensorStats> stats_two_pass(const TensorData& t, const HistogramSpec& spe
     }
     Moments& m = part[task];
     if (std::isfinite(sum) && std::isfinite(mn) && std::isfinite(mx)) {
-      m.count = n; m.min = mn; m.max = mx; m.sum = sum; m.abs_max = amax; m.min_abs_nonzero = mnz;
+      m.count = n; m.min = mn; m.max = mx; m.sum = sum; m.sumsq = sumsq; m.abs_max = amax; m.min_abs_nonzero = mnz;
+      for (i = 0; i < n; ++i) ++kh[order_key(x[i]) >> 16];
     } else {
-      for (std::uint64_t j = 0; j < n; ++j) m.add(x[j], 1);
+      for (std::uint64_t j = 0; j < n; ++j) {
+        m.add(x[j], 1);
+        if (std::isfinite(x[j])) ++kh[order_key(x[j]) >> 16];
+      }
     }
     ctx.progress(0.5 * static_cast<double>(++done) / static_cast<double>(tasks));
   });
@@ -218,9 +274,42 @@ Result<TensorStats> stats_two_pass(const TensorData& t, const HistogramSpec& spe
   Moments m;
   for (const auto& p : part) m.merge(p);
 
+  // Each percentile's rank falls in one top-16-bit bucket; pass 2 counts the
+  // low 16 bits of the keys in those buckets only, which pins the exact value.
+  std::vector<std::uint64_t> hi_total(65536, 0);
+  for (const auto& kh : key_hi)
+    for (std::size_t b = 0; !kh.empty() && b < 65536; ++b) hi_total[b] += kh[b];
+  constexpr std::size_t kP = kStatPercentiles.size();
+  std::array<std::uint32_t, kP> bucket{};
+  std::array<std::uint64_t, kP> rank_in_bucket{};
+  std::vector<std::int8_t> target_of(65536, -1);
+  std::vector<std::uint32_t> targets;  // distinct buckets
+  if (m.count) {
+    for (std::size_t k = 0; k < kP; ++k) {
+      const std::uint64_t rank = percentile_rank(kStatPercentiles[k], m.count);
+      std::uint64_t seen = 0;
+      std::uint32_t b = 0;
+      while (seen + hi_total[b] <= rank) seen += hi_total[b++];
+      bucket[k] = b;
+      rank_in_bucket[k] = rank - seen;
+      if (target_of[b] < 0) {
+        target_of[b] = static_cast<std::int8_t>(targets.size());
+        targets.push_back(b);
+      }
+    }
+  }
+  // Per worker 32-bit low-key counts: a worker never sees 2^32 elements of one bucket below 2^32 elements.
+  const bool exact_percentiles = t.numel < (std::uint64_t{1} << 32);
+  std::vector<std::vector<std::uint32_t>> low(workers);
+
   TensorStats s;
   setup_histogram(s, spec, m);
   const double mean = m.count ? m.sum / static_cast<double>(m.count) : 0.0;
+  // Tails are counted against the first pass's sigma (sum of squares); it equals the
+  // reported std to ~1e-12 relative for any tensor whose mean is not far larger than its spread.
+  const double sigma1 = m.count ? std::sqrt(std::max(0.0, m.sumsq / static_cast<double>(m.count) - mean * mean)) : 0.0;
+  const double t3 = 3 * sigma1, t6 = 6 * sigma1;
+  std::vector<std::array<std::uint64_t, 2>> wtail(workers, {0, 0});
   const double inv_width = static_cast<double>(spec.bins) / (s.hist.hi - s.hist.lo);
   const HistogramScale scale = spec.scale;
   const double lo = s.hist.lo, hi = s.hist.hi;
@@ -235,7 +324,19 @@ Result<TensorStats> stats_two_pass(const TensorData& t, const HistogramSpec& spe
   pool.parallel_for(tasks, [&](std::size_t task, unsigned w) {
     if (ctx.cancelled()) return;
     if (wcounts[w].empty()) wcounts[w].assign(stride, 0);
+    if (exact_percentiles && low[w].empty()) low[w].assign(targets.size() * 65536, 0u);
     std::uint64_t* cnt = wcounts[w].data() + 1;  // cnt[-1] below, cnt[bins] above
+    std::uint32_t* lw = low[w].data();
+    std::uint64_t b3 = 0, b6 = 0;
+    // Percentile refinement and tail counts for one finite value.
+    auto order_and_tails = [&](float v) {
+      const std::uint32_t key = order_key(v);
+      const int tgt = target_of[key >> 16];
+      if (tgt >= 0 && lw) ++lw[static_cast<std::size_t>(tgt) * 65536 + (key & 0xFFFFu)];
+      const double d = std::fabs(static_cast<double>(v) - mean);
+      b3 += d > t3;
+      b6 += d > t6;
+    };
     std::uint64_t n;
     const float* x = chunk(task, w, n);
     double m2 = 0, m3 = 0, m4 = 0;
@@ -255,11 +356,15 @@ Result<TensorStats> stats_two_pass(const TensorData& t, const HistogramSpec& spe
       m2 = (a2[0] + a2[1]) + (a2[2] + a2[3]);
       m3 = (a3[0] + a3[1]) + (a3[2] + a3[3]);
       m4 = (a4[0] + a4[1]) + (a4[2] + a4[3]);
-      for (i = 0; i < n; ++i) ++cnt[histogram_bin(x[i], lo, hi, inv_width, bins)];
+      for (i = 0; i < n; ++i) {
+        ++cnt[histogram_bin(x[i], lo, hi, inv_width, bins)];
+        order_and_tails(x[i]);
+      }
     } else {
       for (std::uint64_t i = 0; i < n; ++i) {
         const double v = x[i];
         if (!std::isfinite(v)) continue;
+        order_and_tails(x[i]);
         const double d = v - mean, d2 = d * d;
         m2 += d2; m3 += d2 * d; m4 += d2 * d2;
         double q = v;
@@ -271,6 +376,8 @@ Result<TensorStats> stats_two_pass(const TensorData& t, const HistogramSpec& spe
       }
     }
     cpart[task] = {m2, m3, m4};
+    wtail[w][0] += b3;
+    wtail[w][1] += b6;
     ctx.progress(0.5 + 0.5 * static_cast<double>(++done - tasks) / static_cast<double>(tasks));
   });
   if (ctx.cancelled()) return Error::cancelled();
@@ -283,8 +390,23 @@ Result<TensorStats> stats_two_pass(const TensorData& t, const HistogramSpec& spe
     s.hist.above += wc[stride - 1];
     for (std::size_t b = 0; b < static_cast<std::size_t>(bins); ++b) s.hist.counts[b] += wc[b + 1];
     s.hist.zeros += wextra[w][2];
+    s.beyond_3sigma += wtail[w][0];
+    s.beyond_6sigma += wtail[w][1];
   }
   finish(s, m, c);
+  for (std::size_t k = 0; k < kP && m.count; ++k) {
+    const std::uint32_t b = bucket[k];
+    std::uint32_t lo16 = 0;  // without refinement: the bucket's smallest key
+    if (exact_percentiles) {
+      const std::size_t tgt = static_cast<std::size_t>(target_of[b]);
+      std::uint64_t seen = 0;
+      for (lo16 = 0; lo16 < 65536; ++lo16) {
+        for (const auto& lw : low) seen += lw.empty() ? 0 : lw[tgt * 65536 + lo16];
+        if (seen > rank_in_bucket[k]) break;
+      }
+    }
+    s.percentiles[k] = from_order_key((b << 16) | lo16);
+  }
   return s;
 }
 

@@ -1,5 +1,6 @@
 #pragma once
 // Results of the statistics pass over one tensor: moments and a histogram.
+#include <array>
 #include <cmath>
 #include <cstdint>
 #include <optional>
@@ -43,6 +44,10 @@ inline long long histogram_bin(double v, double lo, double hi, double inv_width,
   return b >= bins ? bins - 1 : b;
 }
 
+// Percentiles every stats pass reports (nearest rank over the finite values:
+// the smallest value with at least p % of the values at or below it).
+inline constexpr std::array<double, 6> kStatPercentiles{0.1, 1.0, 50.0, 99.0, 99.9, 99.99};
+
 struct TensorStats {
   std::uint64_t count = 0;  // finite elements (the moments are over these)
   std::uint64_t nan = 0, inf = 0;
@@ -50,8 +55,18 @@ struct TensorStats {
   double mean = 0, std = 0;  // population standard deviation
   double kurtosis = 0;       // excess kurtosis (0 for a Gaussian); heavy tails score high
   double abs_max = 0;
+  std::array<double, kStatPercentiles.size()> percentiles{};  // exact, in kStatPercentiles order
+  std::uint64_t beyond_3sigma = 0, beyond_6sigma = 0;         // |x - mean| > k * std
   Histogram hist;
 };
+
+// 0-based rank of percentile p among n sorted values (nearest rank).
+inline std::uint64_t percentile_rank(double p, std::uint64_t n) {
+  if (n == 0) return 0;
+  const double r = std::ceil(p / 100.0 * static_cast<double>(n));
+  const auto k = static_cast<std::uint64_t>(r < 1 ? 1 : r);
+  return (k > n ? n : k) - 1;
+}
 
 // Resolves an unset histogram range from the data range. For LogMagnitude,
 // min_abs_nonzero/abs_max give the range of log10|x|.

@@ -1,6 +1,7 @@
 // The statistics pass against a straightforward reference computation.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <limits>
@@ -15,6 +16,8 @@
 namespace {
 
 struct Reference {
+  std::array<double, qs::kStatPercentiles.size()> percentiles{};
+  std::uint64_t beyond3 = 0, beyond6 = 0;
   std::uint64_t count = 0, nan = 0, inf = 0;
   double min = INFINITY, max = -INFINITY, mean = 0, std = 0, kurtosis = 0;
   std::vector<std::uint64_t> counts;
@@ -48,6 +51,20 @@ Reference reference(const std::vector<float>& x, int bins, bool log_scale, std::
   const double var = m2 / static_cast<double>(r.count);
   r.std = std::sqrt(var);
   r.kurtosis = m4 / static_cast<double>(r.count) / (var * var) - 3;
+  std::vector<float> finite;
+  for (float f : x)
+    if (std::isfinite(f)) finite.push_back(f);
+  std::sort(finite.begin(), finite.end());
+  for (std::size_t k = 0; k < r.percentiles.size(); ++k) {
+    // Nearest rank: the smallest value with at least p % of the values at or below it.
+    const auto n = static_cast<double>(finite.size());
+    const auto rank = static_cast<std::size_t>(std::max(1.0, std::ceil(qs::kStatPercentiles[k] / 100.0 * n))) - 1;
+    r.percentiles[k] = finite[rank];
+  }
+  for (float f : finite) {
+    r.beyond3 += std::fabs(f - r.mean) > 3 * r.std;
+    r.beyond6 += std::fabs(f - r.mean) > 6 * r.std;
+  }
   const double lo = lo_in.value_or(log_scale ? std::log10(mnz) : r.min);
   const double hi = hi_in.value_or(log_scale ? std::log10(amax) : r.max);
   r.counts.assign(static_cast<std::size_t>(bins), 0);
@@ -88,6 +105,11 @@ void expect_matches(const qs::TensorStats& s, const Reference& r, double rel) {
   EXPECT_EQ(s.hist.below, r.below);
   EXPECT_EQ(s.hist.above, r.above);
   EXPECT_EQ(s.hist.zeros, r.zeros);
+  for (std::size_t k = 0; k < r.percentiles.size(); ++k)
+    EXPECT_EQ(s.percentiles[k], r.percentiles[k]) << "percentile " << qs::kStatPercentiles[k];
+  EXPECT_EQ(s.beyond_3sigma, r.beyond3);
+  EXPECT_EQ(s.beyond_6sigma, r.beyond6);
+  EXPECT_GT(r.beyond6, 0u);  // the test data is heavy-tailed enough to have some
 }
 
 qs::TensorData data_of(qs::DType t, const void* p, std::size_t n) {
