@@ -7,6 +7,7 @@
 #include <limits>
 
 #include "backend/registry.h"
+#include "stats/percentiles.h"
 #include "cuda_ops.h"
 
 namespace qs {
@@ -61,8 +62,15 @@ class CudaBackend final : public Backend {
     resolve_histogram_range(spec, p1.count ? p1.min : 0.0, p1.count ? p1.max : 0.0,
                             std::isfinite(p1.min_abs_nonzero) ? p1.min_abs_nonzero : 0.0, p1.abs_max, s.hist.lo,
                             s.hist.hi);
+    const PercentileLocator locator(p1.key_hi, p1.count);
     cuda::Pass2Params pp;
     pp.mean = p1.count ? p1.sum / static_cast<double>(p1.count) : 0.0;
+    // Tails against the first pass's sigma, as on the CPU.
+    const double sigma1 =
+        p1.count ? std::sqrt(std::max(0.0, p1.sumsq / static_cast<double>(p1.count) - pp.mean * pp.mean)) : 0.0;
+    pp.tail3 = 3 * sigma1;
+    pp.tail6 = 6 * sigma1;
+    pp.targets = static_cast<int>(locator.target_count());
     pp.lo = s.hist.lo;
     pp.hi = s.hist.hi;
     pp.inv_width = static_cast<double>(spec.bins) / (s.hist.hi - s.hist.lo);
@@ -70,18 +78,22 @@ class CudaBackend final : public Backend {
     pp.log_magnitude = spec.scale == HistogramScale::LogMagnitude;
     cuda::Pass2 p2;
     p2.counts.assign(static_cast<std::size_t>(spec.bins), 0);
+    p2.low.assign(locator.target_count() * PercentileLocator::kBuckets, 0);
     for (std::uint64_t c = 0; c < chunks && t.numel; ++c) {
       if (ctx.cancelled()) return Error::cancelled();
       std::uint64_t n = std::min(kChunkElems, t.numel);
       if (chunks > 1)  // a single chunk is still on the device from pass 1
         if (auto e = upload(c, n); !e.empty()) return Error::backend(e);
-      if (auto e = cuda::stats_pass2(buf, et, n, pp, p2); !e.empty()) return Error::backend(e);
+      if (auto e = cuda::stats_pass2(buf, et, n, pp, locator.target_of().data(), p2); !e.empty()) return Error::backend(e);
       ctx.progress(0.5 + 0.5 * static_cast<double>(c + 1) / static_cast<double>(chunks));
     }
     s.hist.counts = std::move(p2.counts);
     s.hist.below = p2.below;
     s.hist.above = p2.above;
     s.hist.zeros = p2.zeros;
+    s.beyond_3sigma = p2.beyond3;
+    s.beyond_6sigma = p2.beyond6;
+    s.percentiles = locator.resolve(p2.low.data());
     if (s.count) {
       s.min = p1.min; s.max = p1.max; s.abs_max = p1.abs_max; s.mean = pp.mean;
       const double var = p2.m2 / static_cast<double>(s.count);

@@ -31,25 +31,33 @@ class DeviceBuffer {
 
 struct Pass1 {
   std::uint64_t count = 0, nan = 0, inf = 0;
-  double min = 0, max = 0, sum = 0, abs_max = 0, min_abs_nonzero = 0;  // min/max: +-inf when count == 0
+  double min = 0, max = 0, sum = 0, sumsq = 0, abs_max = 0, min_abs_nonzero = 0;  // min/max: +-inf when count == 0
+  std::vector<std::uint64_t> key_hi = std::vector<std::uint64_t>(65536, 0);  // top 16 bits of each finite value's order key
 };
 
 struct Pass2Params {
   double mean = 0, lo = 0, hi = 0, inv_width = 0;
   int bins = 64;
   bool log_magnitude = false;
+  double tail3 = 0, tail6 = 0;  // |x - mean| thresholds counted as tails
+  int targets = 0;              // percentile buckets to refine
 };
 
 struct Pass2 {
   double m2 = 0, m3 = 0, m4 = 0;
   std::vector<std::uint64_t> counts;  // bins
   std::uint64_t below = 0, above = 0, zeros = 0;
+  std::uint64_t beyond3 = 0, beyond6 = 0;
+  std::vector<std::uint64_t> low;  // targets * 65536 low-key counts
 };
 
 // Range and sums of `n` elements; merges into `acc` (call once per chunk).
 std::string stats_pass1(const DeviceBuffer& buf, ElemType t, std::uint64_t n, Pass1& acc);
-// Central moments and histogram; adds into `acc` (counts sized by the caller).
-std::string stats_pass2(const DeviceBuffer& buf, ElemType t, std::uint64_t n, const Pass2Params& p, Pass2& acc);
+// Central moments, histogram, tails and low-key counts for the percentile
+// buckets (`target_of`: 65536 entries, -1 or a target index); adds into `acc`
+// (counts and low sized by the caller).
+std::string stats_pass2(const DeviceBuffer& buf, ElemType t, std::uint64_t n, const Pass2Params& p,
+                        const std::int8_t* target_of, Pass2& acc);
 // Max |x| per row and column of a rows x cols chunk; rows_out/cols_out are
 // max-merged into (rows_out covers this chunk's rows only).
 std::string channel_absmax(const DeviceBuffer& buf, ElemType t, std::uint64_t rows, std::uint64_t cols,

@@ -9,6 +9,7 @@
 #include <mutex>
 
 #include "model/convert.h"
+#include "stats/percentiles.h"
 
 namespace qs::cpu {
 namespace {
@@ -98,20 +99,6 @@ void percentiles_from_sorted(TensorStats& s, const std::vector<std::pair<float, 
       }
     }
   }
-}
-
-// Order-preserving unsigned key of a float (negative values reversed), so
-// that percentiles can be found by counting keys, first by their top 16 bits.
-inline std::uint32_t order_key(float f) {
-  std::uint32_t u;
-  std::memcpy(&u, &f, 4);
-  return (u & 0x80000000u) ? ~u : (u | 0x80000000u);
-}
-inline float from_order_key(std::uint32_t k) {
-  const std::uint32_t u = (k & 0x80000000u) ? (k & 0x7FFFFFFFu) : ~k;
-  float f;
-  std::memcpy(&f, &u, 4);
-  return f;
 }
 
 template <class T>
@@ -261,11 +248,11 @@ Result<TensorStats> stats_two_pass(const TensorData& t, const HistogramSpec& spe
     Moments& m = part[task];
     if (std::isfinite(sum) && std::isfinite(mn) && std::isfinite(mx)) {
       m.count = n; m.min = mn; m.max = mx; m.sum = sum; m.sumsq = sumsq; m.abs_max = amax; m.min_abs_nonzero = mnz;
-      for (i = 0; i < n; ++i) ++kh[order_key(x[i]) >> 16];
+      for (i = 0; i < n; ++i) ++kh[float_order_key(x[i]) >> 16];
     } else {
       for (std::uint64_t j = 0; j < n; ++j) {
         m.add(x[j], 1);
-        if (std::isfinite(x[j])) ++kh[order_key(x[j]) >> 16];
+        if (std::isfinite(x[j])) ++kh[float_order_key(x[j]) >> 16];
       }
     }
     ctx.progress(0.5 * static_cast<double>(++done) / static_cast<double>(tasks));
@@ -276,28 +263,11 @@ Result<TensorStats> stats_two_pass(const TensorData& t, const HistogramSpec& spe
 
   // Each percentile's rank falls in one top-16-bit bucket; pass 2 counts the
   // low 16 bits of the keys in those buckets only, which pins the exact value.
-  std::vector<std::uint64_t> hi_total(65536, 0);
+  std::vector<std::uint64_t> hi_total(PercentileLocator::kBuckets, 0);
   for (const auto& kh : key_hi)
-    for (std::size_t b = 0; !kh.empty() && b < 65536; ++b) hi_total[b] += kh[b];
-  constexpr std::size_t kP = kStatPercentiles.size();
-  std::array<std::uint32_t, kP> bucket{};
-  std::array<std::uint64_t, kP> rank_in_bucket{};
-  std::vector<std::int8_t> target_of(65536, -1);
-  std::vector<std::uint32_t> targets;  // distinct buckets
-  if (m.count) {
-    for (std::size_t k = 0; k < kP; ++k) {
-      const std::uint64_t rank = percentile_rank(kStatPercentiles[k], m.count);
-      std::uint64_t seen = 0;
-      std::uint32_t b = 0;
-      while (seen + hi_total[b] <= rank) seen += hi_total[b++];
-      bucket[k] = b;
-      rank_in_bucket[k] = rank - seen;
-      if (target_of[b] < 0) {
-        target_of[b] = static_cast<std::int8_t>(targets.size());
-        targets.push_back(b);
-      }
-    }
-  }
+    for (std::size_t b = 0; !kh.empty() && b < hi_total.size(); ++b) hi_total[b] += kh[b];
+  const PercentileLocator locator(hi_total, m.count);
+  const std::vector<std::int8_t>& target_of = locator.target_of();
   // Per worker 32-bit low-key counts: a worker never sees 2^32 elements of one bucket below 2^32 elements.
   const bool exact_percentiles = t.numel < (std::uint64_t{1} << 32);
   std::vector<std::vector<std::uint32_t>> low(workers);
@@ -324,13 +294,13 @@ Result<TensorStats> stats_two_pass(const TensorData& t, const HistogramSpec& spe
   pool.parallel_for(tasks, [&](std::size_t task, unsigned w) {
     if (ctx.cancelled()) return;
     if (wcounts[w].empty()) wcounts[w].assign(stride, 0);
-    if (exact_percentiles && low[w].empty()) low[w].assign(targets.size() * 65536, 0u);
+    if (exact_percentiles && low[w].empty()) low[w].assign(locator.target_count() * 65536, 0u);
     std::uint64_t* cnt = wcounts[w].data() + 1;  // cnt[-1] below, cnt[bins] above
     std::uint32_t* lw = low[w].data();
     std::uint64_t b3 = 0, b6 = 0;
     // Percentile refinement and tail counts for one finite value.
     auto order_and_tails = [&](float v) {
-      const std::uint32_t key = order_key(v);
+      const std::uint32_t key = float_order_key(v);
       const int tgt = target_of[key >> 16];
       if (tgt >= 0 && lw) ++lw[static_cast<std::size_t>(tgt) * 65536 + (key & 0xFFFFu)];
       const double d = std::fabs(static_cast<double>(v) - mean);
@@ -394,19 +364,10 @@ Result<TensorStats> stats_two_pass(const TensorData& t, const HistogramSpec& spe
     s.beyond_6sigma += wtail[w][1];
   }
   finish(s, m, c);
-  for (std::size_t k = 0; k < kP && m.count; ++k) {
-    const std::uint32_t b = bucket[k];
-    std::uint32_t lo16 = 0;  // without refinement: the bucket's smallest key
-    if (exact_percentiles) {
-      const std::size_t tgt = static_cast<std::size_t>(target_of[b]);
-      std::uint64_t seen = 0;
-      for (lo16 = 0; lo16 < 65536; ++lo16) {
-        for (const auto& lw : low) seen += lw.empty() ? 0 : lw[tgt * 65536 + lo16];
-        if (seen > rank_in_bucket[k]) break;
-      }
-    }
-    s.percentiles[k] = from_order_key((b << 16) | lo16);
-  }
+  std::vector<std::uint64_t> low_total(exact_percentiles ? locator.target_count() * 65536 : 0, 0);
+  for (const auto& lw : low)
+    for (std::size_t i = 0; i < lw.size(); ++i) low_total[i] += lw[i];
+  s.percentiles = locator.resolve(exact_percentiles ? low_total.data() : nullptr);
   return s;
 }
 

@@ -66,6 +66,9 @@ TEST(CudaParity, StatsAndChannelMaximaAgreeWithCpu) {
           EXPECT_LE(moved, 2u * 16u);
         }
         EXPECT_EQ(g->hist.zeros, c->hist.zeros);
+        EXPECT_EQ(g->percentiles, c->percentiles);
+        EXPECT_EQ(g->beyond_3sigma, c->beyond_3sigma);
+        EXPECT_EQ(g->beyond_6sigma, c->beyond_6sigma);
       }
     }
     auto cc = cpu->channel_absmax(d, qs::OpContext::none());
