@@ -6,6 +6,7 @@
 #include <cstring>
 #include <map>
 
+#include "alloc_tracker.h"
 #include "backend/registry.h"
 #include "gguf_builder.h"
 #include "io/gguf.h"
@@ -267,6 +268,8 @@ std::vector<BadGguf> bad_ggufs() {
       {"duplicate key", GgufBuilder().counts(0, 2).kv_u32("a.b", 1).kv_u32("a.b", 2).bytes(), "duplicate metadata key \"a.b\""},
       {"unknown value type", GgufBuilder().counts(0, 1).str("k").u32(13).bytes(), "unknown type 13"},
       {"nested array", GgufBuilder().counts(0, 1).str("k").u32(9).u32(9).u64(1).bytes(), "nested arrays"},
+      {"string array count past EOF", GgufBuilder().counts(0, 1).str("k").u32(9).u32(8).u64(1ull << 29).zeros(16).bytes(),
+       "strings runs past the end of the file"},
       {"array past EOF", GgufBuilder().counts(0, 1).str("k").u32(9).u32(4).u64(1000).bytes(), "runs past the end of the file"},
       {"alignment wrong type", GgufBuilder().counts(0, 1).kv_str("general.alignment", "32").bytes(), "general.alignment must be a UINT32 power of two"},
       {"alignment not a power of two", GgufBuilder().counts(0, 1).kv_u32("general.alignment", 24).bytes(), "power of two"},
@@ -292,7 +295,10 @@ TEST_P(MalformedGguf, FailsWithASpecificMessageNamingTheFile) {
   qs::test::TempDir dir;
   const std::string path = dir.file("bad.gguf");
   qs::test::write_bytes(path, bad.bytes);
+  qs::test::alloc_tracker_reset();
   auto m = qs::open_model(path);
+  // Nothing sized by a lying count: string-array indexes are capped at 2 bytes per file byte.
+  EXPECT_LE(qs::test::alloc_tracker_largest(), std::max<std::size_t>(2 * bad.bytes.size(), 4096)) << bad.what;
   ASSERT_FALSE(m.ok()) << bad.what;
   EXPECT_NE(m.error().message.find(path), std::string::npos) << m.error().message;
   EXPECT_NE(m.error().message.find(bad.expect), std::string::npos) << bad.what << ": expected \"" << bad.expect << "\" in: " << m.error().message;
