@@ -115,17 +115,28 @@ class CudaBackend final : public Backend {
     ChannelAbsMax out;
     out.rows.assign(static_cast<std::size_t>(rows), 0.f);
     out.cols.assign(static_cast<std::size_t>(cols), 0.f);
+    out.rows_rms.assign(static_cast<std::size_t>(rows), 0.f);
+    out.cols_rms.assign(static_cast<std::size_t>(cols), 0.f);
     if (t.numel == 0) return out;
+    std::vector<double> col_sq(static_cast<std::size_t>(cols), 0.0);
+    std::vector<std::uint64_t> col_n(static_cast<std::size_t>(cols), 0);
     const std::uint64_t rows_per_chunk = std::max<std::uint64_t>(1, kChunkElems / cols);
     cuda::DeviceBuffer buf;
     for (std::uint64_t r0 = 0; r0 < rows; r0 += rows_per_chunk) {
       if (ctx.cancelled()) return Error::cancelled();
       const std::uint64_t nr = std::min(rows_per_chunk, rows - r0);
       if (auto e = buf.upload(t.data + r0 * cols * esize, nr * cols * esize); !e.empty()) return Error::backend(e);
-      if (auto e = cuda::channel_absmax(buf, et, nr, cols, out.rows.data() + r0, out.cols.data()); !e.empty())
+      if (auto e = cuda::channel_absmax(buf, et, nr, cols, out.rows.data() + r0, out.rows_rms.data() + r0,
+                                        out.cols.data(), col_sq.data(), col_n.data());
+          !e.empty())
         return Error::backend(e);
     }
-    if (t.channels_last) std::swap(out.rows, out.cols);
+    for (std::size_t c = 0; c < col_sq.size(); ++c)
+      out.cols_rms[c] = col_n[c] ? static_cast<float>(std::sqrt(col_sq[c] / static_cast<double>(col_n[c]))) : 0.f;
+    if (t.channels_last) {
+      std::swap(out.rows, out.cols);
+      std::swap(out.rows_rms, out.cols_rms);
+    }
     return out;
   }
 

@@ -58,9 +58,11 @@ std::string stats_pass1(const DeviceBuffer& buf, ElemType t, std::uint64_t n, Pa
 // (counts and low sized by the caller).
 std::string stats_pass2(const DeviceBuffer& buf, ElemType t, std::uint64_t n, const Pass2Params& p,
                         const std::int8_t* target_of, Pass2& acc);
-// Max |x| per row and column of a rows x cols chunk; rows_out/cols_out are
-// max-merged into (rows_out covers this chunk's rows only).
+// Max |x| and RMS per row, max |x| and sums of squares per column, of a rows x cols
+// chunk. rows_* cover this chunk's rows only; cols_out is max-merged into,
+// col_sq / col_n are added into (for the RMS over all chunks).
 std::string channel_absmax(const DeviceBuffer& buf, ElemType t, std::uint64_t rows, std::uint64_t cols,
-                           float* rows_out, float* cols_out);
+                           float* rows_out, float* rows_rms_out, float* cols_out, double* col_sq,
+                           std::uint64_t* col_n);
 
 }  // namespace qs::cuda

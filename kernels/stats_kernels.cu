@@ -144,25 +144,43 @@ __global__ void pass2_kernel(const void* data, ElemType t, std::uint64_t n, Pass
 }
 
 __global__ void channel_absmax_kernel(const void* data, ElemType t, std::uint64_t rows, std::uint64_t cols,
-                                      float* row_max, unsigned* col_max_bits) {
+                                      float* row_max, float* row_rms, unsigned* col_max_bits, double* col_sq,
+                                      unsigned long long* col_n) {
   // One block per row; threads stride over columns. |x| >= 0, so float order
   // equals the order of its bit pattern and atomicMax on unsigned works.
   for (std::uint64_t r = blockIdx.x; r < rows; r += gridDim.x) {
     float m = 0.f;
+    double sq = 0;
+    unsigned long long cnt = 0;
     for (std::uint64_t c = threadIdx.x; c < cols; c += blockDim.x) {
       const float a = fabsf(load_elem(data, t, r * cols + c));
       if (!(a == a)) continue;  // NaN ignored
       m = fmaxf(m, a);
+      sq += static_cast<double>(a) * a;
+      ++cnt;
       atomicMax(&col_max_bits[c], __float_as_uint(a));
+      atomicAdd(&col_sq[c], static_cast<double>(a) * a);
+      atomicAdd(&col_n[c], 1ull);
     }
     __shared__ float s[kThreads];
+    __shared__ double s_sq[kThreads];
+    __shared__ unsigned long long s_n[kThreads];
     s[threadIdx.x] = m;
+    s_sq[threadIdx.x] = sq;
+    s_n[threadIdx.x] = cnt;
     __syncthreads();
     for (int k = blockDim.x / 2; k > 0; k >>= 1) {
-      if (threadIdx.x < k) s[threadIdx.x] = fmaxf(s[threadIdx.x], s[threadIdx.x + k]);
+      if (threadIdx.x < k) {
+        s[threadIdx.x] = fmaxf(s[threadIdx.x], s[threadIdx.x + k]);
+        s_sq[threadIdx.x] += s_sq[threadIdx.x + k];
+        s_n[threadIdx.x] += s_n[threadIdx.x + k];
+      }
       __syncthreads();
     }
-    if (threadIdx.x == 0) row_max[r] = s[0];
+    if (threadIdx.x == 0) {
+      row_max[r] = s[0];
+      row_rms[r] = s_n[0] ? static_cast<float>(sqrt(s_sq[0] / static_cast<double>(s_n[0]))) : 0.f;
+    }
     __syncthreads();
   }
 }
@@ -286,26 +304,46 @@ std::string stats_pass2(const DeviceBuffer& buf, ElemType t, std::uint64_t n, co
 }
 
 std::string channel_absmax(const DeviceBuffer& buf, ElemType t, std::uint64_t rows, std::uint64_t cols,
-                           float* rows_out, float* cols_out) {
+                           float* rows_out, float* rows_rms_out, float* cols_out, double* col_sq,
+                           std::uint64_t* col_n) {
   if (rows == 0 || cols == 0) return {};
-  DeviceArray<float> dr;
+  DeviceArray<float> dr, drms;
   DeviceArray<unsigned> dc;
+  DeviceArray<double> dsq;
+  DeviceArray<unsigned long long> dn;
   if (auto e = dr.alloc(rows); !e.empty()) return e;
+  if (auto e = drms.alloc(rows); !e.empty()) return e;
   if (auto e = dc.alloc(cols); !e.empty()) return e;
+  if (auto e = dsq.alloc(cols); !e.empty()) return e;
+  if (auto e = dn.alloc(cols); !e.empty()) return e;
   if (auto e = check(cudaMemset(dc.p, 0, cols * sizeof(unsigned)), "cudaMemset"); !e.empty()) return e;
+  if (auto e = check(cudaMemset(dsq.p, 0, cols * sizeof(double)), "cudaMemset"); !e.empty()) return e;
+  if (auto e = check(cudaMemset(dn.p, 0, cols * sizeof(unsigned long long)), "cudaMemset"); !e.empty()) return e;
   const int grid = static_cast<int>(std::min<std::uint64_t>(rows, 65535));
-  channel_absmax_kernel<<<grid, kThreads>>>(buf.data(), t, rows, cols, dr.p, dc.p);
+  channel_absmax_kernel<<<grid, kThreads>>>(buf.data(), t, rows, cols, dr.p, drms.p, dc.p, dsq.p, dn.p);
   if (auto e = check(cudaGetLastError(), "channel_absmax launch"); !e.empty()) return e;
   std::vector<unsigned> hc(cols);
+  std::vector<double> hsq(cols);
+  std::vector<unsigned long long> hn(cols);
   if (auto e = check(cudaMemcpy(rows_out, dr.p, rows * sizeof(float), cudaMemcpyDeviceToHost), "row maxima"); !e.empty())
     return e;
+  if (auto e = check(cudaMemcpy(rows_rms_out, drms.p, rows * sizeof(float), cudaMemcpyDeviceToHost), "row rms"); !e.empty())
+    return e;
   if (auto e = check(cudaMemcpy(hc.data(), dc.p, cols * sizeof(unsigned), cudaMemcpyDeviceToHost), "column maxima");
+      !e.empty())
+    return e;
+  if (auto e = check(cudaMemcpy(hsq.data(), dsq.p, cols * sizeof(double), cudaMemcpyDeviceToHost), "column squares");
+      !e.empty())
+    return e;
+  if (auto e = check(cudaMemcpy(hn.data(), dn.p, cols * sizeof(unsigned long long), cudaMemcpyDeviceToHost), "column counts");
       !e.empty())
     return e;
   for (std::uint64_t c = 0; c < cols; ++c) {
     float v;
     std::memcpy(&v, &hc[c], sizeof v);
     cols_out[c] = std::max(cols_out[c], v);
+    col_sq[c] += hsq[c];
+    col_n[c] += hn[c];
   }
   return {};
 }

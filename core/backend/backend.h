@@ -30,6 +30,7 @@ struct TensorData {
 struct ChannelAbsMax {
   std::vector<float> rows;  // per output channel (row) max |w|
   std::vector<float> cols;  // per input channel (column) max |w|
+  std::vector<float> rows_rms, cols_rms;  // root mean square per row / column (NaN ignored)
 };
 
 class Backend {
@@ -40,7 +41,7 @@ class Backend {
 
   // One pass (two for F32) over the tensor: moments, min/max, NaN/Inf counts and a histogram.
   virtual Result<TensorStats> tensor_stats(const TensorData& t, const HistogramSpec& spec, OpContext& ctx) = 0;
-  // Max |x| per row and per column of the 2-D view (NaN is ignored).
+  // Max |x| and RMS per row and per column of the 2-D view (NaN is ignored).
   virtual Result<ChannelAbsMax> channel_absmax(const TensorData& t, OpContext& ctx) = 0;
 };
 

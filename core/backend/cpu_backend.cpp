@@ -44,6 +44,8 @@ Result<ChannelAbsMax> CpuBackend::channel_absmax(const TensorData& t, OpContext&
   ChannelAbsMax out;
   out.rows.assign(rows, 0.0f);
   out.cols.assign(cols, 0.0f);
+  out.rows_rms.assign(rows, 0.0f);
+  out.cols_rms.assign(cols, 0.0f);
   if (t.numel == 0) return out;
   const auto row_bytes = dtype_bytes(t.dtype, cols);  // rows of block types are whole blocks
   if (!row_bytes) return Error::invalid("rows are not a whole number of " + std::string(dtype_name(t.dtype)) + " blocks");
@@ -52,28 +54,59 @@ Result<ChannelAbsMax> CpuBackend::channel_absmax(const TensorData& t, OpContext&
   const std::size_t tasks = (rows + rows_per_task - 1) / rows_per_task;
   const unsigned workers = pool_.size();
   std::vector<std::vector<float>> wcols(workers), buf(workers);
+  std::vector<std::vector<double>> wsq(workers);  // per worker column sums of squares
+  std::vector<std::vector<std::uint64_t>> wn(workers);  // and counts (NaN excluded)
   pool_.parallel_for(tasks, [&](std::size_t task, unsigned w) {
     if (ctx.cancelled()) return;
-    if (wcols[w].empty()) { wcols[w].assign(cols, 0.0f); buf[w].resize(cols); }
+    if (wcols[w].empty()) {
+      wcols[w].assign(cols, 0.0f);
+      wsq[w].assign(cols, 0.0);
+      wn[w].assign(cols, 0);
+      buf[w].resize(cols);
+    }
     float* cm = wcols[w].data();
+    double* cs = wsq[w].data();
+    std::uint64_t* cn = wn[w].data();
     float* x = buf[w].data();
     const std::size_t r1 = std::min(rows, (task + 1) * rows_per_task);
     for (std::size_t r = task * rows_per_task; r < r1; ++r) {
       (void)convert_to_f32(t.dtype, t.data + r * *row_bytes, cols, x);
       float rm = 0;
+      double rs = 0;
+      std::size_t rn = 0;
       for (std::size_t c = 0; c < cols; ++c) {
         const float a = std::fabs(x[c]);
         rm = a > rm ? a : rm;        // NaN compares false: ignored
         cm[c] = a > cm[c] ? a : cm[c];
+        if (a == a) {
+          const double sq = static_cast<double>(a) * a;
+          rs += sq;
+          cs[c] += sq;
+          ++rn;
+          ++cn[c];
+        }
       }
       out.rows[r] = rm;
+      out.rows_rms[r] = rn ? static_cast<float>(std::sqrt(rs / static_cast<double>(rn))) : 0.0f;
     }
   });
   if (ctx.cancelled()) return Error::cancelled();
-  for (const auto& wc : wcols)
-    if (!wc.empty())
-      for (std::size_t c = 0; c < cols; ++c) out.cols[c] = std::max(out.cols[c], wc[c]);
-  if (t.channels_last) std::swap(out.rows, out.cols);
+  std::vector<double> col_sq(cols, 0.0);
+  std::vector<std::uint64_t> col_n(cols, 0);
+  for (unsigned w = 0; w < workers; ++w) {
+    if (wcols[w].empty()) continue;
+    for (std::size_t c = 0; c < cols; ++c) {
+      out.cols[c] = std::max(out.cols[c], wcols[w][c]);
+      col_sq[c] += wsq[w][c];
+      col_n[c] += wn[w][c];
+    }
+  }
+  for (std::size_t c = 0; c < cols; ++c)
+    out.cols_rms[c] = col_n[c] ? static_cast<float>(std::sqrt(col_sq[c] / static_cast<double>(col_n[c]))) : 0.0f;
+  if (t.channels_last) {
+    std::swap(out.rows, out.cols);
+    std::swap(out.rows_rms, out.cols_rms);
+  }
   return out;
 }
 

@@ -13,6 +13,7 @@ Result<LayerSummary> summarize_tensor(Backend& backend, const TensorInfo& t, OpC
     if (!ch) return ch.error();
     s.outlier_in = outlier_channels(ch->cols, outlier_k);
     s.outlier_out = outlier_channels(ch->rows, outlier_k);
+    s.channels = std::move(*ch);
   }
   return s;
 }

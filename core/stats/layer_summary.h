@@ -13,6 +13,7 @@ struct LayerSummary {
   TensorStats stats;                      // of the weight, with a default histogram
   std::vector<std::size_t> outlier_in;    // input channels (columns) by the k x median rule
   std::vector<std::size_t> outlier_out;   // output channels (rows) by the same rule
+  ChannelAbsMax channels;                 // per-channel abs-max and RMS, for the channel views
 };
 
 Result<LayerSummary> summarize_tensor(Backend& backend, const TensorInfo& t, OpContext& ctx,

@@ -76,6 +76,8 @@ TEST(CudaParity, StatsAndChannelMaximaAgreeWithCpu) {
     ASSERT_TRUE(cc.ok() && gc.ok());
     EXPECT_EQ(gc->rows, cc->rows);
     EXPECT_EQ(gc->cols, cc->cols);
+    for (std::size_t r = 0; r < cc->rows_rms.size(); ++r) EXPECT_NEAR(gc->rows_rms[r], cc->rows_rms[r], 1e-6f * cc->rows_rms[r]);
+    for (std::size_t c = 0; c < cc->cols_rms.size(); ++c) EXPECT_NEAR(gc->cols_rms[c], cc->cols_rms[c], 1e-6f * cc->cols_rms[c]);
   }
 }
 

@@ -280,15 +280,31 @@ TEST(ChannelStats, AbsMaxPerRowAndColumnMatchesNaiveLoops) {
     ASSERT_TRUE(qs::convert_to_f32(t, static_cast<const std::byte*>(p), x.size(), vals.data()).ok());
     for (int r = 0; r < rows; ++r) {
       float m = 0;
-      for (int c = 0; c < cols; ++c)
-        if (!std::isnan(vals[static_cast<std::size_t>(r * cols + c)])) m = std::max(m, std::fabs(vals[static_cast<std::size_t>(r * cols + c)]));
+      double sq = 0;
+      int n = 0;
+      for (int c = 0; c < cols; ++c) {
+        const float v = vals[static_cast<std::size_t>(r * cols + c)];
+        if (std::isnan(v)) continue;
+        m = std::max(m, std::fabs(v));
+        sq += static_cast<double>(v) * v;
+        ++n;
+      }
       EXPECT_EQ(ch->rows[static_cast<std::size_t>(r)], m);
+      EXPECT_FLOAT_EQ(ch->rows_rms[static_cast<std::size_t>(r)], static_cast<float>(std::sqrt(sq / n)));
     }
     for (int c = 0; c < cols; ++c) {
       float m = 0;
-      for (int r = 0; r < rows; ++r)
-        if (!std::isnan(vals[static_cast<std::size_t>(r * cols + c)])) m = std::max(m, std::fabs(vals[static_cast<std::size_t>(r * cols + c)]));
+      double sq = 0;
+      int n = 0;
+      for (int r = 0; r < rows; ++r) {
+        const float v = vals[static_cast<std::size_t>(r * cols + c)];
+        if (std::isnan(v)) continue;
+        m = std::max(m, std::fabs(v));
+        sq += static_cast<double>(v) * v;
+        ++n;
+      }
       EXPECT_EQ(ch->cols[static_cast<std::size_t>(c)], m);
+      EXPECT_FLOAT_EQ(ch->cols_rms[static_cast<std::size_t>(c)], static_cast<float>(std::sqrt(sq / n)));
     }
   }
 }
@@ -301,6 +317,17 @@ TEST(Outliers, MagnitudeRuleFindsPlantedChannels) {
   EXPECT_EQ(qs::outlier_channels(absmax), (std::vector<std::size_t>{10, 99}));
   EXPECT_EQ(qs::outlier_channels(absmax, 50.0), (std::vector<std::size_t>{99}));
   EXPECT_DOUBLE_EQ(qs::median_of({3, 1, 2, 4}), 2.5);
+}
+
+TEST(Outliers, IqrRuleUsesTheUpperTukeyFence) {
+  // 1..8: Q1 = 2, Q3 = 6 (nearest rank), fence = 6 + 1.5 * 4 = 12.
+  std::vector<float> r{1, 2, 3, 4, 5, 6, 7, 8};
+  EXPECT_TRUE(qs::outlier_channels_iqr(r).empty());
+  r.push_back(12.0f);  // 9 values: Q1 = 3, Q3 = 7, fence 13: 12 stays in
+  EXPECT_TRUE(qs::outlier_channels_iqr(r).empty());
+  r.push_back(13.5f);  // 10 values: Q1 = 3, Q3 = 8, fence 15.5
+  r.push_back(40.0f);  // 11 values: Q1 = 3, Q3 = 12, fence 25.5
+  EXPECT_EQ(qs::outlier_channels_iqr(r), (std::vector<std::size_t>{10}));
 }
 
 }  // namespace
