@@ -1,0 +1,69 @@
+#pragma once
+// Document: the open model and everything computed from it. It runs opens and
+// statistics as jobs on Qt's thread pool and answers with signals, so the UI
+// thread never waits. A newer request supersedes an older one: the older job is
+// cancelled and its result, should it still arrive, is dropped.
+#include <QHash>
+#include <QObject>
+#include <QString>
+#include <QTimer>
+#include <memory>
+
+#include "app/jobs.h"
+
+namespace qs::app {
+
+class Document : public QObject {
+  Q_OBJECT
+ public:
+  explicit Document(std::shared_ptr<Backend> backend, QObject* parent = nullptr);
+  ~Document() override;
+
+  // Opening keeps the current model until the new one is ready; a failure leaves it as is.
+  void open(const QString& path);
+  void openDemo();
+  bool isOpening() const { return openPending_; }
+
+  std::shared_ptr<const Model> model() const { return model_; }
+  QString path() const;
+  const Backend& backend() const { return *backend_; }
+
+  // Statistics of one tensor (index into Model::tensors): cached answers come
+  // back at once, others from a job. Only the latest request is answered.
+  void requestStats(int tensor);
+  void cancelStats();
+  bool isComputing() const { return statsControl_ != nullptr; }
+  std::shared_ptr<const LayerSummary> cachedStats(int tensor) const { return cache_.value(tensor); }
+
+  double outlierFactor() const { return outlierFactor_; }
+  QString outlierRule() const;
+
+ signals:
+  void openStarted(const QString& path);
+  void modelOpened();
+  void openFailed(const QString& path, const QString& message);
+  void statsStarted(int tensor);
+  void statsProgress(int tensor, double fraction);
+  void statsReady(int tensor);
+  void statsFailed(int tensor, const QString& message);
+
+ private:
+  void startOpen(const QString& path, bool demo);
+  void onOpenFinished(quint64 generation, const QString& path, const OpenOutcome& outcome);
+  void onStatsFinished(const StatsOutcome& outcome);
+
+  std::shared_ptr<Backend> backend_;
+  std::shared_ptr<const Model> model_;
+  QHash<int, std::shared_ptr<const LayerSummary>> cache_;
+  double outlierFactor_;
+
+  quint64 openGeneration_ = 0;
+  bool openPending_ = false;
+
+  quint64 statsGeneration_ = 0;
+  int statsTensor_ = -1;
+  std::shared_ptr<JobControl> statsControl_;  // the running request's cancel flag
+  QTimer progressTimer_;                      // polls the job's progress: no cross-thread callbacks
+};
+
+}  // namespace qs::app

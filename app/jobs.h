@@ -1,0 +1,52 @@
+#pragma once
+// The work the Document runs off the UI thread, as plain functions that take
+// everything they need by value: a job owns shared pointers to the Model (and
+// with it the memory maps) and the Backend, so the UI may open another model or
+// close the window while the job finishes.
+#include <QString>
+#include <atomic>
+#include <memory>
+
+#include "backend/backend.h"
+#include "model/model.h"
+#include "stats/layer_summary.h"
+#include "util/op_context.h"
+
+namespace qs::app {
+
+struct OpenOutcome {
+  std::shared_ptr<const Model> model;  // null on failure
+  QString error;
+};
+
+// Opens `path`; with `demo`, first generates the demo model if needed (path ignored).
+OpenOutcome runOpen(const QString& path, bool demo);
+
+// Cancel flag and progress of one statistics job, shared by the UI and the worker.
+class JobControl {
+ public:
+  JobControl() : ctx_([this](double f) { progress_.store(f, std::memory_order_relaxed); }) {}
+  JobControl(const JobControl&) = delete;
+  JobControl& operator=(const JobControl&) = delete;
+  void cancel() { ctx_.cancel(); }
+  bool cancelled() const { return ctx_.cancelled(); }
+  double progress() const { return progress_.load(std::memory_order_relaxed); }
+  OpContext& context() { return ctx_; }
+
+ private:
+  std::atomic<double> progress_{0.0};  // declared first: the context's callback writes it
+  OpContext ctx_;
+};
+
+struct StatsOutcome {
+  int tensor = -1;
+  quint64 generation = 0;  // which request this answers; stale ones are dropped
+  std::shared_ptr<const LayerSummary> summary;  // null on failure or cancel
+  QString error;
+  bool cancelled = false;
+};
+
+StatsOutcome runStats(std::shared_ptr<const Model> model, std::shared_ptr<Backend> backend, int tensor,
+                      quint64 generation, std::shared_ptr<JobControl> control, double outlierFactor);
+
+}  // namespace qs::app

@@ -1,0 +1,93 @@
+// quantscope: the desktop application. Parses the command line, picks the
+// compute backend, opens the first model and, with --screenshot, saves an
+// image of the window once the first histogram is on screen (docs, Xvfb checks).
+#include <QApplication>
+#include <QCommandLineParser>
+#include <QIcon>
+#include <QTimer>
+#include <cstdio>
+
+#include "app/document.h"
+#include "app/main_window.h"
+#include "app/register_backends.h"
+#include "backend/registry.h"
+
+namespace {
+
+// Grabs the window and quits once the first statistics are shown; fails the
+// run (exit 1) when the model or the statistics do not come.
+void arrangeScreenshot(qs::app::MainWindow& window, const QString& file) {
+  auto fail = [](const QString& message) {
+    std::fprintf(stderr, "quantscope: %s\n", qPrintable(message));
+    QCoreApplication::exit(1);
+  };
+  QObject::connect(window.document(), &qs::app::Document::openFailed, &window,
+                   [fail](const QString&, const QString& message) { fail(message); });
+  QObject::connect(window.document(), &qs::app::Document::statsFailed, &window,
+                   [fail](int, const QString& message) { fail(message); });
+  QObject::connect(&window, &qs::app::MainWindow::statsShown, &window, [&window, file] {
+    // Let layouts settle and the plot repaint before grabbing.
+    QTimer::singleShot(400, &window, [&window, file] {
+      const bool saved = window.grab().save(file, "PNG");
+      if (!saved) std::fprintf(stderr, "quantscope: could not write %s\n", qPrintable(file));
+      else std::printf("quantscope: saved %s\n", qPrintable(file));
+      QCoreApplication::exit(saved ? 0 : 1);
+    });
+  }, Qt::SingleShotConnection);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  QApplication app(argc, argv);
+  QApplication::setOrganizationName(QStringLiteral("QuantScope"));
+  QApplication::setApplicationName(QStringLiteral("QuantScope"));
+  QApplication::setApplicationVersion(QStringLiteral(QS_VERSION));
+  QApplication::setWindowIcon(QIcon(QStringLiteral(":/icons/quantscope.svg")));
+
+  QCommandLineParser cli;
+  cli.setApplicationDescription(QStringLiteral("Inspect and quantize neural-network checkpoints."));
+  cli.addHelpOption();
+  cli.addVersionOption();
+  cli.addPositionalArgument(QStringLiteral("path"),
+                            QStringLiteral("Model to open: a .safetensors file, an index.json, a .gguf, a Keras .h5, "
+                                           "or a Hugging Face directory. Default: the built-in demo model."),
+                            QStringLiteral("[path]"));
+  const QCommandLineOption demo(QStringLiteral("demo"), QStringLiteral("Open the built-in demo model."));
+  const QCommandLineOption noDemo(QStringLiteral("no-demo"), QStringLiteral("Start with no model open."));
+  const QCommandLineOption backend(QStringLiteral("backend"), QStringLiteral("Compute backend: auto, cpu or cuda."),
+                                   QStringLiteral("name"), QStringLiteral("auto"));
+  const QCommandLineOption select(QStringLiteral("select"), QStringLiteral("Select this tensor (full name) at start."),
+                                  QStringLiteral("name"));
+  const QCommandLineOption screenshot(QStringLiteral("screenshot"),
+                                      QStringLiteral("Save the window as a PNG once the first histogram is shown, "
+                                                     "then quit."),
+                                      QStringLiteral("file.png"));
+  cli.addOptions({demo, noDemo, backend, select, screenshot});
+  cli.process(app);
+
+  qs::register_optional_backends();
+  auto chosen = qs::make_backend(cli.value(backend).toStdString());
+  if (!chosen) {
+    std::fprintf(stderr, "quantscope: %s\n", chosen.error().message.c_str());
+    return 2;
+  }
+
+  qs::app::MainWindow window(*chosen);
+  const bool screenshotMode = cli.isSet(screenshot);
+  // A screenshot run is unattended: errors go to stderr, not to a modal dialog.
+  window.setInteractiveErrors(!screenshotMode);
+  if (screenshotMode) arrangeScreenshot(window, cli.value(screenshot));
+  if (cli.isSet(select)) window.setPendingSelection(cli.value(select));
+
+  const QStringList paths = cli.positionalArguments();
+  if (paths.size() > 1) {
+    std::fprintf(stderr, "quantscope: give at most one model path\n");
+    return 2;
+  }
+  if (!paths.isEmpty()) window.openPath(paths.front());
+  else if (cli.isSet(demo) || !cli.isSet(noDemo)) window.openDemo();
+
+  window.show();
+  return QApplication::exec();
+}

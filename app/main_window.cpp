@@ -1,0 +1,279 @@
+#include "app/main_window.h"
+
+#include <QAction>
+#include <QApplication>
+#include <QDockWidget>
+#include <QDragEnterEvent>
+#include <QDropEvent>
+#include <QFileDialog>
+#include <QFileInfo>
+#include <QLabel>
+#include <QMenuBar>
+#include <QMessageBox>
+#include <QMimeData>
+#include <QProgressBar>
+#include <QStatusBar>
+
+#include "app/document.h"
+#include "app/recent_files.h"
+#include "backend/registry.h"
+#include "widgets/display_format.h"
+#include "widgets/histogram_plot.h"
+#include "widgets/layer_tree.h"
+#include "widgets/stats_panel.h"
+
+namespace qs::app {
+
+namespace {
+
+// The tensor shown first: the first linear layer inside a block (more telling
+// than the embedding), else the first layer, else the first tensor.
+int defaultTensor(const Model& m) {
+  for (const Layer& l : m.layers)
+    if (l.block >= 0) return static_cast<int>(l.weight);
+  if (!m.layers.empty()) return static_cast<int>(m.layers.front().weight);
+  return m.tensors.empty() ? -1 : 0;
+}
+
+QString localPathOf(const QMimeData* mime) {
+  if (!mime || !mime->hasUrls() || mime->urls().isEmpty()) return {};
+  const QUrl url = mime->urls().front();
+  return url.isLocalFile() ? url.toLocalFile() : QString();
+}
+
+}  // namespace
+
+MainWindow::MainWindow(std::shared_ptr<Backend> backend, QWidget* parent)
+    : QMainWindow(parent),
+      document_(new Document(backend, this)),
+      tree_(new ui::LayerTree(this)),
+      histogram_(new ui::HistogramPlot(this)),
+      stats_(new ui::StatsPanel(this)) {
+  setWindowTitle(tr("QuantScope"));
+  setAcceptDrops(true);
+  setCentralWidget(histogram_);
+
+  auto* treeDock = new QDockWidget(tr("Layers"), this);
+  treeDock->setObjectName(QStringLiteral("layersDock"));
+  treeDock->setWidget(tree_);
+  addDockWidget(Qt::LeftDockWidgetArea, treeDock);
+  auto* statsDock = new QDockWidget(tr("Statistics"), this);
+  statsDock->setObjectName(QStringLiteral("statsDock"));
+  statsDock->setWidget(stats_);
+  addDockWidget(Qt::RightDockWidgetArea, statsDock);
+  // Wide enough for "self_attn.q_proj.weight | q | [2048, 256] | F16 | 524.3 K" on the left
+  // and for labelled numbers on the right; the histogram, the point of the window, gets the rest.
+  resizeDocks({treeDock, statsDock}, {420, 290}, Qt::Horizontal);
+
+  buildMenus();
+  QMenu* viewMenu = menuBar()->findChild<QMenu*>(QStringLiteral("viewMenu"));
+  if (viewMenu) {
+    viewMenu->addSeparator();
+    viewMenu->addAction(treeDock->toggleViewAction());
+    viewMenu->addAction(statsDock->toggleViewAction());
+  }
+  buildStatusBar(*backend);
+
+  connect(document_, &Document::openStarted, this,
+          [this](const QString& path) { statusBar()->showMessage(tr("Opening %1…").arg(path)); });
+  connect(document_, &Document::modelOpened, this, &MainWindow::onModelOpened);
+  connect(document_, &Document::openFailed, this, &MainWindow::onOpenFailed);
+  connect(document_, &Document::statsReady, this, &MainWindow::onStatsReady);
+  connect(document_, &Document::statsFailed, this, &MainWindow::onStatsFailed);
+  connect(document_, &Document::statsStarted, this, [this] {
+    progress_->setValue(0);
+    progress_->show();
+  });
+  connect(document_, &Document::statsProgress, this,
+          [this](int, double f) { progress_->setValue(static_cast<int>(f * 100.0)); });
+  connect(tree_, &ui::LayerTree::tensorSelected, this, &MainWindow::onTensorSelected);
+
+  resize(1280, 800);
+}
+
+MainWindow::~MainWindow() = default;
+
+void MainWindow::buildMenus() {
+  QMenu* file = menuBar()->addMenu(tr("&File"));
+  QAction* openFile = file->addAction(tr("&Open File…"), this, &MainWindow::chooseFile);
+  openFile->setShortcut(QKeySequence::Open);
+  QAction* openDir = file->addAction(tr("Open &Directory…"), this, &MainWindow::chooseDirectory);
+  openDir->setShortcut(QKeySequence(tr("Ctrl+Shift+O")));
+  file->addAction(tr("Open D&emo Model"), this, &MainWindow::openDemo);
+  recent_ = new RecentFiles(file->addMenu(tr("&Recent Files")), this);
+  connect(recent_, &RecentFiles::openRequested, this, &MainWindow::openPath);
+  file->addSeparator();
+  file->addAction(tr("E&xport Histogram as PNG…"), this, &MainWindow::exportHistogram);
+  file->addSeparator();
+  QAction* quit = file->addAction(tr("&Quit"), qApp, &QApplication::closeAllWindows);
+  quit->setShortcut(QKeySequence::Quit);
+
+  QMenu* view = menuBar()->addMenu(tr("&View"));
+  view->setObjectName(QStringLiteral("viewMenu"));
+  logYAction_ = view->addAction(tr("&Log-scale Counts"));
+  logYAction_->setCheckable(true);
+  logYAction_->setChecked(histogram_->logY());
+  logYAction_->setShortcut(QKeySequence(tr("Ctrl+L")));
+  connect(logYAction_, &QAction::toggled, histogram_, &ui::HistogramPlot::setLogY);
+  QAction* reset = view->addAction(tr("&Reset Zoom"), histogram_, &ui::HistogramPlot::resetView);
+  reset->setShortcut(QKeySequence(tr("Ctrl+0")));
+
+  QMenu* help = menuBar()->addMenu(tr("&Help"));
+  help->addAction(tr("&About QuantScope"), this, &MainWindow::showAbout);
+  help->addAction(tr("About &Qt"), qApp, &QApplication::aboutQt);
+}
+
+void MainWindow::buildStatusBar(const Backend& backend) {
+  progress_ = new QProgressBar(this);
+  progress_->setRange(0, 100);
+  progress_->setMaximumWidth(160);
+  progress_->setTextVisible(false);
+  progress_->hide();
+  statusBar()->addPermanentWidget(progress_);
+
+  modelLabel_ = new QLabel(this);
+  statusBar()->addPermanentWidget(modelLabel_);
+  backendLabel_ = new QLabel(QString::fromStdString(backend.description()), this);
+  backendLabel_->setObjectName(QStringLiteral("backendLabel"));
+  // When "auto" fell back to the CPU, say why where the user looks for it.
+  const std::string why = backend_fallback_reason();
+  backendLabel_->setToolTip(why.empty() ? tr("Compute backend")
+                                        : tr("Compute backend. CUDA not used: %1").arg(QString::fromStdString(why)));
+  statusBar()->addPermanentWidget(backendLabel_);
+}
+
+void MainWindow::openPath(const QString& path) {
+  openingDemo_ = false;
+  document_->open(path);
+}
+
+void MainWindow::openDemo() {
+  openingDemo_ = true;
+  document_->openDemo();
+}
+
+void MainWindow::setPendingSelection(const QString& tensorName) { pendingSelection_ = tensorName; }
+
+void MainWindow::onModelOpened() {
+  const auto model = document_->model();
+  const QString path = document_->path();
+  setWindowTitle(tr("%1 — QuantScope").arg(openingDemo_ ? tr("Demo model (%1)").arg(path) : path));
+  if (!openingDemo_) recent_->add(path);
+
+  modelLabel_->setText(tr("%1 blocks · %2 linear layers · %3 tensors · %4 params · %5")
+                           .arg(model->block_count())
+                           .arg(model->layers.size())
+                           .arg(model->tensors.size())
+                           .arg(ui::humanCount(model->parameter_count()))
+                           .arg(ui::humanBytes(model->weight_bytes())));
+  modelLabel_->setToolTip(QStringLiteral("%1 (%2)").arg(path, ui::fromStd(model_format_name(model->format))));
+  statusBar()->showMessage(tr("Opened %1").arg(path), 5000);
+
+  current_ = -1;
+  progress_->hide();
+  stats_->clear();
+  tree_->setModel(*model);
+  histogram_->showPlaceholder(tr("Select a layer in the tree to see its weight histogram"));
+
+  int first = defaultTensor(*model);
+  if (!pendingSelection_.isEmpty()) {
+    if (auto i = model->find_tensor(pendingSelection_.toStdString())) first = static_cast<int>(*i);
+    else reportError(tr("No such tensor"), tr("%1 has no tensor named \"%2\"").arg(path, pendingSelection_));
+    pendingSelection_.clear();
+  }
+  if (first >= 0) tree_->selectTensor(first);
+}
+
+void MainWindow::onOpenFailed(const QString& path, const QString& message) {
+  // Core messages name the file; add it when one does not.
+  const QString text = message.contains(path) ? message : QStringLiteral("%1: %2").arg(path, message);
+  reportError(tr("Cannot open model"), text);
+}
+
+void MainWindow::reportError(const QString& title, const QString& message) {
+  lastError_ = message;
+  statusBar()->showMessage(message, 10000);
+  emit errorReported(message);
+  if (interactiveErrors_) QMessageBox::critical(this, title, message);
+}
+
+void MainWindow::onTensorSelected(int tensor) {
+  const auto model = document_->model();
+  if (!model || tensor < 0 || static_cast<std::size_t>(tensor) >= model->tensors.size()) return;
+  current_ = tensor;
+  const TensorInfo& t = model->tensors[static_cast<std::size_t>(tensor)];
+  stats_->setTensor(t);
+  histogram_->showBusy(tr("Computing statistics of\n%1…").arg(QString::fromStdString(t.name)));
+  statsClock_.start();
+  document_->requestStats(tensor);  // answers at once from the cache, else from a job
+}
+
+void MainWindow::onStatsReady(int tensor) {
+  if (tensor != current_) return;
+  const auto summary = document_->cachedStats(tensor);
+  const auto model = document_->model();
+  if (!summary || !model) return;
+  progress_->hide();
+  const QString name = QString::fromStdString(model->tensors[static_cast<std::size_t>(tensor)].name);
+  histogram_->setHistogram(summary->stats.hist, name);
+  stats_->setSummary(*summary, document_->outlierRule());
+  statusBar()->showMessage(tr("Statistics of %1 in %2 ms").arg(name).arg(statsClock_.elapsed()), 5000);
+  emit statsShown(tensor);
+}
+
+void MainWindow::onStatsFailed(int tensor, const QString& message) {
+  if (tensor != current_) return;
+  progress_->hide();
+  histogram_->showError(tr("Could not compute the statistics:\n%1").arg(message));
+  stats_->setStatsMessage(message);
+  statusBar()->showMessage(message, 10000);
+}
+
+void MainWindow::chooseFile() {
+  const QString path = QFileDialog::getOpenFileName(
+      this, tr("Open Model"), QString(),
+      tr("Models (*.safetensors *.safetensors.index.json *.json *.gguf *.h5 *.keras);;All files (*)"));
+  if (!path.isEmpty()) openPath(path);
+}
+
+void MainWindow::chooseDirectory() {
+  const QString dir = QFileDialog::getExistingDirectory(this, tr("Open Model Directory"));
+  if (!dir.isEmpty()) openPath(dir);
+}
+
+void MainWindow::exportHistogram() {
+  if (histogram_->state() != ui::HistogramPlot::State::Plot) {
+    statusBar()->showMessage(tr("No histogram to export yet"), 5000);
+    return;
+  }
+  QString suggested = histogram_->title();
+  suggested.replace(QLatin1Char('/'), QLatin1Char('_'));
+  const QString path = QFileDialog::getSaveFileName(this, tr("Export Histogram"), suggested + QStringLiteral(".png"),
+                                                    tr("PNG images (*.png)"));
+  if (path.isEmpty()) return;
+  if (!histogram_->toPixmap(1200, 700).save(path, "PNG"))
+    reportError(tr("Export failed"), tr("%1: could not write the image").arg(path));
+  else statusBar()->showMessage(tr("Saved %1").arg(path), 5000);
+}
+
+void MainWindow::showAbout() {
+  QMessageBox::about(this, tr("About QuantScope"),
+                     tr("<h3>QuantScope %1</h3>"
+                        "<p>A workbench for inspecting and quantizing neural networks: open a checkpoint, "
+                        "find the outliers, plan the quantization, export.</p>"
+                        "<p>Compute backend: %2</p>")
+                         .arg(QCoreApplication::applicationVersion(), backendLabel_->text()));
+}
+
+void MainWindow::dragEnterEvent(QDragEnterEvent* event) {
+  if (!localPathOf(event->mimeData()).isEmpty()) event->acceptProposedAction();
+}
+
+void MainWindow::dropEvent(QDropEvent* event) {
+  const QString path = localPathOf(event->mimeData());
+  if (path.isEmpty()) return;
+  event->acceptProposedAction();
+  openPath(path);
+}
+
+}  // namespace qs::app
