@@ -33,6 +33,19 @@ struct ChannelAbsMax {
   std::vector<float> rows_rms, cols_rms;  // root mean square per row / column (NaN ignored)
 };
 
+// Max |x| over tiles of a region of the 2-D view, for heatmaps drawn at screen
+// size: a region larger than out_rows x out_cols is max-pooled down to it,
+// a smaller one comes back at full resolution.
+struct HeatmapRequest {
+  std::int64_t row0 = 0, row1 = -1, col0 = 0, col1 = -1;  // region [row0, row1) x [col0, col1); -1: to the end
+  int out_rows = 512, out_cols = 512;
+};
+struct Heatmap {
+  std::int64_t row0 = 0, row1 = 0, col0 = 0, col1 = 0;  // the region covered
+  int rows = 0, cols = 0;                                // tiles
+  std::vector<float> abs_max;                            // rows x cols, row-major
+};
+
 class Backend {
  public:
   virtual ~Backend() = default;
@@ -43,7 +56,11 @@ class Backend {
   virtual Result<TensorStats> tensor_stats(const TensorData& t, const HistogramSpec& spec, OpContext& ctx) = 0;
   // Max |x| and RMS per row and per column of the 2-D view (NaN is ignored).
   virtual Result<ChannelAbsMax> channel_absmax(const TensorData& t, OpContext& ctx) = 0;
+  virtual Result<Heatmap> abs_heatmap(const TensorData& t, const HeatmapRequest& req, OpContext& ctx) = 0;
 };
+
+// Checks a heatmap request against the tensor and fills in the region and tile counts.
+Result<Heatmap> plan_heatmap(const TensorData& t, const HeatmapRequest& req);
 
 // Checks bins and range before any backend runs.
 Result<void> validate_histogram_spec(const HistogramSpec& spec);

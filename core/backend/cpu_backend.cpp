@@ -110,4 +110,77 @@ Result<ChannelAbsMax> CpuBackend::channel_absmax(const TensorData& t, OpContext&
   return out;
 }
 
+Result<Heatmap> plan_heatmap(const TensorData& t, const HeatmapRequest& req) {
+  if (t.rows < 0 || t.cols < 0 || static_cast<std::uint64_t>(t.rows) * static_cast<std::uint64_t>(t.cols) != t.numel)
+    return Error::invalid("heatmap: rows x cols does not match the element count");
+  Heatmap h;
+  h.row0 = req.row0;
+  h.col0 = req.col0;
+  h.row1 = req.row1 < 0 ? t.rows : req.row1;
+  h.col1 = req.col1 < 0 ? t.cols : req.col1;
+  if (h.row0 < 0 || h.col0 < 0 || h.row1 > t.rows || h.col1 > t.cols || h.row0 >= h.row1 || h.col0 >= h.col1)
+    return Error::invalid("heatmap: region is empty or outside the tensor");
+  if (req.out_rows < 1 || req.out_cols < 1 || req.out_rows > 16384 || req.out_cols > 16384)
+    return Error::invalid("heatmap: output size must be 1..16384 per side");
+  h.rows = static_cast<int>(std::min<std::int64_t>(req.out_rows, h.row1 - h.row0));
+  h.cols = static_cast<int>(std::min<std::int64_t>(req.out_cols, h.col1 - h.col0));
+  h.abs_max.assign(static_cast<std::size_t>(h.rows) * static_cast<std::size_t>(h.cols), 0.0f);
+  return h;
+}
+
+Result<Heatmap> CpuBackend::abs_heatmap(const TensorData& t, const HeatmapRequest& req, OpContext& ctx) {
+  if (!dtype_is_float_convertible(t.dtype))
+    return Error::unsupported("type " + std::string(dtype_name(t.dtype)) + ": not decodable yet");
+  auto planned = plan_heatmap(t, req);
+  if (!planned) return planned.error();
+  Heatmap h = std::move(*planned);
+  // Stored matrix (channels-last tensors hold the transpose).
+  const std::uint64_t scols = static_cast<std::uint64_t>(t.channels_last ? t.rows : t.cols);
+  const auto row_bytes = dtype_bytes(t.dtype, scols);
+  if (!row_bytes) return Error::invalid("rows are not a whole number of " + std::string(dtype_name(t.dtype)) + " blocks");
+  const std::int64_t region_rows = h.row1 - h.row0, region_cols = h.col1 - h.col0;
+  // Tile i covers rows [row0 + i*R/rows, row0 + (i+1)*R/rows): every element in exactly one tile.
+  auto tile_of = [](std::int64_t offset, std::int64_t extent, int tiles) {
+    return static_cast<int>(offset * tiles / extent);
+  };
+  const unsigned workers = pool_.size();
+  std::vector<std::vector<float>> buf(workers);
+  const std::int64_t stored_rows0 = t.channels_last ? h.col0 : h.row0;
+  const std::int64_t stored_rows1 = t.channels_last ? h.col1 : h.row1;
+  // Decode whole stored rows (block types decode per block); parallel over stored rows.
+  const std::size_t tasks = static_cast<std::size_t>(stored_rows1 - stored_rows0);
+  std::vector<std::vector<float>> partial(workers);
+  pool_.parallel_for(tasks, [&](std::size_t task, unsigned w) {
+    if (ctx.cancelled()) return;
+    if (buf[w].empty()) {
+      buf[w].resize(scols);
+      partial[w].assign(h.abs_max.size(), 0.0f);
+    }
+    const std::int64_t sr = stored_rows0 + static_cast<std::int64_t>(task);
+    (void)convert_to_f32(t.dtype, t.data + static_cast<std::uint64_t>(sr) * *row_bytes, scols, buf[w].data());
+    float* out = partial[w].data();
+    if (!t.channels_last) {
+      const int ti = tile_of(sr - h.row0, region_rows, h.rows);
+      for (std::int64_t c = h.col0; c < h.col1; ++c) {
+        const float a = std::fabs(buf[w][static_cast<std::size_t>(c)]);
+        float& cell = out[static_cast<std::size_t>(ti) * static_cast<std::size_t>(h.cols) +
+                          static_cast<std::size_t>(tile_of(c - h.col0, region_cols, h.cols))];
+        cell = a > cell ? a : cell;
+      }
+    } else {  // stored row sr is our column sr; stored columns are our rows
+      const int tj = tile_of(sr - h.col0, region_cols, h.cols);
+      for (std::int64_t r = h.row0; r < h.row1; ++r) {
+        const float a = std::fabs(buf[w][static_cast<std::size_t>(r)]);
+        float& cell = out[static_cast<std::size_t>(tile_of(r - h.row0, region_rows, h.rows)) * static_cast<std::size_t>(h.cols) +
+                          static_cast<std::size_t>(tj)];
+        cell = a > cell ? a : cell;
+      }
+    }
+  });
+  if (ctx.cancelled()) return Error::cancelled();
+  for (const auto& p : partial)
+    for (std::size_t i = 0; i < p.size(); ++i) h.abs_max[i] = std::max(h.abs_max[i], p[i]);
+  return h;
+}
+
 }  // namespace qs

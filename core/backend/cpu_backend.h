@@ -14,6 +14,7 @@ class CpuBackend final : public Backend {
   std::string description() const override;
   Result<TensorStats> tensor_stats(const TensorData& t, const HistogramSpec& spec, OpContext& ctx) override;
   Result<ChannelAbsMax> channel_absmax(const TensorData& t, OpContext& ctx) override;
+  Result<Heatmap> abs_heatmap(const TensorData& t, const HeatmapRequest& req, OpContext& ctx) override;
 
  private:
   ThreadPool& pool_;

@@ -331,3 +331,56 @@ TEST(Outliers, IqrRuleUsesTheUpperTukeyFence) {
 }
 
 }  // namespace
+
+namespace {
+
+// Naive max-pool of |W| (logical [rows, cols], row-major) into tiles.
+std::vector<float> naive_heatmap(const std::vector<float>& w, int rows, int cols, int r0, int r1, int c0, int c1,
+                                 int tr, int tc) {
+  std::vector<float> out(static_cast<std::size_t>(tr * tc), 0.0f);
+  for (int r = r0; r < r1; ++r)
+    for (int c = c0; c < c1; ++c) {
+      const int i = (r - r0) * tr / (r1 - r0), j = (c - c0) * tc / (c1 - c0);
+      float& cell = out[static_cast<std::size_t>(i * tc + j)];
+      cell = std::max(cell, std::fabs(w[static_cast<std::size_t>(r * cols + c)]));
+    }
+  (void)rows;
+  return out;
+}
+
+TEST(Heatmap, MaxPoolsTheRegionAndHonoursChannelsLastStorage) {
+  const int rows = 37, cols = 1029;
+  const auto w = heavy_tailed(static_cast<std::size_t>(rows) * cols, 12);
+  std::vector<float> transposed(w.size());  // Keras-style [cols, rows] storage of the same matrix
+  for (int r = 0; r < rows; ++r)
+    for (int c = 0; c < cols; ++c) transposed[static_cast<std::size_t>(c * rows + r)] = w[static_cast<std::size_t>(r * cols + c)];
+  qs::CpuBackend cpu;
+  const qs::TensorData rm{qs::DType::F32, reinterpret_cast<const std::byte*>(w.data()), w.size(), rows, cols, false};
+  const qs::TensorData cl{qs::DType::F32, reinterpret_cast<const std::byte*>(transposed.data()), w.size(), rows, cols, true};
+
+  qs::HeatmapRequest whole;
+  whole.out_rows = 8;
+  whole.out_cols = 16;
+  auto a = cpu.abs_heatmap(rm, whole, qs::OpContext::none());
+  ASSERT_TRUE(a.ok()) << a.error().message;
+  EXPECT_EQ(a->rows, 8);
+  EXPECT_EQ(a->cols, 16);
+  EXPECT_EQ(a->abs_max, naive_heatmap(w, rows, cols, 0, rows, 0, cols, 8, 16));
+  auto b = cpu.abs_heatmap(cl, whole, qs::OpContext::none());
+  ASSERT_TRUE(b.ok());
+  EXPECT_EQ(b->abs_max, a->abs_max);
+
+  qs::HeatmapRequest zoom;  // a region smaller than the output: full resolution
+  zoom.row0 = 3; zoom.row1 = 9; zoom.col0 = 100; zoom.col1 = 140;
+  auto z = cpu.abs_heatmap(cl, zoom, qs::OpContext::none());
+  ASSERT_TRUE(z.ok());
+  EXPECT_EQ(z->rows, 6);
+  EXPECT_EQ(z->cols, 40);
+  EXPECT_EQ(z->abs_max, naive_heatmap(w, rows, cols, 3, 9, 100, 140, 6, 40));
+
+  qs::HeatmapRequest bad;
+  bad.row0 = 30; bad.row1 = 40;
+  EXPECT_FALSE(cpu.abs_heatmap(rm, bad, qs::OpContext::none()).ok());
+}
+
+}  // namespace
