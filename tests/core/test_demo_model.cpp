@@ -2,6 +2,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <atomic>
 
 #include "backend/registry.h"
 #include "demo/demo_model.h"
@@ -69,6 +70,34 @@ TEST(DemoModel, OutlierDetectorFindsExactlyThePlantedChannels) {
     }
   }
   EXPECT_EQ(checked, 36);
+}
+
+TEST(DemoModel, OverviewFiguresPointAtTheOutlierLayers) {
+  qs::test::TempDir dir;
+  ASSERT_TRUE(qs::write_demo_model(dir.path().string()).ok());
+  auto m = qs::open_model(dir.path().string());
+  ASSERT_TRUE(m.ok());
+  std::atomic<int> progress_calls{0};
+  qs::OpContext ctx([&](double) { ++progress_calls; });
+  auto figs = qs::summarize_layers(*qs::cpu_backend(), *m, ctx);
+  ASSERT_TRUE(figs.ok()) << figs.error().message;
+  ASSERT_EQ(figs->size(), m->layers.size());
+  EXPECT_EQ(progress_calls.load(), static_cast<int>(m->layers.size()));
+  for (std::size_t i = 0; i < figs->size(); ++i) {
+    const auto& f = (*figs)[i];
+    const auto role = m->layers[i].role;
+    ASSERT_TRUE(f.ok);
+    const bool reads_hidden = role == qs::LayerRole::Q || role == qs::LayerRole::K || role == qs::LayerRole::V ||
+                              role == qs::LayerRole::Gate || role == qs::LayerRole::Up;
+    EXPECT_EQ(f.outliers_in, reads_hidden ? 4u : role == qs::LayerRole::Down ? 2u : 0u) << m->layers[i].name;
+    if (reads_hidden) EXPECT_GT(f.abs_max, 10.0) << m->layers[i].name;  // 20-100x planted columns
+    else EXPECT_LT(f.abs_max, role == qs::LayerRole::Down ? 20.0 : 1.0) << m->layers[i].name;
+  }
+  qs::OpContext cancelled;
+  cancelled.cancel();
+  auto c = qs::summarize_layers(*qs::cpu_backend(), *m, cancelled);
+  ASSERT_FALSE(c.ok());
+  EXPECT_EQ(c.error().code, qs::ErrorCode::Cancelled);
 }
 
 TEST(DemoModel, EnsureReusesAValidCacheAndRepairsABrokenOne) {
