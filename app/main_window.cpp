@@ -63,7 +63,7 @@ MainWindow::MainWindow(std::shared_ptr<Backend> backend, QWidget* parent)
   addDockWidget(Qt::RightDockWidgetArea, statsDock);
   // Wide enough for "self_attn.q_proj.weight | q | [2048, 256] | F16 | 524.3 K" on the left
   // and for labelled numbers on the right; the histogram, the point of the window, gets the rest.
-  resizeDocks({treeDock, statsDock}, {420, 290}, Qt::Horizontal);
+  resizeDocks({treeDock, statsDock}, {445, 280}, Qt::Horizontal);
 
   buildMenus();
   QMenu* viewMenu = menuBar()->findChild<QMenu*>(QStringLiteral("viewMenu"));

@@ -52,6 +52,7 @@ LayerTree::LayerTree(QWidget* parent)
   view_->setAlternatingRowColors(true);
   // Long names lose their middle, not the ".weight"/".bias" that tells them apart.
   view_->setTextElideMode(Qt::ElideMiddle);
+  view_->setIndentation(14);  // two levels only: the default indent wastes name width
   view_->setSelectionMode(QAbstractItemView::SingleSelection);
   view_->setSelectionBehavior(QAbstractItemView::SelectRows);
   view_->header()->setStretchLastSection(false);

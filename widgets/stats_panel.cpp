@@ -65,7 +65,7 @@ StatsPanel::StatsPanel(QWidget* parent) : QWidget(parent), rule_(new QLabel(this
   bold.setBold(true);
   values_[Name]->setFont(bold);
   layout->addWidget(makeGroup(tr("Tensor"), tensorRows, values_[Name]));
-  layout->addWidget(makeGroup(tr("Statistics"), statRows, nullptr));
+  layout->addWidget(makeGroup(tr("Distribution"), statRows, nullptr));
   rule_->setWordWrap(true);
   rule_->setStyleSheet(QStringLiteral("color: #707070;"));
   layout->addWidget(rule_);

@@ -90,6 +90,8 @@ std::vector<TensorGroup> groupTensors(const Model& model) {
       if (inserted) it->second = TensorGroup{QStringLiteral("Block %1").arg(block), block, {}};
       it->second.rows.push_back(std::move(row));
     } else {
+      // HF checkpoints prefix everything with "model."; inside a group it only adds width.
+      if (row.shortName.startsWith(QLatin1String("model."))) row.shortName = row.shortName.mid(6);
       outside.rows.push_back(std::move(row));
     }
   }

@@ -15,7 +15,7 @@ namespace qs::ui {
 
 struct TensorRow {
   std::size_t tensor = 0;  // index into Model::tensors
-  QString shortName;       // name within its block ("mlp.down_proj.weight")
+  QString shortName;       // name within its block ("mlp.down_proj.weight"), "model." dropped outside
   QString role;            // "q", "down", "norm", "down bias", or empty
 };
 
