@@ -1,0 +1,140 @@
+#include "quant/ggml_quantize.h"
+
+#include <cfloat>
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+#include <string>
+
+#include "util/half.h"
+
+namespace qs {
+namespace {
+
+using u8 = std::uint8_t;
+
+// These follow the reference's arithmetic literally (float ops in the same
+// order, C casts that truncate, roundf for Q8_0). The build does not contract
+// x*id + c into an FMA (ISO C++ mode, no -mfma), which decides rare ties.
+
+void store_half(u8* p, float v) {
+  const std::uint16_t h = f32_to_f16(v);
+  std::memcpy(p, &h, 2);
+}
+
+void q8_0(const float* x, u8* b) {
+  float amax = 0.0f;
+  for (int j = 0; j < 32; ++j) {
+    const float a = std::fabs(x[j]);
+    amax = amax > a ? amax : a;
+  }
+  const float d = amax / 127.0f;
+  const float id = d != 0.0f ? 1.0f / d : 0.0f;
+  store_half(b, d);
+  for (int j = 0; j < 32; ++j) b[2 + j] = static_cast<u8>(static_cast<std::int8_t>(std::roundf(x[j] * id)));
+}
+
+// The element of largest magnitude, keeping its sign (first one wins).
+float signed_absmax(const float* x) {
+  float amax = 0.0f, max = 0.0f;
+  for (int j = 0; j < 32; ++j)
+    if (amax < std::fabs(x[j])) {
+      amax = std::fabs(x[j]);
+      max = x[j];
+    }
+  return max;
+}
+
+void min_max(const float* x, float& min, float& max) {
+  min = FLT_MAX;
+  max = -FLT_MAX;
+  for (int j = 0; j < 32; ++j) {
+    if (x[j] < min) min = x[j];
+    if (x[j] > max) max = x[j];
+  }
+}
+
+void q4_0(const float* x, u8* b) {
+  const float d = signed_absmax(x) / -8.0f;
+  const float id = d != 0.0f ? 1.0f / d : 0.0f;
+  store_half(b, d);
+  for (int j = 0; j < 16; ++j) {
+    const int q0 = std::min(15, static_cast<int>(static_cast<std::int8_t>(x[j] * id + 8.5f)));
+    const int q1 = std::min(15, static_cast<int>(static_cast<std::int8_t>(x[j + 16] * id + 8.5f)));
+    b[2 + j] = static_cast<u8>(q0 | (q1 << 4));
+  }
+}
+
+void q4_1(const float* x, u8* b) {
+  float min, max;
+  min_max(x, min, max);
+  const float d = (max - min) / 15.0f;
+  const float id = d != 0.0f ? 1.0f / d : 0.0f;
+  store_half(b, d);
+  store_half(b + 2, min);
+  for (int j = 0; j < 16; ++j) {
+    const int q0 = std::min(15, static_cast<int>(static_cast<std::int8_t>((x[j] - min) * id + 0.5f)));
+    const int q1 = std::min(15, static_cast<int>(static_cast<std::int8_t>((x[j + 16] - min) * id + 0.5f)));
+    b[4 + j] = static_cast<u8>(q0 | (q1 << 4));
+  }
+}
+
+// Q5: low nibbles as Q4; bit 4 of element j goes to bit j of the little-endian u32 qh.
+void pack5(const int* q, u8* qh_dst, u8* qs) {
+  std::uint32_t qh = 0;
+  for (int j = 0; j < 16; ++j) {
+    qs[j] = static_cast<u8>((q[j] & 0x0F) | ((q[j + 16] & 0x0F) << 4));
+    qh |= static_cast<std::uint32_t>((q[j] >> 4) & 1) << j;
+    qh |= static_cast<std::uint32_t>((q[j + 16] >> 4) & 1) << (j + 16);
+  }
+  std::memcpy(qh_dst, &qh, 4);
+}
+
+void q5_0(const float* x, u8* b) {
+  const float d = signed_absmax(x) / -16.0f;
+  const float id = d != 0.0f ? 1.0f / d : 0.0f;
+  store_half(b, d);
+  int q[32];
+  for (int j = 0; j < 32; ++j) q[j] = std::min(31, static_cast<int>(static_cast<std::int8_t>(x[j] * id + 16.5f)));
+  pack5(q, b + 2, b + 6);
+}
+
+void q5_1(const float* x, u8* b) {
+  float min, max;
+  min_max(x, min, max);
+  const float d = (max - min) / 31.0f;
+  const float id = d != 0.0f ? 1.0f / d : 0.0f;
+  store_half(b, d);
+  store_half(b + 2, min);
+  int q[32];
+  for (int j = 0; j < 32; ++j) q[j] = static_cast<u8>((x[j] - min) * id + 0.5f);  // no clamp, as the reference
+  pack5(q, b + 4, b + 8);
+}
+
+}  // namespace
+
+bool ggml_quantize_supported(DType t) {
+  return t == DType::Q8_0 || t == DType::Q4_0 || t == DType::Q4_1 || t == DType::Q5_0 || t == DType::Q5_1;
+}
+
+Result<void> quantize_ggml_blocks(DType t, const float* src, std::size_t blocks, std::byte* dst) {
+  void (*fn)(const float*, u8*) = nullptr;
+  switch (t) {
+    case DType::Q8_0: fn = q8_0; break;
+    case DType::Q4_0: fn = q4_0; break;
+    case DType::Q4_1: fn = q4_1; break;
+    case DType::Q5_0: fn = q5_0; break;
+    case DType::Q5_1: fn = q5_1; break;
+    default: return Error::unsupported("quantizing to " + std::string(dtype_name(t)) + " is not implemented yet");
+  }
+  const std::size_t n = blocks * 32;
+  for (std::size_t i = 0; i < n; ++i)
+    if (!std::isfinite(src[i]))
+      return Error::invalid("value " + std::to_string(i) + " is not finite (" + std::to_string(src[i]) +
+                            "): quantizing it would write undefined bytes");
+  auto* out = reinterpret_cast<u8*>(dst);
+  for (std::size_t i = 0; i < blocks; ++i) fn(src + 32 * i, out + dtype_block_bytes(t) * i);
+  return {};
+}
+
+}  // namespace qs

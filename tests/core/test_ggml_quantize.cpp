@@ -1,0 +1,124 @@
+// The reference quantizers for the legacy ggml blocks: byte-exact with ggml's
+// own output (fixtures) and with the test vectors of docs/formats.md 7.1/7.2.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstring>
+
+#include "quant/ggml_quantize.h"
+#include "test_files.h"
+
+namespace {
+
+std::string quantize(qs::DType t, const std::vector<float>& x) {
+  std::string out(*qs::dtype_bytes(t, x.size()), '\0');
+  auto r = qs::quantize_ggml_blocks(t, x.data(), x.size() / 32, reinterpret_cast<std::byte*>(out.data()));
+  EXPECT_TRUE(r.ok()) << (r.ok() ? "" : r.error().message);
+  return out;
+}
+
+std::string hex(const std::string& b) {
+  static const char* d = "0123456789abcdef";
+  std::string s;
+  for (unsigned char c : b) {
+    if (!s.empty()) s += ' ';
+    s += d[c >> 4];
+    s += d[c & 15];
+  }
+  return s;
+}
+
+TEST(GgmlQuantize, ByteExactWithGgmlOnTheFixtures) {
+  const std::string dir = std::string(QS_TEST_DATA) + "/ggml_blocks/";
+  const std::string raw = qs::test::read_bytes(dir + "input.f32");
+  std::vector<float> x(raw.size() / 4);
+  std::memcpy(x.data(), raw.data(), raw.size());
+  const std::pair<const char*, qs::DType> types[] = {
+      {"q8_0", qs::DType::Q8_0}, {"q4_0", qs::DType::Q4_0}, {"q4_1", qs::DType::Q4_1},
+      {"q5_0", qs::DType::Q5_0}, {"q5_1", qs::DType::Q5_1}};
+  for (const auto& [name, t] : types) EXPECT_EQ(quantize(t, x), qs::test::read_bytes(dir + name + ".blocks")) << name;
+}
+
+std::vector<float> block(std::initializer_list<float> head) {
+  std::vector<float> v(32, 0.0f);
+  std::copy(head.begin(), head.end(), v.begin());
+  return v;
+}
+
+TEST(GgmlQuantize, Q8_0TestVectors) {
+  EXPECT_EQ(hex(quantize(qs::DType::Q8_0, block({}))), hex(std::string(34, '\0')));
+  EXPECT_EQ(hex(quantize(qs::DType::Q8_0, block({1})).substr(0, 3)), "08 20 7f");
+  EXPECT_EQ(hex(quantize(qs::DType::Q8_0, block({-1})).substr(0, 3)), "08 20 81");
+  // RHAZ rounding: 2.5 -> 3, -2.5 -> -3, 0.5 -> 1, -0.5 -> -1.
+  EXPECT_EQ(hex(quantize(qs::DType::Q8_0, block({127, 2.5f, -2.5f, 3.5f, 0.5f, -0.5f})).substr(0, 8)),
+            "00 3c 7f 03 fd 04 01 ff");
+  std::vector<float> ramp(32);
+  for (int i = 0; i < 32; ++i) ramp[static_cast<std::size_t>(i)] = static_cast<float>(i - 16);
+  EXPECT_EQ(hex(quantize(qs::DType::Q8_0, ramp)),
+            "08 30 81 89 91 99 a1 a9 b1 b9 c0 c8 d0 d8 e0 e8 f0 f8 00 08 10 18 20 28 30 38 40 47 4f 57 5f 67 6f 77");
+}
+
+TEST(GgmlQuantize, Q4_0TestVectors) {
+  std::string zeros = "00 80";  // d = -0.0 (max/-8 with max = +0), every code 8
+  for (int i = 0; i < 16; ++i) zeros += " 88";
+  EXPECT_EQ(hex(quantize(qs::DType::Q4_0, block({}))), zeros);
+  EXPECT_EQ(hex(quantize(qs::DType::Q4_0, block({1})).substr(0, 4)), "00 b0 80 88");
+  EXPECT_EQ(hex(quantize(qs::DType::Q4_0, block({-1})).substr(0, 3)), "00 30 80");
+  EXPECT_EQ(hex(quantize(qs::DType::Q4_0, block({1, -1})).substr(0, 4)), "00 b0 80 8f");  // first max wins; clamp to 15
+  EXPECT_EQ(hex(quantize(qs::DType::Q4_0, block({-1, 1})).substr(0, 4)), "00 30 80 8f");
+  std::vector<float> ramp(32);
+  for (int i = 0; i < 32; ++i) ramp[static_cast<std::size_t>(i)] = static_cast<float>(i - 16);
+  EXPECT_EQ(hex(quantize(qs::DType::Q4_0, ramp)), "00 40 80 91 91 a2 a2 b3 b3 c4 c4 d5 d5 e6 e6 f7 f7 f8");
+  // The FMA-sensitive case: without contraction x1*id rounds to -5.5 and gets code 3.
+  float a, b;
+  const std::uint32_t ab = 0x3fbc49ba, bb = 0x3f8172b0;
+  std::memcpy(&a, &ab, 4);
+  std::memcpy(&b, &bb, 4);
+  EXPECT_EQ(hex(quantize(qs::DType::Q4_0, block({a, b})).substr(0, 4)), "e2 b1 80 83");
+}
+
+TEST(GgmlQuantize, NonFiniteInputIsRefusedWithItsIndex) {
+  auto x = block({1, 2});
+  x[7] = NAN;
+  std::string out(34, '\0');
+  auto r = qs::quantize_ggml_blocks(qs::DType::Q8_0, x.data(), 1, reinterpret_cast<std::byte*>(out.data()));
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.error().message.find("value 7 is not finite"), std::string::npos) << r.error().message;
+  auto k = qs::quantize_ggml_blocks(qs::DType::Q4_K, x.data(), 1, reinterpret_cast<std::byte*>(out.data()));
+  EXPECT_FALSE(k.ok());
+}
+
+}  // namespace
+
+#include "io/open_model.h"
+#include "model/convert.h"
+
+namespace {
+
+// llama-quantize (C, x86-64) wrote these files from the f32 GGUF: our RTN on the
+// same tensors must reproduce its bytes exactly.
+TEST(GgmlQuantize, ByteIdenticalToLlamaQuantizeOnStories260K) {
+  const std::string shared = qs::test::shared_dir();
+  if (shared.empty()) GTEST_SKIP() << "../shared/models is absent (fresh clone): skipping real-model test";
+  const std::string dir = shared + "/models/stories260K/gguf/";
+  auto f32 = qs::open_model(dir + "stories260K-f32.gguf");
+  ASSERT_TRUE(f32.ok());
+  int compared = 0;
+  for (const char* file : {"stories260K-Q6_K.gguf", "stories260K-Q4_K_M.gguf", "stories260K-Q5_K_M.gguf"}) {
+    auto q = qs::open_model(dir + file);
+    ASSERT_TRUE(q.ok());
+    for (const auto& t : q->tensors) {
+      if (!qs::ggml_quantize_supported(t.dtype)) continue;
+      const auto& src = f32->tensors[*f32->find_tensor(t.name)];
+      std::vector<float> x(src.numel());
+      ASSERT_TRUE(qs::convert_to_f32(src.dtype, src.bytes().data(), x.size(), x.data()).ok());
+      std::vector<std::byte> ours(t.nbytes);
+      ASSERT_TRUE(qs::quantize_ggml_blocks(t.dtype, x.data(), x.size() / 32, ours.data()).ok());
+      EXPECT_EQ(std::memcmp(ours.data(), t.bytes().data(), t.nbytes), 0) << file << " " << t.name << " " << qs::dtype_name(t.dtype);
+      ++compared;
+    }
+  }
+  EXPECT_EQ(compared, 32 + 32 + 32);  // q8_0 x 32; q5_0 x 29 + q8_0 x 3; q5_1 x 29 + q8_0 x 3
+}
+
+}  // namespace
