@@ -39,6 +39,12 @@ StatsPanel::StatsPanel(QWidget* parent) : QWidget(parent), rule_(new QLabel(this
       {Std, "Std", "Population standard deviation"},
       {Kurtosis, "Excess kurtosis", "0 for a Gaussian; heavy tails score high"},
       {AbsMax, "Abs-max", "max |x|: sets the scale of symmetric quantization"},
+      {P50, "Median", "Percentiles are exact (nearest rank)"},
+      {P01, "1 % \u2026 99 %", "Percentiles: 98 % of the values lie in this range"},
+      {P999, "0.1 % \u2026 99.9 %", "Where clipping that keeps 99.8 % of the values would cut"},
+      {P9999, "99.99 %", nullptr},
+      {Beyond3, "Beyond 3\u03c3", "Values with |x - mean| > 3 std (0.27 % for a Gaussian)"},
+      {Beyond6, "Beyond 6\u03c3", "Values with |x - mean| > 6 std (2e-7 % for a Gaussian)"},
       {OutlierIn, "Outlier input ch.", "Input channels (columns): count (first indices)"},
       {OutlierOut, "Outlier output ch.", "Output channels (rows): count (first indices)"},
   };
@@ -107,6 +113,18 @@ void StatsPanel::setSummary(const LayerSummary& s, const QString& outlierRule) {
   values_[Std]->setText(number(st.std));
   values_[Kurtosis]->setText(number(st.kurtosis));
   values_[AbsMax]->setText(number(st.abs_max));
+  // kStatPercentiles: 0.1, 1, 50, 99, 99.9, 99.99
+  const QString range = QStringLiteral("%1 \u2026 %2");
+  values_[P50]->setText(number(st.percentiles[2]));
+  values_[P01]->setText(range.arg(number(st.percentiles[1]), number(st.percentiles[3])));
+  values_[P999]->setText(range.arg(number(st.percentiles[0]), number(st.percentiles[4])));
+  values_[P9999]->setText(number(st.percentiles[5]));
+  auto share = [&](std::uint64_t n) {
+    const double pct = st.count ? 100.0 * static_cast<double>(n) / static_cast<double>(st.count) : 0.0;
+    return QStringLiteral("%1  (%2 %)").arg(n).arg(pct, 0, 'g', 3);
+  };
+  values_[Beyond3]->setText(share(st.beyond_3sigma));
+  values_[Beyond6]->setText(share(st.beyond_6sigma));
   values_[OutlierIn]->setText(indexList(s.outlier_in));
   values_[OutlierOut]->setText(indexList(s.outlier_out));
   rule_->setText(outlierRule.isEmpty() ? QString() : tr("Outlier rule: %1").arg(outlierRule));

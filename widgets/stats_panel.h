@@ -19,7 +19,7 @@ class StatsPanel : public QWidget {
  public:
   enum Field {
     Name, Shape, DType, Elements,
-    Finite, NanInf, Min, Max, Mean, Std, Kurtosis, AbsMax,
+    Finite, NanInf, Min, Max, Mean, Std, Kurtosis, AbsMax, P01, P50, P999, P9999, Beyond3, Beyond6,
     OutlierIn, OutlierOut,
     FieldCount
   };

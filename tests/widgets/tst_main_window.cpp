@@ -10,6 +10,7 @@
 #include <QStandardPaths>
 #include <QTemporaryDir>
 #include <QtTest>
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <memory>
@@ -200,6 +201,15 @@ void TstMainWindow::histogramHoldsExactlyTheTensorsCounts() {
   QCOMPARE(stats->text(StatsPanel::Max), QString::asprintf("%.4g", e.hi));
   QCOMPARE(stats->text(StatsPanel::Name), QString::fromStdString(name));
   QCOMPARE(stats->text(StatsPanel::Shape), QStringLiteral("[256, 688]"));
+  // The median row: the nearest-rank median of the decoded values, sorted here.
+  {
+    std::vector<float> v(t.numel());
+    const auto* h = reinterpret_cast<const std::uint16_t*>(t.bytes().data());
+    for (std::size_t i = 0; i < v.size(); ++i) v[i] = qs::f16_to_f32(h[i]);
+    std::sort(v.begin(), v.end());
+    const std::size_t rank = (v.size() + 1) / 2 - 1;  // ceil(n / 2) - 1
+    QCOMPARE(stats->text(StatsPanel::P50), QString::asprintf("%.4g", static_cast<double>(v[rank])));
+  }
   // The hover read-out names the bin and its count.
   QVERIFY(plot->readoutAt(centers[10]).contains(QStringLiteral("count %1").arg(e.counts[10])));
 }
