@@ -9,23 +9,6 @@
 
 namespace qs::ui {
 
-int blockOfName(const QString& name, QString* rest) {
-  // The same prefixes core's group_layers() knows. Norms are not Layers, so the
-  // tree needs the block of a name on its own.
-  for (const char* prefix : {"model.layers.", "layers.", "blk."}) {
-    const QLatin1String p(prefix);
-    if (!name.startsWith(p)) continue;
-    const qsizetype dot = name.indexOf(QLatin1Char('.'), p.size());
-    if (dot <= p.size()) return -1;
-    bool ok = false;
-    const int block = name.mid(p.size(), dot - p.size()).toInt(&ok);
-    if (!ok || block < 0) return -1;
-    if (rest) *rest = name.mid(dot + 1);
-    return block;
-  }
-  return -1;
-}
-
 namespace {
 
 QString roleOf(const Model& model, std::size_t tensor, const std::vector<int>& layerOfTensor, bool& isBias) {
@@ -35,7 +18,7 @@ QString roleOf(const Model& model, std::size_t tensor, const std::vector<int>& l
     isBias = layer.bias && *layer.bias == tensor;
     return fromStd(layer_role_name(layer.role)) + (isBias ? QStringLiteral(" bias") : QString());
   }
-  if (QString::fromStdString(model.tensors[tensor].name).contains(QLatin1String("norm"))) return QStringLiteral("norm");
+  if (is_norm_tensor(model.tensors[tensor].name)) return QStringLiteral("norm");
   return {};
 }
 
@@ -81,11 +64,11 @@ std::vector<TensorGroup> groupTensors(const Model& model) {
     bool isBias = false;
     TensorRow row{i, name, roleOf(model, i, layerOfTensor, isBias)};
     int block = layerOfTensor[i] >= 0 ? model.layers[static_cast<std::size_t>(layerOfTensor[i])].block : -1;
-    QString rest;
-    const int nameBlock = blockOfName(name, &rest);
+    std::string_view rest;
+    const int nameBlock = tensor_block(model.tensors[i].name, &rest);
     if (block < 0) block = nameBlock;
     if (block >= 0) {
-      if (nameBlock == block) row.shortName = rest;
+      if (nameBlock == block) row.shortName = QString::fromUtf8(rest.data(), static_cast<qsizetype>(rest.size()));
       auto [it, inserted] = blocks.try_emplace(block);
       if (inserted) it->second = TensorGroup{QStringLiteral("Block %1").arg(block), block, {}};
       it->second.rows.push_back(std::move(row));

@@ -27,8 +27,4 @@ struct TensorGroup {
 
 std::vector<TensorGroup> groupTensors(const Model& model);
 
-// Block index from a tensor name ("model.layers.3.", "layers.3.", "blk.3."), -1 if none;
-// `rest` receives the name after the block prefix.
-int blockOfName(const QString& name, QString* rest = nullptr);
-
 }  // namespace qs::ui

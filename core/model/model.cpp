@@ -104,24 +104,29 @@ bool ends_with(std::string_view s, std::string_view suffix) {
   return s.size() >= suffix.size() && s.substr(s.size() - suffix.size()) == suffix;
 }
 
-// "model.layers.12.self_attn.q_proj" -> block 12, rest "self_attn.q_proj".
-bool parse_block_name(std::string_view base, int& block, std::string_view& rest) {
+}  // namespace
+
+int tensor_block(std::string_view name, std::string_view* rest) {
   for (std::string_view prefix : {"model.layers.", "layers.", "blk."}) {
-    if (base.substr(0, prefix.size()) != prefix) continue;
-    std::string_view tail = base.substr(prefix.size());
+    if (name.substr(0, prefix.size()) != prefix) continue;
+    const std::string_view tail = name.substr(prefix.size());
     const auto dot = tail.find('.');
-    if (dot == std::string_view::npos || dot == 0) return false;
+    if (dot == std::string_view::npos || dot == 0) return -1;
     int b = 0;
     const auto [ptr, ec] = std::from_chars(tail.data(), tail.data() + dot, b);
-    if (ec != std::errc() || ptr != tail.data() + dot || b < 0) return false;
-    block = b;
-    rest = tail.substr(dot + 1);
-    return true;
+    if (ec != std::errc() || ptr != tail.data() + dot || b < 0) return -1;
+    if (rest) *rest = tail.substr(dot + 1);
+    return b;
   }
-  return false;
+  return -1;
 }
 
-}  // namespace
+bool is_norm_tensor(std::string_view name) {
+  for (std::string_view n : {"input_layernorm.", "post_attention_layernorm.", "attn_norm.", "ffn_norm.", "output_norm.",
+                             "model.norm.", "norm.weight", "norm.bias"})
+    if (name.find(n) != std::string_view::npos) return true;
+  return false;
+}
 
 void group_layers(Model& model) {
   model.layers.clear();
@@ -138,9 +143,8 @@ void group_layers(Model& model) {
     layer.weight = i;
     if (auto it = by_name.find(layer.name + ".bias"); it != by_name.end()) layer.bias = it->second;
     if (llama) {
-      int block = -1;
       std::string_view rest;
-      if (parse_block_name(layer.name, block, rest)) {
+      if (const int block = tensor_block(layer.name, &rest); block >= 0) {
         layer.block = block;
         for (const auto& r : kBlockRoles)
           if (rest == r.suffix) layer.role = r.role;

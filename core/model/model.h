@@ -4,6 +4,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <unordered_map>
 #include <vector>
 
@@ -32,6 +33,14 @@ struct Model {
   std::uint64_t weight_bytes() const;
   int block_count() const;  // 1 + highest block index among layers, 0 if none
 };
+
+// The transformer block a tensor belongs to, from its name alone (HF
+// "model.layers.N.", "layers.N." and GGUF "blk.N." prefixes); -1 outside blocks.
+// `rest`, when given, receives the name after the block prefix.
+int tensor_block(std::string_view name, std::string_view* rest = nullptr);
+// True for RMSNorm/LayerNorm weights in the llama-family spellings
+// (input_layernorm, post_attention_layernorm, model.norm, attn_norm, ffn_norm, output_norm).
+bool is_norm_tensor(std::string_view name);
 
 // Fills model.layers from tensor names: llama-family names (HF "model.layers.N.*"
 // and GGUF "blk.N.*") are grouped into blocks with roles; any other 2-D

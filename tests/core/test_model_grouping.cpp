@@ -60,3 +60,23 @@ TEST(ModelGrouping, OtherModelsAreListedFlat) {
 }
 
 }  // namespace
+
+namespace {
+
+TEST(ModelGrouping, BlockAndNormFromNamesAlone) {
+  std::string_view rest;
+  EXPECT_EQ(qs::tensor_block("model.layers.12.self_attn.q_proj.weight", &rest), 12);
+  EXPECT_EQ(rest, "self_attn.q_proj.weight");
+  EXPECT_EQ(qs::tensor_block("blk.3.ffn_norm.weight", &rest), 3);
+  EXPECT_EQ(rest, "ffn_norm.weight");
+  EXPECT_EQ(qs::tensor_block("layers.x.weight"), -1);
+  EXPECT_EQ(qs::tensor_block("model.layers..weight"), -1);
+  EXPECT_EQ(qs::tensor_block("lm_head.weight"), -1);
+  for (const char* n : {"model.layers.0.input_layernorm.weight", "model.layers.0.post_attention_layernorm.weight",
+                        "model.norm.weight", "blk.0.attn_norm.weight", "blk.0.ffn_norm.weight", "output_norm.weight"})
+    EXPECT_TRUE(qs::is_norm_tensor(n)) << n;
+  for (const char* n : {"model.layers.0.self_attn.q_proj.weight", "output.weight", "token_embd.weight"})
+    EXPECT_FALSE(qs::is_norm_tensor(n)) << n;
+}
+
+}  // namespace
