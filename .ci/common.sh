@@ -29,10 +29,12 @@ qs_install_deps() {
   "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 }
 
+# qs_build [TARGET...]: configure and build (everything when no target is named).
 qs_build() {
-  local jobs
+  local jobs targets=()
   jobs="$(nproc 2>/dev/null || echo 2)"
+  for t in "$@"; do targets+=(--target "$t"); done
   # shellcheck disable=SC2086  # QS_CMAKE_ARGS is a list of extra flags
   cmake -S "$QS_ROOT" -B "$QS_BUILD" -G Ninja -DCMAKE_BUILD_TYPE=Release ${QS_CMAKE_ARGS:-} >/dev/null
-  cmake --build "$QS_BUILD" -j "$jobs"
+  cmake --build "$QS_BUILD" -j "$jobs" "${targets[@]}"
 }
