@@ -49,7 +49,8 @@ Result<IntQuantized> rtn_int(const float* w, std::int64_t rows, std::int64_t col
                              ThreadPool* pool) {
   if (auto r = validate_int_grid(spec, cols); !r) return r.error();
   for (std::int64_t i = 0; i < rows * cols; ++i)
-    if (!std::isfinite(w[i])) return Error::invalid("weight " + std::to_string(i) + " is not finite");
+    if (!std::isfinite(w[i])) return Error::invalid("weight " + std::to_string(i) + " is not finite (row " +
+                                                    std::to_string(i / cols) + ", column " + std::to_string(i % cols) + ")");
   IntQuantized q;
   q.rows = rows;
   q.cols = cols;
@@ -82,11 +83,16 @@ Result<IntQuantized> rtn_int(const float* w, std::int64_t rows, std::int64_t col
 
 std::vector<float> dequantize_int(const IntQuantized& q) {
   std::vector<float> out(q.codes.size());
-  for (std::int64_t r = 0; r < q.rows; ++r)
-    for (std::int64_t c = 0; c < q.cols; ++c) {
-      const std::size_t i = static_cast<std::size_t>(r * q.cols + c);
-      out[i] = q.scale(r, c) * (static_cast<float>(q.codes[i]) - q.zero(r, c));
+  const std::int64_t gsize = q.spec.group_size > 0 ? q.spec.group_size : q.cols;
+  ThreadPool::global().parallel_for(static_cast<std::size_t>(q.rows), [&](std::size_t r, unsigned) {
+    for (int g = 0; g < q.groups_per_row; ++g) {
+      const std::size_t gi = r * static_cast<std::size_t>(q.groups_per_row) + static_cast<std::size_t>(g);
+      const float scale = q.scales[gi], zero = q.zeros[gi];
+      const std::size_t base = r * static_cast<std::size_t>(q.cols) + static_cast<std::size_t>(g * gsize);
+      for (std::int64_t c = 0; c < gsize; ++c)
+        out[base + static_cast<std::size_t>(c)] = scale * (static_cast<float>(q.codes[base + static_cast<std::size_t>(c)]) - zero);
     }
+  });
   return out;
 }
 

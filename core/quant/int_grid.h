@@ -57,7 +57,12 @@ std::vector<float> dequantize_int(const IntQuantized& q);
 #include <cmath>
 
 inline std::uint8_t qs::int_grid_code(float x, float scale, float zero, int maxq) {
-  float q = std::nearbyint(x / scale) + zero;  // torch.round: half to even
+  // torch.round is round-half-to-even. Adding and removing 1.5 * 2^23 rounds a
+  // float to an integer in the current (nearest-even) mode, inline and exactly,
+  // for |v| < 2^22; larger quotients clamp either way.
+  const float v = x / scale;
+  const float r = std::fabs(v) < 4194304.0f ? (v + 12582912.0f) - 12582912.0f : v;
+  float q = r + zero;
   q = q < 0.0f ? 0.0f : (q > static_cast<float>(maxq) ? static_cast<float>(maxq) : q);
   return static_cast<std::uint8_t>(q);
 }

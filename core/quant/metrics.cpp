@@ -1,6 +1,11 @@
 #include "quant/metrics.h"
 
 #include <Eigen/Dense>
+#include <algorithm>
+#include <array>
+#include <vector>
+
+#include "backend/thread_pool.h"
 #include <cmath>
 #include <limits>
 
@@ -11,12 +16,26 @@ using MapF = Eigen::Map<const Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynami
 
 WeightError weight_error(const float* w, const float* q, std::uint64_t n) {
   WeightError e;
+  // Chunks in parallel; partial sums merged in chunk order (thread-count independent).
+  constexpr std::uint64_t kChunk = 1 << 16;
+  const std::uint64_t chunks = (n + kChunk - 1) / kChunk;
+  std::vector<std::array<double, 3>> part(chunks);
+  ThreadPool::global().parallel_for(chunks, [&](std::size_t c, unsigned) {
+    double err = 0, ref = 0, mx = 0;
+    const std::uint64_t end = std::min(n, (c + 1) * kChunk);
+    for (std::uint64_t i = c * kChunk; i < end; ++i) {
+      const double d = static_cast<double>(w[i]) - q[i];
+      err += d * d;
+      ref += static_cast<double>(w[i]) * w[i];
+      mx = std::max(mx, std::fabs(d));
+    }
+    part[c] = {err, ref, mx};
+  });
   double err = 0, ref = 0;
-  for (std::uint64_t i = 0; i < n; ++i) {
-    const double d = static_cast<double>(w[i]) - q[i];
-    err += d * d;
-    ref += static_cast<double>(w[i]) * w[i];
-    e.max_abs = std::max(e.max_abs, std::fabs(d));
+  for (const auto& p : part) {
+    err += p[0];
+    ref += p[1];
+    e.max_abs = std::max(e.max_abs, p[2]);
   }
   e.mse = n ? err / static_cast<double>(n) : 0.0;
   e.sqnr_db = err > 0 ? 10.0 * std::log10(ref / err) : std::numeric_limits<double>::infinity();

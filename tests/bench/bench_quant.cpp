@@ -1,0 +1,54 @@
+// Quantization speed: RTN onto an integer grid (quantize + dequantize + SQNR,
+// the live-feedback path of the plan editor) and the ggml reference quantizers.
+#include <benchmark/benchmark.h>
+
+#include <random>
+#include <vector>
+
+#include "backend/thread_pool.h"
+#include "model/dtype.h"
+#include "quant/ggml_quantize.h"
+#include "quant/int_grid.h"
+#include "quant/metrics.h"
+
+namespace {
+
+const std::vector<float>& weights_4096x11008() {
+  static const std::vector<float> w = [] {
+    std::vector<float> v(std::size_t{4096} * 11008);
+    std::mt19937 rng(7);
+    std::student_t_distribution<float> t(4.0f);
+    for (auto& x : v) x = 0.02f * t(rng);
+    return v;
+  }();
+  return w;
+}
+
+void BM_RtnInt4G128(benchmark::State& state) {
+  const auto& w = weights_4096x11008();
+  for (auto _ : state) {
+    auto q = qs::rtn_int(w.data(), 4096, 11008, {4, false, 128});
+    const auto deq = qs::dequantize_int(*q);
+    const auto e = qs::weight_error(w.data(), deq.data(), w.size());
+    benchmark::DoNotOptimize(e);
+  }
+  state.SetLabel("4096x11008, 4-bit asym g128: quantize + dequantize + SQNR, " +
+                 std::to_string(qs::ThreadPool::global().size()) + " threads");
+}
+BENCHMARK(BM_RtnInt4G128)->Unit(benchmark::kMillisecond)->UseRealTime();
+
+void BM_GgmlQuantize(benchmark::State& state) {
+  const auto& w = weights_4096x11008();
+  const auto t = static_cast<qs::DType>(state.range(0));
+  std::vector<std::byte> out(*qs::dtype_bytes(t, w.size()));
+  for (auto _ : state) {
+    auto r = qs::quantize_ggml_blocks(t, w.data(), w.size() / 32, out.data());
+    benchmark::DoNotOptimize(r);
+  }
+  state.SetBytesProcessed(static_cast<std::int64_t>(state.iterations() * w.size() * 4));
+  state.SetLabel(std::string(qs::dtype_name(t)) + ", 4096x11008, 1 thread");
+}
+BENCHMARK(BM_GgmlQuantize)->Arg(static_cast<long>(qs::DType::Q8_0))->Arg(static_cast<long>(qs::DType::Q4_0))
+    ->Unit(benchmark::kMillisecond)->UseRealTime();
+
+}  // namespace
