@@ -47,11 +47,17 @@ void int_grid_params(const float* x, std::size_t n, std::size_t stride, const In
 
 Result<IntQuantized> rtn_int(const float* w, std::int64_t rows, std::int64_t cols, const IntGridSpec& spec,
                              ThreadPool* pool) {
+  IntQuantized q;
+  if (auto r = rtn_int_into(q, w, rows, cols, spec, pool); !r) return r.error();
+  return q;
+}
+
+Result<void> rtn_int_into(IntQuantized& q, const float* w, std::int64_t rows, std::int64_t cols,
+                          const IntGridSpec& spec, ThreadPool* pool) {
   if (auto r = validate_int_grid(spec, cols); !r) return r.error();
   for (std::int64_t i = 0; i < rows * cols; ++i)
     if (!std::isfinite(w[i])) return Error::invalid("weight " + std::to_string(i) + " is not finite (row " +
                                                     std::to_string(i / cols) + ", column " + std::to_string(i % cols) + ")");
-  IntQuantized q;
   q.rows = rows;
   q.cols = cols;
   q.spec = spec;
@@ -78,11 +84,16 @@ Result<IntQuantized> rtn_int(const float* w, std::int64_t rows, std::int64_t col
   };
   ThreadPool& tp = pool ? *pool : ThreadPool::global();
   tp.parallel_for(static_cast<std::size_t>(rows), do_row);
-  return q;
+  return {};
 }
 
 std::vector<float> dequantize_int(const IntQuantized& q) {
   std::vector<float> out(q.codes.size());
+  dequantize_int_into(q, out.data());
+  return out;
+}
+
+void dequantize_int_into(const IntQuantized& q, float* out) {
   const std::int64_t gsize = q.spec.group_size > 0 ? q.spec.group_size : q.cols;
   ThreadPool::global().parallel_for(static_cast<std::size_t>(q.rows), [&](std::size_t r, unsigned) {
     for (int g = 0; g < q.groups_per_row; ++g) {
@@ -93,7 +104,6 @@ std::vector<float> dequantize_int(const IntQuantized& q) {
         out[base + static_cast<std::size_t>(c)] = scale * (static_cast<float>(q.codes[base + static_cast<std::size_t>(c)]) - zero);
     }
   });
-  return out;
 }
 
 }  // namespace qs

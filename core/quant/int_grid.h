@@ -49,20 +49,28 @@ inline std::uint8_t int_grid_code(float x, float scale, float zero, int maxq);
 // Round-to-nearest onto the grid, rows in parallel. `w` is [rows, cols] row-major.
 Result<IntQuantized> rtn_int(const float* w, std::int64_t rows, std::int64_t cols, const IntGridSpec& spec,
                              ThreadPool* pool = nullptr);
+// The same into `q`, reusing its buffers: live feedback re-quantizes the same
+// layer many times, and fresh 100+ MiB allocations cost more in page faults
+// than the arithmetic.
+Result<void> rtn_int_into(IntQuantized& q, const float* w, std::int64_t rows, std::int64_t cols,
+                          const IntGridSpec& spec, ThreadPool* pool = nullptr);
 // The dequantized weight scale * (code - zero), [rows, cols].
 std::vector<float> dequantize_int(const IntQuantized& q);
+void dequantize_int_into(const IntQuantized& q, float* out);  // out: rows * cols floats
 
 }  // namespace qs
 
 #include <cmath>
 
+namespace qs::detail {
+// torch.round is round-half-to-even. Adding and removing 1.5 * 2^23 rounds a
+// float to an integer in the current (nearest-even) mode, inline and exactly,
+// for |v| < 2^22; larger quotients clamp either way.
+inline float round_even(float v) { return std::fabs(v) < 4194304.0f ? (v + 12582912.0f) - 12582912.0f : v; }
+}  // namespace qs::detail
+
 inline std::uint8_t qs::int_grid_code(float x, float scale, float zero, int maxq) {
-  // torch.round is round-half-to-even. Adding and removing 1.5 * 2^23 rounds a
-  // float to an integer in the current (nearest-even) mode, inline and exactly,
-  // for |v| < 2^22; larger quotients clamp either way.
-  const float v = x / scale;
-  const float r = std::fabs(v) < 4194304.0f ? (v + 12582912.0f) - 12582912.0f : v;
-  float q = r + zero;
+  float q = detail::round_even(x / scale) + zero;  // a true division, as the reference
   q = q < 0.0f ? 0.0f : (q > static_cast<float>(maxq) ? static_cast<float>(maxq) : q);
   return static_cast<std::uint8_t>(q);
 }
