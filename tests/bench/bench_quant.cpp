@@ -38,7 +38,7 @@ void BM_RtnInt4G128(benchmark::State& state) {
   state.SetLabel("4096x11008, 4-bit asym g128: quantize + dequantize + SQNR, " +
                  std::to_string(qs::ThreadPool::global().size()) + " threads");
 }
-BENCHMARK(BM_RtnInt4G128)->Unit(benchmark::kMillisecond)->UseRealTime();
+BENCHMARK(BM_RtnInt4G128)->Unit(benchmark::kMillisecond)->UseRealTime()->MinTime(3.0);
 
 void BM_GgmlQuantize(benchmark::State& state) {
   const auto& w = weights_4096x11008();
