@@ -338,3 +338,31 @@ TEST(Gguf, UndecodableTypeStillOpensAndSaysWhy) {
 }
 
 }  // namespace
+
+namespace {
+
+TEST(Gguf, Version2FilesOpenLikeVersion3) {
+  qs::test::TempDir dir;
+  for (std::uint32_t version : {2u, 3u}) {
+    const std::string path = dir.file("v" + std::to_string(version) + ".gguf");
+    std::string data(32 * 4, '\0');
+    const float one = 1.0f;
+    std::memcpy(&data[4], &one, 4);  // element 1 of the first row
+    qs::test::write_bytes(path, GgufBuilder(version)
+                                    .counts(1, 2)
+                                    .kv_str("general.architecture", "llama")
+                                    .kv_u32("llama.block_count", 1)
+                                    .tensor("blk.0.attn_q.weight", {32, 1}, 0, 0)
+                                    .align()
+                                    .raw(data)
+                                    .bytes());
+    auto m = qs::open_model(path);
+    ASSERT_TRUE(m.ok()) << m.error().message;
+    EXPECT_EQ(m->gguf->version, version);
+    EXPECT_EQ(m->arch.num_layers, 1);
+    EXPECT_EQ(m->tensors[0].shape, (std::vector<std::int64_t>{1, 32}));
+    EXPECT_EQ(decode(m->tensors[0])[1], 1.0f);
+  }
+}
+
+}  // namespace
