@@ -344,7 +344,7 @@ namespace {
 TEST(Gguf, Version2FilesOpenLikeVersion3) {
   qs::test::TempDir dir;
   for (std::uint32_t version : {2u, 3u}) {
-    const std::string path = dir.file("v" + std::to_string(version) + ".gguf");
+    const std::string path = dir.file(std::string("v").append(std::to_string(version)).append(".gguf"));
     std::string data(32 * 4, '\0');
     const float one = 1.0f;
     std::memcpy(&data[4], &one, 4);  // element 1 of the first row
