@@ -29,6 +29,7 @@ std::string sniff_format(const std::string& path) {
   std::fclose(f);
   if (n >= 4 && std::memcmp(magic, "GGUF", 4) == 0) return "GGUF";
   if (n >= 8 && std::memcmp(magic, "\x89HDF\r\n\x1a\n", 8) == 0) return "HDF5 (Keras)";
+  if (n >= 4 && std::memcmp(magic, "PK\x03\x04", 4) == 0) return "ZIP";
   return {};
 }
 
@@ -132,6 +133,9 @@ Result<Model> open_model(const std::string& path) {
   const std::string kind = sniff_format(path);
   if (kind == "GGUF" || p.extension() == ".gguf") return open_gguf_model(path);  // (a bad magic is reported there)
   if (kind == "HDF5 (Keras)" || p.extension() == ".h5" || p.extension() == ".hdf5") return open_keras_h5(path);
+  if (kind == "ZIP" || p.extension() == ".keras")
+    return Error::unsupported(path + ": Keras 3 .keras archives cannot be opened yet; save the model as .h5 "
+                              "(model.save(\"model.h5\")) and open that");
   if (!kind.empty()) return Error::unsupported(path + ": " + kind + " files cannot be opened yet");
 
   Model model;

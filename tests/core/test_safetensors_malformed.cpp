@@ -147,6 +147,15 @@ TEST(OpenModel, ABrokenHdf5FileIsAnErrorNotACrash) {
   EXPECT_NE(r.error().message.find(dir.file("m.h5")), std::string::npos) << r.error().message;
 }
 
+TEST(OpenModel, KerasArchivesAreRefusedWithAWayOut) {
+  qs::test::TempDir dir;
+  qs::test::write_bytes(dir.file("m.keras"), std::string("PK\x03\x04", 4) + std::string(60, '\0'));
+  auto r = qs::open_model(dir.file("m.keras"));
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.error().code, qs::ErrorCode::Unsupported);
+  EXPECT_NE(r.error().message.find("save the model as .h5"), std::string::npos) << r.error().message;
+}
+
 TEST(OpenModel, BrokenConfigJsonIsAnErrorNamingIt) {
   qs::test::TempDir dir;
   qs::test::write_bytes(dir.file("model.safetensors"), safetensors_bytes("{}      ", ""));
