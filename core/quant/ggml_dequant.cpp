@@ -137,37 +137,39 @@ inline void scale_min_k4(int j, const u8* s, int& sc, int& m) {
   }
 }
 
+// Scale and offset of the two sub-blocks of chunk c (formats.md 3.8): y = d*sc*q - dmin*m.
+struct ChunkScales {
+  float d0, m0, d1, m1;
+};
+inline ChunkScales chunk_scales(int c, float d, float dmin, const u8* s) {
+  int sc0, mn0, sc1, mn1;
+  scale_min_k4(2 * c, s, sc0, mn0);
+  scale_min_k4(2 * c + 1, s, sc1, mn1);
+  return {d * static_cast<float>(sc0), dmin * static_cast<float>(mn0), d * static_cast<float>(sc1),
+          dmin * static_cast<float>(mn1)};
+}
+
 void q4_k(const u8* b, float* y) {
   const float d = half_at(b), dmin = half_at(b + 2);
-  const u8* s = b + 4;
   const u8* qs = b + 16;
   for (int c = 0; c < 4; ++c) {
-    int sc0, m0, sc1, m1;
-    scale_min_k4(2 * c, s, sc0, m0);
-    scale_min_k4(2 * c + 1, s, sc1, m1);
-    const float d0 = d * static_cast<float>(sc0), n0 = dmin * static_cast<float>(m0);
-    const float d1 = d * static_cast<float>(sc1), n1 = dmin * static_cast<float>(m1);
-    for (int l = 0; l < 32; ++l) y[64 * c + l] = d0 * static_cast<float>(qs[32 * c + l] & 0x0F) - n0;
-    for (int l = 0; l < 32; ++l) y[64 * c + 32 + l] = d1 * static_cast<float>(qs[32 * c + l] >> 4) - n1;
+    const ChunkScales k = chunk_scales(c, d, dmin, b + 4);
+    for (int l = 0; l < 32; ++l) y[64 * c + l] = k.d0 * static_cast<float>(qs[32 * c + l] & 0x0F) - k.m0;
+    for (int l = 0; l < 32; ++l) y[64 * c + 32 + l] = k.d1 * static_cast<float>(qs[32 * c + l] >> 4) - k.m1;
   }
 }
 
 void q5_k(const u8* b, float* y) {
   const float d = half_at(b), dmin = half_at(b + 2);
-  const u8* s = b + 4;
   const u8* qh = b + 16;
   const u8* qs = b + 48;
   for (int c = 0; c < 4; ++c) {
-    int sc0, m0, sc1, m1;
-    scale_min_k4(2 * c, s, sc0, m0);
-    scale_min_k4(2 * c + 1, s, sc1, m1);
-    const float d0 = d * static_cast<float>(sc0), n0 = dmin * static_cast<float>(m0);
-    const float d1 = d * static_cast<float>(sc1), n1 = dmin * static_cast<float>(m1);
+    const ChunkScales k = chunk_scales(c, d, dmin, b + 4);
     for (int l = 0; l < 32; ++l) {
       const int lo = (qs[32 * c + l] & 0x0F) + (((qh[l] >> (2 * c)) & 1) << 4);
       const int hi = (qs[32 * c + l] >> 4) + (((qh[l] >> (2 * c + 1)) & 1) << 4);
-      y[64 * c + l] = d0 * static_cast<float>(lo) - n0;
-      y[64 * c + 32 + l] = d1 * static_cast<float>(hi) - n1;
+      y[64 * c + l] = k.d0 * static_cast<float>(lo) - k.m0;
+      y[64 * c + 32 + l] = k.d1 * static_cast<float>(hi) - k.m1;
     }
   }
 }

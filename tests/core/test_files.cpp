@@ -1,5 +1,6 @@
 #include "test_files.h"
 
+#include <cctype>
 #include <cstdlib>
 #include <fstream>
 #include <iterator>
@@ -46,6 +47,13 @@ std::string safetensors_bytes(const std::string& header_json, const std::string&
 std::string shared_dir() {
   const std::string dir = QS_SHARED_DIR;
   return std::filesystem::exists(dir + "/models") ? dir : std::string();
+}
+
+std::string test_name_of(const std::string& description) {
+  std::string n = description;
+  for (char& c : n)
+    if (!std::isalnum(static_cast<unsigned char>(c))) c = '_';
+  return n;
 }
 
 }  // namespace qs::test

@@ -27,5 +27,13 @@ std::string read_bytes(const std::string& path);
 std::string safetensors_bytes(const std::string& header_json, const std::string& data);
 // The shared/ folder beside the repository, or "" when absent.
 std::string shared_dir();
+// A gtest parameter name from a description ("bad magic" -> "bad_magic").
+std::string test_name_of(const std::string& description);
 
 }  // namespace qs::test
+
+// In a test body: `shared` names ../shared, or the test skips (with the reason
+// printed) when it is absent, as in a user's fresh clone.
+#define QS_REQUIRE_SHARED()                            \
+  const std::string shared = qs::test::shared_dir();   \
+  if (shared.empty()) GTEST_SKIP() << "../shared is absent (fresh clone): skipping a test on real models/cases"

@@ -99,8 +99,7 @@ namespace {
 // numpy quantizer the last two: our RTN on the same tensors must reproduce their bytes.
 // (The numpy Q4_0 emulates FMA; on this model no block is affected.)
 TEST(GgmlQuantize, ByteIdenticalToLlamaQuantizeOnStories260K) {
-  const std::string shared = qs::test::shared_dir();
-  if (shared.empty()) GTEST_SKIP() << "../shared/models is absent (fresh clone): skipping real-model test";
+  QS_REQUIRE_SHARED();
   const std::string dir = shared + "/models/stories260K/gguf/";
   auto f32 = qs::open_model(dir + "stories260K-f32.gguf");
   ASSERT_TRUE(f32.ok());

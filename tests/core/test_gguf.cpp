@@ -75,14 +75,10 @@ TEST(GgmlBlocks, PartialBlocksAreRefused) {
 
 // --- Real files written by llama.cpp ---
 
-#define REQUIRE_SHARED()                                                   \
-  const std::string shared = qs::test::shared_dir();                       \
-  if (shared.empty()) GTEST_SKIP() << "../shared/models is absent (fresh clone): skipping real-model test"
-
 std::string gguf_dir(const std::string& shared) { return shared + "/models/stories260K/gguf/"; }
 
 TEST(GgufReal, F32FileOpensWithArchitectureTokenizerAndLayers) {
-  REQUIRE_SHARED();
+  QS_REQUIRE_SHARED();
   auto m = qs::open_model(gguf_dir(shared) + "stories260K-f32.gguf");
   ASSERT_TRUE(m.ok()) << m.error().message;
   EXPECT_EQ(m->format, qs::ModelFormat::Gguf);
@@ -129,7 +125,7 @@ std::string hf_name(const std::string& g) {
 }
 
 TEST(GgufReal, F32FileEqualsTheHfCheckpointAfterUndoingTheQKPermutation) {
-  REQUIRE_SHARED();
+  QS_REQUIRE_SHARED();
   auto g = qs::open_model(gguf_dir(shared) + "stories260K-f32.gguf");
   auto h = qs::open_model(shared + "/models/stories260K/hf");
   ASSERT_TRUE(g.ok() && h.ok());
@@ -181,7 +177,7 @@ double allowed_error(qs::DType t) {
 }
 
 TEST(GgufReal, QuantizedFilesDecodeWithinEachFormatsErrorBound) {
-  REQUIRE_SHARED();
+  QS_REQUIRE_SHARED();
   auto ref = qs::open_model(gguf_dir(shared) + "stories260K-f32.gguf");
   ASSERT_TRUE(ref.ok());
   // What llama-quantize actually wrote (shared/models/README.md), plus the 11 F32 norms.
@@ -223,7 +219,7 @@ TEST(GgufReal, QuantizedFilesDecodeWithinEachFormatsErrorBound) {
 }
 
 TEST(GgufReal, StatisticsOfAQuantizedTensorAreThoseOfItsDecodedValues) {
-  REQUIRE_SHARED();
+  QS_REQUIRE_SHARED();
   auto m = qs::open_model(gguf_dir(shared) + "stories260K-Q3_K_M.gguf");
   ASSERT_TRUE(m.ok());
   const auto& t = m->tensors[*m->find_tensor("blk.2.ffn_up.weight")];
@@ -305,12 +301,7 @@ TEST_P(MalformedGguf, FailsWithASpecificMessageNamingTheFile) {
 }
 
 INSTANTIATE_TEST_SUITE_P(BadFiles, MalformedGguf, ::testing::ValuesIn(bad_ggufs()),
-                         [](const ::testing::TestParamInfo<BadGguf>& param_info) {
-                           std::string n = param_info.param.what;
-                           for (char& c : n)
-                             if (!std::isalnum(static_cast<unsigned char>(c))) c = '_';
-                           return n;
-                         });
+                         [](const ::testing::TestParamInfo<BadGguf>& param_info) { return qs::test::test_name_of(param_info.param.what); });
 
 TEST(Gguf, UndecodableTypeStillOpensAndSaysWhy) {
   qs::test::TempDir dir;

@@ -21,8 +21,7 @@ std::vector<float> load_f32(const std::string& path, std::size_t n) {
 }
 
 TEST(IntGrid, RtnMatchesTheGptqReferenceRtnOnGptq1024) {
-  const std::string shared = qs::test::shared_dir();
-  if (shared.empty()) GTEST_SKIP() << "../shared/cases is absent (fresh clone): skipping reference-case test";
+  QS_REQUIRE_SHARED();
   const std::string dir = shared + "/cases/gptq1024/";
   const auto w = load_f32(dir + "W.f32", 1024 * 1024);
   const auto ref = load_f32(dir + "extra/Q_rtn_w4_g128_asym.f32", 1024 * 1024);

@@ -31,12 +31,8 @@ std::vector<float> raw_floats(const qs::TensorInfo& t) {
   return v;
 }
 
-#define REQUIRE_SHARED()                                                   \
-  const std::string shared = qs::test::shared_dir();                       \
-  if (shared.empty()) GTEST_SKIP() << "../shared/models is absent (fresh clone): skipping real-model test"
-
 TEST(KerasH5, Mnist1OpensWithLayersShapesAndValues) {
-  REQUIRE_SHARED();
+  QS_REQUIRE_SHARED();
   testing::internal::CaptureStderr();
   auto m = qs::open_model(shared + "/models/keras-mnist-cnn/mnist1.h5");
   EXPECT_EQ(testing::internal::GetCapturedStderr(), "");
@@ -180,7 +176,7 @@ TEST(KerasH5, MissingDatasetIsNamed) {
 }
 
 TEST(KerasH5, TruncatedFileGivesOneReadableErrorAndPrintsNothing) {
-  REQUIRE_SHARED();
+  QS_REQUIRE_SHARED();
   qs::test::TempDir dir;
   const std::string path = dir.file("cut.h5");
   const std::string bytes = qs::test::read_bytes(shared + "/models/keras-mnist-cnn/mnist1.h5");

@@ -10,10 +10,6 @@
 
 namespace {
 
-#define REQUIRE_SHARED()                                                             \
-  const std::string shared = qs::test::shared_dir();                                 \
-  if (shared.empty()) GTEST_SKIP() << "../shared/models is absent (fresh clone): skipping real-model test"
-
 float at(const qs::TensorInfo& t, std::size_t i) {
   float v;
   std::memcpy(&v, t.bytes().data() + 4 * i, 4);
@@ -21,7 +17,7 @@ float at(const qs::TensorInfo& t, std::size_t i) {
 }
 
 TEST(RealModels, Stories260KHfDirectory) {
-  REQUIRE_SHARED();
+  QS_REQUIRE_SHARED();
   auto m = qs::open_model(shared + "/models/stories260K/hf");
   ASSERT_TRUE(m.ok()) << m.error().message;
   EXPECT_EQ(m->format, qs::ModelFormat::HfDirectory);
@@ -60,7 +56,7 @@ TEST(RealModels, Stories260KHfDirectory) {
 }
 
 TEST(RealModels, TinygradMlpWithoutMetadata) {
-  REQUIRE_SHARED();
+  QS_REQUIRE_SHARED();
   auto m = qs::open_model(shared + "/models/tinygrad-mnist-mlp/model.safetensors");
   ASSERT_TRUE(m.ok()) << m.error().message;
   EXPECT_EQ(m->format, qs::ModelFormat::Safetensors);
@@ -79,7 +75,7 @@ TEST(RealModels, TinygradMlpWithoutMetadata) {
 }
 
 TEST(RealModels, TinygradHistogramAndMomentsMatchPython) {
-  REQUIRE_SHARED();
+  QS_REQUIRE_SHARED();
   auto m = qs::open_model(shared + "/models/tinygrad-mnist-mlp/model.safetensors");
   ASSERT_TRUE(m.ok());
   const auto& l1 = m->tensors[*m->find_tensor("l1.weight")];

@@ -116,12 +116,7 @@ TEST_P(MalformedSafetensors, FailsWithASpecificMessageNamingTheFile) {
 }
 
 INSTANTIATE_TEST_SUITE_P(BadFiles, MalformedSafetensors, ::testing::ValuesIn(bad_files()),
-                         [](const ::testing::TestParamInfo<BadFile>& param_info) {
-                           std::string n = param_info.param.what;
-                           for (char& c : n)
-                             if (!std::isalnum(static_cast<unsigned char>(c))) c = '_';
-                           return n;
-                         });
+                         [](const ::testing::TestParamInfo<BadFile>& param_info) { return qs::test::test_name_of(param_info.param.what); });
 
 TEST(MalformedSafetensors, AtLeastFifteenCases) { EXPECT_GE(bad_files().size(), 15u); }
 
