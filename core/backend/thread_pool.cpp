@@ -5,6 +5,18 @@
 
 namespace qs {
 
+namespace {
+// Set while a thread runs a task: a parallel_for from inside a task (a kernel
+// that calls another) runs inline instead of waiting on the job lock it holds.
+thread_local bool t_in_task = false;
+
+struct TaskScope {
+  bool previous;
+  TaskScope() : previous(t_in_task) { t_in_task = true; }
+  ~TaskScope() { t_in_task = previous; }
+};
+}  // namespace
+
 ThreadPool::ThreadPool(unsigned threads) {
   threads = std::max(1u, threads);
   for (unsigned i = 1; i < threads; ++i) workers_.emplace_back([this, i] { worker_loop(i); });
@@ -38,6 +50,7 @@ void ThreadPool::run_tasks(unsigned worker) {
       if (next_ >= tasks_) return;
       task = next_++;
     }
+    TaskScope scope;
     (*fn_)(task, worker);
   }
 }
@@ -63,8 +76,14 @@ void ThreadPool::worker_loop(unsigned id) {
 
 void ThreadPool::parallel_for(std::size_t tasks, const std::function<void(std::size_t, unsigned)>& fn) {
   if (tasks == 0) return;
+  if (t_in_task) {  // nested: the caller is one of our workers, or holds the job lock
+    TaskScope scope;
+    for (std::size_t t = 0; t < tasks; ++t) fn(t, 0);
+    return;
+  }
   std::lock_guard job(job_mutex_);
   if (workers_.empty() || tasks == 1) {
+    TaskScope scope;
     for (std::size_t t = 0; t < tasks; ++t) fn(t, 0);
     return;
   }

@@ -21,7 +21,8 @@ class ThreadPool {
 
   // Runs fn(task, worker) for task in [0, tasks); worker in [0, size()) is
   // unique among the calls running at the same time (for per-worker scratch).
-  // Tasks are handed out dynamically. Calls from several threads are serialised.
+  // Tasks are handed out dynamically. Calls from several threads are serialised;
+  // a call from inside a task runs its tasks inline on the calling thread.
   void parallel_for(std::size_t tasks, const std::function<void(std::size_t task, unsigned worker)>& fn);
 
   // The process-wide pool: QS_THREADS or the hardware thread count.

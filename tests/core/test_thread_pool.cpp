@@ -36,6 +36,18 @@ TEST(ThreadPool, ManyCallersAreSerialisedSafely) {
   EXPECT_EQ(total.load(), 4L * 50 * (36 * 37 / 2));
 }
 
+TEST(ThreadPool, NestedCallsRunInlineInsteadOfDeadlocking) {
+  qs::ThreadPool pool(3);
+  std::atomic<int> inner{0};
+  pool.parallel_for(8, [&](std::size_t, unsigned) {
+    pool.parallel_for(5, [&](std::size_t, unsigned w) {
+      EXPECT_EQ(w, 0u);  // inline: the caller's own slot
+      ++inner;
+    });
+  });
+  EXPECT_EQ(inner.load(), 40);
+}
+
 TEST(ThreadPool, ZeroTasksIsANoOp) {
   qs::ThreadPool pool(2);
   bool called = false;
