@@ -6,6 +6,7 @@
 #include <cstring>
 #include <string>
 
+#include "quant/ggml_kquants.h"
 #include "util/half.h"
 
 namespace qs {
@@ -124,7 +125,13 @@ void q5_1(const float* x, u8* b) {
 }  // namespace
 
 bool ggml_quantize_supported(DType t) {
-  return t == DType::Q8_0 || t == DType::Q4_0 || t == DType::Q4_1 || t == DType::Q5_0 || t == DType::Q5_1;
+  switch (t) {
+    case DType::Q8_0: case DType::Q4_0: case DType::Q4_1: case DType::Q5_0: case DType::Q5_1:
+    case DType::Q4_K: case DType::Q5_K: case DType::Q6_K:
+      return true;
+    default:
+      return false;
+  }
 }
 
 Result<void> quantize_ggml_blocks(DType t, const float* src, std::size_t blocks, std::byte* dst) {
@@ -135,15 +142,18 @@ Result<void> quantize_ggml_blocks(DType t, const float* src, std::size_t blocks,
     case DType::Q4_1: fn = q4_1; break;
     case DType::Q5_0: fn = q5_0; break;
     case DType::Q5_1: fn = q5_1; break;
+    case DType::Q4_K: fn = kquant::quantize_q4_k; break;
+    case DType::Q5_K: fn = kquant::quantize_q5_k; break;
+    case DType::Q6_K: fn = kquant::quantize_q6_k; break;
     default: return Error::unsupported("quantizing to " + std::string(dtype_name(t)) + " is not implemented yet");
   }
-  const std::size_t n = blocks * 32;
+  const std::size_t n = blocks * dtype_block_elems(t);
   for (std::size_t i = 0; i < n; ++i)
     if (!std::isfinite(src[i]))
       return Error::invalid("value " + std::to_string(i) + " is not finite (" + std::to_string(src[i]) +
                             "): quantizing it would write undefined bytes");
   auto* out = reinterpret_cast<u8*>(dst);
-  for (std::size_t i = 0; i < blocks; ++i) fn(src + 32 * i, out + dtype_block_bytes(t) * i);
+  for (std::size_t i = 0; i < blocks; ++i) fn(src + dtype_block_elems(t) * i, out + dtype_block_bytes(t) * i);
   return {};
 }
 

@@ -45,13 +45,13 @@ void BM_GgmlQuantize(benchmark::State& state) {
   const auto t = static_cast<qs::DType>(state.range(0));
   std::vector<std::byte> out(*qs::dtype_bytes(t, w.size()));
   for (auto _ : state) {
-    auto r = qs::quantize_ggml_blocks(t, w.data(), w.size() / 32, out.data());
+    auto r = qs::quantize_ggml_blocks(t, w.data(), w.size() / qs::dtype_block_elems(t), out.data());
     benchmark::DoNotOptimize(r);
   }
   state.SetBytesProcessed(static_cast<std::int64_t>(state.iterations() * w.size() * 4));
   state.SetLabel(std::string(qs::dtype_name(t)) + ", 4096x11008, 1 thread");
 }
-BENCHMARK(BM_GgmlQuantize)->Arg(static_cast<long>(qs::DType::Q8_0))->Arg(static_cast<long>(qs::DType::Q4_0))
+BENCHMARK(BM_GgmlQuantize)->Arg(static_cast<long>(qs::DType::Q8_0))->Arg(static_cast<long>(qs::DType::Q4_0))->Arg(static_cast<long>(qs::DType::Q4_K))->Arg(static_cast<long>(qs::DType::Q6_K))
     ->Unit(benchmark::kMillisecond)->UseRealTime();
 
 }  // namespace

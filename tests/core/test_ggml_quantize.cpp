@@ -12,7 +12,7 @@ namespace {
 
 std::string quantize(qs::DType t, const std::vector<float>& x) {
   std::string out(*qs::dtype_bytes(t, x.size()), '\0');
-  auto r = qs::quantize_ggml_blocks(t, x.data(), x.size() / 32, reinterpret_cast<std::byte*>(out.data()));
+  auto r = qs::quantize_ggml_blocks(t, x.data(), x.size() / qs::dtype_block_elems(t), reinterpret_cast<std::byte*>(out.data()));
   EXPECT_TRUE(r.ok()) << (r.ok() ? "" : r.error().message);
   return out;
 }
@@ -35,8 +35,29 @@ TEST(GgmlQuantize, ByteExactWithGgmlOnTheFixtures) {
   std::memcpy(x.data(), raw.data(), raw.size());
   const std::pair<const char*, qs::DType> types[] = {
       {"q8_0", qs::DType::Q8_0}, {"q4_0", qs::DType::Q4_0}, {"q4_1", qs::DType::Q4_1},
-      {"q5_0", qs::DType::Q5_0}, {"q5_1", qs::DType::Q5_1}};
+      {"q5_0", qs::DType::Q5_0}, {"q5_1", qs::DType::Q5_1}, {"q4_K", qs::DType::Q4_K},
+      {"q5_K", qs::DType::Q5_K}, {"q6_K", qs::DType::Q6_K}};
   for (const auto& [name, t] : types) EXPECT_EQ(quantize(t, x), qs::test::read_bytes(dir + name + ".blocks")) << name;
+}
+
+TEST(GgmlQuantize, KQuantsByteExactOn64VariedSuperBlocks) {
+  // Scales from 1e-3 to 1, tails from Gaussian to heavy, some with an offset.
+  const std::string dir = std::string(QS_TEST_DATA) + "/ggml_blocks/";
+  const std::string raw = qs::test::read_bytes(dir + "kquant_input.f32");
+  std::vector<float> x(raw.size() / 4);
+  std::memcpy(x.data(), raw.data(), raw.size());
+  ASSERT_EQ(x.size(), 64u * 256u);
+  const std::pair<const char*, qs::DType> types[] = {
+      {"q4_K", qs::DType::Q4_K}, {"q5_K", qs::DType::Q5_K}, {"q6_K", qs::DType::Q6_K}};
+  for (const auto& [name, t] : types) {
+    const std::string want = qs::test::read_bytes(dir + "kquant_" + name + ".blocks");
+    const std::string got = quantize(t, x);
+    ASSERT_EQ(got.size(), want.size());
+    const std::size_t bb = qs::dtype_block_bytes(t);
+    int differing = 0;
+    for (std::size_t b = 0; b < got.size() / bb; ++b) differing += got.compare(b * bb, bb, want, b * bb, bb) != 0;
+    EXPECT_EQ(differing, 0) << name << ": super-blocks that differ from ggml's";
+  }
 }
 
 std::vector<float> block(std::initializer_list<float> head) {
@@ -77,6 +98,21 @@ TEST(GgmlQuantize, Q4_0TestVectors) {
   EXPECT_EQ(hex(quantize(qs::DType::Q4_0, block({a, b})).substr(0, 4)), "e2 b1 80 83");
 }
 
+TEST(GgmlQuantize, Q4_KTestVectors) {
+  // docs/formats.md 7.3.
+  auto q4k = [](const std::vector<float>& x) { return hex(quantize(qs::DType::Q4_K, x)); };
+  EXPECT_EQ(q4k(std::vector<float>(256, 0.0f)), hex(std::string(144, '\0')));
+  EXPECT_EQ(q4k(std::vector<float>(256, -0.5f)).substr(0, 47), "00 00 10 20 00 00 00 00 ff ff ff ff f0 f0 f0 f0");
+  EXPECT_EQ(q4k(std::vector<float>(256, 0.75f)).substr(0, 47), "80 12 00 00 ff ff ff ff 00 00 00 00 0f 0f 0f 0f");
+  std::vector<float> one(256, 0.0f);
+  one[0] = 1.0f;
+  EXPECT_EQ(q4k(one).substr(0, 50), "56 14 00 00 3f 00 00 00 00 00 00 00 00 00 00 00 0f");
+  std::vector<float> ramp(256);
+  for (int i = 0; i < 256; ++i) ramp[static_cast<std::size_t>(i)] = static_cast<float>(i - 128) / 64.0f;
+  EXPECT_EQ(q4k(ramp).substr(0, 95),
+            "32 18 0c 28 4f 4f cf cf 3f 2f 1f 10 00 0f 00 0f 00 00 11 11 22 22 33 33 44 44 55 55 66 66 77 77");
+}
+
 TEST(GgmlQuantize, NonFiniteInputIsRefusedWithItsIndex) {
   auto x = block({1, 2});
   x[7] = NAN;
@@ -84,8 +120,8 @@ TEST(GgmlQuantize, NonFiniteInputIsRefusedWithItsIndex) {
   auto r = qs::quantize_ggml_blocks(qs::DType::Q8_0, x.data(), 1, reinterpret_cast<std::byte*>(out.data()));
   ASSERT_FALSE(r.ok());
   EXPECT_NE(r.error().message.find("value 7 is not finite"), std::string::npos) << r.error().message;
-  auto k = qs::quantize_ggml_blocks(qs::DType::Q4_K, x.data(), 1, reinterpret_cast<std::byte*>(out.data()));
-  EXPECT_FALSE(k.ok());
+  auto k = qs::quantize_ggml_blocks(qs::DType::IQ4_NL, x.data(), 1, reinterpret_cast<std::byte*>(out.data()));
+  EXPECT_FALSE(k.ok());  // not implemented yet: says so
 }
 
 }  // namespace
