@@ -1,11 +1,13 @@
 #include "quant/ggml_quantize.h"
 
+#include <algorithm>
 #include <cfloat>
 #include <cmath>
 #include <cstdint>
 #include <cstring>
 #include <string>
 
+#include "backend/thread_pool.h"
 #include "quant/ggml_kquants.h"
 #include "util/half.h"
 
@@ -153,7 +155,14 @@ Result<void> quantize_ggml_blocks(DType t, const float* src, std::size_t blocks,
       return Error::invalid("value " + std::to_string(i) + " is not finite (" + std::to_string(src[i]) +
                             "): quantizing it would write undefined bytes");
   auto* out = reinterpret_cast<u8*>(dst);
-  for (std::size_t i = 0; i < blocks; ++i) fn(src + dtype_block_elems(t) * i, out + dtype_block_bytes(t) * i);
+  const std::size_t elems = dtype_block_elems(t), bytes = dtype_block_bytes(t);
+  // Blocks are independent: spread them over the pool (K-quants search 16-21 candidate scales per sub-block).
+  constexpr std::size_t kBlocksPerTask = 256;
+  const std::size_t tasks = (blocks + kBlocksPerTask - 1) / kBlocksPerTask;
+  ThreadPool::global().parallel_for(tasks, [&](std::size_t task, unsigned) {
+    const std::size_t end = std::min(blocks, (task + 1) * kBlocksPerTask);
+    for (std::size_t i = task * kBlocksPerTask; i < end; ++i) fn(src + elems * i, out + bytes * i);
+  });
   return {};
 }
 

@@ -49,7 +49,8 @@ void BM_GgmlQuantize(benchmark::State& state) {
     benchmark::DoNotOptimize(r);
   }
   state.SetBytesProcessed(static_cast<std::int64_t>(state.iterations() * w.size() * 4));
-  state.SetLabel(std::string(qs::dtype_name(t)) + ", 4096x11008, 1 thread");
+  state.SetLabel(std::string(qs::dtype_name(t)) + ", 4096x11008, " + std::to_string(qs::ThreadPool::global().size()) +
+                 " threads");
 }
 BENCHMARK(BM_GgmlQuantize)->Arg(static_cast<long>(qs::DType::Q8_0))->Arg(static_cast<long>(qs::DType::Q4_0))->Arg(static_cast<long>(qs::DType::Q4_K))->Arg(static_cast<long>(qs::DType::Q6_K))
     ->Unit(benchmark::kMillisecond)->UseRealTime();
