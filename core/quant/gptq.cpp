@@ -1,0 +1,161 @@
+#include "quant/gptq.h"
+
+#include <Eigen/Cholesky>
+#include <Eigen/Dense>
+#include <algorithm>
+#include <numeric>
+#include <string>
+
+#include "backend/thread_pool.h"
+
+namespace qs {
+namespace {
+
+using MatD = Eigen::Matrix<double, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
+using MatF = Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
+
+// The upper Cholesky factor of H^-1 (after damping and with dead columns fixed),
+// in the column order GPTQ walks.
+Result<MatF> inverse_hessian_factor(MatD h, double percdamp) {
+  const std::int64_t n = h.rows();
+  double mean_diag = 0;
+  for (std::int64_t i = 0; i < n; ++i) mean_diag += h(i, i);
+  mean_diag /= static_cast<double>(n);
+  h.diagonal().array() += percdamp * mean_diag;
+  Eigen::LLT<MatD> llt(h);
+  if (llt.info() != Eigen::Success) return Error::invalid("GPTQ: the damped Hessian is not positive definite");
+  const MatD hinv = llt.solve(MatD::Identity(n, n));
+  Eigen::LLT<MatD> llt_inv(hinv);
+  if (llt_inv.info() != Eigen::Success) return Error::invalid("GPTQ: the inverse Hessian is not positive definite");
+  return MatF(llt_inv.matrixU().toDenseMatrix().cast<float>());
+}
+
+struct GroupParams {
+  float scale = 1, zero = 0;
+};
+
+}  // namespace
+
+Result<GptqResult> gptq(const float* w, std::int64_t rows, std::int64_t cols, const float* h, const GptqSpec& spec,
+                        OpContext& ctx) {
+  if (auto r = validate_int_grid(spec.grid, cols); !r) return r.error();
+  if (spec.grid.group_size < 0) return Error::invalid("GPTQ: per-tensor grids are not supported (use per channel or groups)");
+  if (spec.block_size < 1) return Error::invalid("GPTQ: block size must be positive");
+  if (!(spec.percdamp >= 0)) return Error::invalid("GPTQ: percdamp must be >= 0");
+  for (std::int64_t i = 0; i < rows * cols; ++i)
+    if (!std::isfinite(w[i])) return Error::invalid("GPTQ: weight " + std::to_string(i) + " is not finite");
+  const int gs = spec.grid.group_size;  // 0: per channel
+  const int maxq = (1 << spec.grid.bits) - 1;
+
+  // Column order: identity, or by descending Hessian diagonal (act-order).
+  MatD hd = Eigen::Map<const Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>>(h, cols, cols).cast<double>();
+  std::vector<bool> dead(static_cast<std::size_t>(cols));
+  for (std::int64_t i = 0; i < cols; ++i) {
+    dead[static_cast<std::size_t>(i)] = hd(i, i) == 0;  // input never active: its weight cannot matter
+    if (dead[static_cast<std::size_t>(i)]) hd(i, i) = 1;
+  }
+  std::vector<std::int64_t> perm(static_cast<std::size_t>(cols));
+  std::iota(perm.begin(), perm.end(), 0);
+  if (spec.act_order)
+    std::stable_sort(perm.begin(), perm.end(), [&](std::int64_t a, std::int64_t b) { return hd(a, a) > hd(b, b); });
+  MatD hp(cols, cols);
+  for (std::int64_t i = 0; i < cols; ++i)
+    for (std::int64_t j = 0; j < cols; ++j) hp(i, j) = hd(perm[static_cast<std::size_t>(i)], perm[static_cast<std::size_t>(j)]);
+  auto factor = inverse_hessian_factor(std::move(hp), spec.percdamp);
+  if (!factor) return factor.error();
+  const MatF& U = *factor;
+  if (ctx.cancelled()) return Error::cancelled();
+
+  GptqResult out;
+  out.rows = rows;
+  out.cols = cols;
+  out.groups = gs > 0 ? static_cast<int>(cols / gs) : 1;
+  out.codes.resize(static_cast<std::size_t>(rows * cols));
+  out.scales.resize(static_cast<std::size_t>(rows) * static_cast<std::size_t>(out.groups));
+  out.zeros.resize(out.scales.size());
+  out.dequantized.resize(out.codes.size());
+  out.g_idx.resize(static_cast<std::size_t>(cols));
+  for (std::int64_t p = 0; p < cols; ++p) {
+    const std::int64_t c = perm[static_cast<std::size_t>(p)];
+    // Dynamic groups are formed along the walk; static ones on the original order.
+    out.g_idx[static_cast<std::size_t>(c)] = gs > 0 ? static_cast<int>((spec.static_groups || !spec.act_order ? c : p) / gs) : 0;
+  }
+
+  // Rows in chunks; each chunk runs the whole column walk on its own rows.
+  constexpr std::int64_t kRowsPerTask = 16;
+  const std::int64_t tasks = (rows + kRowsPerTask - 1) / kRowsPerTask;
+  std::atomic<std::int64_t> done{0};
+  ThreadPool::global().parallel_for(static_cast<std::size_t>(tasks), [&](std::size_t task, unsigned) {
+    if (ctx.cancelled()) return;
+    const std::int64_t r0 = static_cast<std::int64_t>(task) * kRowsPerTask, nr = std::min(kRowsPerTask, rows - r0);
+    // This chunk's weight in walk order, dead inputs zeroed.
+    MatF W(nr, cols);
+    for (std::int64_t r = 0; r < nr; ++r)
+      for (std::int64_t p = 0; p < cols; ++p) {
+        const std::int64_t c = perm[static_cast<std::size_t>(p)];
+        W(r, p) = dead[static_cast<std::size_t>(c)] ? 0.0f : w[(r0 + r) * cols + c];
+      }
+    std::vector<GroupParams> params(static_cast<std::size_t>(nr));  // current group's grid, per row
+    auto fit = [&](const float* x, std::int64_t n) {
+      GroupParams g;
+      int_grid_params(x, static_cast<std::size_t>(n), 1, spec.grid, g.scale, g.zero);
+      return g;
+    };
+    // Static groups are fitted once, up front, on the original column order (dead inputs zeroed).
+    std::vector<GroupParams> static_params;
+    if (gs > 0 && spec.static_groups) {
+      static_params.resize(static_cast<std::size_t>(nr * out.groups));
+      std::vector<float> orig(static_cast<std::size_t>(cols));
+      for (std::int64_t r = 0; r < nr; ++r) {
+        for (std::int64_t p = 0; p < cols; ++p) orig[static_cast<std::size_t>(perm[static_cast<std::size_t>(p)])] = W(r, p);
+        for (int g = 0; g < out.groups; ++g)
+          static_params[static_cast<std::size_t>(r * out.groups + g)] = fit(orig.data() + g * gs, gs);
+      }
+    }
+    if (gs == 0)  // per output channel: one grid per row, from the whole row
+      for (std::int64_t r = 0; r < nr; ++r) params[static_cast<std::size_t>(r)] = fit(W.data() + r * cols, cols);
+
+    MatF Q(nr, cols), Err(nr, spec.block_size);
+    for (std::int64_t i1 = 0; i1 < cols; i1 += spec.block_size) {
+      const std::int64_t i2 = std::min(cols, i1 + spec.block_size), count = i2 - i1;
+      MatF W1 = W.middleCols(i1, count);  // updated in-block; W itself only at block end
+      for (std::int64_t i = 0; i < count; ++i) {
+        const std::int64_t p = i1 + i;
+        if (gs > 0 && !spec.static_groups && p % gs == 0)
+          for (std::int64_t r = 0; r < nr; ++r)  // as the reference: from W (block-start values)
+            params[static_cast<std::size_t>(r)] = fit(W.data() + r * cols + p, std::min<std::int64_t>(gs, cols - p));
+        const float d = U(p, p);
+        for (std::int64_t r = 0; r < nr; ++r) {
+          const GroupParams& g = gs > 0 && spec.static_groups
+                                     ? static_params[static_cast<std::size_t>(r * out.groups + perm[static_cast<std::size_t>(p)] / gs)]
+                                     : params[static_cast<std::size_t>(r)];
+          const float x = W1(r, i);
+          const std::uint8_t code = int_grid_code(x, g.scale, g.zero, maxq);
+          const float q = g.scale * (static_cast<float>(code) - g.zero);
+          const std::int64_t c = perm[static_cast<std::size_t>(p)];
+          out.codes[static_cast<std::size_t>((r0 + r) * cols + c)] = code;
+          Q(r, p) = q;
+          const int grp = out.g_idx[static_cast<std::size_t>(c)];
+          out.scales[static_cast<std::size_t>((r0 + r) * out.groups + grp)] = g.scale;
+          out.zeros[static_cast<std::size_t>((r0 + r) * out.groups + grp)] = g.zero;
+          const float err = (x - q) / d;
+          // Spread the error over the rest of the block: W1[r, i:] -= err * U[p, p:].
+          float* row = W1.data() + r * count;
+          const float* u = U.data() + p * cols + i1;
+          for (std::int64_t j = i; j < count; ++j) row[j] -= err * u[j];
+          Err(r, i) = err;
+        }
+      }
+      // Lazy update of everything after the block: one GEMM.
+      if (i2 < cols) W.rightCols(cols - i2).noalias() -= Err.leftCols(count) * U.block(i1, i2, count, cols - i2);
+    }
+    for (std::int64_t r = 0; r < nr; ++r)
+      for (std::int64_t p = 0; p < cols; ++p)
+        out.dequantized[static_cast<std::size_t>((r0 + r) * cols + perm[static_cast<std::size_t>(p)])] = Q(r, p);
+    ctx.progress(static_cast<double>(++done) / static_cast<double>(tasks));
+  });
+  if (ctx.cancelled()) return Error::cancelled();
+  return out;
+}
+
+}  // namespace qs
