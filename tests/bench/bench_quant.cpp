@@ -56,3 +56,31 @@ BENCHMARK(BM_GgmlQuantize)->Arg(static_cast<long>(qs::DType::Q8_0))->Arg(static_
     ->Unit(benchmark::kMillisecond)->UseRealTime();
 
 }  // namespace
+
+#include <Eigen/Dense>
+
+#include "quant/gptq.h"
+
+namespace {
+
+// GPTQ on a square or MLP-shaped layer with a realistic (correlated) Hessian.
+void BM_Gptq(benchmark::State& state) {
+  const std::int64_t rows = state.range(0), cols = state.range(1);
+  std::vector<float> w(static_cast<std::size_t>(rows * cols));
+  std::mt19937 rng(3);
+  std::student_t_distribution<float> t(4.0f);
+  for (auto& x : w) x = 0.02f * t(rng);
+  using MatF = Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
+  const MatF X = MatF::Random(2048, cols) + MatF::Random(2048, 1).replicate(1, cols);
+  const MatF H = X.transpose() * X;
+  for (auto _ : state) {
+    auto r = qs::gptq(w.data(), rows, cols, H.data(), {}, qs::OpContext::none());
+    if (!r) state.SkipWithError(r.error().message.c_str());
+    benchmark::DoNotOptimize(r);
+  }
+  state.SetLabel(std::to_string(rows) + "x" + std::to_string(cols) + ", 4-bit g128, block 128, " +
+                 std::to_string(qs::ThreadPool::global().size()) + " threads");
+}
+BENCHMARK(BM_Gptq)->Args({1024, 1024})->Args({4096, 4096})->Args({4096, 11008})->Unit(benchmark::kMillisecond)->UseRealTime()->Iterations(1);
+
+}  // namespace
