@@ -5,6 +5,7 @@
 #include "app/register_backends.h"
 #include "demo/demo_model.h"
 #include "inspect_command.h"
+#include "measure_command.h"
 #include "model/dtype.h"
 
 int main(int argc, char** argv) {
@@ -25,6 +26,18 @@ int main(int argc, char** argv) {
       ->check(CLI::PositiveNumber);
   ins->add_option("--backend", inspect.backend, "Compute backend: auto, cpu or cuda (default: $QS_BACKEND or auto)")
       ->check(CLI::IsMember({"auto", "cpu", "cuda"}));
+
+  qs::cli::MeasureOptions measure;
+  bool measure_demo = false;
+  std::string measure_formats = "q8_0,q4_k,int4-g128";
+  auto* meas = app.add_subcommand("measure", "Quantize every linear layer (RTN / ggml reference quantizers) and report "
+                                             "bits per weight, SQNR and max error");
+  meas->add_option("path", measure.path, "Model to measure");
+  meas->add_flag("--demo", measure_demo, "Measure the built-in demo model");
+  meas->add_option("-f,--formats", measure_formats,
+                   "Comma-separated formats: q8_0 q4_0 q4_1 q5_0 q5_1 q4_k q5_k q6_k, int<bits>[-g<group>|-ch|-tensor][-sym]")
+      ->capture_default_str();
+  meas->add_flag("--json", measure.json, "Machine-readable output");
 
   std::string demo_out = qs::default_demo_dir();
   qs::DemoSpec demo_spec;
@@ -54,6 +67,26 @@ int main(int argc, char** argv) {
       inspect.path = *dir;
     }
     return qs::cli::run_inspect(inspect);
+  }
+  if (*meas) {
+    if (measure_demo == !measure.path.empty()) {
+      std::fprintf(stderr, "quantscope-cli measure: give a PATH or --demo (one of them)\n");
+      return 2;
+    }
+    if (measure_demo) {
+      auto dir = qs::ensure_demo_model();
+      if (!dir) {
+        std::fprintf(stderr, "quantscope-cli: demo model: %s\n", dir.error().message.c_str());
+        return 1;
+      }
+      measure.path = *dir;
+    }
+    for (std::size_t start = 0; start <= measure_formats.size();) {
+      const std::size_t comma = std::min(measure_formats.find(',', start), measure_formats.size());
+      if (comma > start) measure.formats.push_back(measure_formats.substr(start, comma - start));
+      start = comma + 1;
+    }
+    return qs::cli::run_measure(measure);
   }
   if (*demo) {
     demo_spec.dtype = demo_dtype == "f16" ? qs::DType::F16 : demo_dtype == "bf16" ? qs::DType::BF16 : qs::DType::F32;

@@ -120,6 +120,22 @@ TEST_F(Cli, InspectsEveryFormatOfTheSharedModels) {
   }
 }
 
+TEST_F(Cli, MeasureReportsEveryFormatAndSkipsShapesItCannotTake) {
+  const CliRun r = run("measure --json -f q8_0,int4-g128 " + dir_.string());
+  ASSERT_EQ(r.code, 0) << r.out;
+  const auto j = nlohmann::json::parse(r.out);
+  ASSERT_EQ(j["layers"].size(), 44u);
+  // down_proj rows are 688 wide: not whole 32-blocks nor 128-groups.
+  EXPECT_EQ(j["totals"]["q8_0"]["layers_measured"], 38);
+  EXPECT_EQ(j["totals"]["q8_0"]["layers_skipped"], 6);
+  EXPECT_DOUBLE_EQ(j["totals"]["q8_0"]["bits_per_weight"].get<double>(), 8.5);
+  EXPECT_DOUBLE_EQ(j["totals"]["int4-g128"]["bits_per_weight"].get<double>(), 4.25);
+  EXPECT_GT(j["totals"]["q8_0"]["sqnr_db"].get<double>(), j["totals"]["int4-g128"]["sqnr_db"].get<double>() + 10);
+  const CliRun bad = run("measure -f q9_9 " + dir_.string(), true);
+  EXPECT_EQ(bad.code, 2);
+  EXPECT_NE(bad.out.find("unknown format \"q9_9\""), std::string::npos) << bad.out;
+}
+
 TEST_F(Cli, DemoCommandWritesAModelThatInspects) {
   const auto out = dir_ / "demo2";
   const CliRun w = run("demo --layers 2 --hidden 64 --intermediate 96 -o " + out.string());

@@ -1,0 +1,40 @@
+#pragma once
+// One quantization choice applied to one weight, and what it costs: bits per
+// weight, weight error and time. The building block of live feedback and of
+// `quantscope-cli measure`.
+#include <string>
+#include <string_view>
+
+#include "model/tensor_info.h"
+#include "quant/int_grid.h"
+#include "quant/metrics.h"
+#include "util/op_context.h"
+#include "util/result.h"
+
+namespace qs {
+
+struct QuantChoice {
+  enum class Kind { Ggml, IntGrid } kind = Kind::IntGrid;
+  DType ggml_type = DType::Q8_0;  // Kind::Ggml
+  IntGridSpec grid;               // Kind::IntGrid (RTN)
+  std::string name;               // as the user wrote it
+
+  double bits_per_weight(std::int64_t rows, std::int64_t cols) const;
+};
+
+// "q8_0", "q4_0", "q4_1", "q5_0", "q5_1", "q4_k", "q5_k", "q6_k" (ggml blocks), or an
+// integer grid "int<bits>[-g<group>|-ch|-tensor][-sym]", e.g. "int4-g128", "int8-ch-sym".
+Result<QuantChoice> parse_quant_choice(std::string_view text);
+
+struct LayerQuantError {
+  double bits_per_weight = 0;
+  WeightError error;
+  double milliseconds = 0;  // quantize + dequantize + error
+};
+
+// Quantizes the tensor's 2-D view (rows = output channels) and measures it.
+// Shapes a format cannot take (row length not a multiple of its block or group)
+// are an Unsupported error that says why.
+Result<LayerQuantError> measure_quantization(const TensorInfo& t, const QuantChoice& choice, OpContext& ctx);
+
+}  // namespace qs
