@@ -6,6 +6,7 @@
 #include <numeric>
 #include <string>
 
+#include "backend/lapack.h"
 #include "backend/thread_pool.h"
 
 namespace qs {
@@ -25,6 +26,14 @@ Result<MatF> inverse_hessian_factor(MatF h, double percdamp) {
   mean_diag /= static_cast<double>(n);
   h.diagonal().array() += static_cast<float>(percdamp * mean_diag);
   h = h.reverse().eval();  // J H J
+  if (lapack::available()) {
+    // J H J = R^T R (R upper), so L = R^T and A = J L J = J R^T J; U = A^-1 = J R^-T J.
+    if (!lapack::cholesky_upper(h.data(), n)) return Error::invalid("GPTQ: the damped Hessian is not positive definite");
+    if (!lapack::invert_upper(h.data(), n)) return Error::invalid("GPTQ: singular Cholesky factor");
+    MatF u = h.transpose().reverse();  // (R^-1)^T reversed: its upper triangle is U
+    u.triangularView<Eigen::StrictlyLower>().setZero();
+    return u;
+  }
   Eigen::LLT<MatF, Eigen::Lower> llt(h);
   if (llt.info() != Eigen::Success) return Error::invalid("GPTQ: the damped Hessian is not positive definite");
   MatF a = MatF(llt.matrixL()).reverse();  // J L J: upper triangular, H = A A^T
@@ -94,82 +103,78 @@ Result<GptqResult> gptq(const float* w, std::int64_t rows, std::int64_t cols, co
     out.g_idx[static_cast<std::size_t>(c)] = gs > 0 ? static_cast<int>((spec.static_groups || !spec.act_order ? c : p) / gs) : 0;
   }
 
-  // Rows in chunks, one or two per thread: each chunk runs the whole column walk
-  // on its own rows, and tall chunks keep the lazy-update GEMMs efficient.
-  const std::int64_t threads = ThreadPool::global().size();
-  const std::int64_t kRowsPerTask = std::max<std::int64_t>(16, (rows + 2 * threads - 1) / (2 * threads));
-  const std::int64_t tasks = (rows + kRowsPerTask - 1) / kRowsPerTask;
-  std::atomic<std::int64_t> done{0};
-  ThreadPool::global().parallel_for(static_cast<std::size_t>(tasks), [&](std::size_t task, unsigned) {
-    if (ctx.cancelled()) return;
-    const std::int64_t r0 = static_cast<std::int64_t>(task) * kRowsPerTask, nr = std::min(kRowsPerTask, rows - r0);
-    // This chunk's weight in walk order, dead inputs zeroed.
-    MatF W(nr, cols);
-    for (std::int64_t r = 0; r < nr; ++r)
-      for (std::int64_t p = 0; p < cols; ++p) {
-        const std::int64_t c = perm[static_cast<std::size_t>(p)];
-        W(r, p) = dead[static_cast<std::size_t>(c)] ? 0.0f : w[(r0 + r) * cols + c];
-      }
-    std::vector<GroupParams> params(static_cast<std::size_t>(nr));  // current group's grid, per row
-    auto fit = [&](const float* x, std::int64_t n) {
-      GroupParams g;
-      int_grid_params(x, static_cast<std::size_t>(n), 1, spec.grid, g.scale, g.zero);
-      return g;
-    };
-    // Static groups are fitted once, up front, on the original column order (dead inputs zeroed).
-    std::vector<GroupParams> static_params;
-    if (gs > 0 && spec.static_groups) {
-      static_params.resize(static_cast<std::size_t>(nr * out.groups));
-      std::vector<float> orig(static_cast<std::size_t>(cols));
-      for (std::int64_t r = 0; r < nr; ++r) {
-        for (std::int64_t p = 0; p < cols; ++p) orig[static_cast<std::size_t>(perm[static_cast<std::size_t>(p)])] = W(r, p);
-        for (int g = 0; g < out.groups; ++g)
-          static_params[static_cast<std::size_t>(r * out.groups + g)] = fit(orig.data() + g * gs, gs);
-      }
+  ThreadPool& pool = ThreadPool::global();
+  // The weight in walk order, dead inputs zeroed.
+  MatF W(rows, cols);
+  pool.parallel_for(static_cast<std::size_t>(rows), [&](std::size_t r, unsigned) {
+    for (std::int64_t p = 0; p < cols; ++p) {
+      const std::int64_t c = perm[static_cast<std::size_t>(p)];
+      W(static_cast<std::int64_t>(r), p) = dead[static_cast<std::size_t>(c)] ? 0.0f : w[static_cast<std::int64_t>(r) * cols + c];
     }
-    if (gs == 0)  // per output channel: one grid per row, from the whole row
-      for (std::int64_t r = 0; r < nr; ++r) params[static_cast<std::size_t>(r)] = fit(W.data() + r * cols, cols);
+  });
+  auto fit = [&](const float* x, std::int64_t n) {
+    GroupParams g;
+    int_grid_params(x, static_cast<std::size_t>(n), 1, spec.grid, g.scale, g.zero);
+    return g;
+  };
+  std::vector<GroupParams> params(static_cast<std::size_t>(rows));  // the current group's grid, per row
+  // Static groups are fitted once, up front, on the original column order (dead inputs zeroed);
+  // a per-channel grid once per row.
+  std::vector<GroupParams> static_params;
+  if (gs > 0 && spec.static_groups) static_params.resize(static_cast<std::size_t>(rows * out.groups));
+  pool.parallel_for(static_cast<std::size_t>(rows), [&](std::size_t ru, unsigned) {
+    const auto r = static_cast<std::int64_t>(ru);
+    if (gs == 0) params[ru] = fit(W.data() + r * cols, cols);
+    if (static_params.empty()) return;
+    std::vector<float> orig(static_cast<std::size_t>(cols));
+    for (std::int64_t p = 0; p < cols; ++p) orig[static_cast<std::size_t>(perm[static_cast<std::size_t>(p)])] = W(r, p);
+    for (int g = 0; g < out.groups; ++g) static_params[static_cast<std::size_t>(r * out.groups + g)] = fit(orig.data() + g * gs, gs);
+  });
 
-    MatF Q(nr, cols), Err(nr, spec.block_size);
-    for (std::int64_t i1 = 0; i1 < cols; i1 += spec.block_size) {
-      if (ctx.cancelled()) return;
-      const std::int64_t i2 = std::min(cols, i1 + spec.block_size), count = i2 - i1;
-      MatF W1 = W.middleCols(i1, count);  // updated in-block; W itself only at block end
+  // The walk. Within a block rows are independent (row chunks in parallel);
+  // after it, one GEMM pushes the block's errors onto every later column.
+  const std::int64_t chunk = std::max<std::int64_t>(16, (rows + 2 * pool.size() - 1) / (2 * pool.size()));
+  const std::int64_t tasks = (rows + chunk - 1) / chunk;
+  MatF Err(rows, spec.block_size);
+  for (std::int64_t i1 = 0; i1 < cols; i1 += spec.block_size) {
+    if (ctx.cancelled()) return Error::cancelled();
+    const std::int64_t i2 = std::min(cols, i1 + spec.block_size), count = i2 - i1;
+    MatF W1 = W.middleCols(i1, count);  // updated in-block; W itself only by the GEMM below
+    pool.parallel_for(static_cast<std::size_t>(tasks), [&](std::size_t task, unsigned) {
+      const std::int64_t r0 = static_cast<std::int64_t>(task) * chunk, r1 = std::min(rows, r0 + chunk);
       for (std::int64_t i = 0; i < count; ++i) {
-        const std::int64_t p = i1 + i;
+        const std::int64_t p = i1 + i, c = perm[static_cast<std::size_t>(p)];
         if (gs > 0 && !spec.static_groups && p % gs == 0)
-          for (std::int64_t r = 0; r < nr; ++r)  // as the reference: from W (block-start values)
+          for (std::int64_t r = r0; r < r1; ++r)  // as the reference: from W (block-start values)
             params[static_cast<std::size_t>(r)] = fit(W.data() + r * cols + p, std::min<std::int64_t>(gs, cols - p));
         const float d = U(p, p);
-        for (std::int64_t r = 0; r < nr; ++r) {
+        const int grp = out.g_idx[static_cast<std::size_t>(c)];
+        const float* u = U.data() + p * cols + i1;
+        for (std::int64_t r = r0; r < r1; ++r) {
           const GroupParams& g = gs > 0 && spec.static_groups
-                                     ? static_params[static_cast<std::size_t>(r * out.groups + perm[static_cast<std::size_t>(p)] / gs)]
+                                     ? static_params[static_cast<std::size_t>(r * out.groups + c / gs)]
                                      : params[static_cast<std::size_t>(r)];
           const float x = W1(r, i);
           const std::uint8_t code = int_grid_code(x, g.scale, g.zero, maxq);
           const float q = g.scale * (static_cast<float>(code) - g.zero);
-          const std::int64_t c = perm[static_cast<std::size_t>(p)];
-          out.codes[static_cast<std::size_t>((r0 + r) * cols + c)] = code;
-          Q(r, p) = q;
-          const int grp = out.g_idx[static_cast<std::size_t>(c)];
-          out.scales[static_cast<std::size_t>((r0 + r) * out.groups + grp)] = g.scale;
-          out.zeros[static_cast<std::size_t>((r0 + r) * out.groups + grp)] = g.zero;
+          const std::size_t at = static_cast<std::size_t>(r * cols + c);
+          out.codes[at] = code;
+          out.dequantized[at] = q;
+          out.scales[static_cast<std::size_t>(r * out.groups + grp)] = g.scale;
+          out.zeros[static_cast<std::size_t>(r * out.groups + grp)] = g.zero;
           const float err = (x - q) / d;
           // Spread the error over the rest of the block: W1[r, i:] -= err * U[p, p:].
           float* row = W1.data() + r * count;
-          const float* u = U.data() + p * cols + i1;
           for (std::int64_t j = i; j < count; ++j) row[j] -= err * u[j];
           Err(r, i) = err;
         }
       }
-      // Lazy update of everything after the block: one GEMM.
-      if (i2 < cols) W.rightCols(cols - i2).noalias() -= Err.leftCols(count) * U.block(i1, i2, count, cols - i2);
-    }
-    for (std::int64_t r = 0; r < nr; ++r)
-      for (std::int64_t p = 0; p < cols; ++p)
-        out.dequantized[static_cast<std::size_t>((r0 + r) * cols + perm[static_cast<std::size_t>(p)])] = Q(r, p);
-    ctx.progress(static_cast<double>(++done) / static_cast<double>(tasks));
-  });
+    });
+    if (i2 < cols)
+      lapack::gemm_subtract(rows, cols - i2, count, Err.data(), spec.block_size, U.data() + i1 * cols + i2, cols,
+                            W.data() + i2, cols);
+    ctx.progress(static_cast<double>(i2) / static_cast<double>(cols));
+  }
   if (ctx.cancelled()) return Error::cancelled();
   return out;
 }

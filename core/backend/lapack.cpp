@@ -1,0 +1,55 @@
+#include "backend/lapack.h"
+
+#include <Eigen/Dense>
+
+#ifdef QS_HAVE_LAPACK
+#include <cblas.h>
+#endif
+
+#ifdef QS_HAVE_LAPACK
+// Fortran LAPACK, column-major. A row-major matrix is its column-major
+// transpose: "upper, row-major" is "lower, column-major".
+extern "C" {
+void spotrf_(const char* uplo, const int* n, float* a, const int* lda, int* info);
+void strtri_(const char* uplo, const char* diag, const int* n, float* a, const int* lda, int* info);
+}
+#endif
+
+namespace qs::lapack {
+
+#ifdef QS_HAVE_LAPACK
+bool available() { return true; }
+
+bool cholesky_upper(float* a, std::int64_t n) {
+  const int nn = static_cast<int>(n);
+  int info = 0;
+  spotrf_("L", &nn, a, &nn, &info);  // column-major L with A = L L^T; row-major: R = L^T
+  return info == 0;
+}
+
+bool invert_upper(float* a, std::int64_t n) {
+  const int nn = static_cast<int>(n);
+  int info = 0;
+  strtri_("L", "N", &nn, a, &nn, &info);  // row-major upper = column-major lower
+  return info == 0;
+}
+void gemm_subtract(std::int64_t m, std::int64_t n, std::int64_t k, const float* a, std::int64_t lda, const float* b,
+                   std::int64_t ldb, float* c, std::int64_t ldc) {
+  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, static_cast<int>(m), static_cast<int>(n), static_cast<int>(k), -1.0f,
+              a, static_cast<int>(lda), b, static_cast<int>(ldb), 1.0f, c, static_cast<int>(ldc));
+}
+#else
+void gemm_subtract(std::int64_t m, std::int64_t n, std::int64_t k, const float* a, std::int64_t lda, const float* b,
+                   std::int64_t ldb, float* c, std::int64_t ldc) {
+  using Stride = Eigen::OuterStride<>;
+  using Mat = Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
+  Eigen::Map<const Mat, 0, Stride> A(a, m, k, Stride(lda)), B(b, k, n, Stride(ldb));
+  Eigen::Map<Mat, 0, Stride> C(c, m, n, Stride(ldc));
+  C.noalias() -= A * B;
+}
+bool available() { return false; }
+bool cholesky_upper(float*, std::int64_t) { return false; }
+bool invert_upper(float*, std::int64_t) { return false; }
+#endif
+
+}  // namespace qs::lapack
