@@ -12,6 +12,8 @@ Document::Document(std::shared_ptr<Backend> backend, QObject* parent)
   progressTimer_.setInterval(100);
   connect(&progressTimer_, &QTimer::timeout, this, [this] {
     if (statsControl_) emit statsProgress(statsTensor_, statsControl_->progress());
+    if (overviewControl_) emit overviewProgress(overviewControl_->progress());
+    if (!statsControl_ && !overviewControl_) progressTimer_.stop();
   });
 }
 
@@ -19,6 +21,7 @@ Document::~Document() {
   // Jobs own what they use (shared pointers), so they may outlive us; cancel
   // them so that the thread pool drains quickly at exit.
   cancelStats();
+  cancelOverview();
 }
 
 QString Document::path() const { return model_ ? QString::fromStdString(model_->path) : QString(); }
@@ -50,9 +53,12 @@ void Document::onOpenFinished(quint64 generation, const QString& path, const Ope
     return;
   }
   cancelStats();
+  cancelOverview();
   cache_.clear();
+  overview_.reset();
   model_ = outcome.model;
   emit modelOpened();
+  requestOverview();
 }
 
 void Document::cancelStats() {
@@ -60,7 +66,6 @@ void Document::cancelStats() {
   if (statsControl_) statsControl_->cancel();
   statsControl_.reset();
   statsTensor_ = -1;
-  progressTimer_.stop();
 }
 
 void Document::requestStats(int tensor) {
@@ -94,13 +99,44 @@ void Document::onStatsFinished(const StatsOutcome& outcome) {
   if (outcome.generation != statsGeneration_) return;
   statsControl_.reset();
   statsTensor_ = -1;
-  progressTimer_.stop();
   if (!outcome.summary) {
     if (!outcome.cancelled) emit statsFailed(outcome.tensor, outcome.error);
     return;
   }
   cache_.insert(outcome.tensor, outcome.summary);
   emit statsReady(outcome.tensor);
+}
+
+void Document::cancelOverview() {
+  ++overviewGeneration_;
+  if (overviewControl_) overviewControl_->cancel();
+  overviewControl_.reset();
+}
+
+void Document::requestOverview() {
+  cancelOverview();
+  if (!model_) return;
+  const quint64 generation = overviewGeneration_;
+  overviewControl_ = std::make_shared<JobControl>();
+  emit overviewStarted();
+  progressTimer_.start();
+  auto* watcher = new QFutureWatcher<OverviewOutcome>(this);
+  connect(watcher, &QFutureWatcher<OverviewOutcome>::finished, this, [this, watcher] {
+    watcher->deleteLater();
+    onOverviewFinished(watcher->result());
+  });
+  watcher->setFuture(QtConcurrent::run(runOverview, model_, backend_, generation, overviewControl_, outlierFactor_));
+}
+
+void Document::onOverviewFinished(const OverviewOutcome& outcome) {
+  if (outcome.generation != overviewGeneration_) return;  // superseded, or for a model since replaced
+  overviewControl_.reset();
+  if (!outcome.figures) {
+    if (!outcome.cancelled) emit overviewFailed(outcome.error);
+    return;
+  }
+  overview_ = outcome.figures;
+  emit overviewReady();
 }
 
 }  // namespace qs::app

@@ -35,6 +35,13 @@ class Document : public QObject {
   bool isComputing() const { return statsControl_ != nullptr; }
   std::shared_ptr<const LayerSummary> cachedStats(int tensor) const { return cache_.value(tensor); }
 
+  // The model overview (figures of every layer along depth): started by itself
+  // once a model opens, cancelled when another one does.
+  void requestOverview();
+  void cancelOverview();
+  bool isOverviewComputing() const { return overviewControl_ != nullptr; }
+  std::shared_ptr<const std::vector<LayerFigures>> overview() const { return overview_; }
+
   double outlierFactor() const { return outlierFactor_; }
   QString outlierRule() const;
 
@@ -46,11 +53,16 @@ class Document : public QObject {
   void statsProgress(int tensor, double fraction);
   void statsReady(int tensor);
   void statsFailed(int tensor, const QString& message);
+  void overviewStarted();
+  void overviewProgress(double fraction);
+  void overviewReady();
+  void overviewFailed(const QString& message);
 
  private:
   void startOpen(const QString& path, bool demo);
   void onOpenFinished(quint64 generation, const QString& path, const OpenOutcome& outcome);
   void onStatsFinished(const StatsOutcome& outcome);
+  void onOverviewFinished(const OverviewOutcome& outcome);
 
   std::shared_ptr<Backend> backend_;
   std::shared_ptr<const Model> model_;
@@ -63,7 +75,11 @@ class Document : public QObject {
   quint64 statsGeneration_ = 0;
   int statsTensor_ = -1;
   std::shared_ptr<JobControl> statsControl_;  // the running request's cancel flag
-  QTimer progressTimer_;                      // polls the job's progress: no cross-thread callbacks
+  QTimer progressTimer_;                      // polls the jobs' progress: no cross-thread callbacks
+
+  quint64 overviewGeneration_ = 0;
+  std::shared_ptr<JobControl> overviewControl_;
+  std::shared_ptr<const std::vector<LayerFigures>> overview_;  // of the open model
 };
 
 }  // namespace qs::app

@@ -45,4 +45,22 @@ StatsOutcome runStats(std::shared_ptr<const Model> model, std::shared_ptr<Backen
   return out;
 }
 
+OverviewOutcome runOverview(std::shared_ptr<const Model> model, std::shared_ptr<Backend> backend,
+                            quint64 generation, std::shared_ptr<JobControl> control, double outlierFactor) {
+  OverviewOutcome out;
+  out.generation = generation;
+  if (control->cancelled()) {
+    out.cancelled = true;
+    return out;
+  }
+  auto figures = summarize_layers(*backend, *model, control->context(), outlierFactor);
+  if (!figures) {
+    out.cancelled = figures.error().code == ErrorCode::Cancelled;
+    out.error = QString::fromStdString(figures.error().message);
+    return out;
+  }
+  out.figures = std::make_shared<const std::vector<LayerFigures>>(std::move(*figures));
+  return out;
+}
+
 }  // namespace qs::app

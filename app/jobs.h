@@ -6,6 +6,7 @@
 #include <QString>
 #include <atomic>
 #include <memory>
+#include <vector>
 
 #include "backend/backend.h"
 #include "model/model.h"
@@ -22,7 +23,7 @@ struct OpenOutcome {
 // Opens `path`; with `demo`, first generates the demo model if needed (path ignored).
 OpenOutcome runOpen(const QString& path, bool demo);
 
-// Cancel flag and progress of one statistics job, shared by the UI and the worker.
+// Cancel flag and progress of one job (statistics, overview), shared by the UI and the worker.
 class JobControl {
  public:
   JobControl() : ctx_([this](double f) { progress_.store(f, std::memory_order_relaxed); }) {}
@@ -48,5 +49,16 @@ struct StatsOutcome {
 
 StatsOutcome runStats(std::shared_ptr<const Model> model, std::shared_ptr<Backend> backend, int tensor,
                       quint64 generation, std::shared_ptr<JobControl> control, double outlierFactor);
+
+struct OverviewOutcome {
+  quint64 generation = 0;
+  std::shared_ptr<const std::vector<LayerFigures>> figures;  // Model::layers order; null on failure or cancel
+  QString error;
+  bool cancelled = false;
+};
+
+// The model overview: summarize_layers over every layer, progress per layer.
+OverviewOutcome runOverview(std::shared_ptr<const Model> model, std::shared_ptr<Backend> backend,
+                            quint64 generation, std::shared_ptr<JobControl> control, double outlierFactor);
 
 }  // namespace qs::app

@@ -6,6 +6,7 @@
 #include <QIcon>
 #include <QTimer>
 #include <cstdio>
+#include <memory>
 
 #include "app/document.h"
 #include "app/main_window.h"
@@ -14,8 +15,8 @@
 
 namespace {
 
-// Grabs the window and quits once the first statistics are shown; fails the
-// run (exit 1) when the model or the statistics do not come.
+// Grabs the window and quits once the first statistics and the model overview
+// are both shown; fails the run (exit 1) when the model or either does not come.
 void arrangeScreenshot(qs::app::MainWindow& window, const QString& file) {
   auto fail = [](const QString& message) {
     std::fprintf(stderr, "quantscope: %s\n", qPrintable(message));
@@ -25,15 +26,22 @@ void arrangeScreenshot(qs::app::MainWindow& window, const QString& file) {
                    [fail](const QString&, const QString& message) { fail(message); });
   QObject::connect(window.document(), &qs::app::Document::statsFailed, &window,
                    [fail](int, const QString& message) { fail(message); });
-  QObject::connect(&window, &qs::app::MainWindow::statsShown, &window, [&window, file] {
-    // Let layouts settle and the plot repaint before grabbing.
+  QObject::connect(window.document(), &qs::app::Document::overviewFailed, &window,
+                   [fail](const QString& message) { fail(message); });
+  auto pending = std::make_shared<int>(2);  // the first statistics, the overview
+  auto oneDone = [&window, file, pending] {
+    if (--*pending != 0) return;
+    // Let layouts settle and the plots repaint before grabbing.
     QTimer::singleShot(400, &window, [&window, file] {
       const bool saved = window.grab().save(file, "PNG");
       if (!saved) std::fprintf(stderr, "quantscope: could not write %s\n", qPrintable(file));
       else std::printf("quantscope: saved %s\n", qPrintable(file));
       QCoreApplication::exit(saved ? 0 : 1);
     });
-  }, Qt::SingleShotConnection);
+  };
+  QObject::connect(&window, &qs::app::MainWindow::statsShown, &window, oneDone, Qt::SingleShotConnection);
+  QObject::connect(window.document(), &qs::app::Document::overviewReady, &window, oneDone,
+                   Qt::SingleShotConnection);
 }
 
 }  // namespace
@@ -63,7 +71,10 @@ int main(int argc, char** argv) {
                                       QStringLiteral("Save the window as a PNG once the first histogram is shown, "
                                                      "then quit."),
                                       QStringLiteral("file.png"));
-  cli.addOptions({demo, noDemo, backend, select, screenshot});
+  const QCommandLineOption view(QStringLiteral("view"),
+                                QStringLiteral("View to show at start: histogram, channels or overview."),
+                                QStringLiteral("name"), QStringLiteral("histogram"));
+  cli.addOptions({demo, noDemo, backend, select, view, screenshot});
   cli.process(app);
 
   qs::register_optional_backends();
@@ -79,6 +90,11 @@ int main(int argc, char** argv) {
   window.setInteractiveErrors(!screenshotMode);
   if (screenshotMode) arrangeScreenshot(window, cli.value(screenshot));
   if (cli.isSet(select)) window.setPendingSelection(cli.value(select));
+  if (!window.showTab(cli.value(view))) {
+    std::fprintf(stderr, "quantscope: no view called '%s' (histogram, channels, overview)\n",
+                 qPrintable(cli.value(view)));
+    return 2;
+  }
 
   const QStringList paths = cli.positionalArguments();
   if (paths.size() > 1) {

@@ -13,13 +13,16 @@
 #include <QMimeData>
 #include <QProgressBar>
 #include <QStatusBar>
+#include <QTabWidget>
 
 #include "app/document.h"
 #include "app/recent_files.h"
 #include "backend/registry.h"
+#include "widgets/channel_plot.h"
 #include "widgets/display_format.h"
 #include "widgets/histogram_plot.h"
 #include "widgets/layer_tree.h"
+#include "widgets/model_overview.h"
 #include "widgets/stats_panel.h"
 
 namespace qs::app {
@@ -47,11 +50,18 @@ MainWindow::MainWindow(std::shared_ptr<Backend> backend, QWidget* parent)
     : QMainWindow(parent),
       document_(new Document(backend, this)),
       tree_(new ui::LayerTree(this)),
+      tabs_(new QTabWidget(this)),
       histogram_(new ui::HistogramPlot(this)),
+      channels_(new ui::ChannelPlot(this)),
+      overview_(new ui::ModelOverview(this)),
       stats_(new ui::StatsPanel(this)) {
   setWindowTitle(tr("QuantScope"));
   setAcceptDrops(true);
-  setCentralWidget(histogram_);
+  tabs_->setDocumentMode(true);
+  tabs_->addTab(histogram_, tr("Histogram"));
+  tabs_->addTab(channels_, tr("Channels"));
+  tabs_->addTab(overview_, tr("Model overview"));
+  setCentralWidget(tabs_);
 
   auto* treeDock = new QDockWidget(tr("Layers"), this);
   treeDock->setObjectName(QStringLiteral("layersDock"));
@@ -87,6 +97,21 @@ MainWindow::MainWindow(std::shared_ptr<Backend> backend, QWidget* parent)
   connect(document_, &Document::statsProgress, this,
           [this](int, double f) { progress_->setValue(static_cast<int>(f * 100.0)); });
   connect(tree_, &ui::LayerTree::tensorSelected, this, &MainWindow::onTensorSelected);
+
+  connect(document_, &Document::overviewStarted, this,
+          [this] { overview_->showBusy(tr("Summarising every layer of the model…")); });
+  connect(document_, &Document::overviewProgress, this, [this](double f) {
+    overview_->showBusy(tr("Summarising every layer of the model… %1 %").arg(static_cast<int>(f * 100.0)));
+  });
+  connect(document_, &Document::overviewReady, this, &MainWindow::onOverviewReady);
+  connect(document_, &Document::overviewFailed, this, [this](const QString& message) {
+    overview_->showError(tr("Could not summarise the layers:\n%1").arg(message));
+  });
+  connect(overview_, &ui::ModelOverview::layerActivated, this, &MainWindow::onLayerActivated);
+  connect(channels_, &ui::ChannelPlot::channelActivated, this, [this](ui::ChannelPlot::Axis axis, int channel) {
+    const QString which = axis == ui::ChannelPlot::Axis::Input ? tr("input") : tr("output");
+    statusBar()->showMessage(tr("%1: %2 channel %3").arg(channels_->title(), which).arg(channel), 5000);
+  });
 
   resize(1280, 800);
 }
@@ -174,6 +199,7 @@ void MainWindow::onModelOpened() {
   stats_->clear();
   tree_->setModel(*model);
   histogram_->showPlaceholder(tr("Select a layer in the tree to see its weight histogram"));
+  channels_->showPlaceholder(tr("Select a layer in the tree to see its channels"));
 
   int first = defaultTensor(*model);
   if (!pendingSelection_.isEmpty()) {
@@ -204,6 +230,7 @@ void MainWindow::onTensorSelected(int tensor) {
   const TensorInfo& t = model->tensors[static_cast<std::size_t>(tensor)];
   stats_->setTensor(t);
   histogram_->showBusy(tr("Computing statistics of\n%1…").arg(QString::fromStdString(t.name)));
+  channels_->showBusy(tr("Computing statistics of\n%1…").arg(QString::fromStdString(t.name)));
   statsClock_.start();
   document_->requestStats(tensor);  // answers at once from the cache, else from a job
 }
@@ -216,6 +243,7 @@ void MainWindow::onStatsReady(int tensor) {
   progress_->hide();
   const QString name = QString::fromStdString(model->tensors[static_cast<std::size_t>(tensor)].name);
   histogram_->setHistogram(summary->stats.hist, name);
+  channels_->setSummary(*summary, name, document_->outlierRule());
   stats_->setSummary(*summary, document_->outlierRule());
   statusBar()->showMessage(tr("Statistics of %1 in %2 ms").arg(name).arg(statsClock_.elapsed()), 5000);
   emit statsShown(tensor);
@@ -225,8 +253,33 @@ void MainWindow::onStatsFailed(int tensor, const QString& message) {
   if (tensor != current_) return;
   progress_->hide();
   histogram_->showError(tr("Could not compute the statistics:\n%1").arg(message));
+  channels_->showError(tr("Could not compute the statistics:\n%1").arg(message));
   stats_->setStatsMessage(message);
   statusBar()->showMessage(message, 10000);
+}
+
+bool MainWindow::showTab(const QString& name) {
+  const QString wanted = name.trimmed().toLower();
+  for (int i = 0; i < tabs_->count() && !wanted.isEmpty(); ++i) {
+    const QString title = tabs_->tabText(i).remove(QLatin1Char('&')).toLower();
+    if (title.startsWith(wanted) || title.endsWith(wanted)) {
+      tabs_->setCurrentIndex(i);
+      return true;
+    }
+  }
+  return false;
+}
+
+void MainWindow::onOverviewReady() {
+  const auto model = document_->model();
+  const auto figures = document_->overview();
+  if (model && figures) overview_->setFigures(*model, *figures);
+}
+
+void MainWindow::onLayerActivated(int layer) {
+  const auto model = document_->model();
+  if (!model || layer < 0 || static_cast<std::size_t>(layer) >= model->layers.size()) return;
+  tree_->selectTensor(static_cast<int>(model->layers[static_cast<std::size_t>(layer)].weight));  // stats follow
 }
 
 void MainWindow::chooseFile() {

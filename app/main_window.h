@@ -1,6 +1,6 @@
 #pragma once
-// MainWindow: the layer tree (left dock), the histogram (centre) and the stats
-// panel (right dock), wired to a Document. It only translates between widgets
+// MainWindow: the layer tree (left dock), the views in tabs (centre: histogram,
+// channels, model overview) and the stats panel (right dock), wired to a Document. It only translates between widgets
 // and the Document; opening and computing live in the Document.
 #include <QElapsedTimer>
 #include <QMainWindow>
@@ -9,13 +9,16 @@
 class QAction;
 class QLabel;
 class QProgressBar;
+class QTabWidget;
 
 namespace qs {
 class Backend;
 }
 namespace qs::ui {
+class ChannelPlot;
 class HistogramPlot;
 class LayerTree;
+class ModelOverview;
 class StatsPanel;
 }  // namespace qs::ui
 
@@ -43,6 +46,12 @@ class MainWindow : public QMainWindow {
 
   ui::LayerTree* layerTree() const { return tree_; }
   ui::HistogramPlot* histogramPlot() const { return histogram_; }
+  ui::ChannelPlot* channelPlot() const { return channels_; }
+  ui::ModelOverview* modelOverview() const { return overview_; }
+  QTabWidget* viewTabs() const { return tabs_; }
+  // Shows the tab whose title, lower-cased, starts with `name` ("channels",
+  // "overview" matches "Model overview" too); false if none does.
+  bool showTab(const QString& name);
   ui::StatsPanel* statsPanel() const { return stats_; }
   Document* document() const { return document_; }
   QAction* logYAction() const { return logYAction_; }
@@ -67,6 +76,8 @@ class MainWindow : public QMainWindow {
   void onTensorSelected(int tensor);
   void onStatsReady(int tensor);
   void onStatsFailed(int tensor, const QString& message);
+  void onOverviewReady();
+  void onLayerActivated(int layer);
 
   void chooseFile();
   void chooseDirectory();
@@ -75,7 +86,10 @@ class MainWindow : public QMainWindow {
 
   Document* document_;
   ui::LayerTree* tree_;
+  QTabWidget* tabs_;
   ui::HistogramPlot* histogram_;
+  ui::ChannelPlot* channels_;
+  ui::ModelOverview* overview_;
   ui::StatsPanel* stats_;
   RecentFiles* recent_ = nullptr;
   QAction* logYAction_ = nullptr;
