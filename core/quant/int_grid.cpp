@@ -1,6 +1,9 @@
 #include "quant/int_grid.h"
 
+#include <Eigen/Core>
 #include <algorithm>
+#include <cmath>
+#include <limits>
 #include <string>
 
 #include "backend/thread_pool.h"
@@ -52,12 +55,82 @@ Result<IntQuantized> rtn_int(const float* w, std::int64_t rows, std::int64_t col
   return q;
 }
 
+namespace {
+
+// What one row contributes to the weight error; merged in row order so the
+// totals do not depend on the thread count.
+struct RowError {
+  double err = 0, ref = 0, max_abs = 0;
+  bool finite = true;
+};
+
+// Eigen arrays over one group: SSE/AVX packets for the reductions, which plain
+// loops only get with -ffast-math (float sums may not be reassociated).
+using ArrayMap = Eigen::Map<const Eigen::ArrayXf>;
+
+// Quantizes one group of `n` values onto (scale, zero), writes the codes and
+// adds its error to `e`. The arithmetic is int_grid_code's, step by step: a
+// true division, round-half-even by the 1.5 * 2^23 trick, then the clamp;
+// quotients beyond 2^22 (where the trick is inexact) clamp either way because
+// 0 <= zero <= 255. Chunks of 512 keep the temporaries on the stack and in L1.
+void quantize_group(const float* x, std::int64_t n, float scale, float zero, int maxq, std::uint8_t* codes,
+                    RowError& e) {
+  constexpr std::int64_t kChunk = 512;
+  alignas(64) float qbuf[kChunk];
+  const float magic = 12582912.0f, top = static_cast<float>(maxq);
+  for (std::int64_t c0 = 0; c0 < n; c0 += kChunk) {
+    const std::int64_t m = std::min(kChunk, n - c0);
+    const ArrayMap xs(x + c0, m);
+    Eigen::Map<Eigen::ArrayXf> q(qbuf, m);
+    q = (((xs / scale + magic) - magic) + zero).max(0.0f).min(top);
+    for (std::int64_t c = 0; c < m; ++c) codes[c0 + c] = static_cast<std::uint8_t>(qbuf[c]);
+    q = xs - scale * (q - zero);  // now the error of each value
+    e.err += static_cast<double>(q.square().sum());
+    e.ref += static_cast<double>(xs.square().sum());
+    e.max_abs = std::max(e.max_abs, static_cast<double>(q.abs().maxCoeff()));
+  }
+}
+
+// Grid parameters of a contiguous group, and whether all of it is finite
+// (0 * v is NaN exactly for NaN and +-Inf, and NaN survives any sum).
+bool group_params(const float* x, std::int64_t n, const IntGridSpec& spec, float& scale, float& zero) {
+  const ArrayMap g(x, n);
+  if ((g * 0.0f).sum() != 0.0f) return false;
+  const int maxq = (1 << spec.bits) - 1;
+  float xmin = std::min(0.0f, g.minCoeff()), xmax = std::max(0.0f, g.maxCoeff());  // the range includes 0
+  if (spec.symmetric) {
+    xmax = std::max(-xmin, xmax);
+    if (xmin < 0) xmin = -xmax;
+  }
+  if (xmin == 0.0f && xmax == 0.0f) {
+    xmin = -1.0f;
+    xmax = 1.0f;
+  }
+  scale = (xmax - xmin) / static_cast<float>(maxq);
+  zero = spec.symmetric ? static_cast<float>(maxq + 1) / 2.0f : std::nearbyint(-xmin / scale);
+  return true;
+}
+
+Error not_finite(const float* w, std::int64_t rows, std::int64_t cols) {
+  for (std::int64_t i = 0; i < rows * cols; ++i)
+    if (!std::isfinite(w[i]))
+      return Error::invalid("weight " + std::to_string(i) + " is not finite (row " + std::to_string(i / cols) +
+                            ", column " + std::to_string(i % cols) + ")");
+  return Error::invalid("weight: not finite");  // unreachable when a group said so
+}
+
+}  // namespace
+
 Result<void> rtn_int_into(IntQuantized& q, const float* w, std::int64_t rows, std::int64_t cols,
                           const IntGridSpec& spec, ThreadPool* pool) {
+  auto r = rtn_int_measure_into(q, w, rows, cols, spec, pool);
+  if (!r) return r.error();
+  return {};
+}
+
+Result<WeightError> rtn_int_measure_into(IntQuantized& q, const float* w, std::int64_t rows, std::int64_t cols,
+                                         const IntGridSpec& spec, ThreadPool* pool) {
   if (auto r = validate_int_grid(spec, cols); !r) return r.error();
-  for (std::int64_t i = 0; i < rows * cols; ++i)
-    if (!std::isfinite(w[i])) return Error::invalid("weight " + std::to_string(i) + " is not finite (row " +
-                                                    std::to_string(i / cols) + ", column " + std::to_string(i % cols) + ")");
   q.rows = rows;
   q.cols = cols;
   q.spec = spec;
@@ -68,23 +141,41 @@ Result<void> rtn_int_into(IntQuantized& q, const float* w, std::int64_t rows, st
   const int maxq = (1 << spec.bits) - 1;
 
   float tensor_scale = 0, tensor_zero = 0;
-  if (spec.group_size == -1) int_grid_params(w, static_cast<std::size_t>(rows * cols), 1, spec, tensor_scale, tensor_zero);
+  if (spec.group_size == -1 && !group_params(w, rows * cols, spec, tensor_scale, tensor_zero))
+    return not_finite(w, rows, cols);
   const std::int64_t gsize = spec.group_size > 0 ? spec.group_size : cols;
+  std::vector<RowError> row_error(static_cast<std::size_t>(rows));
   auto do_row = [&](std::size_t r, unsigned) {
     const float* row = w + static_cast<std::int64_t>(r) * cols;
+    RowError& e = row_error[r];
     for (int g = 0; g < q.groups_per_row; ++g) {
+      const float* x = row + g * gsize;
       float scale = tensor_scale, zero = tensor_zero;
-      if (spec.group_size != -1) int_grid_params(row + g * gsize, static_cast<std::size_t>(gsize), 1, spec, scale, zero);
+      if (spec.group_size != -1 && !group_params(x, gsize, spec, scale, zero)) {
+        e.finite = false;
+        return;
+      }
       const std::size_t gi = r * static_cast<std::size_t>(q.groups_per_row) + static_cast<std::size_t>(g);
       q.scales[gi] = scale;
       q.zeros[gi] = zero;
-      std::uint8_t* codes = q.codes.data() + static_cast<std::int64_t>(r) * cols + g * gsize;
-      for (std::int64_t c = 0; c < gsize; ++c) codes[c] = int_grid_code(row[g * gsize + c], scale, zero, maxq);
+      quantize_group(x, gsize, scale, zero, maxq, q.codes.data() + static_cast<std::int64_t>(r) * cols + g * gsize, e);
     }
   };
   ThreadPool& tp = pool ? *pool : ThreadPool::global();
   tp.parallel_for(static_cast<std::size_t>(rows), do_row);
-  return {};
+
+  double err = 0, ref = 0;
+  WeightError out;
+  for (const RowError& e : row_error) {
+    if (!e.finite) return not_finite(w, rows, cols);
+    err += e.err;
+    ref += e.ref;
+    out.max_abs = std::max(out.max_abs, e.max_abs);
+  }
+  const double n = static_cast<double>(rows) * static_cast<double>(cols);
+  out.mse = n > 0 ? err / n : 0.0;
+  out.sqnr_db = err > 0 ? 10.0 * std::log10(ref / err) : std::numeric_limits<double>::infinity();
+  return out;
 }
 
 std::vector<float> dequantize_int(const IntQuantized& q) {

@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <vector>
 
+#include "quant/metrics.h"
 #include "util/result.h"
 
 namespace qs {
@@ -54,6 +55,11 @@ Result<IntQuantized> rtn_int(const float* w, std::int64_t rows, std::int64_t col
 // than the arithmetic.
 Result<void> rtn_int_into(IntQuantized& q, const float* w, std::int64_t rows, std::int64_t cols,
                           const IntGridSpec& spec, ThreadPool* pool = nullptr);
+// The same, fused with dequantization and the weight error (MSE, SQNR, max):
+// one read of the weight for all three, the live-feedback path (no
+// dequantized copy is written). Same codes as rtn_int_into.
+Result<WeightError> rtn_int_measure_into(IntQuantized& q, const float* w, std::int64_t rows, std::int64_t cols,
+                                         const IntGridSpec& spec, ThreadPool* pool = nullptr);
 // The dequantized weight scale * (code - zero), [rows, cols].
 std::vector<float> dequantize_int(const IntQuantized& q);
 void dequantize_int_into(const IntQuantized& q, float* out);  // out: rows * cols floats

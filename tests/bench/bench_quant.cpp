@@ -40,6 +40,20 @@ void BM_RtnInt4G128(benchmark::State& state) {
 }
 BENCHMARK(BM_RtnInt4G128)->Unit(benchmark::kMillisecond)->UseRealTime()->MinTime(3.0);
 
+// The same figures from one fused pass (what the plan editor's live feedback calls).
+void BM_RtnInt4G128Fused(benchmark::State& state) {
+  const auto& w = weights_4096x11008();
+  qs::IntQuantized q;
+  for (auto _ : state) {
+    auto e = qs::rtn_int_measure_into(q, w.data(), 4096, 11008, {4, false, 128});
+    if (!e) state.SkipWithError("rtn failed");
+    benchmark::DoNotOptimize(e);
+  }
+  state.SetLabel("4096x11008, 4-bit asym g128: fused quantize + error, " +
+                 std::to_string(qs::ThreadPool::global().size()) + " threads");
+}
+BENCHMARK(BM_RtnInt4G128Fused)->Unit(benchmark::kMillisecond)->UseRealTime()->MinTime(3.0);
+
 void BM_GgmlQuantize(benchmark::State& state) {
   const auto& w = weights_4096x11008();
   const auto t = static_cast<qs::DType>(state.range(0));

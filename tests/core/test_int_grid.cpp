@@ -64,6 +64,50 @@ TEST(IntGrid, CodesStayOnTheGridAndErrorIsHalfAStep) {
       }
 }
 
+// The vectorised, fused path against the scalar definition (int_grid_params +
+// int_grid_code, value by value) and against weight_error of the dequantized copy.
+TEST(IntGrid, FusedMeasureEqualsTheScalarDefinition) {
+  std::mt19937 rng(11);
+  std::student_t_distribution<float> t(3.0f);
+  const int rows = 33, cols = 1280;  // odd rows; per-channel groups longer than one 512-value chunk
+  std::vector<float> w(rows * cols);
+  for (auto& v : w) v = 0.03f * t(rng);
+  w[7] = 0.0f;
+  for (int c = 0; c < 128; ++c) w[static_cast<std::size_t>(5 * cols + c)] = 0.0f;  // an all-zero group
+  for (int bits : {2, 3, 4, 8})
+    for (bool sym : {false, true})
+      for (int g : {-1, 0, 64, 128}) {
+        const qs::IntGridSpec spec{bits, sym, g};
+        qs::IntQuantized q;
+        auto e = qs::rtn_int_measure_into(q, w.data(), rows, cols, spec);
+        ASSERT_TRUE(e.ok()) << e.error().message;
+        const int maxq = (1 << bits) - 1;
+        float ts = 0, tz = 0;
+        if (g == -1) qs::int_grid_params(w.data(), w.size(), 1, spec, ts, tz);
+        for (int r = 0; r < rows; ++r)
+          for (int c0 = 0; c0 < cols; c0 += (g > 0 ? g : cols)) {
+            const int n = g > 0 ? g : cols;
+            float s = ts, z = tz;
+            if (g != -1) qs::int_grid_params(&w[static_cast<std::size_t>(r * cols + c0)], static_cast<std::size_t>(n), 1, spec, s, z);
+            ASSERT_EQ(q.scale(r, c0), s);
+            ASSERT_EQ(q.zero(r, c0), z);
+            for (int c = c0; c < c0 + n; ++c)
+              ASSERT_EQ(q.codes[static_cast<std::size_t>(r * cols + c)], qs::int_grid_code(w[static_cast<std::size_t>(r * cols + c)], s, z, maxq))
+                  << "bits " << bits << " sym " << sym << " group " << g << " at " << r << "," << c;
+          }
+        const auto deq = qs::dequantize_int(q);
+        const auto direct = qs::weight_error(w.data(), deq.data(), w.size());
+        EXPECT_NEAR(e->mse, direct.mse, 1e-5 * direct.mse);
+        EXPECT_NEAR(e->sqnr_db, direct.sqnr_db, 1e-4);
+        EXPECT_NEAR(e->max_abs, direct.max_abs, 1e-6 * direct.max_abs);
+      }
+  w[3 * cols + 17] = NAN;
+  qs::IntQuantized q;
+  auto bad = qs::rtn_int_measure_into(q, w.data(), rows, cols, {4, false, 128});
+  ASSERT_FALSE(bad.ok());
+  EXPECT_NE(bad.error().message.find("row 3, column 17"), std::string::npos) << bad.error().message;
+}
+
 TEST(IntGrid, ZeroGroupsAndBadSpecs) {
   std::vector<float> zeros(4 * 64, 0.0f);
   auto q = qs::rtn_int(zeros.data(), 4, 64, {4, false, 32});
