@@ -38,7 +38,28 @@ void gemm_subtract(std::int64_t m, std::int64_t n, std::int64_t k, const float* 
   cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, static_cast<int>(m), static_cast<int>(n), static_cast<int>(k), -1.0f,
               a, static_cast<int>(lda), b, static_cast<int>(ldb), 1.0f, c, static_cast<int>(ldc));
 }
+void gemm(bool transpose_a, std::int64_t m, std::int64_t n, std::int64_t k, float alpha, const float* a,
+          std::int64_t lda, const float* b, std::int64_t ldb, float beta, float* c, std::int64_t ldc) {
+  cblas_sgemm(CblasRowMajor, transpose_a ? CblasTrans : CblasNoTrans, CblasNoTrans, static_cast<int>(m),
+              static_cast<int>(n), static_cast<int>(k), alpha, a, static_cast<int>(lda), b, static_cast<int>(ldb), beta, c,
+              static_cast<int>(ldc));
+}
 #else
+void gemm(bool transpose_a, std::int64_t m, std::int64_t n, std::int64_t k, float alpha, const float* a,
+          std::int64_t lda, const float* b, std::int64_t ldb, float beta, float* c, std::int64_t ldc) {
+  using Stride = Eigen::OuterStride<>;
+  using Mat = Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
+  Eigen::Map<const Mat, 0, Stride> B(b, k, n, Stride(ldb));
+  Eigen::Map<Mat, 0, Stride> C(c, m, n, Stride(ldc));
+  if (beta == 0.0f) C.setZero(); else C *= beta;  // beta 0 must not propagate NaN from C, as in BLAS
+  if (transpose_a) {
+    Eigen::Map<const Mat, 0, Stride> A(a, k, m, Stride(lda));
+    C.noalias() += alpha * A.transpose() * B;
+  } else {
+    Eigen::Map<const Mat, 0, Stride> A(a, m, k, Stride(lda));
+    C.noalias() += alpha * A * B;
+  }
+}
 void gemm_subtract(std::int64_t m, std::int64_t n, std::int64_t k, const float* a, std::int64_t lda, const float* b,
                    std::int64_t ldb, float* c, std::int64_t ldc) {
   using Stride = Eigen::OuterStride<>;

@@ -20,5 +20,10 @@ bool invert_upper(float* a, std::int64_t n);
 // (elements per row). With BLAS: one threaded SGEMM; without: Eigen.
 void gemm_subtract(std::int64_t m, std::int64_t n, std::int64_t k, const float* a, std::int64_t lda, const float* b,
                    std::int64_t ldb, float* c, std::int64_t ldc);
+// C = alpha * op(A) * B + beta * C, row-major; op(A) = A [m, k], or A^T when A is
+// stored [k, m]. The quantization methods' error searches (AWQ, clip search) are
+// batches of such products. With BLAS: one threaded SGEMM; without: Eigen.
+void gemm(bool transpose_a, std::int64_t m, std::int64_t n, std::int64_t k, float alpha, const float* a,
+          std::int64_t lda, const float* b, std::int64_t ldb, float beta, float* c, std::int64_t ldc);
 
 }  // namespace qs::lapack

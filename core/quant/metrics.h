@@ -19,4 +19,15 @@ double relative_output_error(const float* w, const float* q, std::int64_t rows, 
 // The same from a Hessian: tr(dW H dW^T) / tr(W H W^T) with H [cols, cols] (any positive scale).
 double relative_output_error_h(const float* w, const float* q, std::int64_t rows, std::int64_t cols, const float* h);
 
+// What the quantization methods (clip search, AWQ, outlier keeping, ...) report
+// for one layer: weight-space error, and the relative output error on the
+// calibration Hessian and, when given, on held-out tokens' Hessian.
+struct LayerError {
+  WeightError weight;
+  double rel_output_error = -1;          // on h; -1 when h is null
+  double rel_output_error_heldout = -1;  // on h_heldout; -1 when null
+};
+LayerError layer_error(const float* w, const float* q, std::int64_t rows, std::int64_t cols, const float* h = nullptr,
+                       const float* h_heldout = nullptr);
+
 }  // namespace qs

@@ -1,0 +1,170 @@
+// AWQ: the scale formula by hand, the H-based search error against the error
+// recomputed from X, folding, and gptq1024 against RTN.
+#include <gtest/gtest.h>
+
+#include <cmath>
+
+#include "method_case.h"
+#include "quant/awq.h"
+#include "quant/int_grid.h"
+#include "quant/metrics.h"
+
+namespace {
+
+using qs::test::heavy_tailed;
+
+TEST(Awq, WeightMagnitudeAndScalesByHand) {
+  // 2 x 4 weight, groups of 2 columns. |W| / group max:
+  //   row 0: [1 2 | .5 4] -> [.5 1 | .125 1];  row 1: [2 1 | 1 2] -> [1 .5 | .5 1]
+  const float w[8] = {1, -2, 0.5f, 4, 2, 1, -1, -2};
+  const auto wbar = qs::awq_weight_magnitude(w, 2, 4, 2);
+  ASSERT_EQ(wbar.size(), 4u);
+  EXPECT_FLOAT_EQ(wbar[0], 0.75f);
+  EXPECT_FLOAT_EQ(wbar[1], 0.75f);
+  EXPECT_FLOAT_EQ(wbar[2], 0.3125f);
+  EXPECT_FLOAT_EQ(wbar[3], 1.0f);
+  // Per channel (whole row): row 0 / 4, row 1 / 2.
+  const auto wrow = qs::awq_weight_magnitude(w, 2, 4, 0);
+  EXPECT_FLOAT_EQ(wrow[0], (0.25f + 1.0f) / 2);
+  EXPECT_FLOAT_EQ(wrow[3], (1.0f + 1.0f) / 2);
+  // alpha = 0.5: s = sqrt(xbar / wbar), then divided by sqrt(max * min).
+  const float xbar[4] = {1, 4, 0.25f, 1};
+  const auto s = qs::awq_scales(xbar, wbar.data(), 4, 0.5, true);
+  const double raw[4] = {std::sqrt(1 / 0.75), std::sqrt(4 / 0.75), std::sqrt(0.25 / 0.3125), 1.0};
+  const double norm = std::sqrt(raw[1] * raw[2]);  // max is channel 1, min channel 2
+  for (int j = 0; j < 4; ++j) EXPECT_NEAR(s[static_cast<std::size_t>(j)], raw[j] / norm, 1e-6) << j;
+  EXPECT_NEAR(s[1] / s[0], 2.0, 1e-6);
+  EXPECT_NEAR(static_cast<double>(s[1]) * s[2], 1.0, 1e-6);  // max * min = 1 after normalising
+  // Without the weight term alpha = 0 is the identity; with it, s = 1 / wbar (normalised).
+  const auto id = qs::awq_scales(xbar, wbar.data(), 4, 0.0, false);
+  for (float v : id) EXPECT_FLOAT_EQ(v, 1.0f);
+  const auto inv = qs::awq_scales(xbar, wbar.data(), 4, 0.0, true);
+  EXPECT_NEAR(inv[2] / inv[3], 1.0 / 0.3125, 1e-5);
+}
+
+// A small layer whose inputs have a few strong channels, as in LLMs.
+struct Small {
+  static constexpr std::int64_t rows = 64, cols = 256, tokens = 1024;
+  std::vector<float> w = heavy_tailed(rows * cols, 4.0f, 21), x;
+  qs::ActivationStats st;
+  Small() {
+    std::mt19937 rng(4);
+    std::normal_distribution<float> n(0.0f, 1.0f);
+    x.resize(tokens * cols);
+    for (std::int64_t t = 0; t < tokens; ++t) {
+      const float common = n(rng);
+      for (std::int64_t c = 0; c < cols; ++c)
+        x[static_cast<std::size_t>(t * cols + c)] = (n(rng) + 0.5f * common) * (c % 37 == 0 ? 30.0f : 1.0f + 0.01f * static_cast<float>(c));
+    }
+    st = qs::activation_stats(x.data(), tokens, cols);
+  }
+};
+
+TEST(Awq, SearchErrorFromHMatchesTheErrorOnX) {
+  const Small l;
+  qs::AwqSpec spec;
+  spec.target = qs::QuantTarget::int_grid({4, false, 64});
+  spec.clip = false;
+  spec.search_rows = 0;  // all rows: the search error is then the final error
+  auto r = qs::awq(l.w.data(), l.rows, l.cols, l.st.h.data(), l.st.mean_abs.data(), spec);
+  ASSERT_TRUE(r.ok()) << r.error().message;
+  ASSERT_EQ(r->search_error.size(), 21u);
+  const double from_x = qs::relative_output_error(l.w.data(), r->dequantized.data(), l.rows, l.cols, l.x.data(), l.tokens);
+  const std::size_t chosen = r->alpha < 0 ? 20u : static_cast<std::size_t>(std::lround(r->alpha * 20));
+  EXPECT_NEAR(r->search_error[chosen], from_x, from_x * 1e-3);
+  EXPECT_NEAR(r->error.rel_output_error, from_x, from_x * 1e-3);
+  for (double e : r->search_error) EXPECT_GE(e, r->search_error[chosen]);
+  // The identity candidate is RTN.
+  auto rtn = qs::rtn_int(l.w.data(), l.rows, l.cols, spec.target.grid);
+  ASSERT_TRUE(rtn.ok());
+  const auto rq = qs::dequantize_int(*rtn);
+  const double rtn_x = qs::relative_output_error(l.w.data(), rq.data(), l.rows, l.cols, l.x.data(), l.tokens);
+  EXPECT_NEAR(r->search_error.back(), rtn_x, rtn_x * 1e-3);
+  EXPECT_LT(from_x, rtn_x * 0.95) << "AWQ " << from_x << " vs RTN " << rtn_x;
+  std::printf("  small layer 4-bit g64: AWQ alpha %.2f rel. output error %.5f, RTN %.5f\n", r->alpha, from_x, rtn_x);
+}
+
+TEST(Awq, ScalesFoldBackIntoTheDequantizedWeight) {
+  const Small l;
+  qs::AwqSpec spec;
+  spec.target = qs::QuantTarget::int_grid({3, true, 32});
+  auto r = qs::awq(l.w.data(), l.rows, l.cols, l.st.h.data(), l.st.mean_abs.data(), spec);
+  ASSERT_TRUE(r.ok()) << r.error().message;
+  ASSERT_EQ(r->scales.size(), static_cast<std::size_t>(l.cols));
+  ASSERT_EQ(r->clip_ratios.size(), static_cast<std::size_t>(l.rows * l.cols / 32));
+  // Codes are of W diag(s): dequantized = scale * (code - zero) / s_j; and
+  // each code is the nearest grid point of w_ij * s_j within the clipped range.
+  const auto qd = qs::dequantize_int(r->q);
+  const int maxq = 7;
+  for (std::int64_t i = 0; i < l.rows * l.cols; ++i) {
+    const auto j = static_cast<std::size_t>(i % l.cols);
+    ASSERT_EQ(r->dequantized[static_cast<std::size_t>(i)], qd[static_cast<std::size_t>(i)] / r->scales[j]);
+    const float sc = r->q.scale(i / l.cols, i % l.cols), z = r->q.zero(i / l.cols, i % l.cols);
+    ASSERT_EQ(r->q.codes[static_cast<std::size_t>(i)], qs::int_grid_code(l.w[static_cast<std::size_t>(i)] * r->scales[j], sc, z, maxq));
+  }
+  EXPECT_EQ(r->bits_per_weight, 3 + 16.0 / 32);
+}
+
+TEST(Awq, Gptq1024BeatsRtnOnHeldOutTokens) {
+  QS_REQUIRE_SHARED();
+  const auto& c = qs::test::Gptq1024::get(shared);
+  struct S {
+    int bits, group;
+    double rtn_reference;  // README: RTN err (test)
+  };
+  for (const S s : {S{4, 128, 0.05380}, S{3, 128, 0.15356}, S{4, 0, 0.25274}}) {
+    const qs::IntGridSpec g{s.bits, false, s.group};
+    auto rtn = qs::rtn_int(c.w.data(), c.kRows, c.kCols, g);
+    ASSERT_TRUE(rtn.ok());
+    const auto rq = qs::dequantize_int(*rtn);
+    const double e_rtn = qs::relative_output_error_h(c.w.data(), rq.data(), c.kRows, c.kCols, c.test.h.data());
+    EXPECT_NEAR(e_rtn, s.rtn_reference, 5e-5);
+    for (bool clip : {false, true}) {
+      qs::AwqSpec spec;
+      spec.target = qs::QuantTarget::int_grid(g);
+      spec.clip = clip;
+      spec.search_rows = 0;
+      auto r = qs::awq(c.w.data(), c.kRows, c.kCols, c.cal.h.data(), c.cal.mean_abs.data(), spec);
+      ASSERT_TRUE(r.ok()) << r.error().message;
+      const double e = qs::relative_output_error_h(c.w.data(), r->dequantized.data(), c.kRows, c.kCols, c.test.h.data());
+      std::printf("  gptq1024 %d-bit g%d AWQ%s: alpha %.2f, rel. output error held-out %.5f (cal %.5f), RTN %.5f\n", s.bits,
+                  s.group, clip ? "+clip" : "", r->alpha, e, r->error.rel_output_error, e_rtn);
+      EXPECT_LT(e, e_rtn) << s.bits << "-bit g" << s.group << (clip ? " with clip" : "");
+      if (s.bits == 4 && s.group == 128 && clip) {  // once, independently: on X itself, in double
+        const double on_x = qs::relative_output_error(c.w.data(), r->dequantized.data(), c.kRows, c.kCols,
+                                                      c.x_test.data(), c.kTokens);
+        EXPECT_NEAR(on_x, e, e * 1e-3);
+        EXPECT_LT(on_x, e_rtn / 5);
+      }
+    }
+  }
+}
+
+TEST(Awq, Gptq1024GgmlTargetBeatsPlainQ4_0) {
+  QS_REQUIRE_SHARED();
+  const auto& c = qs::test::Gptq1024::get(shared);
+  const auto t = qs::QuantTarget::ggml(qs::DType::Q4_0);
+  std::vector<float> plain(c.w.size());
+  ASSERT_TRUE(qs::fake_quantize(t, c.w.data(), c.kRows, c.kCols, plain.data()).ok());
+  const double e_plain = qs::relative_output_error_h(c.w.data(), plain.data(), c.kRows, c.kCols, c.test.h.data());
+  qs::AwqSpec spec;
+  spec.target = t;
+  auto r = qs::awq(c.w.data(), c.kRows, c.kCols, c.cal.h.data(), c.cal.mean_abs.data(), spec);
+  ASSERT_TRUE(r.ok()) << r.error().message;
+  EXPECT_TRUE(r->clip_ratios.empty());
+  const double e = qs::relative_output_error_h(c.w.data(), r->dequantized.data(), c.kRows, c.kCols, c.test.h.data());
+  std::printf("  gptq1024 Q4_0: AWQ alpha %.2f rel. output error held-out %.5f, plain Q4_0 %.5f\n", r->alpha, e, e_plain);
+  EXPECT_LT(e, e_plain);
+  EXPECT_EQ(r->bits_per_weight, 4.5);
+}
+
+TEST(Awq, RefusesMissingStatistics) {
+  const float w[4] = {1, 2, 3, 4};
+  qs::AwqSpec spec;
+  spec.target = qs::QuantTarget::int_grid({4, false, 4});
+  EXPECT_FALSE(qs::awq(w, 1, 4, nullptr, w, spec).ok());
+  spec.target = qs::QuantTarget::int_grid({4, false, 3});
+  EXPECT_FALSE(qs::awq(w, 1, 4, w, w, spec).ok());
+}
+
+}  // namespace
