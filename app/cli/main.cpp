@@ -5,8 +5,10 @@
 #include "app/register_backends.h"
 #include "demo/demo_model.h"
 #include "inspect_command.h"
+#include "export_command.h"
 #include "measure_command.h"
 #include "model/dtype.h"
+#include "quant/llama_ftype.h"
 
 int main(int argc, char** argv) {
   qs::register_optional_backends();
@@ -38,6 +40,14 @@ int main(int argc, char** argv) {
                    "Comma-separated formats: q8_0 q4_0 q4_1 q5_0 q5_1 q4_k q5_k q6_k, int<bits>[-g<group>|-ch|-tensor][-sym]")
       ->capture_default_str();
   meas->add_flag("--json", measure.json, "Machine-readable output");
+
+  qs::cli::ExportOptions exporting;
+  auto* exp = app.add_subcommand("export", "Write a quantized GGUF with llama.cpp's per-tensor types for a file type "
+                                           "(byte-identical to llama-quantize); the source must be a GGUF for now");
+  exp->add_option("path", exporting.path, "Source model (.gguf)")->required();
+  exp->add_option("-o,--out", exporting.out, "Output .gguf (written atomically; never the source)")->required();
+  exp->add_option("-t,--type", exporting.ftype, "File type: " + qs::llama_ftype_names())->capture_default_str();
+  exp->add_flag("--json", exporting.json, "Machine-readable output");
 
   std::string demo_out = qs::default_demo_dir();
   qs::DemoSpec demo_spec;
@@ -88,6 +98,7 @@ int main(int argc, char** argv) {
     }
     return qs::cli::run_measure(measure);
   }
+  if (*exp) return qs::cli::run_export(exporting);
   if (*demo) {
     demo_spec.dtype = demo_dtype == "f16" ? qs::DType::F16 : demo_dtype == "bf16" ? qs::DType::BF16 : qs::DType::F32;
     if (auto r = qs::write_demo_model(demo_out, demo_spec); !r) {

@@ -98,6 +98,12 @@ std::optional<DType> dtype_from_ggml(std::uint32_t id) {
   return std::nullopt;
 }
 
+std::optional<std::uint32_t> dtype_ggml_id(DType t) {
+  for (const auto& r : kRows)
+    if (r.type == t && r.ggml >= 0) return static_cast<std::uint32_t>(r.ggml);
+  return std::nullopt;
+}
+
 bool dtype_is_float_convertible(DType t) {
   switch (t) {
     case DType::F32: case DType::F16: case DType::BF16: case DType::F64:

@@ -38,6 +38,8 @@ std::optional<DType> dtype_from_safetensors(std::string_view name);
 // The DType of a ggml type id from a GGUF file; nullopt for ids that are not
 // valid in files (removed, internal-only, or newer than this table).
 std::optional<DType> dtype_from_ggml(std::uint32_t ggml_type);
+// The ggml type id of a DType, for writing GGUF; nullopt for types ggml lacks.
+std::optional<std::uint32_t> dtype_ggml_id(DType t);
 // True when convert_to_f32 can decode this type.
 bool dtype_is_float_convertible(DType t);
 

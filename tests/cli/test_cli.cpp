@@ -136,6 +136,30 @@ TEST_F(Cli, MeasureReportsEveryFormatAndSkipsShapesItCannotTake) {
   EXPECT_NE(bad.out.find("unknown format \"q9_9\""), std::string::npos) << bad.out;
 }
 
+TEST_F(Cli, ExportWritesWhatLlamaQuantizeWritesAndRefusesBadTypes) {
+  const std::string shared = QS_SHARED_DIR;
+  if (!std::filesystem::exists(shared + "/models")) GTEST_SKIP() << "../shared/models is absent (fresh clone)";
+  const std::string gguf = shared + "/models/stories260K/gguf/";
+  const auto out = dir_ / "q6.gguf";
+  const CliRun r = run("export --json -t q6_k -o " + out.string() + " " + gguf + "stories260K-f32.gguf");
+  ASSERT_EQ(r.code, 0) << r.out;
+  const auto j = nlohmann::json::parse(r.out);
+  EXPECT_EQ(j["file_type"], "Q6_K");
+  EXPECT_EQ(j["bytes"].get<std::uint64_t>(), std::filesystem::file_size(out));
+  EXPECT_EQ(std::filesystem::file_size(out), std::filesystem::file_size(gguf + "stories260K-Q6_K.gguf"));
+  int q8 = 0, f16 = 0;
+  for (const auto& t : j["tensors"]) {
+    q8 += t["to"] == "Q8_0";
+    f16 += t["to"] == "F16";
+  }
+  EXPECT_EQ(q8, 32);  // ../shared/models/README.md: what llama-quantize wrote for Q6_K
+  EXPECT_EQ(f16, 5);
+  const CliRun bad = run("export -t q9_k -o " + (dir_ / "x.gguf").string() + " " + gguf + "stories260K-f32.gguf", true);
+  EXPECT_EQ(bad.code, 2);
+  EXPECT_NE(bad.out.find("unknown file type 'q9_k'"), std::string::npos) << bad.out;
+  EXPECT_FALSE(std::filesystem::exists(dir_ / "x.gguf"));
+}
+
 TEST_F(Cli, DemoCommandWritesAModelThatInspects) {
   const auto out = dir_ / "demo2";
   const CliRun w = run("demo --layers 2 --hidden 64 --intermediate 96 -o " + out.string());

@@ -1,0 +1,177 @@
+// GGUF export against llama-quantize itself: from the F32 stories260K file,
+// each file type must give the very file llama.cpp (b4748) wrote, byte for
+// byte; plus the per-tensor type rules on a 32-block model, and the refusals.
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <map>
+#include <set>
+#include <unistd.h>
+
+#include "export/gguf_export.h"
+#include "io/gguf.h"
+#include "io/open_model.h"
+#include "quant/ggml_quantize.h"
+#include "quant/llama_ftype.h"
+#include "test_files.h"
+
+namespace {
+
+namespace fs = std::filesystem;
+
+fs::path fresh_dir(const std::string& name) {
+  const fs::path dir = fs::temp_directory_path() / ("qs_export_" + name + "_" + std::to_string(::getpid()));
+  fs::remove_all(dir);
+  fs::create_directories(dir);
+  return dir;
+}
+
+struct FileType {
+  const char* ftype;
+  const char* file;
+};
+
+class LlamaQuantizeFiles : public ::testing::TestWithParam<FileType> {};
+
+TEST_P(LlamaQuantizeFiles, ExportIsByteIdenticalToLlamaQuantize) {
+  QS_REQUIRE_SHARED();
+  const auto ftype = qs::parse_llama_ftype(GetParam().ftype);
+  ASSERT_TRUE(ftype);
+  if (!qs::ggml_quantize_supported(qs::DType::IQ4_NL) && (*ftype == qs::LlamaFtype::Q3_K_M || *ftype == qs::LlamaFtype::Q2_K))
+    GTEST_SKIP() << "this file type falls back to IQ4_NL on stories260K, and the IQ4_NL quantizer is not built";
+  const std::string gguf = shared + "/models/stories260K/gguf/";
+  auto model = qs::open_model(gguf + "stories260K-f32.gguf");
+  ASSERT_TRUE(model.ok()) << model.error().message;
+  const fs::path dir = fresh_dir(GetParam().ftype);
+  const std::string out = (dir / "out.gguf").string();
+  auto report = qs::export_gguf(*model, out, {*ftype}, qs::OpContext::none());
+  ASSERT_TRUE(report.ok()) << report.error().message;
+
+  const std::string ours = qs::test::read_bytes(out);
+  const std::string theirs = qs::test::read_bytes(gguf + GetParam().file);
+  EXPECT_EQ(report->bytes, ours.size());
+  ASSERT_EQ(ours.size(), theirs.size());
+  std::size_t first_diff = ours.size();
+  for (std::size_t i = 0; i < ours.size() && first_diff == ours.size(); ++i)
+    if (ours[i] != theirs[i]) first_diff = i;
+  EXPECT_EQ(first_diff, ours.size()) << "first differing byte at " << first_diff;
+
+  // Our reader takes it back, with the types the report states.
+  auto back = qs::read_gguf(out);
+  ASSERT_TRUE(back.ok()) << back.error().message;
+  ASSERT_EQ(back->tensors.size(), report->tensors.size());
+  for (std::size_t i = 0; i < back->tensors.size(); ++i) {
+    EXPECT_EQ(back->tensors[i].name, report->tensors[i].name);
+    EXPECT_EQ(back->tensors[i].dtype, report->tensors[i].to);
+  }
+  const auto* ft = back->find("general.file_type");
+  ASSERT_NE(ft, nullptr);
+  EXPECT_EQ(ft->as_int(), static_cast<std::int64_t>(*ftype));
+  fs::remove_all(dir);
+}
+
+// The C-written llama-quantize outputs (docs: ../shared/models/README.md).
+INSTANTIATE_TEST_SUITE_P(Stories260K, LlamaQuantizeFiles,
+                         ::testing::Values(FileType{"Q6_K", "stories260K-Q6_K.gguf"},
+                                           FileType{"Q5_K_M", "stories260K-Q5_K_M.gguf"},
+                                           FileType{"Q4_K_M", "stories260K-Q4_K_M.gguf"},
+                                           FileType{"Q3_K_M", "stories260K-Q3_K_M.gguf"},
+                                           FileType{"Q2_K", "stories260K-Q2_K.gguf"}),
+                         [](const ::testing::TestParamInfo<FileType>& p) { return std::string(p.param.ftype); });
+
+// A Llama-7B-shaped tensor list (32 blocks, 4096 wide, 11008 FFN): Q4_K_M
+// gives attn_v and ffn_down Q6_K in the first and last eighth and every third
+// block between (llama.cpp's use_more_bits), the output Q6_K, the rest Q4_K.
+TEST(LlamaFtype, Q4KMGivesMoreBitsWhereLlamaCppDoes) {
+  std::vector<qs::FtypeTensor> tensors;
+  tensors.push_back({"output.weight", {32000, 4096}, qs::DType::F16});
+  tensors.push_back({"output_norm.weight", {4096}, qs::DType::F32});
+  tensors.push_back({"token_embd.weight", {32000, 4096}, qs::DType::F16});
+  for (int b = 0; b < 32; ++b) {
+    const std::string p = "blk." + std::to_string(b) + ".";
+    tensors.push_back({p + "attn_norm.weight", {4096}, qs::DType::F32});
+    tensors.push_back({p + "attn_q.weight", {4096, 4096}, qs::DType::F16});
+    tensors.push_back({p + "attn_v.weight", {4096, 4096}, qs::DType::F16});
+    tensors.push_back({p + "ffn_down.weight", {4096, 11008}, qs::DType::F16});
+  }
+  std::sort(tensors.begin(), tensors.end(), [](const auto& a, const auto& b) { return qs::llama_quantize_order(a.name, b.name); });
+  const auto choices = qs::llama_ftype_choices(tensors, qs::LlamaFtype::Q4_K_M, {32, 32, 32});
+  ASSERT_EQ(choices.size(), tensors.size());
+  const std::set<int> more = {0, 1, 2, 3, 6, 9, 12, 15, 18, 21, 24, 27, 28, 29, 30, 31};
+  std::map<std::string, qs::DType> got;
+  for (std::size_t i = 0; i < tensors.size(); ++i) got[tensors[i].name] = choices[i].type;
+  EXPECT_EQ(got["output.weight"], qs::DType::Q6_K);
+  EXPECT_EQ(got["token_embd.weight"], qs::DType::Q4_K);
+  EXPECT_EQ(got["output_norm.weight"], qs::DType::F32);
+  for (int b = 0; b < 32; ++b) {
+    const std::string p = "blk." + std::to_string(b) + ".";
+    const auto want = more.count(b) ? qs::DType::Q6_K : qs::DType::Q4_K;
+    EXPECT_EQ(got[p + "attn_v.weight"], want) << "block " << b;
+    EXPECT_EQ(got[p + "attn_q.weight"], qs::DType::Q4_K) << "block " << b;
+    EXPECT_EQ(got[p + "attn_norm.weight"], qs::DType::F32) << "block " << b;
+  }
+  for (int b = 0; b < 32; ++b) {
+    const std::string name = "blk." + std::to_string(b) + ".ffn_down.weight";  // 11008 = 43 x 256: no fallback
+    EXPECT_EQ(got[name], more.count(b) ? qs::DType::Q6_K : qs::DType::Q4_K) << name;
+  }
+  // Rows that are not whole super-blocks fall back: Q4_K -> Q5_0, Q6_K -> Q8_0, then F16.
+  const std::vector<qs::FtypeTensor> odd = {{"blk.0.attn_q.weight", {64, 4000}, qs::DType::F32},
+                                            {"blk.0.attn_v.weight", {64, 4000}, qs::DType::F32},
+                                            {"blk.0.ffn_down.weight", {64, 172}, qs::DType::F32}};
+  const auto fb = qs::llama_ftype_choices(odd, qs::LlamaFtype::Q4_K_M, {1, 8, 8});
+  EXPECT_EQ(fb[0].type, qs::DType::Q5_0);
+  EXPECT_EQ(fb[1].type, qs::DType::Q8_0);  // block 0 of 1 gets more bits: Q6_K, then its fallback
+  EXPECT_EQ(fb[2].type, qs::DType::F16);
+  EXPECT_NE(fb[2].note.find("not whole Q6_K blocks"), std::string::npos) << fb[2].note;
+  // llama.cpp's order: tensors outside blocks first, then block by block, names sorted.
+  EXPECT_EQ(tensors[0].name, "output.weight");
+  EXPECT_EQ(tensors[3].name, "blk.0.attn_norm.weight");
+  EXPECT_EQ(tensors.back().name, "blk.31.ffn_down.weight");
+}
+
+TEST(LlamaFtype, NamesParseCaseInsensitivelyWithLlamaQuantizeAliases) {
+  EXPECT_EQ(qs::parse_llama_ftype("q4_k_m"), qs::LlamaFtype::Q4_K_M);
+  EXPECT_EQ(qs::parse_llama_ftype("Q4_K"), qs::LlamaFtype::Q4_K_M);
+  EXPECT_EQ(qs::parse_llama_ftype("f16"), qs::LlamaFtype::F16);
+  EXPECT_FALSE(qs::parse_llama_ftype("q4_k_x"));
+  EXPECT_EQ(static_cast<int>(qs::LlamaFtype::Q6_K), 18);  // the general.file_type number llama.cpp writes
+}
+
+TEST(GgufExport, RefusesTheSourceAndLeavesNothingOnFailure) {
+  QS_REQUIRE_SHARED();
+  // Work on a copy so that the refusal is about identity, not permissions.
+  const fs::path dir = fresh_dir("refuse");
+  const fs::path src = dir / "model.gguf";
+  fs::copy_file(shared + "/models/stories260K/gguf/stories260K-f32.gguf", src);
+  auto model = qs::open_model(src.string());
+  ASSERT_TRUE(model.ok()) << model.error().message;
+  const auto size_before = fs::file_size(src);
+  auto same = qs::export_gguf(*model, src.string(), {qs::LlamaFtype::Q8_0}, qs::OpContext::none());
+  ASSERT_FALSE(same.ok());
+  EXPECT_NE(same.error().message.find("is the source model"), std::string::npos) << same.error().message;
+  EXPECT_EQ(fs::file_size(src), size_before);
+
+  // A cancelled export leaves no file and no temporary behind.
+  qs::OpContext cancelled;
+  cancelled.cancel();
+  auto r = qs::export_gguf(*model, (dir / "out.gguf").string(), {qs::LlamaFtype::Q8_0}, cancelled);
+  ASSERT_FALSE(r.ok());
+  std::size_t entries = 0;
+  for ([[maybe_unused]] const auto& e : fs::directory_iterator(dir)) ++entries;
+  EXPECT_EQ(entries, 1u) << "only the source may remain in " << dir;
+  fs::remove_all(dir);
+}
+
+TEST(GgufExport, HfSourcesAreRefusedWithTheReason) {
+  QS_REQUIRE_SHARED();
+  auto model = qs::open_model(shared + "/models/stories260K/hf");
+  ASSERT_TRUE(model.ok()) << model.error().message;
+  const fs::path dir = fresh_dir("hf");
+  auto r = qs::export_gguf(*model, (dir / "out.gguf").string(), {qs::LlamaFtype::Q8_0}, qs::OpContext::none());
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.error().message.find("tokenizer"), std::string::npos) << r.error().message;
+  EXPECT_FALSE(fs::exists(dir / "out.gguf"));
+  fs::remove_all(dir);
+}
+
+}  // namespace
