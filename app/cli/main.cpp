@@ -43,8 +43,9 @@ int main(int argc, char** argv) {
 
   qs::cli::ExportOptions exporting;
   auto* exp = app.add_subcommand("export", "Write a quantized GGUF with llama.cpp's per-tensor types for a file type "
-                                           "(byte-identical to llama-quantize); the source must be a GGUF for now");
-  exp->add_option("path", exporting.path, "Source model (.gguf)")->required();
+                                           "(byte-identical to llama-quantize), from a GGUF or a llama/mistral HF directory "
+                                           "with a SentencePiece tokenizer.model");
+  exp->add_option("path", exporting.path, "Source model (.gguf or HF directory)")->required();
   exp->add_option("-o,--out", exporting.out, "Output .gguf (written atomically; never the source)")->required();
   exp->add_option("-t,--type", exporting.ftype, "File type: " + qs::llama_ftype_names())->capture_default_str();
   exp->add_flag("--json", exporting.json, "Machine-readable output");

@@ -6,6 +6,7 @@
 #include <numeric>
 #include <system_error>
 
+#include "export/gguf_source.h"
 #include "export/gguf_writer.h"
 #include "io/gguf.h"
 #include "model/convert.h"
@@ -58,25 +59,25 @@ FtypeModelFacts facts_of(const Model& m) {
 
 Result<GgufExportReport> export_gguf(const Model& source, const std::string& out_path, const GgufExportOptions& options,
                                      OpContext& ctx) {
-  if (!source.gguf)
-    return Error::unsupported("GGUF export reads a GGUF source for now: writing GGUF from " + source.path +
-                              " needs its tokenizer converted to GGUF metadata, which is not implemented yet");
-  const GgufFile& src = *source.gguf;
   if (same_file(out_path, source.path)) return Error::invalid(out_path + ": is the source model; choose another output file");
+  for (const auto& f : source.weight_files)
+    if (same_file(out_path, f)) return Error::invalid(out_path + ": is a file of the source model; choose another output file");
+  auto src = gguf_source_of(source);
+  if (!src) return src.error();
 
   // llama-quantize's order and types.
-  std::vector<std::size_t> order(src.tensors.size());
+  std::vector<std::size_t> order(src->tensors.size());
   std::iota(order.begin(), order.end(), std::size_t{0});
   std::stable_sort(order.begin(), order.end(), [&](std::size_t a, std::size_t b) {
-    return llama_quantize_order(src.tensors[a].name, src.tensors[b].name);
+    return llama_quantize_order(src->tensors[a].name, src->tensors[b].name);
   });
   std::vector<FtypeTensor> in_order;
   in_order.reserve(order.size());
-  for (std::size_t i : order) in_order.push_back({src.tensors[i].name, src.tensors[i].shape, src.tensors[i].dtype});
+  for (std::size_t i : order) in_order.push_back({src->tensors[i].name, src->tensors[i].shape, src->tensors[i].natural});
   const auto choices = llama_ftype_choices(in_order, options.ftype, facts_of(source));
 
-  GgufWriter writer(src.alignment);
-  for (const auto& [key, value] : src.metadata) writer.set(key, value);
+  GgufWriter writer(src->alignment);
+  for (const auto& [key, value] : src->metadata) writer.set(key, value);
   for (const char* key : {"split.no", "split.count", "split.tensors.count"}) writer.remove(key);
   writer.set_u32("general.quantization_version", 2);  // GGML_QNT_VERSION
   writer.set_u32("general.file_type", static_cast<std::uint32_t>(options.ftype));
@@ -84,10 +85,10 @@ Result<GgufExportReport> export_gguf(const Model& source, const std::string& out
   GgufExportReport report;
   std::uint64_t work = 0, done = 0;
   for (std::size_t k = 0; k < order.size(); ++k) {
-    const TensorInfo& t = src.tensors[order[k]];
+    const GgufSourceTensor& t = src->tensors[order[k]];
     if (auto r = writer.add_tensor(t.name, t.shape, choices[k].type); !r) return r.error();
-    report.tensors.push_back({t.name, t.dtype, choices[k].type, choices[k].note});
-    work += t.nbytes;
+    report.tensors.push_back({t.name, t.info->dtype, choices[k].type, choices[k].note});
+    work += t.info->nbytes;
   }
   auto header = writer.header();
   if (!header) return header.error();
@@ -95,23 +96,29 @@ Result<GgufExportReport> export_gguf(const Model& source, const std::string& out
   auto file = AtomicFile::create(out_path);
   if (!file) return file.error();
   if (auto r = file->write(header->data(), header->size()); !r) return r.error();
-  std::vector<float> f32;
+  std::vector<float> f32, permuted;
   std::vector<std::byte> encoded;
   for (std::size_t k = 0; k < order.size(); ++k) {
     if (ctx.cancelled()) return Error::cancelled();  // the temporary file goes with `file`
-    const TensorInfo& t = src.tensors[order[k]];
+    const GgufSourceTensor& t = src->tensors[order[k]];
+    const TensorInfo& info = *t.info;
     const GgufTensorLayout& layout = writer.tensors()[k];
-    std::span<const std::byte> bytes = t.bytes();
-    if (choices[k].converted) {
-      f32.resize(t.numel());
-      if (auto r = convert_to_f32(t.dtype, bytes.data(), f32.size(), f32.data()); !r)
-        return Error::unsupported(t.name + ": " + r.error().message);
+    std::span<const std::byte> bytes = info.bytes();
+    if (layout.dtype != info.dtype || t.permute_heads > 0) {
+      f32.resize(info.numel());
+      if (auto r = convert_to_f32(info.dtype, bytes.data(), f32.size(), f32.data()); !r)
+        return Error::unsupported(info.name + ": " + r.error().message);
+      if (t.permute_heads > 0) {
+        permuted.resize(f32.size());
+        permute_rope_rows(f32.data(), permuted.data(), info.rows(), info.cols(), t.permute_heads);
+        f32.swap(permuted);
+      }
       if (auto r = encode(layout.dtype, f32, encoded, t.name); !r) return r.error();
       bytes = encoded;
     }
     if (auto r = GgufWriter::write_tensor(*file, layout, bytes, writer.alignment()); !r)
       return Error::io(out_path + ": " + r.error().message);
-    done += t.nbytes;
+    done += info.nbytes;
     ctx.progress(work ? static_cast<double>(done) / static_cast<double>(work) : 1.0);
   }
   if (auto r = file->commit(); !r) return r.error();

@@ -1,8 +1,10 @@
 #pragma once
-// GGUF export from a GGUF source with one of llama.cpp's file types: the same
+// GGUF export with one of llama.cpp's file types. From a GGUF source: the same
 // metadata (tokenizer included), the same tensor order, the same per-tensor
 // types and the same bytes that llama-quantize writes for that file type
-// (checked byte for byte against llama-quantize's files in the tests).
+// (checked byte for byte against llama-quantize's files in the tests). From a
+// Hugging Face llama/mistral directory with a SentencePiece tokenizer: what
+// llama.cpp's converter makes of it (gguf_source.h), then the same types.
 // Streaming: one tensor in memory at a time; atomic: a temporary file renamed
 // on success, so a failed or cancelled export leaves nothing behind.
 #include <cstdint>
@@ -31,9 +33,7 @@ struct GgufExportReport {
   std::uint64_t bytes = 0;              // size of the written file
 };
 
-// `source` must be a GGUF model (HF sources need the tokenizer conversion of
-// the calibration work; they are refused with a message saying so). Refuses to
-// write over the source file.
+// Refuses to write over any file of the source.
 Result<GgufExportReport> export_gguf(const Model& source, const std::string& out_path, const GgufExportOptions& options,
                                      OpContext& ctx);
 

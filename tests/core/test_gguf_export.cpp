@@ -8,7 +8,9 @@
 #include <set>
 #include <unistd.h>
 
+#include "demo/demo_model.h"
 #include "export/gguf_export.h"
+#include "export/gguf_source.h"
 #include "io/gguf.h"
 #include "io/open_model.h"
 #include "quant/ggml_quantize.h"
@@ -162,16 +164,72 @@ TEST(GgufExport, RefusesTheSourceAndLeavesNothingOnFailure) {
   fs::remove_all(dir);
 }
 
-TEST(GgufExport, HfSourcesAreRefusedWithTheReason) {
+// From the HF directory (Q/K rows in the rotate-half layout, SentencePiece
+// tokenizer.model) to GGUF: every tensor byte-identical to what llama.cpp's
+// converter wrote (stories260K-f32.gguf), the vocabulary and architecture keys
+// equal; and Q4_K_M from HF equals llama-quantize's Q4_K_M tensor for tensor.
+TEST(GgufExport, HfDirectoryConvertsLikeLlamaCpp) {
   QS_REQUIRE_SHARED();
-  auto model = qs::open_model(shared + "/models/stories260K/hf");
-  ASSERT_TRUE(model.ok()) << model.error().message;
+  const std::string base = shared + "/models/stories260K/";
+  auto hf = qs::open_model(base + "hf");
+  ASSERT_TRUE(hf.ok()) << hf.error().message;
   const fs::path dir = fresh_dir("hf");
+  for (const auto& [ftype, reference] : {std::pair{qs::LlamaFtype::F32, "stories260K-f32.gguf"},
+                                         std::pair{qs::LlamaFtype::Q4_K_M, "stories260K-Q4_K_M.gguf"}}) {
+    const std::string out = (dir / "out.gguf").string();
+    auto report = qs::export_gguf(*hf, out, {ftype}, qs::OpContext::none());
+    ASSERT_TRUE(report.ok()) << report.error().message;
+    auto ours = qs::read_gguf(out);
+    auto theirs = qs::read_gguf(base + "gguf/" + reference);
+    ASSERT_TRUE(ours.ok()) << ours.error().message;
+    ASSERT_TRUE(theirs.ok());
+    ASSERT_EQ(ours->tensors.size(), theirs->tensors.size());
+    for (const auto& t : theirs->tensors) {
+      const auto it = std::find_if(ours->tensors.begin(), ours->tensors.end(), [&](const auto& o) { return o.name == t.name; });
+      ASSERT_NE(it, ours->tensors.end()) << t.name;
+      EXPECT_EQ(it->dtype, t.dtype) << t.name;
+      EXPECT_EQ(it->shape, t.shape) << t.name;
+      const auto a = it->bytes(), b = t.bytes();
+      EXPECT_TRUE(a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin())) << t.name << ": bytes differ";
+    }
+    for (const char* key : {"general.architecture", "llama.block_count", "llama.context_length", "llama.embedding_length",
+                            "llama.feed_forward_length", "llama.attention.head_count", "llama.attention.head_count_kv",
+                            "llama.rope.dimension_count", "llama.attention.layer_norm_rms_epsilon", "tokenizer.ggml.model",
+                            "tokenizer.ggml.tokens", "tokenizer.ggml.scores", "tokenizer.ggml.token_type",
+                            "tokenizer.ggml.bos_token_id", "tokenizer.ggml.eos_token_id", "tokenizer.ggml.unknown_token_id"}) {
+      const auto* mine = ours->find(key);
+      const auto* ref = theirs->find(key);
+      ASSERT_NE(mine, nullptr) << key;
+      ASSERT_NE(ref, nullptr) << key;
+      EXPECT_EQ(mine->to_display_string(1u << 20), ref->to_display_string(1u << 20)) << key;
+    }
+  }
+  fs::remove_all(dir);
+}
+
+TEST(GgufExport, HfWithoutASentencePieceTokenizerIsRefusedWithTheReason) {
+  const fs::path dir = fresh_dir("demo");
+  qs::DemoSpec spec;
+  spec.layers = 1;
+  spec.hidden = 64;
+  spec.intermediate = 96;
+  ASSERT_TRUE(qs::write_demo_model((dir / "demo").string(), spec).ok());
+  auto model = qs::open_model((dir / "demo").string());
+  ASSERT_TRUE(model.ok()) << model.error().message;
   auto r = qs::export_gguf(*model, (dir / "out.gguf").string(), {qs::LlamaFtype::Q8_0}, qs::OpContext::none());
   ASSERT_FALSE(r.ok());
-  EXPECT_NE(r.error().message.find("tokenizer"), std::string::npos) << r.error().message;
+  EXPECT_NE(r.error().message.find("tokenizer.model"), std::string::npos) << r.error().message;
   EXPECT_FALSE(fs::exists(dir / "out.gguf"));
   fs::remove_all(dir);
+}
+
+TEST(GgufExport, RopeRowsInterleaveTheTwoHalvesOfEachHead) {
+  // 2 heads of 4 rows, 1 column: HF rows [h0: a0 a1 b0 b1 | h1: ...] -> GGUF [a0 b0 a1 b1 | ...].
+  const float in[8] = {0, 1, 2, 3, 10, 11, 12, 13};
+  float out[8];
+  qs::permute_rope_rows(in, out, 8, 1, 2);
+  const float want[8] = {0, 2, 1, 3, 10, 12, 11, 13};
+  for (int i = 0; i < 8; ++i) EXPECT_EQ(out[i], want[i]) << i;
 }
 
 }  // namespace
