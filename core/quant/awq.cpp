@@ -40,6 +40,9 @@ std::vector<double> block_dots(const float* a, const float* b, std::int64_t bloc
 // AWQ's clip search on the scaled weight `ws` for groups of gs columns: per
 // group, every candidate's error dW_g H'_gg dW_g^T for all rows with one GEMM,
 // H' = diag(1/s) H diag(1/s) (the error measured in the original space).
+// Groups go in batches (bounded memory) so that the GEMMs run back to back:
+// BLAS threads spin for a while after each call, and every switch between
+// them and the pool's quantize/select loops costs both sides cores.
 void clip_groups(const float* ws, std::int64_t rows, std::int64_t cols, const float* h, const std::vector<float>& s,
                  const AwqSpec& spec, AwqResult& out, OpContext& ctx) {
   const IntGridSpec& grid = spec.target.grid;
@@ -51,49 +54,72 @@ void clip_groups(const float* ws, std::int64_t rows, std::int64_t cols, const fl
   const auto kc = static_cast<std::int64_t>(ratios.size());
   IntQuantized& q = out.q;
   out.clip_ratios.assign(static_cast<std::size_t>(rows * groups), 1.0f);
-  std::vector<float> hg(static_cast<std::size_t>(gs * gs)), d(static_cast<std::size_t>(kc * rows * gs)),
-      p(d.size());
-  for (std::int64_t g = 0; g < groups; ++g) {
+  const std::int64_t per_group = kc * rows * gs;  // floats of candidate errors per group
+  constexpr std::int64_t kBudget = std::int64_t{24} << 20;  // floats: 96 MiB for d, as much for p
+  const std::int64_t batch = std::clamp<std::int64_t>(kBudget / per_group, 1, groups);
+  std::vector<float> hg(static_cast<std::size_t>(batch * gs * gs)), d(static_cast<std::size_t>(batch * per_group)),
+      p(d.size()), lo(static_cast<std::size_t>(batch * rows)), hi(lo.size());
+  for (std::int64_t g0 = 0; g0 < groups; g0 += batch) {
     if (ctx.cancelled()) return;
-    const std::int64_t c0 = g * gs;
-    for (std::int64_t a = 0; a < gs; ++a)
-      for (std::int64_t b = 0; b < gs; ++b)
-        hg[static_cast<std::size_t>(a * gs + b)] =
-            h[(c0 + a) * cols + c0 + b] / (s[static_cast<std::size_t>(c0 + a)] * s[static_cast<std::size_t>(c0 + b)]);
+    const std::int64_t nb = std::min(batch, groups - g0);
+    for (std::int64_t b = 0; b < nb; ++b) {
+      const std::int64_t c0 = (g0 + b) * gs;
+      float* hb = hg.data() + b * gs * gs;
+      for (std::int64_t i = 0; i < gs; ++i)
+        for (std::int64_t j = 0; j < gs; ++j)
+          hb[i * gs + j] = h[(c0 + i) * cols + c0 + j] / (s[static_cast<std::size_t>(c0 + i)] * s[static_cast<std::size_t>(c0 + j)]);
+    }
+    // Candidates' errors with a multiply by 1/scale (vectorises); the winner's
+    // codes below use the exact quantizer, which differs at most on exact ties.
     for_row_chunks(rows, [&](std::int64_t r) {
-      const float* x = ws + r * cols + c0;
-      float xmin = 0, xmax = 0;
-      detail::range_with_zero(x, static_cast<std::size_t>(gs), 1, xmin, xmax);
-      for (std::int64_t k = 0; k < kc; ++k) {
+      for (std::int64_t b = 0; b < nb; ++b) {
+        const float* x = ws + r * cols + (g0 + b) * gs;
+        float& xmin = lo[static_cast<std::size_t>(b * rows + r)];
+        float& xmax = hi[static_cast<std::size_t>(b * rows + r)];
+        detail::range_with_zero(x, static_cast<std::size_t>(gs), 1, xmin, xmax);
+        for (std::int64_t k = 0; k < kc; ++k) {
+          float sc = 0, z = 0;
+          detail::clipped_grid_params(xmin, xmax, ratios[static_cast<std::size_t>(k)], grid, sc, z);
+          const float inv = 1.0f / sc, mq = static_cast<float>(maxq);
+          float* dk = d.data() + b * per_group + (k * rows + r) * gs;
+          for (std::int64_t c = 0; c < gs; ++c) {
+            const float v = std::clamp(detail::round_even(x[c] * inv) + z, 0.0f, mq);
+            dk[c] = sc * (v - z) - x[c];
+          }
+        }
+      }
+    });
+    for (std::int64_t b = 0; b < nb; ++b)
+      lapack::gemm(false, kc * rows, gs, gs, 1.0f, d.data() + b * per_group, gs, hg.data() + b * gs * gs, gs, 0.0f,
+                   p.data() + b * per_group, gs);
+    for_row_chunks(rows, [&](std::int64_t r) {
+      for (std::int64_t b = 0; b < nb; ++b) {
+        std::int64_t best = 0;
+        double best_err = 0;
+        for (std::int64_t k = 0; k < kc; ++k) {
+          const float* dk = d.data() + b * per_group + (k * rows + r) * gs;
+          const float* pk = p.data() + b * per_group + (k * rows + r) * gs;
+          float lane[8] = {};  // float lanes (vectorised), summed in double per candidate
+          for (std::int64_t c = 0; c + 8 <= gs; c += 8)
+            for (int u = 0; u < 8; ++u) lane[u] += dk[c + u] * pk[c + u];
+          double e = 0;
+          for (float v : lane) e += v;
+          for (std::int64_t c = gs / 8 * 8; c < gs; ++c) e += static_cast<double>(dk[c]) * pk[c];
+          if (k == 0 || e < best_err) best = k, best_err = e;  // ties keep the full range
+        }
+        const std::int64_t g = g0 + b, c0 = g * gs;
+        const float* x = ws + r * cols + c0;
         float sc = 0, z = 0;
-        detail::clipped_grid_params(xmin, xmax, ratios[static_cast<std::size_t>(k)], grid, sc, z);
-        float* dk = d.data() + (k * rows + r) * gs;
-        for (std::int64_t c = 0; c < gs; ++c)
-          dk[c] = sc * (static_cast<float>(int_grid_code(x[c], sc, z, maxq)) - z) - x[c];
+        detail::clipped_grid_params(lo[static_cast<std::size_t>(b * rows + r)], hi[static_cast<std::size_t>(b * rows + r)],
+                                    ratios[static_cast<std::size_t>(best)], grid, sc, z);
+        const std::size_t gi = static_cast<std::size_t>(r * groups + g);
+        q.scales[gi] = sc;
+        q.zeros[gi] = z;
+        out.clip_ratios[gi] = ratios[static_cast<std::size_t>(best)];
+        for (std::int64_t c = 0; c < gs; ++c) q.codes[static_cast<std::size_t>(r * cols + c0 + c)] = int_grid_code(x[c], sc, z, maxq);
       }
     });
-    lapack::gemm(false, kc * rows, gs, gs, 1.0f, d.data(), gs, hg.data(), gs, 0.0f, p.data(), gs);
-    for_row_chunks(rows, [&](std::int64_t r) {
-      std::int64_t best = 0;
-      double best_err = 0;
-      for (std::int64_t k = 0; k < kc; ++k) {
-        const float* dk = d.data() + (k * rows + r) * gs;
-        const float* pk = p.data() + (k * rows + r) * gs;
-        double e = 0;
-        for (std::int64_t c = 0; c < gs; ++c) e += static_cast<double>(dk[c]) * pk[c];
-        if (k == 0 || e < best_err) best = k, best_err = e;  // ties keep the full range
-      }
-      const float* x = ws + r * cols + c0;
-      float xmin = 0, xmax = 0, sc = 0, z = 0;
-      detail::range_with_zero(x, static_cast<std::size_t>(gs), 1, xmin, xmax);
-      detail::clipped_grid_params(xmin, xmax, ratios[static_cast<std::size_t>(best)], grid, sc, z);
-      const std::size_t gi = static_cast<std::size_t>(r * groups + g);
-      q.scales[gi] = sc;
-      q.zeros[gi] = z;
-      out.clip_ratios[gi] = ratios[static_cast<std::size_t>(best)];
-      for (std::int64_t c = 0; c < gs; ++c) q.codes[static_cast<std::size_t>(r * cols + c0 + c)] = int_grid_code(x[c], sc, z, maxq);
-    });
-    ctx.progress(0.6 + 0.4 * static_cast<double>(g + 1) / static_cast<double>(groups));
+    ctx.progress(0.6 + 0.4 * static_cast<double>(g0 + nb) / static_cast<double>(groups));
   }
 }
 

@@ -38,7 +38,7 @@ struct AwqSpec {
   // Rows used to rank alphas (evenly spaced; 0 = all). The output error is a sum
   // over rows, so a subsample estimates it; it sets the search's cost (one
   // [rows_used * (grid + 1), cols] x [cols, cols] GEMM).
-  std::int64_t search_rows = 128;
+  std::int64_t search_rows = 64;
   // Fill AwqResult::error.rel_output_error on h: one more [2 rows, cols] x [cols, cols] GEMM.
   bool output_error = true;
 };

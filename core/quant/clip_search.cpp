@@ -43,21 +43,32 @@ namespace {
 // a multiply by 1/scale and eight float lanes so that it vectorises. The
 // winner is re-checked with the exact quantizer (exact_error), so the
 // approximation can only cost a missed improvement, never a regression.
-float search_error(const float* x, const float* cw, std::int64_t n, float scale, float zero, float maxq) {
+// Rounding by adding and removing 1.5 * 2^23 without round_even's range test
+// (which blocks vectorisation): beyond 2^22 the result is off by a few units,
+// but such quotients lie far outside [0, maxq] and the clamp saturates them
+// exactly as it would the exact value.
+template <bool kWeighted>
+float search_error_t(const float* x, const float* cw, std::int64_t n, float scale, float zero, float maxq) {
   const float inv = 1.0f / scale;
   float lane[8] = {};
-  std::int64_t c = 0;
-  auto one = [&](std::int64_t i) {
-    float q = detail::round_even(x[i] * inv) + zero;
-    q = q < 0.0f ? 0.0f : (q > maxq ? maxq : q);
-    const float d = x[i] - scale * (q - zero);
-    return cw ? cw[i] * d * d : d * d;
-  };
-  for (; c + 8 <= n; c += 8)
-    for (int k = 0; k < 8; ++k) lane[k] += one(c + k);
+  const std::int64_t n8 = n / 8 * 8;
+  for (std::int64_t c = 0; c < n8; c += 8)
+    for (int k = 0; k < 8; ++k) {
+      const float v = x[c + k];
+      const float q = std::min(std::max(((v * inv + 12582912.0f) - 12582912.0f) + zero, 0.0f), maxq);
+      const float d = v - scale * (q - zero);
+      lane[k] += kWeighted ? cw[c + k] * d * d : d * d;
+    }
   float tail = 0.0f;
-  for (; c < n; ++c) tail += one(c);
+  for (std::int64_t c = n8; c < n; ++c) {
+    const float q = std::min(std::max(detail::round_even(x[c] * inv) + zero, 0.0f), maxq);
+    const float d = x[c] - scale * (q - zero);
+    tail += kWeighted ? cw[c] * d * d : d * d;
+  }
   return ((lane[0] + lane[1]) + (lane[2] + lane[3])) + ((lane[4] + lane[5]) + (lane[6] + lane[7])) + tail;
+}
+float search_error(const float* x, const float* cw, std::int64_t n, float scale, float zero, float maxq) {
+  return cw ? search_error_t<true>(x, cw, n, scale, zero, maxq) : search_error_t<false>(x, cw, n, scale, zero, maxq);
 }
 
 // The same with the quantizer RTN uses (true division), in double.

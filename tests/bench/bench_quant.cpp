@@ -98,3 +98,95 @@ void BM_Gptq(benchmark::State& state) {
 BENCHMARK(BM_Gptq)->Args({1024, 1024})->Args({4096, 4096})->Args({4096, 11008})->Unit(benchmark::kMillisecond)->UseRealTime()->Iterations(1);
 
 }  // namespace
+
+#include <chrono>
+
+#include "backend/lapack.h"
+#include "quant/activation_stats.h"
+#include "quant/awq.h"
+#include "quant/clip_search.h"
+
+namespace {
+
+// A 4096x4096 layer with 4096 calibration tokens shaped like the gptq1024 case:
+// Student-t weights; activations = noise + a rank-64 component, per-channel
+// scales and 0.5 % outlier channels x50. Statistics computed once, untimed.
+struct AwqLayer {
+  static constexpr std::int64_t n = 4096, tokens = 4096;
+  std::vector<float> w;
+  qs::ActivationStats st;
+  static const AwqLayer& get() {
+    static const AwqLayer l = [] {
+      AwqLayer k;
+      std::mt19937 rng(11);
+      std::student_t_distribution<float> t(4.0f);
+      std::normal_distribution<float> nd(0.0f, 1.0f);
+      k.w.resize(static_cast<std::size_t>(n * n));
+      for (auto& v : k.w) v = 0.014f * t(rng);
+      std::vector<float> x(static_cast<std::size_t>(tokens * n)), tt(static_cast<std::size_t>(tokens * 64)),
+          m(static_cast<std::size_t>(64 * n)), scale(static_cast<std::size_t>(n));
+      for (auto& v : x) v = nd(rng);
+      for (auto& v : tt) v = nd(rng);
+      for (auto& v : m) v = nd(rng) / 8.0f;
+      for (auto& v : scale) v = std::exp(0.5f * nd(rng));
+      for (std::int64_t c = 0; c < n; c += 200) scale[static_cast<std::size_t>(c)] *= 50.0f;
+      qs::lapack::gemm(false, tokens, n, 64, 1.0f, tt.data(), 64, m.data(), n, 1.0f, x.data(), n);
+      for (std::int64_t i = 0; i < tokens * n; ++i) x[static_cast<std::size_t>(i)] *= scale[static_cast<std::size_t>(i % n)];
+      k.st = qs::activation_stats(x.data(), tokens, n);
+      return k;
+    }();
+    return l;
+  }
+};
+
+void BM_Awq(benchmark::State& state) {
+  const AwqLayer& l = AwqLayer::get();
+  qs::AwqSpec spec;
+  spec.target = qs::QuantTarget::int_grid({4, false, 128});
+  spec.clip = state.range(0) != 0;
+  spec.output_error = false;  // measured by the caller when wanted: one more 4096^3 GEMM
+  double alpha = 0, search_ms = 0;
+  for (auto _ : state) {
+    // Progress reaches 0.6 when the alpha search ends: split the time there.
+    const auto t0 = std::chrono::steady_clock::now();
+    std::chrono::steady_clock::time_point t_search{};
+    qs::OpContext ctx([&](double f) {
+      if (f >= 0.6 && t_search == std::chrono::steady_clock::time_point{}) t_search = std::chrono::steady_clock::now();
+    });
+    auto r = qs::awq(l.w.data(), l.n, l.n, l.st.h.data(), l.st.mean_abs.data(), spec, ctx);
+    if (!r) state.SkipWithError(r.error().message.c_str());
+    else alpha = r->alpha;
+    search_ms += std::chrono::duration<double, std::milli>(t_search - t0).count();
+    benchmark::DoNotOptimize(r);
+  }
+  state.counters["alpha_search_ms"] = search_ms / static_cast<double>(state.iterations());
+  state.SetLabel("4096x4096, 4096 calibration tokens (H, mean |x| given), int4 g128, 20 alphas on 64 rows" +
+                 std::string(spec.clip ? " + clip search (10 ratios, all rows)" : "") + ", alpha " +
+                 std::to_string(alpha).substr(0, 4) + ", " + std::to_string(qs::ThreadPool::global().size()) + " threads");
+}
+BENCHMARK(BM_Awq)->Arg(0)->Arg(1)->Unit(benchmark::kMillisecond)->UseRealTime()->Iterations(3);
+
+void BM_ActivationStats(benchmark::State& state) {
+  const AwqLayer& l = AwqLayer::get();
+  std::vector<float> x(static_cast<std::size_t>(l.tokens * l.n));
+  std::mt19937 rng(1);
+  std::normal_distribution<float> nd(0.0f, 1.0f);
+  for (auto& v : x) v = nd(rng);
+  for (auto _ : state) benchmark::DoNotOptimize(qs::activation_stats(x.data(), l.tokens, l.n));
+  state.SetLabel("H = X^T X / n, mean and max |x|: 4096 tokens x 4096 channels");
+}
+BENCHMARK(BM_ActivationStats)->Unit(benchmark::kMillisecond)->UseRealTime()->Iterations(2);
+
+void BM_ClipSearch(benchmark::State& state) {
+  const auto& w = weights_4096x11008();
+  qs::ClipSearchSpec spec;  // int4 g128, 51 ratios 1.00 .. 0.50
+  for (auto _ : state) {
+    auto r = qs::clip_search(w.data(), 4096, 11008, spec);
+    if (!r) state.SkipWithError(r.error().message.c_str());
+    benchmark::DoNotOptimize(r);
+  }
+  state.SetLabel("4096x11008, int4 g128, 51 ratios (1.00 .. 0.50), + RTN error for comparison");
+}
+BENCHMARK(BM_ClipSearch)->Unit(benchmark::kMillisecond)->UseRealTime()->Iterations(2);
+
+}  // namespace

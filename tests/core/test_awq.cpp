@@ -140,6 +140,29 @@ TEST(Awq, Gptq1024BeatsRtnOnHeldOutTokens) {
   }
 }
 
+TEST(Awq, Gptq1024SubsampledSearchPicksAsWellAsAllRows) {
+  QS_REQUIRE_SHARED();
+  const auto& c = qs::test::Gptq1024::get(shared);
+  for (int bits : {4, 3}) {
+    qs::AwqSpec spec;
+    spec.target = qs::QuantTarget::int_grid({bits, false, 128});
+    spec.clip = false;
+    spec.search_rows = 0;
+    auto all = qs::awq(c.w.data(), c.kRows, c.kCols, c.cal.h.data(), c.cal.mean_abs.data(), spec);
+    ASSERT_TRUE(all.ok());
+    const double e_all = qs::relative_output_error_h(c.w.data(), all->dequantized.data(), c.kRows, c.kCols, c.test.h.data());
+    for (std::int64_t rows : {32, 64, 128}) {
+      spec.search_rows = rows;
+      auto sub = qs::awq(c.w.data(), c.kRows, c.kCols, c.cal.h.data(), c.cal.mean_abs.data(), spec);
+      ASSERT_TRUE(sub.ok());
+      const double e = qs::relative_output_error_h(c.w.data(), sub->dequantized.data(), c.kRows, c.kCols, c.test.h.data());
+      std::printf("  gptq1024 %d-bit g128 alpha search on %ld of 1024 rows: alpha %.2f, held-out %.5f (all rows: %.2f, %.5f)\n",
+                  bits, static_cast<long>(rows), sub->alpha, e, all->alpha, e_all);
+      EXPECT_LT(e, e_all * 1.05);
+    }
+  }
+}
+
 TEST(Awq, Gptq1024GgmlTargetBeatsPlainQ4_0) {
   QS_REQUIRE_SHARED();
   const auto& c = qs::test::Gptq1024::get(shared);
