@@ -5,6 +5,9 @@
 #include <string>
 
 #include "backend/thread_pool.h"
+#include "quant/fake_quant.h"
+#include "quant/ggml_dequant.h"
+#include "quant/ggml_quantize.h"
 
 namespace qs {
 namespace detail {
@@ -202,6 +205,61 @@ Result<ClipSearchResult> clip_search(const float* w, std::int64_t rows, std::int
   if (!rtn) return rtn.error();
   const std::vector<float> rq = dequantize_int(*rtn);
   out.rtn_error = weight_error(w, rq.data(), static_cast<std::uint64_t>(rows * cols));
+  return out;
+}
+
+Result<GgmlClipResult> clip_search_ggml(const float* w, std::int64_t rows, std::int64_t cols, DType type,
+                                        const ClipSearchSpec& spec, OpContext& ctx) {
+  if (auto r = validate_target(QuantTarget::ggml(type), cols); !r) return r.error();
+  if (!(spec.min_ratio > 0.0f && spec.min_ratio <= 1.0f)) return Error::invalid("clip search: min_ratio must be in (0, 1]");
+  for (std::int64_t i = 0; i < rows * cols; ++i)
+    if (!std::isfinite(w[i])) return Error::invalid("clip search: weight " + std::to_string(i) + " is not finite");
+  const std::vector<float> cand = clip_candidates(spec);
+  const auto be = static_cast<std::int64_t>(dtype_block_elems(type));
+  const std::size_t bb = dtype_block_bytes(type);
+  const std::int64_t blocks_per_row = cols / be, blocks = rows * blocks_per_row;
+  GgmlClipResult out;
+  out.type = type;
+  out.bytes.resize(static_cast<std::size_t>(blocks) * bb);
+  out.ratios.assign(static_cast<std::size_t>(blocks), 1.0f);
+  out.dequantized.resize(static_cast<std::size_t>(rows * cols));
+  std::vector<float> plain(out.dequantized.size());
+  ThreadPool::global().parallel_for(static_cast<std::size_t>(rows), [&](std::size_t r, unsigned) {
+    if (ctx.cancelled()) return;
+    std::vector<float> clamped(static_cast<std::size_t>(be)), deq(clamped.size());
+    std::vector<std::byte> tmp(bb);
+    for (std::int64_t b = 0; b < blocks_per_row; ++b) {
+      const std::int64_t at = static_cast<std::int64_t>(r) * cols + b * be;
+      const float* x = w + at;
+      const float* cw = spec.column_weight ? spec.column_weight + b * be : nullptr;
+      std::byte* dst = out.bytes.data() + static_cast<std::size_t>(static_cast<std::int64_t>(r) * blocks_per_row + b) * bb;
+      float xmin = 0, xmax = 0;
+      detail::range_with_zero(x, static_cast<std::size_t>(be), 1, xmin, xmax);
+      double best_err = 0;
+      for (std::size_t k = 0; k < cand.size(); ++k) {
+        const float lo = xmin * cand[k], hi = xmax * cand[k];
+        for (std::int64_t i = 0; i < be; ++i) clamped[static_cast<std::size_t>(i)] = std::clamp(x[i], lo, hi);
+        // Finite input, supported type (checked above): neither call can fail.
+        (void)quantize_ggml_blocks(type, clamped.data(), 1, tmp.data());
+        (void)dequantize_ggml_blocks(type, tmp.data(), 1, deq.data());
+        double e = 0;
+        for (std::int64_t i = 0; i < be; ++i) {
+          const double d = static_cast<double>(x[i]) - deq[static_cast<std::size_t>(i)];
+          e += (cw ? static_cast<double>(cw[i]) : 1.0) * d * d;
+        }
+        if (k == 0) std::copy(deq.begin(), deq.end(), plain.begin() + at);
+        if (k == 0 || e < best_err) {  // ties keep r = 1, the plain quantizer's block
+          best_err = e;
+          std::copy(tmp.begin(), tmp.end(), dst);
+          std::copy(deq.begin(), deq.end(), out.dequantized.begin() + at);
+          out.ratios[static_cast<std::size_t>(static_cast<std::int64_t>(r) * blocks_per_row + b)] = cand[k];
+        }
+      }
+    }
+  });
+  if (ctx.cancelled()) return Error::cancelled();
+  out.error = weight_error(w, out.dequantized.data(), static_cast<std::uint64_t>(rows * cols));
+  out.plain_error = weight_error(w, plain.data(), static_cast<std::uint64_t>(rows * cols));
   return out;
 }
 

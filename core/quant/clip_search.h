@@ -13,6 +13,7 @@
 #include <cstdint>
 #include <vector>
 
+#include "model/dtype.h"
 #include "quant/int_grid.h"
 #include "quant/metrics.h"
 #include "util/op_context.h"
@@ -44,6 +45,24 @@ std::vector<float> clip_candidates(const ClipSearchSpec& spec);
 // `w` [rows, cols] row-major. Rows run in parallel on the global pool.
 Result<ClipSearchResult> clip_search(const float* w, std::int64_t rows, std::int64_t cols, const ClipSearchSpec& spec,
                                      OpContext& ctx = OpContext::none());
+
+// The same search for a ggml block type: per block, the weights are clamped to
+// [r * min, r * max] (range including 0) and handed to the ggml reference
+// quantizer, which fits its own scales to the clamped block; the r whose
+// dequantized block is closest to the original weights wins (r = 1, the plain
+// quantizer's block, on ties). The result is ordinary ggml data. Costs one
+// block quantization per candidate: cheap for Q4_0/Q8_0, slow for K-quants
+// (pass a coarser step).
+struct GgmlClipResult {
+  DType type = DType::Q4_0;
+  std::vector<std::byte> bytes;    // rows * cols / block_elems blocks, row-major
+  std::vector<float> ratios;       // chosen r per block
+  std::vector<float> dequantized;  // [rows, cols]
+  WeightError error, plain_error;  // of the result and of the plain quantizer
+};
+// `spec.grid` is ignored; the candidates and column weights are used.
+Result<GgmlClipResult> clip_search_ggml(const float* w, std::int64_t rows, std::int64_t cols, DType type,
+                                        const ClipSearchSpec& spec, OpContext& ctx = OpContext::none());
 
 namespace detail {
 // Scale and zero of the grid spanning [r * min, r * max] of a group whose range

@@ -7,6 +7,9 @@
 
 #include "method_case.h"
 #include "quant/clip_search.h"
+#include "quant/fake_quant.h"
+#include "quant/ggml_dequant.h"
+#include "quant/ggml_quantize.h"
 #include "quant/int_grid.h"
 
 namespace {
@@ -136,6 +139,41 @@ TEST(ClipSearch, RefusesBadInput) {
   EXPECT_FALSE(qs::clip_search(ok, 1, 4, {{4, false, 3}}).ok());  // 4 columns, groups of 3
 }
 
+TEST(ClipSearch, GgmlRatioOneIsThePlainQuantizer) {
+  const auto w = heavy_tailed(8 * 512, 3.0f, 17);
+  for (qs::DType t : {qs::DType::Q4_0, qs::DType::Q4_1, qs::DType::Q4_K}) {
+    qs::ClipSearchSpec s;
+    s.min_ratio = 1.0f;
+    auto c = qs::clip_search_ggml(w.data(), 8, 512, t, s);
+    ASSERT_TRUE(c.ok()) << c.error().message;
+    const std::size_t blocks = w.size() / qs::dtype_block_elems(t);
+    std::vector<std::byte> plain(blocks * qs::dtype_block_bytes(t));
+    ASSERT_TRUE(qs::quantize_ggml_blocks(t, w.data(), blocks, plain.data()).ok());
+    EXPECT_EQ(c->bytes, plain) << qs::dtype_name(t);
+    EXPECT_EQ(c->error.mse, c->plain_error.mse);
+  }
+}
+
+TEST(ClipSearch, GgmlNeverWorseAndValidBlocks) {
+  const auto w = heavy_tailed(64 * 512, 2.0f, 23);
+  for (qs::DType t : {qs::DType::Q4_0, qs::DType::Q5_1, qs::DType::Q8_0, qs::DType::Q6_K}) {
+    qs::ClipSearchSpec s;
+    if (t == qs::DType::Q6_K) s.step = 0.05f;  // K-quants: a coarser grid, each candidate is a full block fit
+    auto c = qs::clip_search_ggml(w.data(), 64, 512, t, s);
+    ASSERT_TRUE(c.ok()) << c.error().message;
+    // The bytes are ordinary ggml blocks that decode to the reported weight.
+    std::vector<float> dec(w.size());
+    ASSERT_TRUE(qs::dequantize_ggml_blocks(t, c->bytes.data(), c->ratios.size(), dec.data()));
+    EXPECT_EQ(dec, c->dequantized);
+    EXPECT_LE(c->error.mse, c->plain_error.mse);
+    std::printf("  clip search %s on t(2): MSE %.4g vs plain %.4g (%.2fx lower)\n", std::string(qs::dtype_name(t)).c_str(),
+                c->error.mse, c->plain_error.mse, c->plain_error.mse / c->error.mse);
+    if (t == qs::DType::Q4_0) {
+      EXPECT_LT(c->error.mse, c->plain_error.mse * 0.98);
+    }
+  }
+}
+
 TEST(ClipSearch, Gptq1024NeverWorseThanRtn) {
   QS_REQUIRE_SHARED();
   const auto& c = qs::test::Gptq1024::get(shared);
@@ -162,6 +200,25 @@ TEST(ClipSearch, Gptq1024NeverWorseThanRtn) {
       } else {
         EXPECT_LE(ec.weight.mse, er.weight.mse);
       }
+    }
+  }
+  for (bool weighted : {false, true}) {  // a ggml target
+    qs::ClipSearchSpec s;
+    if (weighted) s.column_weight = diag.data();
+    auto r = qs::clip_search_ggml(c.w.data(), n, c.kCols, qs::DType::Q4_0, s);
+    ASSERT_TRUE(r.ok());
+    std::vector<float> plain(c.w.size());
+    ASSERT_TRUE(qs::fake_quantize(qs::QuantTarget::ggml(qs::DType::Q4_0), c.w.data(), n, c.kCols, plain.data()).ok());
+    const auto ep = qs::layer_error(c.w.data(), plain.data(), n, c.kCols, nullptr, c.test.h.data());
+    const auto ec = qs::layer_error(c.w.data(), r->dequantized.data(), n, c.kCols, nullptr, c.test.h.data());
+    std::printf("  gptq1024 Q4_0 clip%s: weight MSE %.4g (plain %.4g), rel. output error held-out %.5f (plain %.5f)\n",
+                weighted ? " diag(H)-weighted" : "", ec.weight.mse, ep.weight.mse, ec.rel_output_error_heldout,
+                ep.rel_output_error_heldout);
+    if (weighted) {
+      EXPECT_LT(ec.rel_output_error_heldout, ep.rel_output_error_heldout);
+    } else {
+      EXPECT_LE(ec.weight.mse, ep.weight.mse);
+      EXPECT_EQ(ep.weight.mse, r->plain_error.mse);
     }
   }
 }
