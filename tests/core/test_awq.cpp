@@ -181,6 +181,40 @@ TEST(Awq, Gptq1024GgmlTargetBeatsPlainQ4_0) {
   EXPECT_EQ(r->bits_per_weight, 4.5);
 }
 
+TEST(Awq, EveryGridKindAndADeadInput) {
+  Small l;
+  // Input 3 never fires: no activation, no Hessian row or column.
+  for (std::int64_t c = 0; c < l.cols; ++c) {
+    l.st.h[static_cast<std::size_t>(3 * l.cols + c)] = 0;
+    l.st.h[static_cast<std::size_t>(c * l.cols + 3)] = 0;
+  }
+  l.st.mean_abs[3] = 0;
+  for (const qs::IntGridSpec g : {qs::IntGridSpec{4, true, 0}, qs::IntGridSpec{8, false, -1}, qs::IntGridSpec{2, false, 32}}) {
+    qs::AwqSpec spec;
+    spec.target = qs::QuantTarget::int_grid(g);
+    auto r = qs::awq(l.w.data(), l.rows, l.cols, l.st.h.data(), l.st.mean_abs.data(), spec);
+    ASSERT_TRUE(r.ok()) << r.error().message;
+    for (float v : r->dequantized) ASSERT_TRUE(std::isfinite(v));
+    for (float v : r->scales) ASSERT_GT(v, 0.0f);
+    // Never worse than RTN on the calibration Hessian (the identity is a candidate; the
+    // clip search starts from the full range).
+    auto rtn = qs::rtn_int(l.w.data(), l.rows, l.cols, g);
+    ASSERT_TRUE(rtn.ok());
+    const auto rq = qs::dequantize_int(*rtn);
+    const double e_rtn = qs::relative_output_error_h(l.w.data(), rq.data(), l.rows, l.cols, l.st.h.data());
+    EXPECT_LE(r->error.rel_output_error, e_rtn * 1.0001) << g.bits << "-bit group " << g.group_size;
+  }
+}
+
+TEST(Awq, Cancels) {
+  const Small l;
+  qs::OpContext ctx;
+  ctx.cancel();
+  auto r = qs::awq(l.w.data(), l.rows, l.cols, l.st.h.data(), l.st.mean_abs.data(), {}, ctx);
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.error().code, qs::ErrorCode::Cancelled);
+}
+
 TEST(Awq, RefusesMissingStatistics) {
   const float w[4] = {1, 2, 3, 4};
   qs::AwqSpec spec;

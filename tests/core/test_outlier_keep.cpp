@@ -2,6 +2,7 @@
 // bits/weight, lower max error with k > 0 (gptq1024, ggml target too).
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 
 #include "method_case.h"
@@ -75,6 +76,34 @@ TEST(OutlierKeep, WholeInputChannelsByActivation) {
   EXPECT_DOUBLE_EQ(r->bits_per_weight, 4 + 16.0 / 32 + 2 * (32 + 16.0 * 16) / (16 * 64));
 }
 
+TEST(OutlierKeep, ImportanceSteersTheChoice) {
+  // Column 7 sees activations 1000x larger: with importance, its 16 weights are
+  // the ones kept; without, the largest |w| anywhere.
+  const auto w = heavy_tailed(16 * 64, 4.0f, 31);
+  std::vector<float> imp(64, 1.0f);
+  imp[7] = 1000.0f;
+  qs::OutlierSpec spec;
+  spec.target = qs::QuantTarget::int_grid({4, false, 32});
+  spec.fraction = 16.0 / (16 * 64);
+  spec.column_importance = imp.data();
+  auto r = qs::outlier_keep(w.data(), 16, 64, spec);
+  ASSERT_TRUE(r.ok());
+  ASSERT_EQ(r->col.size(), 16u);
+  for (std::size_t i = 0; i < 16; ++i) {
+    EXPECT_EQ(r->col[i], 7);
+    EXPECT_EQ(r->row[i], static_cast<std::int32_t>(i));  // sorted by (row, col)
+  }
+  spec.column_importance = nullptr;
+  auto plain = qs::outlier_keep(w.data(), 16, 64, spec);
+  ASSERT_TRUE(plain.ok());
+  float smallest_kept = 1e30f;
+  for (std::size_t i = 0; i < plain->value.size(); ++i)
+    smallest_kept = std::min(smallest_kept, std::fabs(w[static_cast<std::size_t>(plain->row[i] * 64 + plain->col[i])]));
+  std::size_t larger = 0;  // exactly the 16 largest |w|
+  for (float v : w) larger += std::fabs(v) >= smallest_kept;
+  EXPECT_EQ(larger, 16u);
+}
+
 TEST(OutlierKeep, Gptq1024KeepingLowersMaxError) {
   QS_REQUIRE_SHARED();
   const auto& c = qs::test::Gptq1024::get(shared);
@@ -104,6 +133,39 @@ TEST(OutlierKeep, Gptq1024KeepingLowersMaxError) {
       EXPECT_LT(r->error.mse, base->error.mse);
     }
   }
+}
+
+}  // namespace
+
+namespace {
+
+TEST(OutlierKeep, Gptq1024FindsThePlantedOutlierChannels) {
+  QS_REQUIRE_SHARED();
+  const auto& c = qs::test::Gptq1024::get(shared);
+  qs::OutlierSpec spec;
+  spec.target = qs::QuantTarget::int_grid({4, false, 128});
+  spec.select = qs::OutlierSpec::Select::InputChannelsByWeight;
+  spec.fraction = 2.0 / 1024;
+  auto by_w = qs::outlier_keep(c.w.data(), c.kRows, c.kCols, spec);
+  ASSERT_TRUE(by_w.ok());
+  EXPECT_EQ(by_w->kept_columns, (std::vector<std::int32_t>{786, 840}));  // case.json: w_outlier_cols
+  spec.select = qs::OutlierSpec::Select::InputChannelsByActivation;
+  spec.fraction = 5.0 / 1024;
+  spec.act_absmax = c.cal.abs_max.data();
+  auto by_x = qs::outlier_keep(c.w.data(), c.kRows, c.kCols, spec);
+  ASSERT_TRUE(by_x.ok());
+  EXPECT_EQ(by_x->kept_columns, (std::vector<std::int32_t>{27, 60, 82, 139, 886}));  // x_outlier_channels
+  auto rtn = qs::rtn_int(c.w.data(), c.kRows, c.kCols, spec.target.grid);
+  ASSERT_TRUE(rtn.ok());
+  const auto rq = qs::dequantize_int(*rtn);
+  const double e_rtn = qs::relative_output_error_h(c.w.data(), rq.data(), c.kRows, c.kCols, c.test.h.data());
+  const double e_w = qs::relative_output_error_h(c.w.data(), by_w->dequantized.data(), c.kRows, c.kCols, c.test.h.data());
+  const double e_x = qs::relative_output_error_h(c.w.data(), by_x->dequantized.data(), c.kRows, c.kCols, c.test.h.data());
+  std::printf("  gptq1024 int4-g128 keeping whole input channels in F16: 2 by weight %.4f bits/weight, held-out %.5f; "
+              "5 by activation %.4f bits/weight, held-out %.5f; RTN %.5f\n",
+              by_w->bits_per_weight, e_w, by_x->bits_per_weight, e_x, e_rtn);
+  EXPECT_LT(e_x, e_rtn);
+  EXPECT_DOUBLE_EQ(by_x->bits_per_weight, 4.25 + 5 * (32 + 16.0 * 1024) / (1024.0 * 1024));
 }
 
 }  // namespace
