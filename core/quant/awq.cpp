@@ -172,6 +172,7 @@ std::vector<float> awq_scales(const float* x_mean_abs, const float* w_mag, std::
 
 Result<AwqResult> awq(const float* w, std::int64_t rows, std::int64_t cols, const float* h, const float* x_mean_abs,
                       const AwqSpec& spec, OpContext& ctx) {
+  if (rows <= 0 || cols <= 0) return Error::invalid("AWQ: empty weight");
   if (auto r = validate_target(spec.target, cols); !r) return r.error();
   if (!h || !x_mean_abs) return Error::invalid("AWQ needs the Hessian X^T X and the mean |x| of every input channel");
   if (spec.grid < 1) return Error::invalid("AWQ: the alpha grid needs at least one point");

@@ -107,6 +107,7 @@ std::vector<float> clip_candidates(const ClipSearchSpec& spec) {
 
 Result<ClipSearchResult> clip_search(const float* w, std::int64_t rows, std::int64_t cols, const ClipSearchSpec& spec,
                                      OpContext& ctx) {
+  if (rows <= 0 || cols <= 0) return Error::invalid("clip search: empty weight");
   if (auto r = validate_int_grid(spec.grid, cols); !r) return r.error();
   if (!(spec.min_ratio > 0.0f && spec.min_ratio <= 1.0f)) return Error::invalid("clip search: min_ratio must be in (0, 1]");
   if (!(spec.step >= 0.0f)) return Error::invalid("clip search: step must be >= 0");
@@ -210,6 +211,7 @@ Result<ClipSearchResult> clip_search(const float* w, std::int64_t rows, std::int
 
 Result<GgmlClipResult> clip_search_ggml(const float* w, std::int64_t rows, std::int64_t cols, DType type,
                                         const ClipSearchSpec& spec, OpContext& ctx) {
+  if (rows <= 0 || cols <= 0) return Error::invalid("clip search: empty weight");
   if (auto r = validate_target(QuantTarget::ggml(type), cols); !r) return r.error();
   if (!(spec.min_ratio > 0.0f && spec.min_ratio <= 1.0f)) return Error::invalid("clip search: min_ratio must be in (0, 1]");
   for (std::int64_t i = 0; i < rows * cols; ++i)

@@ -10,6 +10,7 @@
 namespace qs {
 
 Result<OutlierResult> outlier_keep(const float* w, std::int64_t rows, std::int64_t cols, const OutlierSpec& spec) {
+  if (rows <= 0 || cols <= 0) return Error::invalid("outlier keeping: empty weight");
   if (auto r = validate_target(spec.target, cols); !r) return r.error();
   if (!(spec.fraction >= 0.0 && spec.fraction <= 1.0)) return Error::invalid("outlier keeping: fraction must be in [0, 1]");
   const auto n = static_cast<std::uint64_t>(rows * cols);
