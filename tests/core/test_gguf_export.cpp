@@ -11,6 +11,7 @@
 #include "demo/demo_model.h"
 #include "export/gguf_export.h"
 #include "export/gguf_source.h"
+#include "export/spm_vocab.h"
 #include "io/gguf.h"
 #include "io/open_model.h"
 #include "quant/ggml_quantize.h"
@@ -221,6 +222,29 @@ TEST(GgufExport, HfWithoutASentencePieceTokenizerIsRefusedWithTheReason) {
   EXPECT_NE(r.error().message.find("tokenizer.model"), std::string::npos) << r.error().message;
   EXPECT_FALSE(fs::exists(dir / "out.gguf"));
   fs::remove_all(dir);
+}
+
+TEST(SpmVocab, ReadsPiecesScoresAndTypesAndNamesTruncation) {
+  // Hand-encoded ModelProto: pieces "<unk>" (type 2), "<s>" (3, score 0), "_a" (1, score -1.5), then a
+  // trainer_spec (field 2) that must be skipped.
+  const unsigned char bytes[] = {
+      0x0A, 0x0E, 0x0A, 0x05, '<', 'u', 'n', 'k', '>', 0x15, 0, 0, 0, 0, 0x18, 0x02,
+      0x0A, 0x0C, 0x0A, 0x03, '<', 's', '>', 0x15, 0, 0, 0, 0, 0x18, 0x03,
+      0x0A, 0x09, 0x0A, 0x02, '_', 'a', 0x15, 0x00, 0x00, 0xC0, 0xBF,  // type absent: NORMAL
+      0x12, 0x03, 0x18, 0x80, 0x04};
+  auto v = qs::parse_spm_vocab(std::as_bytes(std::span(bytes)), "t.model");
+  ASSERT_TRUE(v.ok()) << v.error().message;
+  ASSERT_EQ(v->size(), 3u);
+  EXPECT_EQ((*v)[0].piece, "<unk>");
+  EXPECT_EQ((*v)[0].type, qs::SpmPieceType::Unknown);
+  EXPECT_EQ((*v)[1].type, qs::SpmPieceType::Control);
+  EXPECT_EQ((*v)[2].piece, "_a");
+  EXPECT_EQ((*v)[2].score, -1.5f);
+  EXPECT_EQ((*v)[2].type, qs::SpmPieceType::Normal);
+  auto cut = qs::parse_spm_vocab(std::as_bytes(std::span(bytes, 20)), "t.model");
+  ASSERT_FALSE(cut.ok());
+  EXPECT_NE(cut.error().message.find("t.model: not a SentencePiece model"), std::string::npos) << cut.error().message;
+  EXPECT_FALSE(qs::parse_spm_vocab({}, "empty.model").ok());
 }
 
 TEST(GgufExport, RopeRowsInterleaveTheTwoHalvesOfEachHead) {
