@@ -60,8 +60,12 @@ std::vector<float> smoothquant_factors(const float* act_absmax, const float* w, 
   return s;
 }
 
-Result<W8A8Error> w8a8_error(const float* w, std::int64_t rows, std::int64_t cols, const float* x, std::int64_t tokens,
-                             const float* s, const SmoothQuantSpec& spec) {
+namespace {
+
+// `ref`: X W^T when the caller has it (the alpha sweep reuses it); `split`: also
+// the weight-only and activation-only errors (two more GEMMs).
+Result<W8A8Error> w8a8(const float* w, std::int64_t rows, std::int64_t cols, const float* x, std::int64_t tokens,
+                       const float* s, const SmoothQuantSpec& spec, const std::vector<float>* ref_given, bool split) {
   if (spec.weight_bits < 2 || spec.weight_bits > 8 || spec.act_bits < 2 || spec.act_bits > 8)
     return Error::invalid("SmoothQuant: weight and activation bits must be 2..8");
   if (rows <= 0 || cols <= 0 || tokens <= 0) return Error::invalid("SmoothQuant: empty weight or activations");
@@ -89,11 +93,58 @@ Result<W8A8Error> w8a8_error(const float* w, std::int64_t rows, std::int64_t col
   e.activation = weight_error(xs.data(), xq.data(), n_x);
   for (float v : ws) e.weight_absmax = std::max(e.weight_absmax, static_cast<double>(std::fabs(v)));
   for (float v : xs) e.act_absmax = std::max(e.act_absmax, static_cast<double>(std::fabs(v)));
-  const std::vector<float> ref = times_transpose(x, tokens, w, rows, cols);
+  std::vector<float> own;
+  if (!ref_given) own = times_transpose(x, tokens, w, rows, cols);
+  const std::vector<float>& ref = ref_given ? *ref_given : own;
   e.rel_output_error = rel_sq_diff(times_transpose(xq.data(), tokens, wq.data(), rows, cols), ref);
-  e.rel_output_error_weight_only = rel_sq_diff(times_transpose(xs.data(), tokens, wq.data(), rows, cols), ref);
-  e.rel_output_error_act_only = rel_sq_diff(times_transpose(xq.data(), tokens, ws.data(), rows, cols), ref);
+  if (split) {
+    e.rel_output_error_weight_only = rel_sq_diff(times_transpose(xs.data(), tokens, wq.data(), rows, cols), ref);
+    e.rel_output_error_act_only = rel_sq_diff(times_transpose(xq.data(), tokens, ws.data(), rows, cols), ref);
+  }
   return e;
+}
+
+std::vector<float> column_absmax(const float* x, std::int64_t tokens, std::int64_t cols) {
+  std::vector<float> amax(static_cast<std::size_t>(cols), 0.0f);
+  for (std::int64_t t = 0; t < tokens; ++t)
+    for (std::int64_t c = 0; c < cols; ++c)
+      amax[static_cast<std::size_t>(c)] = std::max(amax[static_cast<std::size_t>(c)], std::fabs(x[t * cols + c]));
+  return amax;
+}
+
+}  // namespace
+
+Result<W8A8Error> w8a8_error(const float* w, std::int64_t rows, std::int64_t cols, const float* x, std::int64_t tokens,
+                             const float* s, const SmoothQuantSpec& spec) {
+  return w8a8(w, rows, cols, x, tokens, s, spec, nullptr, true);
+}
+
+Result<SmoothQuantSweep> smoothquant_alpha_sweep(const float* w, std::int64_t rows, std::int64_t cols, const float* x,
+                                                 std::int64_t tokens, const SmoothQuantSpec& spec, double step,
+                                                 const float* act_absmax, OpContext& ctx) {
+  if (!(step > 0.0 && step <= 1.0)) return Error::invalid("SmoothQuant: alpha step must be in (0, 1]");
+  if (rows <= 0 || cols <= 0 || tokens <= 0) return Error::invalid("SmoothQuant: empty weight or activations");
+  std::vector<float> amax;
+  if (!act_absmax) {
+    amax = column_absmax(x, tokens, cols);
+    act_absmax = amax.data();
+  }
+  const std::vector<float> ref = times_transpose(x, tokens, w, rows, cols);
+  SmoothQuantSweep out;
+  const int n = static_cast<int>(std::floor(1.0 / step + 1e-9));
+  for (int i = 0; i <= n; ++i) {
+    if (ctx.cancelled()) return Error::cancelled();
+    const double a = std::min(1.0, i * step);
+    const std::vector<float> s = smoothquant_factors(act_absmax, w, rows, cols, a);
+    auto e = w8a8(w, rows, cols, x, tokens, s.data(), spec, &ref, false);
+    if (!e) return e.error();
+    out.alphas.push_back(a);
+    out.errors.push_back(e->rel_output_error);
+    if (out.errors.size() == 1 || e->rel_output_error < out.errors[static_cast<std::size_t>(out.best)]) out.best = i;
+    ctx.progress(static_cast<double>(i + 1) / (n + 1));
+  }
+  out.best_alpha = out.alphas[static_cast<std::size_t>(out.best)];
+  return out;
 }
 
 Result<SmoothQuantResult> smoothquant(const float* w, std::int64_t rows, std::int64_t cols, const float* x,
@@ -106,10 +157,7 @@ Result<SmoothQuantResult> smoothquant(const float* w, std::int64_t rows, std::in
     if (!std::isfinite(x[i])) return Error::invalid("SmoothQuant: activation " + std::to_string(i) + " is not finite");
   std::vector<float> amax;
   if (!act_absmax) {
-    amax.assign(static_cast<std::size_t>(cols), 0.0f);
-    for (std::int64_t t = 0; t < tokens; ++t)
-      for (std::int64_t c = 0; c < cols; ++c)
-        amax[static_cast<std::size_t>(c)] = std::max(amax[static_cast<std::size_t>(c)], std::fabs(x[t * cols + c]));
+    amax = column_absmax(x, tokens, cols);
     act_absmax = amax.data();
   }
   SmoothQuantResult out;

@@ -57,4 +57,16 @@ Result<SmoothQuantResult> smoothquant(const float* w, std::int64_t rows, std::in
                                       std::int64_t tokens, const SmoothQuantSpec& spec,
                                       const float* act_absmax = nullptr, OpContext& ctx = OpContext::none());
 
+// The migration strength by measurement: alpha = 0, step, 2 step, ..., 1, each
+// scored by the W8A8 output error on X (use calibration tokens; judge on
+// held-out ones). Costs one [tokens, cols] x [cols, rows] GEMM per alpha.
+struct SmoothQuantSweep {
+  std::vector<double> alphas, errors;  // rel. output error of the W8A8 product per alpha
+  int best = 0;                        // index of the smallest error
+  double best_alpha = 0;
+};
+Result<SmoothQuantSweep> smoothquant_alpha_sweep(const float* w, std::int64_t rows, std::int64_t cols, const float* x,
+                                                 std::int64_t tokens, const SmoothQuantSpec& spec, double step = 0.1,
+                                                 const float* act_absmax = nullptr, OpContext& ctx = OpContext::none());
+
 }  // namespace qs

@@ -97,3 +97,30 @@ TEST(SmoothQuant, PerTensorActivationsLoseMoreThanPerToken) {
 }
 
 }  // namespace
+
+namespace {
+
+TEST(SmoothQuant, Gptq1024AlphaSweepOnCalibrationHoldsOnHeldOutTokens) {
+  QS_REQUIRE_SHARED();
+  const auto& c = qs::test::Gptq1024::get(shared);
+  qs::SmoothQuantSpec spec;
+  auto sw = qs::smoothquant_alpha_sweep(c.w.data(), c.kRows, c.kCols, c.x_cal.data(), c.kTokens, spec, 0.1);
+  ASSERT_TRUE(sw.ok()) << sw.error().message;
+  ASSERT_EQ(sw->alphas.size(), 11u);
+  EXPECT_NEAR(sw->alphas.back(), 1.0, 1e-12);
+  std::printf("  gptq1024 W8A8 alpha sweep on calibration tokens:");
+  for (std::size_t i = 0; i < sw->alphas.size(); ++i) std::printf(" %.1f:%.3g", sw->alphas[i], sw->errors[i]);
+  std::printf("  -> alpha %.1f\n", sw->best_alpha);
+  for (double e : sw->errors) EXPECT_GE(e, sw->errors[static_cast<std::size_t>(sw->best)]);
+  // The sweep's error for the chosen alpha is what smoothquant() reports for it.
+  spec.alpha = sw->best_alpha;
+  auto r = qs::smoothquant(c.w.data(), c.kRows, c.kCols, c.x_cal.data(), c.kTokens, spec);
+  ASSERT_TRUE(r.ok());
+  EXPECT_NEAR(r->error.rel_output_error, sw->errors[static_cast<std::size_t>(sw->best)], 1e-12);
+  // On held-out tokens the chosen alpha beats no smoothing.
+  auto held = qs::smoothquant(c.w.data(), c.kRows, c.kCols, c.x_test.data(), c.kTokens, spec, c.cal.abs_max.data());
+  ASSERT_TRUE(held.ok());
+  EXPECT_LT(held->error.rel_output_error, held->baseline.rel_output_error);
+}
+
+}  // namespace
