@@ -123,7 +123,6 @@ TEST(Awq, Gptq1024BeatsRtnOnHeldOutTokens) {
       qs::AwqSpec spec;
       spec.target = qs::QuantTarget::int_grid(g);
       spec.clip = clip;
-      spec.search_rows = 0;
       auto r = qs::awq(c.w.data(), c.kRows, c.kCols, c.cal.h.data(), c.cal.mean_abs.data(), spec);
       ASSERT_TRUE(r.ok()) << r.error().message;
       const double e = qs::relative_output_error_h(c.w.data(), r->dequantized.data(), c.kRows, c.kCols, c.test.h.data());
