@@ -6,6 +6,7 @@
 
 #include "method_case.h"
 #include "quant/awq.h"
+#include "quant/clip_search.h"
 #include "quant/int_grid.h"
 #include "quant/metrics.h"
 
@@ -203,6 +204,34 @@ TEST(Awq, EveryGridKindAndADeadInput) {
     const double e_rtn = qs::relative_output_error_h(l.w.data(), rq.data(), l.rows, l.cols, l.st.h.data());
     EXPECT_LE(r->error.rel_output_error, e_rtn * 1.0001) << g.bits << "-bit group " << g.group_size;
   }
+}
+
+TEST(Awq, ClipWithAnIdentityHessianIsTheMseClipSearch) {
+  // Equal activations and no weight term: every alpha gives s = 1, the identity
+  // wins, and with H = I each group's output error is its squared weight error,
+  // so AWQ's clip must choose what the MSE clip search chooses on the same ratios.
+  const std::int64_t rows = 16, cols = 128;
+  const auto w = heavy_tailed(rows * cols, 2.5f, 41);
+  std::vector<float> h(static_cast<std::size_t>(cols * cols), 0.0f), xbar(static_cast<std::size_t>(cols), 1.0f);
+  for (std::int64_t i = 0; i < cols; ++i) h[static_cast<std::size_t>(i * cols + i)] = 1.0f;
+  qs::AwqSpec spec;
+  spec.target = qs::QuantTarget::int_grid({3, false, 32});
+  spec.weight_term = false;
+  auto a = qs::awq(w.data(), rows, cols, h.data(), xbar.data(), spec);
+  ASSERT_TRUE(a.ok()) << a.error().message;
+  EXPECT_EQ(a->alpha, -1.0);
+  for (float v : a->scales) EXPECT_EQ(v, 1.0f);
+  qs::ClipSearchSpec cs;
+  cs.grid = spec.target.grid;
+  cs.step = 0.05f;
+  cs.min_ratio = 0.55f;
+  auto c = qs::clip_search(w.data(), rows, cols, cs);
+  ASSERT_TRUE(c.ok());
+  EXPECT_EQ(a->clip_ratios, c->ratios);
+  EXPECT_EQ(a->dequantized, c->dequantized);
+  int clipped = 0;
+  for (float r : c->ratios) clipped += r < 1.0f;
+  EXPECT_GT(clipped, 0);  // the comparison means something
 }
 
 TEST(Awq, Cancels) {
