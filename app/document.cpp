@@ -22,6 +22,8 @@ Document::~Document() {
   // them so that the thread pool drains quickly at exit.
   cancelStats();
   cancelOverview();
+  cancelHeatmap();
+  cancelComparison();
 }
 
 QString Document::path() const { return model_ ? QString::fromStdString(model_->path) : QString(); }
@@ -54,8 +56,14 @@ void Document::onOpenFinished(quint64 generation, const QString& path, const Ope
   }
   cancelStats();
   cancelOverview();
+  cancelHeatmap();
+  cancelComparison();
   cache_.clear();
   overview_.reset();
+  heatmap_.reset();
+  heatmapTensor_ = -1;
+  comparison_.reset();
+  comparisonTensor_ = -1;
   model_ = outcome.model;
   emit modelOpened();
   requestOverview();
@@ -137,6 +145,80 @@ void Document::onOverviewFinished(const OverviewOutcome& outcome) {
   }
   overview_ = outcome.figures;
   emit overviewReady();
+}
+
+bool Document::validTensor(int tensor) const {
+  return model_ && tensor >= 0 && static_cast<std::size_t>(tensor) < model_->tensors.size();
+}
+
+void Document::cancelHeatmap() {
+  ++heatmapGeneration_;
+  if (heatmapControl_) heatmapControl_->cancel();
+  heatmapControl_.reset();
+}
+
+void Document::requestHeatmap(int tensor, const HeatmapRequest& request) {
+  cancelHeatmap();
+  if (!validTensor(tensor)) {
+    emit heatmapFailed(tensor, tr("No tensor %1 in the open model").arg(tensor));
+    return;
+  }
+  const quint64 generation = heatmapGeneration_;
+  heatmapControl_ = std::make_shared<JobControl>();
+  emit heatmapStarted(tensor);
+  auto* watcher = new QFutureWatcher<HeatmapOutcome>(this);
+  connect(watcher, &QFutureWatcher<HeatmapOutcome>::finished, this, [this, watcher] {
+    watcher->deleteLater();
+    onHeatmapFinished(watcher->result());
+  });
+  watcher->setFuture(QtConcurrent::run(runHeatmap, model_, backend_, tensor, request, generation, heatmapControl_));
+}
+
+void Document::onHeatmapFinished(const HeatmapOutcome& outcome) {
+  if (outcome.generation != heatmapGeneration_) return;  // superseded, or for a model since replaced
+  heatmapControl_.reset();
+  if (!outcome.heatmap) {
+    if (!outcome.cancelled) emit heatmapFailed(outcome.tensor, outcome.error);
+    return;
+  }
+  heatmap_ = outcome.heatmap;
+  heatmapTensor_ = outcome.tensor;
+  emit heatmapReady(outcome.tensor);
+}
+
+void Document::cancelComparison() {
+  ++comparisonGeneration_;
+  if (comparisonControl_) comparisonControl_->cancel();
+  comparisonControl_.reset();
+}
+
+void Document::requestComparison(int tensor, const HistogramSpec& spec) {
+  cancelComparison();
+  if (!validTensor(tensor)) {
+    emit comparisonFailed(tensor, tr("No tensor %1 in the open model").arg(tensor));
+    return;
+  }
+  const quint64 generation = comparisonGeneration_;
+  comparisonControl_ = std::make_shared<JobControl>();
+  auto* watcher = new QFutureWatcher<ComparisonOutcome>(this);
+  connect(watcher, &QFutureWatcher<ComparisonOutcome>::finished, this, [this, watcher] {
+    watcher->deleteLater();
+    onComparisonFinished(watcher->result());
+  });
+  watcher->setFuture(
+      QtConcurrent::run(runComparison, model_, backend_, tensor, spec, generation, comparisonControl_));
+}
+
+void Document::onComparisonFinished(const ComparisonOutcome& outcome) {
+  if (outcome.generation != comparisonGeneration_) return;
+  comparisonControl_.reset();
+  if (!outcome.histogram) {
+    if (!outcome.cancelled) emit comparisonFailed(outcome.tensor, outcome.error);
+    return;
+  }
+  comparison_ = outcome.histogram;
+  comparisonTensor_ = outcome.tensor;
+  emit comparisonReady(outcome.tensor);
 }
 
 }  // namespace qs::app

@@ -42,6 +42,21 @@ class Document : public QObject {
   bool isOverviewComputing() const { return overviewControl_ != nullptr; }
   std::shared_ptr<const std::vector<LayerFigures>> overview() const { return overview_; }
 
+  // The |W| heatmap of a region of one weight. A newer request cancels and
+  // supersedes the one in flight (zooming sends many); not cached.
+  void requestHeatmap(int tensor, const HeatmapRequest& request);
+  void cancelHeatmap();
+  bool isHeatmapComputing() const { return heatmapControl_ != nullptr; }
+  std::shared_ptr<const Heatmap> heatmap() const { return heatmap_; }  // the latest answer
+  int heatmapTensor() const { return heatmapTensor_; }
+
+  // The histogram of `tensor` over the bins of `spec` (another tensor's
+  // histogram range), for the comparison overlay. Superseded like the others.
+  void requestComparison(int tensor, const HistogramSpec& spec);
+  void cancelComparison();
+  std::shared_ptr<const Histogram> comparison() const { return comparison_; }
+  int comparisonTensor() const { return comparisonTensor_; }
+
   double outlierFactor() const { return outlierFactor_; }
   QString outlierRule() const;
 
@@ -57,12 +72,20 @@ class Document : public QObject {
   void overviewProgress(double fraction);
   void overviewReady();
   void overviewFailed(const QString& message);
+  void heatmapStarted(int tensor);
+  void heatmapReady(int tensor);
+  void heatmapFailed(int tensor, const QString& message);
+  void comparisonReady(int tensor);
+  void comparisonFailed(int tensor, const QString& message);
 
  private:
   void startOpen(const QString& path, bool demo);
   void onOpenFinished(quint64 generation, const QString& path, const OpenOutcome& outcome);
   void onStatsFinished(const StatsOutcome& outcome);
   void onOverviewFinished(const OverviewOutcome& outcome);
+  void onHeatmapFinished(const HeatmapOutcome& outcome);
+  void onComparisonFinished(const ComparisonOutcome& outcome);
+  bool validTensor(int tensor) const;
 
   std::shared_ptr<Backend> backend_;
   std::shared_ptr<const Model> model_;
@@ -80,6 +103,16 @@ class Document : public QObject {
   quint64 overviewGeneration_ = 0;
   std::shared_ptr<JobControl> overviewControl_;
   std::shared_ptr<const std::vector<LayerFigures>> overview_;  // of the open model
+
+  quint64 heatmapGeneration_ = 0;
+  std::shared_ptr<JobControl> heatmapControl_;
+  std::shared_ptr<const Heatmap> heatmap_;
+  int heatmapTensor_ = -1;
+
+  quint64 comparisonGeneration_ = 0;
+  std::shared_ptr<JobControl> comparisonControl_;
+  std::shared_ptr<const Histogram> comparison_;
+  int comparisonTensor_ = -1;
 };
 
 }  // namespace qs::app

@@ -63,4 +63,44 @@ OverviewOutcome runOverview(std::shared_ptr<const Model> model, std::shared_ptr<
   return out;
 }
 
+HeatmapOutcome runHeatmap(std::shared_ptr<const Model> model, std::shared_ptr<Backend> backend, int tensor,
+                          HeatmapRequest request, quint64 generation, std::shared_ptr<JobControl> control) {
+  HeatmapOutcome out;
+  out.tensor = tensor;
+  out.generation = generation;
+  if (control->cancelled()) {
+    out.cancelled = true;
+    return out;
+  }
+  const TensorInfo& t = model->tensors.at(static_cast<std::size_t>(tensor));
+  auto map = backend->abs_heatmap(TensorData::of(t), request, control->context());
+  if (!map) {
+    out.cancelled = map.error().code == ErrorCode::Cancelled;
+    out.error = QString::fromStdString(map.error().message);
+    return out;
+  }
+  out.heatmap = std::make_shared<const Heatmap>(std::move(*map));
+  return out;
+}
+
+ComparisonOutcome runComparison(std::shared_ptr<const Model> model, std::shared_ptr<Backend> backend, int tensor,
+                                HistogramSpec spec, quint64 generation, std::shared_ptr<JobControl> control) {
+  ComparisonOutcome out;
+  out.tensor = tensor;
+  out.generation = generation;
+  if (control->cancelled()) {
+    out.cancelled = true;
+    return out;
+  }
+  const TensorInfo& t = model->tensors.at(static_cast<std::size_t>(tensor));
+  auto stats = backend->tensor_stats(TensorData::of(t), spec, control->context());
+  if (!stats) {
+    out.cancelled = stats.error().code == ErrorCode::Cancelled;
+    out.error = QString::fromStdString(stats.error().message);
+    return out;
+  }
+  out.histogram = std::make_shared<const Histogram>(std::move(stats->hist));
+  return out;
+}
+
 }  // namespace qs::app

@@ -61,4 +61,28 @@ struct OverviewOutcome {
 OverviewOutcome runOverview(std::shared_ptr<const Model> model, std::shared_ptr<Backend> backend,
                             quint64 generation, std::shared_ptr<JobControl> control, double outlierFactor);
 
+struct HeatmapOutcome {
+  int tensor = -1;
+  quint64 generation = 0;
+  std::shared_ptr<const Heatmap> heatmap;  // null on failure or cancel
+  QString error;
+  bool cancelled = false;
+};
+
+// Max |w| over tiles of a region of one weight (the backend's abs_heatmap).
+HeatmapOutcome runHeatmap(std::shared_ptr<const Model> model, std::shared_ptr<Backend> backend, int tensor,
+                          HeatmapRequest request, quint64 generation, std::shared_ptr<JobControl> control);
+
+struct ComparisonOutcome {
+  int tensor = -1;
+  quint64 generation = 0;
+  std::shared_ptr<const Histogram> histogram;  // null on failure or cancel
+  QString error;
+  bool cancelled = false;
+};
+
+// The histogram of one tensor over given bins (another tensor's), for the overlay.
+ComparisonOutcome runComparison(std::shared_ptr<const Model> model, std::shared_ptr<Backend> backend, int tensor,
+                                HistogramSpec spec, quint64 generation, std::shared_ptr<JobControl> control);
+
 }  // namespace qs::app

@@ -4,6 +4,7 @@
 #include <QApplication>
 #include <QCommandLineParser>
 #include <QIcon>
+#include <QTabWidget>
 #include <QTimer>
 #include <cstdio>
 #include <memory>
@@ -12,12 +13,14 @@
 #include "app/main_window.h"
 #include "app/register_backends.h"
 #include "backend/registry.h"
+#include "widgets/heatmap_plot.h"
 
 namespace {
 
 // Grabs the window and quits once the first statistics and the model overview
-// are both shown; fails the run (exit 1) when the model or either does not come.
-void arrangeScreenshot(qs::app::MainWindow& window, const QString& file) {
+// are both shown (and the heatmap, when that view is the one on screen); fails
+// the run (exit 1) when the model or any of them does not come.
+void arrangeScreenshot(qs::app::MainWindow& window, const QString& file, bool heatmap) {
   auto fail = [](const QString& message) {
     std::fprintf(stderr, "quantscope: %s\n", qPrintable(message));
     QCoreApplication::exit(1);
@@ -28,7 +31,9 @@ void arrangeScreenshot(qs::app::MainWindow& window, const QString& file) {
                    [fail](int, const QString& message) { fail(message); });
   QObject::connect(window.document(), &qs::app::Document::overviewFailed, &window,
                    [fail](const QString& message) { fail(message); });
-  auto pending = std::make_shared<int>(2);  // the first statistics, the overview
+  QObject::connect(window.document(), &qs::app::Document::heatmapFailed, &window,
+                   [fail](int, const QString& message) { fail(message); });
+  auto pending = std::make_shared<int>(heatmap ? 3 : 2);  // the first statistics, the overview[, the heatmap]
   auto oneDone = [&window, file, pending] {
     if (--*pending != 0) return;
     // Let layouts settle and the plots repaint before grabbing.
@@ -42,6 +47,7 @@ void arrangeScreenshot(qs::app::MainWindow& window, const QString& file) {
   QObject::connect(&window, &qs::app::MainWindow::statsShown, &window, oneDone, Qt::SingleShotConnection);
   QObject::connect(window.document(), &qs::app::Document::overviewReady, &window, oneDone,
                    Qt::SingleShotConnection);
+  if (heatmap) QObject::connect(&window, &qs::app::MainWindow::heatmapShown, &window, oneDone, Qt::SingleShotConnection);
 }
 
 }  // namespace
@@ -72,7 +78,7 @@ int main(int argc, char** argv) {
                                                      "then quit."),
                                       QStringLiteral("file.png"));
   const QCommandLineOption view(QStringLiteral("view"),
-                                QStringLiteral("View to show at start: histogram, channels or overview."),
+                                QStringLiteral("View to show at start: histogram, channels, overview or heatmap."),
                                 QStringLiteral("name"), QStringLiteral("histogram"));
   cli.addOptions({demo, noDemo, backend, select, view, screenshot});
   cli.process(app);
@@ -88,13 +94,14 @@ int main(int argc, char** argv) {
   const bool screenshotMode = cli.isSet(screenshot);
   // A screenshot run is unattended: errors go to stderr, not to a modal dialog.
   window.setInteractiveErrors(!screenshotMode);
-  if (screenshotMode) arrangeScreenshot(window, cli.value(screenshot));
   if (cli.isSet(select)) window.setPendingSelection(cli.value(select));
   if (!window.showTab(cli.value(view))) {
-    std::fprintf(stderr, "quantscope: no view called '%s' (histogram, channels, overview)\n",
+    std::fprintf(stderr, "quantscope: no view called '%s' (histogram, channels, overview, heatmap)\n",
                  qPrintable(cli.value(view)));
     return 2;
   }
+  if (screenshotMode)
+    arrangeScreenshot(window, cli.value(screenshot), window.viewTabs()->currentWidget() == window.heatmapPlot());
 
   const QStringList paths = cli.positionalArguments();
   if (paths.size() > 1) {

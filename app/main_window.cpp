@@ -1,7 +1,10 @@
 #include "app/main_window.h"
 
 #include <QAction>
+#include <QActionGroup>
 #include <QApplication>
+#include <QClipboard>
+#include <QDir>
 #include <QDockWidget>
 #include <QDragEnterEvent>
 #include <QDropEvent>
@@ -12,17 +15,21 @@
 #include <QMessageBox>
 #include <QMimeData>
 #include <QProgressBar>
+#include <QSaveFile>
 #include <QStatusBar>
 #include <QTabWidget>
 
 #include "app/document.h"
 #include "app/recent_files.h"
 #include "backend/registry.h"
+#include "quant/int_grid.h"
 #include "widgets/channel_plot.h"
 #include "widgets/display_format.h"
+#include "widgets/heatmap_plot.h"
 #include "widgets/histogram_plot.h"
 #include "widgets/layer_tree.h"
 #include "widgets/model_overview.h"
+#include "widgets/plot_export.h"
 #include "widgets/stats_panel.h"
 
 namespace qs::app {
@@ -36,6 +43,14 @@ int defaultTensor(const Model& m) {
     if (l.block >= 0) return static_cast<int>(l.weight);
   if (!m.layers.empty()) return static_cast<int>(m.layers.front().weight);
   return m.tensors.empty() ? -1 : 0;
+}
+
+// A plot title as a file name: no path separators or characters that trouble shells.
+QString fileNameOf(QString title) {
+  static const QString bad = QStringLiteral("/\\:*?\"<>| ");
+  for (QChar& c : title)
+    if (bad.contains(c)) c = QLatin1Char('_');
+  return title.isEmpty() ? QStringLiteral("plot") : title;
 }
 
 QString localPathOf(const QMimeData* mime) {
@@ -54,6 +69,7 @@ MainWindow::MainWindow(std::shared_ptr<Backend> backend, QWidget* parent)
       histogram_(new ui::HistogramPlot(this)),
       channels_(new ui::ChannelPlot(this)),
       overview_(new ui::ModelOverview(this)),
+      heatmap_(new ui::HeatmapPlot(this)),
       stats_(new ui::StatsPanel(this)) {
   setWindowTitle(tr("QuantScope"));
   setAcceptDrops(true);
@@ -61,6 +77,7 @@ MainWindow::MainWindow(std::shared_ptr<Backend> backend, QWidget* parent)
   tabs_->addTab(histogram_, tr("Histogram"));
   tabs_->addTab(channels_, tr("Channels"));
   tabs_->addTab(overview_, tr("Model overview"));
+  tabs_->addTab(heatmap_, tr("Heatmap"));
   setCentralWidget(tabs_);
 
   auto* treeDock = new QDockWidget(tr("Layers"), this);
@@ -113,6 +130,35 @@ MainWindow::MainWindow(std::shared_ptr<Backend> backend, QWidget* parent)
     statusBar()->showMessage(tr("%1: %2 channel %3").arg(channels_->title(), which).arg(channel), 5000);
   });
 
+  // The heatmap is computed for the weight in view only when its tab is shown.
+  connect(tabs_, &QTabWidget::currentChanged, this, &MainWindow::syncHeatmap);
+  connect(heatmap_, &ui::HeatmapPlot::regionRequested, this, [this](const HeatmapRequest& request) {
+    if (heatmapTensor_ >= 0) document_->requestHeatmap(heatmapTensor_, request);
+  });
+  connect(document_, &Document::heatmapReady, this, &MainWindow::onHeatmapReady);
+  connect(document_, &Document::heatmapFailed, this, [this](int tensor, const QString& message) {
+    if (tensor == heatmapTensor_) heatmap_->showError(tr("Could not compute the heatmap:\n%1").arg(message));
+  });
+
+  // Histogram comparison: from the tree's context menu; cleared from the plot's.
+  connect(tree_, &ui::LayerTree::compareRequested, this, &MainWindow::compareWith);
+  connect(histogram_, &ui::HistogramPlot::comparisonCleared, this, &MainWindow::clearComparison);
+  connect(histogram_, &ui::HistogramPlot::overlaysCleared, this, [this] { setGridOverlay(0, false); });
+  connect(document_, &Document::comparisonReady, this, &MainWindow::onComparisonReady);
+  connect(document_, &Document::comparisonFailed, this, [this](int tensor, const QString& message) {
+    if (tensor == compareTensor_) statusBar()->showMessage(tr("Comparison failed: %1").arg(message), 10000);
+  });
+
+  // Every plot's context menu: save, copy, CSV.
+  auto route = [this](ui::ExportablePlot* plot) {
+    return [this, plot](ui::ExportAction a) { runExport(plot, static_cast<int>(a)); };
+  };
+  connect(histogram_, &ui::HistogramPlot::exportRequested, this, route(histogram_));
+  connect(channels_, &ui::ChannelPlot::exportRequested, this, route(channels_));
+  connect(overview_, &ui::ModelOverview::exportRequested, this, route(overview_));
+  connect(heatmap_, &ui::HeatmapPlot::exportRequested, this, route(heatmap_));
+
+  exportDir_ = QDir::homePath();
   resize(1280, 800);
 }
 
@@ -128,10 +174,23 @@ void MainWindow::buildMenus() {
   recent_ = new RecentFiles(file->addMenu(tr("&Recent Files")), this);
   connect(recent_, &RecentFiles::openRequested, this, &MainWindow::openPath);
   file->addSeparator();
-  file->addAction(tr("E&xport Histogram as PNG…"), this, &MainWindow::exportHistogram);
+  QAction* savePlotAction = file->addAction(tr("&Save Plot As…"), this, [this] {
+    runExport(currentPlot(), static_cast<int>(ui::ExportAction::SaveImage));
+  });
+  savePlotAction->setShortcut(QKeySequence(tr("Ctrl+Shift+S")));
+  file->addAction(tr("E&xport Plot Data as CSV…"), this,
+                  [this] { runExport(currentPlot(), static_cast<int>(ui::ExportAction::SaveCsv)); });
   file->addSeparator();
   QAction* quit = file->addAction(tr("&Quit"), qApp, &QApplication::closeAllWindows);
   quit->setShortcut(QKeySequence::Quit);
+
+  QMenu* edit = menuBar()->addMenu(tr("&Edit"));
+  QAction* copyImage = edit->addAction(tr("&Copy Plot Image"), this, [this] {
+    runExport(currentPlot(), static_cast<int>(ui::ExportAction::CopyImage));
+  });
+  copyImage->setShortcut(QKeySequence(tr("Ctrl+Shift+C")));
+  edit->addAction(tr("Copy Plot &Data as CSV"), this,
+                  [this] { runExport(currentPlot(), static_cast<int>(ui::ExportAction::CopyCsv)); });
 
   QMenu* view = menuBar()->addMenu(tr("&View"));
   view->setObjectName(QStringLiteral("viewMenu"));
@@ -142,6 +201,28 @@ void MainWindow::buildMenus() {
   connect(logYAction_, &QAction::toggled, histogram_, &ui::HistogramPlot::setLogY);
   QAction* reset = view->addAction(tr("&Reset Zoom"), histogram_, &ui::HistogramPlot::resetView);
   reset->setShortcut(QKeySequence(tr("Ctrl+0")));
+  view->addSeparator();
+  QMenu* grid = view->addMenu(tr("Histogram &Grid Overlay"));
+  gridGroup_ = new QActionGroup(this);
+  struct GridChoice {
+    QString text;
+    int bits;
+    bool symmetric;
+  };
+  const GridChoice choices[] = {{tr("None"), 0, false},
+                                {tr("int8, asymmetric (per tensor, min–max)"), 8, false},
+                                {tr("int4, asymmetric (per tensor, min–max)"), 4, false},
+                                {tr("int4, symmetric (per tensor, abs-max)"), 4, true},
+                                {tr("int3, asymmetric (per tensor, min–max)"), 3, false},
+                                {tr("int2, asymmetric (per tensor, min–max)"), 2, false}};
+  for (const GridChoice& c : choices) {
+    QAction* a = grid->addAction(c.text, this, [this, c] { setGridOverlay(c.bits, c.symmetric); });
+    a->setCheckable(true);
+    a->setChecked(c.bits == 0);
+    a->setData(QStringLiteral("%1%2").arg(c.bits).arg(c.symmetric ? QStringLiteral("s") : QString()));
+    gridGroup_->addAction(a);
+  }
+  view->addAction(tr("Clear Histogram &Comparison"), this, &MainWindow::clearComparison);
 
   QMenu* help = menuBar()->addMenu(tr("&Help"));
   help->addAction(tr("&About QuantScope"), this, &MainWindow::showAbout);
@@ -200,6 +281,9 @@ void MainWindow::onModelOpened() {
   tree_->setModel(*model);
   histogram_->showPlaceholder(tr("Select a layer in the tree to see its weight histogram"));
   channels_->showPlaceholder(tr("Select a layer in the tree to see its channels"));
+  heatmapTensor_ = -1;
+  heatmap_->showPlaceholder(tr("Select a layer in the tree to see its |W| heatmap"));
+  compareTensor_ = -1;
 
   int first = defaultTensor(*model);
   if (!pendingSelection_.isEmpty()) {
@@ -233,6 +317,7 @@ void MainWindow::onTensorSelected(int tensor) {
   channels_->showBusy(tr("Computing statistics of\n%1…").arg(QString::fromStdString(t.name)));
   statsClock_.start();
   document_->requestStats(tensor);  // answers at once from the cache, else from a job
+  syncHeatmap();
 }
 
 void MainWindow::onStatsReady(int tensor) {
@@ -243,6 +328,7 @@ void MainWindow::onStatsReady(int tensor) {
   progress_->hide();
   const QString name = QString::fromStdString(model->tensors[static_cast<std::size_t>(tensor)].name);
   histogram_->setHistogram(summary->stats.hist, name);
+  applyHistogramOverlays();
   channels_->setSummary(*summary, name, document_->outlierRule());
   stats_->setSummary(*summary, document_->outlierRule());
   statusBar()->showMessage(tr("Statistics of %1 in %2 ms").arg(name).arg(statsClock_.elapsed()), 5000);
@@ -294,19 +380,183 @@ void MainWindow::chooseDirectory() {
   if (!dir.isEmpty()) openPath(dir);
 }
 
-void MainWindow::exportHistogram() {
-  if (histogram_->state() != ui::HistogramPlot::State::Plot) {
-    statusBar()->showMessage(tr("No histogram to export yet"), 5000);
+ui::ExportablePlot* MainWindow::currentPlot() const {
+  return dynamic_cast<ui::ExportablePlot*>(tabs_->currentWidget());
+}
+
+// ---- heatmap ------------------------------------------------------------------
+
+void MainWindow::syncHeatmap() {
+  if (tabs_->currentWidget() != heatmap_ || current_ < 0 || current_ == heatmapTensor_) return;
+  const auto model = document_->model();
+  if (!model || static_cast<std::size_t>(current_) >= model->tensors.size()) return;
+  heatmapTensor_ = current_;
+  const TensorInfo& t = model->tensors[static_cast<std::size_t>(current_)];
+  const QString name = QString::fromStdString(t.name);
+  if (t.shape.size() < 2) {
+    document_->cancelHeatmap();
+    heatmap_->showPlaceholder(tr("%1 has no heatmap (not a 2-D weight)").arg(name));
     return;
   }
-  QString suggested = histogram_->title();
-  suggested.replace(QLatin1Char('/'), QLatin1Char('_'));
-  const QString path = QFileDialog::getSaveFileName(this, tr("Export Histogram"), suggested + QStringLiteral(".png"),
-                                                    tr("PNG images (*.png)"));
-  if (path.isEmpty()) return;
-  if (!histogram_->toPixmap(1200, 700).save(path, "PNG"))
-    reportError(tr("Export failed"), tr("%1: could not write the image").arg(path));
-  else statusBar()->showMessage(tr("Saved %1").arg(path), 5000);
+  heatmap_->setTensor(name, t.rows(), t.cols());  // asks for the whole weight (regionRequested)
+}
+
+void MainWindow::onHeatmapReady(int tensor) {
+  const auto map = document_->heatmap();
+  if (tensor != heatmapTensor_ || !map) return;
+  heatmap_->setHeatmap(*map);
+  emit heatmapShown(tensor);
+}
+
+// ---- histogram overlays ---------------------------------------------------------
+
+void MainWindow::compareWith(int tensor) {
+  const auto model = document_->model();
+  if (!model || tensor < 0 || static_cast<std::size_t>(tensor) >= model->tensors.size()) return;
+  compareTensor_ = tensor;
+  showTab(QStringLiteral("histogram"));
+  applyHistogramOverlays();
+}
+
+void MainWindow::clearComparison() {
+  compareTensor_ = -1;
+  document_->cancelComparison();
+  histogram_->clearComparison();
+}
+
+void MainWindow::setGridOverlay(int bits, bool symmetric) {
+  gridBits_ = bits;
+  gridSymmetric_ = symmetric;
+  if (gridGroup_) {
+    const QString key = QStringLiteral("%1%2").arg(bits).arg(symmetric && bits > 0 ? QStringLiteral("s") : QString());
+    for (QAction* a : gridGroup_->actions()) a->setChecked(a->data().toString() == key);
+  }
+  applyHistogramOverlays();
+}
+
+void MainWindow::applyHistogramOverlays() {
+  const auto summary = current_ >= 0 ? document_->cachedStats(current_) : nullptr;
+  const auto model = document_->model();
+  if (!summary || !model || !histogram_->hasPlot()) return;
+
+  // Grid: the representable values of an integer grid with one scale for the
+  // whole tensor, and its clip range (values beyond it would saturate).
+  if (gridBits_ > 0) {
+    const float range[2] = {static_cast<float>(summary->stats.min), static_cast<float>(summary->stats.max)};
+    IntGridSpec spec;
+    spec.bits = gridBits_;
+    spec.symmetric = gridSymmetric_;
+    spec.group_size = -1;
+    float scale = 0, zero = 0;
+    int_grid_params(range, 2, 1, spec, scale, zero);
+    QVector<double> levels;
+    const int maxq = (1 << gridBits_) - 1;
+    for (int code = 0; code <= maxq; ++code) levels << static_cast<double>(scale) * (code - static_cast<double>(zero));
+    histogram_->setGrid(levels, tr("int%1 %2 grid").arg(gridBits_).arg(gridSymmetric_ ? tr("symmetric") : tr("asymmetric")));
+    histogram_->setClipRange(levels.front(), levels.back());
+  } else {
+    histogram_->clearGrid();
+    histogram_->clearClipRange();
+  }
+
+  // Comparison: the other tensor over this histogram's bins.
+  if (compareTensor_ >= 0 && static_cast<std::size_t>(compareTensor_) < model->tensors.size()) {
+    const Histogram& h = summary->stats.hist;
+    if (h.hi > h.lo && !h.counts.empty()) {
+      HistogramSpec spec;
+      spec.bins = static_cast<int>(h.counts.size());
+      spec.lo = h.lo;
+      spec.hi = h.hi;
+      histogram_->clearComparison();
+      document_->requestComparison(compareTensor_, spec);
+    }
+  }
+}
+
+void MainWindow::onComparisonReady(int tensor) {
+  const auto hist = document_->comparison();
+  const auto model = document_->model();
+  if (tensor != compareTensor_ || !hist || !model) return;
+  const QString name = QString::fromStdString(model->tensors[static_cast<std::size_t>(tensor)].name);
+  if (histogram_->setComparison(*hist, name)) emit comparisonShown(tensor);  // else: for bins since replaced
+}
+
+// ---- export -----------------------------------------------------------------------
+
+bool MainWindow::writeFile(const QString& path, const QByteArray& bytes) {
+  QSaveFile file(path);  // a temporary file, renamed into place on commit
+  if (!file.open(QIODevice::WriteOnly) || file.write(bytes) != bytes.size() || !file.commit()) {
+    reportError(tr("Export failed"), tr("%1: %2").arg(path, file.errorString()));
+    return false;
+  }
+  statusBar()->showMessage(tr("Saved %1").arg(path), 5000);
+  return true;
+}
+
+bool MainWindow::savePlot(ui::ExportablePlot* plot, const QString& path) {
+  if (!plot || !plot->hasPlot()) return false;
+  const auto format = ui::plotFormatForSuffix(QFileInfo(path).suffix());
+  if (!format) {
+    reportError(tr("Export failed"), tr("%1: give the file a .png, .svg or .pdf suffix").arg(path));
+    return false;
+  }
+  const QByteArray bytes = ui::renderPlot(plot->customPlot(), *format);
+  if (bytes.isEmpty()) {
+    reportError(tr("Export failed"), tr("%1: the plot could not be drawn").arg(path));
+    return false;
+  }
+  return writeFile(path, bytes);
+}
+
+bool MainWindow::savePlotCsv(ui::ExportablePlot* plot, const QString& path) {
+  if (!plot || !plot->hasPlot()) return false;
+  return writeFile(path, plot->toCsv().toUtf8());
+}
+
+bool MainWindow::copyPlotImage(ui::ExportablePlot* plot) {
+  if (!plot || !plot->hasPlot()) return false;
+  QGuiApplication::clipboard()->setImage(ui::renderImage(plot->customPlot()));
+  statusBar()->showMessage(tr("Copied the plot image"), 5000);
+  return true;
+}
+
+bool MainWindow::copyPlotCsv(ui::ExportablePlot* plot) {
+  if (!plot || !plot->hasPlot()) return false;
+  QGuiApplication::clipboard()->setText(plot->toCsv());
+  statusBar()->showMessage(tr("Copied the plot data as CSV"), 5000);
+  return true;
+}
+
+void MainWindow::runExport(ui::ExportablePlot* plot, int action) {
+  if (!plot || !plot->hasPlot()) {
+    statusBar()->showMessage(tr("Nothing to export yet: this view has no plot"), 5000);
+    return;
+  }
+  const QString base = QDir(exportDir_).filePath(fileNameOf(plot->plotTitle()));
+  switch (static_cast<ui::ExportAction>(action)) {
+    case ui::ExportAction::SaveImage: {
+      const QString png = tr("PNG image (*.png)"), svg = tr("SVG drawing (*.svg)"), pdf = tr("PDF document (*.pdf)");
+      QString filter = png;
+      QString path = QFileDialog::getSaveFileName(this, tr("Save Plot"), base + QStringLiteral(".png"),
+                                                  QStringList{png, svg, pdf}.join(QStringLiteral(";;")), &filter);
+      if (path.isEmpty()) return;
+      if (!ui::plotFormatForSuffix(QFileInfo(path).suffix()))
+        path += filter == svg ? QStringLiteral(".svg") : filter == pdf ? QStringLiteral(".pdf") : QStringLiteral(".png");
+      exportDir_ = QFileInfo(path).absolutePath();
+      savePlot(plot, path);
+      return;
+    }
+    case ui::ExportAction::SaveCsv: {
+      const QString path = QFileDialog::getSaveFileName(this, tr("Export Plot Data"), base + QStringLiteral(".csv"),
+                                                        tr("CSV files (*.csv);;All files (*)"));
+      if (path.isEmpty()) return;
+      exportDir_ = QFileInfo(path).absolutePath();
+      savePlotCsv(plot, path);
+      return;
+    }
+    case ui::ExportAction::CopyImage: copyPlotImage(plot); return;
+    case ui::ExportAction::CopyCsv: copyPlotCsv(plot); return;
+  }
 }
 
 void MainWindow::showAbout() {

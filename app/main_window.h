@@ -1,12 +1,15 @@
 #pragma once
 // MainWindow: the layer tree (left dock), the views in tabs (centre: histogram,
-// channels, model overview) and the stats panel (right dock), wired to a Document. It only translates between widgets
-// and the Document; opening and computing live in the Document.
+// channels, model overview, heatmap) and the stats panel (right dock), wired to a Document. It only translates between widgets
+// and the Document; opening and computing live in the Document. It also
+// carries out the plots' exports: widgets hand over bytes and text, files are
+// written here (atomically, through QSaveFile).
 #include <QElapsedTimer>
 #include <QMainWindow>
 #include <memory>
 
 class QAction;
+class QActionGroup;
 class QLabel;
 class QProgressBar;
 class QTabWidget;
@@ -16,6 +19,8 @@ class Backend;
 }
 namespace qs::ui {
 class ChannelPlot;
+class ExportablePlot;
+class HeatmapPlot;
 class HistogramPlot;
 class LayerTree;
 class ModelOverview;
@@ -48,6 +53,9 @@ class MainWindow : public QMainWindow {
   ui::HistogramPlot* histogramPlot() const { return histogram_; }
   ui::ChannelPlot* channelPlot() const { return channels_; }
   ui::ModelOverview* modelOverview() const { return overview_; }
+  ui::HeatmapPlot* heatmapPlot() const { return heatmap_; }
+  // The plot of the view tab shown now (every view is one).
+  ui::ExportablePlot* currentPlot() const;
   QTabWidget* viewTabs() const { return tabs_; }
   // Shows the tab whose title, lower-cased, starts with `name` ("channels",
   // "overview" matches "Model overview" too); false if none does.
@@ -56,9 +64,29 @@ class MainWindow : public QMainWindow {
   Document* document() const { return document_; }
   QAction* logYAction() const { return logYAction_; }
 
+  // Exports, without dialogs (the menus ask for a file name, then call these).
+  // The image format follows the file's suffix (.png, .svg, .pdf).
+  bool savePlot(ui::ExportablePlot* plot, const QString& path);
+  bool savePlotCsv(ui::ExportablePlot* plot, const QString& path);
+  bool copyPlotImage(ui::ExportablePlot* plot);
+  bool copyPlotCsv(ui::ExportablePlot* plot);
+
+  // The histogram overlays. Compare: `tensor`'s histogram over the bins of the
+  // shown one, kept while other tensors are selected, until cleared.
+  void compareWith(int tensor);
+  void clearComparison();
+  int comparisonTensor() const { return compareTensor_; }
+  // The grid of an integer format of `bits` (0: none) with one scale for the
+  // whole tensor (min–max), drawn with its clip range.
+  void setGridOverlay(int bits, bool symmetric);
+
  signals:
   // The histogram and stats of `tensor` are on screen.
   void statsShown(int tensor);
+  // The heatmap of `tensor` (or of a region of it, after a zoom) is on screen.
+  void heatmapShown(int tensor);
+  // The comparison outline of `tensor` is on the histogram.
+  void comparisonShown(int tensor);
   // An error was reported to the user (dialog or not).
   void errorReported(const QString& message);
 
@@ -78,10 +106,15 @@ class MainWindow : public QMainWindow {
   void onStatsFailed(int tensor, const QString& message);
   void onOverviewReady();
   void onLayerActivated(int layer);
+  void syncHeatmap();
+  void onHeatmapReady(int tensor);
+  void onComparisonReady(int tensor);
+  void applyHistogramOverlays();
+  void runExport(ui::ExportablePlot* plot, int action);
+  bool writeFile(const QString& path, const QByteArray& bytes);
 
   void chooseFile();
   void chooseDirectory();
-  void exportHistogram();
   void showAbout();
 
   Document* document_;
@@ -90,6 +123,7 @@ class MainWindow : public QMainWindow {
   ui::HistogramPlot* histogram_;
   ui::ChannelPlot* channels_;
   ui::ModelOverview* overview_;
+  ui::HeatmapPlot* heatmap_;
   ui::StatsPanel* stats_;
   RecentFiles* recent_ = nullptr;
   QAction* logYAction_ = nullptr;
@@ -100,6 +134,12 @@ class MainWindow : public QMainWindow {
   QString pendingSelection_;
   bool openingDemo_ = false;
   int current_ = -1;
+  int heatmapTensor_ = -1;  // the weight the heatmap view was set to
+  int compareTensor_ = -1;
+  int gridBits_ = 0;
+  bool gridSymmetric_ = false;
+  QActionGroup* gridGroup_ = nullptr;
+  QString exportDir_;
   QElapsedTimer statsClock_;
   bool interactiveErrors_ = true;
   QString lastError_;

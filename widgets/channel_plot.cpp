@@ -160,6 +160,7 @@ ChannelPlot::ChannelPlot(QWidget* parent)
   plot_->setMouseTracking(true);
   connect(plot_, &QCustomPlot::mouseMove, this, &ChannelPlot::onMouseMove);
   connect(plot_, &QCustomPlot::mouseDoubleClick, this, [this](QMouseEvent*) { resetView(); });
+  installExportMenu(plot_, [this](ExportAction a) { emit exportRequested(a); });
 
   applyYScale();
   showPlaceholder(tr("Select a layer in the tree to see its channels"));
@@ -377,6 +378,28 @@ QString ChannelPlot::readoutAt(double x) const {
   if (c < rms_[a].size()) text += tr("\nRMS %1").arg(number(rms_[a][c]));
   if (sorted_) text += tr("\nrank %1 of %2").arg(pos + 1).arg(order_.size());
   return text;
+}
+
+QString ChannelPlot::plotTitle() const {
+  if (title_.isEmpty()) return {};
+  return title_ + (axis_ == Axis::Input ? QStringLiteral(" input channels") : QStringLiteral(" output channels"));
+}
+
+QString ChannelPlot::toCsv() const {
+  if (!hasPlot_) return {};
+  const int a = index(axis_);
+  QString out = axis_ == Axis::Input ? QStringLiteral("input_channel,abs_max,rms,outlier\n")
+                                     : QStringLiteral("output_channel,abs_max,rms,outlier\n");
+  const auto& v = absMax_[a];
+  const auto& r = rms_[a];
+  for (std::size_t c = 0; c < v.size(); ++c) {
+    const bool outlier = std::binary_search(outliers_[a].begin(), outliers_[a].end(), c);
+    out += QStringLiteral("%1,%2,%3,%4\n")
+               .arg(c)
+               .arg(csvFloat(v[c]), c < r.size() ? csvFloat(r[c]) : QStringLiteral("nan"))
+               .arg(outlier ? 1 : 0);
+  }
+  return out;
 }
 
 void ChannelPlot::onMouseMove(QMouseEvent* event) {

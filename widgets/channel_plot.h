@@ -16,6 +16,8 @@
 #include <cstddef>
 #include <vector>
 
+#include "widgets/plot_export.h"
+
 class QCheckBox;
 class QComboBox;
 class QCustomPlot;
@@ -34,7 +36,7 @@ struct LayerSummary;
 
 namespace qs::ui {
 
-class ChannelPlot : public QWidget {
+class ChannelPlot : public QWidget, public ExportablePlot {
   Q_OBJECT
  public:
   enum class Axis { Output = 0, Input = 1 };  // rows / columns of [out, in]
@@ -48,7 +50,7 @@ class ChannelPlot : public QWidget {
   void showPlaceholder(const QString& message);
   void showBusy(const QString& message);
   void showError(const QString& message);
-  bool hasPlot() const { return hasPlot_; }
+  bool hasPlot() const override { return hasPlot_; }
   QString message() const;
   QString title() const { return title_; }
 
@@ -73,10 +75,15 @@ class ChannelPlot : public QWidget {
   QVector<int> listedOutliers() const;            // what the side list shows, in order
   QListWidget* outlierList() const { return list_; }
   QString readoutAt(double x) const;              // hover text at plot coordinate x
-  QCustomPlot* customPlot() const { return plot_; }
+  QCustomPlot* customPlot() const override { return plot_; }
+  QString plotTitle() const override;
+  // The current axis, one line per channel in channel order:
+  // channel,abs_max,rms,outlier (outlier: 1 or 0).
+  QString toCsv() const override;
 
  signals:
   void channelActivated(qs::ui::ChannelPlot::Axis axis, int channel);
+  void exportRequested(qs::ui::ExportAction action);
 
  private:
   static int index(Axis a) { return static_cast<int>(a); }

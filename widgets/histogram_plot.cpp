@@ -1,6 +1,7 @@
 #include "widgets/histogram_plot.h"
 
 #include <QLabel>
+#include <QMenu>
 #include <QStackedWidget>
 #include <QVBoxLayout>
 #include <algorithm>
@@ -19,6 +20,27 @@ constexpr double kLogFloor = 0.5;
 
 const QColor kBarFill(70, 130, 180);     // steel blue
 const QColor kBarEdge(40, 90, 140);
+const QColor kCompare(230, 100, 20);     // orange outline: apart from the blue bars, also in grey print
+const QColor kGrid(60, 60, 60, 80);      // light ticks: context, not data
+const QColor kClipShade(110, 110, 110, 45);
+const QColor kClipLo(30, 150, 60);       // AIMET: min green, max red
+const QColor kClipHi(200, 30, 45);
+
+// An item point: x in plot coordinates, y as a fraction of the axis rect (0 top, 1 bottom).
+void placeAt(QCPItemPosition* p, QCustomPlot* plot, double x, double yRatio) {
+  p->setAxes(plot->xAxis, plot->yAxis);
+  p->setAxisRect(plot->axisRect());
+  p->setTypeX(QCPItemPosition::ptPlotCoords);
+  p->setTypeY(QCPItemPosition::ptAxisRectRatio);
+  p->setCoords(x, yRatio);
+}
+
+// Both coordinates as fractions of the axis rect.
+void placeRatio(QCPItemPosition* p, QCustomPlot* plot, double xRatio, double yRatio) {
+  p->setAxisRect(plot->axisRect());
+  p->setType(QCPItemPosition::ptAxisRectRatio);
+  p->setCoords(xRatio, yRatio);
+}
 
 }  // namespace
 
@@ -75,9 +97,54 @@ HistogramPlot::HistogramPlot(QWidget* parent)
   readout_->setPen(QPen(QColor(150, 150, 150)));
   readout_->setVisible(false);
 
+  // Overlays, hidden until set.
+  compareGraph_ = plot_->addGraph();
+  compareGraph_->setLineStyle(QCPGraph::lsStepLeft);
+  compareGraph_->setPen(QPen(kCompare, 2));
+  compareGraph_->setVisible(false);
+  compareGraph_->removeFromLegend();
+  auto makeShade = [this] {
+    auto* r = new QCPItemRect(plot_);
+    r->setPen(Qt::NoPen);
+    r->setBrush(kClipShade);
+    r->setVisible(false);
+    return r;
+  };
+  clipShadeLo_ = makeShade();
+  clipShadeHi_ = makeShade();
+  clipShadeLo_->setObjectName(QStringLiteral("clipShadeLo"));
+  clipShadeHi_->setObjectName(QStringLiteral("clipShadeHi"));
+  auto makeClipLine = [this](const QColor& c, const QString& name) {
+    auto* l = new QCPItemLine(plot_);
+    l->setPen(QPen(c, 1.5, Qt::DashLine));
+    l->setObjectName(name);
+    l->setVisible(false);
+    return l;
+  };
+  clipLineLo_ = makeClipLine(kClipLo, QStringLiteral("clipLo"));
+  clipLineHi_ = makeClipLine(kClipHi, QStringLiteral("clipHi"));
+  plot_->legend->setBrush(QColor(255, 255, 255, 220));
+  plot_->axisRect()->insetLayout()->setInsetAlignment(0, Qt::AlignTop | Qt::AlignLeft);
+  plot_->legend->setVisible(false);
+
   plot_->setMouseTracking(true);
   connect(plot_, &QCustomPlot::mouseMove, this, &HistogramPlot::onMouseMove);
   connect(plot_, &QCustomPlot::mouseDoubleClick, this, [this](QMouseEvent*) { resetView(); });
+  installExportMenu(
+      plot_, [this](ExportAction a) { emit exportRequested(a); },
+      [this](QMenu* menu) {
+        QAction* compare = menu->addAction(tr("Clear comparison"), this, [this] {
+          clearComparison();
+          emit comparisonCleared();
+        });
+        compare->setEnabled(hasComparison());
+        QAction* overlays = menu->addAction(tr("Clear grid and clip range"), this, [this] {
+          clearGrid();
+          clearClipRange();
+          emit overlaysCleared();
+        });
+        overlays->setEnabled(!gridLevels_.isEmpty() || clipOn_);
+      });
 
   applyYScale();
   showPlaceholder(tr("Select a layer in the tree to see its weight histogram"));
@@ -102,6 +169,9 @@ void HistogramPlot::setHistogram(const Histogram& hist, const QString& title) {
   }
   bars_->setWidth(width_ > 0 ? width_ : 1.0);
   bars_->setData(keys, values, true);
+  clearGrid();
+  clearClipRange();
+  clearComparison();
 
   std::uint64_t total = 0;
   for (auto c : hist.counts) total += c;
@@ -151,6 +221,7 @@ void HistogramPlot::applyYScale() {
   }
   plot_->yAxis2->setScaleType(y->scaleType());
   plot_->yAxis2->setTicker(y->ticker());
+  drawComparison();  // its zero bins depend on the scale
 }
 
 void HistogramPlot::resetView() {
@@ -169,7 +240,9 @@ QString HistogramPlot::readoutAt(double x) const {
   return tr("bin %1: [%2, %3)\ncentre %4\ncount %5")
       .arg(bin)
       .arg(number(a), number(a + width_), number(centers_[bin]))
-      .arg(static_cast<qulonglong>(counts_[bin]));
+      .arg(static_cast<qulonglong>(counts_[bin])) +
+         (hasComparison() ? tr("\n%1: %2").arg(compareTitle_).arg(static_cast<qulonglong>(compareCounts_[bin]))
+                          : QString());
 }
 
 void HistogramPlot::onMouseMove(QMouseEvent* event) {
@@ -185,6 +258,145 @@ void HistogramPlot::onMouseMove(QMouseEvent* event) {
 QPixmap HistogramPlot::toPixmap(int width, int height) {
   if (state_ != State::Plot) return grab();
   return plot_->toPixmap(width, height);
+}
+
+}  // namespace qs::ui
+
+namespace qs::ui {
+
+QString HistogramPlot::plotTitle() const { return title_.isEmpty() ? QString() : title_ + QStringLiteral(" histogram"); }
+
+QString HistogramPlot::toCsv() const {
+  if (state_ != State::Plot) return {};
+  QString out = hasComparison() ? QStringLiteral("bin,lo,hi,center,count,compare_count\n")
+                                : QStringLiteral("bin,lo,hi,center,count\n");
+  for (qsizetype i = 0; i < counts_.size(); ++i) {
+    const double a = lo_ + width_ * static_cast<double>(i);
+    // The last bin ends exactly at the range's end, whatever the rounding of lo + n * width.
+    const double b = i + 1 == counts_.size() ? hi_ : lo_ + width_ * static_cast<double>(i + 1);
+    out += QStringLiteral("%1,%2,%3,%4,%5")
+               .arg(i)
+               .arg(csvNumber(a), csvNumber(b), csvNumber(centers_[i]))
+               .arg(static_cast<qulonglong>(counts_[i]));
+    if (hasComparison()) out += QLatin1Char(',') + QString::number(static_cast<qulonglong>(compareCounts_[i]));
+    out += QLatin1Char('\n');
+  }
+  return out;
+}
+
+void HistogramPlot::setGrid(const QVector<double>& levels, const QString& label) {
+  clearGrid();
+  gridLevels_ = levels;
+  gridLabel_ = label;
+  if (levels.size() <= kMaxGridLines) {
+    for (double x : levels) {
+      if (!std::isfinite(x)) continue;
+      auto* line = new QCPItemLine(plot_);
+      line->setObjectName(QStringLiteral("gridLine"));
+      line->setPen(QPen(kGrid, 1));
+      placeAt(line->start, plot_, x, 1.0);
+      placeAt(line->end, plot_, x, 0.0);
+      gridLines_.push_back(line);
+    }
+  }
+  updateLegend();
+  plot_->replot();
+}
+
+void HistogramPlot::clearGrid() {
+  for (QCPItemLine* line : gridLines_) plot_->removeItem(line);
+  gridLines_.clear();
+  gridLevels_.clear();
+  gridLabel_.clear();
+  updateLegend();
+  plot_->replot();
+}
+
+void HistogramPlot::setClipRange(double lo, double hi) {
+  if (!(lo <= hi) || !std::isfinite(lo) || !std::isfinite(hi)) return;
+  clipOn_ = true;
+  clipLo_ = lo;
+  clipHi_ = hi;
+  // Shade from the axis rect's left edge to lo and from hi to its right edge;
+  // a rect whose end lies off screen is clipped to what is visible.
+  placeRatio(clipShadeLo_->topLeft, plot_, 0.0, 0.0);
+  placeAt(clipShadeLo_->bottomRight, plot_, lo, 1.0);
+  placeAt(clipShadeHi_->topLeft, plot_, hi, 0.0);
+  placeRatio(clipShadeHi_->bottomRight, plot_, 1.0, 1.0);
+  placeAt(clipLineLo_->start, plot_, lo, 1.0);
+  placeAt(clipLineLo_->end, plot_, lo, 0.0);
+  placeAt(clipLineHi_->start, plot_, hi, 1.0);
+  placeAt(clipLineHi_->end, plot_, hi, 0.0);
+  for (QCPAbstractItem* item : std::initializer_list<QCPAbstractItem*>{clipShadeLo_, clipShadeHi_, clipLineLo_, clipLineHi_})
+    item->setVisible(true);
+  plot_->replot();
+}
+
+void HistogramPlot::clearClipRange() {
+  clipOn_ = false;
+  for (QCPAbstractItem* item : std::initializer_list<QCPAbstractItem*>{clipShadeLo_, clipShadeHi_, clipLineLo_, clipLineHi_})
+    item->setVisible(false);
+  plot_->replot();
+}
+
+bool HistogramPlot::setComparison(const Histogram& hist, const QString& title) {
+  if (state_ != State::Plot || hist.scale != HistogramScale::Linear ||
+      static_cast<qsizetype>(hist.counts.size()) != counts_.size() || hist.lo != lo_ || hist.hi != hi_)
+    return false;
+  compareCounts_.clear();
+  for (auto c : hist.counts) compareCounts_ << static_cast<double>(c);
+  compareTitle_ = title;
+  compareOutside_ = hist.below + hist.above;
+  drawComparison();
+  updateLegend();
+  plot_->replot();
+  return true;
+}
+
+void HistogramPlot::clearComparison() {
+  compareCounts_.clear();
+  compareTitle_.clear();
+  compareOutside_ = 0;
+  drawComparison();
+  updateLegend();
+  plot_->replot();
+}
+
+void HistogramPlot::drawComparison() {
+  if (compareCounts_.isEmpty()) {
+    compareGraph_->data()->clear();
+    compareGraph_->setVisible(false);
+    return;
+  }
+  // A step outline over the bin edges: each bin's count from its lower edge to
+  // the next, the last one closed at hi. On a log axis an empty bin drops to
+  // below the visible floor (the axis cannot show 0).
+  const double empty = logY_ ? kLogFloor / 10.0 : 0.0;
+  QVector<double> keys, values;
+  for (qsizetype i = 0; i < compareCounts_.size(); ++i) {
+    keys << lo_ + width_ * static_cast<double>(i);
+    values << (compareCounts_[i] > 0 ? compareCounts_[i] : empty);
+  }
+  keys << hi_;
+  values << values.back();
+  compareGraph_->setData(keys, values, true);
+  compareGraph_->setVisible(true);
+}
+
+void HistogramPlot::updateLegend() {
+  const bool compare = hasComparison();
+  if (compare) {
+    bars_->setName(title_);
+    compareGraph_->setName(compareOutside_ > 0 ? tr("%1 (%2 values outside this range)")
+                                                     .arg(compareTitle_)
+                                                     .arg(humanCount(compareOutside_))
+                                               : compareTitle_);
+    compareGraph_->addToLegend();
+  } else {
+    bars_->setName(tr("count"));
+    compareGraph_->removeFromLegend();
+  }
+  plot_->legend->setVisible(compare);
 }
 
 }  // namespace qs::ui

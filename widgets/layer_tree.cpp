@@ -2,6 +2,7 @@
 
 #include <QHeaderView>
 #include <QLineEdit>
+#include <QMenu>
 #include <QSortFilterProxyModel>
 #include <QStandardItemModel>
 #include <QTreeView>
@@ -68,6 +69,22 @@ LayerTree::LayerTree(QWidget* parent)
   connect(filter_, &QLineEdit::textChanged, this, &LayerTree::applyFilter);
   connect(view_->selectionModel(), &QItemSelectionModel::currentRowChanged, this,
           [this](const QModelIndex& current, const QModelIndex&) { onCurrentChanged(current); });
+  view_->setContextMenuPolicy(Qt::CustomContextMenu);
+  connect(view_, &QWidget::customContextMenuRequested, this, &LayerTree::showContextMenu);
+}
+
+void LayerTree::showContextMenu(const QPoint& pos) {
+  const QModelIndex proxyIndex = view_->indexAt(pos);
+  if (!proxyIndex.isValid()) return;
+  const QModelIndex source = proxy_->mapToSource(proxyIndex.siblingAtColumn(NameColumn));
+  const int tensor = model_->data(source, TensorIndexRole).toInt();
+  if (tensor < 0) return;  // a group row
+  auto* menu = new QMenu(view_);
+  menu->setAttribute(Qt::WA_DeleteOnClose);
+  QAction* compare = menu->addAction(tr("Compare histogram with this tensor"), this,
+                                     [this, tensor] { emit compareRequested(tensor); });
+  compare->setEnabled(tensor != current_);
+  menu->popup(view_->viewport()->mapToGlobal(pos));
 }
 
 void LayerTree::clear() {

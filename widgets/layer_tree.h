@@ -2,6 +2,7 @@
 // LayerTree: the model's tensors grouped by block (see tensor_grouping.h), with
 // role, shape, dtype and parameter count, and a name filter. Selecting a row
 // emits tensorSelected(index into Model::tensors); the app decides what to do.
+// A row's context menu offers to compare the current histogram with that tensor.
 #include <QWidget>
 #include <vector>
 
@@ -46,10 +47,13 @@ class LayerTree : public QWidget {
 
  signals:
   void tensorSelected(int tensorIndex);
+  // "Compare histogram with this tensor" from a row's context menu.
+  void compareRequested(int tensorIndex);
 
  private:
   void onCurrentChanged(const QModelIndex& proxyIndex);
   void applyFilter(const QString& text);
+  void showContextMenu(const QPoint& pos);
 
   QLineEdit* filter_;
   QTreeView* view_;

@@ -134,6 +134,7 @@ ModelOverview::ModelOverview(QWidget* parent)
     if (layer >= 0) activateLayer(layer);
   });
   connect(plot_, &QCustomPlot::mouseDoubleClick, this, [this](QMouseEvent*) { resetView(); });
+  installExportMenu(plot_, [this](ExportAction a) { emit exportRequested(a); });
 
   applyYScale();
   showPlaceholder(tr("Open a model to see its layers along depth"));
@@ -363,6 +364,31 @@ QString ModelOverview::readoutFor(int layer) const {
     case Metric::OutliersOut: text += tr("\n%1 outlier output channels").arg(p.outliersOut); break;
   }
   return text;
+}
+
+QString ModelOverview::plotTitle() const {
+  static const char* names[] = {"abs-max", "kurtosis", "outlier input channels", "outlier output channels"};
+  return hasPlot_ ? QStringLiteral("model overview %1").arg(QLatin1String(names[static_cast<int>(metric_)])) : QString();
+}
+
+QString ModelOverview::toCsv() const {
+  if (!hasPlot_) return {};
+  QString out = QStringLiteral("layer,name,role,block,abs_max,excess_kurtosis,outliers_in,outliers_out\n");
+  for (std::size_t i = 0; i < layers_.size(); ++i) {
+    const Point& p = layers_[i];
+    const QString nan = QStringLiteral("nan");
+    // Joined, not arg()-chained: a name holding "%1" must stay as it is.
+    const QStringList fields{QString::number(i),
+                             csvField(p.name),
+                             csvField(p.role),
+                             QString::number(p.block),
+                             p.ok ? csvNumber(p.absMax) : nan,
+                             p.ok ? csvNumber(p.kurtosis) : nan,
+                             p.ok ? csvNumber(p.outliersIn) : nan,
+                             p.ok ? csvNumber(p.outliersOut) : nan};
+    out += fields.join(QLatin1Char(',')) + QLatin1Char('\n');
+  }
+  return out;
 }
 
 void ModelOverview::activateLayer(int layer) {

@@ -17,6 +17,8 @@
 #include <QWidget>
 #include <vector>
 
+#include "widgets/plot_export.h"
+
 class QComboBox;
 class QCustomPlot;
 class QCPGraph;
@@ -33,7 +35,7 @@ struct LayerFigures;
 
 namespace qs::ui {
 
-class ModelOverview : public QWidget {
+class ModelOverview : public QWidget, public ExportablePlot {
   Q_OBJECT
  public:
   enum class Metric { AbsMax = 0, Kurtosis, OutliersIn, OutliersOut };
@@ -46,7 +48,7 @@ class ModelOverview : public QWidget {
   void showPlaceholder(const QString& message);
   void showBusy(const QString& message);
   void showError(const QString& message);
-  bool hasPlot() const { return hasPlot_; }
+  bool hasPlot() const override { return hasPlot_; }
   QString message() const;
 
   void setMetric(Metric m);
@@ -62,7 +64,11 @@ class ModelOverview : public QWidget {
   QPoint pointPixel(int layer) const;        // where a layer's point is drawn (plot widget coordinates)
   int layerAt(const QPoint& pixel) const;    // the layer whose point is nearest, -1 if none close
   QString readoutFor(int layer) const;       // hover text
-  QCustomPlot* customPlot() const { return plot_; }
+  QCustomPlot* customPlot() const override { return plot_; }
+  QString plotTitle() const override;
+  // One line per layer in model order:
+  // layer,name,role,block,abs_max,excess_kurtosis,outliers_in,outliers_out (nan where unreadable).
+  QString toCsv() const override;
 
  public slots:
   // As a click on the layer's point.
@@ -70,6 +76,7 @@ class ModelOverview : public QWidget {
 
  signals:
   void layerActivated(int layer);  // index into Model::layers
+  void exportRequested(qs::ui::ExportAction action);
 
  private:
   struct Point {
