@@ -5,11 +5,59 @@
 #include <nlohmann/json.hpp>
 
 #include "export/gguf_export.h"
+#include "export/gptq_export.h"
 #include "io/open_model.h"
 
 namespace qs::cli {
 
+namespace {
+
+int run_export_gptq(const ExportOptions& opt) {
+  auto model = open_model(opt.path);
+  if (!model) {
+    std::fprintf(stderr, "quantscope-cli: %s\n", model.error().message.c_str());
+    return 2;
+  }
+  const auto start = std::chrono::steady_clock::now();
+  auto report = export_gptq(*model, opt.out, {opt.bits, opt.group, !opt.asym}, OpContext::none());
+  if (!report) {
+    std::fprintf(stderr, "quantscope-cli: %s\n", report.error().message.c_str());
+    return 1;
+  }
+  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  int quantized = 0;
+  for (const auto& m : report->modules) quantized += m.quantized;
+  if (opt.json) {
+    nlohmann::ordered_json out;
+    out["source"] = model->path;
+    out["output"] = opt.out;
+    out["checkpoint_format"] = report->checkpoint_format;
+    out["bytes"] = report->bytes;
+    out["seconds"] = seconds;
+    out["modules"] = nlohmann::ordered_json::array();
+    for (const auto& m : report->modules) {
+      nlohmann::ordered_json j = {{"name", m.name}, {"quantized", m.quantized}};
+      if (m.quantized) j["sqnr_db"] = m.sqnr_db;
+      else j["reason"] = m.reason;
+      out["modules"].push_back(std::move(j));
+    }
+    std::printf("%s\n", out.dump(2).c_str());
+    return 0;
+  }
+  for (const auto& m : report->modules) {
+    if (m.quantized) std::printf("%-44s %d-bit  SQNR %6.2f dB\n", m.name.c_str(), opt.bits, m.sqnr_db);
+    else std::printf("%-44s F16    (%s)\n", m.name.c_str(), m.reason.c_str());
+  }
+  std::printf("wrote %s: %s, %d of %zu modules quantized, model.safetensors %llu bytes in %.2f s\n", opt.out.c_str(),
+              report->checkpoint_format.c_str(), quantized, report->modules.size(),
+              static_cast<unsigned long long>(report->bytes), seconds);
+  return 0;
+}
+
+}  // namespace
+
 int run_export(const ExportOptions& opt) {
+  if (opt.format == "gptq") return run_export_gptq(opt);
   const auto ftype = parse_llama_ftype(opt.ftype);
   if (!ftype) {
     std::fprintf(stderr, "quantscope-cli: unknown file type '%s' (one of %s)\n", opt.ftype.c_str(), llama_ftype_names().c_str());

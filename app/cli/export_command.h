@@ -4,14 +4,19 @@
 namespace qs::cli {
 
 struct ExportOptions {
-  std::string path;    // source model
-  std::string out;     // output file
-  std::string ftype = "q8_0";  // llama.cpp file type
+  std::string path;            // source model
+  std::string out;             // output file (GGUF) or directory (GPTQ)
+  std::string format = "gguf";  // "gguf" or "gptq"
+  std::string ftype = "q8_0";  // GGUF: llama.cpp file type
+  int bits = 4;                // GPTQ
+  int group = 128;             // GPTQ; -1 per output channel
+  bool asym = false;           // GPTQ
   bool json = false;
 };
 
-// Writes a quantized GGUF with llama-quantize's per-tensor types for the file
-// type, and lists each tensor's type and the rule or fallback that chose it.
+// GGUF: writes llama-quantize's per-tensor types for the file type and lists
+// each tensor's type and the rule or fallback that chose it. GPTQ: writes the
+// packed safetensors checkpoint directory and lists each module's SQNR.
 int run_export(const ExportOptions& opt);
 
 }  // namespace qs::cli

@@ -42,12 +42,18 @@ int main(int argc, char** argv) {
   meas->add_flag("--json", measure.json, "Machine-readable output");
 
   qs::cli::ExportOptions exporting;
-  auto* exp = app.add_subcommand("export", "Write a quantized GGUF with llama.cpp's per-tensor types for a file type "
-                                           "(byte-identical to llama-quantize), from a GGUF or a llama/mistral HF directory "
-                                           "with a SentencePiece tokenizer.model");
+  auto* exp = app.add_subcommand("export", "Write a quantized checkpoint. GGUF: llama.cpp's per-tensor types for a file "
+                                           "type (byte-identical to llama-quantize), from a GGUF or a llama/mistral HF "
+                                           "directory with a SentencePiece tokenizer.model. GPTQ: the packed safetensors "
+                                           "directory transformers/vLLM load, from an HF model");
   exp->add_option("path", exporting.path, "Source model (.gguf or HF directory)")->required();
-  exp->add_option("-o,--out", exporting.out, "Output .gguf (written atomically; never the source)")->required();
-  exp->add_option("-t,--type", exporting.ftype, "File type: " + qs::llama_ftype_names())->capture_default_str();
+  exp->add_option("-o,--out", exporting.out, "Output .gguf file or GPTQ directory (written atomically; never the source)")
+      ->required();
+  exp->add_option("-f,--format", exporting.format, "gguf or gptq")->check(CLI::IsMember({"gguf", "gptq"}))->capture_default_str();
+  exp->add_option("-t,--type", exporting.ftype, "GGUF file type: " + qs::llama_ftype_names())->capture_default_str();
+  exp->add_option("--bits", exporting.bits, "GPTQ bits: 2, 3, 4 or 8")->check(CLI::IsMember({2, 3, 4, 8}))->capture_default_str();
+  exp->add_option("--group", exporting.group, "GPTQ group size (-1: per output channel)")->capture_default_str();
+  exp->add_flag("--asym", exporting.asym, "GPTQ: asymmetric grid with zero-points (written as gptq_v2)");
   exp->add_flag("--json", exporting.json, "Machine-readable output");
 
   std::string demo_out = qs::default_demo_dir();

@@ -31,9 +31,23 @@ Result<SafetensorsFile> read_safetensors(const std::string& path) {
 
 Result<void> write_safetensors(const std::string& path, std::vector<SafetensorsWriteEntry> entries,
                                const std::map<std::string, std::string>& metadata) {
+  std::vector<SafetensorsLayoutEntry> layout;
+  layout.reserve(entries.size());
+  for (const auto& e : entries) layout.push_back({e.name, e.dtype, e.shape});
+  return write_safetensors_streaming(
+      path, layout, [&](std::size_t i) -> Result<std::span<const std::byte>> { return entries[i].data; }, metadata);
+}
+
+Result<void> write_safetensors_streaming(const std::string& path, const std::vector<SafetensorsLayoutEntry>& entries,
+                                         const SafetensorsProducer& produce,
+                                         const std::map<std::string, std::string>& metadata) {
   // Reference order: larger element types first (so every tensor is aligned to
   // its element size), then by name.
-  std::stable_sort(entries.begin(), entries.end(), [](const auto& a, const auto& b) {
+  std::vector<std::size_t> order(entries.size());
+  for (std::size_t i = 0; i < order.size(); ++i) order[i] = i;
+  std::stable_sort(order.begin(), order.end(), [&](std::size_t ia, std::size_t ib) {
+    const auto& a = entries[ia];
+    const auto& b = entries[ib];
     const unsigned ba = dtype_bits(a.dtype), bb = dtype_bits(b.dtype);
     return ba != bb ? ba > bb : a.name < b.name;
   });
@@ -41,18 +55,17 @@ Result<void> write_safetensors(const std::string& path, std::vector<SafetensorsW
   nlohmann::ordered_json header = nlohmann::ordered_json::object();
   if (!metadata.empty()) header["__metadata__"] = metadata;
   std::uint64_t offset = 0;
-  for (std::size_t i = 0; i < entries.size(); ++i) {
-    const auto& e = entries[i];
-    if (i > 0 && entries[i - 1].name == e.name) return Error::invalid(path + ": duplicate tensor name \"" + e.name + "\"");
+  std::vector<std::uint64_t> sizes(entries.size());
+  for (std::size_t k = 0; k < order.size(); ++k) {
+    const auto& e = entries[order[k]];
+    if (k > 0 && entries[order[k - 1]].name == e.name) return Error::invalid(path + ": duplicate tensor name \"" + e.name + "\"");
     std::uint64_t numel = 1;
     for (auto d : e.shape) {
       if (d < 0 || !checked_mul(numel, static_cast<std::uint64_t>(d), numel))
         return Error::invalid(path + ": tensor \"" + e.name + "\": bad shape " + shape_to_string(e.shape));
     }
     const std::uint64_t bytes = numel * dtype_bits(e.dtype) / 8;
-    if (bytes != e.data.size())
-      return Error::invalid(path + ": tensor \"" + e.name + "\": " + std::to_string(e.data.size()) +
-                            " data bytes given, shape needs " + std::to_string(bytes));
+    sizes[order[k]] = bytes;
     nlohmann::ordered_json entry;
     entry["dtype"] = std::string(dtype_name(e.dtype));
     entry["shape"] = e.shape;
@@ -70,8 +83,14 @@ Result<void> write_safetensors(const std::string& path, std::vector<SafetensorsW
   for (int i = 0; i < 8; ++i) len[i] = static_cast<unsigned char>(n >> (8 * i));
   if (auto r = file->write(len, 8); !r) return r;
   if (auto r = file->write(text.data(), text.size()); !r) return r;
-  for (const auto& e : entries)
-    if (auto r = file->write(e.data.data(), e.data.size()); !r) return r;
+  for (std::size_t i : order) {
+    auto data = produce(i);
+    if (!data) return data.error();
+    if (data->size() != sizes[i])
+      return Error::invalid(path + ": tensor \"" + entries[i].name + "\": " + std::to_string(data->size()) +
+                            " data bytes given, shape needs " + std::to_string(sizes[i]));
+    if (auto r = file->write(data->data(), data->size()); !r) return r;
+  }
   return file->commit();
 }
 

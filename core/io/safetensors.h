@@ -3,6 +3,7 @@
 // errors that name the file and the tensor), reading into TensorInfo views,
 // and writing (reference layout, atomic).
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <span>
 #include <string>
@@ -56,5 +57,19 @@ struct SafetensorsWriteEntry {
 // through a temporary file renamed into place.
 Result<void> write_safetensors(const std::string& path, std::vector<SafetensorsWriteEntry> entries,
                                const std::map<std::string, std::string>& metadata = {{"format", "pt"}});
+
+// Streaming variant: the header is laid out from names, dtypes and shapes
+// alone, then `produce(i)` is asked for entry i's bytes, one entry at a time in
+// file order (the same order as above), so that only one tensor need be in
+// memory. The span must stay valid until the next call.
+struct SafetensorsLayoutEntry {
+  std::string name;
+  DType dtype = DType::F32;
+  std::vector<std::int64_t> shape;
+};
+using SafetensorsProducer = std::function<Result<std::span<const std::byte>>(std::size_t entry)>;
+Result<void> write_safetensors_streaming(const std::string& path, const std::vector<SafetensorsLayoutEntry>& entries,
+                                         const SafetensorsProducer& produce,
+                                         const std::map<std::string, std::string>& metadata = {{"format", "pt"}});
 
 }  // namespace qs

@@ -1,0 +1,48 @@
+#pragma once
+// GPTQ checkpoint export (the safetensors layout transformers, vLLM and
+// GPTQModel load; docs/formats.md 4): every linear layer of the transformer
+// blocks as qweight / qzeros / scales (F16) / g_idx, everything else copied in
+// F16, config.json with quantization_config plus quantize_config.json, and the
+// tokenizer files. Symmetric grids are written in the universally read v1
+// zero-point convention ("gptq"), asymmetric ones in v2 ("gptq_v2"), whose
+// zero-points need no -1 offset that a zero of 0 would break.
+// Layers whose shape the format cannot take stay in F16 and are listed in
+// quantization_config.dynamic as "-:" exclusions.
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "model/model.h"
+#include "util/op_context.h"
+#include "util/result.h"
+
+namespace qs {
+
+struct GptqExportOptions {
+  int bits = 4;          // 2, 3, 4, 8
+  int group_size = 128;  // > 0, or -1: one group per output channel
+  bool sym = true;
+};
+
+struct GptqExportedModule {
+  std::string name;     // e.g. "model.layers.0.self_attn.q_proj"
+  bool quantized = false;
+  std::string reason;   // why it stayed F16
+  double sqnr_db = 0;   // of the dequantized weight (F16 scales), when quantized
+};
+
+struct GptqExportReport {
+  std::vector<GptqExportedModule> modules;
+  std::string checkpoint_format;  // "gptq" or "gptq_v2"
+  std::uint64_t bytes = 0;        // model.safetensors
+};
+
+// `out_dir` must not exist yet (or be empty): it is written as a temporary
+// sibling directory and renamed into place at the end. The weights are
+// quantized by RTN onto the GPTQ grid with F16 scales (what GPTQ tooling
+// stores); GPTQ proper needs calibration Hessians, which come with the
+// calibration work.
+Result<GptqExportReport> export_gptq(const Model& source, const std::string& out_dir, const GptqExportOptions& options,
+                                     OpContext& ctx);
+
+}  // namespace qs
