@@ -16,7 +16,8 @@ namespace qs::ui {
 namespace {
 
 constexpr int kMaxCellsPerSide = 2048;
-constexpr int kSettleMs = 150;  // wheel notches and drags come in bursts: ask once they stop
+constexpr int kSettleMs = 150;
+constexpr double kColorDecades = 1e-4;  // the colour scale spans [max |w| / 10^4, max |w|]  // wheel notches and drags come in bursts: ask once they stop
 
 // Ticks on whole channel indices only: a channel is a whole number.
 class ChannelTicker : public QCPAxisTicker {
@@ -192,21 +193,14 @@ void HeatmapPlot::setHeatmap(const Heatmap& h) {
   map_ = h;
   if (!haveColors_) {
     // The colour range is fixed per weight from its first (whole) heatmap, so
-    // colours stay comparable while zooming.
-    float hi = 0, lo = INFINITY;
-    for (float v : h.abs_max) {
-      if (!(v > 0) || !std::isfinite(v)) continue;
-      hi = std::max(hi, v);
-      lo = std::min(lo, v);
-    }
-    if (!(hi > 0)) {
-      colorLo_ = 1e-6;
-      colorHi_ = 1;
-    } else {
-      colorHi_ = hi;
-      colorLo_ = std::max<double>(lo, hi * 1e-4);
-      if (colorLo_ >= colorHi_) colorLo_ = colorHi_ / 10.0;
-    }
+    // colours stay comparable while zooming: four decades below the largest
+    // |w|, the same whether that first map was pooled or not (a floor taken
+    // from pooled cells would paint most single weights black once zoomed in).
+    float hi = 0;
+    for (float v : h.abs_max)
+      if (v > 0 && std::isfinite(v)) hi = std::max(hi, v);
+    colorHi_ = hi > 0 ? hi : 1.0;
+    colorLo_ = colorHi_ * kColorDecades;
     scale_->setDataRange(QCPRange(colorLo_, colorHi_));
     haveColors_ = true;
   }
@@ -263,15 +257,17 @@ void HeatmapPlot::updateTitle() {
     detail = tr("each cell: max |w| of up to %1 × %2 weights (zoom in for detail)").arg(tr_).arg(tc);
   }
   const bool whole = map_.row0 == 0 && map_.col0 == 0 && map_.row1 == rows_ && map_.col1 == cols_;
+  // Long lines are cut at the plot's edges: the name, where, and how fine each get a line.
   const QString where = whole ? tr("[%1 × %2]").arg(rows_).arg(cols_)
-                              : tr("rows %1–%2, columns %3–%4 of [%5 × %6]")
+                              : tr("rows %1–%2 × columns %3–%4 of [%5 × %6]")
                                     .arg(map_.row0)
                                     .arg(map_.row1 - 1)
                                     .arg(map_.col0)
                                     .arg(map_.col1 - 1)
                                     .arg(rows_)
                                     .arg(cols_);
-  titleElement_->setText(tr("|W| of %1\n%2 · %3").arg(title_, where, detail));
+  titleElement_->setText(whole ? tr("|W| of %1\n%2 · %3").arg(title_, where, detail)
+                               : tr("|W| of %1\n%2\n%3").arg(title_, where, detail));
 }
 
 float HeatmapPlot::cell(int row, int col) const {

@@ -21,7 +21,7 @@ constexpr double kLogFloor = 0.5;
 const QColor kBarFill(70, 130, 180);     // steel blue
 const QColor kBarEdge(40, 90, 140);
 const QColor kCompare(230, 100, 20);     // orange outline: apart from the blue bars, also in grey print
-const QColor kGrid(60, 60, 60, 80);      // light ticks: context, not data
+const QColor kGrid(130, 60, 170, 120);   // light purple ticks: apart from the dotted axis grid
 const QColor kClipShade(110, 110, 110, 45);
 const QColor kClipLo(30, 150, 60);       // AIMET: min green, max red
 const QColor kClipHi(200, 30, 45);
@@ -172,10 +172,10 @@ void HistogramPlot::setHistogram(const Histogram& hist, const QString& title) {
   clearGrid();
   clearClipRange();
   clearComparison();
+  updateTitle();
 
-  std::uint64_t total = 0;
-  for (auto c : hist.counts) total += c;
-  titleElement_->setText(tr("%1\n%2 bins · %3 values").arg(title).arg(hist.counts.size()).arg(humanCount(total)));
+  total_ = 0;
+  for (auto c : hist.counts) total_ += c;
   readout_->setVisible(false);
   state_ = State::Plot;
   stack_->setCurrentWidget(plot_);
@@ -227,7 +227,17 @@ void HistogramPlot::applyYScale() {
 void HistogramPlot::resetView() {
   const double maxCount = counts_.isEmpty() ? 1.0 : std::max(1.0, *std::max_element(counts_.begin(), counts_.end()));
   const double pad = width_ > 0 ? width_ : 1.0;
-  plot_->xAxis->setRange(lo_ - pad, hi_ + pad);
+  // The data, and the overlays' ends, so that a clip range beyond the data shows too.
+  double xlo = lo_, xhi = hi_;
+  if (clipOn_) {
+    xlo = std::min(xlo, clipLo_);
+    xhi = std::max(xhi, clipHi_);
+  }
+  if (!gridLines_.empty()) {
+    xlo = std::min(xlo, *std::min_element(gridLevels_.begin(), gridLevels_.end()));
+    xhi = std::max(xhi, *std::max_element(gridLevels_.begin(), gridLevels_.end()));
+  }
+  plot_->xAxis->setRange(xlo - pad, xhi + pad);
   if (logY_) plot_->yAxis->setRange(kLogFloor, maxCount * 3.0);
   else plot_->yAxis->setRange(0.0, maxCount * 1.08);
   plot_->replot();
@@ -300,7 +310,8 @@ void HistogramPlot::setGrid(const QVector<double>& levels, const QString& label)
     }
   }
   updateLegend();
-  plot_->replot();
+  updateTitle();
+  resetView();
 }
 
 void HistogramPlot::clearGrid() {
@@ -309,6 +320,7 @@ void HistogramPlot::clearGrid() {
   gridLevels_.clear();
   gridLabel_.clear();
   updateLegend();
+  updateTitle();
   plot_->replot();
 }
 
@@ -329,13 +341,15 @@ void HistogramPlot::setClipRange(double lo, double hi) {
   placeAt(clipLineHi_->end, plot_, hi, 0.0);
   for (QCPAbstractItem* item : std::initializer_list<QCPAbstractItem*>{clipShadeLo_, clipShadeHi_, clipLineLo_, clipLineHi_})
     item->setVisible(true);
-  plot_->replot();
+  updateTitle();
+  resetView();
 }
 
 void HistogramPlot::clearClipRange() {
   clipOn_ = false;
   for (QCPAbstractItem* item : std::initializer_list<QCPAbstractItem*>{clipShadeLo_, clipShadeHi_, clipLineLo_, clipLineHi_})
     item->setVisible(false);
+  updateTitle();
   plot_->replot();
 }
 
@@ -381,6 +395,16 @@ void HistogramPlot::drawComparison() {
   values << values.back();
   compareGraph_->setData(keys, values, true);
   compareGraph_->setVisible(true);
+}
+
+void HistogramPlot::updateTitle() {
+  QString text = tr("%1\n%2 bins · %3 values").arg(title_).arg(counts_.size()).arg(humanCount(total_));
+  QStringList overlays;
+  if (!gridLevels_.isEmpty())
+    overlays << tr("%1 (%2 levels)").arg(gridLabel_.isEmpty() ? tr("grid") : gridLabel_).arg(gridLevels_.size());
+  if (clipOn_) overlays << tr("clip [%1, %2]").arg(number(clipLo_), number(clipHi_));
+  if (!overlays.isEmpty()) text += QStringLiteral(" · ") + overlays.join(QStringLiteral(" · "));
+  titleElement_->setText(text);
 }
 
 void HistogramPlot::updateLegend() {

@@ -109,6 +109,7 @@ class HistogramPlot : public QWidget, public ExportablePlot {
   void applyYScale();
   void drawComparison();
   void updateLegend();
+  void updateTitle();
 
   QStackedWidget* stack_;
   QLabel* messageLabel_;
@@ -122,6 +123,7 @@ class HistogramPlot : public QWidget, public ExportablePlot {
   QString title_;
   QVector<double> centers_, counts_;
   double lo_ = 0, hi_ = 0, width_ = 0;
+  std::uint64_t total_ = 0;
 
   QVector<double> gridLevels_;
   QString gridLabel_;

@@ -92,6 +92,14 @@ int itemsNamed(QCustomPlot* plot, const QString& name) {
   return n;
 }
 
+// With QS_SHOT_DIR set, saves an image of the window there (to look at the views by eye).
+void snapshot(QWidget* w, const QString& name) {
+  const QString dir = qEnvironmentVariable("QS_SHOT_DIR");
+  if (dir.isEmpty()) return;
+  QCoreApplication::processEvents();
+  w->grab().save(dir + QLatin1Char('/') + name + QStringLiteral(".png"));
+}
+
 }  // namespace
 
 class TstHeatmapExport : public QObject {
@@ -315,9 +323,11 @@ void TstHeatmapExport::zoomRequestsTheRegionAndEndsAtExactWeights() {
   QCOMPARE(plot->heatmap().col1, 80);
   QVERIFY(plot->fullResolution());
   QCOMPARE(plot->cell(3, 11), std::fabs(m.at(203, 71)));  // planted outlier channel 71
+  snapshot(w.get(), QStringLiteral("heatmap-zoomed"));
 
   // Double-click: the whole weight again (pooled to 32 x 32).
-  const QPoint centre = plot->customPlot()->axisRect()->rect().center();
+  QCustomPlot* cp = plot->customPlot();
+  const QPoint centre = cp->axisRect()->rect().center();
   QTest::mouseDClick(plot->customPlot(), Qt::LeftButton, {}, centre);
   QTRY_VERIFY_WITH_TIMEOUT(plot->heatmap().row0 == 0 && plot->heatmap().row1 == 256 && plot->heatmap().col1 == 256,
                            kWaitMs);
@@ -339,6 +349,22 @@ void TstHeatmapExport::zoomRequestsTheRegionAndEndsAtExactWeights() {
                            kWaitMs);
   const qs::Heatmap& h = plot->heatmap();
   QCOMPARE(h.abs_max, maxPool(m, h.row0, h.row1, h.col0, h.col1, h.rows, h.cols));
+
+  // A rubber band dragged with the mouse over input channels ~70..80, output channels ~20..30.
+  plot->resetView();
+  QTRY_VERIFY_WITH_TIMEOUT(plot->heatmap().col1 - plot->heatmap().col0 == 256, kWaitMs);
+  cp->replot();
+  const QPoint from(static_cast<int>(cp->xAxis->coordToPixel(70)), static_cast<int>(cp->yAxis->coordToPixel(20)));
+  const QPoint to(static_cast<int>(cp->xAxis->coordToPixel(80)), static_cast<int>(cp->yAxis->coordToPixel(30)));
+  QTest::mousePress(cp, Qt::LeftButton, {}, from);
+  QTest::mouseMove(cp, (from + to) / 2);
+  QTest::mouseMove(cp, to);
+  QTest::mouseRelease(cp, Qt::LeftButton, {}, to);
+  QTRY_VERIFY_WITH_TIMEOUT(plot->fullResolution() && plot->heatmap().col1 - plot->heatmap().col0 <= 12, kWaitMs);
+  const qs::Heatmap& band = plot->heatmap();
+  QVERIFY2(band.col0 >= 69 && band.col0 <= 71 && band.row0 >= 19 && band.row0 <= 21,
+           qPrintable(QStringLiteral("%1 %2").arg(band.col0).arg(band.row0)));
+  QCOMPARE(band.abs_max, maxPool(m, band.row0, band.row1, band.col0, band.col1, band.rows, band.cols));
 }
 
 void TstHeatmapExport::csvExportHoldsThePlottedData() {
@@ -533,6 +559,7 @@ void TstHeatmapExport::gridOverlayDrawsOneLinePerLevel() {
   // A symmetric int4 grid cannot reach +abs-max: its top level is 7/8 of it (clipped).
   w->setGridOverlay(4, true);
   QVERIFY(hist->clipHi() < std::max(-mn, mx));
+  snapshot(w.get(), QStringLiteral("histogram-grid"));
 
   // Kept for the next tensor (recomputed for its range); None removes it.
   QVERIFY(selectAndWait(*w, "model.layers.0.mlp.down_proj.weight"));
@@ -599,6 +626,7 @@ void TstHeatmapExport::compareOverlayShowsTheSecondTensorsCounts() {
   }
   QVERIFY(hist->customPlot()->legend->visible());
   QVERIFY(hist->readoutAt(hist->binCenters()[30]).contains(QString::fromStdString(b)));
+  snapshot(w.get(), QStringLiteral("histogram-compare"));
   // The CSV carries both.
   const QList<QStringList> rows = parseCsv(hist->toCsv());
   QCOMPARE(rows.front().last(), QStringLiteral("compare_count"));
