@@ -115,8 +115,16 @@ HeatmapPlot::HeatmapPlot(QWidget* parent)
   map2d_->setTightBoundary(false);
   map2d_->setName(tr("max |w|"));
 
+  // The title spans the map and its colour bar: they sit in a grid of their
+  // own below it (in one grid, a long title would squeeze the bar's column).
   scale_ = new QCPColorScale(plot_);
-  plot_->plotLayout()->addElement(1, 1, scale_);
+  auto* body = new QCPLayoutGrid;
+  QCPAxisRect* rect = plot_->axisRect();
+  plot_->plotLayout()->take(rect);
+  plot_->plotLayout()->addElement(1, 0, body);
+  body->addElement(0, 0, rect);
+  body->addElement(0, 1, scale_);
+  body->setColumnStretchFactor(1, 0.01);
   scale_->setType(QCPAxis::atRight);
   scale_->setDataScaleType(QCPAxis::stLogarithmic);
   scale_->axis()->setTicker(QSharedPointer<QCPAxisTickerLog>(new QCPAxisTickerLog));
@@ -250,16 +258,16 @@ QString HeatmapPlot::plotTitle() const { return title_.isEmpty() ? QString() : t
 void HeatmapPlot::updateTitle() {
   QString detail;
   if (fullResolution()) {
-    detail = tr("full resolution: one weight per cell");
+    detail = tr("one weight per cell");
   } else {
     const std::int64_t tr_ = (map_.row1 - map_.row0 + map_.rows - 1) / map_.rows;
     const std::int64_t tc = (map_.col1 - map_.col0 + map_.cols - 1) / map_.cols;
-    detail = tr("each cell: max |w| of up to %1 × %2 weights (zoom in for detail)").arg(tr_).arg(tc);
+    detail = tr("max of up to %1 × %2 weights per cell").arg(tr_).arg(tc);
   }
   const bool whole = map_.row0 == 0 && map_.col0 == 0 && map_.row1 == rows_ && map_.col1 == cols_;
   // Long lines are cut at the plot's edges: the name, where, and how fine each get a line.
   const QString where = whole ? tr("[%1 × %2]").arg(rows_).arg(cols_)
-                              : tr("rows %1–%2 × columns %3–%4 of [%5 × %6]")
+                              : tr("rows %1–%2 × cols %3–%4 of [%5 × %6]")
                                     .arg(map_.row0)
                                     .arg(map_.row1 - 1)
                                     .arg(map_.col0)
