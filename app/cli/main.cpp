@@ -7,6 +7,7 @@
 #include "inspect_command.h"
 #include "export_command.h"
 #include "measure_command.h"
+#include "plan_command.h"
 #include "model/dtype.h"
 #include "quant/llama_ftype.h"
 
@@ -40,6 +41,8 @@ int main(int argc, char** argv) {
                    "Comma-separated formats: q8_0 q4_0 q4_1 q5_0 q5_1 q4_k q5_k q6_k, int<bits>[-g<group>|-ch|-tensor][-sym]")
       ->capture_default_str();
   meas->add_flag("--json", measure.json, "Machine-readable output");
+  std::string measure_plan;
+  meas->add_option("--plan", measure_plan, "Measure each layer with the format a plan (plan.json) gives it");
 
   qs::cli::ExportOptions exporting;
   auto* exp = app.add_subcommand("export", "Write a quantized checkpoint. GGUF: llama.cpp's per-tensor types for a file "
@@ -55,6 +58,19 @@ int main(int argc, char** argv) {
   exp->add_option("--group", exporting.group, "GPTQ group size (-1: per output channel)")->capture_default_str();
   exp->add_flag("--asym", exporting.asym, "GPTQ: asymmetric grid with zero-points (written as gptq_v2)");
   exp->add_flag("--json", exporting.json, "Machine-readable output");
+
+  qs::cli::PlanOptions planning;
+  bool plan_demo = false;
+  auto* pl = app.add_subcommand("plan", "Write a quantization plan (plan.json) from a preset, or allocated to a "
+                                        "bits/weight budget by measured error");
+  pl->add_option("path", planning.path, "Model");
+  pl->add_flag("--demo", plan_demo, "Plan for the built-in demo model");
+  pl->add_option("--preset", planning.preset, "Preset: q8_0, q6_k, q4_k, ..., q4_k_m, q5_k_m, q3_k_m, gptq-w4g128, nf4, "
+                                              "w8a8-smoothquant");
+  pl->add_option("--budget", planning.budget, "Target average bits per weight")->check(CLI::PositiveNumber);
+  pl->add_option("--candidates", planning.candidates, "Formats the budget allocation may choose from")->capture_default_str();
+  pl->add_option("-o,--out", planning.out, "Write the plan here (atomically)");
+  pl->add_flag("--json", planning.json, "Machine-readable output");
 
   std::string demo_out = qs::default_demo_dir();
   qs::DemoSpec demo_spec;
@@ -103,9 +119,25 @@ int main(int argc, char** argv) {
       if (comma > start) measure.formats.push_back(measure_formats.substr(start, comma - start));
       start = comma + 1;
     }
+    if (!measure_plan.empty()) return qs::cli::run_measure_plan(measure.path, measure_plan, measure.json);
     return qs::cli::run_measure(measure);
   }
   if (*exp) return qs::cli::run_export(exporting);
+  if (*pl) {
+    if (plan_demo == !planning.path.empty()) {
+      std::fprintf(stderr, "quantscope-cli plan: give a PATH or --demo (one of them)\n");
+      return 2;
+    }
+    if (plan_demo) {
+      auto dir = qs::ensure_demo_model();
+      if (!dir) {
+        std::fprintf(stderr, "quantscope-cli: demo model: %s\n", dir.error().message.c_str());
+        return 1;
+      }
+      planning.path = *dir;
+    }
+    return qs::cli::run_plan(planning);
+  }
   if (*demo) {
     demo_spec.dtype = demo_dtype == "f16" ? qs::DType::F16 : demo_dtype == "bf16" ? qs::DType::BF16 : qs::DType::F32;
     if (auto r = qs::write_demo_model(demo_out, demo_spec); !r) {

@@ -160,6 +160,40 @@ TEST_F(Cli, ExportWritesWhatLlamaQuantizeWritesAndRefusesBadTypes) {
   EXPECT_FALSE(std::filesystem::exists(dir_ / "x.gguf"));
 }
 
+TEST_F(Cli, PlanFromABudgetIsWrittenAndMeasured) {
+  const auto plan = dir_ / "plan.json";
+  const CliRun r = run("plan --json --budget 5 --candidates q4_0,q5_k,q8_0 -o " + plan.string() + " " + dir_.string());
+  ASSERT_EQ(r.code, 0) << r.out;
+  const auto j = nlohmann::json::parse(r.out);
+  EXPECT_LE(j["bits_per_weight"].get<double>(), 5.0);
+  EXPECT_GT(j["bits_per_weight"].get<double>(), 4.5);  // the budget is used, not wasted
+  EXPECT_EQ(j["layers"].size(), 44u);
+  ASSERT_TRUE(std::filesystem::exists(plan));
+  const CliRun m = run("measure --json --plan " + plan.string() + " " + dir_.string());
+  ASSERT_EQ(m.code, 0) << m.out;
+  const auto mj = nlohmann::json::parse(m.out);
+  EXPECT_EQ(mj["layers"].size(), 44u);
+  // The allocation's average is over the layers it allocated (those kept in F16 are outside the budget).
+  double bits = 0, weights = 0;
+  for (const auto& l : mj["layers"]) {
+    if (l["format"] != "f16") {
+      ASSERT_TRUE(l.contains("bits_per_weight")) << l.dump();
+    }
+  }
+  const auto ij = nlohmann::json::parse(run("inspect --json --no-stats " + dir_.string()).out);
+  for (std::size_t i = 0; i < mj["layers"].size(); ++i) {
+    const auto& l = mj["layers"][i];
+    if (l["format"] == "f16") continue;
+    const double n = ij["layers"][i]["params"].get<double>();
+    bits += l["bits_per_weight"].get<double>() * n;
+    weights += n;
+  }
+  EXPECT_NEAR(bits / weights, j["bits_per_weight"].get<double>(), 1e-9);
+  const CliRun bad = run("plan --preset q9 " + dir_.string(), true);
+  EXPECT_EQ(bad.code, 2);
+  EXPECT_NE(bad.out.find("unknown preset"), std::string::npos) << bad.out;
+}
+
 TEST_F(Cli, DemoCommandWritesAModelThatInspects) {
   const auto out = dir_ / "demo2";
   const CliRun w = run("demo --layers 2 --hidden 64 --intermediate 96 -o " + out.string());

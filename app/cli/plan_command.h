@@ -1,0 +1,22 @@
+#pragma once
+#include <string>
+
+namespace qs::cli {
+
+struct PlanOptions {
+  std::string path;
+  std::string out;         // plan.json
+  std::string preset;      // or
+  double budget = 0;       // target bits/weight (> 0)
+  std::string candidates = "q4_0,q4_k,q5_k,q6_k,q8_0";
+  bool json = false;
+};
+
+// Writes a plan from a preset or allocated to a bits/weight budget, and prints
+// every layer's format.
+int run_plan(const PlanOptions& opt);
+
+// `measure --plan`: measures every layer with the format the plan gives it.
+int run_measure_plan(const std::string& model_path, const std::string& plan_path, bool json);
+
+}  // namespace qs::cli

@@ -1,0 +1,121 @@
+#include "quant/allocate.h"
+
+#include <algorithm>
+#include <cmath>
+
+#include "quant/measure.h"
+
+namespace qs {
+namespace {
+
+struct Choice {
+  std::vector<int> pick;  // candidate index per layer, -1 for layers without candidates
+  double bits = 0, error = 0, weights = 0;
+  double average() const { return weights > 0 ? bits / weights : 0.0; }
+};
+
+Choice choose(const Model& model, const std::vector<std::vector<CandidateCost>>& costs, double lambda) {
+  Choice c;
+  c.pick.assign(costs.size(), -1);
+  for (std::size_t l = 0; l < costs.size(); ++l) {
+    if (costs[l].empty()) continue;
+    const double n = static_cast<double>(model.tensors[model.layers[l].weight].numel());
+    double best = INFINITY;
+    for (std::size_t k = 0; k < costs[l].size(); ++k) {
+      const double v = costs[l][k].squared_error + lambda * costs[l][k].bits_per_weight * n;
+      if (v < best) {
+        best = v;
+        c.pick[l] = static_cast<int>(k);
+      }
+    }
+    const auto& chosen = costs[l][static_cast<std::size_t>(c.pick[l])];
+    c.bits += chosen.bits_per_weight * n;
+    c.error += chosen.squared_error;
+    c.weights += n;
+  }
+  return c;
+}
+
+}  // namespace
+
+Result<std::vector<std::vector<CandidateCost>>> measure_candidates(const Model& model,
+                                                                   const std::vector<std::string>& formats,
+                                                                   OpContext& ctx) {
+  std::vector<QuantChoice> choices;
+  for (const auto& f : formats) {
+    auto c = parse_quant_choice(f);
+    if (!c) return c.error();
+    choices.push_back(std::move(*c));
+  }
+  std::vector<std::vector<CandidateCost>> out(model.layers.size());
+  for (std::size_t l = 0; l < model.layers.size(); ++l) {
+    const TensorInfo& t = model.tensors[model.layers[l].weight];
+    for (const auto& c : choices) {
+      if (ctx.cancelled()) return Error::cancelled();
+      auto m = measure_quantization(t, c, ctx);
+      if (!m) {
+        if (m.error().code == ErrorCode::Unsupported) continue;  // shape the format cannot take
+        return m.error();
+      }
+      out[l].push_back({c.name, m->bits_per_weight, m->error.mse * static_cast<double>(t.numel())});
+    }
+    ctx.progress(static_cast<double>(l + 1) / static_cast<double>(model.layers.size()));
+  }
+  return out;
+}
+
+Result<Allocation> allocate_to_budget(const Model& model, const std::vector<std::vector<CandidateCost>>& costs,
+                                      double target) {
+  if (costs.size() != model.layers.size()) return Error::invalid("allocation: one cost list per layer expected");
+  // lambda = 0 takes the most accurate candidate everywhere; a huge lambda the cheapest.
+  const Choice richest = choose(model, costs, 0.0);
+  const Choice cheapest = choose(model, costs, 1e30);
+  if (richest.weights == 0) return Error::invalid("allocation: no layer takes any of the candidate formats");
+  if (cheapest.average() > target + 1e-9)
+    return Error::invalid("allocation: even the cheapest candidates need " + std::to_string(cheapest.average()) +
+                          " bits/weight, above the budget of " + std::to_string(target));
+  Choice best = richest;
+  if (richest.average() > target) {
+    // Bisect log(lambda) for the smallest price that meets the budget.
+    double lo = -60.0, hi = 70.0;  // ln lambda
+    for (int it = 0; it < 200; ++it) {
+      const double mid = 0.5 * (lo + hi);
+      if (choose(model, costs, std::exp(mid)).average() <= target) hi = mid;
+      else lo = mid;
+    }
+    best = choose(model, costs, std::exp(hi));
+  }
+  Allocation a;
+  a.bits_per_weight = best.average();
+  a.squared_error = best.error;
+  for (double ln = -60.0; ln <= 70.0; ln += 0.5) {
+    const Choice c = choose(model, costs, std::exp(ln));
+    if (a.pareto.empty() || std::fabs(a.pareto.back().bits_per_weight - c.average()) > 1e-12)
+      a.pareto.push_back({c.average(), c.error});
+  }
+  // The plan: the most common pick as the default, overrides for the rest.
+  std::map<std::string, int> votes;
+  for (std::size_t l = 0; l < costs.size(); ++l)
+    if (best.pick[l] >= 0) ++votes[costs[l][static_cast<std::size_t>(best.pick[l])].format];
+  a.plan.preset = "budget";
+  a.plan.base.format = std::max_element(votes.begin(), votes.end(), [](auto& x, auto& y) { return x.second < y.second; })->first;
+  for (std::size_t l = 0; l < costs.size(); ++l) {
+    if (best.pick[l] < 0) {  // kept in F16, outside the budget
+      a.fixed.push_back(model.layers[l].name);
+      PlanOverride o;
+      o.match.name = model.layers[l].name;
+      o.format = "f16";
+      a.plan.overrides.push_back(std::move(o));
+      continue;
+    }
+    const std::string& f = costs[l][static_cast<std::size_t>(best.pick[l])].format;
+    if (f == a.plan.base.format) continue;
+    PlanOverride o;
+    o.match.name = model.layers[l].name;
+    o.format = f;
+    a.plan.overrides.push_back(std::move(o));
+  }
+  return a;
+}
+
+}  // namespace qs

@@ -1,0 +1,48 @@
+#pragma once
+// Mixed precision by measured sensitivity: given candidate formats and a
+// target average bits per weight, choose one format per layer so that the
+// summed squared weight error is smallest (the output error with H = I;
+// with calibration the same search takes output errors). Lagrangian
+// relaxation: for a price lambda per bit every layer independently picks
+// argmin error + lambda * bits; lambda is bisected until the average meets
+// the budget. Each lambda's choice is a point of the error/size Pareto front.
+#include <string>
+#include <vector>
+
+#include "model/model.h"
+#include "quant/plan.h"
+#include "util/op_context.h"
+#include "util/result.h"
+
+namespace qs {
+
+struct CandidateCost {
+  std::string format;
+  double bits_per_weight = 0;
+  double squared_error = 0;  // sum over the layer's weights
+};
+
+// Every candidate that fits each layer, measured (RTN); Model::layers order.
+// Layers no candidate fits get an empty list.
+Result<std::vector<std::vector<CandidateCost>>> measure_candidates(const Model& model,
+                                                                   const std::vector<std::string>& formats,
+                                                                   OpContext& ctx);
+
+struct ParetoPoint {
+  double bits_per_weight = 0;  // average over the layers that have candidates
+  double squared_error = 0;
+};
+
+struct Allocation {
+  Plan plan;                      // base: the most chosen format; one override per layer that differs
+  double bits_per_weight = 0;     // achieved average
+  double squared_error = 0;
+  std::vector<ParetoPoint> pareto;  // lambda sweep, from most bits to fewest
+  std::vector<std::string> fixed;   // layers no candidate fits: "f16" in the plan, not counted in the average
+};
+
+// `costs` from measure_candidates. Fails when even the cheapest choice exceeds the budget.
+Result<Allocation> allocate_to_budget(const Model& model, const std::vector<std::vector<CandidateCost>>& costs,
+                                      double target_bits_per_weight);
+
+}  // namespace qs

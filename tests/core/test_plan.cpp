@@ -1,0 +1,232 @@
+// Quantization plans: JSON round trip, errors that name the place, selector
+// semantics on the demo model, and the q4_k_m preset against the types
+// llama-quantize really wrote into stories260K-Q4_K_M.gguf.
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <filesystem>
+
+#include "demo/demo_model.h"
+#include "io/gguf.h"
+#include "io/open_model.h"
+#include "quant/allocate.h"
+#include "quant/plan.h"
+#include "test_files.h"
+
+namespace {
+
+namespace fs = std::filesystem;
+
+const qs::Model& demo() {
+  static const qs::Model model = [] {
+    const fs::path dir = fs::temp_directory_path() / ("qs_plan_demo_" + std::to_string(::getpid()));
+    fs::remove_all(dir);
+    EXPECT_TRUE(qs::write_demo_model(dir.string()).ok());
+    auto m = qs::open_model(dir.string());
+    EXPECT_TRUE(m.ok());
+    return std::move(*m);
+  }();
+  return model;
+}
+
+TEST(Plan, JsonRoundTripKeepsEverything) {
+  qs::Plan p;
+  p.preset = "custom";
+  p.base = {"q4_k", "rtn", {}};
+  qs::PlanOverride a;
+  a.match.role = "down";
+  a.format = "q6_k";
+  qs::PlanOverride b;
+  b.match.first_block = 0;
+  b.match.last_block = 1;
+  b.match.regex = "self_attn\\.(q|k)_proj";
+  b.method = "gptq";
+  b.params = {{"percdamp", 0.05}};
+  p.overrides = {a, b};
+  auto back = qs::parse_plan(qs::plan_to_json(p), "mem");
+  ASSERT_TRUE(back.ok()) << back.error().message;
+  EXPECT_EQ(*back, p);
+}
+
+TEST(Plan, BadPlansAreErrorsThatNameThePlace) {
+  struct Case {
+    const char* json;
+    const char* expect;
+  } cases[] = {
+      {R"({"version":1,"default":{"format":"q4_k"},"extra":1})", "plan: unknown key \"extra\""},
+      {R"({"version":2,"default":{"format":"q4_k"}})", "plan.version: version 2 is not supported"},
+      {R"({"default":{"format":"q4_k"}})", "plan.version: missing"},
+      {R"({"version":1,"default":{"format":"q9_z"}})", "plan.default.format: unknown format \"q9_z\""},
+      {R"({"version":1,"default":{"format":"q4_k","method":"magic"}})", "plan.default.method: unknown method \"magic\""},
+      {R"({"version":1,"default":{"format":"q4_k"},"overrides":[{"match":{"rol":"down"},"format":"q6_k"}]})",
+       "plan.overrides[0].match: unknown key \"rol\""},
+      {R"({"version":1,"default":{"format":"q4_k"},"overrides":[{"match":{"role":"mlp"},"format":"q6_k"}]})",
+       "plan.overrides[0].match.role: unknown role \"mlp\""},
+      {R"({"version":1,"default":{"format":"q4_k"},"overrides":[{"match":{"regex":"(("},"format":"q6_k"}]})",
+       "plan.overrides[0].match.regex: invalid regular expression"},
+      {R"({"version":1,"default":{"format":"q4_k"},"overrides":[{"match":{"blocks":[3,1]},"format":"q6_k"}]})",
+       "plan.overrides[0].match.blocks: must be [first, last]"},
+      {R"({"version":1,"default":{"format":"q4_k"},"overrides":[{"match":{"role":"q"}}]})",
+       "plan.overrides[0]: changes nothing"},
+      {R"({"version":1,"default":{"format":"q4_k","params":{"alpha":"high"}}})", "plan.default.params.alpha: must be a number"},
+      {R"({"version":1,"default":)", "invalid JSON"},
+  };
+  for (const auto& c : cases) {
+    auto p = qs::parse_plan(c.json, "my_plan.json");
+    ASSERT_FALSE(p.ok()) << c.json;
+    EXPECT_NE(p.error().message.find("my_plan.json: "), std::string::npos) << p.error().message;
+    EXPECT_NE(p.error().message.find(c.expect), std::string::npos) << p.error().message;
+  }
+}
+
+TEST(Plan, OverridesApplyInOrderBySelector) {
+  const qs::Model& m = demo();
+  auto plan = qs::parse_plan(R"({
+    "version": 1,
+    "default": {"format": "q4_k", "method": "rtn", "params": {"alpha": 0.5}},
+    "overrides": [
+      {"match": {"role": "down"}, "format": "q6_k"},
+      {"match": {"blocks": [4, 5], "role": "down"}, "format": "q8_0"},
+      {"match": {"regex": "layers\\.0\\.self_attn\\.[qk]_proj"}, "method": "clip", "params": {"ratio_steps": 50}},
+      {"match": {"name": "model.layers.2.mlp.up_proj.weight"}, "format": "int4-g128"}
+    ]})", "t");
+  ASSERT_TRUE(plan.ok()) << plan.error().message;
+  auto cfg = qs::resolve_plan(*plan, m);
+  ASSERT_TRUE(cfg.ok()) << cfg.error().message;
+  ASSERT_EQ(cfg->size(), m.layers.size());
+  int checked = 0;
+  for (std::size_t i = 0; i < m.layers.size(); ++i) {
+    const qs::Layer& l = m.layers[i];
+    const qs::LayerConfig& c = (*cfg)[i];
+    std::string want_format = "q4_k", want_method = "rtn";
+    if (l.role == qs::LayerRole::Down) want_format = l.block >= 4 ? "q8_0" : "q6_k";
+    if (l.name == "model.layers.2.mlp.up_proj") want_format = "int4-g128";
+    const bool qk0 = l.block == 0 && (l.role == qs::LayerRole::Q || l.role == qs::LayerRole::K);
+    if (qk0) want_method = "clip";
+    EXPECT_EQ(c.format, want_format) << l.name;
+    EXPECT_EQ(c.method, want_method) << l.name;
+    EXPECT_EQ(c.params.at("alpha"), 0.5) << l.name;  // merged, not replaced
+    EXPECT_EQ(c.params.count("ratio_steps"), qk0 ? 1u : 0u) << l.name;
+    ++checked;
+  }
+  EXPECT_EQ(checked, 44);
+}
+
+TEST(Plan, PresetsAndSaveLoad) {
+  const qs::Model& m = demo();
+  auto bad = qs::plan_preset("q9_k", m);
+  ASSERT_FALSE(bad.ok());
+  EXPECT_NE(bad.error().message.find("q4_k_m"), std::string::npos) << bad.error().message;  // lists the presets
+  auto gptq = qs::plan_preset("gptq-w4g128", m);
+  ASSERT_TRUE(gptq.ok());
+  auto cfg = qs::resolve_plan(*gptq, m);
+  ASSERT_TRUE(cfg.ok());
+  for (std::size_t i = 0; i < m.layers.size(); ++i) {
+    const bool edge = m.layers[i].role == qs::LayerRole::Embed || m.layers[i].role == qs::LayerRole::LmHead;
+    EXPECT_EQ((*cfg)[i].format, edge ? "f16" : "int4-g128") << m.layers[i].name;
+  }
+  const fs::path file = fs::temp_directory_path() / ("qs_plan_" + std::to_string(::getpid()) + ".json");
+  ASSERT_TRUE(qs::write_plan(file.string(), *gptq).ok());
+  auto back = qs::read_plan(file.string());
+  ASSERT_TRUE(back.ok()) << back.error().message;
+  EXPECT_EQ(*back, *gptq);
+  fs::remove(file);
+}
+
+// The q4_k_m preset on the HF stories260K must give every layer the type that
+// llama-quantize gave the same tensor in its Q4_K_M file.
+TEST(Plan, Q4KMPresetMatchesLlamaQuantizeOnStories260K) {
+  QS_REQUIRE_SHARED();
+  auto hf = qs::open_model(shared + "/models/stories260K/hf");
+  ASSERT_TRUE(hf.ok()) << hf.error().message;
+  auto gguf = qs::read_gguf(shared + "/models/stories260K/gguf/stories260K-Q4_K_M.gguf");
+  ASSERT_TRUE(gguf.ok());
+  auto plan = qs::plan_preset("q4_k_m", *hf);
+  ASSERT_TRUE(plan.ok()) << plan.error().message;
+  auto cfg = qs::resolve_plan(*plan, *hf);
+  ASSERT_TRUE(cfg.ok());
+  const std::map<std::string, std::string> gguf_of = {
+      {"self_attn.q_proj", "attn_q"}, {"self_attn.k_proj", "attn_k"}, {"self_attn.v_proj", "attn_v"},
+      {"self_attn.o_proj", "attn_output"}, {"mlp.gate_proj", "ffn_gate"}, {"mlp.up_proj", "ffn_up"},
+      {"mlp.down_proj", "ffn_down"}};
+  int compared = 0;
+  for (std::size_t i = 0; i < hf->layers.size(); ++i) {
+    const qs::Layer& l = hf->layers[i];
+    std::string name;
+    if (l.role == qs::LayerRole::Embed) name = "token_embd.weight";
+    else if (l.role == qs::LayerRole::LmHead) name = "output.weight";
+    else
+      for (const auto& [hf_part, g] : gguf_of)
+        if (l.name.ends_with(hf_part)) name = "blk." + std::to_string(l.block) + "." + g + ".weight";
+    ASSERT_FALSE(name.empty()) << l.name;
+    const auto it = std::find_if(gguf->tensors.begin(), gguf->tensors.end(), [&](const auto& t) { return t.name == name; });
+    ASSERT_NE(it, gguf->tensors.end()) << name;
+    std::string type(qs::dtype_name(it->dtype));
+    for (char& c : type) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    EXPECT_EQ((*cfg)[i].format, type) << l.name << " (" << name << ")";
+    ++compared;
+  }
+  EXPECT_EQ(compared, 37);
+}
+
+}  // namespace
+
+namespace {
+
+// The Lagrangian choice is optimal among all assignments that use no more bits
+// (checked by brute force over every assignment of a small model).
+TEST(Allocate, BudgetChoiceBeatsEveryAssignmentWithNoMoreBits) {
+  const qs::Model& m = demo();
+  auto costs = qs::measure_candidates(m, {"q4_0", "q5_1", "q8_0", "int3-g32"}, qs::OpContext::none());
+  ASSERT_TRUE(costs.ok()) << costs.error().message;
+  // Brute force on the first 6 layers that have candidates: restrict the model's costs to those.
+  std::vector<std::vector<qs::CandidateCost>> small(costs->size());
+  std::vector<std::size_t> picked;
+  for (std::size_t l = 0; l < costs->size() && picked.size() < 6; ++l)
+    if (!(*costs)[l].empty()) {
+      small[l] = (*costs)[l];
+      picked.push_back(l);
+    }
+  ASSERT_EQ(picked.size(), 6u);
+  auto a = qs::allocate_to_budget(m, small, 5.0);
+  ASSERT_TRUE(a.ok()) << a.error().message;
+  EXPECT_LE(a->bits_per_weight, 5.0 + 1e-9);
+  double weights = 0;
+  for (std::size_t l : picked) weights += static_cast<double>(m.tensors[m.layers[l].weight].numel());
+  std::vector<std::size_t> idx(6, 0);
+  int assignments = 0;
+  while (true) {
+    double bits = 0, err = 0;
+    for (std::size_t k = 0; k < 6; ++k) {
+      const auto& c = small[picked[k]][idx[k]];
+      bits += c.bits_per_weight * static_cast<double>(m.tensors[m.layers[picked[k]].weight].numel());
+      err += c.squared_error;
+    }
+    ++assignments;
+    if (bits / weights <= a->bits_per_weight + 1e-12) {
+      EXPECT_GE(err, a->squared_error * (1 - 1e-12));
+    }
+    std::size_t k = 0;
+    while (k < 6 && ++idx[k] == small[picked[k]].size()) idx[k++] = 0;
+    if (k == 6) break;
+  }
+  EXPECT_GT(assignments, 100);
+  // The Pareto front runs from most bits to fewest with error rising.
+  for (std::size_t i = 1; i < a->pareto.size(); ++i) {
+    EXPECT_LT(a->pareto[i].bits_per_weight, a->pareto[i - 1].bits_per_weight);
+    EXPECT_GE(a->pareto[i].squared_error, a->pareto[i - 1].squared_error);
+  }
+  // The plan it returns resolves to the chosen formats.
+  auto cfg = qs::resolve_plan(a->plan, m);
+  ASSERT_TRUE(cfg.ok());
+  double bits = 0;
+  for (std::size_t l : picked) {
+    const auto it = std::find_if(small[l].begin(), small[l].end(), [&](const auto& c) { return c.format == (*cfg)[l].format; });
+    ASSERT_NE(it, small[l].end()) << m.layers[l].name;
+    bits += it->bits_per_weight * static_cast<double>(m.tensors[m.layers[l].weight].numel());
+  }
+  EXPECT_NEAR(bits / weights, a->bits_per_weight, 1e-9);
+  EXPECT_FALSE(qs::allocate_to_budget(m, small, 2.0).ok());  // below every candidate
+}
+
+}  // namespace
