@@ -313,8 +313,13 @@ void ChannelPlot::resetView() {
     if (std::isfinite(x)) hi = std::max<double>(hi, x);
   if (hi <= 0) hi = 1;
   plot_->xAxis->setRange(-1.0, static_cast<double>(std::max<std::size_t>(order_.size(), 1)));
-  if (logY_) plot_->yAxis->setRange(positiveFloor(absMax_[a], rms_[a]), hi * 3.0);
+  const double floor = logY_ ? positiveFloor(absMax_[a], rms_[a]) : 0.0;
+  if (logY_) plot_->yAxis->setRange(floor, hi * 3.0);
   else plot_->yAxis->setRange(0.0, hi * 1.08);
+  // Bars rise from the axis' floor, not from 0 (which a log axis puts far
+  // below the plot): SVG export cannot clip (QSvgGenerator ignores clip rects).
+  bars_->setBaseValue(floor);
+  outlierBars_->setBaseValue(floor);
   plot_->replot();
 }
 

@@ -221,6 +221,9 @@ void HistogramPlot::applyYScale() {
   }
   plot_->yAxis2->setScaleType(y->scaleType());
   plot_->yAxis2->setTicker(y->ticker());
+  // Bars rise from the axis' floor, not from 0 (which a log axis puts far
+  // below the plot): SVG export cannot clip (QSvgGenerator ignores clip rects).
+  bars_->setBaseValue(logY_ ? kLogFloor : 0.0);
   drawComparison();  // its zero bins depend on the scale
 }
 
@@ -383,9 +386,9 @@ void HistogramPlot::drawComparison() {
     return;
   }
   // A step outline over the bin edges: each bin's count from its lower edge to
-  // the next, the last one closed at hi. On a log axis an empty bin drops to
-  // below the visible floor (the axis cannot show 0).
-  const double empty = logY_ ? kLogFloor / 10.0 : 0.0;
+  // the next, the last one closed at hi. On a log axis (which cannot show 0)
+  // an empty bin drops to the axis' floor.
+  const double empty = logY_ ? kLogFloor : 0.0;
   QVector<double> keys, values;
   for (qsizetype i = 0; i < compareCounts_.size(); ++i) {
     keys << lo_ + width_ * static_cast<double>(i);

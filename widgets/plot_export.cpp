@@ -61,6 +61,7 @@ QByteArray renderPlot(QCustomPlot* plot, PlotFormat format, QSize size) {
       svg.setOutputDevice(&buffer);
       svg.setSize(s);
       svg.setViewBox(QRect(QPoint(0, 0), s));
+      svg.setResolution(96);  // the size is written in mm: at CSS's 96 dpi a browser shows it at pixel size
       svg.setTitle(QStringLiteral("QuantScope plot"));
       QCPPainter painter;
       if (!painter.begin(&svg)) return {};
