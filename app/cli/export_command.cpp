@@ -2,11 +2,13 @@
 
 #include <chrono>
 #include <cstdio>
+#include <optional>
 #include <nlohmann/json.hpp>
 
 #include "export/gguf_export.h"
 #include "export/gptq_export.h"
 #include "io/open_model.h"
+#include "quant/plan.h"
 
 namespace qs::cli {
 
@@ -68,8 +70,17 @@ int run_export(const ExportOptions& opt) {
     std::fprintf(stderr, "quantscope-cli: %s\n", model.error().message.c_str());
     return 2;
   }
+  std::optional<Plan> plan;
+  if (!opt.plan.empty()) {
+    auto p = read_plan(opt.plan);
+    if (!p) {
+      std::fprintf(stderr, "quantscope-cli: %s\n", p.error().message.c_str());
+      return 2;
+    }
+    plan = std::move(*p);
+  }
   const auto start = std::chrono::steady_clock::now();
-  auto report = export_gguf(*model, opt.out, {*ftype}, OpContext::none());
+  auto report = export_gguf(*model, opt.out, {*ftype, plan ? &*plan : nullptr}, OpContext::none());
   if (!report) {
     std::fprintf(stderr, "quantscope-cli: %s\n", report.error().message.c_str());
     return 1;
@@ -79,7 +90,7 @@ int run_export(const ExportOptions& opt) {
     nlohmann::ordered_json out;
     out["source"] = model->path;
     out["output"] = opt.out;
-    out["file_type"] = std::string(llama_ftype_name(*ftype));
+    out["file_type"] = plan ? "plan " + opt.plan : std::string(llama_ftype_name(*ftype));
     out["bytes"] = report->bytes;
     out["seconds"] = seconds;
     out["tensors"] = nlohmann::ordered_json::array();
@@ -93,7 +104,7 @@ int run_export(const ExportOptions& opt) {
     std::printf("%-36s %-7s -> %-7s %s\n", t.name.c_str(), std::string(dtype_name(t.from)).c_str(),
                 std::string(dtype_name(t.to)).c_str(), t.note.c_str());
   std::printf("wrote %s: %s, %llu bytes, %zu tensors in %.2f s\n", opt.out.c_str(),
-              std::string(llama_ftype_name(*ftype)).c_str(), static_cast<unsigned long long>(report->bytes),
+              plan ? ("plan " + opt.plan).c_str() : std::string(llama_ftype_name(*ftype)).c_str(), static_cast<unsigned long long>(report->bytes),
               report->tensors.size(), seconds);
   return 0;
 }

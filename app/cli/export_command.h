@@ -8,6 +8,7 @@ struct ExportOptions {
   std::string out;             // output file (GGUF) or directory (GPTQ)
   std::string format = "gguf";  // "gguf" or "gptq"
   std::string ftype = "q8_0";  // GGUF: llama.cpp file type
+  std::string plan;            // GGUF: a plan.json instead of a file type
   int bits = 4;                // GPTQ
   int group = 128;             // GPTQ; -1 per output channel
   bool asym = false;           // GPTQ

@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <cstring>
 #include <filesystem>
+#include <map>
+#include <optional>
 #include <numeric>
 #include <system_error>
 
@@ -11,6 +13,7 @@
 #include "io/gguf.h"
 #include "model/convert.h"
 #include "quant/ggml_quantize.h"
+#include "quant/plan.h"
 #include "util/atomic_file.h"
 #include "util/half.h"
 
@@ -47,6 +50,67 @@ Result<void> encode(DType to, const std::vector<float>& x, std::vector<std::byte
   return {};
 }
 
+// The GGUF type of a plan format: a ggml block type or f16/bf16/f32 by name.
+std::optional<DType> gguf_type_of(const std::string& format) {
+  for (DType t : {DType::F32, DType::F16, DType::BF16, DType::Q4_0, DType::Q4_1, DType::Q5_0, DType::Q5_1, DType::Q8_0,
+                  DType::Q2_K, DType::Q3_K, DType::Q4_K, DType::Q5_K, DType::Q6_K, DType::IQ4_NL}) {
+    std::string name(dtype_name(t));
+    for (char& c : name) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    if (name == format) return t;
+  }
+  return std::nullopt;
+}
+
+// general.file_type for a plan: the llama.cpp file type of its default format.
+LlamaFtype ftype_of(DType t) {
+  switch (t) {
+    case DType::F32: return LlamaFtype::F32;
+    case DType::F16: return LlamaFtype::F16;
+    case DType::BF16: return LlamaFtype::BF16;
+    case DType::Q4_0: return LlamaFtype::Q4_0;
+    case DType::Q4_1: return LlamaFtype::Q4_1;
+    case DType::Q5_0: return LlamaFtype::Q5_0;
+    case DType::Q5_1: return LlamaFtype::Q5_1;
+    case DType::Q2_K: return LlamaFtype::Q2_K;
+    case DType::Q3_K: return LlamaFtype::Q3_K_S;
+    case DType::Q4_K: return LlamaFtype::Q4_K_S;
+    case DType::Q5_K: return LlamaFtype::Q5_K_S;
+    case DType::Q6_K: return LlamaFtype::Q6_K;
+    case DType::IQ4_NL: return LlamaFtype::IQ4_NL;
+    default: return LlamaFtype::Q8_0;
+  }
+}
+
+// Per-tensor choices from a plan, in the given order.
+Result<std::vector<FtypeChoice>> plan_choices(const Model& model, const Plan& plan, const std::vector<FtypeTensor>& in_order,
+                                              const std::vector<const TensorInfo*>& sources) {
+  auto configs = resolve_plan(plan, model);
+  if (!configs) return configs.error();
+  std::map<std::string, std::size_t> layer_of;  // source weight name -> layer
+  for (std::size_t i = 0; i < model.layers.size(); ++i) layer_of[model.tensors[model.layers[i].weight].name] = i;
+  std::vector<FtypeChoice> out;
+  for (std::size_t k = 0; k < in_order.size(); ++k) {
+    FtypeChoice c;
+    c.type = in_order[k].dtype;
+    const auto it = layer_of.find(sources[k]->name);
+    if (it != layer_of.end()) {
+      const std::string& f = (*configs)[it->second].format;
+      const auto t = gguf_type_of(f);
+      if (!t)
+        return Error::unsupported(model.layers[it->second].name + ": plan format \"" + f +
+                                  "\" has no GGUF type (ggml block types, f16, bf16, f32); export it as GPTQ instead");
+      const std::int64_t nx = in_order[k].shape.back();
+      c.type = llama_fallback_type(*t, nx);
+      if (c.type != *t)
+        c.note = "fallback: rows of " + std::to_string(nx) + " are not whole " + std::string(dtype_name(*t)) +
+                 " blocks, written as " + std::string(dtype_name(c.type));
+    }
+    c.converted = c.type != sources[k]->dtype;
+    out.push_back(std::move(c));
+  }
+  return out;
+}
+
 FtypeModelFacts facts_of(const Model& m) {
   FtypeModelFacts f;
   f.num_layers = m.arch.num_layers;
@@ -72,15 +136,28 @@ Result<GgufExportReport> export_gguf(const Model& source, const std::string& out
     return llama_quantize_order(src->tensors[a].name, src->tensors[b].name);
   });
   std::vector<FtypeTensor> in_order;
+  std::vector<const TensorInfo*> sources;
   in_order.reserve(order.size());
-  for (std::size_t i : order) in_order.push_back({src->tensors[i].name, src->tensors[i].shape, src->tensors[i].natural});
-  const auto choices = llama_ftype_choices(in_order, options.ftype, facts_of(source));
+  for (std::size_t i : order) {
+    in_order.push_back({src->tensors[i].name, src->tensors[i].shape, src->tensors[i].natural});
+    sources.push_back(src->tensors[i].info);
+  }
+  std::vector<FtypeChoice> choices;
+  LlamaFtype file_type = options.ftype;
+  if (options.plan) {
+    auto c = plan_choices(source, *options.plan, in_order, sources);
+    if (!c) return c.error();
+    choices = std::move(*c);
+    file_type = ftype_of(gguf_type_of(options.plan->base.format).value_or(DType::Q8_0));
+  } else {
+    choices = llama_ftype_choices(in_order, options.ftype, facts_of(source));
+  }
 
   GgufWriter writer(src->alignment);
   for (const auto& [key, value] : src->metadata) writer.set(key, value);
   for (const char* key : {"split.no", "split.count", "split.tensors.count"}) writer.remove(key);
   writer.set_u32("general.quantization_version", 2);  // GGML_QNT_VERSION
-  writer.set_u32("general.file_type", static_cast<std::uint32_t>(options.ftype));
+  writer.set_u32("general.file_type", static_cast<std::uint32_t>(file_type));
 
   GgufExportReport report;
   std::uint64_t work = 0, done = 0;

@@ -18,8 +18,15 @@
 
 namespace qs {
 
+struct Plan;
+
 struct GgufExportOptions {
   LlamaFtype ftype = LlamaFtype::Q8_0;
+  // With a plan, each layer gets the ggml type of its plan format ("q4_k",
+  // "iq4_nl", "f16", ...; other formats are refused), with llama.cpp's fallback
+  // for rows the type cannot take; other tensors are copied. general.file_type
+  // then says the plan's default format.
+  const Plan* plan = nullptr;
 };
 
 struct ExportedTensor {

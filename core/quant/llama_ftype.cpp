@@ -95,6 +95,19 @@ DType llama_ftype_base_type(LlamaFtype f) {
   return DType::F32;
 }
 
+DType llama_fallback_type(DType wanted, std::int64_t nx) {
+  if (nx % dtype_block_elems(wanted) == 0) return wanted;
+  DType type = DType::F16;  // llama-quantize refuses where it has no fallback; we keep the weights in F16
+  switch (wanted) {
+    case DType::Q2_K: case DType::Q3_K: case DType::IQ4_XS: type = DType::IQ4_NL; break;
+    case DType::Q4_K: type = DType::Q5_0; break;
+    case DType::Q5_K: type = DType::Q5_1; break;
+    case DType::Q6_K: type = DType::Q8_0; break;
+    default: break;
+  }
+  return nx % dtype_block_elems(type) == 0 ? type : DType::F16;
+}
+
 bool llama_quantize_order(std::string_view a, std::string_view b) {
   const int la = block_number(a), lb = block_number(b);
   if (la != lb) return la < lb;
@@ -166,14 +179,7 @@ std::vector<FtypeChoice> llama_ftype_choices(const std::vector<FtypeTensor>& ten
       if (type != base) c.note = "rule: " + type_name(type);
       if (nx % dtype_block_elems(type) != 0) {
         const DType wanted = type;
-        switch (type) {
-          case DType::Q2_K: case DType::Q3_K: case DType::IQ4_XS: type = DType::IQ4_NL; break;
-          case DType::Q4_K: type = DType::Q5_0; break;
-          case DType::Q5_K: type = DType::Q5_1; break;
-          case DType::Q6_K: type = DType::Q8_0; break;
-          default: type = DType::F16; break;  // llama-quantize refuses here; we keep the weights in F16
-        }
-        if (nx % dtype_block_elems(type) != 0) type = DType::F16;
+        type = llama_fallback_type(type, nx);
         c.note = "fallback: rows of " + std::to_string(nx) + " are not whole " + type_name(wanted) + " blocks of " +
                  std::to_string(dtype_block_elems(wanted)) + ", written as " + type_name(type);
       }

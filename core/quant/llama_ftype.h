@@ -51,6 +51,11 @@ struct FtypeChoice {
 std::vector<FtypeChoice> llama_ftype_choices(const std::vector<FtypeTensor>& tensors, LlamaFtype ftype,
                                              const FtypeModelFacts& facts);
 
+// llama-quantize's fallback for rows of `row_length` that `wanted` cannot take
+// (Q2_K/Q3_K -> IQ4_NL, Q4_K -> Q5_0, Q5_K -> Q5_1, Q6_K -> Q8_0, then F16; where
+// llama.cpp has none, F16). Returns `wanted` when it fits.
+DType llama_fallback_type(DType wanted, std::int64_t row_length);
+
 // llama.cpp's tensor order: by block number (tensors outside blocks first), then by name.
 bool llama_quantize_order(std::string_view a, std::string_view b);
 

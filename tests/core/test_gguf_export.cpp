@@ -16,6 +16,7 @@
 #include "io/open_model.h"
 #include "quant/ggml_quantize.h"
 #include "quant/llama_ftype.h"
+#include "quant/plan.h"
 #include "test_files.h"
 
 namespace {
@@ -221,6 +222,41 @@ TEST(GgufExport, HfWithoutASentencePieceTokenizerIsRefusedWithTheReason) {
   ASSERT_FALSE(r.ok());
   EXPECT_NE(r.error().message.find("tokenizer.model"), std::string::npos) << r.error().message;
   EXPECT_FALSE(fs::exists(dir / "out.gguf"));
+  fs::remove_all(dir);
+}
+
+// A plan drives the types: the q4_k_m preset plan gives the tensors of
+// llama-quantize's Q4_K_M file; a plan format with no GGUF type is refused.
+TEST(GgufExport, PlanDrivenExportMatchesTheFileTypeExport) {
+  QS_REQUIRE_SHARED();
+  const std::string gguf = shared + "/models/stories260K/gguf/";
+  auto model = qs::open_model(gguf + "stories260K-f32.gguf");
+  ASSERT_TRUE(model.ok()) << model.error().message;
+  auto plan = qs::plan_preset("q4_k_m", *model);
+  ASSERT_TRUE(plan.ok()) << plan.error().message;
+  const fs::path dir = fresh_dir("plan");
+  qs::GgufExportOptions opt;
+  opt.plan = &*plan;
+  auto report = qs::export_gguf(*model, (dir / "p.gguf").string(), opt, qs::OpContext::none());
+  ASSERT_TRUE(report.ok()) << report.error().message;
+  auto ours = qs::read_gguf((dir / "p.gguf").string());
+  auto theirs = qs::read_gguf(gguf + "stories260K-Q4_K_M.gguf");
+  ASSERT_TRUE(ours.ok() && theirs.ok());
+  ASSERT_EQ(ours->tensors.size(), theirs->tensors.size());
+  for (std::size_t i = 0; i < ours->tensors.size(); ++i) {
+    const auto& a = ours->tensors[i];
+    const auto& b = theirs->tensors[i];
+    EXPECT_EQ(a.name, b.name);
+    EXPECT_EQ(a.dtype, b.dtype) << a.name;
+    EXPECT_TRUE(std::equal(a.bytes().begin(), a.bytes().end(), b.bytes().begin(), b.bytes().end())) << a.name;
+  }
+  qs::Plan grid;
+  grid.base.format = "int4-g128";
+  opt.plan = &grid;
+  auto refused = qs::export_gguf(*model, (dir / "g.gguf").string(), opt, qs::OpContext::none());
+  ASSERT_FALSE(refused.ok());
+  EXPECT_NE(refused.error().message.find("has no GGUF type"), std::string::npos) << refused.error().message;
+  EXPECT_FALSE(fs::exists(dir / "g.gguf"));
   fs::remove_all(dir);
 }
 
