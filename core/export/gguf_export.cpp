@@ -1,6 +1,7 @@
 #include "export/gguf_export.h"
 
 #include <algorithm>
+#include <cstdio>
 #include <cstring>
 #include <filesystem>
 #include <map>
@@ -12,6 +13,7 @@
 #include "export/gguf_writer.h"
 #include "io/gguf.h"
 #include "model/convert.h"
+#include "quant/clip_search.h"
 #include "quant/ggml_quantize.h"
 #include "quant/plan.h"
 #include "util/atomic_file.h"
@@ -81,9 +83,18 @@ LlamaFtype ftype_of(DType t) {
   }
 }
 
+// How a tensor's blocks are made: the reference quantizer (rtn), or the
+// per-block clip search (clip_search.h), which writes ordinary ggml blocks that
+// are never worse than the reference quantizer's.
+struct TensorMethod {
+  bool clip = false;
+  ClipSearchSpec spec;
+};
+
 // Per-tensor choices from a plan, in the given order.
 Result<std::vector<FtypeChoice>> plan_choices(const Model& model, const Plan& plan, const std::vector<FtypeTensor>& in_order,
-                                              const std::vector<const TensorInfo*>& sources) {
+                                              const std::vector<const TensorInfo*>& sources,
+                                              std::vector<TensorMethod>& methods) {
   auto configs = resolve_plan(plan, model);
   if (!configs) return configs.error();
   std::map<std::string, std::size_t> layer_of;  // source weight name -> layer
@@ -99,6 +110,17 @@ Result<std::vector<FtypeChoice>> plan_choices(const Model& model, const Plan& pl
       if (!t)
         return Error::unsupported(model.layers[it->second].name + ": plan format \"" + f +
                                   "\" has no GGUF type (ggml block types, f16, bf16, f32); export it as GPTQ instead");
+      const LayerConfig& cfg = (*configs)[it->second];
+      if (cfg.method == "clip") {
+        TensorMethod m;
+        m.clip = true;
+        if (auto p = cfg.params.find("min_ratio"); p != cfg.params.end()) m.spec.min_ratio = static_cast<float>(p->second);
+        if (auto p = cfg.params.find("step"); p != cfg.params.end()) m.spec.step = static_cast<float>(p->second);
+        methods[k] = m;
+      } else if (cfg.method != "rtn") {
+        return Error::unsupported(model.layers[it->second].name + ": method \"" + cfg.method +
+                                  "\" needs calibration data, which GGUF export does not take yet (use rtn or clip)");
+      }
       const std::int64_t nx = in_order[k].shape.back();
       c.type = llama_fallback_type(*t, nx);
       if (c.type != *t)
@@ -143,9 +165,10 @@ Result<GgufExportReport> export_gguf(const Model& source, const std::string& out
     sources.push_back(src->tensors[i].info);
   }
   std::vector<FtypeChoice> choices;
+  std::vector<TensorMethod> methods(in_order.size());
   LlamaFtype file_type = options.ftype;
   if (options.plan) {
-    auto c = plan_choices(source, *options.plan, in_order, sources);
+    auto c = plan_choices(source, *options.plan, in_order, sources, methods);
     if (!c) return c.error();
     choices = std::move(*c);
     file_type = ftype_of(gguf_type_of(options.plan->base.format).value_or(DType::Q8_0));
@@ -190,7 +213,18 @@ Result<GgufExportReport> export_gguf(const Model& source, const std::string& out
         permute_rope_rows(f32.data(), permuted.data(), info.rows(), info.cols(), t.permute_heads);
         f32.swap(permuted);
       }
-      if (auto r = encode(layout.dtype, f32, encoded, t.name); !r) return r.error();
+      if (methods[k].clip && dtype_is_block_quantized(layout.dtype)) {
+        const std::int64_t cols = t.shape.back(), rows = static_cast<std::int64_t>(f32.size()) / cols;
+        auto clipped = clip_search_ggml(f32.data(), rows, cols, layout.dtype, methods[k].spec, ctx);
+        if (!clipped) return Error::invalid(t.name + ": " + clipped.error().message);
+        encoded = std::move(clipped->bytes);
+        char note[96];
+        std::snprintf(note, sizeof note, "clip search: SQNR %.2f -> %.2f dB", clipped->plain_error.sqnr_db,
+                      clipped->error.sqnr_db);
+        report.tensors[k].note = note;
+      } else if (auto r = encode(layout.dtype, f32, encoded, t.name); !r) {
+        return r.error();
+      }
       bytes = encoded;
     }
     if (auto r = GgufWriter::write_tensor(*file, layout, bytes, writer.alignment()); !r)

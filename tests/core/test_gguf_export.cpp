@@ -14,6 +14,7 @@
 #include "export/spm_vocab.h"
 #include "io/gguf.h"
 #include "io/open_model.h"
+#include "model/convert.h"
 #include "quant/ggml_quantize.h"
 #include "quant/llama_ftype.h"
 #include "quant/plan.h"
@@ -257,6 +258,52 @@ TEST(GgufExport, PlanDrivenExportMatchesTheFileTypeExport) {
   ASSERT_FALSE(refused.ok());
   EXPECT_NE(refused.error().message.find("has no GGUF type"), std::string::npos) << refused.error().message;
   EXPECT_FALSE(fs::exists(dir / "g.gguf"));
+  fs::remove_all(dir);
+}
+
+// method "clip" writes ordinary ggml blocks (decoded by the ggml decoders) that
+// are never further from the F32 weights than the reference quantizer's.
+TEST(GgufExport, ClipSearchedBlocksAreNeverWorseThanTheReferenceQuantizer) {
+  QS_REQUIRE_SHARED();
+  auto model = qs::open_model(shared + "/models/stories260K/gguf/stories260K-f32.gguf");
+  ASSERT_TRUE(model.ok()) << model.error().message;
+  const fs::path dir = fresh_dir("clip");
+  auto export_with = [&](const char* method) {
+    auto plan = qs::parse_plan(std::string(R"({"version":1,"default":{"format":"q4_0","method":")") + method +
+                                   R"("},"overrides":[{"match":{"role":"down"},"format":"f16","method":"rtn"}]})",
+                               "t");
+    EXPECT_TRUE(plan.ok());
+    qs::GgufExportOptions opt;
+    opt.plan = &*plan;
+    const std::string out = (dir / (std::string(method) + ".gguf")).string();
+    EXPECT_TRUE(qs::export_gguf(*model, out, opt, qs::OpContext::none()).ok());
+    return qs::read_gguf(out);
+  };
+  auto rtn = export_with("rtn");
+  auto clip = export_with("clip");
+  ASSERT_TRUE(rtn.ok() && clip.ok());
+  int better = 0, quantized = 0;
+  for (std::size_t i = 0; i < clip->tensors.size(); ++i) {
+    const auto& c = clip->tensors[i];
+    if (c.dtype != qs::DType::Q4_0) continue;
+    ++quantized;
+    const auto src = model->find_tensor(c.name);
+    ASSERT_TRUE(src) << c.name;
+    const qs::TensorInfo& s = model->tensors[*src];
+    std::vector<float> w(s.numel()), a(s.numel()), b(s.numel());
+    ASSERT_TRUE(qs::convert_to_f32(s.dtype, s.bytes().data(), w.size(), w.data()).ok());
+    ASSERT_TRUE(qs::convert_to_f32(c.dtype, c.bytes().data(), a.size(), a.data()).ok());
+    ASSERT_TRUE(qs::convert_to_f32(rtn->tensors[i].dtype, rtn->tensors[i].bytes().data(), b.size(), b.data()).ok());
+    double ec = 0, er = 0;
+    for (std::size_t k = 0; k < w.size(); ++k) {
+      ec += (static_cast<double>(w[k]) - a[k]) * (static_cast<double>(w[k]) - a[k]);
+      er += (static_cast<double>(w[k]) - b[k]) * (static_cast<double>(w[k]) - b[k]);
+    }
+    EXPECT_LE(ec, er) << c.name;
+    better += ec < er * 0.99;
+  }
+  EXPECT_EQ(quantized, 32);
+  EXPECT_GT(better, 25) << "clip search should gain > 1 % on most tensors";
   fs::remove_all(dir);
 }
 
