@@ -199,7 +199,14 @@ void MainWindow::buildMenus() {
   logYAction_->setChecked(histogram_->logY());
   logYAction_->setShortcut(QKeySequence(tr("Ctrl+L")));
   connect(logYAction_, &QAction::toggled, histogram_, &ui::HistogramPlot::setLogY);
-  QAction* reset = view->addAction(tr("&Reset Zoom"), histogram_, &ui::HistogramPlot::resetView);
+  // Reset Zoom: of the view on screen.
+  QAction* reset = view->addAction(tr("&Reset Zoom"), this, [this] {
+    QWidget* shown = tabs_->currentWidget();
+    if (shown == histogram_) histogram_->resetView();
+    else if (shown == channels_) channels_->resetView();
+    else if (shown == overview_) overview_->resetView();
+    else if (shown == heatmap_) heatmap_->resetView();
+  });
   reset->setShortcut(QKeySequence(tr("Ctrl+0")));
   view->addSeparator();
   QMenu* grid = view->addMenu(tr("Histogram &Grid Overlay"));
@@ -396,6 +403,7 @@ void MainWindow::syncHeatmap() {
   if (t.shape.size() < 2) {
     document_->cancelHeatmap();
     heatmap_->showPlaceholder(tr("%1 has no heatmap (not a 2-D weight)").arg(name));
+    emit heatmapShown(current_);  // settled: there is nothing more to show
     return;
   }
   heatmap_->setTensor(name, t.rows(), t.cols());  // asks for the whole weight (regionRequested)

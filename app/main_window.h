@@ -83,7 +83,8 @@ class MainWindow : public QMainWindow {
  signals:
   // The histogram and stats of `tensor` are on screen.
   void statsShown(int tensor);
-  // The heatmap of `tensor` (or of a region of it, after a zoom) is on screen.
+  // The heatmap of `tensor` (or of a region of it, after a zoom) is on screen;
+  // also when `tensor` has none (not 2-D) and the view says so.
   void heatmapShown(int tensor);
   // The comparison outline of `tensor` is on the histogram.
   void comparisonShown(int tensor);

@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <cmath>
 #include <qcustomplot.h>
+#include <vector>
 
 #include "widgets/display_format.h"
 
@@ -17,7 +18,8 @@ namespace {
 
 constexpr int kMaxCellsPerSide = 2048;
 constexpr int kSettleMs = 150;
-constexpr double kColorDecades = 1e-4;  // the colour scale spans [max |w| / 10^4, max |w|]  // wheel notches and drags come in bursts: ask once they stop
+constexpr double kMinColorSpan = 1e-4;  // the colour scale's lower end, as a fraction of its upper end
+constexpr double kMaxColorSpan = 1e-1;  // wheel notches and drags come in bursts: ask once they stop
 
 // Ticks on whole channel indices only: a channel is a whole number.
 class ChannelTicker : public QCPAxisTicker {
@@ -201,14 +203,22 @@ void HeatmapPlot::setHeatmap(const Heatmap& h) {
   map_ = h;
   if (!haveColors_) {
     // The colour range is fixed per weight from its first (whole) heatmap, so
-    // colours stay comparable while zooming: four decades below the largest
-    // |w|, the same whether that first map was pooled or not (a floor taken
-    // from pooled cells would paint most single weights black once zoomed in).
-    float hi = 0;
+    // colours stay comparable while zooming: from a decade below the cells'
+    // 1st percentile (zoomed in, single weights are smaller than pooled
+    // cells) up to the largest |w|, spanning one to four decades.
+    std::vector<float> positive;
+    positive.reserve(h.abs_max.size());
     for (float v : h.abs_max)
-      if (v > 0 && std::isfinite(v)) hi = std::max(hi, v);
-    colorHi_ = hi > 0 ? hi : 1.0;
-    colorLo_ = colorHi_ * kColorDecades;
+      if (v > 0 && std::isfinite(v)) positive.push_back(v);
+    if (positive.empty()) {
+      colorHi_ = 1.0;
+      colorLo_ = kMinColorSpan;
+    } else {
+      colorHi_ = *std::max_element(positive.begin(), positive.end());
+      auto p1 = positive.begin() + static_cast<std::ptrdiff_t>(positive.size() / 100);
+      std::nth_element(positive.begin(), p1, positive.end());
+      colorLo_ = std::clamp(static_cast<double>(*p1) / 10.0, colorHi_ * kMinColorSpan, colorHi_ * kMaxColorSpan);
+    }
     scale_->setDataRange(QCPRange(colorLo_, colorHi_));
     haveColors_ = true;
   }
@@ -230,8 +240,11 @@ void HeatmapPlot::setHeatmap(const Heatmap& h) {
   map2d_->setData(data, false);
   map2d_->setDataRange(QCPRange(colorLo_, colorHi_));
 
+  const bool first = !hasPlot_;
   hasPlot_ = true;
   stack_->setCurrentWidget(plot_);
+  // The first request guessed the plot's size; once drawn, ask again if it holds clearly more cells.
+  if (first) settle_->start();
   const Region got{h.row0, h.row1, h.col0, h.col1};
   const Region asked{lastRequest_.row0, lastRequest_.row1, lastRequest_.col0, lastRequest_.col1};
   status_->setVisible(requested_ && !(got == asked));

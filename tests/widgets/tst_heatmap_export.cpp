@@ -239,6 +239,15 @@ void TstHeatmapExport::heatmapIsAnExactMaxPoolOfAbsW() {
   QVERIFY2(text.contains(QStringLiteral("input channels %1–%2").arg(r.col0).arg(r.col1 - 1)), qPrintable(text));
   QVERIFY2(text.contains(QStringLiteral("output channels %1–%2").arg(r.row0).arg(r.row1 - 1)), qPrintable(text));
   QVERIFY2(text.contains(QStringLiteral("max |w| = %1").arg(qs::ui::number(plot->cell(5, 7)))), qPrintable(text));
+
+  // A 1-D tensor has no heatmap: the view says so and asks for nothing.
+  QSignalSpy asked(plot, &HeatmapPlot::regionRequested);
+  QSignalSpy shown(w.get(), &MainWindow::heatmapShown);
+  QVERIFY(w->layerTree()->selectTensor(tensorIndex(*w, "model.layers.2.input_layernorm.weight")));
+  QVERIFY(!plot->hasPlot());
+  QVERIFY2(plot->message().contains(QStringLiteral("not a 2-D weight")), qPrintable(plot->message()));
+  QCOMPARE(asked.size(), 0);
+  QCOMPARE(shown.size(), 1);
 }
 
 void TstHeatmapExport::plantedOutlierInputChannelsAreTheBrightestColumns() {
