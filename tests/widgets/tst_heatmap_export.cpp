@@ -10,7 +10,10 @@
 #include <QPainter>
 #include <QSvgRenderer>
 #include <QSignalSpy>
+#include <QSortFilterProxyModel>
+#include <QStandardItemModel>
 #include <QStandardPaths>
+#include <QTreeView>
 #include <QTabWidget>
 #include <QTemporaryDir>
 #include <QWheelEvent>
@@ -659,8 +662,33 @@ void TstHeatmapExport::compareOverlayShowsTheSecondTensorsCounts() {
   const Matrix ma = decodeF16(tensor(*w, a)), mb = decodeF16(tensor(*w, b));
   const std::vector<double> want = binOn(mb, ma, 64);
 
+  // "Compare histogram with this tensor" from B's row in the tree.
   QSignalSpy shown(w.get(), &MainWindow::comparisonShown);
-  w->compareWith(tensorIndex(*w, b));
+  {
+    qs::ui::LayerTree* tree = w->layerTree();
+    QTreeView* view = tree->view();
+    auto* proxy = qobject_cast<QSortFilterProxyModel*>(view->model());
+    QVERIFY(proxy);
+    const QList<QStandardItem*> found =
+        tree->itemModel()->findItems(QStringLiteral("self_attn.o_proj.weight"), Qt::MatchRecursive);
+    QModelIndex row;
+    for (QStandardItem* item : found)
+      if (item->data(qs::ui::LayerTree::TensorIndexRole).toInt() == tensorIndex(*w, b)) row = proxy->mapFromSource(item->index());
+    QVERIFY(row.isValid());
+    view->expand(row.parent());
+    view->scrollTo(row);
+    const QRect rect = view->visualRect(row);
+    QVERIFY(!rect.isEmpty());
+    emit view->customContextMenuRequested(rect.center());
+    QMenu* menu = view->findChild<QMenu*>();
+    QVERIFY(menu);
+    QCOMPARE(menu->actions().size(), 1);
+    QCOMPARE(menu->actions().front()->text(), QStringLiteral("Compare histogram with this tensor"));
+    menu->actions().front()->trigger();
+    delete menu;
+  }
+  QCOMPARE(w->comparisonTensor(), tensorIndex(*w, b));
+  QCOMPARE(w->currentTensor(), tensorIndex(*w, a));  // the selection stays on A
   QTRY_VERIFY_WITH_TIMEOUT(!shown.isEmpty(), kWaitMs);
   QCOMPARE(shown.last().at(0).toInt(), tensorIndex(*w, b));
   QVERIFY(hist->hasComparison());
