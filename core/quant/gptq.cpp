@@ -7,6 +7,7 @@
 #include <string>
 
 #include "backend/lapack.h"
+#include "quant/ggml_block_pack.h"
 #include "backend/thread_pool.h"
 
 namespace qs {
@@ -70,21 +71,34 @@ Result<WalkFactor> walk_factor(MatF h, double percdamp) {
   return walk_factor_from_r(MatF(llt.matrixU()));
 }
 
+// value = scale * (code - zero) + offset, codes clamped to [lo, hi]. Integer
+// grids have offset 0 and lo 0, and then this is the reference's arithmetic
+// exactly; the ggml blocks use all of it (ggml_block_pack.h).
 struct GroupParams {
-  float scale = 1, zero = 0;
+  float scale = 1, zero = 0, offset = 0, lo = 0, hi = 15;
 };
 
 }  // namespace
 
 Result<GptqResult> gptq(const float* w, std::int64_t rows, std::int64_t cols, const float* h, const GptqSpec& spec,
                         OpContext& ctx) {
-  if (auto r = validate_int_grid(spec.grid, cols); !r) return r.error();
-  if (spec.grid.group_size < 0) return Error::invalid("GPTQ: per-tensor grids are not supported (use per channel or groups)");
+  const bool blocks = spec.block_type != DType::Unknown;
+  if (blocks) {
+    if (!ggml_block_pack_supported(spec.block_type))
+      return Error::invalid("GPTQ: " + std::string(dtype_name(spec.block_type)) +
+                            " is not a supported ggml target (Q8_0, Q4_0, Q4_1, Q5_0, Q5_1)");
+    if (cols % 32 != 0) return Error::invalid("GPTQ: " + std::to_string(cols) + " columns are not whole ggml blocks of 32");
+    if (spec.act_order && !spec.static_groups)
+      return Error::invalid("GPTQ: act-order on a ggml grid needs static groups (blocks are runs of original columns)");
+  } else {
+    if (auto r = validate_int_grid(spec.grid, cols); !r) return r.error();
+    if (spec.grid.group_size < 0) return Error::invalid("GPTQ: per-tensor grids are not supported (use per channel or groups)");
+  }
   if (spec.block_size < 1) return Error::invalid("GPTQ: block size must be positive");
   if (!(spec.percdamp >= 0)) return Error::invalid("GPTQ: percdamp must be >= 0");
   for (std::int64_t i = 0; i < rows * cols; ++i)
     if (!std::isfinite(w[i])) return Error::invalid("GPTQ: weight " + std::to_string(i) + " is not finite");
-  const int gs = spec.grid.group_size;  // 0: per channel
+  const int gs = blocks ? 32 : spec.grid.group_size;  // 0: per channel
   const int maxq = (1 << spec.grid.bits) - 1;
 
   // Column order: identity, or by descending Hessian diagonal (act-order).
@@ -117,6 +131,7 @@ Result<GptqResult> gptq(const float* w, std::int64_t rows, std::int64_t cols, co
   out.codes.resize(static_cast<std::size_t>(rows * cols));
   out.scales.resize(static_cast<std::size_t>(rows) * static_cast<std::size_t>(out.groups));
   out.zeros.resize(out.scales.size());
+  if (blocks) out.offsets.resize(out.scales.size());
   out.dequantized.resize(out.codes.size());
   out.g_idx.resize(static_cast<std::size_t>(cols));
   for (std::int64_t p = 0; p < cols; ++p) {
@@ -137,7 +152,13 @@ Result<GptqResult> gptq(const float* w, std::int64_t rows, std::int64_t cols, co
   const MatF W0 = W;  // the lazy updates are driven by Q - W_original (see WalkFactor)
   auto fit = [&](const float* x, std::int64_t n) {
     GroupParams g;
-    int_grid_params(x, static_cast<std::size_t>(n), 1, spec.grid, g.scale, g.zero);
+    if (blocks) {
+      const GgmlBlockGrid b = ggml_block_grid(spec.block_type, x);
+      g = {b.scale, b.zero, b.offset, static_cast<float>(b.lo), static_cast<float>(b.hi)};
+    } else {
+      int_grid_params(x, static_cast<std::size_t>(n), 1, spec.grid, g.scale, g.zero);
+      g.hi = static_cast<float>(maxq);
+    }
     return g;
   };
   std::vector<GroupParams> params(static_cast<std::size_t>(rows));  // the current group's grid, per row
@@ -203,10 +224,12 @@ Result<GptqResult> gptq(const float* w, std::int64_t rows, std::int64_t cols, co
       for (std::int64_t lg = g0; lg < g1; ++lg) {
         const std::int64_t r0 = lg * kLanes, lanes = std::min(kLanes, rows - r0);
         // Idle lanes (past the last row) compute on zeros with a unit grid and write nothing.
-        alignas(32) float scale[kLanes], zero[kLanes], qf[kLanes], err[kLanes];
+        alignas(32) float scale[kLanes], zero[kLanes], offset[kLanes], lo[kLanes], hi[kLanes], qf[kLanes], val[kLanes],
+            err[kLanes];
         for (std::int64_t l = 0; l < kLanes; ++l) {
           scale[l] = 1.0f;
-          zero[l] = 0.0f;
+          zero[l] = offset[l] = lo[l] = 0.0f;
+          hi[l] = static_cast<float>(maxq);
           for (std::int64_t i = 0; i < count; ++i) {
             x[i * kLanes + l] = l < lanes ? W(r0 + l, i1 + i) : 0.0f;
             x0[i * kLanes + l] = l < lanes ? W0(r0 + l, i1 + i) : 0.0f;
@@ -223,23 +246,30 @@ Result<GptqResult> gptq(const float* w, std::int64_t rows, std::int64_t cols, co
                                        : params[r];
             scale[l] = g.scale;
             zero[l] = g.zero;
+            offset[l] = g.offset;
+            lo[l] = g.lo;
+            hi[l] = g.hi;
           }
-          const float top = static_cast<float>(maxq);
           float* xi = x + i * kLanes;
           for (std::int64_t l = 0; l < kLanes; ++l) {  // int_grid_code, then the error, per lane
-            float q = detail::round_even(xi[l] / scale[l]) + zero[l];
-            q = q < 0.0f ? 0.0f : (q > top ? top : q);
+            // (x - 0) / scale is x / scale exactly: integer grids keep the reference's arithmetic.
+            // A ggml block of zeros has scale 0: every code means `offset`.
+            const float s = scale[l] != 0.0f ? scale[l] : 1.0f;
+            float q = detail::round_even((xi[l] - offset[l]) / s) + zero[l];
+            q = q < lo[l] ? lo[l] : (q > hi[l] ? hi[l] : q);
             qf[l] = q;
-            err[l] = scale[l] * (q - zero[l]) - x0[i * kLanes + l];  // Q - W_original
+            val[l] = scale[l] * (q - zero[l]) + offset[l];
+            err[l] = val[l] - x0[i * kLanes + l];  // Q - W_original
           }
           const int grp = out.g_idx[static_cast<std::size_t>(c)];
           for (std::int64_t l = 0; l < lanes; ++l) {
             const std::int64_t r = r0 + l;
             const std::size_t at = static_cast<std::size_t>(r * cols + c);
             out.codes[at] = static_cast<std::uint8_t>(qf[l]);
-            out.dequantized[at] = scale[l] * (qf[l] - zero[l]);
+            out.dequantized[at] = val[l];
             out.scales[static_cast<std::size_t>(r * out.groups + grp)] = scale[l];
             out.zeros[static_cast<std::size_t>(r * out.groups + grp)] = zero[l];
+            if (blocks) out.offsets[static_cast<std::size_t>(r * out.groups + grp)] = offset[l];
             Err(r, i) = err[l];
           }
           // Push the errors onto the rest of the block: x[j] -= err * G[p, j].
@@ -258,6 +288,18 @@ Result<GptqResult> gptq(const float* w, std::int64_t rows, std::int64_t cols, co
     ctx.progress(static_cast<double>(i2) / static_cast<double>(cols));
   }
   if (ctx.cancelled()) return Error::cancelled();
+  if (blocks) {  // the codes and grids as ordinary ggml blocks
+    const std::size_t bytes = dtype_block_bytes(spec.block_type);
+    out.ggml_blocks.resize(static_cast<std::size_t>(rows) * static_cast<std::size_t>(out.groups) * bytes);
+    pool.parallel_for(static_cast<std::size_t>(rows), [&](std::size_t r, unsigned) {
+      for (int g = 0; g < out.groups; ++g) {
+        const std::size_t gi = r * static_cast<std::size_t>(out.groups) + static_cast<std::size_t>(g);
+        const GgmlBlockGrid grid{out.scales[gi], out.zeros[gi], out.offsets[gi], 0, 0};
+        pack_ggml_block(spec.block_type, grid, out.codes.data() + r * static_cast<std::size_t>(cols) + static_cast<std::size_t>(g) * 32,
+                        out.ggml_blocks.data() + gi * bytes);
+      }
+    });
+  }
   return out;
 }
 

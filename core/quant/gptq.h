@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <vector>
 
+#include "model/dtype.h"
 #include "quant/int_grid.h"
 #include "util/op_context.h"
 #include "util/result.h"
@@ -19,6 +20,12 @@ struct GptqSpec {
   int block_size = 128;             // columns per lazy-update block
   bool act_order = false;           // desc_act
   bool static_groups = false;       // with act_order: groups fixed on the original column order
+  // Q8_0, Q4_0, Q4_1, Q5_0, Q5_1: the ggml block grid instead of `grid`
+  // (groups of 32, each fitted as the reference quantizer fits its block, on
+  // the weights as they stand when the walk reaches it); the result then holds
+  // ordinary ggml blocks. Act-order needs static groups here (blocks are runs
+  // of 32 original columns).
+  DType block_type = DType::Unknown;
 };
 
 struct GptqResult {
@@ -27,7 +34,9 @@ struct GptqResult {
   std::vector<float> scales, zeros;  // [rows, groups]
   std::vector<int> g_idx;            // group of each input column (original order), as GPTQ checkpoints store it
   int groups = 1;
-  std::vector<float> dequantized;    // [rows, cols]: scale * (code - zero)
+  std::vector<float> dequantized;    // [rows, cols]: scale * (code - zero) (+ offset for ggml Q4_1/Q5_1)
+  std::vector<float> offsets;        // ggml Q4_1/Q5_1: the block minimum m, [rows, groups]
+  std::vector<std::byte> ggml_blocks;  // with block_type: rows * cols / 32 blocks, row-major
 };
 
 // `w`: [rows, cols] row-major; `h`: [cols, cols], the Hessian X^T X (any positive scale).
