@@ -10,6 +10,7 @@
 #include <QDropEvent>
 #include <QFileDialog>
 #include <QFileInfo>
+#include <QInputDialog>
 #include <QLabel>
 #include <QMenuBar>
 #include <QMessageBox>
@@ -229,6 +230,7 @@ void MainWindow::buildMenus() {
     a->setData(QStringLiteral("%1%2").arg(c.bits).arg(c.symmetric ? QStringLiteral("s") : QString()));
     gridGroup_->addAction(a);
   }
+  view->addAction(tr("Compare Histogram &With…"), this, &MainWindow::chooseComparison);
   view->addAction(tr("Clear Histogram &Comparison"), this, &MainWindow::clearComparison);
 
   QMenu* help = menuBar()->addMenu(tr("&Help"));
@@ -424,6 +426,21 @@ void MainWindow::compareWith(int tensor) {
   compareTensor_ = tensor;
   showTab(QStringLiteral("histogram"));
   applyHistogramOverlays();
+}
+
+void MainWindow::chooseComparison() {
+  const auto model = document_->model();
+  if (!model || model->tensors.empty()) return;
+  QStringList names;
+  for (const TensorInfo& t : model->tensors) names << QString::fromStdString(t.name);
+  bool ok = false;
+  const int preset = compareTensor_ >= 0 ? compareTensor_ : 0;
+  const QString name = QInputDialog::getItem(this, tr("Compare Histogram"),
+                                             tr("Draw this tensor's histogram over the bins of the one shown:"), names,
+                                             preset, false, &ok);
+  if (!ok) return;
+  const auto index = names.indexOf(name);
+  if (index >= 0) compareWith(static_cast<int>(index));
 }
 
 void MainWindow::clearComparison() {

@@ -115,6 +115,7 @@ class MainWindow : public QMainWindow {
   bool writeFile(const QString& path, const QByteArray& bytes);
 
   void chooseFile();
+  void chooseComparison();
   void chooseDirectory();
   void showAbout();
 
