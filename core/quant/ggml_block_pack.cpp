@@ -4,6 +4,7 @@
 #include <cmath>
 #include <cstring>
 
+#include "quant/ggml_quantize.h"
 #include "util/half.h"
 
 namespace qs {
@@ -108,6 +109,66 @@ void pack_ggml_block(DType t, const GgmlBlockGrid& g, const std::uint8_t* codes,
     default:
       return;
   }
+}
+
+bool ggml_superblock_supported(DType t) { return t == DType::Q4_K || t == DType::Q5_K || t == DType::Q6_K; }
+
+int ggml_superblock_sub(DType t) { return t == DType::Q6_K ? 16 : 32; }
+
+void ggml_superblock_grids(DType t, const float* x, GgmlBlockGrid* grids, std::byte* reference) {
+  (void)quantize_ggml_blocks(t, x, 1, reference);  // finite input: checked by the caller
+  const auto* b = reinterpret_cast<const unsigned char*>(reference);
+  auto half_at = [](const unsigned char* p) {
+    std::uint16_t h;
+    std::memcpy(&h, p, 2);
+    return f16_to_f32(h);
+  };
+  if (t == DType::Q6_K) {
+    const float d = half_at(b + 208);
+    const auto* sc = reinterpret_cast<const std::int8_t*>(b + 192);
+    for (int k = 0; k < 16; ++k) grids[k] = {d * static_cast<float>(sc[k]), 32.0f, 0.0f, 0, 63};
+    return;
+  }
+  const float d = half_at(b), dmin = half_at(b + 2);
+  const unsigned char* s = b + 4;
+  for (int j = 0; j < 8; ++j) {
+    int sc, m;  // formats.md 3.8, get_scale_min_k4
+    if (j < 4) {
+      sc = s[j] & 63;
+      m = s[j + 4] & 63;
+    } else {
+      sc = (s[j + 4] & 0x0F) | ((s[j - 4] >> 6) << 4);
+      m = (s[j + 4] >> 4) | ((s[j] >> 6) << 4);
+    }
+    grids[j] = {d * static_cast<float>(sc), 0.0f, -(dmin * static_cast<float>(m)), 0, t == DType::Q5_K ? 31 : 15};
+  }
+}
+
+void pack_ggml_superblock(DType t, const std::byte* reference, const std::uint8_t* codes, std::byte* out) {
+  std::memcpy(out, reference, dtype_block_bytes(t));
+  auto* o = reinterpret_cast<unsigned char*>(out);
+  if (t == DType::Q6_K) {
+    unsigned char* ql = o;
+    unsigned char* qh = o + 128;
+    for (int h = 0; h < 2; ++h)
+      for (int l = 0; l < 32; ++l) {
+        const std::uint8_t* e = codes + 128 * h + l;
+        ql[64 * h + l] = static_cast<unsigned char>((e[0] & 0x0F) | ((e[64] & 0x0F) << 4));
+        ql[64 * h + l + 32] = static_cast<unsigned char>((e[32] & 0x0F) | ((e[96] & 0x0F) << 4));
+        qh[32 * h + l] = static_cast<unsigned char>((e[0] >> 4) | ((e[32] >> 4) << 2) | ((e[64] >> 4) << 4) | ((e[96] >> 4) << 6));
+      }
+    return;
+  }
+  const bool five = t == DType::Q5_K;
+  unsigned char* qs = o + (five ? 48 : 16);
+  unsigned char* qh = o + 16;
+  if (five) std::memset(qh, 0, 32);
+  for (int c = 0; c < 4; ++c)
+    for (int l = 0; l < 32; ++l) {
+      const std::uint8_t lo = codes[64 * c + l], hi = codes[64 * c + 32 + l];
+      qs[32 * c + l] = static_cast<unsigned char>((lo & 0x0F) | ((hi & 0x0F) << 4));
+      if (five) qh[l] = static_cast<unsigned char>(qh[l] | (((lo >> 4) & 1) << (2 * c)) | (((hi >> 4) & 1) << (2 * c + 1)));
+    }
 }
 
 }  // namespace qs

@@ -83,11 +83,15 @@ struct GroupParams {
 Result<GptqResult> gptq(const float* w, std::int64_t rows, std::int64_t cols, const float* h, const GptqSpec& spec,
                         OpContext& ctx) {
   const bool blocks = spec.block_type != DType::Unknown;
+  const bool kquant = ggml_superblock_supported(spec.block_type);
   if (blocks) {
-    if (!ggml_block_pack_supported(spec.block_type))
+    if (!ggml_block_pack_supported(spec.block_type) && !kquant)
       return Error::invalid("GPTQ: " + std::string(dtype_name(spec.block_type)) +
-                            " is not a supported ggml target (Q8_0, Q4_0, Q4_1, Q5_0, Q5_1)");
-    if (cols % 32 != 0) return Error::invalid("GPTQ: " + std::to_string(cols) + " columns are not whole ggml blocks of 32");
+                            " is not a supported ggml target (Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q4_K, Q5_K, Q6_K)");
+    const std::int64_t block = dtype_block_elems(spec.block_type);
+    if (cols % block != 0)
+      return Error::invalid("GPTQ: " + std::to_string(cols) + " columns are not whole " +
+                            std::string(dtype_name(spec.block_type)) + " blocks of " + std::to_string(block));
     if (spec.act_order && !spec.static_groups)
       return Error::invalid("GPTQ: act-order on a ggml grid needs static groups (blocks are runs of original columns)");
   } else {
@@ -98,7 +102,10 @@ Result<GptqResult> gptq(const float* w, std::int64_t rows, std::int64_t cols, co
   if (!(spec.percdamp >= 0)) return Error::invalid("GPTQ: percdamp must be >= 0");
   for (std::int64_t i = 0; i < rows * cols; ++i)
     if (!std::isfinite(w[i])) return Error::invalid("GPTQ: weight " + std::to_string(i) + " is not finite");
-  const int gs = blocks ? 32 : spec.grid.group_size;  // 0: per channel
+  // Codes are grouped by `gs` (the ggml sub-block); grids are fitted for
+  // `fit_gs` columns at a time (a K-quant super-block fits its sub-blocks together).
+  const int gs = kquant ? ggml_superblock_sub(spec.block_type) : blocks ? 32 : spec.grid.group_size;  // 0: per channel
+  const int fit_gs = kquant ? 256 : gs, subs = kquant ? fit_gs / gs : 1;
   const int maxq = (1 << spec.grid.bits) - 1;
 
   // Column order: identity, or by descending Hessian diagonal (act-order).
@@ -161,7 +168,20 @@ Result<GptqResult> gptq(const float* w, std::int64_t rows, std::int64_t cols, co
     }
     return g;
   };
-  std::vector<GroupParams> params(static_cast<std::size_t>(rows));  // the current group's grid, per row
+  // K-quants: the reference quantizer's block of each (row, super-block), whose scale fields the output keeps.
+  const std::size_t super_bytes = kquant ? dtype_block_bytes(spec.block_type) : 0;
+  std::vector<std::byte> headers(kquant ? static_cast<std::size_t>(rows * (cols / 256)) * super_bytes : 0);
+  auto fit_into = [&](const float* x, std::int64_t n, GroupParams* dst, std::int64_t r, std::int64_t super) {
+    if (!kquant) {
+      dst[0] = fit(x, n);
+      return;
+    }
+    GgmlBlockGrid grids[16];
+    ggml_superblock_grids(spec.block_type, x, grids, headers.data() + static_cast<std::size_t>(r * (cols / 256) + super) * super_bytes);
+    for (int k = 0; k < subs; ++k)
+      dst[k] = {grids[k].scale, grids[k].zero, grids[k].offset, static_cast<float>(grids[k].lo), static_cast<float>(grids[k].hi)};
+  };
+  std::vector<GroupParams> params(static_cast<std::size_t>(rows * subs));  // the current fit's grids, per row
   // Static groups are fitted once, up front, on the original column order (dead inputs zeroed);
   // a per-channel grid once per row.
   std::vector<GroupParams> static_params;
@@ -172,7 +192,8 @@ Result<GptqResult> gptq(const float* w, std::int64_t rows, std::int64_t cols, co
     if (static_params.empty()) return;
     std::vector<float> orig(static_cast<std::size_t>(cols));
     for (std::int64_t p = 0; p < cols; ++p) orig[static_cast<std::size_t>(perm[static_cast<std::size_t>(p)])] = W(r, p);
-    for (int g = 0; g < out.groups; ++g) static_params[static_cast<std::size_t>(r * out.groups + g)] = fit(orig.data() + g * gs, gs);
+    for (int g = 0; g < out.groups; g += subs)
+      fit_into(orig.data() + g * gs, fit_gs, &static_params[static_cast<std::size_t>(r * out.groups + g)], r, g / subs);
   });
 
   // The walk. Within a block rows are independent, so kLanes rows go through
@@ -200,9 +221,9 @@ Result<GptqResult> gptq(const float* w, std::int64_t rows, std::int64_t cols, co
     // which needs only the small block of U = A^-1 on [i1, e): one
     // triangular inverse of <= block + group columns and one GEMM per block.
     std::int64_t m = 0;
-    const std::int64_t first_start = dynamic_groups ? (i1 + gs - 1) / gs * gs : cols;
+    const std::int64_t first_start = dynamic_groups ? (i1 + fit_gs - 1) / fit_gs * fit_gs : cols;
     if (first_start < i2) {
-      const std::int64_t last_start = (i2 - 1) / gs * gs, e = std::min(cols, last_start + gs);
+      const std::int64_t last_start = (i2 - 1) / fit_gs * fit_gs, e = std::min(cols, last_start + fit_gs);
       m = e - i1;
       MatF Aloc = MatF::Zero(m, m);
       for (std::int64_t k = 0; k < m; ++k)
@@ -239,11 +260,13 @@ Result<GptqResult> gptq(const float* w, std::int64_t rows, std::int64_t cols, co
           const std::int64_t p = i1 + i, c = perm[static_cast<std::size_t>(p)];
           for (std::int64_t l = 0; l < lanes; ++l) {
             const auto r = static_cast<std::size_t>(r0 + l);
-            if (dynamic_groups && p % gs == 0)  // the reference's block-start values (above)
-              params[r] = fit(Wref.data() + (r0 + l) * m + (p - i1), std::min<std::int64_t>(gs, cols - p));
-            const GroupParams& g = gs > 0 && spec.static_groups
-                                       ? static_params[r * static_cast<std::size_t>(out.groups) + static_cast<std::size_t>(c / gs)]
-                                       : params[r];
+            if (dynamic_groups && p % fit_gs == 0)  // the reference's block-start values (above)
+              fit_into(Wref.data() + (r0 + l) * m + (p - i1), std::min<std::int64_t>(fit_gs, cols - p),
+                       &params[r * static_cast<std::size_t>(subs)], r0 + l, p / fit_gs);
+            const GroupParams& g =
+                gs > 0 && spec.static_groups
+                    ? static_params[r * static_cast<std::size_t>(out.groups) + static_cast<std::size_t>(c / gs)]
+                    : params[r * static_cast<std::size_t>(subs) + static_cast<std::size_t>(kquant ? (p % fit_gs) / gs : 0)];
             scale[l] = g.scale;
             zero[l] = g.zero;
             offset[l] = g.offset;
@@ -288,7 +311,18 @@ Result<GptqResult> gptq(const float* w, std::int64_t rows, std::int64_t cols, co
     ctx.progress(static_cast<double>(i2) / static_cast<double>(cols));
   }
   if (ctx.cancelled()) return Error::cancelled();
-  if (blocks) {  // the codes and grids as ordinary ggml blocks
+  if (kquant) {  // the reference's scale fields with the walk's codes
+    const std::int64_t supers = cols / 256;
+    out.ggml_blocks.resize(static_cast<std::size_t>(rows * supers) * super_bytes);
+    pool.parallel_for(static_cast<std::size_t>(rows), [&](std::size_t r, unsigned) {
+      for (std::int64_t sb = 0; sb < supers; ++sb) {
+        const std::size_t at = (r * static_cast<std::size_t>(supers) + static_cast<std::size_t>(sb)) * super_bytes;
+        pack_ggml_superblock(spec.block_type, headers.data() + at,
+                             out.codes.data() + r * static_cast<std::size_t>(cols) + static_cast<std::size_t>(sb) * 256,
+                             out.ggml_blocks.data() + at);
+      }
+    });
+  } else if (blocks) {  // the codes and grids as ordinary ggml blocks
     const std::size_t bytes = dtype_block_bytes(spec.block_type);
     out.ggml_blocks.resize(static_cast<std::size_t>(rows) * static_cast<std::size_t>(out.groups) * bytes);
     pool.parallel_for(static_cast<std::size_t>(rows), [&](std::size_t r, unsigned) {

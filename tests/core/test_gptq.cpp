@@ -174,12 +174,13 @@ TEST(Gptq, OnGgmlGridsBeatsTheReferenceQuantizer) {
   QS_REQUIRE_SHARED();
   const std::string dir = shared + "/cases/gptq1024/";
   const Case& c = Case::get(dir);
-  for (qs::DType t : {qs::DType::Q4_0, qs::DType::Q4_1, qs::DType::Q5_0, qs::DType::Q5_1, qs::DType::Q8_0}) {
+  for (qs::DType t : {qs::DType::Q4_0, qs::DType::Q4_1, qs::DType::Q5_0, qs::DType::Q5_1, qs::DType::Q8_0, qs::DType::Q4_K,
+                      qs::DType::Q5_K, qs::DType::Q6_K}) {
     qs::GptqSpec spec;
     spec.block_type = t;
     auto r = qs::gptq(c.w.data(), 1024, 1024, c.h.data(), spec, qs::OpContext::none());
     ASSERT_TRUE(r.ok()) << r.error().message;
-    const std::size_t blocks = 1024 * 1024 / 32;
+    const std::size_t blocks = 1024 * 1024 / qs::dtype_block_elems(t);
     ASSERT_EQ(r->ggml_blocks.size(), blocks * qs::dtype_block_bytes(t));
     std::vector<float> decoded(1024 * 1024);
     ASSERT_TRUE(qs::dequantize_ggml_blocks(t, r->ggml_blocks.data(), blocks, decoded.data()));
@@ -197,7 +198,7 @@ TEST(Gptq, OnGgmlGridsBeatsTheReferenceQuantizer) {
     EXPECT_LT(ours, 0.75 * llama) << qs::dtype_name(t);
   }
   qs::GptqSpec bad;
-  bad.block_type = qs::DType::Q4_K;
+  bad.block_type = qs::DType::Q2_K;
   EXPECT_FALSE(qs::gptq(c.w.data(), 1024, 1024, c.h.data(), bad, qs::OpContext::none()).ok());
   bad.block_type = qs::DType::Q4_0;
   bad.act_order = true;
