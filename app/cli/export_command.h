@@ -6,7 +6,8 @@ namespace qs::cli {
 struct ExportOptions {
   std::string path;            // source model
   std::string out;             // output file (GGUF) or directory (GPTQ)
-  std::string format = "gguf";  // "gguf" or "gptq"
+  std::string format = "gguf";  // "gguf", "gptq" or "fakequant"
+  std::string dtype = "f16";     // fakequant: f16, bf16 or f32
   std::string ftype = "q8_0";  // GGUF: llama.cpp file type
   std::string plan;            // GGUF: a plan.json instead of a file type
   int bits = 4;                // GPTQ

@@ -1,8 +1,5 @@
 #include "export/gptq_export.h"
 
-#include <unistd.h>
-
-#include <cerrno>
 #include <cmath>
 #include <cstring>
 #include <filesystem>
@@ -15,6 +12,7 @@
 #include "quant/int_grid.h"
 #include "util/atomic_file.h"
 #include "util/half.h"
+#include "util/staging_dir.h"
 #include "util/read_text_file.h"
 
 namespace qs {
@@ -88,53 +86,6 @@ std::span<const std::byte> bytes_of(const std::vector<T>& v) {
   return std::as_bytes(std::span<const T>(v));
 }
 
-// A directory written under a temporary name and renamed into place; removed
-// unless committed.
-class StagingDir {
- public:
-  static Result<StagingDir> create(const fs::path& target) {
-    std::error_code ec;
-    if (fs::exists(target, ec) && !(fs::is_directory(target, ec) && fs::is_empty(target, ec)))
-      return Error::invalid(target.string() + ": exists and is not an empty directory; choose a new output directory");
-    const fs::path parent = target.has_parent_path() ? target.parent_path() : fs::path(".");
-    std::string name = target.filename().string();
-    name.insert(name.begin(), '.');
-    name.append(".tmp-XXXXXX");
-    std::string templ = (parent / name).string();
-    std::vector<char> buf(templ.begin(), templ.end());
-    buf.push_back('\0');
-    if (!::mkdtemp(buf.data()))
-      return Error::io(target.string() + ": cannot create a temporary directory in " + parent.string() + ": " + std::strerror(errno));
-    fs::permissions(buf.data(), fs::perms::owner_all | fs::perms::group_read | fs::perms::group_exec |
-                                    fs::perms::others_read | fs::perms::others_exec, ec);  // mkdtemp made it 0700
-    return StagingDir(target, fs::path(buf.data()));
-  }
-  StagingDir(StagingDir&& o) noexcept : target_(std::move(o.target_)), temp_(std::move(o.temp_)) { o.temp_.clear(); }
-  StagingDir& operator=(StagingDir&&) = delete;
-  ~StagingDir() {
-    std::error_code ec;
-    if (!temp_.empty()) fs::remove_all(temp_, ec);
-  }
-  const fs::path& path() const { return temp_; }
-  Result<void> commit() {
-    std::error_code ec;
-    fs::rename(temp_, target_, ec);  // replaces an empty directory, as rename(2) does
-    if (ec) return Error::io(target_.string() + ": cannot move the export into place: " + ec.message());
-    temp_.clear();
-    return {};
-  }
-
- private:
-  StagingDir(fs::path target, fs::path temp) : target_(std::move(target)), temp_(std::move(temp)) {}
-  fs::path target_, temp_;
-};
-
-Result<void> write_text(const fs::path& path, const std::string& text) {
-  auto f = AtomicFile::create(path.string());
-  if (!f) return f.error();
-  if (auto r = f->write(text.data(), text.size()); !r) return r;
-  return f->commit();
-}
 
 }  // namespace
 
@@ -260,8 +211,8 @@ Result<GptqExportReport> export_gptq(const Model& source, const std::string& out
   qc["meta"] = {{"quantizer", {"quantscope:0.1.0"}}, {"method", "rtn"}};
   config["quantization_config"] = qc;
   config["torch_dtype"] = "float16";
-  if (auto r = write_text(staging->path() / "config.json", config.dump(2) + "\n"); !r) return r.error();
-  if (auto r = write_text(staging->path() / "quantize_config.json", qc.dump(2) + "\n"); !r) return r.error();
+  if (auto r = write_text_file(staging->path() / "config.json", config.dump(2) + "\n"); !r) return r.error();
+  if (auto r = write_text_file(staging->path() / "quantize_config.json", qc.dump(2) + "\n"); !r) return r.error();
   for (const char* f : {"tokenizer.json", "tokenizer.model", "tokenizer_config.json", "special_tokens_map.json",
                         "generation_config.json"}) {
     std::error_code ec;

@@ -1,0 +1,136 @@
+#include "export/fake_quant_export.h"
+
+#include <cmath>
+#include <cstring>
+#include <filesystem>
+#include <map>
+#include <nlohmann/json.hpp>
+#include <optional>
+
+#include "io/safetensors.h"
+#include "model/convert.h"
+#include "quant/fake_quant.h"
+#include "quant/measure.h"
+#include "quant/metrics.h"
+#include "util/half.h"
+#include "util/read_text_file.h"
+#include "util/staging_dir.h"
+
+namespace qs {
+namespace {
+
+namespace fs = std::filesystem;
+
+// The fake-quant target of a plan format; nullopt for "keep" formats (f16, bf16, f32).
+Result<std::optional<QuantTarget>> target_of(const std::string& format) {
+  if (format == "f16" || format == "bf16" || format == "f32") return std::optional<QuantTarget>();
+  auto c = parse_quant_choice(format);
+  if (!c) return c.error();
+  if (c->kind == QuantChoice::Kind::Ggml) return std::optional<QuantTarget>(QuantTarget::ggml(c->ggml_type));
+  if (c->kind == QuantChoice::Kind::IntGrid) return std::optional<QuantTarget>(QuantTarget::int_grid(c->grid));
+  return Error::unsupported("format \"" + format + "\" is not supported by the fake-quant export yet");
+}
+
+void encode(DType to, const std::vector<float>& x, std::vector<std::byte>& out) {
+  const std::size_t width = to == DType::F32 ? 4 : 2;
+  out.resize(x.size() * width);
+  if (to == DType::F32) {
+    std::memcpy(out.data(), x.data(), out.size());
+    return;
+  }
+  auto* dst = reinterpret_cast<std::uint16_t*>(out.data());
+  for (std::size_t i = 0; i < x.size(); ++i) dst[i] = to == DType::F16 ? f32_to_f16(x[i]) : f32_to_bf16(x[i]);
+}
+
+const char* torch_dtype(DType t) { return t == DType::F32 ? "float32" : t == DType::BF16 ? "bfloat16" : "float16"; }
+
+}  // namespace
+
+Result<FakeQuantReport> export_fake_quant(const Model& source, const Plan& plan, const std::string& out_dir,
+                                          const FakeQuantOptions& options, OpContext& ctx) {
+  if (source.format != ModelFormat::HfDirectory && source.format != ModelFormat::Safetensors)
+    return Error::unsupported(source.path + ": the fake-quant export writes Hugging Face models; open one");
+  if (options.dtype != DType::F16 && options.dtype != DType::BF16 && options.dtype != DType::F32)
+    return Error::invalid("fake-quant export: the output type must be F16, BF16 or F32");
+  auto configs = resolve_plan(plan, source);
+  if (!configs) return configs.error();
+
+  FakeQuantReport report;
+  std::map<std::size_t, std::size_t> layer_of_tensor;
+  std::vector<std::optional<QuantTarget>> targets(source.layers.size());
+  for (std::size_t i = 0; i < source.layers.size(); ++i) {
+    const Layer& l = source.layers[i];
+    const LayerConfig& c = (*configs)[i];
+    FakeQuantLayer fl{l.name, c.format, false, "", 0};
+    if (c.method != "rtn") return Error::unsupported(l.name + ": method \"" + c.method + "\" needs calibration data, which the fake-quant export does not take yet (use rtn)");
+    auto t = target_of(c.format);
+    if (!t) return Error::invalid(l.name + ": " + t.error().message);
+    const TensorInfo& w = source.tensors[l.weight];
+    if (!*t) fl.reason = "kept (" + c.format + ")";
+    else if (w.channels_last) fl.reason = "channels-last (Keras) kernels are not quantized";
+    else if (auto v = validate_target(**t, w.cols()); !v) fl.reason = v.error().message;
+    else {
+      fl.quantized = true;
+      targets[i] = *t;
+      layer_of_tensor[l.weight] = i;
+    }
+    report.layers.push_back(std::move(fl));
+  }
+
+  std::vector<SafetensorsLayoutEntry> layout;
+  for (const TensorInfo& t : source.tensors) {
+    if (!dtype_is_float_convertible(t.dtype) || t.channels_last)
+      return Error::unsupported(t.name + ": " + std::string(dtype_name(t.dtype)) + " tensors are not written by the fake-quant export");
+    layout.push_back({t.name, options.dtype, t.shape});
+  }
+  auto staging = StagingDir::create(out_dir);
+  if (!staging) return staging.error();
+  std::vector<float> w, deq;
+  std::vector<std::byte> bytes;
+  std::size_t done = 0;
+  auto produce = [&](std::size_t e) -> Result<std::span<const std::byte>> {
+    if (ctx.cancelled()) return Error::cancelled();
+    ctx.progress(static_cast<double>(done++) / static_cast<double>(layout.size()));
+    const TensorInfo& t = source.tensors[e];
+    w.resize(t.numel());
+    if (auto r = convert_to_f32(t.dtype, t.bytes().data(), w.size(), w.data()); !r) return Error::unsupported(t.name + ": " + r.error().message);
+    if (auto it = layer_of_tensor.find(e); it != layer_of_tensor.end()) {
+      deq.resize(w.size());
+      if (auto r = fake_quantize(*targets[it->second], w.data(), t.rows(), t.cols(), deq.data()); !r)
+        return Error::invalid(t.name + ": " + r.error().message);
+      report.layers[it->second].sqnr_db = weight_error(w.data(), deq.data(), w.size()).sqnr_db;
+      encode(options.dtype, deq, bytes);
+    } else {
+      encode(options.dtype, w, bytes);
+    }
+    return std::span<const std::byte>(bytes);
+  };
+  const fs::path st = staging->path() / "model.safetensors";
+  if (auto r = write_safetensors_streaming(st.string(), layout, produce, {{"format", "pt"}, {"quantscope_plan", plan_to_json(plan)}}); !r)
+    return r.error();
+  report.bytes = fs::file_size(st);
+
+  const fs::path src_dir = fs::is_directory(source.path) ? fs::path(source.path) : fs::path(source.path).parent_path();
+  if (fs::exists(src_dir / "config.json")) {
+    auto text = read_text_file((src_dir / "config.json").string(), std::size_t{16} << 20);
+    if (!text) return text.error();
+    nlohmann::ordered_json config;
+    try {
+      config = nlohmann::ordered_json::parse(*text);
+    } catch (const nlohmann::ordered_json::exception& e) {
+      return Error::format((src_dir / "config.json").string() + ": invalid JSON: " + e.what());
+    }
+    config["torch_dtype"] = torch_dtype(options.dtype);
+    if (auto r = write_text_file(staging->path() / "config.json", config.dump(2) + "\n"); !r) return r.error();
+  }
+  for (const char* f : {"tokenizer.json", "tokenizer.model", "tokenizer_config.json", "special_tokens_map.json",
+                        "generation_config.json"}) {
+    std::error_code ec;
+    if (fs::exists(src_dir / f) && !fs::copy_file(src_dir / f, staging->path() / f, ec))
+      return Error::io((staging->path() / f).string() + ": " + ec.message());
+  }
+  if (auto r = staging->commit(); !r) return r.error();
+  return report;
+}
+
+}  // namespace qs

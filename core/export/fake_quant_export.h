@@ -1,0 +1,40 @@
+#pragma once
+// Fake-quant export: the model with every planned layer replaced by its
+// dequantized weights (quantize, then dequantize), in F16, BF16 or F32 under
+// the original names, with the original config and tokenizer files, so that
+// any framework can evaluate a plan without knowing its formats. The plan is
+// recorded in the safetensors metadata ("quantscope_plan").
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "model/model.h"
+#include "quant/plan.h"
+#include "util/op_context.h"
+#include "util/result.h"
+
+namespace qs {
+
+struct FakeQuantOptions {
+  DType dtype = DType::F16;  // F16, BF16 or F32
+};
+
+struct FakeQuantLayer {
+  std::string name, format;
+  bool quantized = false;
+  std::string reason;  // why it was copied as it is
+  double sqnr_db = 0;
+};
+
+struct FakeQuantReport {
+  std::vector<FakeQuantLayer> layers;
+  std::uint64_t bytes = 0;  // model.safetensors
+};
+
+// `source`: a Hugging Face model (directory or .safetensors). Only RTN is
+// applied here (methods needing calibration are refused); out_dir is written
+// atomically (util/staging_dir.h).
+Result<FakeQuantReport> export_fake_quant(const Model& source, const Plan& plan, const std::string& out_dir,
+                                          const FakeQuantOptions& options, OpContext& ctx);
+
+}  // namespace qs

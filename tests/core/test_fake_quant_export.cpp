@@ -1,0 +1,100 @@
+// Fake-quant export: every planned layer holds exactly dequantize(quantize(W))
+// rounded to the output type (checked against RTN computed here), everything
+// else is the source rounded to the output type, the plan is in the metadata.
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <nlohmann/json.hpp>
+
+#include "demo/demo_model.h"
+#include "export/fake_quant_export.h"
+#include "io/open_model.h"
+#include "io/safetensors.h"
+#include "model/convert.h"
+#include "quant/ggml_dequant.h"
+#include "quant/ggml_quantize.h"
+#include "quant/int_grid.h"
+#include "test_files.h"
+#include "util/half.h"
+
+namespace {
+
+namespace fs = std::filesystem;
+
+TEST(FakeQuantExport, LayersHoldTheirDequantizedWeights) {
+  const fs::path root = fs::temp_directory_path() / ("qs_fq_" + std::to_string(::getpid()));
+  fs::remove_all(root);
+  qs::DemoSpec spec;
+  spec.layers = 2;
+  spec.hidden = 128;
+  spec.intermediate = 352;
+  ASSERT_TRUE(qs::write_demo_model((root / "src").string(), spec).ok());
+  auto model = qs::open_model((root / "src").string());
+  ASSERT_TRUE(model.ok()) << model.error().message;
+  auto plan = qs::parse_plan(R"({"version":1,"default":{"format":"int4-g64"},
+      "overrides":[{"match":{"role":"down"},"format":"q4_0"},{"match":{"role":"embed"},"format":"f16"}]})", "t");
+  ASSERT_TRUE(plan.ok()) << plan.error().message;
+  auto report = qs::export_fake_quant(*model, *plan, (root / "out").string(), {qs::DType::F16}, qs::OpContext::none());
+  ASSERT_TRUE(report.ok()) << report.error().message;
+  auto file = qs::read_safetensors((root / "out" / "model.safetensors").string());
+  ASSERT_TRUE(file.ok()) << file.error().message;
+  ASSERT_EQ(file->tensors.size(), model->tensors.size());
+  EXPECT_EQ(qs::parse_plan(file->metadata.at("quantscope_plan"), "meta").value(), *plan);
+  const auto config = nlohmann::json::parse(qs::test::read_bytes((root / "out" / "config.json").string()));
+  EXPECT_EQ(config["torch_dtype"], "float16");
+
+  int quantized = 0;
+  for (const auto& out : file->tensors) {
+    ASSERT_EQ(out.dtype, qs::DType::F16) << out.name;
+    const qs::TensorInfo& src = model->tensors[*model->find_tensor(out.name)];
+    std::vector<float> w(src.numel()), expect(src.numel());
+    ASSERT_TRUE(qs::convert_to_f32(src.dtype, src.bytes().data(), w.size(), w.data()).ok());
+    expect = w;
+    const bool linear = out.name.find("_proj") != std::string::npos || out.name == "lm_head.weight";
+    if (linear) {
+      ++quantized;
+      if (out.name.find("down_proj") != std::string::npos) {  // Q4_0 through the ggml reference quantizer
+        std::vector<std::byte> blocks(*qs::dtype_bytes(qs::DType::Q4_0, w.size()));
+        ASSERT_TRUE(qs::quantize_ggml_blocks(qs::DType::Q4_0, w.data(), w.size() / 32, blocks.data()).ok());
+        ASSERT_TRUE(qs::dequantize_ggml_blocks(qs::DType::Q4_0, blocks.data(), w.size() / 32, expect.data()));
+      } else {
+        auto q = qs::rtn_int(w.data(), src.rows(), src.cols(), {4, false, 64});
+        ASSERT_TRUE(q.ok());
+        expect = qs::dequantize_int(*q);
+      }
+    }
+    const auto* got = reinterpret_cast<const std::uint16_t*>(out.bytes().data());
+    std::size_t same = 0;
+    for (std::size_t i = 0; i < expect.size(); ++i) same += got[i] == qs::f32_to_f16(expect[i]);
+    EXPECT_EQ(same, expect.size()) << out.name;
+  }
+  EXPECT_EQ(quantized, 2 * 7 + 1);
+  for (const auto& l : report->layers) {
+    if (l.name != "model.embed_tokens") {
+      EXPECT_TRUE(l.quantized) << l.name << ": " << l.reason;
+    }
+  }
+  fs::remove_all(root);
+}
+
+TEST(FakeQuantExport, RefusesMethodsThatNeedCalibrationAndLeavesNothing) {
+  const fs::path root = fs::temp_directory_path() / ("qs_fq_refuse_" + std::to_string(::getpid()));
+  fs::remove_all(root);
+  qs::DemoSpec spec;
+  spec.layers = 1;
+  spec.hidden = 64;
+  spec.intermediate = 96;
+  ASSERT_TRUE(qs::write_demo_model((root / "src").string(), spec).ok());
+  auto model = qs::open_model((root / "src").string());
+  ASSERT_TRUE(model.ok());
+  auto plan = qs::plan_preset("gptq-w4g128", *model);
+  ASSERT_TRUE(plan.ok());
+  auto r = qs::export_fake_quant(*model, *plan, (root / "out").string(), {}, qs::OpContext::none());
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.error().message.find("needs calibration"), std::string::npos) << r.error().message;
+  EXPECT_FALSE(fs::exists(root / "out"));
+  fs::remove_all(root);
+}
+
+}  // namespace
