@@ -1,7 +1,9 @@
 #include "widgets/heatmap_plot.h"
 
+#include <QCheckBox>
 #include <QLabel>
 #include <QMenu>
+#include <QSignalBlocker>
 #include <QStackedWidget>
 #include <QTimer>
 #include <QVBoxLayout>
@@ -57,17 +59,24 @@ QString channelSpan(const QString& noun, std::int64_t first, std::int64_t end) {
 HeatmapPlot::HeatmapPlot(QWidget* parent)
     : QWidget(parent),
       hint_(new QLabel(this)),
+      fitBox_(new QCheckBox(tr("Fit colours"), this)),
       stack_(new QStackedWidget(this)),
       messageLabel_(new QLabel(this)),
       plot_(new QCustomPlot(this)),
       settle_(new QTimer(this)) {
-  hint_->setText(tr("Wheel, or drag a box, to zoom: the region is recomputed down to single weights · "
-                    "Shift+drag pans · double-click shows the whole weight"));
+  hint_->setText(tr("Wheel or box: zoom to single weights · Shift+drag: pan · double-click: all"));
+  hint_->setToolTip(tr("Zooming (mouse wheel, or a box dragged with the left button) recomputes the region "
+                       "in view at screen resolution, down to one weight per cell. Shift+drag pans; a double "
+                       "click shows the whole weight again."));
   hint_->setStyleSheet(QStringLiteral("color: #606060;"));
   hint_->setWordWrap(true);
   auto* controls = new QHBoxLayout;
   controls->setContentsMargins(6, 4, 6, 0);
   controls->addWidget(hint_, 1);
+  fitBox_->setToolTip(
+      tr("Fit the colour scale to what is on screen. Off: one scale per weight, so colours compare across zooms"));
+  controls->addWidget(fitBox_);
+  connect(fitBox_, &QCheckBox::toggled, this, &HeatmapPlot::setFitColorsToView);
 
   messageLabel_->setAlignment(Qt::AlignCenter);
   messageLabel_->setWordWrap(true);
@@ -202,27 +211,51 @@ void HeatmapPlot::setHeatmap(const Heatmap& h) {
     return;  // not of this weight
   map_ = h;
   if (!haveColors_) {
-    // The colour range is fixed per weight from its first (whole) heatmap, so
-    // colours stay comparable while zooming: from a decade below the cells'
-    // 1st percentile (zoomed in, single weights are smaller than pooled
-    // cells) up to the largest |w|, spanning one to four decades.
-    std::vector<float> positive;
-    positive.reserve(h.abs_max.size());
-    for (float v : h.abs_max)
-      if (v > 0 && std::isfinite(v)) positive.push_back(v);
-    if (positive.empty()) {
-      colorHi_ = 1.0;
-      colorLo_ = kMinColorSpan;
-    } else {
-      colorHi_ = *std::max_element(positive.begin(), positive.end());
-      auto p1 = positive.begin() + static_cast<std::ptrdiff_t>(positive.size() / 100);
-      std::nth_element(positive.begin(), p1, positive.end());
-      colorLo_ = std::clamp(static_cast<double>(*p1) / 10.0, colorHi_ * kMinColorSpan, colorHi_ * kMaxColorSpan);
-    }
-    scale_->setDataRange(QCPRange(colorLo_, colorHi_));
+    // The weight's own scale, from its first (whole) map: fixed while zooming, so colours compare.
+    fitColors(h);
+    wholeLo_ = colorLo_;
+    wholeHi_ = colorHi_;
     haveColors_ = true;
+  } else if (fitColors_) {
+    fitColors(h);
   }
+  drawMap();
 
+  const bool first = !hasPlot_;
+  hasPlot_ = true;
+  stack_->setCurrentWidget(plot_);
+  // The first request guessed the plot's size; once drawn, ask again if it holds clearly more cells.
+  if (first) settle_->start();
+  const Region got{h.row0, h.row1, h.col0, h.col1};
+  const Region asked{lastRequest_.row0, lastRequest_.row1, lastRequest_.col0, lastRequest_.col1};
+  status_->setVisible(requested_ && !(got == asked));
+  readout_->setVisible(false);
+  updateTitle();
+  plot_->replot();
+}
+
+void HeatmapPlot::fitColors(const Heatmap& h) {
+  // From a decade below the cells' 1st percentile (zoomed in, single weights
+  // are smaller than pooled cells) up to the largest |w|: one to four decades.
+  std::vector<float> positive;
+  positive.reserve(h.abs_max.size());
+  for (float v : h.abs_max)
+    if (v > 0 && std::isfinite(v)) positive.push_back(v);
+  if (positive.empty()) {
+    colorHi_ = 1.0;
+    colorLo_ = kMinColorSpan;
+  } else {
+    colorHi_ = *std::max_element(positive.begin(), positive.end());
+    auto p1 = positive.begin() + static_cast<std::ptrdiff_t>(positive.size() / 100);
+    std::nth_element(positive.begin(), p1, positive.end());
+    colorLo_ = std::clamp(static_cast<double>(*p1) / 10.0, colorHi_ * kMinColorSpan, colorHi_ * kMaxColorSpan);
+  }
+  scale_->setDataRange(QCPRange(colorLo_, colorHi_));
+}
+
+void HeatmapPlot::drawMap() {
+  const Heatmap& h = map_;
+  if (h.rows < 1 || h.cols < 1) return;
   // QCPColorMap wants cell centres; a single cell along a side is drawn as two
   // halves, since one centre has no width.
   const int drawCols = std::max(h.cols, 2), drawRows = std::max(h.rows, 2);
@@ -239,17 +272,24 @@ void HeatmapPlot::setHeatmap(const Heatmap& h) {
     }
   map2d_->setData(data, false);
   map2d_->setDataRange(QCPRange(colorLo_, colorHi_));
+}
 
-  const bool first = !hasPlot_;
-  hasPlot_ = true;
-  stack_->setCurrentWidget(plot_);
-  // The first request guessed the plot's size; once drawn, ask again if it holds clearly more cells.
-  if (first) settle_->start();
-  const Region got{h.row0, h.row1, h.col0, h.col1};
-  const Region asked{lastRequest_.row0, lastRequest_.row1, lastRequest_.col0, lastRequest_.col1};
-  status_->setVisible(requested_ && !(got == asked));
-  readout_->setVisible(false);
-  updateTitle();
+void HeatmapPlot::setFitColorsToView(bool on) {
+  {
+    const QSignalBlocker block(fitBox_);
+    fitBox_->setChecked(on);
+  }
+  if (on == fitColors_) return;
+  fitColors_ = on;
+  if (!haveColors_ || map_.rows < 1) return;
+  if (on) {
+    fitColors(map_);
+  } else {  // back to the weight's own scale
+    colorLo_ = wholeLo_;
+    colorHi_ = wholeHi_;
+    scale_->setDataRange(QCPRange(colorLo_, colorHi_));
+  }
+  drawMap();
   plot_->replot();
 }
 

@@ -23,6 +23,7 @@
 #include "backend/backend.h"
 #include "widgets/plot_export.h"
 
+class QCheckBox;
 class QCustomPlot;
 class QCPColorMap;
 class QCPColorScale;
@@ -87,6 +88,10 @@ class HeatmapPlot : public QWidget, public ExportablePlot {
   Region cellRegion(int row, int col) const;    // the channels the cell covers
   bool fullResolution() const;                  // one weight per cell
   QString readoutAt(double x, double y) const;  // hover text at plot coordinates (x = input channel)
+  // Colours fitted to the map on screen (each answer rescales them) instead of
+  // fixed per weight from its whole-weight map (default: comparable while zooming).
+  void setFitColorsToView(bool on);
+  bool fitColorsToView() const { return fitColors_; }
   double colorLower() const { return colorLo_; }
   double colorUpper() const { return colorHi_; }
   QColor colorOf(double value) const;           // the colour a cell of this value is drawn in
@@ -107,11 +112,14 @@ class HeatmapPlot : public QWidget, public ExportablePlot {
   void onViewSettled();
   void onMouseMove(QMouseEvent* event);
   void updateTitle();
+  void fitColors(const Heatmap& h);  // the colour range from this map's cells
+  void drawMap();
   QSize cellBudget() const;
   // Cell (tile) index along an extent covering `tiles` cells, and the channels it covers.
   static std::int64_t tileFirst(int tile, std::int64_t extent, int tiles);
 
   QLabel* hint_;
+  QCheckBox* fitBox_;
   QStackedWidget* stack_;
   QLabel* messageLabel_;
   QCustomPlot* plot_;
@@ -124,11 +132,13 @@ class HeatmapPlot : public QWidget, public ExportablePlot {
 
   bool hasPlot_ = false;
   bool haveColors_ = false;
+  bool fitColors_ = false;
   bool adjusting_ = false;
   QString title_;
   std::int64_t rows_ = 0, cols_ = 0;
   Heatmap map_;
   double colorLo_ = 1e-6, colorHi_ = 1;
+  double wholeLo_ = 1e-6, wholeHi_ = 1;  // the scale fitted to the whole weight
   QSize maxCells_;
   HeatmapRequest lastRequest_;
   bool requested_ = false;

@@ -331,10 +331,30 @@ void TstHeatmapExport::zoomRequestsTheRegionAndEndsAtExactWeights() {
   QVERIFY2(text.endsWith(qs::ui::number(std::fabs(m.at(20, 105)))), qPrintable(text));
   QVERIFY(plot->customPlot()->xAxis->range().lower == 99.5 && plot->customPlot()->xAxis->range().upper == 129.5);
 
-  // A newer request supersedes an older one: only the last region is shown.
+  // The colour scale stays the weight's own while zooming; "Fit colours to view" spans the cells on screen.
+  const double wholeLo = plot->colorLower(), wholeHi = plot->colorUpper();
+  float maxAbs = 0;
+  for (float x : m.v) maxAbs = std::max(maxAbs, std::fabs(x));
+  QCOMPARE(wholeHi, static_cast<double>(maxAbs));
+  float regionMax = 0;
+  for (int i = 0; i < 30; ++i)
+    for (int j = 0; j < 30; ++j) regionMax = std::max(regionMax, std::fabs(m.at(10 + i, 100 + j)));
+  QVERIFY(regionMax < wholeHi);  // no planted outlier channel in 100..129
+  plot->setFitColorsToView(true);
+  QCOMPARE(plot->colorUpper(), static_cast<double>(regionMax));
+  QCOMPARE(plot->colorMap()->dataRange().upper, static_cast<double>(regionMax));
+  plot->setFitColorsToView(false);
+  QCOMPARE(plot->colorLower(), wholeLo);
+  QCOMPARE(plot->colorUpper(), wholeHi);
+
+  // A newer request supersedes an older one: only the last region is shown,
+  // the older answer is dropped (never reaches the view).
+  QSignalSpy ready(w->document(), &qs::app::Document::heatmapReady);
   plot->zoomTo({0, 64, 0, 64});
   plot->zoomTo({200, 230, 60, 80});
   QTRY_VERIFY_WITH_TIMEOUT(plot->heatmap().row0 == 200 && plot->heatmap().col0 == 60, kWaitMs);
+  QTest::qWait(100);
+  QCOMPARE(ready.size(), 1);
   QCOMPARE(plot->heatmap().row1, 230);
   QCOMPARE(plot->heatmap().col1, 80);
   QVERIFY(plot->fullResolution());
