@@ -94,6 +94,7 @@ Result<FakeQuantReport> export_fake_quant(const Model& source, const Plan& plan,
     const TensorInfo& t = source.tensors[e];
     w.resize(t.numel());
     if (auto r = convert_to_f32(t.dtype, t.bytes().data(), w.size(), w.data()); !r) return Error::unsupported(t.name + ": " + r.error().message);
+    if (t.file) t.file->release(t.offset, t.nbytes);  // stream: keep one tensor resident
     if (auto it = layer_of_tensor.find(e); it != layer_of_tensor.end()) {
       deq.resize(w.size());
       if (auto r = fake_quantize(*targets[it->second], w.data(), t.rows(), t.cols(), deq.data()); !r)

@@ -2,7 +2,9 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <cstdint>
 #include <cstring>
+#include <span>
 #include <filesystem>
 #include <map>
 #include <optional>
@@ -28,7 +30,7 @@ bool same_file(const std::string& a, const std::string& b) {
 }
 
 // The tensor's values re-encoded as `to`, from F32.
-Result<void> encode(DType to, const std::vector<float>& x, std::vector<std::byte>& out, const std::string& name) {
+Result<void> encode(DType to, std::span<const float> x, std::vector<std::byte>& out, const std::string& name) {
   const auto nbytes = dtype_bytes(to, x.size());
   if (!nbytes) return Error::invalid(name + ": not whole " + std::string(dtype_name(to)) + " blocks");
   out.resize(*nbytes);
@@ -205,30 +207,40 @@ Result<GgufExportReport> export_gguf(const Model& source, const std::string& out
     const GgufTensorLayout& layout = writer.tensors()[k];
     std::span<const std::byte> bytes = info.bytes();
     if (layout.dtype != info.dtype || t.permute_heads > 0) {
-      f32.resize(info.numel());
-      if (auto r = convert_to_f32(info.dtype, bytes.data(), f32.size(), f32.data()); !r)
-        return Error::unsupported(info.name + ": " + r.error().message);
-      if (t.permute_heads > 0) {
-        permuted.resize(f32.size());
-        permute_rope_rows(f32.data(), permuted.data(), info.rows(), info.cols(), t.permute_heads);
-        f32.swap(permuted);
+      // F32 sources are read in place from the map (no copy: the peak stays one
+      // tensor); others are decoded, and Q/K rows reordered, into a buffer.
+      std::span<const float> x;
+      if (info.dtype == DType::F32 && t.permute_heads == 0 &&
+          reinterpret_cast<std::uintptr_t>(bytes.data()) % alignof(float) == 0) {
+        x = {reinterpret_cast<const float*>(bytes.data()), static_cast<std::size_t>(info.numel())};
+      } else {
+        f32.resize(info.numel());
+        if (auto r = convert_to_f32(info.dtype, bytes.data(), f32.size(), f32.data()); !r)
+          return Error::unsupported(info.name + ": " + r.error().message);
+        if (t.permute_heads > 0) {
+          permuted.resize(f32.size());
+          permute_rope_rows(f32.data(), permuted.data(), info.rows(), info.cols(), t.permute_heads);
+          f32.swap(permuted);
+        }
+        x = f32;
       }
       if (methods[k].clip && dtype_is_block_quantized(layout.dtype)) {
-        const std::int64_t cols = t.shape.back(), rows = static_cast<std::int64_t>(f32.size()) / cols;
-        auto clipped = clip_search_ggml(f32.data(), rows, cols, layout.dtype, methods[k].spec, ctx);
+        const std::int64_t cols = t.shape.back(), rows = static_cast<std::int64_t>(x.size()) / cols;
+        auto clipped = clip_search_ggml(x.data(), rows, cols, layout.dtype, methods[k].spec, ctx);
         if (!clipped) return Error::invalid(t.name + ": " + clipped.error().message);
         encoded = std::move(clipped->bytes);
         char note[96];
         std::snprintf(note, sizeof note, "clip search: SQNR %.2f -> %.2f dB", clipped->plain_error.sqnr_db,
                       clipped->error.sqnr_db);
         report.tensors[k].note = note;
-      } else if (auto r = encode(layout.dtype, f32, encoded, t.name); !r) {
+      } else if (auto r = encode(layout.dtype, x, encoded, t.name); !r) {
         return r.error();
       }
       bytes = encoded;
     }
     if (auto r = GgufWriter::write_tensor(*file, layout, bytes, writer.alignment()); !r)
       return Error::io(out_path + ": " + r.error().message);
+    if (info.file) info.file->release(info.offset, info.nbytes);  // stream: keep one tensor resident
     done += info.nbytes;
     ctx.progress(work ? static_cast<double>(done) / static_cast<double>(work) : 1.0);
   }

@@ -45,6 +45,7 @@ Result<PackedModule> quantize_module(const TensorInfo& t, const GptqExportOption
   const std::int64_t out = t.rows(), in = t.cols();
   std::vector<float> w(static_cast<std::size_t>(out * in));
   if (auto r = convert_to_f32(t.dtype, t.bytes().data(), w.size(), w.data()); !r) return Error::unsupported(t.name + ": " + r.error().message);
+  if (t.file) t.file->release(t.offset, t.nbytes);  // stream: keep one tensor resident
   IntGridSpec spec{o.bits, o.sym, o.group_size > 0 ? o.group_size : 0};
   auto q = rtn_int(w.data(), out, in, spec);
   if (!q) return Error::invalid(t.name + ": " + q.error().message);
@@ -159,6 +160,7 @@ Result<GptqExportReport> export_gptq(const Model& source, const std::string& out
       f32.resize(t.numel());
       f16.resize(t.numel());
       if (auto r = convert_to_f32(t.dtype, t.bytes().data(), f32.size(), f32.data()); !r) return Error::unsupported(t.name + ": " + r.error().message);
+      if (t.file) t.file->release(t.offset, t.nbytes);  // stream: keep one tensor resident
       for (std::size_t k = 0; k < f32.size(); ++k) f16[k] = f32_to_f16(f32[k]);
       return bytes_of(f16);
     }

@@ -5,6 +5,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 
@@ -37,6 +38,15 @@ Result<std::shared_ptr<const MappedFile>> MappedFile::open(const std::string& pa
   }
   ::close(fd);  // the mapping keeps the file alive
   return std::shared_ptr<const MappedFile>(std::move(f));
+}
+
+void MappedFile::release(std::size_t offset, std::size_t size) const {
+  if (!data_ || offset >= size_) return;  // buffers (from_buffer) stay as they are
+  static const std::size_t page = static_cast<std::size_t>(::sysconf(_SC_PAGESIZE));
+  // Whole pages inside the range only: a neighbour tensor may share the edge pages.
+  const std::size_t end = std::min(size_, offset + size);
+  const std::size_t first = (offset + page - 1) / page * page, last = end / page * page;
+  if (last > first) ::madvise(const_cast<std::byte*>(data_) + first, last - first, MADV_DONTNEED);
 }
 
 std::shared_ptr<const MappedFile> MappedFile::from_buffer(std::vector<std::byte> bytes, std::string label) {

@@ -25,6 +25,11 @@ class MappedFile {
   std::size_t size() const { return size_; }
   std::span<const std::byte> bytes() const { return {data_ptr(), size_}; }
   const std::byte* data() const { return data_ptr(); }
+  // Lets the kernel drop the pages of [offset, offset + size) from this
+  // process: a streaming pass (export, model-wide statistics) calls it behind
+  // itself so its resident memory stays one tensor, not the whole file. The
+  // bytes stay readable (clean file pages come back on the next touch).
+  void release(std::size_t offset, std::size_t size) const;
 
  private:
   MappedFile() = default;

@@ -1,0 +1,80 @@
+// Streaming export: time and peak resident memory of a GGUF export of a
+// 1.1 GiB F32 checkpoint (16 layers of 4096 x 4096 plus 4096 x 11008 ones),
+// measured in a child process so that the figure is the export's alone. The
+// goal is a peak near one tensor (64-172 MiB here) plus buffers, not the file.
+#include <benchmark/benchmark.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <random>
+#include <string>
+
+#include "export/gguf_export.h"
+#include "export/gguf_writer.h"
+#include "io/open_model.h"
+#include "util/atomic_file.h"
+
+namespace {
+
+namespace fs = std::filesystem;
+
+std::string make_f32_gguf() {
+  const std::string path = (fs::temp_directory_path() / "qs-bench-export-src.gguf").string();
+  if (fs::exists(path)) return path;
+  qs::GgufWriter w;
+  w.set_string("general.architecture", "llama");
+  std::vector<std::pair<std::string, std::vector<std::int64_t>>> tensors;
+  for (int b = 0; b < 4; ++b) {
+    const std::string p = "blk." + std::to_string(b) + ".";
+    for (const char* n : {"attn_q", "attn_k", "attn_v", "attn_output"}) tensors.push_back({p + n + ".weight", {4096, 4096}});
+    tensors.push_back({p + "ffn_up.weight", {11008, 4096}});
+    tensors.push_back({p + "ffn_down.weight", {4096, 11008}});
+  }
+  for (const auto& [name, shape] : tensors)
+    if (!w.add_tensor(name, shape, qs::DType::F32)) return {};
+  auto header = w.header();
+  auto file = qs::AtomicFile::create(path);
+  if (!header || !file || !file->write(header->data(), header->size())) return {};
+  std::mt19937 rng(1);
+  std::normal_distribution<float> nd(0.0f, 0.02f);
+  std::vector<float> data;
+  for (const auto& t : w.tensors()) {
+    data.resize(t.nbytes / 4);
+    for (auto& v : data) v = nd(rng);
+    if (!qs::GgufWriter::write_tensor(*file, t, std::as_bytes(std::span(data)), w.alignment())) return {};
+  }
+  if (!file->commit()) return {};
+  return path;
+}
+
+void BM_ExportGgufQ8_0PeakMemory(benchmark::State& state) {
+  const std::string src = make_f32_gguf();
+  if (src.empty()) {
+    state.SkipWithError("could not write the source");
+    return;
+  }
+  const std::string out = (fs::temp_directory_path() / "qs-bench-export-out.gguf").string();
+  for (auto _ : state) {
+    const pid_t pid = ::fork();
+    if (pid == 0) {
+      auto model = qs::open_model(src);
+      const bool ok = model && qs::export_gguf(*model, out, {qs::LlamaFtype::Q8_0, nullptr}, qs::OpContext::none());
+      ::_exit(ok ? 0 : 1);
+    }
+    int status = 0;
+    ::waitpid(pid, &status, 0);
+    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) state.SkipWithError("export failed");
+  }
+  struct rusage ru {};
+  ::getrusage(RUSAGE_CHILDREN, &ru);
+  state.counters["peak_rss_MiB"] = static_cast<double>(ru.ru_maxrss) / 1024.0;
+  state.counters["source_MiB"] = static_cast<double>(fs::file_size(src)) / (1024.0 * 1024.0);
+  state.SetBytesProcessed(static_cast<std::int64_t>(state.iterations() * fs::file_size(src)));
+  state.SetLabel("F32 -> Q8_0, largest tensor 172 MiB F32");
+  fs::remove(out);
+}
+BENCHMARK(BM_ExportGgufQ8_0PeakMemory)->Unit(benchmark::kMillisecond)->UseRealTime()->Iterations(1);
+
+}  // namespace
