@@ -1,6 +1,7 @@
 #include "export_command.h"
 
 #include <chrono>
+#include <cmath>
 #include <cstdio>
 #include <optional>
 #include <nlohmann/json.hpp>
@@ -141,14 +142,21 @@ int run_export(const ExportOptions& opt) {
     out["seconds"] = seconds;
     out["tensors"] = nlohmann::ordered_json::array();
     for (const auto& t : report->tensors)
-      out["tensors"].push_back({{"name", t.name}, {"from", std::string(dtype_name(t.from))},
-                                {"to", std::string(dtype_name(t.to))}, {"note", t.note}});
+    {
+      nlohmann::ordered_json j = {{"name", t.name}, {"from", std::string(dtype_name(t.from))},
+                                  {"to", std::string(dtype_name(t.to))}, {"note", t.note}};
+      if (std::isfinite(t.sqnr_db)) j["sqnr_db"] = t.sqnr_db;
+      out["tensors"].push_back(std::move(j));
+    }
     std::printf("%s\n", out.dump(2).c_str());
     return 0;
   }
-  for (const auto& t : report->tensors)
-    std::printf("%-36s %-7s -> %-7s %s\n", t.name.c_str(), std::string(dtype_name(t.from)).c_str(),
-                std::string(dtype_name(t.to)).c_str(), t.note.c_str());
+  for (const auto& t : report->tensors) {
+    char sqnr[32] = "";
+    if (std::isfinite(t.sqnr_db)) std::snprintf(sqnr, sizeof sqnr, "%6.2f dB", t.sqnr_db);
+    std::printf("%-36s %-7s -> %-7s %9s  %s\n", t.name.c_str(), std::string(dtype_name(t.from)).c_str(),
+                std::string(dtype_name(t.to)).c_str(), sqnr, t.note.c_str());
+  }
   std::printf("wrote %s: %s, %llu bytes, %zu tensors in %.2f s\n", opt.out.c_str(),
               plan ? ("plan " + opt.plan).c_str() : std::string(llama_ftype_name(*ftype)).c_str(), static_cast<unsigned long long>(report->bytes),
               report->tensors.size(), seconds);

@@ -14,6 +14,7 @@
 #include "quant/metrics.h"
 #include "util/half.h"
 #include "util/read_text_file.h"
+#include "util/disk_space.h"
 #include "util/staging_dir.h"
 
 namespace qs {
@@ -83,6 +84,13 @@ Result<FakeQuantReport> export_fake_quant(const Model& source, const Plan& plan,
       return Error::unsupported(t.name + ": " + std::string(dtype_name(t.dtype)) + " tensors are not written by the fake-quant export");
     layout.push_back({t.name, options.dtype, t.shape});
   }
+  std::uint64_t needed = 0;
+  for (const auto& e : layout) {
+    std::uint64_t n = 1;
+    for (auto d : e.shape) n *= static_cast<std::uint64_t>(d);
+    needed += n * dtype_bits(e.dtype) / 8;
+  }
+  if (auto r = ensure_free_space(out_dir, needed); !r) return r.error();
   auto staging = StagingDir::create(out_dir);
   if (!staging) return staging.error();
   std::vector<float> w, deq;

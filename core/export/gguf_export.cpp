@@ -1,6 +1,7 @@
 #include "export/gguf_export.h"
 
 #include <algorithm>
+#include <cmath>
 #include <cstdio>
 #include <cstdint>
 #include <cstring>
@@ -17,8 +18,10 @@
 #include "model/convert.h"
 #include "quant/clip_search.h"
 #include "quant/ggml_quantize.h"
+#include "quant/metrics.h"
 #include "quant/plan.h"
 #include "util/atomic_file.h"
+#include "util/disk_space.h"
 #include "util/half.h"
 
 namespace qs {
@@ -135,6 +138,52 @@ Result<std::vector<FtypeChoice>> plan_choices(const Model& model, const Plan& pl
   return out;
 }
 
+// FNV-1a: enough to tell that the bytes read back are the bytes written.
+std::uint64_t fnv1a(std::span<const std::byte> b) {
+  std::uint64_t h = 1469598103934665603ull;
+  for (std::byte c : b) h = (h ^ static_cast<std::uint64_t>(c)) * 1099511628211ull;
+  return h;
+}
+
+// SQNR of a tensor's encoded bytes against its source values.
+double encoded_sqnr(DType t, std::span<const std::byte> bytes, std::span<const float> x, std::vector<float>& scratch) {
+  scratch.resize(x.size());
+  if (!convert_to_f32(t, bytes.data(), x.size(), scratch.data())) return NAN;
+  return weight_error(x.data(), scratch.data(), x.size()).sqnr_db;
+}
+
+// The file as our reader sees it must hold exactly what was written (names,
+// types, shapes, bytes) and decode to the error measured while writing;
+// otherwise the export fails and nothing is renamed into place.
+Result<void> verify_written(const std::string& temp, const std::string& out_path, const GgufWriter& writer,
+                            const GgufSource& src, const std::vector<std::size_t>& order,
+                            const std::vector<std::uint64_t>& hashes, const GgufExportReport& report) {
+  auto back = read_gguf(temp);
+  if (!back) return Error::io(out_path + ": verification: the written file does not read back: " + back.error().message);
+  if (back->tensors.size() != order.size()) return Error::io(out_path + ": verification: tensor count differs");
+  std::vector<float> f32, scratch;
+  for (std::size_t k = 0; k < order.size(); ++k) {
+    const TensorInfo& t = back->tensors[k];
+    const GgufTensorLayout& layout = writer.tensors()[k];
+    if (t.name != layout.name || t.dtype != layout.dtype || t.shape != layout.shape || fnv1a(t.bytes()) != hashes[k])
+      return Error::io(out_path + ": verification: tensor " + layout.name + " does not read back as written");
+    const GgufSourceTensor& s = src.tensors[order[k]];
+    const double expected = report.tensors[k].sqnr_db;
+    if (layout.dtype != s.info->dtype && s.permute_heads == 0) {
+      f32.resize(s.info->numel());
+      if (!convert_to_f32(s.info->dtype, s.info->bytes().data(), f32.size(), f32.data()))
+        return Error::io(out_path + ": verification: cannot decode the source of " + layout.name);
+      const double again = encoded_sqnr(t.dtype, t.bytes(), f32, scratch);
+      if (!(again == expected || (std::isinf(again) && std::isinf(expected))))
+        return Error::io(out_path + ": verification: " + layout.name + " decodes to SQNR " + std::to_string(again) +
+                         " dB, " + std::to_string(expected) + " dB expected");
+      if (s.info->file) s.info->file->release(s.info->offset, s.info->nbytes);
+    }
+    t.file->release(t.offset, t.nbytes);
+  }
+  return {};
+}
+
 FtypeModelFacts facts_of(const Model& m) {
   FtypeModelFacts f;
   f.num_layers = m.arch.num_layers;
@@ -195,11 +244,13 @@ Result<GgufExportReport> export_gguf(const Model& source, const std::string& out
   auto header = writer.header();
   if (!header) return header.error();
 
+  if (auto r = ensure_free_space(out_path, header->size() + writer.data_bytes()); !r) return r.error();
   auto file = AtomicFile::create(out_path);
   if (!file) return file.error();
   if (auto r = file->write(header->data(), header->size()); !r) return r.error();
-  std::vector<float> f32, permuted;
+  std::vector<float> f32, permuted, scratch;
   std::vector<std::byte> encoded;
+  std::vector<std::uint64_t> hashes(order.size());
   for (std::size_t k = 0; k < order.size(); ++k) {
     if (ctx.cancelled()) return Error::cancelled();  // the temporary file goes with `file`
     const GgufSourceTensor& t = src->tensors[order[k]];
@@ -237,13 +288,16 @@ Result<GgufExportReport> export_gguf(const Model& source, const std::string& out
         return r.error();
       }
       bytes = encoded;
+      report.tensors[k].sqnr_db = encoded_sqnr(layout.dtype, bytes, x, scratch);
     }
+    hashes[k] = fnv1a(bytes);
     if (auto r = GgufWriter::write_tensor(*file, layout, bytes, writer.alignment()); !r)
       return Error::io(out_path + ": " + r.error().message);
     if (info.file) info.file->release(info.offset, info.nbytes);  // stream: keep one tensor resident
     done += info.nbytes;
     ctx.progress(work ? static_cast<double>(done) / static_cast<double>(work) : 1.0);
   }
+  if (auto r = verify_written(file->temp_path(), out_path, writer, *src, order, hashes, report); !r) return r.error();
   if (auto r = file->commit(); !r) return r.error();
   report.bytes = header->size() + writer.data_bytes();
   return report;

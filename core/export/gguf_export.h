@@ -7,6 +7,7 @@
 // llama.cpp's converter makes of it (gguf_source.h), then the same types.
 // Streaming: one tensor in memory at a time; atomic: a temporary file renamed
 // on success, so a failed or cancelled export leaves nothing behind.
+#include <cmath>
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -33,6 +34,7 @@ struct ExportedTensor {
   std::string name;
   DType from = DType::F32, to = DType::F32;
   std::string note;  // the rule or fallback that chose `to`, if any
+  double sqnr_db = INFINITY;  // of the written tensor against its source (converted tensors; copies are exact)
 };
 
 struct GgufExportReport {

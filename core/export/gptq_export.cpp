@@ -12,6 +12,7 @@
 #include "quant/int_grid.h"
 #include "util/atomic_file.h"
 #include "util/half.h"
+#include "util/disk_space.h"
 #include "util/staging_dir.h"
 #include "util/read_text_file.h"
 
@@ -141,6 +142,13 @@ Result<GptqExportReport> export_gptq(const Model& source, const std::string& out
     }
   }
 
+  std::uint64_t needed = 0;
+  for (const auto& e : layout) {
+    std::uint64_t n = 1;
+    for (auto d : e.shape) n *= static_cast<std::uint64_t>(d);
+    needed += n * dtype_bits(e.dtype) / 8;
+  }
+  if (auto r = ensure_free_space(out_dir, needed); !r) return r.error();
   auto staging = StagingDir::create(out_dir);
   if (!staging) return staging.error();
   // The four entries of a module come in file order I32 (qweight, qzeros, g_idx

@@ -20,6 +20,8 @@ class AtomicFile {
   Result<void> write(const void* data, std::size_t size);
   Result<void> commit();  // fsync + rename; the object is spent afterwards
   const std::string& target() const { return target_; }
+  // The file being written (readable before commit, e.g. to verify it).
+  const std::string& temp_path() const { return temp_; }
 
  private:
   AtomicFile(std::string target, std::string temp, int fd) : target_(std::move(target)), temp_(std::move(temp)), fd_(fd) {}

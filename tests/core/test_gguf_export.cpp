@@ -3,6 +3,7 @@
 // byte; plus the per-tensor type rules on a 32-block model, and the refusals.
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <filesystem>
 #include <map>
 #include <set>
@@ -19,6 +20,7 @@
 #include "quant/llama_ftype.h"
 #include "quant/plan.h"
 #include "test_files.h"
+#include "util/disk_space.h"
 
 namespace {
 
@@ -304,6 +306,47 @@ TEST(GgufExport, ClipSearchedBlocksAreNeverWorseThanTheReferenceQuantizer) {
   }
   EXPECT_EQ(quantized, 32);
   EXPECT_GT(better, 25) << "clip search should gain > 1 % on most tensors";
+  fs::remove_all(dir);
+}
+
+// The report's per-tensor SQNR is the written tensor's error against its
+// source (independently recomputed here); a disk without room is refused
+// before anything is written.
+TEST(GgufExport, ReportsPerTensorErrorAndChecksFreeSpace) {
+  QS_REQUIRE_SHARED();
+  auto model = qs::open_model(shared + "/models/stories260K/gguf/stories260K-f32.gguf");
+  ASSERT_TRUE(model.ok());
+  const fs::path dir = fresh_dir("sqnr");
+  auto report = qs::export_gguf(*model, (dir / "q.gguf").string(), {qs::LlamaFtype::Q4_K_M, nullptr}, qs::OpContext::none());
+  ASSERT_TRUE(report.ok()) << report.error().message;
+  auto back = qs::read_gguf((dir / "q.gguf").string());
+  ASSERT_TRUE(back.ok());
+  int checked = 0;
+  for (std::size_t i = 0; i < back->tensors.size(); ++i) {
+    const auto& t = back->tensors[i];
+    const auto& r = report->tensors[i];
+    ASSERT_EQ(r.name, t.name);
+    const qs::TensorInfo& s = model->tensors[*model->find_tensor(t.name)];
+    if (t.dtype == s.dtype) {
+      EXPECT_TRUE(std::isinf(r.sqnr_db)) << t.name;
+      continue;
+    }
+    std::vector<float> w(s.numel()), q(s.numel());
+    ASSERT_TRUE(qs::convert_to_f32(s.dtype, s.bytes().data(), w.size(), w.data()).ok());
+    ASSERT_TRUE(qs::convert_to_f32(t.dtype, t.bytes().data(), q.size(), q.data()).ok());
+    double err = 0, ref = 0;
+    for (std::size_t k = 0; k < w.size(); ++k) {
+      err += (static_cast<double>(w[k]) - q[k]) * (static_cast<double>(w[k]) - q[k]);
+      ref += static_cast<double>(w[k]) * w[k];
+    }
+    EXPECT_NEAR(r.sqnr_db, 10 * std::log10(ref / err), 1e-9) << t.name;
+    ++checked;
+  }
+  EXPECT_EQ(checked, 37);
+  auto full = qs::ensure_free_space((dir / "huge.gguf").string(), std::uint64_t{1} << 62);
+  ASSERT_FALSE(full.ok());
+  EXPECT_NE(full.error().message.find("huge.gguf: needs"), std::string::npos) << full.error().message;
+  EXPECT_NE(full.error().message.find("MiB are free on"), std::string::npos) << full.error().message;
   fs::remove_all(dir);
 }
 
