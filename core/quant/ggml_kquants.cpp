@@ -1,6 +1,7 @@
 #include "quant/ggml_kquants.h"
 
 #include <algorithm>
+#include <bit>
 #include <cmath>
 #include <cstring>
 
@@ -30,69 +31,105 @@ float load_half(const u8* p) {
   return f16_to_f32(h);
 }
 
-// Scale and offset of one sub-block on an asymmetric grid 0..nmax, by weighted
-// least squares over a sweep of candidate inverse scales: returns the scale,
-// writes the (positive) offset to `neg_min` and the codes to `codes`.
-float fit_scale_and_min(const float* x, const float* w, int n, int nmax, float rmin, float rdelta, int nstep,
-                        u8* codes, float* neg_min) {
-  float lo = x[0], hi = x[0], sum_w = w[0], sum_x = w[0] * x[0];
-  for (int i = 1; i < n; ++i) {
-    lo = x[i] < lo ? x[i] : lo;
-    hi = x[i] > hi ? x[i] : hi;
-    sum_w += w[i];
-    sum_x += w[i] * x[i];
+// Scale and offset of each of the 8 sub-blocks of 32 of a super-block on an
+// asymmetric grid 0..nmax, by weighted least squares over a sweep of candidate
+// inverse scales (ggml's make_qkx2_quants): writes the scales, the (positive)
+// offsets and the codes. The 8 sub-blocks run side by side as SIMD lanes: each
+// lane does exactly the scalar reference's arithmetic in its order (so the
+// bytes do not change), and the branches become per-lane selects. The sweep
+// is sequential within a sub-block (a winning candidate's offset becomes the
+// base of the later ones), so lanes across sub-blocks are where the width is.
+void fit_scales_and_mins_x8(const float* x, const float* w, int nmax, float rmin, float rdelta, int nstep, u8* codes,
+                            float* scales, float* neg_mins) {
+  constexpr int n = 32, L = 8;
+  float xt[n][L], wt[n][L];
+  for (int b = 0; b < L; ++b)
+    for (int i = 0; i < n; ++i) {
+      xt[i][b] = x[b * n + i];
+      wt[i][b] = w[b * n + i];
+    }
+  float lo[L], hi[L], sum_w[L], sum_x[L];
+  for (int b = 0; b < L; ++b) {
+    lo[b] = hi[b] = xt[0][b];
+    sum_w[b] = wt[0][b];
+    sum_x[b] = wt[0][b] * xt[0][b];
   }
-  if (lo > 0) lo = 0;  // the offset only ever shifts down
-  if (hi == lo) {
-    std::fill(codes, codes + n, u8{0});
-    *neg_min = -lo;
-    return 0.0f;
+  for (int i = 1; i < n; ++i)
+    for (int b = 0; b < L; ++b) {
+      lo[b] = xt[i][b] < lo[b] ? xt[i][b] : lo[b];
+      hi[b] = xt[i][b] > hi[b] ? xt[i][b] : hi[b];
+      sum_w[b] += wt[i][b];
+      sum_x[b] += wt[i][b] * xt[i][b];
+    }
+  const float top = static_cast<float>(nmax);
+  // nearest_int (bit for bit, even where it wraps) and the clamp to [0, nmax].
+  // (Clamped as floats: SSE2 has min/max for floats, not for 32-bit integers.)
+  auto code = [top](float v) {
+    float f = static_cast<float>((std::bit_cast<std::int32_t>(v + 12582912.0f) & 0x007FFFFF) - 0x00400000);
+    f = f < 0.0f ? 0.0f : f;
+    return f > top ? top : f;
+  };
+  float scale[L], base[L], best_err[L], best[n][L], trial[n][L];
+  for (int b = 0; b < L; ++b) {
+    if (lo[b] > 0) lo[b] = 0;  // the offset only ever shifts down
+    base[b] = lo[b];
+    best_err[b] = 0;
   }
-  auto code_at = [&](float iscale, float base, int i) { return std::clamp(nearest_int(iscale * (x[i] - base)), 0, nmax); };
-  float iscale = static_cast<float>(nmax) / (hi - lo);
-  float scale = 1.0f / iscale;
-  float best_err = 0;
-  for (int i = 0; i < n; ++i) {
-    codes[i] = static_cast<u8>(code_at(iscale, lo, i));
-    const float diff = scale * codes[i] + lo - x[i];
-    best_err += w[i] * diff * diff;
+  float iscale[L];
+  for (int b = 0; b < L; ++b) {
+    iscale[b] = top / (hi[b] - lo[b]);
+    scale[b] = 1.0f / iscale[b];
   }
-  // The reference's quirk, kept for byte-exactness: once a candidate wins, its
-  // offset becomes the base of every later candidate (range and codes).
-  float base = lo;
-  u8 trial[32];
+  for (int i = 0; i < n; ++i)
+    for (int b = 0; b < L; ++b) {
+      best[i][b] = code(iscale[b] * (xt[i][b] - lo[b]));
+      const float diff = scale[b] * best[i][b] + lo[b] - xt[i][b];
+      best_err[b] += wt[i][b] * diff * diff;
+    }
   for (int step = 0; step <= nstep; ++step) {
-    const float is = (rmin + rdelta * static_cast<float>(step) + static_cast<float>(nmax)) / (hi - base);
-    float sum_l = 0, sum_l2 = 0, sum_xl = 0;
-    for (int i = 0; i < n; ++i) {
-      const int l = code_at(is, base, i);
-      trial[i] = static_cast<u8>(l);
-      sum_l += w[i] * l;
-      sum_l2 += w[i] * l * l;
-      sum_xl += w[i] * l * x[i];
+    float is[L], sum_l[L] = {}, sum_l2[L] = {}, sum_xl[L] = {};
+    for (int b = 0; b < L; ++b) is[b] = (rmin + rdelta * static_cast<float>(step) + top) / (hi[b] - base[b]);
+    for (int i = 0; i < n; ++i)
+      for (int b = 0; b < L; ++b) {
+        const float l = code(is[b] * (xt[i][b] - base[b]));
+        trial[i][b] = l;
+        sum_l[b] += wt[i][b] * l;
+        sum_l2[b] += wt[i][b] * l * l;
+        sum_xl[b] += wt[i][b] * l * xt[i][b];
+      }
+    float s[L], m[L], err[L] = {};
+    bool valid[L];
+    for (int b = 0; b < L; ++b) {
+      const float det = sum_w[b] * sum_l2[b] - sum_l[b] * sum_l[b];
+      valid[b] = det > 0;
+      s[b] = (sum_w[b] * sum_xl[b] - sum_x[b] * sum_l[b]) / det;
+      m[b] = (sum_l2[b] * sum_x[b] - sum_l[b] * sum_xl[b]) / det;
+      if (m[b] > 0) {  // offsets above zero are not representable: refit the scale alone
+        m[b] = 0;
+        s[b] = sum_xl[b] / sum_l2[b];
+      }
     }
-    const float det = sum_w * sum_l2 - sum_l * sum_l;
-    if (!(det > 0)) continue;
-    float s = (sum_w * sum_xl - sum_x * sum_l) / det;
-    float m = (sum_l2 * sum_x - sum_l * sum_xl) / det;
-    if (m > 0) {  // offsets above zero are not representable: refit the scale alone
-      m = 0;
-      s = sum_xl / sum_l2;
+    for (int i = 0; i < n; ++i)
+      for (int b = 0; b < L; ++b) {
+        const float diff = s[b] * trial[i][b] + m[b] - xt[i][b];
+        err[b] += wt[i][b] * diff * diff;
+      }
+    bool win[L];
+    for (int b = 0; b < L; ++b) {
+      win[b] = valid[b] && err[b] < best_err[b];  // strictly better: ties keep the earlier candidate
+      best_err[b] = win[b] ? err[b] : best_err[b];
+      scale[b] = win[b] ? s[b] : scale[b];
+      base[b] = win[b] ? m[b] : base[b];  // the reference's quirk: the next candidates start from here
     }
-    float err = 0;
-    for (int i = 0; i < n; ++i) {
-      const float diff = s * trial[i] + m - x[i];
-      err += w[i] * diff * diff;
-    }
-    if (err < best_err) {  // strictly better: ties keep the earlier candidate
-      std::copy(trial, trial + n, codes);
-      best_err = err;
-      scale = s;
-      base = m;
-    }
+    for (int i = 0; i < n; ++i)
+      for (int b = 0; b < L; ++b) best[i][b] = win[b] ? trial[i][b] : best[i][b];
   }
-  *neg_min = -base;
-  return scale;
+  for (int b = 0; b < L; ++b) {
+    const bool flat = hi[b] == lo[b];  // all values equal (after the shift): codes 0, scale 0
+    scales[b] = flat ? 0.0f : scale[b];
+    neg_mins[b] = flat ? -lo[b] : -base[b];
+    for (int i = 0; i < n; ++i) codes[b * n + i] = flat ? u8{0} : static_cast<u8>(best[i][b]);
+  }
 }
 
 // Pack eight 6-bit scales and mins into 12 bytes (formats.md 3.8).
@@ -119,15 +156,15 @@ void unpack_scale_k4(int j, const u8* s, int& sc, int& mn) {
 
 // Shared by Q4_K and Q5_K: codes in [0, nmax] for all 256 values plus d, dmin and packed scales.
 void quantize_k_asym(const float* x, int nmax, float rmin, int nstep, u8* head /* d, dmin, scales[12] */, u8* L) {
-  float scales[8], mins[8], weights[32];
+  float scales[8], mins[8], weights[kSuper];
   for (int b = 0; b < 8; ++b) {
     const float* xb = x + 32 * b;
     float sum_x2 = 0;
     for (int l = 0; l < 32; ++l) sum_x2 += xb[l] * xb[l];
     const float av_x = std::sqrt(sum_x2 / 32);
-    for (int l = 0; l < 32; ++l) weights[l] = av_x + std::fabs(xb[l]);
-    scales[b] = fit_scale_and_min(xb, weights, 32, nmax, rmin, 0.1f, nstep, L + 32 * b, &mins[b]);
+    for (int l = 0; l < 32; ++l) weights[32 * b + l] = av_x + std::fabs(xb[l]);
   }
+  fit_scales_and_mins_x8(x, weights, nmax, rmin, 0.1f, nstep, L, scales, mins);
   float max_scale = 0, max_min = 0;
   for (int b = 0; b < 8; ++b) {
     max_scale = scales[b] > max_scale ? scales[b] : max_scale;
