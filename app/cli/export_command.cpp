@@ -9,6 +9,7 @@
 #include "export/gguf_export.h"
 #include "export/fake_quant_export.h"
 #include "export/gptq_export.h"
+#include "export/h5_export.h"
 #include "io/open_model.h"
 #include "quant/plan.h"
 
@@ -104,8 +105,54 @@ static int run_export_fake_quant(const ExportOptions& opt) {
   return 0;
 }
 
+static int run_export_hdf5(const ExportOptions& opt) {
+  if (opt.plan.empty()) {
+    std::fprintf(stderr, "quantscope-cli export -f hdf5: give --plan plan.json\n");
+    return 2;
+  }
+  auto plan = read_plan(opt.plan);
+  if (!plan) {
+    std::fprintf(stderr, "quantscope-cli: %s\n", plan.error().message.c_str());
+    return 2;
+  }
+  auto model = open_model(opt.path);
+  if (!model) {
+    std::fprintf(stderr, "quantscope-cli: %s\n", model.error().message.c_str());
+    return 2;
+  }
+  const auto start = std::chrono::steady_clock::now();
+  auto report = export_quantized_h5(*model, *plan, opt.out, OpContext::none());
+  if (!report) {
+    std::fprintf(stderr, "quantscope-cli: %s\n", report.error().message.c_str());
+    return 1;
+  }
+  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  nlohmann::ordered_json out;
+  out["output"] = opt.out;
+  out["bytes"] = report->bytes;
+  out["seconds"] = seconds;
+  out["layers"] = nlohmann::ordered_json::array();
+  for (const auto& l : report->layers) {
+    nlohmann::ordered_json j = {{"name", l.name}, {"format", l.format}, {"quantized", l.quantized}};
+    if (l.quantized) {
+      j["bits_per_weight"] = l.bits_per_weight;
+      j["sqnr_db"] = l.sqnr_db;
+    } else {
+      j["reason"] = l.reason;
+    }
+    out["layers"].push_back(std::move(j));
+    if (opt.json) continue;
+    if (l.quantized) std::printf("%-44s %-10s %6.3f bits  SQNR %6.2f dB\n", l.name.c_str(), l.format.c_str(), l.bits_per_weight, l.sqnr_db);
+    else std::printf("%-44s %-10s as is: %s\n", l.name.c_str(), l.format.c_str(), l.reason.c_str());
+  }
+  if (opt.json) std::printf("%s\n", out.dump(2).c_str());
+  else std::printf("wrote %s (%llu bytes) in %.2f s\n", opt.out.c_str(), static_cast<unsigned long long>(report->bytes), seconds);
+  return 0;
+}
+
 int run_export(const ExportOptions& opt) {
   if (opt.format == "gptq") return run_export_gptq(opt);
+  if (opt.format == "hdf5") return run_export_hdf5(opt);
   if (opt.format == "fakequant") return run_export_fake_quant(opt);
   const auto ftype = parse_llama_ftype(opt.ftype);
   if (!ftype) {

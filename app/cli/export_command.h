@@ -6,7 +6,7 @@ namespace qs::cli {
 struct ExportOptions {
   std::string path;            // source model
   std::string out;             // output file (GGUF) or directory (GPTQ)
-  std::string format = "gguf";  // "gguf", "gptq" or "fakequant"
+  std::string format = "gguf";  // "gguf", "gptq", "hdf5" or "fakequant"
   std::string dtype = "f16";     // fakequant: f16, bf16 or f32
   std::string ftype = "q8_0";  // GGUF: llama.cpp file type
   std::string plan;            // GGUF: a plan.json instead of a file type

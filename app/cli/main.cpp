@@ -52,13 +52,15 @@ int main(int argc, char** argv) {
   exp->add_option("path", exporting.path, "Source model (.gguf or HF directory)")->required();
   exp->add_option("-o,--out", exporting.out, "Output .gguf file or GPTQ directory (written atomically; never the source)")
       ->required();
-  exp->add_option("-f,--format", exporting.format, "gguf, gptq, or fakequant (dequantized weights under the original names)")
-      ->check(CLI::IsMember({"gguf", "gptq", "fakequant"}))
+  exp->add_option("-f,--format", exporting.format,
+                  "gguf, gptq, hdf5 (QuantScope's own checkpoint, docs/hdf5-checkpoint.md) or fakequant (dequantized "
+                  "weights under the original names)")
+      ->check(CLI::IsMember({"gguf", "gptq", "hdf5", "fakequant"}))
       ->capture_default_str();
   exp->add_option("--dtype", exporting.dtype, "fakequant: f16, bf16 or f32")->check(CLI::IsMember({"f16", "bf16", "f32"}))->capture_default_str();
   exp->add_option("-t,--type", exporting.ftype, "GGUF file type: " + qs::llama_ftype_names())->capture_default_str();
   exp->add_option("--plan", exporting.plan, "GGUF: per-layer types from a plan.json (ggml formats) instead of a file type; "
-                                            "fakequant: the plan to apply");
+                                            "fakequant, hdf5: the plan to apply");
   exp->add_option("--bits", exporting.bits, "GPTQ bits: 2, 3, 4 or 8")->check(CLI::IsMember({2, 3, 4, 8}))->capture_default_str();
   exp->add_option("--group", exporting.group, "GPTQ group size (-1: per output channel)")->capture_default_str();
   exp->add_flag("--asym", exporting.asym, "GPTQ: asymmetric grid with zero-points (written as gptq_v2)");

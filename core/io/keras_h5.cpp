@@ -5,28 +5,14 @@
 #include <algorithm>
 #include <nlohmann/json.hpp>
 
+#include "io/h5_id.h"
 #include "io/hdf5_errors.h"
 #include "util/checked_math.h"
 
 namespace qs {
 namespace {
 
-// Owns an HDF5 identifier.
-class Id {
- public:
-  Id(hid_t id, herr_t (*close)(hid_t)) : id_(id), close_(close) {}
-  ~Id() {
-    if (id_ >= 0) close_(id_);
-  }
-  Id(const Id&) = delete;
-  Id& operator=(const Id&) = delete;
-  hid_t get() const { return id_; }
-  bool ok() const { return id_ >= 0; }
-
- private:
-  hid_t id_;
-  herr_t (*close_)(hid_t);
-};
+using h5::Id;
 
 constexpr std::size_t kMaxAttributeBytes = 64u << 20;
 constexpr std::uint64_t kMaxReadDataset = std::uint64_t{4} << 30;  // chunked/compressed datasets are read

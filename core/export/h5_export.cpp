@@ -1,0 +1,196 @@
+#include "export/h5_export.h"
+
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
+#include <optional>
+#include <map>
+#include <mutex>
+
+#include "io/h5_id.h"
+#include "io/hdf5_errors.h"
+#include "model/convert.h"
+#include "quant/ggml_dequant.h"
+#include "quant/ggml_quantize.h"
+#include "quant/int_grid.h"
+#include "quant/measure.h"
+#include "quant/metrics.h"
+#include "util/atomic_file.h"
+#include "util/disk_space.h"
+
+namespace qs {
+namespace {
+
+using h5::Id;
+
+Error h5_error(const std::string& path, const std::string& what) {
+  return Error::io(path + ": " + what + ": " + h5::take_error_stack());
+}
+
+class Writer {
+ public:
+  explicit Writer(std::string path) : path_(std::move(path)) {}
+
+  Result<void> string_attr(hid_t loc, const char* name, const std::string& value) {
+    Id type(H5Tcopy(H5T_C_S1), H5Tclose);
+    H5Tset_size(type.get(), std::max<std::size_t>(1, value.size()));
+    H5Tset_strpad(type.get(), H5T_STR_NULLPAD);
+    H5Tset_cset(type.get(), H5T_CSET_UTF8);
+    Id space(H5Screate(H5S_SCALAR), H5Sclose);
+    Id attr(H5Acreate2(loc, name, type.get(), space.get(), H5P_DEFAULT, H5P_DEFAULT), H5Aclose);
+    const std::string padded = value.empty() ? std::string(1, '\0') : value;
+    if (!attr.ok() || H5Awrite(attr.get(), type.get(), padded.data()) < 0) return h5_error(path_, std::string("attribute ") + name);
+    return {};
+  }
+  template <typename T>
+  Result<void> number_attr(hid_t loc, const char* name, T value) {
+    const hid_t mem = std::is_same_v<T, double> ? H5T_NATIVE_DOUBLE : H5T_NATIVE_INT64;
+    const hid_t file = std::is_same_v<T, double> ? H5T_IEEE_F64LE : H5T_STD_I64LE;
+    Id space(H5Screate(H5S_SCALAR), H5Sclose);
+    Id attr(H5Acreate2(loc, name, file, space.get(), H5P_DEFAULT, H5P_DEFAULT), H5Aclose);
+    if (!attr.ok() || H5Awrite(attr.get(), mem, &value) < 0) return h5_error(path_, std::string("attribute ") + name);
+    return {};
+  }
+  Result<void> shape_attr(hid_t loc, const std::vector<std::int64_t>& shape) {
+    const hsize_t n = shape.size();
+    Id space(H5Screate_simple(1, &n, nullptr), H5Sclose);
+    Id attr(H5Acreate2(loc, "shape", H5T_STD_I64LE, space.get(), H5P_DEFAULT, H5P_DEFAULT), H5Aclose);
+    if (!attr.ok() || H5Awrite(attr.get(), H5T_NATIVE_INT64, shape.data()) < 0) return h5_error(path_, "attribute shape");
+    return {};
+  }
+  Result<void> dataset(hid_t loc, const char* name, hid_t file_type, hid_t mem_type, std::vector<hsize_t> dims,
+                       const void* data) {
+    Id space(H5Screate_simple(static_cast<int>(dims.size()), dims.data(), nullptr), H5Sclose);
+    Id ds(H5Dcreate2(loc, name, file_type, space.get(), H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT), H5Dclose);
+    if (!ds.ok() || H5Dwrite(ds.get(), mem_type, H5S_ALL, H5S_ALL, H5P_DEFAULT, data) < 0)
+      return h5_error(path_, std::string("dataset ") + name);
+    return {};
+  }
+
+ private:
+  std::string path_;
+};
+
+}  // namespace
+
+Result<H5ExportReport> export_quantized_h5(const Model& source, const Plan& plan, const std::string& out_path,
+                                           OpContext& ctx) {
+  auto configs = resolve_plan(plan, source);
+  if (!configs) return configs.error();
+  std::map<std::size_t, std::size_t> layer_of;  // weight tensor -> layer
+  for (std::size_t i = 0; i < source.layers.size(); ++i) {
+    if ((*configs)[i].method != "rtn")
+      return Error::unsupported(source.layers[i].name + ": method \"" + (*configs)[i].method +
+                                "\" needs calibration data, which the HDF5 export does not take yet (use rtn)");
+    layer_of[source.layers[i].weight] = i;
+  }
+  if (auto r = ensure_free_space(out_path, source.weight_bytes()); !r) return r.error();  // at most the source's size
+  auto file = AtomicFile::create(out_path);
+  if (!file) return file.error();
+
+  H5ExportReport report;
+  h5::silence_errors();
+  {
+    std::lock_guard lock(h5::library_mutex());
+    Writer w(out_path);
+    Id f(H5Fcreate(file->temp_path().c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT), H5Fclose);
+    if (!f.ok()) return h5_error(out_path, "cannot create");
+    for (auto r : {w.string_attr(f.get(), "format", "quantscope-quantized"), w.number_attr<std::int64_t>(f.get(), "version", 1),
+                   w.number_attr<std::int64_t>(f.get(), "tensor_count", static_cast<std::int64_t>(source.tensors.size())),
+                   w.string_attr(f.get(), "source_path", source.path),
+                   w.string_attr(f.get(), "source_format", std::string(model_format_name(source.format))),
+                   w.string_attr(f.get(), "created_by", "quantscope 0.1.0")})
+      if (!r) return r.error();
+    const std::string plan_json = plan_to_json(plan);
+    if (auto r = w.dataset(f.get(), "plan.json", H5T_STD_U8LE, H5T_NATIVE_UINT8, {plan_json.size()}, plan_json.data()); !r)
+      return r.error();
+    Id tensors(H5Gcreate2(f.get(), "tensors", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT), H5Gclose);
+    if (!tensors.ok()) return h5_error(out_path, "group tensors");
+
+    std::vector<float> x, deq;
+    std::vector<std::byte> blocks;
+    for (std::size_t i = 0; i < source.tensors.size(); ++i) {
+      if (ctx.cancelled()) return Error::cancelled();
+      const TensorInfo& t = source.tensors[i];
+      char gname[32];
+      std::snprintf(gname, sizeof gname, "%06zu", i);
+      Id g(H5Gcreate2(tensors.get(), gname, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT), H5Gclose);
+      if (!g.ok()) return h5_error(out_path, std::string("group tensors/") + gname);
+      for (auto r : {w.string_attr(g.get(), "name", t.name), w.shape_attr(g.get(), t.shape),
+                     w.string_attr(g.get(), "source_dtype", std::string(dtype_name(t.dtype)))})
+        if (!r) return r.error();
+
+      // Which format, if the plan quantizes this tensor and its shape allows it.
+      std::optional<QuantChoice> choice;
+      H5ExportedLayer layer;
+      const auto it = layer_of.find(i);
+      if (it != layer_of.end()) {
+        const LayerConfig& cfg = (*configs)[it->second];
+        layer.name = source.layers[it->second].name;
+        layer.format = cfg.format;
+        auto c = cfg.format == "f16" || cfg.format == "bf16" || cfg.format == "f32" ? Result<QuantChoice>(Error::unsupported("kept"))
+                                                                                   : parse_quant_choice(cfg.format);
+        const std::int64_t cols = t.cols();
+        if (!c) layer.reason = c.error().message;
+        else if (t.channels_last) layer.reason = "channels-last (Keras) kernels are not quantized";
+        else if (c->kind == QuantChoice::Kind::Ggml && cols % dtype_block_elems(c->ggml_type) != 0)
+          layer.reason = std::to_string(cols) + " columns are not whole " + std::string(dtype_name(c->ggml_type)) + " blocks";
+        else if (c->kind == QuantChoice::Kind::IntGrid && !validate_int_grid(c->grid, cols))
+          layer.reason = validate_int_grid(c->grid, cols).error().message;
+        else if (c->kind != QuantChoice::Kind::Ggml && c->kind != QuantChoice::Kind::IntGrid)
+          layer.reason = "format not written to HDF5 yet";
+        else choice = *c;
+      }
+      if (!choice) {
+        if (auto r = w.string_attr(g.get(), "kind", "copy"); !r) return r.error();
+        if (auto r = w.dataset(g.get(), "data", H5T_STD_U8LE, H5T_NATIVE_UINT8, {t.nbytes}, t.bytes().data()); !r) return r.error();
+        if (t.file) t.file->release(t.offset, t.nbytes);
+        if (it != layer_of.end()) report.layers.push_back(std::move(layer));
+        continue;
+      }
+      x.resize(t.numel());
+      if (auto r = convert_to_f32(t.dtype, t.bytes().data(), x.size(), x.data()); !r) return Error::unsupported(t.name + ": " + r.error().message);
+      if (t.file) t.file->release(t.offset, t.nbytes);
+      deq.resize(x.size());
+      const std::int64_t rows = t.rows(), cols = t.cols();
+      if (choice->kind == QuantChoice::Kind::IntGrid) {
+        auto q = rtn_int(x.data(), rows, cols, choice->grid);
+        if (!q) return Error::invalid(t.name + ": " + q.error().message);
+        dequantize_int_into(*q, deq.data());
+        const hsize_t groups = static_cast<hsize_t>(q->groups_per_row);
+        for (auto r : {w.string_attr(g.get(), "kind", "int_grid"), w.number_attr<std::int64_t>(g.get(), "bits", choice->grid.bits),
+                       w.number_attr<std::int64_t>(g.get(), "group_size", choice->grid.group_size),
+                       w.number_attr<std::int64_t>(g.get(), "symmetric", choice->grid.symmetric ? 1 : 0),
+                       w.dataset(g.get(), "codes", H5T_STD_U8LE, H5T_NATIVE_UINT8, {static_cast<hsize_t>(rows), static_cast<hsize_t>(cols)}, q->codes.data()),
+                       w.dataset(g.get(), "scales", H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, {static_cast<hsize_t>(rows), groups}, q->scales.data()),
+                       w.dataset(g.get(), "zeros", H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, {static_cast<hsize_t>(rows), groups}, q->zeros.data())})
+          if (!r) return r.error();
+      } else {
+        const std::size_t n = x.size() / dtype_block_elems(choice->ggml_type);
+        blocks.resize(n * dtype_block_bytes(choice->ggml_type));
+        if (auto r = quantize_ggml_blocks(choice->ggml_type, x.data(), n, blocks.data()); !r) return Error::invalid(t.name + ": " + r.error().message);
+        dequantize_ggml_blocks(choice->ggml_type, blocks.data(), n, deq.data());
+        for (auto r : {w.string_attr(g.get(), "kind", "ggml"), w.string_attr(g.get(), "ggml_type", std::string(dtype_name(choice->ggml_type))),
+                       w.dataset(g.get(), "blocks", H5T_STD_U8LE, H5T_NATIVE_UINT8, {blocks.size()}, blocks.data())})
+          if (!r) return r.error();
+      }
+      const WeightError e = weight_error(x.data(), deq.data(), x.size());
+      layer.quantized = true;
+      layer.bits_per_weight = choice->bits_per_weight(rows, cols);
+      layer.sqnr_db = e.sqnr_db;
+      for (auto r : {w.string_attr(g.get(), "format", layer.format), w.string_attr(g.get(), "method", "rtn"),
+                     w.number_attr<double>(g.get(), "bits_per_weight", layer.bits_per_weight),
+                     w.number_attr<double>(g.get(), "sqnr_db", e.sqnr_db), w.number_attr<double>(g.get(), "max_abs_error", e.max_abs)})
+        if (!r) return r.error();
+      report.layers.push_back(std::move(layer));
+      ctx.progress(static_cast<double>(i + 1) / static_cast<double>(source.tensors.size()));
+    }
+    if (H5Fflush(f.get(), H5F_SCOPE_GLOBAL) < 0) return h5_error(out_path, "flush");
+  }  // the HDF5 file is closed here, before the rename
+  if (auto r = file->commit(); !r) return r.error();
+  std::error_code ec;
+  report.bytes = std::filesystem::file_size(out_path, ec);
+  return report;
+}
+
+}  // namespace qs

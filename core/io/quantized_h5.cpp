@@ -1,0 +1,215 @@
+#include "io/quantized_h5.h"
+
+#include <cstdio>
+#include <mutex>
+
+#include "io/h5_id.h"
+#include "io/hdf5_errors.h"
+#include "model/convert.h"
+#include "quant/ggml_dequant.h"
+
+namespace qs {
+namespace {
+
+using h5::Id;
+
+constexpr std::uint64_t kMaxDataset = std::uint64_t{16} << 30;
+
+class Reader {
+ public:
+  explicit Reader(const std::string& path) : path_(path) {}
+  Error fail(const std::string& what) const { return Error::format(path_ + ": " + what + " " + h5::take_error_stack()); }
+
+  bool has_attr(hid_t loc, const char* name) const { return H5Aexists(loc, name) > 0; }
+  Result<std::string> string_attr(hid_t loc, const char* name) const {
+    Id attr(H5Aopen(loc, name, H5P_DEFAULT), H5Aclose);
+    if (!attr.ok()) return fail(std::string("missing attribute ") + name);
+    Id type(H5Aget_type(attr.get()), H5Tclose);
+    if (H5Tget_class(type.get()) != H5T_STRING || H5Tis_variable_str(type.get()) > 0) return fail(std::string("attribute ") + name + " is not a fixed string");
+    const std::size_t n = H5Tget_size(type.get());
+    if (n > (std::size_t{64} << 20)) return fail(std::string("attribute ") + name + " is too long");
+    std::string s(n, '\0');
+    if (H5Aread(attr.get(), type.get(), s.data()) < 0) return fail(std::string("attribute ") + name);
+    s.resize(s.find('\0') == std::string::npos ? s.size() : s.find('\0'));
+    return s;
+  }
+  template <typename T>
+  Result<T> number_attr(hid_t loc, const char* name) const {
+    Id attr(H5Aopen(loc, name, H5P_DEFAULT), H5Aclose);
+    if (!attr.ok()) return fail(std::string("missing attribute ") + name);
+    T v{};
+    if (H5Aread(attr.get(), std::is_same_v<T, double> ? H5T_NATIVE_DOUBLE : H5T_NATIVE_INT64, &v) < 0)
+      return fail(std::string("attribute ") + name);
+    return v;
+  }
+  Result<std::vector<std::int64_t>> shape_attr(hid_t loc) const {
+    Id attr(H5Aopen(loc, "shape", H5P_DEFAULT), H5Aclose);
+    if (!attr.ok()) return fail("missing attribute shape");
+    Id space(H5Aget_space(attr.get()), H5Sclose);
+    const hssize_t n = H5Sget_simple_extent_npoints(space.get());
+    if (n < 0 || n > 8) return fail("attribute shape has a bad length");
+    std::vector<std::int64_t> v(static_cast<std::size_t>(n));
+    if (H5Aread(attr.get(), H5T_NATIVE_INT64, v.data()) < 0) return fail("attribute shape");
+    for (auto d : v)
+      if (d < 0) return fail("negative dimension in shape");
+    return v;
+  }
+  // A whole dataset of `expect` elements of `mem` type into `out`.
+  template <typename T>
+  Result<void> dataset(hid_t loc, const char* name, hid_t mem, std::uint64_t expect, std::vector<T>& out) const {
+    Id ds(H5Dopen2(loc, name, H5P_DEFAULT), H5Dclose);
+    if (!ds.ok()) return fail(std::string("missing dataset ") + name);
+    Id space(H5Dget_space(ds.get()), H5Sclose);
+    const hssize_t n = H5Sget_simple_extent_npoints(space.get());
+    if (n < 0 || static_cast<std::uint64_t>(n) != expect || expect * sizeof(T) > kMaxDataset)
+      return fail(std::string("dataset ") + name + " has " + std::to_string(n) + " elements, " + std::to_string(expect) + " expected");
+    out.resize(static_cast<std::size_t>(expect));
+    if (H5Dread(ds.get(), mem, H5S_ALL, H5S_ALL, H5P_DEFAULT, out.data()) < 0) return fail(std::string("dataset ") + name);
+    return {};
+  }
+
+ private:
+  const std::string& path_;
+};
+
+std::uint64_t numel(const std::vector<std::int64_t>& shape) {
+  std::uint64_t n = 1;
+  for (auto d : shape) n *= static_cast<std::uint64_t>(d);
+  return n;
+}
+
+DType dtype_named(const std::string& s) {
+  for (int i = 0; i < static_cast<int>(DType::Unknown); ++i)
+    if (dtype_name(static_cast<DType>(i)) == s) return static_cast<DType>(i);
+  return DType::Unknown;
+}
+
+}  // namespace
+
+Result<QuantizedH5> read_quantized_h5(const std::string& path) {
+  h5::silence_errors();
+  std::lock_guard lock(h5::library_mutex());
+  Reader rd(path);
+  if (H5Fis_hdf5(path.c_str()) <= 0) {
+    h5::take_error_stack();
+    return Error::format(path + ": not an HDF5 file");
+  }
+  Id f(H5Fopen(path.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT), H5Fclose);
+  if (!f.ok()) return rd.fail("cannot open");
+  auto format = rd.string_attr(f.get(), "format");
+  if (!format || *format != "quantscope-quantized") return Error::format(path + ": not a QuantScope quantized checkpoint");
+  auto version = rd.number_attr<std::int64_t>(f.get(), "version");
+  if (!version) return version.error();
+  if (*version != 1) return Error::format(path + ": version " + std::to_string(*version) + " is not supported (this build reads 1)");
+  QuantizedH5 out;
+  out.path = path;
+  auto count = rd.number_attr<std::int64_t>(f.get(), "tensor_count");
+  if (!count) return count.error();
+  if (*count < 0 || *count > 1000000) return Error::format(path + ": tensor_count out of range");
+  for (auto [key, dst] : {std::pair{"source_path", &out.source_path}, std::pair{"source_format", &out.source_format}}) {
+    auto s = rd.string_attr(f.get(), key);
+    if (!s) return s.error();
+    *dst = *s;
+  }
+  {
+    Id ds(H5Dopen2(f.get(), "plan.json", H5P_DEFAULT), H5Dclose);
+    if (!ds.ok()) return rd.fail("missing dataset plan.json");
+    Id space(H5Dget_space(ds.get()), H5Sclose);
+    const hssize_t n = H5Sget_simple_extent_npoints(space.get());
+    if (n < 0 || n > (hssize_t{64} << 20)) return rd.fail("plan.json too large");
+    out.plan_json.resize(static_cast<std::size_t>(n));
+    if (n > 0 && H5Dread(ds.get(), H5T_NATIVE_UINT8, H5S_ALL, H5S_ALL, H5P_DEFAULT, out.plan_json.data()) < 0) return rd.fail("plan.json");
+  }
+  for (std::int64_t i = 0; i < *count; ++i) {
+    char gname[48];
+    std::snprintf(gname, sizeof gname, "tensors/%06lld", static_cast<long long>(i));
+    Id g(H5Gopen2(f.get(), gname, H5P_DEFAULT), H5Gclose);
+    if (!g.ok()) return rd.fail(std::string("missing group ") + gname);
+    QuantizedH5Tensor t;
+    t.group = static_cast<int>(i);
+    auto name = rd.string_attr(g.get(), "name");
+    auto kind = rd.string_attr(g.get(), "kind");
+    auto shape = rd.shape_attr(g.get());
+    auto sd = rd.string_attr(g.get(), "source_dtype");
+    if (!name || !kind || !shape || !sd) return !name ? name.error() : !kind ? kind.error() : !shape ? shape.error() : sd.error();
+    t.name = *name;
+    t.kind = *kind;
+    t.shape = *shape;
+    t.source_dtype = dtype_named(*sd);
+    if (t.kind != "copy" && t.kind != "int_grid" && t.kind != "ggml") return Error::format(path + ": " + t.name + ": unknown kind \"" + t.kind + "\"");
+    if (t.kind != "copy") {
+      auto fmt = rd.string_attr(g.get(), "format");
+      auto method = rd.string_attr(g.get(), "method");
+      auto bpw = rd.number_attr<double>(g.get(), "bits_per_weight");
+      auto sqnr = rd.number_attr<double>(g.get(), "sqnr_db");
+      auto mx = rd.number_attr<double>(g.get(), "max_abs_error");
+      if (!fmt || !method || !bpw || !sqnr || !mx) return Error::format(path + ": " + t.name + ": missing quantization attributes");
+      t.format = *fmt;
+      t.method = *method;
+      t.bits_per_weight = *bpw;
+      t.sqnr_db = *sqnr;
+      t.max_abs_error = *mx;
+    }
+    if (t.kind == "int_grid") {
+      auto bits = rd.number_attr<std::int64_t>(g.get(), "bits");
+      auto gsz = rd.number_attr<std::int64_t>(g.get(), "group_size");
+      auto sym = rd.number_attr<std::int64_t>(g.get(), "symmetric");
+      if (!bits || !gsz || !sym || *bits < 2 || *bits > 8 || *gsz < -1) return Error::format(path + ": " + t.name + ": bad integer-grid attributes");
+      t.bits = static_cast<int>(*bits);
+      t.group_size = static_cast<int>(*gsz);
+      t.symmetric = *sym != 0;
+    } else if (t.kind == "ggml") {
+      auto gt = rd.string_attr(g.get(), "ggml_type");
+      if (!gt) return gt.error();
+      t.ggml_type = dtype_named(*gt);
+      if (!dtype_is_block_quantized(t.ggml_type)) return Error::format(path + ": " + t.name + ": unknown ggml type \"" + *gt + "\"");
+    }
+    out.tensors.push_back(std::move(t));
+  }
+  return out;
+}
+
+Result<std::vector<float>> read_quantized_h5_values(const QuantizedH5& file, const QuantizedH5Tensor& t) {
+  h5::silence_errors();
+  std::lock_guard lock(h5::library_mutex());
+  Reader rd(file.path);
+  Id f(H5Fopen(file.path.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT), H5Fclose);
+  if (!f.ok()) return rd.fail("cannot open");
+  char gname[48];
+  std::snprintf(gname, sizeof gname, "tensors/%06d", t.group);
+  Id g(H5Gopen2(f.get(), gname, H5P_DEFAULT), H5Gclose);
+  if (!g.ok()) return rd.fail(std::string("missing group ") + gname);
+  const std::uint64_t n = numel(t.shape);
+  std::vector<float> out(static_cast<std::size_t>(n));
+  const std::int64_t rows = t.shape.size() >= 2 ? t.shape[0] : 1;
+  const std::int64_t cols = rows > 0 ? static_cast<std::int64_t>(n) / rows : 0;
+  if (t.kind == "copy") {
+    const auto bytes = dtype_bytes(t.source_dtype, n);
+    if (!bytes) return Error::format(file.path + ": " + t.name + ": bad size for " + std::string(dtype_name(t.source_dtype)));
+    std::vector<std::uint8_t> raw;
+    if (auto r = rd.dataset(g.get(), "data", H5T_NATIVE_UINT8, *bytes, raw); !r) return r.error();
+    if (auto r = convert_to_f32(t.source_dtype, reinterpret_cast<const std::byte*>(raw.data()), n, out.data()); !r) return r.error();
+  } else if (t.kind == "ggml") {
+    const auto bytes = dtype_bytes(t.ggml_type, n);
+    if (!bytes) return Error::format(file.path + ": " + t.name + ": not whole " + std::string(dtype_name(t.ggml_type)) + " blocks");
+    std::vector<std::uint8_t> raw;
+    if (auto r = rd.dataset(g.get(), "blocks", H5T_NATIVE_UINT8, *bytes, raw); !r) return r.error();
+    dequantize_ggml_blocks(t.ggml_type, reinterpret_cast<const std::byte*>(raw.data()), n / dtype_block_elems(t.ggml_type), out.data());
+  } else {
+    if (t.group_size > 0 && cols % t.group_size != 0) return Error::format(file.path + ": " + t.name + ": group size does not divide the rows");
+    const std::int64_t groups = t.group_size > 0 ? cols / t.group_size : 1, gs = t.group_size > 0 ? t.group_size : cols;
+    std::vector<std::uint8_t> codes;
+    std::vector<float> scales, zeros;
+    if (auto r = rd.dataset(g.get(), "codes", H5T_NATIVE_UINT8, n, codes); !r) return r.error();
+    if (auto r = rd.dataset(g.get(), "scales", H5T_NATIVE_FLOAT, static_cast<std::uint64_t>(rows * groups), scales); !r) return r.error();
+    if (auto r = rd.dataset(g.get(), "zeros", H5T_NATIVE_FLOAT, static_cast<std::uint64_t>(rows * groups), zeros); !r) return r.error();
+    for (std::int64_t r = 0; r < rows; ++r)
+      for (std::int64_t c = 0; c < cols; ++c) {
+        const std::size_t gi = static_cast<std::size_t>(r * groups + c / gs);
+        out[static_cast<std::size_t>(r * cols + c)] = scales[gi] * (static_cast<float>(codes[static_cast<std::size_t>(r * cols + c)]) - zeros[gi]);
+      }
+  }
+  return out;
+}
+
+}  // namespace qs
