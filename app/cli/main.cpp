@@ -8,6 +8,7 @@
 #include "export_command.h"
 #include "measure_command.h"
 #include "plan_command.h"
+#include "perplexity_command.h"
 #include "model/dtype.h"
 #include "quant/llama_ftype.h"
 
@@ -79,6 +80,17 @@ int main(int argc, char** argv) {
   pl->add_option("-o,--out", planning.out, "Write the plan here (atomically)");
   pl->add_flag("--json", planning.json, "Machine-readable output");
 
+  qs::cli::PerplexityOptions ppl;
+  auto* pp = app.add_subcommand("perplexity", "Perplexity of a llama-family model (HF directory or GGUF) on a text, with "
+                                              "llama-perplexity's protocol: chunks of --ctx tokens, BOS first, the second "
+                                              "half of each chunk scored");
+  pp->add_option("path", ppl.path, "Model: HF directory with tokenizer.model, or .gguf")->required();
+  pp->add_option("--text", ppl.text, "Evaluation text file (e.g. ../shared/models/stories260K/eval/tiny_stories_eval.txt)")
+      ->required();
+  pp->add_option("--ctx", ppl.ctx, "Tokens per chunk")->check(CLI::Range(4, 1 << 20))->capture_default_str();
+  pp->add_option("--chunks", ppl.chunks, "Score at most this many chunks (-1: all)")->capture_default_str();
+  pp->add_flag("--json", ppl.json, "Machine-readable output");
+
   std::string demo_out = qs::default_demo_dir();
   qs::DemoSpec demo_spec;
   std::string demo_dtype = "f16";
@@ -130,6 +142,7 @@ int main(int argc, char** argv) {
     return qs::cli::run_measure(measure);
   }
   if (*exp) return qs::cli::run_export(exporting);
+  if (*pp) return qs::cli::run_perplexity(ppl);
   if (*pl) {
     if (plan_demo == !planning.path.empty()) {
       std::fprintf(stderr, "quantscope-cli plan: give a PATH or --demo (one of them)\n");

@@ -1,0 +1,62 @@
+#pragma once
+// SentencePiece-style (SPM) tokenizer as llama.cpp runs it for Llama-2 /
+// Mistral vocabularies: a leading space, spaces as U+2581 "▁", UTF-8
+// characters merged greedily by piece score, <0xXX> byte pieces for what the
+// vocabulary lacks. Vocabulary from tokenizer.model or from GGUF metadata
+// (tokenizer.ggml.tokens / scores / token_type).
+#include <array>
+#include <cstdint>
+#include <span>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
+
+#include "export/spm_vocab.h"
+#include "util/result.h"
+
+namespace qs {
+
+struct GgufFile;
+struct Model;
+
+class SpmTokenizer {
+ public:
+  // From pieces in id order. BOS/EOS/UNK default to the pieces "<s>", "</s>"
+  // and the first Unknown piece (else 1, 2, 0 as llama.cpp assumes for SPM).
+  static Result<SpmTokenizer> from_pieces(std::vector<SpmPiece> pieces, const std::string& label);
+  static Result<SpmTokenizer> from_spm_file(const std::string& path);  // tokenizer.model
+  // tokenizer.ggml.model must be "llama" (SPM); bos/eos/unk ids, add_bos_token
+  // and add_space_prefix come from the metadata when present.
+  static Result<SpmTokenizer> from_gguf(const GgufFile& g, const std::string& label);
+  // The tokenizer of an opened model: GGUF metadata, or the HF directory's
+  // tokenizer.model (add_bos_token from tokenizer_config.json).
+  static Result<SpmTokenizer> for_model(const Model& m);
+
+  // Token ids of `text`; BOS first when add_bos.
+  std::vector<std::int32_t> encode(std::string_view text, bool add_bos) const;
+  // Text of ids: control tokens dropped, byte pieces as their bytes, "▁" as
+  // spaces, and the leading space of the first piece removed (as
+  // sentencepiece's decode and llama2.c's output after BOS do).
+  std::string decode(std::span<const std::int32_t> ids) const;
+  // One token's text as it appears in output ("" for control tokens).
+  std::string piece_text(std::int32_t id) const;
+
+  std::size_t size() const { return pieces_.size(); }
+  const SpmPiece& piece(std::int32_t id) const { return pieces_[static_cast<std::size_t>(id)]; }
+  std::int32_t bos_id() const { return bos_; }
+  std::int32_t eos_id() const { return eos_; }
+  std::int32_t unk_id() const { return unk_; }
+  bool add_bos() const { return add_bos_; }            // the model's default for encode
+  bool add_space_prefix() const { return add_space_prefix_; }
+  std::int32_t find(std::string_view piece) const;     // -1 when absent
+
+ private:
+  std::vector<SpmPiece> pieces_;
+  std::unordered_map<std::string, std::int32_t> ids_;
+  std::array<std::int32_t, 256> byte_ids_{};  // <0xXX> pieces, -1 when absent
+  std::int32_t bos_ = 1, eos_ = 2, unk_ = 0;
+  bool add_bos_ = true, add_space_prefix_ = true;
+};
+
+}  // namespace qs

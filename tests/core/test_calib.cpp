@@ -1,0 +1,223 @@
+// Tokenizer, llama forward pass and perplexity against outside references on
+// stories260K (../shared/models/stories260K): llama.cpp's token ids,
+// llama-perplexity's figures and llama2.c's greedy output.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <nlohmann/json.hpp>
+
+#include "calib/llama_forward.h"
+#include "calib/perplexity.h"
+#include "calib/spm_tokenizer.h"
+#include "io/open_model.h"
+#include "test_files.h"
+
+namespace {
+
+std::string stories(const std::string& shared, const std::string& rel) { return shared + "/models/stories260K/" + rel; }
+
+std::vector<std::int32_t> reference_ids(const std::string& shared) {
+  const auto j = nlohmann::json::parse(qs::test::read_bytes(stories(shared, "eval/tiny_stories_eval.llamacpp_ids.json")));
+  return j.get<std::vector<std::int32_t>>();  // a flat list, BOS (1) first
+}
+
+TEST(SpmTokenizer, MatchesLlamaCppIdsThroughTokenizerModel) {
+  QS_REQUIRE_SHARED();
+  auto tok = qs::SpmTokenizer::from_spm_file(stories(shared, "hf/tokenizer.model"));
+  ASSERT_TRUE(tok.ok()) << tok.error().message;
+  EXPECT_EQ(tok->size(), 512u);
+  EXPECT_EQ(tok->bos_id(), 1);
+  EXPECT_EQ(tok->eos_id(), 2);
+  const std::string text = qs::test::read_bytes(stories(shared, "eval/tiny_stories_eval.txt"));
+  const auto ids = tok->encode(text, true);
+  const auto want = reference_ids(shared);
+  ASSERT_EQ(want.size(), 2066u);
+  EXPECT_EQ(ids, want);
+  // Decoding gives the text back (the added leading space removed).
+  EXPECT_EQ(tok->decode(std::span(ids).subspan(1)), text);
+}
+
+TEST(SpmTokenizer, MatchesLlamaCppIdsThroughGgufAndHfDirectory) {
+  QS_REQUIRE_SHARED();
+  const std::string text = qs::test::read_bytes(stories(shared, "eval/tiny_stories_eval.txt"));
+  const auto want = reference_ids(shared);
+  for (const std::string rel : {"gguf/stories260K-f32.gguf", "gguf/stories260K-Q4_K_M.gguf", "hf"}) {
+    auto m = qs::open_model(stories(shared, rel));
+    ASSERT_TRUE(m.ok()) << m.error().message;
+    auto tok = qs::SpmTokenizer::for_model(*m);
+    ASSERT_TRUE(tok.ok()) << tok.error().message;
+    EXPECT_TRUE(tok->add_bos()) << rel;
+    EXPECT_EQ(tok->encode(text, tok->add_bos()), want) << rel;
+  }
+}
+
+TEST(SpmTokenizer, ByteFallbackEmptyTextAndControlTokens) {
+  QS_REQUIRE_SHARED();
+  auto tok = qs::SpmTokenizer::from_spm_file(stories(shared, "hf/tokenizer.model"));
+  ASSERT_TRUE(tok.ok()) << tok.error().message;
+  EXPECT_EQ(tok->encode("", true), std::vector<std::int32_t>{1});
+  EXPECT_TRUE(tok->encode("", false).empty());
+  // "ü" is not a piece of this 512-token vocabulary ("é" is): its two UTF-8 bytes come as <0xC3><0xBC>.
+  ASSERT_GE(tok->find("\xC3\xA9"), 0);
+  ASSERT_LT(tok->find("\xC3\xBC"), 0);
+  const std::int32_t c3 = tok->find("<0xC3>"), bc = tok->find("<0xBC>"), space = tok->find("\xE2\x96\x81");
+  ASSERT_GE(c3, 0);
+  ASSERT_GE(bc, 0);
+  ASSERT_GE(space, 0);
+  EXPECT_EQ(tok->encode("\xC3\xBC", false), (std::vector<std::int32_t>{space, c3, bc}));
+  EXPECT_EQ(tok->decode(std::vector<std::int32_t>{space, c3, bc}), "\xC3\xBC");
+  const std::string mixed = "caf\xC3\xA9  \xC3\xBC\tber\n\xE2\x9C\x93 ok";  // pieces, bytes, double space, tab, newline
+  EXPECT_EQ(tok->decode(tok->encode(mixed, true)), mixed);
+  EXPECT_EQ(tok->piece_text(1), "");   // <s> is a control token
+  EXPECT_EQ(tok->piece_text(13), "\n");  // <0x0A>
+}
+
+// llama.cpp's llama-perplexity -c 256 figures (shared/models/README.md).
+struct PplCase {
+  const char* rel;
+  double want;
+  double tolerance;  // relative
+};
+
+double run_ppl(const std::string& shared, const std::string& rel, qs::PerplexityResult* out = nullptr) {
+  auto m = qs::open_model(stories(shared, rel));
+  EXPECT_TRUE(m.ok()) << m.error().message;
+  if (!m) return 0;
+  auto tok = qs::SpmTokenizer::for_model(*m);
+  EXPECT_TRUE(tok.ok()) << tok.error().message;
+  auto lm = qs::LlamaModel::load(*m);
+  EXPECT_TRUE(lm.ok()) << lm.error().message;
+  if (!tok || !lm) return 0;
+  const auto ids = tok->encode(qs::test::read_bytes(stories(shared, "eval/tiny_stories_eval.txt")), true);
+  qs::PerplexityOptions opt;
+  opt.n_ctx = 256;
+  opt.bos = tok->bos_id();
+  auto r = qs::perplexity(*lm, ids, opt);
+  EXPECT_TRUE(r.ok()) << r.error().message;
+  if (!r) return 0;
+  if (out) *out = *r;
+  return r->ppl;
+}
+
+TEST(LlamaForward, PerplexityMatchesLlamaCpp) {
+  QS_REQUIRE_SHARED();
+  const PplCase cases[] = {
+      {"gguf/stories260K-f32.gguf", 4.6576, 0.005},
+      {"hf", 4.6576, 0.005},
+      {"gguf/stories260K-F16.gguf", 4.6579, 0.01},
+      {"gguf/stories260K-Q8_0-ffndownF16.gguf", 4.6489, 0.01},
+      {"gguf/stories260K-Q6_K.gguf", 4.6489, 0.01},
+      {"gguf/stories260K-Q5_K_M.gguf", 4.6133, 0.01},
+      {"gguf/stories260K-Q4_K_M.gguf", 4.8044, 0.01},
+      {"gguf/stories260K-Q3_K_M.gguf", 4.9153, 0.01},
+      {"gguf/stories260K-Q2_K.gguf", 4.9100, 0.01},
+      {"gguf/stories260K-Q4_0-ffndownF16.gguf", 5.0145, 0.01},
+  };
+  for (const PplCase& c : cases) {
+    qs::PerplexityResult r;
+    const double ppl = run_ppl(shared, c.rel, &r);
+    std::printf("  %-40s ppl %.4f ± %.4f (llama.cpp %.4f, %+.3f %%), %lld tokens scored\n", c.rel, ppl, r.ppl_error,
+                c.want, 100.0 * (ppl / c.want - 1.0), static_cast<long long>(r.tokens_scored));
+    EXPECT_NEAR(ppl, c.want, c.want * c.tolerance) << c.rel;
+    EXPECT_EQ(r.chunks, 8) << c.rel;
+    EXPECT_EQ(r.tokens_scored, 8 * 127) << c.rel;
+  }
+}
+
+// llama2.c run.c, greedy (temperature 0), 200 steps from BOS: 200 tokens are
+// generated, the first one's leading space dropped after BOS, then a newline.
+TEST(LlamaForward, GreedyDecodingReproducesLlama2c) {
+  QS_REQUIRE_SHARED();
+  const std::string want = qs::test::read_bytes(stories(shared, "eval/reference_greedy_200.txt"));
+  for (const std::string rel : {"gguf/stories260K-f32.gguf", "hf"}) {
+    auto m = qs::open_model(stories(shared, rel));
+    ASSERT_TRUE(m.ok()) << m.error().message;
+    auto tok = qs::SpmTokenizer::for_model(*m);
+    ASSERT_TRUE(tok.ok()) << tok.error().message;
+    auto lm = qs::LlamaModel::load(*m);
+    ASSERT_TRUE(lm.ok()) << lm.error().message;
+    const std::vector<std::int32_t> prompt{tok->bos_id()};
+    auto out = qs::generate_greedy(*lm, prompt, 200, tok->bos_id());
+    ASSERT_TRUE(out.ok()) << out.error().message;
+    EXPECT_EQ(out->size(), 200u) << rel;
+    EXPECT_EQ(tok->decode(*out) + "\n", want) << rel;
+  }
+}
+
+// The KV cache: a sequence run in pieces gives the logits of the whole run.
+TEST(LlamaForward, IncrementalMatchesWholeSequence) {
+  QS_REQUIRE_SHARED();
+  auto m = qs::open_model(stories(shared, "gguf/stories260K-f32.gguf"));
+  ASSERT_TRUE(m.ok()) << m.error().message;
+  auto lm = qs::LlamaModel::load(*m);
+  ASSERT_TRUE(lm.ok()) << lm.error().message;
+  const auto ids = reference_ids(shared);
+  const std::span<const std::int32_t> seq(ids.data(), 150);
+  qs::LlamaRunner runner(*lm);
+  qs::LlamaCache whole(lm->config(), 150), parts(lm->config(), 150);
+  std::vector<float> all, piece, got;
+  ASSERT_TRUE(runner.forward(whole, seq, all).ok());
+  for (std::size_t start = 0; start < seq.size();) {
+    const std::size_t len = std::min<std::size_t>(start < 100 ? 37 : 1, seq.size() - start);
+    ASSERT_TRUE(runner.forward(parts, seq.subspan(start, len), piece).ok());
+    got.insert(got.end(), piece.begin(), piece.end());
+    start += len;
+  }
+  ASSERT_EQ(got.size(), all.size());
+  float max_diff = 0;
+  for (std::size_t i = 0; i < all.size(); ++i) max_diff = std::max(max_diff, std::abs(got[i] - all[i]));
+  EXPECT_LT(max_diff, 1e-4f);
+  EXPECT_EQ(parts.position(), 150);
+  // A full cache refuses more.
+  EXPECT_FALSE(runner.forward(parts, seq.subspan(0, 1), piece).ok());
+}
+
+// The HF directory (rotate-half RoPE, un-permuted Q/K) and the GGUF
+// (interleaved RoPE, permuted rows) are the same network: same logits.
+TEST(LlamaForward, HfAndGgufGiveTheSameLogits) {
+  QS_REQUIRE_SHARED();
+  std::vector<float> logits[2];
+  const auto ids = reference_ids(shared);
+  const std::span<const std::int32_t> seq(ids.data(), 64);
+  int k = 0;
+  for (const std::string rel : {"gguf/stories260K-f32.gguf", "hf"}) {
+    auto m = qs::open_model(stories(shared, rel));
+    ASSERT_TRUE(m.ok()) << m.error().message;
+    auto lm = qs::LlamaModel::load(*m);
+    ASSERT_TRUE(lm.ok()) << lm.error().message;
+    EXPECT_EQ(lm->config().rope_interleaved, rel != "hf");
+    EXPECT_FALSE(lm->config().tied_embeddings);
+    qs::LlamaRunner runner(*lm);
+    qs::LlamaCache cache(lm->config(), 64);
+    ASSERT_TRUE(runner.forward(cache, seq, logits[k++]).ok());
+  }
+  ASSERT_EQ(logits[0].size(), 64u * 512u);
+  float max_diff = 0;
+  for (std::size_t i = 0; i < logits[0].size(); ++i) max_diff = std::max(max_diff, std::abs(logits[0][i] - logits[1][i]));
+  EXPECT_LT(max_diff, 1e-3f);
+}
+
+TEST(LlamaForward, RejectsWhatItCannotRun) {
+  QS_REQUIRE_SHARED();
+  auto m = qs::open_model(shared + "/models/tinygrad-mnist-mlp/model.safetensors");
+  ASSERT_TRUE(m.ok()) << m.error().message;
+  auto lm = qs::LlamaModel::load(*m);
+  ASSERT_FALSE(lm.ok());
+  EXPECT_EQ(lm.error().code, qs::ErrorCode::Unsupported);
+
+  auto g = qs::open_model(stories(shared, "gguf/stories260K-f32.gguf"));
+  ASSERT_TRUE(g.ok());
+  auto gl = qs::LlamaModel::load(*g);
+  ASSERT_TRUE(gl.ok());
+  qs::PerplexityOptions opt;
+  opt.n_ctx = 256;
+  const std::vector<std::int32_t> few(100, 5);
+  EXPECT_FALSE(qs::perplexity(*gl, few, opt).ok());  // fewer tokens than a chunk
+  const std::vector<std::int32_t> bad{1, 600};
+  qs::LlamaRunner runner(*gl);
+  qs::LlamaCache cache(gl->config(), 8);
+  std::vector<float> logits;
+  EXPECT_FALSE(runner.forward(cache, bad, logits).ok());  // id outside the vocabulary
+}
+
+}  // namespace
