@@ -61,21 +61,31 @@ int run_export_gptq(const ExportOptions& opt) {
 
 }  // namespace
 
-static int run_export_fake_quant(const ExportOptions& opt) {
+// The plan and the model a plan-driven export needs; prints why not and returns false.
+static bool load_plan_and_model(const ExportOptions& opt, std::optional<Plan>& plan, std::optional<Model>& model) {
   if (opt.plan.empty()) {
-    std::fprintf(stderr, "quantscope-cli export -f fakequant: give --plan plan.json\n");
-    return 2;
+    std::fprintf(stderr, "quantscope-cli export -f %s: give --plan plan.json\n", opt.format.c_str());
+    return false;
   }
-  auto plan = read_plan(opt.plan);
-  if (!plan) {
-    std::fprintf(stderr, "quantscope-cli: %s\n", plan.error().message.c_str());
-    return 2;
+  auto p = read_plan(opt.plan);
+  if (!p) {
+    std::fprintf(stderr, "quantscope-cli: %s\n", p.error().message.c_str());
+    return false;
   }
-  auto model = open_model(opt.path);
-  if (!model) {
-    std::fprintf(stderr, "quantscope-cli: %s\n", model.error().message.c_str());
-    return 2;
+  auto m = open_model(opt.path);
+  if (!m) {
+    std::fprintf(stderr, "quantscope-cli: %s\n", m.error().message.c_str());
+    return false;
   }
+  plan = std::move(*p);
+  model = std::move(*m);
+  return true;
+}
+
+static int run_export_fake_quant(const ExportOptions& opt) {
+  std::optional<Plan> plan;
+  std::optional<Model> model;
+  if (!load_plan_and_model(opt, plan, model)) return 2;
   const DType dtype = opt.dtype == "f32" ? DType::F32 : opt.dtype == "bf16" ? DType::BF16 : DType::F16;
   const auto start = std::chrono::steady_clock::now();
   auto report = export_fake_quant(*model, *plan, opt.out, {dtype}, OpContext::none());
@@ -106,20 +116,9 @@ static int run_export_fake_quant(const ExportOptions& opt) {
 }
 
 static int run_export_hdf5(const ExportOptions& opt) {
-  if (opt.plan.empty()) {
-    std::fprintf(stderr, "quantscope-cli export -f hdf5: give --plan plan.json\n");
-    return 2;
-  }
-  auto plan = read_plan(opt.plan);
-  if (!plan) {
-    std::fprintf(stderr, "quantscope-cli: %s\n", plan.error().message.c_str());
-    return 2;
-  }
-  auto model = open_model(opt.path);
-  if (!model) {
-    std::fprintf(stderr, "quantscope-cli: %s\n", model.error().message.c_str());
-    return 2;
-  }
+  std::optional<Plan> plan;
+  std::optional<Model> model;
+  if (!load_plan_and_model(opt, plan, model)) return 2;
   const auto start = std::chrono::steady_clock::now();
   auto report = export_quantized_h5(*model, *plan, opt.out, OpContext::none());
   if (!report) {

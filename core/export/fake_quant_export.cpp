@@ -7,6 +7,7 @@
 #include <nlohmann/json.hpp>
 #include <optional>
 
+#include "export/hf_side_files.h"
 #include "io/safetensors.h"
 #include "model/convert.h"
 #include "quant/fake_quant.h"
@@ -119,25 +120,13 @@ Result<FakeQuantReport> export_fake_quant(const Model& source, const Plan& plan,
     return r.error();
   report.bytes = fs::file_size(st);
 
-  const fs::path src_dir = fs::is_directory(source.path) ? fs::path(source.path) : fs::path(source.path).parent_path();
-  if (fs::exists(src_dir / "config.json")) {
-    auto text = read_text_file((src_dir / "config.json").string(), std::size_t{16} << 20);
-    if (!text) return text.error();
-    nlohmann::ordered_json config;
-    try {
-      config = nlohmann::ordered_json::parse(*text);
-    } catch (const nlohmann::ordered_json::exception& e) {
-      return Error::format((src_dir / "config.json").string() + ": invalid JSON: " + e.what());
-    }
-    config["torch_dtype"] = torch_dtype(options.dtype);
-    if (auto r = write_text_file(staging->path() / "config.json", config.dump(2) + "\n"); !r) return r.error();
+  auto config = read_source_config(source);
+  if (!config) return config.error();
+  if (!config->empty()) {
+    (*config)["torch_dtype"] = torch_dtype(options.dtype);
+    if (auto r = write_text_file(staging->path() / "config.json", config->dump(2) + "\n"); !r) return r.error();
   }
-  for (const char* f : {"tokenizer.json", "tokenizer.model", "tokenizer_config.json", "special_tokens_map.json",
-                        "generation_config.json"}) {
-    std::error_code ec;
-    if (fs::exists(src_dir / f) && !fs::copy_file(src_dir / f, staging->path() / f, ec))
-      return Error::io((staging->path() / f).string() + ": " + ec.message());
-  }
+  if (auto r = copy_tokenizer_files(source, staging->path()); !r) return r.error();
   if (auto r = staging->commit(); !r) return r.error();
   return report;
 }

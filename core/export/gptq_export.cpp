@@ -7,6 +7,7 @@
 #include <nlohmann/json.hpp>
 
 #include "export/gptq_pack.h"
+#include "export/hf_side_files.h"
 #include "io/safetensors.h"
 #include "model/convert.h"
 #include "quant/int_grid.h"
@@ -193,17 +194,9 @@ Result<GptqExportReport> export_gptq(const Model& source, const std::string& out
 
   // Configuration: the source config plus quantization_config, and the same
   // object as quantize_config.json (docs/formats.md 4.5).
-  const fs::path src_dir = fs::is_directory(source.path) ? fs::path(source.path) : fs::path(source.path).parent_path();
-  ojson config = ojson::object();
-  if (fs::exists(src_dir / "config.json")) {
-    auto text = read_text_file((src_dir / "config.json").string(), std::size_t{16} << 20);
-    if (!text) return text.error();
-    try {
-      config = ojson::parse(*text);
-    } catch (const ojson::exception& e) {
-      return Error::format((src_dir / "config.json").string() + ": invalid JSON: " + e.what());
-    }
-  }
+  auto source_config = read_source_config(source);
+  if (!source_config) return source_config.error();
+  ojson config = std::move(*source_config);
   ojson qc = ojson::object();
   qc["bits"] = o.bits;
   qc["group_size"] = o.group_size;
@@ -223,12 +216,7 @@ Result<GptqExportReport> export_gptq(const Model& source, const std::string& out
   config["torch_dtype"] = "float16";
   if (auto r = write_text_file(staging->path() / "config.json", config.dump(2) + "\n"); !r) return r.error();
   if (auto r = write_text_file(staging->path() / "quantize_config.json", qc.dump(2) + "\n"); !r) return r.error();
-  for (const char* f : {"tokenizer.json", "tokenizer.model", "tokenizer_config.json", "special_tokens_map.json",
-                        "generation_config.json"}) {
-    std::error_code ec;
-    if (fs::exists(src_dir / f) && !fs::copy_file(src_dir / f, staging->path() / f, ec))
-      return Error::io((staging->path() / f).string() + ": " + ec.message());
-  }
+  if (auto r = copy_tokenizer_files(source, staging->path()); !r) return r.error();
   if (auto r = staging->commit(); !r) return r.error();
   return report;
 }

@@ -4,6 +4,7 @@
 #include <cmath>
 #include <cstring>
 
+#include "quant/ggml_dequant.h"
 #include "quant/ggml_quantize.h"
 #include "util/half.h"
 
@@ -132,14 +133,8 @@ void ggml_superblock_grids(DType t, const float* x, GgmlBlockGrid* grids, std::b
   const float d = half_at(b), dmin = half_at(b + 2);
   const unsigned char* s = b + 4;
   for (int j = 0; j < 8; ++j) {
-    int sc, m;  // formats.md 3.8, get_scale_min_k4
-    if (j < 4) {
-      sc = s[j] & 63;
-      m = s[j + 4] & 63;
-    } else {
-      sc = (s[j + 4] & 0x0F) | ((s[j - 4] >> 6) << 4);
-      m = (s[j + 4] >> 4) | ((s[j] >> 6) << 4);
-    }
+    int sc, m;
+    ggml_k4_scale_min(j, s, sc, m);
     grids[j] = {d * static_cast<float>(sc), 0.0f, -(dmin * static_cast<float>(m)), 0, t == DType::Q5_K ? 31 : 15};
   }
 }

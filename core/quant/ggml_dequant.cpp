@@ -126,25 +126,14 @@ void q3_k(const u8* b, float* y) {
       }
 }
 
-// Six-bit scale and min of sub-block j of Q4_K / Q5_K (formats.md 3.8).
-inline void scale_min_k4(int j, const u8* s, int& sc, int& m) {
-  if (j < 4) {
-    sc = s[j] & 63;
-    m = s[j + 4] & 63;
-  } else {
-    sc = (s[j + 4] & 0x0F) | ((s[j - 4] >> 6) << 4);
-    m = (s[j + 4] >> 4) | ((s[j] >> 6) << 4);
-  }
-}
-
 // Scale and offset of the two sub-blocks of chunk c (formats.md 3.8): y = d*sc*q - dmin*m.
 struct ChunkScales {
   float d0, m0, d1, m1;
 };
 inline ChunkScales chunk_scales(int c, float d, float dmin, const u8* s) {
   int sc0, mn0, sc1, mn1;
-  scale_min_k4(2 * c, s, sc0, mn0);
-  scale_min_k4(2 * c + 1, s, sc1, mn1);
+  ggml_k4_scale_min(2 * c, s, sc0, mn0);
+  ggml_k4_scale_min(2 * c + 1, s, sc1, mn1);
   return {d * static_cast<float>(sc0), dmin * static_cast<float>(mn0), d * static_cast<float>(sc1),
           dmin * static_cast<float>(mn1)};
 }
@@ -220,6 +209,16 @@ bool dequantize_ggml_blocks(DType t, const std::byte* src, std::size_t blocks, f
   const auto* p = reinterpret_cast<const u8*>(src);
   for (std::size_t i = 0; i < blocks; ++i) fn(p + i * in, dst + i * out);
   return true;
+}
+
+void ggml_k4_scale_min(int j, const std::uint8_t* s, int& sc, int& m) {
+  if (j < 4) {
+    sc = s[j] & 63;
+    m = s[j + 4] & 63;
+  } else {
+    sc = (s[j + 4] & 0x0F) | ((s[j - 4] >> 6) << 4);
+    m = (s[j + 4] >> 4) | ((s[j] >> 6) << 4);
+  }
 }
 
 }  // namespace qs

@@ -5,6 +5,7 @@
 #include <cmath>
 #include <cstring>
 
+#include "quant/ggml_dequant.h"
 #include "util/half.h"
 
 namespace qs::kquant {
@@ -144,16 +145,6 @@ void pack_scales_k4(const u8* sc, const u8* mn, u8* s) {
     s[j] = static_cast<u8>(s[j] | ((mn[j] >> 4) << 6));
   }
 }
-void unpack_scale_k4(int j, const u8* s, int& sc, int& mn) {
-  if (j < 4) {
-    sc = s[j] & 63;
-    mn = s[j + 4] & 63;
-  } else {
-    sc = (s[j + 4] & 0x0F) | ((s[j - 4] >> 6) << 4);
-    mn = (s[j + 4] >> 4) | ((s[j] >> 6) << 4);
-  }
-}
-
 // Shared by Q4_K and Q5_K: codes in [0, nmax] for all 256 values plus d, dmin and packed scales.
 void quantize_k_asym(const float* x, int nmax, float rmin, int nstep, u8* head /* d, dmin, scales[12] */, u8* L) {
   float scales[8], mins[8], weights[kSuper];
@@ -184,7 +175,7 @@ void quantize_k_asym(const float* x, int nmax, float rmin, int nstep, u8* head /
   const float d = load_half(head), dmin = load_half(head + 2);
   for (int b = 0; b < 8; ++b) {
     int s, m;
-    unpack_scale_k4(b, head + 4, s, m);
+    ggml_k4_scale_min(b, head + 4, s, m);
     const float D = d * static_cast<float>(s);
     if (D == 0.0f) continue;
     const float M = dmin * static_cast<float>(m);

@@ -25,12 +25,7 @@ namespace fs = std::filesystem;
 TEST(FakeQuantExport, LayersHoldTheirDequantizedWeights) {
   const fs::path root = fs::temp_directory_path() / ("qs_fq_" + std::to_string(::getpid()));
   fs::remove_all(root);
-  qs::DemoSpec spec;
-  spec.layers = 2;
-  spec.hidden = 128;
-  spec.intermediate = 352;
-  ASSERT_TRUE(qs::write_demo_model((root / "src").string(), spec).ok());
-  auto model = qs::open_model((root / "src").string());
+  auto model = qs::open_model(qs::test::write_small_demo(root / "src", 2, 128, 352));
   ASSERT_TRUE(model.ok()) << model.error().message;
   auto plan = qs::parse_plan(R"({"version":1,"default":{"format":"int4-g64"},
       "overrides":[{"match":{"role":"down"},"format":"q4_0"},{"match":{"role":"embed"},"format":"f16"}]})", "t");
@@ -81,12 +76,7 @@ TEST(FakeQuantExport, LayersHoldTheirDequantizedWeights) {
 TEST(FakeQuantExport, RefusesMethodsThatNeedCalibrationAndLeavesNothing) {
   const fs::path root = fs::temp_directory_path() / ("qs_fq_refuse_" + std::to_string(::getpid()));
   fs::remove_all(root);
-  qs::DemoSpec spec;
-  spec.layers = 1;
-  spec.hidden = 64;
-  spec.intermediate = 96;
-  ASSERT_TRUE(qs::write_demo_model((root / "src").string(), spec).ok());
-  auto model = qs::open_model((root / "src").string());
+  auto model = qs::open_model(qs::test::write_small_demo(root / "src", 1, 64, 96));
   ASSERT_TRUE(model.ok());
   auto plan = qs::plan_preset("gptq-w4g128", *model);
   ASSERT_TRUE(plan.ok());

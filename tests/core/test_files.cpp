@@ -1,5 +1,9 @@
 #include "test_files.h"
 
+#include <stdexcept>
+
+#include "demo/demo_model.h"
+
 #include <cctype>
 #include <cstdlib>
 #include <fstream>
@@ -54,6 +58,15 @@ std::string test_name_of(const std::string& description) {
   for (char& c : n)
     if (!std::isalnum(static_cast<unsigned char>(c))) c = '_';
   return n;
+}
+
+std::string write_small_demo(const std::filesystem::path& dir, int layers, int hidden, int intermediate) {
+  qs::DemoSpec spec;
+  spec.layers = layers;
+  spec.hidden = hidden;
+  spec.intermediate = intermediate;
+  if (auto r = qs::write_demo_model(dir.string(), spec); !r) throw std::runtime_error(r.error().message);
+  return dir.string();
 }
 
 }  // namespace qs::test

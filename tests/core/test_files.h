@@ -27,6 +27,9 @@ std::string read_bytes(const std::string& path);
 std::string safetensors_bytes(const std::string& header_json, const std::string& data);
 // The shared/ folder beside the repository, or "" when absent.
 std::string shared_dir();
+// Writes a small demo model (core/demo) into `dir` and returns its path: a
+// llama-shaped HF directory with planted outliers, for tests of whole-model paths.
+std::string write_small_demo(const std::filesystem::path& dir, int layers, int hidden, int intermediate);
 // A gtest parameter name from a description ("bad magic" -> "bad_magic").
 std::string test_name_of(const std::string& description);
 

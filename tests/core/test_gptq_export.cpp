@@ -185,12 +185,7 @@ TEST(GptqExport, EightBitAsymmetricG32ReadsBack) { check_export(8, 32, false); }
 TEST(GptqExport, RefusesANonEmptyOutputAndGgufSources) {
   const fs::path root = fs::temp_directory_path() / ("qs_gptq_refuse_" + std::to_string(::getpid()));
   fs::remove_all(root);
-  qs::DemoSpec spec;
-  spec.layers = 1;
-  spec.hidden = 64;
-  spec.intermediate = 96;
-  ASSERT_TRUE(qs::write_demo_model((root / "src").string(), spec).ok());
-  auto model = qs::open_model((root / "src").string());
+  auto model = qs::open_model(qs::test::write_small_demo(root / "src", 1, 64, 96));
   ASSERT_TRUE(model.ok());
   auto r = qs::export_gptq(*model, (root / "src").string(), {}, qs::OpContext::none());
   ASSERT_FALSE(r.ok());

@@ -25,12 +25,7 @@ namespace fs = std::filesystem;
 TEST(QuantizedH5, RoundTripsEveryKindOfTensor) {
   const fs::path root = fs::temp_directory_path() / ("qs_h5x_" + std::to_string(::getpid()));
   fs::remove_all(root);
-  qs::DemoSpec spec;
-  spec.layers = 2;
-  spec.hidden = 128;
-  spec.intermediate = 352;
-  ASSERT_TRUE(qs::write_demo_model((root / "src").string(), spec).ok());
-  auto model = qs::open_model((root / "src").string());
+  auto model = qs::open_model(qs::test::write_small_demo(root / "src", 2, 128, 352));
   ASSERT_TRUE(model.ok()) << model.error().message;
   auto plan = qs::parse_plan(R"({"version":1,"default":{"format":"int4-g64"},
       "overrides":[{"match":{"role":"down"},"format":"q4_k"},{"match":{"role":"v"},"format":"q8_0"},
