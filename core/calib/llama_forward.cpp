@@ -3,7 +3,7 @@
 #include <Eigen/Dense>
 #include <algorithm>
 #include <cmath>
-#include <limits>
+#include <functional>
 
 #include "backend/thread_pool.h"
 #include "model/convert.h"
@@ -270,34 +270,53 @@ Result<void> LlamaRunner::forward(LlamaCache& cache, std::span<const std::int32_
     // Attention: one task per (head, block of queries).
     const float* kl = cache.k_[sz(l)].data();
     const float* vl = cache.v_[sz(l)].data();
-    pool_->parallel_for(sz(std::int64_t{c.heads} * q_blocks), [&](std::size_t task, unsigned worker) {
+    // Small problems (decoding one token) run inline: waking the pool costs more than the work.
+    const double attn_flops = 4.0 * static_cast<double>(c.heads) * static_cast<double>(n) * static_cast<double>(total) *
+                              static_cast<double>(d);
+    auto attn_for = [&](std::size_t tasks, const std::function<void(std::size_t, unsigned)>& fn) {
+      if (attn_flops < 2e5) {
+        for (std::size_t t = 0; t < tasks; ++t) fn(t, 0);
+      } else {
+        pool_->parallel_for(tasks, fn);
+      }
+    };
+    attn_for(sz(std::int64_t{c.heads} * q_blocks), [&](std::size_t task, unsigned worker) {
       const std::int64_t head = static_cast<std::int64_t>(task) / q_blocks;
       const std::int64_t i0 = (static_cast<std::int64_t>(task) % q_blocks) * q_block;
       const std::int64_t rows_here = std::min(q_block, n - i0);
       const std::int64_t keys = pos0 + i0 + rows_here;  // causal: the last query sees this many
       const std::int64_t kvh = head / group;
-      Eigen::Map<const RowMat, 0, Stride> Q(q_.data() + i0 * qd + head * d, rows_here, d, Stride(qd));
-      Eigen::Map<const RowMat, 0, Stride> K(kl + kvh * d, keys, d, Stride(kvd));
-      Eigen::Map<const RowMat, 0, Stride> V(vl + kvh * d, keys, d, Stride(kvd));
+      const float* Q = q_.data() + i0 * qd + head * d;
+      const float* K = kl + kvh * d;
+      const float* V = vl + kvh * d;
+      float* O = att_.data() + i0 * qd + head * d;
       RowMat& S = scores[worker];
       S.resize(rows_here, keys);
-      S.noalias() = Q * K.transpose();
-      for (std::int64_t i = 0; i < rows_here; ++i) {
+      // S = scale * Q K^T over the keys this block may see
+#ifdef QS_HAVE_LAPACK
+      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, static_cast<int>(rows_here), static_cast<int>(keys),
+                  static_cast<int>(d), scale, Q, static_cast<int>(qd), K, static_cast<int>(kvd), 0.0f, S.data(),
+                  static_cast<int>(keys));
+#else
+      S.noalias() = scale * (Eigen::Map<const RowMat, 0, Stride>(Q, rows_here, d, Stride(qd)) *
+                             Eigen::Map<const RowMat, 0, Stride>(K, keys, d, Stride(kvd)).transpose());
+#endif
+      for (std::int64_t i = 0; i < rows_here; ++i) {  // causal softmax, row by row
         const std::int64_t visible = pos0 + i0 + i + 1;
-        float* s = S.data() + i * keys;
-        float mx = -std::numeric_limits<float>::infinity();
-        for (std::int64_t j = 0; j < visible; ++j) mx = std::max(mx, s[j] * scale);
-        double sum = 0;
-        for (std::int64_t j = 0; j < visible; ++j) {
-          s[j] = std::exp(s[j] * scale - mx);
-          sum += s[j];
-        }
-        const auto inv = static_cast<float>(1.0 / sum);
-        for (std::int64_t j = 0; j < visible; ++j) s[j] *= inv;
-        for (std::int64_t j = visible; j < keys; ++j) s[j] = 0.0f;
+        Eigen::Map<Eigen::ArrayXf> row(S.data() + i * keys, visible);  // vectorised exp
+        row = (row - row.maxCoeff()).exp();
+        row *= 1.0f / row.sum();
+        std::fill(S.data() + i * keys + visible, S.data() + (i + 1) * keys, 0.0f);
       }
-      Eigen::Map<RowMat, 0, Stride> O(att_.data() + i0 * qd + head * d, rows_here, d, Stride(qd));
-      O.noalias() = S * V;
+      // O = P V
+#ifdef QS_HAVE_LAPACK
+      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, static_cast<int>(rows_here), static_cast<int>(d),
+                  static_cast<int>(keys), 1.0f, S.data(), static_cast<int>(keys), V, static_cast<int>(kvd), 0.0f, O,
+                  static_cast<int>(qd));
+#else
+      Eigen::Map<RowMat, 0, Stride>(O, rows_here, d, Stride(qd)).noalias() =
+          S * Eigen::Map<const RowMat, 0, Stride>(V, keys, d, Stride(kvd));
+#endif
     });
     linear(att_.data(), n, qd, b.wo.data(), h, xn_.data());
     rows([&](std::int64_t r0, std::int64_t r1) {
@@ -307,10 +326,9 @@ Result<void> LlamaRunner::forward(LlamaCache& cache, std::span<const std::int32_
     linear(xn_.data(), n, h, b.w_gate.data(), f, gate_.data());
     linear(xn_.data(), n, h, b.w_up.data(), f, up_.data());
     rows([&](std::int64_t r0, std::int64_t r1) {
-      for (std::int64_t i = r0 * f; i < r1 * f; ++i) {
-        const float g = gate_[sz(i)];
-        gate_[sz(i)] = g / (1.0f + std::exp(-g)) * up_[sz(i)];  // SiLU(gate) * up
-      }
+      Eigen::Map<Eigen::ArrayXf> g(gate_.data() + r0 * f, (r1 - r0) * f);
+      Eigen::Map<const Eigen::ArrayXf> u(up_.data() + r0 * f, (r1 - r0) * f);
+      g = g / (1.0f + (-g).exp()) * u;  // SiLU(gate) * up
     });
     linear(gate_.data(), n, f, b.w_down.data(), h, xn_.data());
     rows([&](std::int64_t r0, std::int64_t r1) {
