@@ -256,6 +256,7 @@ Result<void> LlamaRunner::forward(LlamaCache& cache, std::span<const std::int32_
     rows([&](std::int64_t r0, std::int64_t r1) { rms_norm(x_.data() + r0 * h, r1 - r0, h, b.attn_norm, c.rms_eps, xn_.data() + r0 * h); });
     float* kc = cache.k_[sz(l)].data() + sz(pos0 * kvd);
     float* vc = cache.v_[sz(l)].data() + sz(pos0 * kvd);
+    if (observer_) observer_(l, LinearInput::Attention, xn_.data(), n, h);
     linear(xn_.data(), n, h, b.wq.data(), qd, q_.data());
     linear(xn_.data(), n, h, b.wk.data(), kvd, kc);
     linear(xn_.data(), n, h, b.wv.data(), kvd, vc);
@@ -318,11 +319,13 @@ Result<void> LlamaRunner::forward(LlamaCache& cache, std::span<const std::int32_
           S * Eigen::Map<const RowMat, 0, Stride>(V, keys, d, Stride(kvd));
 #endif
     });
+    if (observer_) observer_(l, LinearInput::AttentionOutput, att_.data(), n, qd);
     linear(att_.data(), n, qd, b.wo.data(), h, xn_.data());
     rows([&](std::int64_t r0, std::int64_t r1) {
       for (std::int64_t i = r0 * h; i < r1 * h; ++i) x_[sz(i)] += xn_[sz(i)];
       rms_norm(x_.data() + r0 * h, r1 - r0, h, b.ffn_norm, c.rms_eps, xn_.data() + r0 * h);
     });
+    if (observer_) observer_(l, LinearInput::Mlp, xn_.data(), n, h);
     linear(xn_.data(), n, h, b.w_gate.data(), f, gate_.data());
     linear(xn_.data(), n, h, b.w_up.data(), f, up_.data());
     rows([&](std::int64_t r0, std::int64_t r1) {
@@ -330,6 +333,7 @@ Result<void> LlamaRunner::forward(LlamaCache& cache, std::span<const std::int32_
       Eigen::Map<const Eigen::ArrayXf> u(up_.data() + r0 * f, (r1 - r0) * f);
       g = g / (1.0f + (-g).exp()) * u;  // SiLU(gate) * up
     });
+    if (observer_) observer_(l, LinearInput::MlpDown, gate_.data(), n, f);
     linear(gate_.data(), n, f, b.w_down.data(), h, xn_.data());
     rows([&](std::int64_t r0, std::int64_t r1) {
       for (std::int64_t i = r0 * h; i < r1 * h; ++i) x_[sz(i)] += xn_[sz(i)];

@@ -7,6 +7,7 @@
 // processed at a time: the linear layers are GEMMs (OpenBLAS when the build has
 // it, else Eigen), attention runs per head and query block on the ThreadPool.
 #include <cstdint>
+#include <functional>
 #include <span>
 #include <string>
 #include <vector>
@@ -91,7 +92,15 @@ class LlamaRunner {
 
   const LlamaModel& model() const { return model_; }
 
+  // The inputs of the linear layers, as forward() computes them: calibration
+  // (Hessians X^T X for GPTQ, activation statistics for AWQ/SmoothQuant)
+  // watches them without a second implementation of the model.
+  enum class LinearInput { Attention /* q, k, v */, AttentionOutput /* o */, Mlp /* gate, up */, MlpDown /* down */ };
+  using Observer = std::function<void(int layer, LinearInput input, const float* x, std::int64_t rows, std::int64_t cols)>;
+  void set_observer(Observer observer) { observer_ = std::move(observer); }
+
  private:
+  Observer observer_;
   const LlamaModel& model_;
   ThreadPool* pool_;
   std::vector<float> x_, xn_, q_, k_, v_, att_, gate_, up_;

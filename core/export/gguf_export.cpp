@@ -16,7 +16,9 @@
 #include "export/gguf_writer.h"
 #include "io/gguf.h"
 #include "model/convert.h"
+#include "calib/hessians.h"
 #include "quant/clip_search.h"
+#include "quant/gptq.h"
 #include "quant/ggml_quantize.h"
 #include "quant/metrics.h"
 #include "quant/plan.h"
@@ -94,12 +96,14 @@ LlamaFtype ftype_of(DType t) {
 struct TensorMethod {
   bool clip = false;
   ClipSearchSpec spec;
+  const std::vector<float>* hessian = nullptr;  // method gptq: H of the layer's input
+  GptqSpec gptq;
 };
 
 // Per-tensor choices from a plan, in the given order.
 Result<std::vector<FtypeChoice>> plan_choices(const Model& model, const Plan& plan, const std::vector<FtypeTensor>& in_order,
                                               const std::vector<const TensorInfo*>& sources,
-                                              std::vector<TensorMethod>& methods) {
+                                              const CalibrationHessians* hessians, std::vector<TensorMethod>& methods) {
   auto configs = resolve_plan(plan, model);
   if (!configs) return configs.error();
   std::map<std::string, std::size_t> layer_of;  // source weight name -> layer
@@ -121,6 +125,19 @@ Result<std::vector<FtypeChoice>> plan_choices(const Model& model, const Plan& pl
         m.clip = true;
         if (auto p = cfg.params.find("min_ratio"); p != cfg.params.end()) m.spec.min_ratio = static_cast<float>(p->second);
         if (auto p = cfg.params.find("step"); p != cfg.params.end()) m.spec.step = static_cast<float>(p->second);
+        methods[k] = m;
+      } else if (cfg.method == "gptq" && hessians) {
+        const Layer& l = model.layers[it->second];
+        TensorMethod m;
+        m.hessian = hessians->of(l.role, l.block);
+        // The embedding is a lookup, not a product with an input: no Hessian, so
+        // GPTQ has nothing to work with there (nor, for now, the output head);
+        // those get the reference quantizer, as GPTQ tools leave them alone.
+        if (!m.hessian && l.role != LayerRole::Embed && l.role != LayerRole::LmHead)
+          return Error::unsupported(l.name + ": GPTQ needs the Hessian of its input; calibration gives them for the "
+                                    "linear layers of the blocks only");
+        if (auto p = cfg.params.find("percdamp"); p != cfg.params.end()) m.gptq.percdamp = p->second;
+        if (auto p = cfg.params.find("block_size"); p != cfg.params.end()) m.gptq.block_size = static_cast<int>(p->second);
         methods[k] = m;
       } else if (cfg.method != "rtn") {
         return Error::unsupported(model.layers[it->second].name + ": method \"" + cfg.method +
@@ -219,7 +236,7 @@ Result<GgufExportReport> export_gguf(const Model& source, const std::string& out
   std::vector<TensorMethod> methods(in_order.size());
   LlamaFtype file_type = options.ftype;
   if (options.plan) {
-    auto c = plan_choices(source, *options.plan, in_order, sources, methods);
+    auto c = plan_choices(source, *options.plan, in_order, sources, options.hessians, methods);
     if (!c) return c.error();
     choices = std::move(*c);
     file_type = ftype_of(gguf_type_of(options.plan->base.format).value_or(DType::Q8_0));
@@ -275,7 +292,17 @@ Result<GgufExportReport> export_gguf(const Model& source, const std::string& out
         }
         x = f32;
       }
-      if (methods[k].clip && dtype_is_block_quantized(layout.dtype)) {
+      if (methods[k].hessian && dtype_is_block_quantized(layout.dtype)) {
+        const std::int64_t cols = t.shape.back(), rows = static_cast<std::int64_t>(x.size()) / cols;
+        if (methods[k].hessian->size() != static_cast<std::size_t>(cols * cols))
+          return Error::invalid(t.name + ": the calibration Hessian does not match its " + std::to_string(cols) + " inputs");
+        GptqSpec spec = methods[k].gptq;
+        spec.block_type = layout.dtype;
+        auto q = gptq(x.data(), rows, cols, methods[k].hessian->data(), spec, ctx);
+        if (!q) return Error::invalid(t.name + ": " + q.error().message);
+        encoded = std::move(q->ggml_blocks);
+        report.tensors[k].note = "gptq";
+      } else if (methods[k].clip && dtype_is_block_quantized(layout.dtype)) {
         const std::int64_t cols = t.shape.back(), rows = static_cast<std::int64_t>(x.size()) / cols;
         auto clipped = clip_search_ggml(x.data(), rows, cols, layout.dtype, methods[k].spec, ctx);
         if (!clipped) return Error::invalid(t.name + ": " + clipped.error().message);

@@ -20,6 +20,7 @@
 namespace qs {
 
 struct Plan;
+struct CalibrationHessians;
 
 struct GgufExportOptions {
   LlamaFtype ftype = LlamaFtype::Q8_0;
@@ -28,6 +29,10 @@ struct GgufExportOptions {
   // for rows the type cannot take; other tensors are copied. general.file_type
   // then says the plan's default format.
   const Plan* plan = nullptr;
+  // Calibration Hessians of the source model (calib/hessians.h): with them a
+  // plan's method "gptq" runs GPTQ onto each layer's ggml grid (Q8_0, Q4_0,
+  // Q4_1, Q5_0, Q5_1, Q4_K, Q5_K, Q6_K).
+  const CalibrationHessians* hessians = nullptr;
 };
 
 struct ExportedTensor {
