@@ -23,8 +23,12 @@ using Stride = Eigen::OuterStride<>;
 // Y [n, out] = X [n, in] * W^T, W row-major [out, in] (our weight convention).
 void linear(const float* x, std::int64_t n, std::int64_t in, const float* w, std::int64_t out, float* y) {
 #ifdef QS_HAVE_LAPACK
-  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, static_cast<int>(n), static_cast<int>(out), static_cast<int>(in),
-              1.0f, x, static_cast<int>(in), w, static_cast<int>(in), 0.0f, y, static_cast<int>(out));
+  if (n == 1)  // decoding: a matrix-vector product (sgemm would pack W first)
+    cblas_sgemv(CblasRowMajor, CblasNoTrans, static_cast<int>(out), static_cast<int>(in), 1.0f, w, static_cast<int>(in), x,
+                1, 0.0f, y, 1);
+  else
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, static_cast<int>(n), static_cast<int>(out), static_cast<int>(in),
+                1.0f, x, static_cast<int>(in), w, static_cast<int>(in), 0.0f, y, static_cast<int>(out));
 #else
   Eigen::Map<const RowMat> X(x, n, in), W(w, out, in);
   Eigen::Map<RowMat> Y(y, n, out);
@@ -295,9 +299,13 @@ Result<void> LlamaRunner::forward(LlamaCache& cache, std::span<const std::int32_
       S.resize(rows_here, keys);
       // S = scale * Q K^T over the keys this block may see
 #ifdef QS_HAVE_LAPACK
-      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, static_cast<int>(rows_here), static_cast<int>(keys),
-                  static_cast<int>(d), scale, Q, static_cast<int>(qd), K, static_cast<int>(kvd), 0.0f, S.data(),
-                  static_cast<int>(keys));
+      if (rows_here == 1)
+        cblas_sgemv(CblasRowMajor, CblasNoTrans, static_cast<int>(keys), static_cast<int>(d), scale, K,
+                    static_cast<int>(kvd), Q, 1, 0.0f, S.data(), 1);
+      else
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, static_cast<int>(rows_here), static_cast<int>(keys),
+                    static_cast<int>(d), scale, Q, static_cast<int>(qd), K, static_cast<int>(kvd), 0.0f, S.data(),
+                    static_cast<int>(keys));
 #else
       S.noalias() = scale * (Eigen::Map<const RowMat, 0, Stride>(Q, rows_here, d, Stride(qd)) *
                              Eigen::Map<const RowMat, 0, Stride>(K, keys, d, Stride(kvd)).transpose());
@@ -311,9 +319,13 @@ Result<void> LlamaRunner::forward(LlamaCache& cache, std::span<const std::int32_
       }
       // O = P V
 #ifdef QS_HAVE_LAPACK
-      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, static_cast<int>(rows_here), static_cast<int>(d),
-                  static_cast<int>(keys), 1.0f, S.data(), static_cast<int>(keys), V, static_cast<int>(kvd), 0.0f, O,
-                  static_cast<int>(qd));
+      if (rows_here == 1)
+        cblas_sgemv(CblasRowMajor, CblasTrans, static_cast<int>(keys), static_cast<int>(d), 1.0f, V, static_cast<int>(kvd),
+                    S.data(), 1, 0.0f, O, 1);
+      else
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, static_cast<int>(rows_here), static_cast<int>(d),
+                    static_cast<int>(keys), 1.0f, S.data(), static_cast<int>(keys), V, static_cast<int>(kvd), 0.0f, O,
+                    static_cast<int>(qd));
 #else
       Eigen::Map<RowMat, 0, Stride>(O, rows_here, d, Stride(qd)).noalias() =
           S * Eigen::Map<const RowMat, 0, Stride>(V, keys, d, Stride(kvd));

@@ -9,6 +9,7 @@
 #include "calib/llama_forward.h"
 #include "calib/perplexity.h"
 #include "calib/spm_tokenizer.h"
+#include "demo/demo_model.h"
 #include "io/open_model.h"
 #include "test_files.h"
 
@@ -218,6 +219,43 @@ TEST(LlamaForward, RejectsWhatItCannotRun) {
   qs::LlamaCache cache(gl->config(), 8);
   std::vector<float> logits;
   EXPECT_FALSE(runner.forward(cache, bad, logits).ok());  // id outside the vocabulary
+}
+
+// Without ../shared: the generated demo model (F16 HF directory) runs, its
+// logits are finite, and the KV cache agrees with a whole-sequence run.
+TEST(LlamaForward, DemoModelRunsIncrementally) {
+  qs::test::TempDir dir;
+  qs::DemoSpec spec;
+  spec.layers = 2;
+  spec.hidden = 64;
+  spec.intermediate = 96;
+  spec.vocab = 300;
+  ASSERT_TRUE(qs::write_demo_model(dir.path().string(), spec).ok());
+  auto m = qs::open_model(dir.path().string());
+  ASSERT_TRUE(m.ok()) << m.error().message;
+  auto lm = qs::LlamaModel::load(*m);
+  ASSERT_TRUE(lm.ok()) << lm.error().message;
+  EXPECT_EQ(lm->config().layers, 2);
+  EXPECT_EQ(lm->config().vocab, 300);
+  EXPECT_FALSE(lm->config().rope_interleaved);
+  std::vector<std::int32_t> seq(70);
+  for (std::size_t i = 0; i < seq.size(); ++i) seq[i] = static_cast<std::int32_t>((i * 53 + 7) % 300);
+  qs::LlamaRunner runner(*lm);
+  qs::LlamaCache whole(lm->config(), 70), parts(lm->config(), 70);
+  std::vector<float> all, piece, got;
+  ASSERT_TRUE(runner.forward(whole, seq, all).ok());
+  for (float v : all) ASSERT_TRUE(std::isfinite(v));
+  for (std::size_t start = 0; start < seq.size(); start += 10) {
+    ASSERT_TRUE(runner.forward(parts, std::span(seq).subspan(start, 10), piece).ok());
+    got.insert(got.end(), piece.begin(), piece.end());
+  }
+  ASSERT_EQ(got.size(), all.size());
+  double max_diff = 0, max_abs = 0;
+  for (std::size_t i = 0; i < all.size(); ++i) {
+    max_diff = std::max(max_diff, static_cast<double>(std::abs(got[i] - all[i])));
+    max_abs = std::max(max_abs, static_cast<double>(std::abs(all[i])));
+  }
+  EXPECT_LT(max_diff, 1e-4 * std::max(1.0, max_abs));
 }
 
 }  // namespace
