@@ -82,6 +82,12 @@ Result<SpmTokenizer> SpmTokenizer::from_pieces(std::vector<SpmPiece> pieces, con
     if (p.type == SpmPieceType::Control && p.piece == "</s>" && eos < 0) eos = id;
     if (p.type == SpmPieceType::Unknown && unk < 0) unk = id;
   }
+  for (std::size_t i = 0; i < t.pieces_.size(); ++i)
+    if (t.pieces_[i].type == SpmPieceType::UserDefined && !t.pieces_[i].piece.empty())
+      t.user_defined_.push_back(static_cast<std::int32_t>(i));
+  std::stable_sort(t.user_defined_.begin(), t.user_defined_.end(), [&](std::int32_t a, std::int32_t b) {
+    return t.pieces_[static_cast<std::size_t>(a)].piece.size() > t.pieces_[static_cast<std::size_t>(b)].piece.size();
+  });
   const auto n = static_cast<std::int32_t>(t.pieces_.size());
   t.bos_ = bos >= 0 ? bos : std::min(1, n - 1);
   t.eos_ = eos >= 0 ? eos : std::min(2, n - 1);
@@ -182,16 +188,55 @@ std::vector<std::int32_t> SpmTokenizer::encode(std::string_view text, bool add_b
   std::vector<std::int32_t> out;
   if (add_bos) out.push_back(bos_);
   if (text.empty()) return out;
+  // User-defined pieces are matched in the raw text first (longest first), as
+  // llama.cpp does even when special tokens are not parsed; the text between
+  // them is tokenized piece by piece, with the space prefix after each one.
+  struct Fragment {
+    std::string_view text;
+    std::int32_t token = -1;  // >= 0: a user-defined piece
+  };
+  std::vector<Fragment> frags{{text, -1}};
+  for (const std::int32_t id : user_defined_) {
+    const std::string& p = pieces_[static_cast<std::size_t>(id)].piece;
+    std::vector<Fragment> next;
+    for (const Fragment& f : frags) {
+      if (f.token >= 0) {
+        next.push_back(f);
+        continue;
+      }
+      std::size_t from = 0;
+      for (std::size_t at; (at = f.text.find(p, from)) != std::string_view::npos; from = at + p.size()) {
+        if (at > from) next.push_back({f.text.substr(from, at - from), -1});
+        next.push_back({{}, id});
+      }
+      if (from < f.text.size()) next.push_back({f.text.substr(from), -1});
+    }
+    frags = std::move(next);
+  }
+  bool prev_special = true;
+  for (const Fragment& f : frags) {
+    if (f.token >= 0) {
+      out.push_back(f.token);
+      prev_special = true;
+    } else {
+      encode_text(f.text, add_space_prefix_ && prev_special, out);
+      prev_special = false;
+    }
+  }
+  return out;
+}
 
+void SpmTokenizer::encode_text(std::string_view text, bool space_prefix, std::vector<std::int32_t>& out) const {
   // Normalise: a leading space, then every space as "▁".
   std::string s;
   s.reserve(text.size() + text.size() / 2 + 3);
-  if (add_space_prefix_) s.append(kSpace);
+  if (space_prefix) s.append(kSpace);
   for (char c : text) {
     if (c == ' ') s.append(kSpace);
     else s.push_back(c);
   }
 
+  if (s.empty()) return;
   // One symbol per UTF-8 character, linked in order.
   std::vector<Symbol> sym;
   sym.reserve(s.size());
@@ -244,7 +289,6 @@ std::vector<std::int32_t> SpmTokenizer::encode(std::string_view text, bool add_b
       out.push_back(id >= 0 ? id : unk_);
     }
   }
-  return out;
 }
 
 std::string SpmTokenizer::piece_text(std::int32_t id) const {

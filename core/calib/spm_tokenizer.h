@@ -3,7 +3,8 @@
 // Mistral vocabularies: a leading space, spaces as U+2581 "▁", UTF-8
 // characters merged greedily by piece score, <0xXX> byte pieces for what the
 // vocabulary lacks. Vocabulary from tokenizer.model or from GGUF metadata
-// (tokenizer.ggml.tokens / scores / token_type).
+// (tokenizer.ggml.tokens / scores / token_type). User-defined pieces are
+// matched in the raw text before that, as llama.cpp does.
 #include <array>
 #include <cstdint>
 #include <span>
@@ -52,9 +53,12 @@ class SpmTokenizer {
   std::int32_t find(std::string_view piece) const;     // -1 when absent
 
  private:
+  void encode_text(std::string_view text, bool space_prefix, std::vector<std::int32_t>& out) const;
+
   std::vector<SpmPiece> pieces_;
   std::unordered_map<std::string, std::int32_t> ids_;
   std::array<std::int32_t, 256> byte_ids_{};  // <0xXX> pieces, -1 when absent
+  std::vector<std::int32_t> user_defined_;     // UserDefined pieces, longest first
   std::int32_t bos_ = 1, eos_ = 2, unk_ = 0;
   bool add_bos_ = true, add_space_prefix_ = true;
 };

@@ -73,6 +73,28 @@ TEST(SpmTokenizer, ByteFallbackEmptyTextAndControlTokens) {
   EXPECT_EQ(tok->piece_text(13), "\n");  // <0x0A>
 }
 
+// A hand-made vocabulary: merges follow the piece scores (not left to right),
+// and user-defined pieces split the raw text, each following text fragment
+// getting the space prefix again (llama.cpp's is_prev_special rule).
+TEST(SpmTokenizer, ScoreOrderAndUserDefinedPieces) {
+  using T = qs::SpmPieceType;
+  std::vector<qs::SpmPiece> v = {{"<unk>", 0, T::Unknown}, {"<s>", 0, T::Control},  {"</s>", 0, T::Control},
+                                 {"\xE2\x96\x81", -1, T::Normal}, {"a", -2, T::Normal},  {"b", -2, T::Normal},
+                                 {"\xE2\x96\x81" "a", -0.5f, T::Normal}, {"\xE2\x96\x81" "b", -0.5f, T::Normal},
+                                 {"<sep>", 0, T::UserDefined}, {"ab", -0.1f, T::Normal}};
+  auto tok = qs::SpmTokenizer::from_pieces(v, "test vocab");
+  ASSERT_TRUE(tok.ok()) << tok.error().message;
+  EXPECT_EQ(tok->bos_id(), 1);
+  EXPECT_EQ(tok->unk_id(), 0);
+  // "▁ab": "ab" (-0.1) beats "▁a" (-0.5), and "▁ab" is no piece.
+  EXPECT_EQ(tok->encode("ab", false), (std::vector<std::int32_t>{3, 9}));
+  EXPECT_EQ(tok->encode("a<sep>b", true), (std::vector<std::int32_t>{1, 6, 8, 7}));
+  EXPECT_EQ(tok->encode("<sep><sep>", false), (std::vector<std::int32_t>{8, 8}));
+  // No byte pieces in this vocabulary: an unknown character becomes <unk>.
+  EXPECT_EQ(tok->encode("c", false), (std::vector<std::int32_t>{3, 0}));
+  EXPECT_EQ(tok->decode(std::vector<std::int32_t>{6, 8, 7}), "a<sep> b");
+}
+
 // llama.cpp's llama-perplexity -c 256 figures (shared/models/README.md).
 struct PplCase {
   const char* rel;
