@@ -9,6 +9,7 @@
 
 #include "backend/thread_pool.h"
 #include "quant/ggml_kquants.h"
+#include "quant/iq4_nl_quantize.h"
 #include "util/half.h"
 
 namespace qs {
@@ -124,12 +125,15 @@ void q5_1(const float* x, u8* b) {
   pack5(q, b + 4, b + 8);
 }
 
+// llama-quantize's IQ4_NL (quantize_iq4_nl: the 15-scale search).
+void iq4_nl(const float* x, u8* b) { iq4nl::quantize_block(x, b, 7); }
+
 }  // namespace
 
 bool ggml_quantize_supported(DType t) {
   switch (t) {
     case DType::Q8_0: case DType::Q4_0: case DType::Q4_1: case DType::Q5_0: case DType::Q5_1:
-    case DType::Q4_K: case DType::Q5_K: case DType::Q6_K:
+    case DType::Q4_K: case DType::Q5_K: case DType::Q6_K: case DType::IQ4_NL:
       return true;
     default:
       return false;
@@ -147,6 +151,7 @@ Result<void> quantize_ggml_blocks(DType t, const float* src, std::size_t blocks,
     case DType::Q4_K: fn = kquant::quantize_q4_k; break;
     case DType::Q5_K: fn = kquant::quantize_q5_k; break;
     case DType::Q6_K: fn = kquant::quantize_q6_k; break;
+    case DType::IQ4_NL: fn = iq4_nl; break;
     default: return Error::unsupported("quantizing to " + std::string(dtype_name(t)) + " is not implemented yet");
   }
   const std::size_t n = blocks * dtype_block_elems(t);

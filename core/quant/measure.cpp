@@ -20,6 +20,7 @@ bool parse_int(std::string_view s, int& out) {
 
 double QuantChoice::bits_per_weight(std::int64_t rows, std::int64_t cols) const {
   if (kind == Kind::Ggml) return 8.0 * dtype_block_bytes(ggml_type) / dtype_block_elems(ggml_type);
+  if (kind == Kind::Named) return named_format_bits_per_weight(named, rows, cols);
   IntQuantized shape;
   shape.rows = rows;
   shape.cols = cols;
@@ -32,16 +33,23 @@ Result<QuantChoice> parse_quant_choice(std::string_view text) {
   c.name = std::string(text);
   static constexpr std::pair<std::string_view, DType> kGgml[] = {
       {"q8_0", DType::Q8_0}, {"q4_0", DType::Q4_0}, {"q4_1", DType::Q4_1}, {"q5_0", DType::Q5_0},
-      {"q5_1", DType::Q5_1}, {"q4_k", DType::Q4_K}, {"q5_k", DType::Q5_K}, {"q6_k", DType::Q6_K}};
+      {"q5_1", DType::Q5_1}, {"q4_k", DType::Q4_K}, {"q5_k", DType::Q5_K}, {"q6_k", DType::Q6_K},
+      {"iq4_nl", DType::IQ4_NL}};
   for (const auto& [name, t] : kGgml)
     if (text == name) {
       c.kind = QuantChoice::Kind::Ggml;
       c.ggml_type = t;
       return c;
     }
+  if (const auto named = named_format_from_name(text)) {
+    c.kind = QuantChoice::Kind::Named;
+    c.named = *named;
+    return c;
+  }
   const auto bad = [&] {
     return Error::invalid("unknown format \"" + std::string(text) +
-                          "\": use q8_0, q4_0, q4_1, q5_0, q5_1, q4_k, q5_k, q6_k or int<bits>[-g<group>|-ch|-tensor][-sym]");
+                          "\": use q8_0, q4_0, q4_1, q5_0, q5_1, q4_k, q5_k, q6_k, iq4_nl, nf4, nf4-dq, fp8-e4m3[-ch], "
+                          "fp8-e5m2[-ch], mxfp4, nvfp4, f16, bf16 or int<bits>[-g<group>|-ch|-tensor][-sym]");
   };
   // int<bits> followed by -options.
   std::vector<std::string_view> parts;
@@ -75,6 +83,8 @@ Result<LayerQuantError> measure_quantization(const TensorInfo& t, const QuantCho
                               std::to_string(dtype_block_elems(choice.ggml_type)) + ")");
   if (choice.kind == QuantChoice::Kind::IntGrid)
     if (auto r = validate_int_grid(choice.grid, cols); !r) return Error::unsupported(t.name + ": " + r.error().message);
+  if (choice.kind == QuantChoice::Kind::Named)
+    if (auto r = check_named_format_shape(choice.named, cols); !r) return Error::unsupported(t.name + ": " + r.error().message);
   std::vector<float> w(t.numel());
   if (auto r = convert_to_f32(t.dtype, t.bytes().data(), w.size(), w.data()); !r) return Error::unsupported(t.name + ": " + r.error().message);
   if (ctx.cancelled()) return Error::cancelled();
@@ -87,6 +97,9 @@ Result<LayerQuantError> measure_quantization(const TensorInfo& t, const QuantCho
     if (auto r = quantize_ggml_blocks(choice.ggml_type, w.data(), blocks, packed.data()); !r)
       return Error::invalid(t.name + ": " + r.error().message);
     dequantize_ggml_blocks(choice.ggml_type, packed.data(), blocks, deq.data());
+  } else if (choice.kind == QuantChoice::Kind::Named) {
+    if (auto r = rtn_named_format(choice.named, w.data(), rows, cols, deq.data()); !r)
+      return Error{r.error().code, t.name + ": " + r.error().message};
   } else {
     auto q = rtn_int(w.data(), rows, cols, choice.grid);
     if (!q) return Error::invalid(t.name + ": " + q.error().message);

@@ -3,6 +3,7 @@
 
 #include <cstring>
 #include <random>
+#include <tuple>
 
 #include "quant/measure.h"
 
@@ -34,14 +35,43 @@ TEST(Measure, ParsesFormatNames) {
   ASSERT_TRUE(ch.ok());
   EXPECT_EQ(ch->grid.group_size, 0);
   EXPECT_FALSE(ch->grid.symmetric);
-  for (const char* bad : {"q3_k", "int", "int9", "int4-g0", "int4-x", "fp8", ""}) {
+  for (const char* bad : {"q3_k", "int", "int9", "int4-g0", "int4-x", "fp8", "nf4-g32", "fp8-e4m3-tensor", "mxfp8", ""}) {
     auto r = qs::parse_quant_choice(bad);
     EXPECT_FALSE(r.ok()) << bad;
   }
 }
 
+TEST(Measure, ParsesTheNamedFormatsAndIq4Nl) {
+  const std::pair<const char*, qs::NamedFormat> named[] = {
+      {"nf4", qs::NamedFormat::Nf4},           {"nf4-dq", qs::NamedFormat::Nf4Dq},       {"fp8-e4m3", qs::NamedFormat::Fp8E4M3},
+      {"fp8-e4m3-ch", qs::NamedFormat::Fp8E4M3Ch}, {"fp8-e5m2", qs::NamedFormat::Fp8E5M2}, {"fp8-e5m2-ch", qs::NamedFormat::Fp8E5M2Ch},
+      {"mxfp4", qs::NamedFormat::Mxfp4},       {"nvfp4", qs::NamedFormat::Nvfp4},        {"f16", qs::NamedFormat::F16},
+      {"bf16", qs::NamedFormat::BF16}};
+  for (const auto& [name, f] : named) {
+    auto c = qs::parse_quant_choice(name);
+    ASSERT_TRUE(c.ok()) << name;
+    EXPECT_EQ(c->kind, qs::QuantChoice::Kind::Named) << name;
+    EXPECT_EQ(c->named, f) << name;
+    EXPECT_EQ(c->name, name);
+  }
+  auto iq = qs::parse_quant_choice("iq4_nl");
+  ASSERT_TRUE(iq.ok());
+  EXPECT_EQ(iq->kind, qs::QuantChoice::Kind::Ggml);
+  EXPECT_EQ(iq->ggml_type, qs::DType::IQ4_NL);
+  EXPECT_NE(qs::parse_quant_choice("fp4").error().message.find("mxfp4, nvfp4"), std::string::npos);
+}
+
 TEST(Measure, BitsPerWeightCountScalesAndZeros) {
-  EXPECT_DOUBLE_EQ(qs::parse_quant_choice("q8_0")->bits_per_weight(8, 256), 8.5);
+  const auto bpw = [](const char* f, std::int64_t rows, std::int64_t cols) { return qs::parse_quant_choice(f)->bits_per_weight(rows, cols); };
+  EXPECT_DOUBLE_EQ(bpw("iq4_nl", 8, 256), 4.5);                                   // 18 bytes / 32
+  EXPECT_DOUBLE_EQ(bpw("nf4", 8, 256), 4.5);                                      // F32 absmax / 64
+  EXPECT_DOUBLE_EQ(bpw("nf4-dq", 256, 256), 4.0 + (8.0 * 1024 + 32 * 4 + 32) / 65536);  // 4.1274
+  EXPECT_DOUBLE_EQ(bpw("fp8-e4m3", 8, 256), 8.0 + 32.0 / 2048);                   // one F32 per tensor
+  EXPECT_DOUBLE_EQ(bpw("fp8-e5m2-ch", 8, 256), 8.125);                            // one F32 per row of 256
+  EXPECT_DOUBLE_EQ(bpw("mxfp4", 8, 256), 4.25);                                   // E8M0 / 32
+  EXPECT_DOUBLE_EQ(bpw("nvfp4", 8, 256), 4.5 + 32.0 / 2048);                      // E4M3 / 16 + F32 per tensor
+  EXPECT_DOUBLE_EQ(bpw("bf16", 8, 256), 16.0);
+  EXPECT_DOUBLE_EQ(bpw("q8_0", 8, 256), 8.5);
   EXPECT_DOUBLE_EQ(qs::parse_quant_choice("q4_k")->bits_per_weight(8, 256), 4.5);
   EXPECT_DOUBLE_EQ(qs::parse_quant_choice("q6_k")->bits_per_weight(8, 256), 6.5625);
   EXPECT_DOUBLE_EQ(qs::parse_quant_choice("int4-g128")->bits_per_weight(8, 256), 4.25);    // F16 scale + zero per 128
@@ -72,6 +102,38 @@ TEST(Measure, MoreBitsLessErrorAndShapesThatDoNotFitAreNamed) {
   EXPECT_EQ(k.error().code, qs::ErrorCode::Unsupported);
   EXPECT_NE(k.error().message.find("row length 172 is not a multiple of the Q4_K block (256)"), std::string::npos)
       << k.error().message;
+}
+
+TEST(Measure, NamedFormatsOnASmallTensor) {
+  std::mt19937 rng(4);
+  std::normal_distribution<float> nd(0.0f, 0.02f);
+  std::vector<float> w(64 * 512);
+  for (auto& v : w) v = nd(rng);
+  const auto t = f32_tensor(w, 64, 512);
+  // SQNR falls with the bits, and each lies where its step predicts on Gaussian weights.
+  const std::tuple<const char*, double, double> expect[] = {
+      {"f16", 70, 80}, {"bf16", 50, 60}, {"fp8-e4m3", 28, 33}, {"fp8-e5m2", 22, 27}, {"iq4_nl", 19, 23},
+      {"nvfp4", 18, 22}, {"nf4", 18, 22}, {"nf4-dq", 18, 22}, {"mxfp4", 15, 19.5}};
+  for (const auto& [f, lo, hi] : expect) {
+    auto m = qs::measure_quantization(t, *qs::parse_quant_choice(f), qs::OpContext::none());
+    ASSERT_TRUE(m.ok()) << f << ": " << m.error().message;
+    EXPECT_GT(m->error.sqnr_db, lo) << f;
+    EXPECT_LT(m->error.sqnr_db, hi) << f;
+    EXPECT_DOUBLE_EQ(m->bits_per_weight, qs::parse_quant_choice(f)->bits_per_weight(64, 512)) << f;
+  }
+  const auto narrow = f32_tensor(std::vector<float>(8 * 48, 0.5f), 8, 48);
+  auto n = qs::measure_quantization(narrow, *qs::parse_quant_choice("nf4"), qs::OpContext::none());
+  ASSERT_FALSE(n.ok());
+  EXPECT_EQ(n.error().code, qs::ErrorCode::Unsupported);
+  EXPECT_EQ(n.error().message, "weight: row length 48 is not a multiple of the NF4 block (64)");
+  EXPECT_TRUE(qs::measure_quantization(narrow, *qs::parse_quant_choice("nvfp4"), qs::OpContext::none()).ok());
+  EXPECT_FALSE(qs::measure_quantization(narrow, *qs::parse_quant_choice("mxfp4"), qs::OpContext::none()).ok());
+  std::vector<float> bad(8 * 64, 0.1f);
+  bad[100] = NAN;
+  auto b = qs::measure_quantization(f32_tensor(bad, 8, 64), *qs::parse_quant_choice("fp8-e4m3"), qs::OpContext::none());
+  ASSERT_FALSE(b.ok());
+  EXPECT_EQ(b.error().code, qs::ErrorCode::InvalidArgument);
+  EXPECT_NE(b.error().message.find("weight 100 is not finite (row 1, column 36)"), std::string::npos) << b.error().message;
 }
 
 }  // namespace
