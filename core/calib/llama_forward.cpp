@@ -5,6 +5,8 @@
 #include <cmath>
 #include <functional>
 
+#include <unistd.h>
+
 #include "backend/thread_pool.h"
 #include "model/convert.h"
 #include "model/model.h"
@@ -173,6 +175,15 @@ Result<LlamaModel> LlamaModel::load(const Model& m, OpContext& ctx) {
 
   const std::int64_t h = c.hidden, qd = std::int64_t{c.heads} * c.head_dim, kvd = std::int64_t{c.kv_heads} * c.head_dim,
                      f = c.ffn, v = c.vocab;
+  // Every weight is held as F32: refuse up front, with the figure, what this machine cannot hold.
+  const double need = 4.0 * (static_cast<double>(v) * h * (c.tied_embeddings ? 1 : 2) +
+                             static_cast<double>(c.layers) * (2.0 * h * qd + 2.0 * h * kvd + 3.0 * h * f));
+  const long pages = ::sysconf(_SC_PHYS_PAGES), page = ::sysconf(_SC_PAGE_SIZE);
+  if (pages > 0 && page > 0 && need > 0.9 * static_cast<double>(pages) * static_cast<double>(page))
+    return Error::unsupported(m.path + ": the forward pass holds the weights as F32: " +
+                              std::to_string(static_cast<long long>(need / (1 << 20))) + " MiB, more than this machine's " +
+                              std::to_string(static_cast<long long>(static_cast<double>(pages) * page / (1 << 20))) +
+                              " MiB of memory");
   Loader ld{m, {}};
   lm.embed_ = ld.read(embed_name, {v, h});
   lm.out_norm_ = ld.read(gguf ? "output_norm.weight" : "model.norm.weight", {h});
