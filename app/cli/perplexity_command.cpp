@@ -15,7 +15,7 @@ namespace qs::cli {
 
 int run_perplexity(const PerplexityOptions& opt) {
   auto fail = [](const std::string& message, int code) {
-    std::fprintf(stderr, "quantscope-cli perplexity: %s\n", message.c_str());
+    std::fprintf(stderr, "quantscope-cli: %s\n", message.c_str());
     return code;
   };
   const auto t0 = std::chrono::steady_clock::now();
@@ -23,10 +23,10 @@ int run_perplexity(const PerplexityOptions& opt) {
   if (!text) return fail(text.error().message, 2);
   auto model = open_model(opt.path);
   if (!model) return fail(model.error().message, 2);
-  auto tok = SpmTokenizer::for_model(*model);
-  if (!tok) return fail(tok.error().message, tok.error().code == ErrorCode::Unsupported ? 3 : 2);
   auto lm = LlamaModel::load(*model);
   if (!lm) return fail(lm.error().message, lm.error().code == ErrorCode::Unsupported ? 3 : 2);
+  auto tok = SpmTokenizer::for_model(*model);
+  if (!tok) return fail(tok.error().message, tok.error().code == ErrorCode::Unsupported ? 3 : 2);
   const auto ids = tok->encode(*text, tok->add_bos());
   const double load_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 
