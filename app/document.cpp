@@ -8,12 +8,24 @@
 namespace qs::app {
 
 Document::Document(std::shared_ptr<Backend> backend, QObject* parent)
-    : QObject(parent), backend_(std::move(backend)), outlierFactor_(kDefaultOutlierFactor) {
+    : QObject(parent), backend_(std::move(backend)), outlierFactor_(kDefaultOutlierFactor),
+      measureScratch_(std::make_shared<MeasureScratch>()) {
+  // Plan edits: collect for 50 ms, then measure what is left (rapid edits supersede).
+  measureTimer_.setSingleShot(true);
+  measureTimer_.setInterval(50);
+  connect(&measureTimer_, &QTimer::timeout, this, [this] {
+    QVector<LayerMeasureRequest> requests;
+    for (auto it = pendingLive_.cbegin(); it != pendingLive_.cend(); ++it)
+      requests.push_back({it.key(), it.value(), layerGeneration_.value(it.key())});
+    pendingLive_.clear();
+    if (!requests.isEmpty()) startMeasureJob(std::move(requests), false);
+  });
   progressTimer_.setInterval(100);
   connect(&progressTimer_, &QTimer::timeout, this, [this] {
     if (statsControl_) emit statsProgress(statsTensor_, statsControl_->progress());
     if (overviewControl_) emit overviewProgress(overviewControl_->progress());
-    if (!statsControl_ && !overviewControl_) progressTimer_.stop();
+    if (allocateControl_) emit allocationProgress(allocateControl_->progress());
+    if (!statsControl_ && !overviewControl_ && !allocateControl_) progressTimer_.stop();
   });
 }
 
@@ -24,6 +36,8 @@ Document::~Document() {
   cancelOverview();
   cancelHeatmap();
   cancelComparison();
+  cancelMeasurements();
+  cancelAllocation();
 }
 
 QString Document::path() const { return model_ ? QString::fromStdString(model_->path) : QString(); }
@@ -64,6 +78,12 @@ void Document::onOpenFinished(quint64 generation, const QString& path, const Ope
   heatmapTensor_ = -1;
   comparison_.reset();
   comparisonTensor_ = -1;
+  cancelMeasurements();
+  measureCache_.clear();
+  cancelAllocation();
+  allocation_.reset();
+  costs_.reset();
+  costFormats_.clear();
   model_ = outcome.model;
   emit modelOpened();
   requestOverview();

@@ -4,12 +4,16 @@
 // thread never waits. A newer request supersedes an older one: the older job is
 // cancelled and its result, should it still arrive, is dropped.
 #include <QHash>
+#include <QPair>
+#include <QVector>
+#include <optional>
 #include <QObject>
 #include <QString>
 #include <QTimer>
 #include <memory>
 
 #include "app/jobs.h"
+#include "app/plan_jobs.h"
 
 namespace qs::app {
 
@@ -57,6 +61,23 @@ class Document : public QObject {
   std::shared_ptr<const Histogram> comparison() const { return comparison_; }
   int comparisonTensor() const { return comparisonTensor_; }
 
+  // Plan editor: layer `layer` (index into Model::layers) measured under
+  // `format`. Cached answers come back at once; live requests wait ~50 ms
+  // for more edits (debounce), and a newer request for a layer supersedes the
+  // older one (its result is dropped; a job left with nothing current is
+  // cancelled). A fill (live = false) starts at once, with progress.
+  void requestMeasurements(const QVector<QPair<int, QString>>& layers, bool live);
+  void cancelMeasurements();
+  bool isMeasuring() const { return !measureJobs_.isEmpty() || measureTimer_.isActive(); }
+  std::optional<LayerMeasureOutcome> cachedMeasurement(int layer, const QString& format) const;
+  int measureDebounceMs() const { return measureTimer_.interval(); }
+
+  // Allocation to a budget: candidates measured once per set of formats (cached), then allocate_to_budget.
+  void requestAllocation(double target, const QStringList& formats);
+  void cancelAllocation();
+  bool isAllocating() const { return allocateControl_ != nullptr; }
+  std::shared_ptr<const Allocation> allocation() const { return allocation_; }
+
   double outlierFactor() const { return outlierFactor_; }
   QString outlierRule() const;
 
@@ -77,6 +98,12 @@ class Document : public QObject {
   void heatmapFailed(int tensor, const QString& message);
   void comparisonReady(int tensor);
   void comparisonFailed(int tensor, const QString& message);
+  void layerMeasured(int layer, const QString& format, const qs::LayerQuantError& figures);
+  void layerMeasureFailed(int layer, const QString& format, const QString& message);
+  void measureProgress(int done, int total);  // of the latest fill
+  void allocationProgress(double fraction);
+  void allocationReady();
+  void allocationFailed(const QString& message);
 
  private:
   void startOpen(const QString& path, bool demo);
@@ -86,6 +113,10 @@ class Document : public QObject {
   void onHeatmapFinished(const HeatmapOutcome& outcome);
   void onComparisonFinished(const ComparisonOutcome& outcome);
   bool validTensor(int tensor) const;
+  void startMeasureJob(QVector<LayerMeasureRequest> requests, bool fill);
+  void onLayerMeasured(const LayerMeasureOutcome& outcome);
+  void cancelSupersededMeasureJobs();
+  void onAllocationFinished(const AllocateOutcome& outcome);
 
   std::shared_ptr<Backend> backend_;
   std::shared_ptr<const Model> model_;
@@ -113,6 +144,26 @@ class Document : public QObject {
   std::shared_ptr<JobControl> comparisonControl_;
   std::shared_ptr<const Histogram> comparison_;
   int comparisonTensor_ = -1;
+
+  struct MeasureJob {
+    quint64 id = 0;
+    std::shared_ptr<JobControl> control;
+    QHash<int, quint64> layers;  // layer -> the generation this job measures
+  };
+  quint64 measureGeneration_ = 0, measureJobId_ = 0, fillJob_ = 0;
+  QHash<int, quint64> layerGeneration_;              // the current request of each layer
+  QHash<int, QString> pendingLive_;                  // waiting for the debounce
+  QVector<MeasureJob> measureJobs_;
+  QHash<QPair<int, QString>, LayerMeasureOutcome> measureCache_;  // of the open model
+  QTimer measureTimer_;
+  std::shared_ptr<MeasureScratch> measureScratch_;
+  int fillDone_ = 0, fillTotal_ = 0;
+
+  quint64 allocateGeneration_ = 0;
+  std::shared_ptr<JobControl> allocateControl_;
+  std::shared_ptr<const Allocation> allocation_;
+  QStringList costFormats_;
+  std::shared_ptr<const CandidateCosts> costs_;  // of costFormats_ on the open model
 };
 
 }  // namespace qs::app

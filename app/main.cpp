@@ -14,13 +14,14 @@
 #include "app/register_backends.h"
 #include "backend/registry.h"
 #include "widgets/heatmap_plot.h"
+#include "widgets/plan_table.h"
 
 namespace {
 
 // Grabs the window and quits once the first statistics and the model overview
 // are both shown (and the heatmap, when that view is the one on screen); fails
 // the run (exit 1) when the model or any of them does not come.
-void arrangeScreenshot(qs::app::MainWindow& window, const QString& file, bool heatmap) {
+void arrangeScreenshot(qs::app::MainWindow& window, const QString& file, bool heatmap, bool plan) {
   auto fail = [](const QString& message) {
     std::fprintf(stderr, "quantscope: %s\n", qPrintable(message));
     QCoreApplication::exit(1);
@@ -33,7 +34,8 @@ void arrangeScreenshot(qs::app::MainWindow& window, const QString& file, bool he
                    [fail](const QString& message) { fail(message); });
   QObject::connect(window.document(), &qs::app::Document::heatmapFailed, &window,
                    [fail](int, const QString& message) { fail(message); });
-  auto pending = std::make_shared<int>(heatmap ? 3 : 2);  // the first statistics, the overview[, the heatmap]
+  // The first statistics, the overview[, the heatmap][, every plan row measured].
+  auto pending = std::make_shared<int>(2 + (heatmap ? 1 : 0) + (plan ? 1 : 0));
   auto oneDone = [&window, file, pending] {
     if (--*pending != 0) return;
     // Let layouts settle and the plots repaint before grabbing.
@@ -48,6 +50,7 @@ void arrangeScreenshot(qs::app::MainWindow& window, const QString& file, bool he
   QObject::connect(window.document(), &qs::app::Document::overviewReady, &window, oneDone,
                    Qt::SingleShotConnection);
   if (heatmap) QObject::connect(&window, &qs::app::MainWindow::heatmapShown, &window, oneDone, Qt::SingleShotConnection);
+  if (plan) QObject::connect(&window, &qs::app::MainWindow::planMeasured, &window, oneDone, Qt::SingleShotConnection);
 }
 
 }  // namespace
@@ -78,7 +81,7 @@ int main(int argc, char** argv) {
                                                      "then quit."),
                                       QStringLiteral("file.png"));
   const QCommandLineOption view(QStringLiteral("view"),
-                                QStringLiteral("View to show at start: histogram, channels, overview or heatmap."),
+                                QStringLiteral("View to show at start: histogram, channels, overview, heatmap or plan."),
                                 QStringLiteral("name"), QStringLiteral("histogram"));
   cli.addOptions({demo, noDemo, backend, select, view, screenshot});
   cli.process(app);
@@ -96,12 +99,13 @@ int main(int argc, char** argv) {
   window.setInteractiveErrors(!screenshotMode);
   if (cli.isSet(select)) window.setPendingSelection(cli.value(select));
   if (!window.showTab(cli.value(view))) {
-    std::fprintf(stderr, "quantscope: no view called '%s' (histogram, channels, overview, heatmap)\n",
+    std::fprintf(stderr, "quantscope: no view called '%s' (histogram, channels, overview, heatmap, plan)\n",
                  qPrintable(cli.value(view)));
     return 2;
   }
   if (screenshotMode)
-    arrangeScreenshot(window, cli.value(screenshot), window.viewTabs()->currentWidget() == window.heatmapPlot());
+    arrangeScreenshot(window, cli.value(screenshot), window.viewTabs()->currentWidget() == window.heatmapPlot(),
+                      window.viewTabs()->currentWidget() == window.planEditor());
 
   const QStringList paths = cli.positionalArguments();
   if (paths.size() > 1) {

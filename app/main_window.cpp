@@ -19,6 +19,7 @@
 #include <QSaveFile>
 #include <QStatusBar>
 #include <QTabWidget>
+#include <QUndoStack>
 
 #include "app/document.h"
 #include "app/recent_files.h"
@@ -30,6 +31,7 @@
 #include "widgets/histogram_plot.h"
 #include "widgets/layer_tree.h"
 #include "widgets/model_overview.h"
+#include "widgets/plan_table.h"
 #include "widgets/plot_export.h"
 #include "widgets/stats_panel.h"
 
@@ -71,7 +73,8 @@ MainWindow::MainWindow(std::shared_ptr<Backend> backend, QWidget* parent)
       channels_(new ui::ChannelPlot(this)),
       overview_(new ui::ModelOverview(this)),
       heatmap_(new ui::HeatmapPlot(this)),
-      stats_(new ui::StatsPanel(this)) {
+      stats_(new ui::StatsPanel(this)),
+      plan_(new ui::PlanEditor(this)) {
   setWindowTitle(tr("QuantScope"));
   setAcceptDrops(true);
   tabs_->setDocumentMode(true);
@@ -79,6 +82,7 @@ MainWindow::MainWindow(std::shared_ptr<Backend> backend, QWidget* parent)
   tabs_->addTab(channels_, tr("Channels"));
   tabs_->addTab(overview_, tr("Model overview"));
   tabs_->addTab(heatmap_, tr("Heatmap"));
+  tabs_->addTab(plan_, tr("Plan"));
   setCentralWidget(tabs_);
 
   auto* treeDock = new QDockWidget(tr("Layers"), this);
@@ -159,6 +163,8 @@ MainWindow::MainWindow(std::shared_ptr<Backend> backend, QWidget* parent)
   connect(overview_, &ui::ModelOverview::exportRequested, this, route(overview_));
   connect(heatmap_, &ui::HeatmapPlot::exportRequested, this, route(heatmap_));
 
+  connectPlanEditor();
+
   exportDir_ = QDir::homePath();
   resize(1280, 800);
 }
@@ -175,6 +181,10 @@ void MainWindow::buildMenus() {
   recent_ = new RecentFiles(file->addMenu(tr("&Recent Files")), this);
   connect(recent_, &RecentFiles::openRequested, this, &MainWindow::openPath);
   file->addSeparator();
+  file->addAction(tr("Open &Plan…"), this, &MainWindow::choosePlanToOpen);
+  QAction* savePlanAction = file->addAction(tr("Sa&ve Plan…"), this, &MainWindow::choosePlanToSave);
+  savePlanAction->setShortcut(QKeySequence::Save);
+  file->addSeparator();
   QAction* savePlotAction = file->addAction(tr("&Save Plot As…"), this, [this] {
     runExport(currentPlot(), static_cast<int>(ui::ExportAction::SaveImage));
   });
@@ -186,6 +196,15 @@ void MainWindow::buildMenus() {
   quit->setShortcut(QKeySequence::Quit);
 
   QMenu* edit = menuBar()->addMenu(tr("&Edit"));
+  QAction* undo = planUndoStack()->createUndoAction(this, tr("&Undo"));
+  undo->setShortcut(QKeySequence::Undo);
+  undo->setObjectName(QStringLiteral("planUndo"));
+  QAction* redo = planUndoStack()->createRedoAction(this, tr("&Redo"));
+  redo->setShortcut(QKeySequence::Redo);
+  redo->setObjectName(QStringLiteral("planRedo"));
+  edit->addAction(undo);
+  edit->addAction(redo);
+  edit->addSeparator();
   QAction* copyImage = edit->addAction(tr("&Copy Plot Image"), this, [this] {
     runExport(currentPlot(), static_cast<int>(ui::ExportAction::CopyImage));
   });
@@ -283,6 +302,8 @@ void MainWindow::onModelOpened() {
                            .arg(ui::humanBytes(model->weight_bytes())));
   modelLabel_->setToolTip(QStringLiteral("%1 (%2)").arg(path, ui::fromStd(model_format_name(model->format))));
   statusBar()->showMessage(tr("Opened %1").arg(path), 5000);
+
+  resetPlan();
 
   current_ = -1;
   progress_->hide();
@@ -466,18 +487,25 @@ void MainWindow::applyHistogramOverlays() {
 
   // Grid: the representable values of an integer grid with one scale for the
   // whole tensor, and its clip range (values beyond it would saturate).
-  if (gridBits_ > 0) {
+  int gridBits = gridBits_;
+  bool gridSymmetric = gridSymmetric_;
+  QString gridLabel;
+  if (gridBits == 0 && current_ == planOverlayTensor_ && planGrid(planOverlayFormat_, gridBits, gridSymmetric))
+    gridLabel = tr("%1 grid (%2-bit, at the tensor's range)").arg(planOverlayFormat_).arg(gridBits);
+  if (gridBits > 0) {
     const float range[2] = {static_cast<float>(summary->stats.min), static_cast<float>(summary->stats.max)};
     IntGridSpec spec;
-    spec.bits = gridBits_;
-    spec.symmetric = gridSymmetric_;
+    spec.bits = gridBits;
+    spec.symmetric = gridSymmetric;
     spec.group_size = -1;
     float scale = 0, zero = 0;
     int_grid_params(range, 2, 1, spec, scale, zero);
     QVector<double> levels;
-    const int maxq = (1 << gridBits_) - 1;
+    const int maxq = (1 << gridBits) - 1;
     for (int code = 0; code <= maxq; ++code) levels << static_cast<double>(scale) * (code - static_cast<double>(zero));
-    histogram_->setGrid(levels, tr("int%1 %2 grid").arg(gridBits_).arg(gridSymmetric_ ? tr("symmetric") : tr("asymmetric")));
+    if (gridLabel.isEmpty())
+      gridLabel = tr("int%1 %2 grid").arg(gridBits).arg(gridSymmetric ? tr("symmetric") : tr("asymmetric"));
+    histogram_->setGrid(levels, gridLabel);
     histogram_->setClipRange(levels.front(), levels.back());
   } else {
     histogram_->clearGrid();

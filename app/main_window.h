@@ -6,6 +6,8 @@
 // written here (atomically, through QSaveFile).
 #include <QElapsedTimer>
 #include <QMainWindow>
+#include <QStringList>
+#include <QTimer>
 #include <memory>
 
 class QAction;
@@ -13,6 +15,8 @@ class QActionGroup;
 class QLabel;
 class QProgressBar;
 class QTabWidget;
+class QCloseEvent;
+class QUndoStack;
 
 namespace qs {
 class Backend;
@@ -24,6 +28,8 @@ class HeatmapPlot;
 class HistogramPlot;
 class LayerTree;
 class ModelOverview;
+class AllocateDialog;
+class PlanEditor;
 class StatsPanel;
 }  // namespace qs::ui
 
@@ -80,7 +86,29 @@ class MainWindow : public QMainWindow {
   // whole tensor (min–max), drawn with its clip range.
   void setGridOverlay(int bits, bool symmetric);
 
+  // ---- the plan editor (the "Plan" tab) ----
+  ui::PlanEditor* planEditor() const { return plan_; }
+  // File IO of plans, without dialogs (the File menu asks for a name, then calls these).
+  bool savePlan(const QString& path);
+  bool loadPlan(const QString& path);  // one undo step
+  bool applyPreset(const QString& name);  // one undo step
+  // Measures the candidates and allocates to `target` bits/weight in a job;
+  // with `apply`, the result replaces the plan as one undo step (planAllocated).
+  void allocate(double target, const QStringList& formats, bool apply);
+  bool applyAllocation();
+  ui::AllocateDialog* allocateDialog();
+  // Asks whether to save an edited plan (Save / Discard / Cancel); true to go
+  // on. Without interactive errors (tests) it never asks and goes on.
+  bool confirmDiscardPlan();
+  // The crash-recovery copy of the plan being edited (AppDataLocation).
+  QString autosavePath() const;
+  void autosaveNow();
+  bool recoverAutosave();  // loads the autosave of the open model, if any
+
  signals:
+  // Every row of the plan table has its figures (after an edit, a preset, a model).
+  void planMeasured();
+  void planAllocated();
   // The histogram and stats of `tensor` are on screen.
   void statsShown(int tensor);
   // The heatmap of `tensor` (or of a region of it, after a zoom) is on screen;
@@ -94,6 +122,7 @@ class MainWindow : public QMainWindow {
  protected:
   void dragEnterEvent(QDragEnterEvent* event) override;
   void dropEvent(QDropEvent* event) override;
+  void closeEvent(QCloseEvent* event) override;
 
  private:
   void buildMenus();
@@ -114,6 +143,16 @@ class MainWindow : public QMainWindow {
   void runExport(ui::ExportablePlot* plot, int action);
   bool writeFile(const QString& path, const QByteArray& bytes);
 
+  void connectPlanEditor();
+  void resetPlan();  // a new model: the default plan, measured in the background
+  QUndoStack* planUndoStack() const;
+  // The bits and symmetry of the grid `format` quantizes onto; false for kept formats.
+  static bool planGrid(const QString& format, int& bits, bool& symmetric);
+  void onPlanConfigsChanged(const QVector<int>& rows);
+  void onPlanLayerSelected(int row);
+  void onAllocationReady();
+  void choosePlanToOpen();
+  void choosePlanToSave();
   void chooseFile();
   void chooseComparison();
   void chooseDirectory();
@@ -127,6 +166,13 @@ class MainWindow : public QMainWindow {
   ui::ModelOverview* overview_;
   ui::HeatmapPlot* heatmap_;
   ui::StatsPanel* stats_;
+  ui::PlanEditor* plan_;
+  ui::AllocateDialog* allocateDialog_ = nullptr;
+  QString planPath_;
+  QString planOverlayFormat_;  // the plan row selected last: its format's grid on the histogram
+  int planOverlayTensor_ = -1;
+  bool applyAllocationWhenReady_ = false;
+  QTimer autosaveTimer_;
   RecentFiles* recent_ = nullptr;
   QAction* logYAction_ = nullptr;
   QLabel* modelLabel_ = nullptr;

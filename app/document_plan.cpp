@@ -1,0 +1,141 @@
+// Document: the plan editor's jobs (layer measurements, budget allocation).
+#include <QFutureWatcher>
+#include <QtConcurrent/QtConcurrentRun>
+#include <algorithm>
+
+#include "app/document.h"
+
+namespace qs::app {
+
+std::optional<LayerMeasureOutcome> Document::cachedMeasurement(int layer, const QString& format) const {
+  auto it = measureCache_.constFind(qMakePair(layer, format));
+  if (it == measureCache_.constEnd()) return std::nullopt;
+  return *it;
+}
+
+void Document::requestMeasurements(const QVector<QPair<int, QString>>& layers, bool live) {
+  if (!model_) return;
+  QVector<LayerMeasureRequest> fill;
+  QVector<LayerMeasureOutcome> cached;
+  for (const auto& [layer, format] : layers) {
+    if (layer < 0 || static_cast<std::size_t>(layer) >= model_->layers.size()) continue;
+    const quint64 generation = ++measureGeneration_;
+    layerGeneration_[layer] = generation;  // whatever was asked for this layer before is stale now
+    pendingLive_.remove(layer);
+    if (auto hit = cachedMeasurement(layer, format)) {
+      hit->generation = generation;
+      cached.push_back(*hit);
+    } else if (live) {
+      pendingLive_[layer] = format;
+    } else {
+      fill.push_back({layer, format, generation});
+    }
+  }
+  cancelSupersededMeasureJobs();
+  if (!pendingLive_.isEmpty()) measureTimer_.start();  // (re)start: rapid edits collect
+  if (!fill.isEmpty()) startMeasureJob(std::move(fill), true);
+  for (const LayerMeasureOutcome& o : cached) onLayerMeasured(o);
+  if (!live && fill.isEmpty()) emit measureProgress(0, 0);
+}
+
+void Document::cancelSupersededMeasureJobs() {
+  for (MeasureJob& job : measureJobs_) {
+    bool current = false;
+    for (auto it = job.layers.cbegin(); it != job.layers.cend() && !current; ++it)
+      current = layerGeneration_.value(it.key()) == it.value();
+    if (!current) job.control->cancel();  // its answers would all be dropped
+  }
+}
+
+void Document::cancelMeasurements() {
+  measureTimer_.stop();
+  pendingLive_.clear();
+  layerGeneration_.clear();
+  ++measureGeneration_;
+  for (MeasureJob& job : measureJobs_) job.control->cancel();
+  measureJobs_.clear();
+  fillJob_ = 0;
+  fillDone_ = fillTotal_ = 0;
+}
+
+void Document::startMeasureJob(QVector<LayerMeasureRequest> requests, bool fill) {
+  MeasureJob job;
+  job.id = ++measureJobId_;
+  job.control = std::make_shared<JobControl>();
+  for (const LayerMeasureRequest& r : requests) job.layers.insert(r.layer, r.generation);
+  const quint64 id = job.id;
+  if (fill) {
+    fillJob_ = id;
+    fillDone_ = 0;
+    fillTotal_ = static_cast<int>(requests.size());
+    emit measureProgress(0, fillTotal_);
+  }
+  measureJobs_.push_back(job);
+
+  auto* watcher = new QFutureWatcher<LayerMeasureOutcome>(this);
+  connect(watcher, &QFutureWatcher<LayerMeasureOutcome>::resultReadyAt, this, [this, watcher, id](int index) {
+    // Dropped when its job was let go (another model opened): the cache is of the open model only.
+    if (std::none_of(measureJobs_.cbegin(), measureJobs_.cend(), [id](const MeasureJob& j) { return j.id == id; }))
+      return;
+    const LayerMeasureOutcome outcome = watcher->resultAt(index);
+    if (id == fillJob_) emit measureProgress(++fillDone_, fillTotal_);
+    onLayerMeasured(outcome);
+  });
+  connect(watcher, &QFutureWatcher<LayerMeasureOutcome>::finished, this, [this, watcher, id] {
+    watcher->deleteLater();
+    measureJobs_.removeIf([id](const MeasureJob& j) { return j.id == id; });
+    if (id == fillJob_) {
+      fillJob_ = 0;
+      emit measureProgress(fillTotal_, fillTotal_);
+    }
+  });
+  watcher->setFuture(QtConcurrent::run(runMeasureLayers, model_, std::move(requests), job.control, measureScratch_));
+}
+
+void Document::onLayerMeasured(const LayerMeasureOutcome& outcome) {
+  if (outcome.cancelled) return;
+  // A valid answer for (layer, format) even when superseded: keep it, undo and re-edits find it.
+  measureCache_.insert(qMakePair(outcome.layer, outcome.format), outcome);
+  if (layerGeneration_.value(outcome.layer) != outcome.generation) return;  // a newer request is under way
+  if (outcome.ok) emit layerMeasured(outcome.layer, outcome.format, outcome.figures);
+  else emit layerMeasureFailed(outcome.layer, outcome.format, outcome.error);
+}
+
+void Document::cancelAllocation() {
+  ++allocateGeneration_;
+  if (allocateControl_) allocateControl_->cancel();
+  allocateControl_.reset();
+}
+
+void Document::requestAllocation(double target, const QStringList& formats) {
+  cancelAllocation();
+  if (!model_) return;
+  const quint64 generation = allocateGeneration_;
+  allocateControl_ = std::make_shared<JobControl>();
+  progressTimer_.start();
+  auto* watcher = new QFutureWatcher<AllocateOutcome>(this);
+  connect(watcher, &QFutureWatcher<AllocateOutcome>::finished, this, [this, watcher] {
+    watcher->deleteLater();
+    onAllocationFinished(watcher->result());
+  });
+  auto costs = formats == costFormats_ ? costs_ : nullptr;
+  watcher->setFuture(QtConcurrent::run(runAllocate, model_, formats, target, costs, generation, allocateControl_));
+}
+
+void Document::onAllocationFinished(const AllocateOutcome& outcome) {
+  if (outcome.generation != allocateGeneration_) return;
+  allocateControl_.reset();
+  if (outcome.costs) {
+    costs_ = outcome.costs;
+    costFormats_ = outcome.formats;
+  }
+  if (!outcome.allocation) {
+    if (!outcome.cancelled) emit allocationFailed(outcome.error);
+    return;
+  }
+  allocation_ = outcome.allocation;
+  emit allocationReady();
+}
+
+}  // namespace qs::app
+

@@ -1,0 +1,166 @@
+#include "app/plan_jobs.h"
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <limits>
+
+#include "backend/thread_pool.h"
+#include "model/convert.h"
+#include "model/dtype.h"
+
+namespace qs::app {
+
+namespace {
+
+bool keptFormat(const QString& f, double& bits) {
+  if (f == QLatin1String("f16") || f == QLatin1String("bf16")) bits = 16;
+  else if (f == QLatin1String("f32")) bits = 32;
+  else return false;
+  return true;
+}
+
+// Rows converted to F32 in parallel (row slices keep quantized source blocks whole).
+Result<void> toF32(const TensorInfo& t, float* out) {
+  const std::int64_t rows = t.rows(), cols = t.cols();
+  const auto bytes = t.bytes();
+  const unsigned be = dtype_block_elems(t.dtype), bb = dtype_block_bytes(t.dtype);
+  if (be == 0 || cols % be != 0 || rows <= 1)
+    return convert_to_f32(t.dtype, bytes.data(), static_cast<std::size_t>(t.numel()), out);
+  const std::size_t rowBytes = static_cast<std::size_t>(cols / be) * bb;
+  constexpr std::int64_t kRowsPerTask = 64;
+  const std::size_t tasks = static_cast<std::size_t>((rows + kRowsPerTask - 1) / kRowsPerTask);
+  std::atomic<bool> failed{false};
+  ThreadPool::global().parallel_for(tasks, [&](std::size_t task, unsigned) {
+    const std::int64_t r0 = static_cast<std::int64_t>(task) * kRowsPerTask;
+    const std::int64_t r1 = std::min(rows, r0 + kRowsPerTask);
+    auto r = convert_to_f32(t.dtype, bytes.data() + static_cast<std::size_t>(r0) * rowBytes,
+                            static_cast<std::size_t>((r1 - r0) * cols), out + r0 * cols);
+    if (!r) failed = true;
+  });
+  if (failed) return convert_to_f32(t.dtype, bytes.data(), static_cast<std::size_t>(t.numel()), out);  // for its message
+  return {};
+}
+
+}  // namespace
+
+LayerMeasureOutcome measureLayer(std::shared_ptr<const Model> model, int layer, const QString& format,
+                                 OpContext& ctx, MeasureScratch* scratch) {
+  LayerMeasureOutcome out;
+  out.layer = layer;
+  out.format = format;
+  if (layer < 0 || static_cast<std::size_t>(layer) >= model->layers.size()) {
+    out.error = QStringLiteral("no layer %1").arg(layer);
+    return out;
+  }
+  const Layer& l = model->layers[static_cast<std::size_t>(layer)];
+  const TensorInfo& t = model->tensors[l.weight];
+  double keptBits = 0;
+  if (keptFormat(format, keptBits)) {
+    out.ok = true;
+    out.figures.bits_per_weight = keptBits;
+    out.figures.error.sqnr_db = std::numeric_limits<double>::infinity();
+    return out;
+  }
+  auto choice = parse_quant_choice(format.toStdString());
+  if (!choice) {
+    out.error = QString::fromStdString(choice.error().message);
+    return out;
+  }
+  if (choice->kind == QuantChoice::Kind::Ggml || t.channels_last) {
+    auto m = measure_quantization(t, *choice, ctx);
+    if (!m) {
+      out.cancelled = m.error().code == ErrorCode::Cancelled;
+      out.error = QString::fromStdString(m.error().message);
+      return out;
+    }
+    out.ok = true;
+    out.figures = *m;
+    return out;
+  }
+  const std::int64_t rows = t.rows(), cols = t.cols();
+  if (auto r = validate_int_grid(choice->grid, cols); !r) {
+    out.error = QString::fromStdString(t.name + ": " + r.error().message);
+    return out;
+  }
+  MeasureScratch local;
+  std::unique_lock<std::mutex> lock;
+  MeasureScratch* s = &local;
+  if (scratch) {
+    lock = std::unique_lock<std::mutex>(scratch->mutex, std::try_to_lock);
+    if (lock.owns_lock()) s = scratch;  // else another job uses it: work on our own buffers
+  }
+  if (s->model != model || s->tensor != l.weight) {
+    s->model.reset();
+    s->weights.resize(static_cast<std::size_t>(t.numel()));
+    if (auto r = toF32(t, s->weights.data()); !r) {
+      out.error = QString::fromStdString(t.name + ": " + r.error().message);
+      return out;
+    }
+    s->model = model;
+    s->tensor = l.weight;
+  }
+  if (ctx.cancelled()) {
+    out.cancelled = true;
+    return out;
+  }
+  const auto start = std::chrono::steady_clock::now();
+  auto e = rtn_int_measure_into(s->codes, s->weights.data(), rows, cols, choice->grid, &ThreadPool::global());
+  if (!e) {
+    out.error = QString::fromStdString(t.name + ": " + e.error().message);
+    return out;
+  }
+  out.ok = true;
+  out.figures.error = *e;
+  out.figures.milliseconds = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
+  out.figures.bits_per_weight = choice->bits_per_weight(rows, cols);
+  return out;
+}
+
+void runMeasureLayers(QPromise<LayerMeasureOutcome>& promise, std::shared_ptr<const Model> model,
+                      QVector<LayerMeasureRequest> requests, std::shared_ptr<JobControl> control,
+                      std::shared_ptr<MeasureScratch> scratch) {
+  for (qsizetype i = 0; i < requests.size(); ++i) {
+    if (control->cancelled()) return;
+    LayerMeasureOutcome out = measureLayer(model, requests[i].layer, requests[i].format, control->context(),
+                                           scratch.get());
+    out.generation = requests[i].generation;
+    if (out.cancelled) return;
+    control->context().progress(static_cast<double>(i + 1) / static_cast<double>(requests.size()));
+    promise.addResult(std::move(out));
+  }
+}
+
+AllocateOutcome runAllocate(std::shared_ptr<const Model> model, QStringList formats, double target,
+                            std::shared_ptr<const CandidateCosts> costs, quint64 generation,
+                            std::shared_ptr<JobControl> control) {
+  AllocateOutcome out;
+  out.generation = generation;
+  out.formats = formats;
+  out.target = target;
+  if (control->cancelled()) {
+    out.cancelled = true;
+    return out;
+  }
+  if (!costs) {
+    std::vector<std::string> names;
+    for (const QString& f : formats) names.push_back(f.toStdString());
+    auto measured = measure_candidates(*model, names, control->context());
+    if (!measured) {
+      out.cancelled = measured.error().code == ErrorCode::Cancelled;
+      out.error = QString::fromStdString(measured.error().message);
+      return out;
+    }
+    costs = std::make_shared<const CandidateCosts>(std::move(*measured));
+  }
+  out.costs = costs;
+  auto allocation = allocate_to_budget(*model, *costs, target);
+  if (!allocation) {
+    out.error = QString::fromStdString(allocation.error().message);
+    return out;
+  }
+  out.allocation = std::make_shared<const Allocation>(std::move(*allocation));
+  return out;
+}
+
+}  // namespace qs::app

@@ -1,0 +1,78 @@
+#pragma once
+// The plan editor's jobs: measuring layers under their planned formats (live
+// feedback) and allocating formats to a bits/weight budget. Plain functions
+// that own what they use, as the other jobs (app/jobs.h).
+#include <QPromise>
+#include <QString>
+#include <QStringList>
+#include <QVector>
+#include <cstddef>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <vector>
+
+#include "app/jobs.h"
+#include "quant/allocate.h"
+#include "quant/int_grid.h"
+#include "quant/measure.h"
+
+namespace qs::app {
+
+// The weight of the layer measured last, as F32, and the code buffers: live
+// edits re-measure one layer again and again, and the conversion and fresh
+// 100+ MiB allocations would cost more than the arithmetic.
+struct MeasureScratch {
+  std::mutex mutex;
+  std::shared_ptr<const Model> model;  // keeps the address unique while cached
+  std::size_t tensor = static_cast<std::size_t>(-1);
+  std::vector<float> weights;
+  IntQuantized codes;
+};
+
+struct LayerMeasureRequest {
+  int layer = -1;
+  QString format;
+  quint64 generation = 0;
+};
+
+struct LayerMeasureOutcome {
+  int layer = -1;
+  QString format;
+  quint64 generation = 0;
+  bool ok = false;
+  LayerQuantError figures;
+  QString error;           // when !ok
+  bool cancelled = false;
+};
+
+// One layer (index into Model::layers) under `format`: kept formats (f16, bf16,
+// f32) cost their bits and no error; integer grids go through the fused
+// rtn_int_measure_into on the global thread pool (same codes and figures as
+// measure_quantization); ggml formats through measure_quantization.
+LayerMeasureOutcome measureLayer(std::shared_ptr<const Model> model, int layer, const QString& format,
+                                 OpContext& ctx, MeasureScratch* scratch);
+
+// The requests in order, one result each as it is ready (none after a cancel).
+void runMeasureLayers(QPromise<LayerMeasureOutcome>& promise, std::shared_ptr<const Model> model,
+                      QVector<LayerMeasureRequest> requests, std::shared_ptr<JobControl> control,
+                      std::shared_ptr<MeasureScratch> scratch);
+
+using CandidateCosts = std::vector<std::vector<CandidateCost>>;
+
+struct AllocateOutcome {
+  quint64 generation = 0;
+  QStringList formats;
+  double target = 0;
+  std::shared_ptr<const CandidateCosts> costs;  // measured (or the cached ones passed in)
+  std::shared_ptr<const Allocation> allocation; // null on failure or cancel
+  QString error;
+  bool cancelled = false;
+};
+
+// measure_candidates (unless `costs` already holds them for these formats) and allocate_to_budget.
+AllocateOutcome runAllocate(std::shared_ptr<const Model> model, QStringList formats, double target,
+                            std::shared_ptr<const CandidateCosts> costs, quint64 generation,
+                            std::shared_ptr<JobControl> control);
+
+}  // namespace qs::app

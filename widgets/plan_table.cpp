@@ -1,0 +1,682 @@
+#include "widgets/plan_table.h"
+
+#include <QApplication>
+#include <QBrush>
+#include <QColor>
+#include <QComboBox>
+#include <QHBoxLayout>
+#include <QHeaderView>
+#include <QItemSelectionModel>
+#include <QLabel>
+#include <QLineEdit>
+#include <QProgressBar>
+#include <QPushButton>
+#include <QRegularExpression>
+#include <QStandardItemModel>
+#include <QStyledItemDelegate>
+#include <QTableView>
+#include <QUndoCommand>
+#include <QUndoStack>
+#include <QVBoxLayout>
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <map>
+
+#include "model/dtype.h"
+#include "quant/int_grid.h"
+#include "widgets/display_format.h"
+
+namespace qs::ui {
+
+QStringList planFormats() {
+  QStringList out = {QStringLiteral("q8_0"), QStringLiteral("q6_k"), QStringLiteral("q5_k"), QStringLiteral("q4_k"),
+                     QStringLiteral("q5_1"), QStringLiteral("q5_0"), QStringLiteral("q4_1"), QStringLiteral("q4_0")};
+  for (int bits : {8, 4, 3})
+    for (const char* g : {"-g128", "-g64", "-g32", "-ch"})
+      for (const char* sym : {"", "-sym"}) out << QStringLiteral("int%1%2%3").arg(bits).arg(QLatin1String(g), QLatin1String(sym));
+  out << QStringLiteral("f16");
+  return out;
+}
+
+QStringList planMethods() {
+  return {QStringLiteral("rtn"), QStringLiteral("clip"), QStringLiteral("gptq"), QStringLiteral("awq")};
+}
+
+bool methodNeedsCalibration(const QString& method) {
+  return method == QLatin1String("gptq") || method == QLatin1String("awq") ||
+         method == QLatin1String("smoothquant") || method == QLatin1String("outliers");
+}
+
+bool isKeptFormat(const QString& format) {
+  return format == QLatin1String("f16") || format == QLatin1String("bf16") || format == QLatin1String("f32");
+}
+
+QString formatMismatch(const QString& format, std::int64_t cols) {
+  if (isKeptFormat(format)) return {};
+  auto choice = parse_quant_choice(format.toStdString());
+  if (!choice) return QString::fromStdString(choice.error().message);
+  if (choice->kind == QuantChoice::Kind::Ggml) {
+    const auto block = static_cast<std::int64_t>(dtype_block_elems(choice->ggml_type));
+    if (block > 0 && cols % block != 0)
+      return QStringLiteral("row length %1 is not a multiple of the %2 block (%3)").arg(cols).arg(format).arg(block);
+    return {};
+  }
+  if (auto r = validate_int_grid(choice->grid, cols); !r) return QString::fromStdString(r.error().message);
+  return {};
+}
+
+namespace {
+
+QString formatOf(const LayerConfig& c) { return QString::fromStdString(c.format); }
+QString methodOf(const LayerConfig& c) { return QString::fromStdString(c.method); }
+
+// One undoable edit: new configs for some rows. Single-cell edits of the same
+// cell merge with the one before.
+class SetConfigsCommand : public QUndoCommand {
+ public:
+  SetConfigsCommand(PlanTableModel* model, QVector<int> rows, QVector<LayerConfig> after, QString presetAfter,
+                    const QString& text, int mergeColumn = -1)
+      : QUndoCommand(text), model_(model), rows_(std::move(rows)), after_(std::move(after)),
+        presetAfter_(std::move(presetAfter)), presetBefore_(model->preset()), mergeColumn_(mergeColumn) {
+    for (int r : rows_) before_ << model->configs()[static_cast<std::size_t>(r)];
+  }
+  void undo() override { model_->assignConfigs(rows_, before_, presetBefore_); }
+  void redo() override { model_->assignConfigs(rows_, after_, presetAfter_); }
+  int id() const override { return mergeColumn_ >= 0 ? 0x51 : -1; }
+  bool mergeWith(const QUndoCommand* other) override {
+    const auto* o = dynamic_cast<const SetConfigsCommand*>(other);
+    if (!o || o->mergeColumn_ != mergeColumn_ || o->rows_ != rows_) return false;
+    after_ = o->after_;
+    presetAfter_ = o->presetAfter_;
+    setText(o->text());
+    return true;
+  }
+
+ private:
+  PlanTableModel* model_;
+  QVector<int> rows_;
+  QVector<LayerConfig> before_, after_;
+  QString presetAfter_, presetBefore_;
+  int mergeColumn_;
+};
+
+QString sqnrText(double db) {
+  if (std::isinf(db)) return QStringLiteral("exact");
+  return QString::number(db, 'f', 2);
+}
+
+}  // namespace
+
+// ---- model ----------------------------------------------------------------------
+
+PlanTableModel::PlanTableModel(QObject* parent) : QAbstractTableModel(parent), undo_(new QUndoStack(this)) {}
+
+void PlanTableModel::setLayers(const Model& model, const std::vector<LayerConfig>& configs, const QString& preset) {
+  beginResetModel();
+  rows_.clear();
+  configs_ = configs;
+  configs_.resize(model.layers.size());
+  preset_ = preset;
+  modelBytes_ = static_cast<double>(model.weight_bytes());
+  for (const qs::Layer& l : model.layers) {
+    const TensorInfo& t = model.tensors[l.weight];
+    Row r;
+    r.name = QString::fromStdString(l.name);
+    std::string_view rest;
+    const int block = tensor_block(l.name, &rest);
+    r.shortName = block >= 0 ? QString::fromUtf8(rest.data(), static_cast<qsizetype>(rest.size())) : r.name;
+    r.role = fromStd(layer_role_name(l.role));
+    r.block = l.block;
+    r.tensor = l.weight;
+    r.rows = t.rows();
+    r.cols = t.cols();
+    r.weights = static_cast<double>(t.numel());
+    r.storedBytes = static_cast<double>(t.nbytes);
+    rows_.push_back(std::move(r));
+  }
+  endResetModel();
+  undo_->clear();
+  emit totalsChanged();
+}
+
+void PlanTableModel::clear() {
+  beginResetModel();
+  rows_.clear();
+  configs_.clear();
+  preset_.clear();
+  modelBytes_ = 0;
+  endResetModel();
+  undo_->clear();
+  emit totalsChanged();
+}
+
+int PlanTableModel::rowCount(const QModelIndex& parent) const {
+  return parent.isValid() ? 0 : static_cast<int>(rows_.size());
+}
+int PlanTableModel::columnCount(const QModelIndex& parent) const { return parent.isValid() ? 0 : ColumnCount; }
+
+QVariant PlanTableModel::headerData(int section, Qt::Orientation orientation, int role) const {
+  if (orientation != Qt::Horizontal) return {};
+  static const char* names[] = {"Block", "Layer", "Role", "Shape", "Format", "Method",
+                                "Bits/w", "Size", "SQNR (dB)", "Max error", "Time (ms)"};
+  static const char* tips[] = {"Transformer block (blank: outside the blocks)",
+                               "Layer name within its block",
+                               "Layer role",
+                               "Weight shape [rows, cols]",
+                               "Quantization format (double-click to change)",
+                               "Quantization method; gptq and awq need calibration data",
+                               "Storage bits per weight, scales included",
+                               "Size of the quantized weight",
+                               "Weight signal-to-quantization-noise ratio: 20 log10(|W| / |W - Q|)",
+                               "Largest |W - Q|",
+                               "Time the method took for this layer (quantize, dequantize, measure)"};
+  if (section < 0 || section >= ColumnCount) return {};
+  if (role == Qt::DisplayRole) return tr(names[section]);
+  if (role == Qt::ToolTipRole) return tr(tips[section]);
+  return {};
+}
+
+Qt::ItemFlags PlanTableModel::flags(const QModelIndex& index) const {
+  Qt::ItemFlags f = QAbstractTableModel::flags(index);
+  if (index.column() == Format || index.column() == Method) f |= Qt::ItemIsEditable;
+  return f;
+}
+
+QVariant PlanTableModel::data(const QModelIndex& index, int role) const {
+  if (!index.isValid() || index.row() >= static_cast<int>(rows_.size())) return {};
+  const Row& r = rows_[static_cast<std::size_t>(index.row())];
+  const LayerConfig& c = configs_[static_cast<std::size_t>(index.row())];
+  const int col = index.column();
+  const bool ready = r.state == State::Ready;
+  const bool quantized = !isKeptFormat(formatOf(c));
+  if (role == Qt::DisplayRole || role == Qt::EditRole) {
+    switch (col) {
+      case Block: return r.block >= 0 ? QVariant(r.block) : QVariant(QString());
+      case Layer: return r.shortName;
+      case Role: return r.role;
+      case Shape: return QStringLiteral("%1 × %2").arg(r.rows).arg(r.cols);
+      case Format:
+        if (role == Qt::EditRole) return formatOf(c);
+        return r.state == State::Failed ? tr("%1 ✗").arg(formatOf(c)) : formatOf(c);
+      case Method: return methodOf(c);
+      default: break;
+    }
+    if (r.state == State::Failed) return col == Bits ? QVariant(tr("does not fit")) : QVariant(QStringLiteral("—"));
+    if (!ready) return col == Bits ? QVariant(tr("measuring…")) : QVariant(QString());
+    switch (col) {
+      case Bits: return QString::number(r.m.bits_per_weight, 'f', 3);
+      case Bytes: return humanBytes(static_cast<std::uint64_t>(std::llround(planBytes(index.row()))));
+      case Sqnr: return quantized ? sqnrText(r.m.error.sqnr_db) : tr("kept");
+      case MaxError: return quantized ? QString::number(r.m.error.max_abs, 'g', 3) : QStringLiteral("0");
+      case Time: return quantized ? QString::number(r.m.milliseconds, 'f', 1) : QString();
+      default: return {};
+    }
+  }
+  if (role == Qt::UserRole) {  // raw numbers, for sorting and tests
+    switch (col) {
+      case Bits: return ready ? QVariant(r.m.bits_per_weight) : QVariant();
+      case Bytes: return ready ? QVariant(planBytes(index.row())) : QVariant();
+      case Sqnr: return ready ? QVariant(r.m.error.sqnr_db) : QVariant();
+      case MaxError: return ready ? QVariant(r.m.error.max_abs) : QVariant();
+      case Time: return ready ? QVariant(r.m.milliseconds) : QVariant();
+      default: return {};
+    }
+  }
+  if (role == Qt::ToolTipRole) {
+    if (r.state == State::Failed) return tr("%1 cannot take %2:\n%3").arg(r.name, formatOf(c), r.error);
+    if (col == Layer) return r.name;
+    if (col == Method && methodOf(c) != QLatin1String("rtn"))
+      return methodNeedsCalibration(methodOf(c))
+                 ? tr("%1 needs calibration data (not loaded): the figures are round-to-nearest's").arg(methodOf(c))
+                 : tr("%1 runs at export; the figures are round-to-nearest's").arg(methodOf(c));
+    if (col == Bytes && ready)
+      return tr("%1 bytes (stored now: %2)")
+          .arg(std::llround(planBytes(index.row())))
+          .arg(humanBytes(static_cast<std::uint64_t>(r.storedBytes)));
+    return {};
+  }
+  if (role == Qt::ForegroundRole) {
+    if (r.state == State::Failed && (col == Format || col == Bits)) return QBrush(QColor(0xc6, 0x28, 0x28));
+    if (col == Method && methodNeedsCalibration(methodOf(c))) return QBrush(QColor(0xa0, 0x60, 0x00));
+    if (col >= Bits && !ready) return QBrush(QColor(0x80, 0x80, 0x80));
+    return {};
+  }
+  if (role == Qt::BackgroundRole) {
+    if (r.state == State::Failed) return QBrush(QColor(0xfd, 0xec, 0xea));
+    if (r.block >= 0 && r.block % 2 == 1) return QBrush(QColor(0xf3, 0xf5, 0xf9));  // blocks in bands
+    return {};
+  }
+  if (role == Qt::TextAlignmentRole && col >= Bits) return QVariant(int(Qt::AlignRight | Qt::AlignVCenter));
+  if (role == Qt::TextAlignmentRole && col == Block) return QVariant(int(Qt::AlignCenter));
+  return {};
+}
+
+bool PlanTableModel::setData(const QModelIndex& index, const QVariant& value, int role) {
+  if (role != Qt::EditRole || !index.isValid() || (index.column() != Format && index.column() != Method)) return false;
+  const int row = index.row();
+  const QString text = value.toString().trimmed();
+  if (text.isEmpty()) return false;
+  LayerConfig c = configs_[static_cast<std::size_t>(row)];
+  if (index.column() == Format) {
+    if (text == formatOf(c)) return false;
+    c.format = text.toStdString();
+  } else {
+    if (text == methodOf(c)) return false;
+    c.method = text.toStdString();
+  }
+  const QString what = index.column() == Format ? tr("format") : tr("method");
+  undo_->push(new SetConfigsCommand(this, {row}, {c}, preset_,
+                                    tr("Set %1 of %2 to %3").arg(what, rows_[static_cast<std::size_t>(row)].name, text),
+                                    index.column()));
+  return true;
+}
+
+void PlanTableModel::applyToRows(const QVector<int>& rows, const std::optional<QString>& format,
+                                 const std::optional<QString>& method) {
+  QVector<int> changed;
+  QVector<LayerConfig> after;
+  for (int r : rows) {
+    if (r < 0 || r >= static_cast<int>(configs_.size())) continue;
+    LayerConfig c = configs_[static_cast<std::size_t>(r)];
+    if (format) c.format = format->toStdString();
+    if (method) c.method = method->toStdString();
+    if (c == configs_[static_cast<std::size_t>(r)]) continue;
+    changed << r;
+    after << c;
+  }
+  if (changed.isEmpty()) return;
+  QStringList what;
+  if (format) what << *format;
+  if (method) what << *method;
+  undo_->push(new SetConfigsCommand(this, changed, after, preset_,
+                                    tr("Apply %1 to %n layer(s)", nullptr, static_cast<int>(changed.size()))
+                                        .arg(what.join(QStringLiteral(" + ")))));
+}
+
+void PlanTableModel::replaceConfigs(const std::vector<LayerConfig>& configs, const QString& preset,
+                                    const QString& text) {
+  QVector<int> rows;
+  QVector<LayerConfig> after;
+  for (std::size_t i = 0; i < configs_.size() && i < configs.size(); ++i) {
+    rows << static_cast<int>(i);
+    after << configs[i];
+  }
+  undo_->push(new SetConfigsCommand(this, rows, after, preset, text));
+}
+
+void PlanTableModel::assignConfigs(const QVector<int>& rows, const QVector<LayerConfig>& configs,
+                                   const QString& preset) {
+  preset_ = preset;
+  QVector<int> changed;
+  for (qsizetype i = 0; i < rows.size() && i < configs.size(); ++i) {
+    const int r = rows[i];
+    if (r < 0 || r >= static_cast<int>(configs_.size())) continue;
+    LayerConfig& c = configs_[static_cast<std::size_t>(r)];
+    const bool formatChanged = c.format != configs[i].format || c.method != configs[i].method;
+    c = configs[i];
+    if (!formatChanged) continue;
+    Row& row = rows_[static_cast<std::size_t>(r)];
+    row.state = State::Pending;
+    row.error.clear();
+    changed << r;
+    emit dataChanged(index(r, Format), index(r, ColumnCount - 1));
+  }
+  if (!changed.isEmpty()) {
+    emit configsChanged(changed);
+    emit totalsChanged();
+  }
+}
+
+Plan PlanTableModel::plan() const {
+  Plan p;
+  p.preset = preset_.toStdString();
+  if (configs_.empty()) return p;
+  // The most common config (ties: the first in model order) becomes the default.
+  std::map<std::pair<std::string, std::string>, int> count;
+  std::size_t best = 0;
+  int bestCount = 0;
+  for (std::size_t i = 0; i < configs_.size(); ++i) {
+    const int n = ++count[{configs_[i].format, configs_[i].method}];
+    if (n > bestCount) {
+      best = i;
+      bestCount = n;
+    }
+  }
+  p.base = configs_[best];
+  for (std::size_t i = 0; i < configs_.size(); ++i) {
+    const LayerConfig& c = configs_[i];
+    if (c == p.base) continue;
+    PlanOverride o;
+    o.match.name = rows_[i].name.toStdString();
+    if (c.format != p.base.format) o.format = c.format;
+    if (c.method != p.base.method) o.method = c.method;
+    for (const auto& [key, v] : c.params) {
+      auto it = p.base.params.find(key);
+      if (it == p.base.params.end() || it->second != v) o.params[key] = v;
+    }
+    if (!o.format && !o.method && o.params.empty()) o.format = c.format;  // params the default has but this lacks
+    p.overrides.push_back(std::move(o));
+  }
+  return p;
+}
+
+double PlanTableModel::planBytes(int row) const {
+  const Row& r = rows_[static_cast<std::size_t>(row)];
+  if (r.state != State::Ready) return r.storedBytes;
+  return r.m.bits_per_weight * r.weights / 8.0;
+}
+
+void PlanTableModel::setMeasurement(int row, const QString& format, const LayerQuantError& m) {
+  if (row < 0 || row >= static_cast<int>(rows_.size()) || formatOf(configs_[static_cast<std::size_t>(row)]) != format)
+    return;
+  Row& r = rows_[static_cast<std::size_t>(row)];
+  r.state = State::Ready;
+  r.m = m;
+  r.error.clear();
+  emit dataChanged(index(row, Format), index(row, ColumnCount - 1));
+  emit totalsChanged();
+}
+
+void PlanTableModel::setMeasurementFailed(int row, const QString& format, const QString& message) {
+  if (row < 0 || row >= static_cast<int>(rows_.size()) || formatOf(configs_[static_cast<std::size_t>(row)]) != format)
+    return;
+  Row& r = rows_[static_cast<std::size_t>(row)];
+  r.state = State::Failed;
+  r.m = {};
+  r.error = message;
+  emit dataChanged(index(row, Format), index(row, ColumnCount - 1));
+  emit totalsChanged();
+}
+
+bool PlanTableModel::allSettled() const {
+  return std::none_of(rows_.begin(), rows_.end(), [](const Row& r) { return r.state == State::Pending; });
+}
+
+PlanTotals PlanTableModel::totals() const {
+  PlanTotals t;
+  t.originalModelBytes = modelBytes_;
+  t.planModelBytes = modelBytes_;
+  t.worstSqnrDb = std::numeric_limits<double>::infinity();
+  double bits = 0;
+  for (std::size_t i = 0; i < rows_.size(); ++i) {
+    const Row& r = rows_[i];
+    if (r.state == State::Pending) ++t.pending;
+    if (r.state == State::Failed) ++t.failed;
+    if (r.state != State::Ready) continue;
+    ++t.measured;
+    t.planModelBytes += planBytes(static_cast<int>(i)) - r.storedBytes;
+    t.layerWeights += r.weights;
+    bits += r.m.bits_per_weight * r.weights;
+    t.squaredError += r.m.error.mse * r.weights;
+    if (r.m.error.sqnr_db < t.worstSqnrDb) {
+      t.worstSqnrDb = r.m.error.sqnr_db;
+      t.worstRow = static_cast<int>(i);
+    }
+  }
+  t.averageBits = t.layerWeights > 0 ? bits / t.layerWeights : 0;
+  return t;
+}
+
+// ---- filter ----------------------------------------------------------------------
+
+void PlanFilterModel::setRole(const QString& role) {
+  role_ = role;
+  invalidateFilter();
+}
+
+void PlanFilterModel::setNameFilter(const QString& text) {
+  name_ = text.trimmed();
+  invalidateFilter();
+}
+
+bool PlanFilterModel::filterAcceptsRow(int sourceRow, const QModelIndex&) const {
+  const auto* m = qobject_cast<const PlanTableModel*>(sourceModel());
+  if (!m || sourceRow >= m->rowCount()) return true;
+  if (!role_.isEmpty() && m->roleName(sourceRow) != role_) return false;
+  if (name_.isEmpty()) return true;
+  const QString name = m->layerName(sourceRow);
+  if (name.contains(name_, Qt::CaseInsensitive)) return true;
+  const QRegularExpression re(name_, QRegularExpression::CaseInsensitiveOption);
+  return re.isValid() && re.match(name).hasMatch();
+}
+
+// ---- delegates -------------------------------------------------------------------
+
+namespace {
+
+// A combo of the valid values; for formats, those the layer's shape cannot take
+// are disabled and say why.
+class ChoiceDelegate : public QStyledItemDelegate {
+ public:
+  ChoiceDelegate(bool formats, QObject* parent) : QStyledItemDelegate(parent), formats_(formats) {}
+
+  QWidget* createEditor(QWidget* parent, const QStyleOptionViewItem&, const QModelIndex& index) const override {
+    auto* combo = new QComboBox(parent);
+    auto* items = new QStandardItemModel(combo);
+    const QString current = index.data(Qt::EditRole).toString();
+    QStringList values = formats_ ? planFormats() : planMethods();
+    if (!values.contains(current)) values.prepend(current);
+    std::int64_t cols = 0;
+    if (formats_) {
+      const auto* proxy = qobject_cast<const QSortFilterProxyModel*>(index.model());
+      const QModelIndex src = proxy ? proxy->mapToSource(index) : index;
+      const QString shape = src.sibling(src.row(), PlanTableModel::Shape).data().toString();
+      cols = shape.section(QStringLiteral(" × "), 1, 1).toLongLong();
+    }
+    for (const QString& v : values) {
+      auto* item = new QStandardItem(v);
+      item->setData(v, Qt::UserRole);
+      if (formats_) {
+        const QString why = formatMismatch(v, cols);
+        if (!why.isEmpty()) {
+          item->setText(tr("%1 — does not fit").arg(v));
+          item->setToolTip(why);
+          item->setForeground(QBrush(QColor(0xc6, 0x28, 0x28)));
+        }
+      } else if (methodNeedsCalibration(v)) {
+        item->setText(tr("%1 (needs calibration)").arg(v));
+        item->setToolTip(tr("Load calibration data to use %1").arg(v));
+        item->setEnabled(false);
+      }
+      items->appendRow(item);
+    }
+    combo->setModel(items);
+    return combo;
+  }
+  void setEditorData(QWidget* editor, const QModelIndex& index) const override {
+    auto* combo = static_cast<QComboBox*>(editor);
+    const int i = combo->findData(index.data(Qt::EditRole).toString(), Qt::UserRole);
+    combo->setCurrentIndex(std::max(i, 0));
+  }
+  void setModelData(QWidget* editor, QAbstractItemModel* model, const QModelIndex& index) const override {
+    auto* combo = static_cast<QComboBox*>(editor);
+    model->setData(index, combo->currentData(Qt::UserRole), Qt::EditRole);
+  }
+
+ private:
+  static QString tr(const char* s) { return QCoreApplication::translate("qs::ui::PlanEditor", s); }
+  bool formats_;
+};
+
+}  // namespace
+
+// ---- editor ----------------------------------------------------------------------
+
+PlanEditor::PlanEditor(QWidget* parent)
+    : QWidget(parent),
+      model_(new PlanTableModel(this)),
+      filter_(new PlanFilterModel(this)),
+      view_(new QTableView(this)),
+      nameFilter_(new QLineEdit(this)),
+      roleFilter_(new QComboBox(this)),
+      presets_(new QComboBox(this)),
+      applyFormat_(new QComboBox(this)),
+      applyMethod_(new QComboBox(this)),
+      applyButton_(new QPushButton(tr("Apply to Selection"), this)),
+      allocateButton_(new QPushButton(tr("Allocate to Budget…"), this)),
+      totals_(new QLabel(this)),
+      progress_(new QProgressBar(this)) {
+  filter_->setSourceModel(model_);
+  view_->setModel(filter_);
+  view_->setObjectName(QStringLiteral("planTable"));
+  view_->setSelectionBehavior(QAbstractItemView::SelectRows);
+  view_->setSelectionMode(QAbstractItemView::ExtendedSelection);
+  view_->setEditTriggers(QAbstractItemView::DoubleClicked | QAbstractItemView::SelectedClicked |
+                         QAbstractItemView::EditKeyPressed);
+  view_->setItemDelegateForColumn(PlanTableModel::Format, new ChoiceDelegate(true, view_));
+  view_->setItemDelegateForColumn(PlanTableModel::Method, new ChoiceDelegate(false, view_));
+  view_->verticalHeader()->hide();
+  view_->verticalHeader()->setDefaultSectionSize(fontMetrics().height() + 6);
+  view_->horizontalHeader()->setSectionResizeMode(QHeaderView::Interactive);
+  view_->horizontalHeader()->setStretchLastSection(false);
+  view_->setWordWrap(false);
+  const int em = fontMetrics().horizontalAdvance(QLatin1Char('M'));
+  const int widths[] = {4, 13, 4, 8, 8, 4, 5, 6, 6, 6, 5};
+  for (int c = 0; c < PlanTableModel::ColumnCount; ++c) view_->setColumnWidth(c, widths[c] * em);
+
+  nameFilter_->setPlaceholderText(tr("Filter by name (text or regex)"));
+  nameFilter_->setClearButtonEnabled(true);
+  roleFilter_->addItem(tr("All roles"), QString());
+  for (const char* r : {"q", "k", "v", "o", "gate", "up", "down", "embed", "lm_head", "other"})
+    roleFilter_->addItem(QString::fromLatin1(r), QString::fromLatin1(r));
+  presets_->setToolTip(tr("Start from a preset (one undo step)"));
+  applyFormat_->addItem(tr("(format)"), QString());
+  for (const QString& f : planFormats()) applyFormat_->addItem(f, f);
+  applyMethod_->addItem(tr("(method)"), QString());
+  for (const QString& m : planMethods()) {
+    applyMethod_->addItem(m, m);
+    if (methodNeedsCalibration(m)) {
+      auto* items = qobject_cast<QStandardItemModel*>(applyMethod_->model());
+      if (items) items->item(applyMethod_->count() - 1)->setEnabled(false);
+    }
+  }
+  applyButton_->setToolTip(tr("Give every selected layer the chosen format and/or method (one undo step)"));
+  allocateButton_->setToolTip(tr("Choose a format per layer for a target average bits/weight, "
+                                 "minimising the summed squared weight error"));
+  totals_->setObjectName(QStringLiteral("planTotals"));
+  totals_->setTextInteractionFlags(Qt::TextSelectableByMouse);
+  progress_->setMaximumWidth(180);
+  progress_->setFormat(tr("measuring %v/%m"));
+  progress_->hide();
+
+  auto* top = new QHBoxLayout;
+  top->addWidget(new QLabel(tr("Preset:"), this));
+  top->addWidget(presets_);
+  top->addSpacing(12);
+  top->addWidget(roleFilter_);
+  top->addWidget(nameFilter_, 1);
+  top->addSpacing(12);
+  top->addWidget(applyFormat_);
+  top->addWidget(applyMethod_);
+  top->addWidget(applyButton_);
+  top->addSpacing(12);
+  top->addWidget(allocateButton_);
+  auto* bottom = new QHBoxLayout;
+  bottom->addWidget(totals_, 1);
+  bottom->addWidget(progress_);
+  auto* layout = new QVBoxLayout(this);
+  layout->setContentsMargins(4, 4, 4, 4);
+  layout->addLayout(top);
+  layout->addWidget(view_, 1);
+  layout->addLayout(bottom);
+
+  connect(nameFilter_, &QLineEdit::textChanged, filter_, &PlanFilterModel::setNameFilter);
+  connect(roleFilter_, &QComboBox::currentIndexChanged, this,
+          [this] { filter_->setRole(roleFilter_->currentData().toString()); });
+  connect(presets_, &QComboBox::activated, this, [this](int i) {
+    const QString name = presets_->itemData(i).toString();
+    if (!name.isEmpty()) emit presetRequested(name);
+  });
+  connect(applyButton_, &QPushButton::clicked, this, [this] {
+    const QString f = applyFormat_->currentData().toString(), m = applyMethod_->currentData().toString();
+    applyToSelection(f.isEmpty() ? std::nullopt : std::optional<QString>(f),
+                     m.isEmpty() ? std::nullopt : std::optional<QString>(m));
+  });
+  connect(allocateButton_, &QPushButton::clicked, this, &PlanEditor::allocateRequested);
+  connect(model_, &PlanTableModel::totalsChanged, this, &PlanEditor::updateTotals);
+  connect(view_->selectionModel(), &QItemSelectionModel::currentRowChanged, this,
+          [this](const QModelIndex& current) {
+            if (current.isValid()) emit layerSelected(filter_->mapToSource(current).row());
+          });
+  updateTotals();
+}
+
+void PlanEditor::setLayers(const Model& model, const std::vector<LayerConfig>& configs, const QString& preset) {
+  model_->setLayers(model, configs, preset);
+}
+
+void PlanEditor::clear() { model_->clear(); }
+
+void PlanEditor::setPresetNames(const QStringList& names) {
+  presets_->clear();
+  presets_->addItem(tr("(choose)"), QString());
+  for (const QString& n : names) presets_->addItem(n, n);
+}
+
+void PlanEditor::setRoleFilter(const QString& role) {
+  const int i = roleFilter_->findData(role);
+  roleFilter_->setCurrentIndex(std::max(i, 0));
+}
+
+void PlanEditor::setNameFilter(const QString& text) { nameFilter_->setText(text); }
+
+QVector<int> PlanEditor::selectedRows() const {
+  QVector<int> rows;
+  for (const QModelIndex& i : view_->selectionModel()->selectedRows()) rows << filter_->mapToSource(i).row();
+  std::sort(rows.begin(), rows.end());
+  return rows;
+}
+
+void PlanEditor::selectRows(const QVector<int>& rows) {
+  QItemSelection sel;
+  for (int r : rows) {
+    const QModelIndex i = filter_->mapFromSource(model_->index(r, 0));
+    if (i.isValid()) sel.select(i, i.siblingAtColumn(PlanTableModel::ColumnCount - 1));
+  }
+  view_->selectionModel()->select(sel, QItemSelectionModel::ClearAndSelect | QItemSelectionModel::Rows);
+  if (!rows.isEmpty()) {
+    const QModelIndex first = filter_->mapFromSource(model_->index(rows.front(), 0));
+    view_->selectionModel()->setCurrentIndex(first, QItemSelectionModel::NoUpdate);
+  }
+}
+
+void PlanEditor::applyToSelection(const std::optional<QString>& format, const std::optional<QString>& method) {
+  if (!format && !method) return;
+  model_->applyToRows(selectedRows(), format, method);
+}
+
+void PlanEditor::setProgress(int done, int total) {
+  if (total <= 0 || done >= total) {
+    progress_->hide();
+    return;
+  }
+  progress_->setRange(0, total);
+  progress_->setValue(done);
+  progress_->show();
+}
+
+QString PlanEditor::totalsText() const { return totals_->text(); }
+
+void PlanEditor::updateTotals() {
+  const PlanTotals t = model_->totals();
+  if (model_->rowCount() == 0) {
+    totals_->setText(tr("No model open"));
+    return;
+  }
+  constexpr double MiB = 1024.0 * 1024.0;
+  QString text = tr("<b>%1 MiB</b> (original %2 MiB, %3 %) · <b>%4</b> bits/weight · squared error %5 · worst "
+                    "SQNR %6 dB%7")
+                     .arg(t.planModelBytes / MiB, 0, 'f', 2)
+                     .arg(t.originalModelBytes / MiB, 0, 'f', 2)
+                     .arg(t.originalModelBytes > 0 ? 100.0 * t.planModelBytes / t.originalModelBytes : 0.0, 0, 'f', 1)
+                     .arg(t.averageBits, 0, 'f', 3)
+                     .arg(t.squaredError, 0, 'g', 4)
+                     .arg(std::isinf(t.worstSqnrDb) ? tr("∞") : QString::number(t.worstSqnrDb, 'f', 2))
+                     .arg(t.worstRow >= 0 ? tr(" (%1)").arg(model_->layerName(t.worstRow)) : QString());
+  if (t.failed > 0) text += tr(" · <span style='color:#c62828'>%n layer(s) do not fit their format</span>", nullptr, t.failed);
+  if (t.pending > 0) text += tr(" · %n measuring", nullptr, t.pending);
+  totals_->setText(text);
+}
+
+}  // namespace qs::ui

@@ -1,0 +1,191 @@
+#pragma once
+// The plan editor: one row per linear layer (model order, so grouped by
+// block) with its format and method and the live figures of that choice
+// (bits/weight, bytes, weight SQNR, max error, method time), a totals bar,
+// filters by role and name, "apply to selection", presets and an undo stack
+// for every edit.
+//
+// PlanTableModel holds the per-layer configs and the figures the app hands it;
+// it measures nothing itself: every change of a row's config is announced
+// (configsChanged) and the app answers with setMeasurement /
+// setMeasurementFailed for that row and format. Answers for a format the row
+// no longer has are dropped, so a late answer never shows under a newer edit.
+#include <QAbstractTableModel>
+#include <QSortFilterProxyModel>
+#include <QStringList>
+#include <QVector>
+#include <QWidget>
+#include <optional>
+#include <vector>
+
+#include "model/model.h"
+#include "quant/measure.h"
+#include "quant/plan.h"
+
+class QComboBox;
+class QLabel;
+class QLineEdit;
+class QProgressBar;
+class QPushButton;
+class QTableView;
+class QUndoStack;
+
+namespace qs::ui {
+
+// The formats the editor offers, in menu order.
+QStringList planFormats();
+// The methods; those that need calibration data are offered but disabled.
+QStringList planMethods();
+bool methodNeedsCalibration(const QString& method);
+// Why `format` cannot quantize a weight with rows of `cols` values; empty when it can.
+QString formatMismatch(const QString& format, std::int64_t cols);
+// Kept formats (f16, bf16, f32): stored as they are, not quantized.
+bool isKeptFormat(const QString& format);
+
+struct PlanTotals {
+  double originalModelBytes = 0;  // every tensor of the checkpoint as stored
+  double planModelBytes = 0;      // the same with each layer at its planned size (unmeasured: as stored)
+  double layerWeights = 0;        // weights of the measured layers
+  double averageBits = 0;         // over the measured layers, weighted by weight count
+  double squaredError = 0;        // sum over measured layers of mse * weights
+  double worstSqnrDb = 0;         // lowest SQNR among measured layers (+inf if none is lossy)
+  int worstRow = -1;
+  int measured = 0, failed = 0, pending = 0;
+};
+
+class PlanTableModel : public QAbstractTableModel {
+  Q_OBJECT
+ public:
+  enum Column { Block, Layer, Role, Shape, Format, Method, Bits, Bytes, Sqnr, MaxError, Time, ColumnCount };
+  enum class State { Pending, Ready, Failed };
+
+  explicit PlanTableModel(QObject* parent = nullptr);
+
+  // A new model: every layer with its config from `configs` (Model::layers
+  // order). Clears the undo history.
+  void setLayers(const Model& model, const std::vector<LayerConfig>& configs, const QString& preset = {});
+  void clear();
+
+  int rowCount(const QModelIndex& parent = {}) const override;
+  int columnCount(const QModelIndex& parent = {}) const override;
+  QVariant data(const QModelIndex& index, int role) const override;
+  QVariant headerData(int section, Qt::Orientation orientation, int role) const override;
+  Qt::ItemFlags flags(const QModelIndex& index) const override;
+  // Format and Method cells: an undoable edit (consecutive edits of one cell merge).
+  bool setData(const QModelIndex& index, const QVariant& value, int role) override;
+
+  QUndoStack* undoStack() const { return undo_; }
+
+  // Edits, each one undo step.
+  void applyToRows(const QVector<int>& rows, const std::optional<QString>& format,
+                   const std::optional<QString>& method);
+  void replaceConfigs(const std::vector<LayerConfig>& configs, const QString& preset, const QString& text);
+  // Without an undo step (the commands call this).
+  void assignConfigs(const QVector<int>& rows, const QVector<LayerConfig>& configs, const QString& preset);
+
+  const std::vector<LayerConfig>& configs() const { return configs_; }
+  QString preset() const { return preset_; }
+  // The plan the table shows: the most common config as the default and one
+  // override by exact name for every layer that differs.
+  Plan plan() const;
+
+  // Figures of `row` with `format`; ignored when the row now has another format.
+  void setMeasurement(int row, const QString& format, const LayerQuantError& m);
+  void setMeasurementFailed(int row, const QString& format, const QString& message);
+
+  State state(int row) const { return rows_[static_cast<std::size_t>(row)].state; }
+  const LayerQuantError& measurement(int row) const { return rows_[static_cast<std::size_t>(row)].m; }
+  QString failure(int row) const { return rows_[static_cast<std::size_t>(row)].error; }
+  double planBytes(int row) const;  // at the measured bits/weight; as stored when not measured
+  QString layerName(int row) const { return rows_[static_cast<std::size_t>(row)].name; }
+  std::size_t weightTensor(int row) const { return rows_[static_cast<std::size_t>(row)].tensor; }
+  QString roleName(int row) const { return rows_[static_cast<std::size_t>(row)].role; }
+  bool allSettled() const;  // no row waits for figures
+  PlanTotals totals() const;
+
+ signals:
+  // Rows whose format or method changed (by an edit, an undo, a preset...): measure them.
+  void configsChanged(const QVector<int>& rows);
+  void totalsChanged();
+
+ private:
+  struct Row {
+    QString name, shortName, role;
+    int block = -1;
+    std::size_t tensor = 0;
+    std::int64_t rows = 0, cols = 0;
+    double weights = 0, storedBytes = 0;
+    State state = State::Pending;
+    LayerQuantError m;
+    QString error;
+  };
+  std::vector<Row> rows_;
+  std::vector<LayerConfig> configs_;
+  QString preset_;
+  double modelBytes_ = 0;
+  QUndoStack* undo_;
+};
+
+// Filters the table by role and by a substring (or regular expression) of the layer name.
+class PlanFilterModel : public QSortFilterProxyModel {
+  Q_OBJECT
+ public:
+  using QSortFilterProxyModel::QSortFilterProxyModel;
+  void setRole(const QString& role);      // empty: all
+  void setNameFilter(const QString& text);
+
+ protected:
+  bool filterAcceptsRow(int sourceRow, const QModelIndex& sourceParent) const override;
+
+ private:
+  QString role_, name_;
+};
+
+class PlanEditor : public QWidget {
+  Q_OBJECT
+ public:
+  explicit PlanEditor(QWidget* parent = nullptr);
+
+  PlanTableModel* tableModel() const { return model_; }
+  PlanFilterModel* filterModel() const { return filter_; }
+  QTableView* tableView() const { return view_; }
+  QComboBox* presetCombo() const { return presets_; }
+
+  void setLayers(const Model& model, const std::vector<LayerConfig>& configs, const QString& preset = {});
+  void clear();
+  void setPresetNames(const QStringList& names);
+  void setRoleFilter(const QString& role);
+  void setNameFilter(const QString& text);
+  // Source rows selected in the table (model order).
+  QVector<int> selectedRows() const;
+  void selectRows(const QVector<int>& rows);
+  // The format/method chosen in the "apply to selection" bar, applied to the selection (one undo step).
+  void applyToSelection(const std::optional<QString>& format, const std::optional<QString>& method);
+  // Progress of the background fill (done of total), or hidden when total is 0.
+  void setProgress(int done, int total);
+  QString totalsText() const;
+
+ signals:
+  void presetRequested(const QString& name);
+  void allocateRequested();
+  // The current row changed: the app overlays its grid on the histogram.
+  void layerSelected(int row);
+
+ private:
+  void updateTotals();
+
+  PlanTableModel* model_;
+  PlanFilterModel* filter_;
+  QTableView* view_;
+  QLineEdit* nameFilter_;
+  QComboBox* roleFilter_;
+  QComboBox* presets_;
+  QComboBox* applyFormat_;
+  QComboBox* applyMethod_;
+  QPushButton* applyButton_;
+  QPushButton* allocateButton_;
+  QLabel* totals_;
+  QProgressBar* progress_;
+};
+
+}  // namespace qs::ui
