@@ -158,15 +158,81 @@ Result<SpmTokenizer> SpmTokenizer::from_gguf(const GgufFile& g, const std::strin
   return t;
 }
 
+Result<SpmTokenizer> SpmTokenizer::from_hf_tokenizer_json(const std::string& path) {
+  auto text = read_text_file(path, std::size_t{256} << 20);
+  if (!text) return text.error();
+  const auto j = nlohmann::json::parse(*text, nullptr, false);
+  if (j.is_discarded() || !j.is_object()) return Error::format(path + ": not a JSON object");
+  const auto model = j.find("model");
+  if (model == j.end() || !model->is_object() || model->value("type", std::string()) != "BPE")
+    return Error::unsupported(path + ": only BPE tokenizer.json models are supported");
+  // Metaspace BPE (Llama-2, Mistral): the normalizer prepends "▁" and turns spaces into "▁"
+  // (or a Metaspace pre-tokenizer does); byte-level BPE maps bytes to printable characters instead.
+  const std::string dump = j.value("normalizer", nlohmann::json()).dump() + j.value("pre_tokenizer", nlohmann::json()).dump();
+  if (dump.find("\xE2\x96\x81") == std::string::npos || dump.find("ByteLevel") != std::string::npos)
+    return Error::unsupported(path + ": byte-level BPE (GPT-2 / Llama-3 / Qwen2 style) is not supported yet; "
+                              "only SentencePiece-style metaspace BPE");
+  const auto vocab = model->find("vocab");
+  const auto merges = model->find("merges");
+  if (vocab == model->end() || !vocab->is_object() || merges == model->end() || !merges->is_array())
+    return Error::format(path + ": model.vocab must be an object and model.merges an array");
+  std::vector<SpmPiece> pieces(vocab->size());
+  std::vector<bool> seen(pieces.size(), false);
+  for (const auto& [piece, id] : vocab->items()) {
+    if (!id.is_number_integer() || id.get<std::int64_t>() < 0 || id.get<std::uint64_t>() >= pieces.size())
+      return Error::format(path + ": vocab id of '" + piece + "' is not in 0.." + std::to_string(pieces.size() - 1));
+    const auto i = id.get<std::size_t>();
+    if (seen[i]) return Error::format(path + ": vocab id " + std::to_string(i) + " is used twice");
+    seen[i] = true;
+    pieces[i].piece = piece;
+    pieces[i].score = -static_cast<float>(i);
+    pieces[i].type = parse_byte_piece(piece) >= 0 ? SpmPieceType::Byte : SpmPieceType::Normal;
+  }
+  const std::string unk = model->value("unk_token", std::string());
+  if (const auto added = j.find("added_tokens"); added != j.end() && added->is_array())
+    for (const auto& a : *added) {
+      if (!a.is_object() || !a.contains("id") || !a["id"].is_number_integer()) continue;
+      const auto id = a["id"].get<std::int64_t>();
+      if (id < 0 || static_cast<std::uint64_t>(id) >= pieces.size()) continue;
+      SpmPiece& p = pieces[static_cast<std::size_t>(id)];
+      if (a.contains("content") && a["content"].is_string()) p.piece = a["content"].get<std::string>();
+      p.type = p.piece == unk ? SpmPieceType::Unknown
+               : a.value("special", false) ? SpmPieceType::Control : SpmPieceType::UserDefined;
+    }
+  auto t = from_pieces(std::move(pieces), path);
+  if (!t) return t.error();
+  std::int32_t rank = 0;
+  for (const auto& mg : *merges) {
+    std::string left, right;
+    if (mg.is_string()) {  // "left right"
+      const std::string m = mg.get<std::string>();
+      const auto sp = m.find(' ');
+      if (sp == std::string::npos) return Error::format(path + ": merge '" + m + "' is not 'left right'");
+      left = m.substr(0, sp);
+      right = m.substr(sp + 1);
+    } else if (mg.is_array() && mg.size() == 2 && mg[0].is_string() && mg[1].is_string()) {  // ["left", "right"]
+      left = mg[0].get<std::string>();
+      right = mg[1].get<std::string>();
+    } else {
+      return Error::format(path + ": merge " + std::to_string(rank) + " is neither 'left right' nor a pair");
+    }
+    left.push_back('\0');
+    left.append(right);
+    t->merge_rank_.emplace(std::move(left), rank++);  // the first listing of a pair wins
+  }
+  if (t->merge_rank_.empty()) t->merge_rank_.emplace(std::string(1, '\0'), 0);  // keep BPE mode with no merges
+  return t;
+}
+
 Result<SpmTokenizer> SpmTokenizer::for_model(const Model& m) {
   if (m.gguf) return from_gguf(*m.gguf, m.path);
   namespace fs = std::filesystem;
   std::error_code ec;
   const fs::path dir = fs::is_directory(m.path, ec) ? fs::path(m.path) : fs::path(m.path).parent_path();
-  const fs::path model_file = dir / "tokenizer.model";
-  if (!fs::exists(model_file, ec))
-    return Error::unsupported(m.path + ": no tokenizer.model next to the weights (tokenizer.json alone is not supported yet)");
-  auto t = from_spm_file(model_file.string());
+  const fs::path model_file = dir / "tokenizer.model", json_file = dir / "tokenizer.json";
+  Result<SpmTokenizer> t = Error::unsupported(m.path + ": no tokenizer.model or tokenizer.json next to the weights");
+  if (fs::exists(model_file, ec)) t = from_spm_file(model_file.string());
+  else if (fs::exists(json_file, ec)) t = from_hf_tokenizer_json(json_file.string());
   if (!t) return t.error();
   const fs::path config = dir / "tokenizer_config.json";
   if (fs::exists(config, ec)) {
@@ -257,6 +323,15 @@ void SpmTokenizer::encode_text(std::string_view text, bool space_prefix, std::ve
     const Symbol& l = sym[static_cast<std::size_t>(left)];
     const Symbol& r = sym[static_cast<std::size_t>(right)];
     scratch.assign(s, l.start, l.n + r.n);  // adjacent symbols are contiguous bytes
+    if (!merge_rank_.empty()) {  // BPE: the pair's merge rank decides
+      std::string key(s, l.start, l.n);
+      key.push_back('\0');
+      key.append(s, r.start, r.n);
+      const auto m = merge_rank_.find(key);
+      if (m == merge_rank_.end() || !ids_.count(scratch)) return;
+      queue.push({left, right, -static_cast<float>(m->second), scratch.size()});
+      return;
+    }
     const auto it = ids_.find(scratch);
     if (it == ids_.end()) return;
     queue.push({left, right, pieces_[static_cast<std::size_t>(it->second)].score, scratch.size()});

@@ -30,8 +30,12 @@ class SpmTokenizer {
   // tokenizer.ggml.model must be "llama" (SPM); bos/eos/unk ids, add_bos_token
   // and add_space_prefix come from the metadata when present.
   static Result<SpmTokenizer> from_gguf(const GgufFile& g, const std::string& label);
+  // A Hugging Face tokenizer.json of the Llama-2 kind: BPE over "▁"-metaspace
+  // text with byte fallback; merges applied by their rank (pair by pair), as
+  // the tokenizers library does. Byte-level BPE (GPT-2/Llama-3) is Unsupported.
+  static Result<SpmTokenizer> from_hf_tokenizer_json(const std::string& path);
   // The tokenizer of an opened model: GGUF metadata, or the HF directory's
-  // tokenizer.model (add_bos_token from tokenizer_config.json).
+  // tokenizer.model, else its tokenizer.json (add_bos_token from tokenizer_config.json).
   static Result<SpmTokenizer> for_model(const Model& m);
 
   // Token ids of `text`; BOS first when add_bos.
@@ -59,6 +63,8 @@ class SpmTokenizer {
   std::unordered_map<std::string, std::int32_t> ids_;
   std::array<std::int32_t, 256> byte_ids_{};  // <0xXX> pieces, -1 when absent
   std::vector<std::int32_t> user_defined_;     // UserDefined pieces, longest first
+  // tokenizer.json BPE: rank of each merge, keyed "left\0right"; empty: merge by piece score
+  std::unordered_map<std::string, std::int32_t> merge_rank_;
   std::int32_t bos_ = 1, eos_ = 2, unk_ = 0;
   bool add_bos_ = true, add_space_prefix_ = true;
 };

@@ -38,6 +38,34 @@ TEST(SpmTokenizer, MatchesLlamaCppIdsThroughTokenizerModel) {
   EXPECT_EQ(tok->decode(std::span(ids).subspan(1)), text);
 }
 
+// tokenizer.json (HF BPE, metaspace, byte fallback): merges by rank give the same ids.
+TEST(SpmTokenizer, MatchesLlamaCppIdsThroughTokenizerJson) {
+  QS_REQUIRE_SHARED();
+  auto tok = qs::SpmTokenizer::from_hf_tokenizer_json(stories(shared, "hf/tokenizer.json"));
+  ASSERT_TRUE(tok.ok()) << tok.error().message;
+  EXPECT_EQ(tok->size(), 512u);
+  EXPECT_EQ(tok->bos_id(), 1);
+  const std::string text = qs::test::read_bytes(stories(shared, "eval/tiny_stories_eval.txt"));
+  const auto ids = tok->encode(text, true);
+  EXPECT_EQ(ids, reference_ids(shared));
+  EXPECT_EQ(tok->decode(std::span(ids).subspan(1)), text);
+  // A directory with tokenizer.json only uses it.
+  qs::test::TempDir dir;
+  qs::test::write_bytes(dir.file("tokenizer.json"), qs::test::read_bytes(stories(shared, "hf/tokenizer.json")));
+  qs::Model m;
+  m.path = dir.path().string();
+  m.format = qs::ModelFormat::HfDirectory;
+  auto from_dir = qs::SpmTokenizer::for_model(m);
+  ASSERT_TRUE(from_dir.ok()) << from_dir.error().message;
+  EXPECT_EQ(from_dir->encode(text, true), ids);
+  // Byte-level BPE is refused with a reason.
+  qs::test::write_bytes(dir.file("bytelevel.json"),
+                        R"({"model": {"type": "BPE", "vocab": {"a": 0}, "merges": []}, "pre_tokenizer": {"type": "ByteLevel"}})");
+  auto bl = qs::SpmTokenizer::from_hf_tokenizer_json(dir.file("bytelevel.json"));
+  ASSERT_FALSE(bl.ok());
+  EXPECT_EQ(bl.error().code, qs::ErrorCode::Unsupported);
+}
+
 TEST(SpmTokenizer, MatchesLlamaCppIdsThroughGgufAndHfDirectory) {
   QS_REQUIRE_SHARED();
   const std::string text = qs::test::read_bytes(stories(shared, "eval/tiny_stories_eval.txt"));
