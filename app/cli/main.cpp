@@ -39,7 +39,8 @@ int main(int argc, char** argv) {
   meas->add_option("path", measure.path, "Model to measure");
   meas->add_flag("--demo", measure_demo, "Measure the built-in demo model");
   meas->add_option("-f,--formats", measure_formats,
-                   "Comma-separated formats: q8_0 q4_0 q4_1 q5_0 q5_1 q4_k q5_k q6_k, int<bits>[-g<group>|-ch|-tensor][-sym]")
+                   "Comma-separated formats: q8_0 q4_0 q4_1 q5_0 q5_1 q4_k q5_k q6_k iq4_nl, nf4 nf4-dq, fp8-e4m3[-ch] "
+                   "fp8-e5m2[-ch], mxfp4 nvfp4, f16 bf16, int<bits>[-g<group>|-ch|-tensor][-sym]")
       ->capture_default_str();
   meas->add_flag("--json", measure.json, "Machine-readable output");
   std::string measure_plan;

@@ -2,10 +2,12 @@
 // own output (fixtures) and with the test vectors of docs/formats.md 7.1/7.2.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 
 #include "quant/ggml_quantize.h"
+#include "quant/iq4_nl_quantize.h"
 #include "test_files.h"
 
 namespace {
@@ -125,6 +127,34 @@ TEST(GgmlQuantize, NonFiniteInputIsRefusedWithItsIndex) {
   EXPECT_NE(k.error().message.find("value 7 is not finite"), std::string::npos) << k.error().message;
   auto u = qs::quantize_ggml_blocks(qs::DType::IQ2_XXS, x.data(), 1, reinterpret_cast<std::byte*>(out.data()));
   EXPECT_FALSE(u.ok());  // not implemented: says so
+}
+
+// 512 varied blocks (README): ggml's quantize_iq4_nl (the scale search, what
+// llama-quantize runs) and quantize_row_iq4_nl_ref (no search) wrote them.
+TEST(GgmlQuantize, Iq4NlByteExactOn512VariedBlocks) {
+  const std::string dir = std::string(QS_TEST_DATA) + "/ggml_blocks/";
+  const std::string raw = qs::test::read_bytes(dir + "iq4_nl_input.f32");
+  std::vector<float> x(raw.size() / 4);
+  std::memcpy(x.data(), raw.data(), raw.size());
+  ASSERT_EQ(x.size(), 512u * 32u);
+  const std::string search = qs::test::read_bytes(dir + "iq4_nl_search.blocks");
+  const std::string ref = qs::test::read_bytes(dir + "iq4_nl_ref.blocks");
+  ASSERT_EQ(search.size(), 512u * 18u);
+  ASSERT_EQ(ref.size(), 512u * 18u);
+  EXPECT_EQ(quantize(qs::DType::IQ4_NL, x), search);
+  int differing = 0, compared = 0;
+  for (std::size_t b = 0; b < 512; ++b) {
+    float amax = 0;
+    for (int j = 0; j < 32; ++j) amax = std::max(amax, std::fabs(x[b * 32 + static_cast<std::size_t>(j)]));
+    std::uint8_t out[18];
+    qs::iq4nl::quantize_block(x.data() + b * 32, out, -1);
+    // Below GROUP_MAX_EPS the reference leaves its codes uninitialised: only d is defined there.
+    const std::size_t n = amax < 1e-15f ? 2 : 18;
+    differing += ref.compare(b * 18, n, reinterpret_cast<const char*>(out), n) != 0;
+    compared += n == 18;
+  }
+  EXPECT_EQ(differing, 0) << "blocks that differ from quantize_row_iq4_nl_ref";
+  EXPECT_EQ(compared, 480);  // 32 blocks are below GROUP_MAX_EPS
 }
 
 TEST(GgmlQuantize, Iq4NlZeroAndTinyBlocks) {
