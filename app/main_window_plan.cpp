@@ -5,6 +5,7 @@
 #include <QCloseEvent>
 #include <QHash>
 #include <QDir>
+#include <QDockWidget>
 #include <QFile>
 #include <QFileDialog>
 #include <QFileInfo>
@@ -63,6 +64,23 @@ void MainWindow::connectPlanEditor() {
   });
   connect(document_, &Document::allocationProgress, this, [this](double f) {
     if (allocateDialog_) allocateDialog_->showBusy(tr("Measuring the candidates of every layer… %1 %").arg(std::lround(f * 100)));
+  });
+
+  // The table wants the width: the docks step aside while the Plan tab is shown
+  // (the table lists the layers itself), and come back as they were.
+  connect(tabs_, &QTabWidget::currentChanged, this, [this] {
+    const bool planShown = tabs_->currentWidget() == plan_;
+    for (const char* name : {"layersDock", "statsDock"}) {
+      auto* dock = findChild<QDockWidget*>(QString::fromLatin1(name));
+      if (!dock) continue;
+      if (planShown) {
+        dock->setProperty("shownBeforePlan", !dock->isHidden());
+        dock->hide();
+      } else if (dock->property("shownBeforePlan").isValid()) {
+        dock->setVisible(dock->property("shownBeforePlan").toBool());
+        dock->setProperty("shownBeforePlan", QVariant());
+      }
+    }
   });
 
   // Autosave a while after the last edit; a saved (clean) plan needs no copy.

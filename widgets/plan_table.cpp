@@ -209,7 +209,7 @@ QVariant PlanTableModel::data(const QModelIndex& index, int role) const {
       case Bytes: return humanBytes(static_cast<std::uint64_t>(std::llround(planBytes(index.row()))));
       case Sqnr: return quantized ? sqnrText(r.m.error.sqnr_db) : tr("kept");
       case MaxError: return quantized ? QString::number(r.m.error.max_abs, 'g', 3) : QStringLiteral("0");
-      case Time: return quantized ? QString::number(r.m.milliseconds, 'f', 1) : QString();
+      case Time: return quantized ? QString::number(r.m.milliseconds, 'f', r.m.milliseconds < 10 ? 2 : 1) : QString();
       default: return {};
     }
   }
@@ -513,7 +513,7 @@ PlanEditor::PlanEditor(QWidget* parent)
       presets_(new QComboBox(this)),
       applyFormat_(new QComboBox(this)),
       applyMethod_(new QComboBox(this)),
-      applyButton_(new QPushButton(tr("Apply to Selection"), this)),
+      applyButton_(new QPushButton(tr("Apply"), this)),
       allocateButton_(new QPushButton(tr("Allocate to Budget…"), this)),
       totals_(new QLabel(this)),
       progress_(new QProgressBar(this)) {
@@ -532,8 +532,11 @@ PlanEditor::PlanEditor(QWidget* parent)
   view_->horizontalHeader()->setStretchLastSection(false);
   view_->setWordWrap(false);
   const int em = fontMetrics().horizontalAdvance(QLatin1Char('M'));
-  const int widths[] = {4, 13, 4, 8, 8, 4, 5, 6, 6, 6, 5};
-  for (int c = 0; c < PlanTableModel::ColumnCount; ++c) view_->setColumnWidth(c, widths[c] * em);
+  // Wide enough for "does not fit", "182.8 KiB" and the headers; the layer name takes what is left.
+  const double widths[] = {3.6, 12, 5.6, 8.5, 7.5, 5, 8.5, 6.8, 6.5, 6.5, 6.2};
+  for (int c = 0; c < PlanTableModel::ColumnCount; ++c) view_->setColumnWidth(c, static_cast<int>(widths[c] * em));
+  view_->horizontalHeader()->setSectionResizeMode(PlanTableModel::Layer, QHeaderView::Stretch);
+  view_->horizontalHeader()->setMinimumSectionSize(3 * em);
 
   nameFilter_->setPlaceholderText(tr("Filter by name (text or regex)"));
   nameFilter_->setClearButtonEnabled(true);
@@ -556,28 +559,35 @@ PlanEditor::PlanEditor(QWidget* parent)
                                  "minimising the summed squared weight error"));
   totals_->setObjectName(QStringLiteral("planTotals"));
   totals_->setTextInteractionFlags(Qt::TextSelectableByMouse);
+  totals_->setWordWrap(true);
   progress_->setMaximumWidth(180);
   progress_->setFormat(tr("measuring %v/%m"));
   progress_->hide();
 
+  // Two short rows rather than one long one: the editor shares the window with the docks.
   auto* top = new QHBoxLayout;
   top->addWidget(new QLabel(tr("Preset:"), this));
   top->addWidget(presets_);
-  top->addSpacing(12);
-  top->addWidget(roleFilter_);
-  top->addWidget(nameFilter_, 1);
-  top->addSpacing(12);
-  top->addWidget(applyFormat_);
-  top->addWidget(applyMethod_);
-  top->addWidget(applyButton_);
-  top->addSpacing(12);
+  top->addSpacing(8);
   top->addWidget(allocateButton_);
+  top->addStretch(1);
+  auto* second = new QHBoxLayout;
+  second->addWidget(new QLabel(tr("Show:"), this));
+  second->addWidget(roleFilter_);
+  second->addWidget(nameFilter_, 1);
+  second->addSpacing(8);
+  second->addWidget(new QLabel(tr("Selection:"), this));
+  second->addWidget(applyFormat_);
+  second->addWidget(applyMethod_);
+  second->addWidget(applyButton_);
+  nameFilter_->setMinimumWidth(8 * em);
   auto* bottom = new QHBoxLayout;
   bottom->addWidget(totals_, 1);
   bottom->addWidget(progress_);
   auto* layout = new QVBoxLayout(this);
   layout->setContentsMargins(4, 4, 4, 4);
   layout->addLayout(top);
+  layout->addLayout(second);
   layout->addWidget(view_, 1);
   layout->addLayout(bottom);
 
