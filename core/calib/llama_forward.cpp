@@ -62,7 +62,9 @@ void rope(float* x, std::int64_t n, int heads, int d, int pos0, const LlamaConfi
   const int half = d / 2;
   std::vector<double> inv_freq(static_cast<std::size_t>(half));
   for (int i = 0; i < half; ++i)
-    inv_freq[static_cast<std::size_t>(i)] = std::pow(c.rope_theta, -2.0 * i / d) / c.rope_linear_factor;
+    inv_freq[static_cast<std::size_t>(i)] =
+        std::pow(c.rope_theta, -2.0 * i / d) / c.rope_linear_factor /
+        (c.rope_freq_factors.empty() ? 1.0 : static_cast<double>(c.rope_freq_factors[static_cast<std::size_t>(i)]));
   std::vector<float> cs(static_cast<std::size_t>(half)), sn(static_cast<std::size_t>(half));
   for (std::int64_t t = 0; t < n; ++t) {
     const double p = static_cast<double>(pos0 + t);
@@ -187,6 +189,7 @@ Result<LlamaModel> LlamaModel::load(const Model& m, OpContext& ctx) {
   Loader ld{m, {}};
   lm.embed_ = ld.read(embed_name, {v, h});
   lm.out_norm_ = ld.read(gguf ? "output_norm.weight" : "model.norm.weight", {h});
+  if (gguf) c.rope_freq_factors = ld.read("rope_freqs.weight", {c.head_dim / 2}, false);
   if (!c.tied_embeddings) lm.lm_head_ = ld.read(head_name, {v, h});
   lm.blocks_.resize(static_cast<std::size_t>(c.layers));
   for (int i = 0; i < c.layers && ld.error.empty(); ++i) {

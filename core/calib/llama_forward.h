@@ -32,6 +32,9 @@ struct LlamaConfig {
   float rms_eps = 1e-5f;
   double rope_theta = 10000.0;
   double rope_linear_factor = 1.0;  // "linear" rope scaling: positions divided by this
+  // Per-frequency divisors (head_dim / 2 of them; empty: none): GGUF files of
+  // Llama-3.1-style models carry their "llama3" RoPE scaling as rope_freqs.weight.
+  std::vector<float> rope_freq_factors;
   // Which elements RoPE rotates together. GGUF llama files pair (2i, 2i+1)
   // (llama.cpp's converter permuted the Q/K rows); HF checkpoints and GGUF
   // qwen2 pair (i, i + head_dim/2) ("rotate half", NeoX).
