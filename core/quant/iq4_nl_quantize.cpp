@@ -13,18 +13,45 @@ namespace {
 // and rounding decide the bytes. (No FMA contraction: the build does not
 // enable FMA, like ggml-base built without -mfma.)
 
-// Nearest level by bisection; a value exactly between two levels takes the upper one.
-inline int best_index(float x) {
-  const std::int8_t* val = kIq4nlValues;
-  if (x <= static_cast<float>(val[0])) return 0;
-  if (x >= static_cast<float>(val[15])) return 15;
-  int ml = 0, mu = 15;
-  while (mu - ml > 1) {
-    const int mav = (ml + mu) / 2;
-    if (x < static_cast<float>(val[mav])) mu = mav;
-    else ml = mav;
+// The levels as floats (the reference compares and subtracts them promoted to float).
+struct Levels {
+  float v[16];
+  Levels() {
+    for (int i = 0; i < 16; ++i) v[i] = static_cast<float>(kIq4nlValues[i]);
   }
-  return x - static_cast<float>(val[mu - 1]) < static_cast<float>(val[mu]) - x ? mu - 1 : mu;
+};
+const Levels kLevels;
+
+// ggml's best_index_int8 without its branches: the bisection ends with
+// val[ml] <= x < val[ml + 1] (ml in 0..14, x outside the range clamping to the
+// ends), i.e. ml = #{k in 1..14 : val[k] <= x}; then the same float
+// comparison picks ml or ml + 1 (a value exactly between two levels takes the
+// upper one). The ends need no special case: below val[0] the comparison
+// picks 0, above val[15] it picks 15. Branch-free because the bisection's
+// branches mispredict on every weight and dominated the scale search.
+inline std::uint8_t best_index(float x) {
+  const float* v = kLevels.v;
+  int ml = 0;
+  for (int k = 1; k < 15; ++k) ml += x >= v[k];
+  return static_cast<std::uint8_t>(x - v[ml] < v[ml + 1] - x ? ml : ml + 1);
+}
+
+// Codes of id * x[j] for a block, and the two sums of the weighted fit in the
+// reference's order (j ascending; the products are formed as it forms them).
+inline void fit(const float* x, const float* weight, float id, std::uint8_t* L, float& sumqx, float& sumq2) {
+  float wq[32], q[32];
+  for (int j = 0; j < 32; ++j) {
+    L[j] = best_index(id * x[j]);
+    q[j] = kLevels.v[L[j]];
+    wq[j] = weight[j] * q[j];
+  }
+  float a = 0.0f, b = 0.0f;
+  for (int j = 0; j < 32; ++j) {
+    a += wq[j] * x[j];
+    b += wq[j] * q[j];
+  }
+  sumqx = a;
+  sumq2 = b;
 }
 
 constexpr float kGroupMaxEps = 1e-15f;  // GROUP_MAX_EPS
@@ -50,25 +77,13 @@ void quantize_block(const float* x, std::uint8_t* out, int ntry) {
     float d = ntry > 0 ? -max / v0 : max / v0;
     float id = 1.0f / d;
     float sumqx = 0.0f, sumq2 = 0.0f;
-    for (int j = 0; j < 32; ++j) {
-      const int l = best_index(id * x[j]);
-      L[j] = static_cast<std::uint8_t>(l);
-      const float q = static_cast<float>(values[l]);
-      const float w = weight[j];
-      sumqx += w * q * x[j];
-      sumq2 += w * q * q;
-    }
+    fit(x, weight, id, L, sumqx, sumq2);
     d = sumq2 > 0 ? sumqx / sumq2 : 0.0f;
     float best = d * sumqx;
+    std::uint8_t Ltry[32];
     for (int itry = -ntry; itry <= ntry; ++itry) {
       id = static_cast<float>(itry + values[0]) / max;
-      sumqx = sumq2 = 0.0f;
-      for (int j = 0; j < 32; ++j) {
-        const float q = static_cast<float>(values[best_index(id * x[j])]);
-        const float w = weight[j];
-        sumqx += w * q * x[j];
-        sumq2 += w * q * q;
-      }
+      fit(x, weight, id, Ltry, sumqx, sumq2);
       if (sumq2 > 0 && sumqx * sumqx > best * sumq2) {
         d = sumqx / sumq2;
         best = d * sumqx;
@@ -84,7 +99,7 @@ void quantize_block(const float* x, std::uint8_t* out, int ntry) {
   // leaves the codes of its scratch buffer (undefined), and we write 8 too.
   if (ntry > 0 || scale == 0.0f) {
     const float id = scale != 0.0f ? 1.0f / scale : 0.0f;
-    for (int j = 0; j < 32; ++j) L[j] = static_cast<std::uint8_t>(best_index(id * x[j]));
+    for (int j = 0; j < 32; ++j) L[j] = best_index(id * x[j]);
   }
   for (int j = 0; j < 16; ++j) out[2 + j] = static_cast<std::uint8_t>(L[j] | (L[j + 16] << 4));
 }
