@@ -10,6 +10,7 @@
 #include "quant/ggml_quantize.h"
 #include "quant/int_grid.h"
 #include "quant/metrics.h"
+#include "quant/named_format.h"
 
 namespace {
 
@@ -66,7 +67,26 @@ void BM_GgmlQuantize(benchmark::State& state) {
   state.SetLabel(std::string(qs::dtype_name(t)) + ", 4096x11008, " + std::to_string(qs::ThreadPool::global().size()) +
                  " threads");
 }
-BENCHMARK(BM_GgmlQuantize)->Arg(static_cast<long>(qs::DType::Q8_0))->Arg(static_cast<long>(qs::DType::Q4_0))->Arg(static_cast<long>(qs::DType::Q4_K))->Arg(static_cast<long>(qs::DType::Q6_K))
+BENCHMARK(BM_GgmlQuantize)->Arg(static_cast<long>(qs::DType::Q8_0))->Arg(static_cast<long>(qs::DType::Q4_0))->Arg(static_cast<long>(qs::DType::Q4_K))->Arg(static_cast<long>(qs::DType::Q6_K))->Arg(static_cast<long>(qs::DType::IQ4_NL))
+    ->Unit(benchmark::kMillisecond)->UseRealTime();
+
+// NF4, FP8, MXFP4, NVFP4, BF16: RTN quantize + dequantize (what measure runs per layer).
+void BM_NamedFormat(benchmark::State& state) {
+  const auto& w = weights_4096x11008();
+  const auto f = static_cast<qs::NamedFormat>(state.range(0));
+  std::vector<float> deq(w.size());
+  for (auto _ : state) {
+    if (!qs::rtn_named_format(f, w.data(), 4096, 11008, deq.data())) state.SkipWithError("quantize failed");
+    benchmark::DoNotOptimize(deq.data());
+  }
+  state.SetLabel(std::string(qs::named_format_name(f)) + ", 4096x11008, quantize + dequantize, " +
+                 std::to_string(qs::ThreadPool::global().size()) + " threads");
+}
+BENCHMARK(BM_NamedFormat)
+    ->Arg(static_cast<long>(qs::NamedFormat::Nf4))->Arg(static_cast<long>(qs::NamedFormat::Nf4Dq))
+    ->Arg(static_cast<long>(qs::NamedFormat::Fp8E4M3))->Arg(static_cast<long>(qs::NamedFormat::Fp8E4M3Ch))
+    ->Arg(static_cast<long>(qs::NamedFormat::Mxfp4))->Arg(static_cast<long>(qs::NamedFormat::Nvfp4))
+    ->Arg(static_cast<long>(qs::NamedFormat::BF16))
     ->Unit(benchmark::kMillisecond)->UseRealTime();
 
 }  // namespace
