@@ -291,7 +291,7 @@ void MainWindow::setPendingSelection(const QString& tensorName) { pendingSelecti
 void MainWindow::onModelOpened() {
   const auto model = document_->model();
   const QString path = document_->path();
-  setWindowTitle(tr("%1 — QuantScope").arg(openingDemo_ ? tr("Demo model (%1)").arg(path) : path));
+  setWindowTitle(tr("%1[*] — QuantScope").arg(openingDemo_ ? tr("Demo model (%1)").arg(path) : path));
   if (!openingDemo_) recent_->add(path);
 
   modelLabel_->setText(tr("%1 blocks · %2 linear layers · %3 tensors · %4 params · %5")

@@ -13,6 +13,7 @@
 #include <algorithm>
 #include <cmath>
 #include <memory>
+#include <qcustomplot.h>
 #include <random>
 
 #include "app/document.h"
@@ -331,6 +332,8 @@ void TstPlanEditor::allocationMeetsTheBudget() {
                                QStringLiteral("int4-g128"), QStringLiteral("int3-g128"), QStringLiteral("int8-ch")};
   const int steps = t->undoStack()->count();
   QSignalSpy allocated(w.get(), &MainWindow::planAllocated);
+  qs::ui::AllocateDialog* dialog = w->allocateDialog();
+  dialog->show();
   w->allocate(5.0, formats, true);
   QVERIFY(allocated.wait(kWaitMs));
   QCOMPARE(t->undoStack()->count(), steps + 1);
@@ -363,8 +366,26 @@ void TstPlanEditor::allocationMeetsTheBudget() {
   QVERIFY(near(bits / weights, a->bits_per_weight, 1e-12));
 
   // The dialog shows the front and the chosen point.
-  qs::ui::AllocateDialog* dialog = w->allocateDialog();
-  QVERIFY(dialog);
+  QVERIFY(dialog->hasResult());
+  QCOMPARE(static_cast<std::size_t>(dialog->plot()->graph(0)->dataCount()), a->pareto.size());
+  for (const qs::ParetoPoint& p : a->pareto) {  // the graph keeps its points sorted by bits
+    bool found = false;
+    for (int i = 0; i < dialog->plot()->graph(0)->dataCount() && !found; ++i)
+      found = dialog->plot()->graph(0)->dataMainKey(i) == p.bits_per_weight &&
+              dialog->plot()->graph(0)->dataMainValue(i) == p.squared_error;
+    QVERIFY(found);
+  }
+  QCOMPARE(dialog->plot()->graph(1)->dataCount(), 1);
+  QCOMPARE(dialog->plot()->graph(1)->dataMainKey(0), a->bits_per_weight);
+  QCOMPARE(dialog->plot()->graph(1)->dataMainValue(0), a->squared_error);
+  if (const QByteArray shots = qgetenv("QS_SHOT_DIR"); !shots.isEmpty()) {
+    dialog->resize(820, 460);
+    QTest::qWait(200);
+    dialog->grab().save(QDir(QString::fromLocal8Bit(shots)).filePath(QStringLiteral("allocate-dialog.png")));
+    w->resize(1280, 800);
+    QTest::qWait(200);
+    w->grab().save(QDir(QString::fromLocal8Bit(shots)).filePath(QStringLiteral("plan-allocated.png")));
+  }
   t->undoStack()->undo();
   QCOMPARE(t->configs()[0].format, std::string("q8_0"));
   QVERIFY(settle(*w));
