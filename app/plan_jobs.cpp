@@ -67,7 +67,9 @@ LayerMeasureOutcome measureLayer(std::shared_ptr<const Model> model, int layer, 
     out.error = QString::fromStdString(choice.error().message);
     return out;
   }
-  if (choice->kind == QuantChoice::Kind::Ggml || t.channels_last) {
+  // Only integer grids take the fused scratch-buffer path below; ggml blocks and the named
+  // formats (NF4, FP8, MXFP4, NVFP4, F16/BF16) are measured by measure_quantization.
+  if (choice->kind != QuantChoice::Kind::IntGrid || t.channels_last) {
     auto m = measure_quantization(t, *choice, ctx);
     if (!m) {
       out.cancelled = m.error().code == ErrorCode::Cancelled;
