@@ -491,7 +491,7 @@ void MainWindow::applyHistogramOverlays() {
   bool gridSymmetric = gridSymmetric_;
   QString gridLabel;
   if (gridBits == 0 && current_ == planOverlayTensor_ && planGrid(planOverlayFormat_, gridBits, gridSymmetric))
-    gridLabel = tr("%1 grid (%2-bit, at the tensor's range)").arg(planOverlayFormat_).arg(gridBits);
+    gridLabel = tr("plan: %1 grid").arg(planOverlayFormat_);  // short: the title sets the plot's width
   if (gridBits > 0) {
     const float range[2] = {static_cast<float>(summary->stats.min), static_cast<float>(summary->stats.max)};
     IntGridSpec spec;

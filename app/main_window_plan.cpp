@@ -14,6 +14,7 @@
 #include <QStatusBar>
 #include <QTabWidget>
 #include <QUndoStack>
+#include <algorithm>
 #include <cmath>
 
 #include "app/document.h"
@@ -41,6 +42,10 @@ void MainWindow::connectPlanEditor() {
   connect(table, &ui::PlanTableModel::configsChanged, this, &MainWindow::onPlanConfigsChanged);
   connect(plan_, &ui::PlanEditor::presetRequested, this, [this](const QString& name) { applyPreset(name); });
   connect(plan_, &ui::PlanEditor::layerSelected, this, &MainWindow::onPlanLayerSelected);
+  connect(plan_, &ui::PlanEditor::layerActivated, this, [this](int row) {
+    onPlanLayerSelected(row);
+    showTab(QStringLiteral("histogram"));  // with the row's grid over it
+  });
   connect(plan_, &ui::PlanEditor::allocateRequested, this, [this] {
     ui::AllocateDialog* d = allocateDialog();
     d->show();
@@ -70,17 +75,30 @@ void MainWindow::connectPlanEditor() {
   // (the table lists the layers itself), and come back as they were.
   connect(tabs_, &QTabWidget::currentChanged, this, [this] {
     const bool planShown = tabs_->currentWidget() == plan_;
+    QList<QDockWidget*> restored;
+    QList<int> widths;
     for (const char* name : {"layersDock", "statsDock"}) {
       auto* dock = findChild<QDockWidget*>(QString::fromLatin1(name));
       if (!dock) continue;
       if (planShown) {
-        dock->setProperty("shownBeforePlan", !dock->isHidden());
+        if (!dock->property("shownBeforePlan").isValid()) {
+          dock->setProperty("shownBeforePlan", !dock->isHidden());
+          dock->setProperty("widthBeforePlan", dock->width());
+        }
         dock->hide();
       } else if (dock->property("shownBeforePlan").isValid()) {
-        dock->setVisible(dock->property("shownBeforePlan").toBool());
+        const bool shown = dock->property("shownBeforePlan").toBool();
+        dock->setVisible(shown);
+        if (shown) {  // at least the window's first layout (a width taken before it settled is too small)
+          restored << dock;
+          const int first = dock->objectName() == QLatin1String("layersDock") ? 445 : 280;
+          widths << std::max(first, dock->property("widthBeforePlan").toInt());
+        }
         dock->setProperty("shownBeforePlan", QVariant());
       }
     }
+    if (!restored.isEmpty())  // as wide as they were, once they are back in the layout
+      QTimer::singleShot(0, this, [this, restored, widths] { resizeDocks(restored, widths, Qt::Horizontal); });
   });
 
   // Autosave a while after the last edit; a saved (clean) plan needs no copy.

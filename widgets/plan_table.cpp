@@ -604,6 +604,15 @@ PlanEditor::PlanEditor(QWidget* parent)
                      m.isEmpty() ? std::nullopt : std::optional<QString>(m));
   });
   connect(allocateButton_, &QPushButton::clicked, this, &PlanEditor::allocateRequested);
+  connect(view_, &QTableView::doubleClicked, this, [this](const QModelIndex& index) {
+    if (index.column() != PlanTableModel::Format && index.column() != PlanTableModel::Method)
+      emit layerActivated(filter_->mapToSource(index).row());
+  });
+  // The preset combo names the preset the plan started from (a budget, an opened file: none).
+  connect(model_, &PlanTableModel::configsChanged, this, [this] {
+    const int i = presets_->findData(model_->preset());
+    presets_->setCurrentIndex(std::max(i, 0));
+  });
   connect(model_, &PlanTableModel::totalsChanged, this, &PlanEditor::updateTotals);
   connect(view_->selectionModel(), &QItemSelectionModel::currentRowChanged, this,
           [this](const QModelIndex& current) {

@@ -170,6 +170,8 @@ class PlanEditor : public QWidget {
   void allocateRequested();
   // The current row changed: the app overlays its grid on the histogram.
   void layerSelected(int row);
+  // A row was double-clicked outside its Format/Method cells: show its histogram.
+  void layerActivated(int row);
 
  private:
   void updateTotals();

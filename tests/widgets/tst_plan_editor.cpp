@@ -459,6 +459,21 @@ void TstPlanEditor::selectionOverlaysTheGridOnTheHistogram() {
   QVERIFY(shown.wait(kWaitMs) || w->currentTensor() == static_cast<int>(model->layers[static_cast<std::size_t>(row)].weight));
   QCOMPARE(w->currentTensor(), static_cast<int>(model->layers[static_cast<std::size_t>(row)].weight));
   QVERIFY(QTest::qWaitFor([&] { return w->histogramPlot()->gridLevels().size() == 8; }, kWaitMs));
+  // Double-clicking the row's name shows the histogram with that grid; another format, another grid.
+  QVERIFY(setFormat(*w, row, QStringLiteral("q6_k")));
+  QTableView* view = w->planEditor()->tableView();
+  const QModelIndex name = view->model()->index(row, PlanTableModel::Layer);
+  view->scrollTo(name);
+  QVERIFY(view->visualRect(name).isValid());
+  QTest::mousePress(view->viewport(), Qt::LeftButton, {}, view->visualRect(name).center());  // as a real double-click starts
+  QTest::mouseRelease(view->viewport(), Qt::LeftButton, {}, view->visualRect(name).center());
+  QTest::mouseDClick(view->viewport(), Qt::LeftButton, {}, view->visualRect(name).center());
+  QCOMPARE(w->viewTabs()->currentWidget(), static_cast<QWidget*>(w->histogramPlot()));
+  QVERIFY(QTest::qWaitFor([&] { return w->histogramPlot()->gridLevels().size() == 64; }, kWaitMs));
+  if (const QByteArray shots = qgetenv("QS_SHOT_DIR"); !shots.isEmpty()) {
+    QTest::qWait(200);
+    w->grab().save(QDir(QString::fromLocal8Bit(shots)).filePath(QStringLiteral("plan-histogram-grid.png")));
+  }
   QVERIFY(settle(*w));
 }
 
