@@ -46,10 +46,11 @@ struct LayerMeasureOutcome {
   bool cancelled = false;
 };
 
-// One layer (index into Model::layers) under `format`: kept formats (f16, bf16,
-// f32) cost their bits and no error; integer grids go through the fused
-// rtn_int_measure_into on the global thread pool (same codes and figures as
-// measure_quantization); ggml formats through measure_quantization.
+// One layer (index into Model::layers) under `format`: f32 (kept) costs its
+// bits and no error; integer grids go through the fused rtn_int_measure_into
+// on the global thread pool (same codes and figures as measure_quantization);
+// every other format (ggml blocks, NF4, FP8, MXFP4, NVFP4, F16, BF16) through
+// measure_quantization.
 LayerMeasureOutcome measureLayer(std::shared_ptr<const Model> model, int layer, const QString& format,
                                  OpContext& ctx, MeasureScratch* scratch);
 

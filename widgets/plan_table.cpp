@@ -31,11 +31,13 @@ namespace qs::ui {
 
 QStringList planFormats() {
   QStringList out = {QStringLiteral("q8_0"), QStringLiteral("q6_k"), QStringLiteral("q5_k"), QStringLiteral("q4_k"),
-                     QStringLiteral("q5_1"), QStringLiteral("q5_0"), QStringLiteral("q4_1"), QStringLiteral("q4_0")};
+                     QStringLiteral("q5_1"), QStringLiteral("q5_0"), QStringLiteral("q4_1"), QStringLiteral("q4_0"),
+                     QStringLiteral("iq4_nl"), QStringLiteral("nf4"), QStringLiteral("fp8-e4m3"),
+                     QStringLiteral("mxfp4"), QStringLiteral("nvfp4")};
   for (int bits : {8, 4, 3})
     for (const char* g : {"-g128", "-g64", "-g32", "-ch"})
       for (const char* sym : {"", "-sym"}) out << QStringLiteral("int%1%2%3").arg(bits).arg(QLatin1String(g), QLatin1String(sym));
-  out << QStringLiteral("f16");
+  out << QStringLiteral("f16") << QStringLiteral("bf16");
   return out;
 }
 
@@ -62,6 +64,7 @@ QString formatMismatch(const QString& format, std::int64_t cols) {
       return QStringLiteral("row length %1 is not a multiple of the %2 block (%3)").arg(cols).arg(format).arg(block);
     return {};
   }
+  if (choice->kind != QuantChoice::Kind::IntGrid) return {};  // named formats: the measurement says if one does not fit
   if (auto r = validate_int_grid(choice->grid, cols); !r) return QString::fromStdString(r.error().message);
   return {};
 }
@@ -189,7 +192,7 @@ QVariant PlanTableModel::data(const QModelIndex& index, int role) const {
   const LayerConfig& c = configs_[static_cast<std::size_t>(index.row())];
   const int col = index.column();
   const bool ready = r.state == State::Ready;
-  const bool quantized = !isKeptFormat(formatOf(c));
+  const bool quantized = formatOf(c) != QLatin1String("f32");  // f32 is the only format kept as is
   if (role == Qt::DisplayRole || role == Qt::EditRole) {
     switch (col) {
       case Block: return r.block >= 0 ? QVariant(r.block) : QVariant(QString());

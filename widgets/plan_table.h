@@ -39,7 +39,7 @@ QStringList planMethods();
 bool methodNeedsCalibration(const QString& method);
 // Why `format` cannot quantize a weight with rows of `cols` values; empty when it can.
 QString formatMismatch(const QString& format, std::int64_t cols);
-// Kept formats (f16, bf16, f32): stored as they are, not quantized.
+// Float formats (f16, bf16, f32): no grid, nothing a block or group size could refuse.
 bool isKeptFormat(const QString& format);
 
 struct PlanTotals {
