@@ -15,6 +15,7 @@
 
 #include "stats/layer_summary.h"
 #include "widgets/display_format.h"
+#include "widgets/plot_frame.h"
 
 namespace qs::ui {
 
@@ -70,12 +71,7 @@ ChannelPlot::ChannelPlot(QWidget* parent)
   connect(sortBox_, &QCheckBox::toggled, this, &ChannelPlot::setSortByRange);
   connect(logBox_, &QCheckBox::toggled, this, &ChannelPlot::setLogY);
 
-  messageLabel_->setAlignment(Qt::AlignCenter);
-  messageLabel_->setWordWrap(true);
-  messageLabel_->setMargin(24);
-  QFont big = messageLabel_->font();
-  big.setPointSizeF(big.pointSizeF() * 1.3);
-  messageLabel_->setFont(big);
+  style_message_label(messageLabel_);
 
   // The side list of outlier channels.
   auto* side = new QWidget(this);
@@ -104,23 +100,8 @@ ChannelPlot::ChannelPlot(QWidget* parent)
   layout->addWidget(stack_, 1);
 
   // The plot: same interactions and frame as the histogram.
-  plot_->setInteractions(QCP::iRangeDrag | QCP::iRangeZoom);
-  plot_->axisRect()->setRangeZoom(Qt::Horizontal | Qt::Vertical);
-  plot_->axisRect()->setRangeDrag(Qt::Horizontal | Qt::Vertical);
-  plot_->plotLayout()->insertRow(0);
-  QFont titleFont = font();
-  titleFont.setPointSizeF(titleFont.pointSizeF() * 1.15);
-  titleFont.setBold(true);
-  titleElement_ = new QCPTextElement(plot_, QString(), titleFont);
-  plot_->plotLayout()->addElement(0, 0, titleElement_);
-  plot_->xAxis2->setVisible(true);
-  plot_->yAxis2->setVisible(true);
-  plot_->xAxis2->setTickLabels(false);
-  plot_->yAxis2->setTickLabels(false);
-  connect(plot_->xAxis, qOverload<const QCPRange&>(&QCPAxis::rangeChanged), plot_->xAxis2,
-          qOverload<const QCPRange&>(&QCPAxis::setRange));
-  connect(plot_->yAxis, qOverload<const QCPRange&>(&QCPAxis::rangeChanged), plot_->yAxis2,
-          qOverload<const QCPRange&>(&QCPAxis::setRange));
+  titleElement_ = add_title_and_zoom(plot_, font());
+  mirror_axes(plot_);
 
   auto makeBars = [this](const QColor& fill, const QString& name) {
     auto* b = new QCPBars(plot_->xAxis, plot_->yAxis);
@@ -191,8 +172,7 @@ void ChannelPlot::showError(const QString& message) { showMessage(message, true)
 
 void ChannelPlot::showMessage(const QString& message, bool error) {
   hasPlot_ = false;
-  messageLabel_->setText(message);
-  messageLabel_->setStyleSheet(error ? QStringLiteral("color: #b00020;") : QStringLiteral("color: #707070;"));
+  set_message(messageLabel_, message, error);
   stack_->setCurrentIndex(0);
 }
 

@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "widgets/display_format.h"
+#include "widgets/plot_frame.h"
 
 namespace qs::ui {
 
@@ -78,12 +79,7 @@ HeatmapPlot::HeatmapPlot(QWidget* parent)
   controls->addWidget(fitBox_);
   connect(fitBox_, &QCheckBox::toggled, this, &HeatmapPlot::setFitColorsToView);
 
-  messageLabel_->setAlignment(Qt::AlignCenter);
-  messageLabel_->setWordWrap(true);
-  messageLabel_->setMargin(24);
-  QFont big = messageLabel_->font();
-  big.setPointSizeF(big.pointSizeF() * 1.3);
-  messageLabel_->setFont(big);
+  style_message_label(messageLabel_);
   stack_->addWidget(messageLabel_);
   stack_->addWidget(plot_);
   auto* layout = new QVBoxLayout(this);
@@ -91,18 +87,9 @@ HeatmapPlot::HeatmapPlot(QWidget* parent)
   layout->addLayout(controls);
   layout->addWidget(stack_, 1);
 
-  plot_->setInteractions(QCP::iRangeDrag | QCP::iRangeZoom);
-  plot_->axisRect()->setRangeZoom(Qt::Horizontal | Qt::Vertical);
-  plot_->axisRect()->setRangeDrag(Qt::Horizontal | Qt::Vertical);
+  titleElement_ = add_title_and_zoom(plot_, font());
   plot_->setSelectionRectMode(QCP::srmZoom);
   plot_->axisRect()->setBackground(QColor(232, 232, 232));  // outside the computed region: grey, not "small"
-
-  plot_->plotLayout()->insertRow(0);
-  QFont titleFont = font();
-  titleFont.setPointSizeF(titleFont.pointSizeF() * 1.15);
-  titleFont.setBold(true);
-  titleElement_ = new QCPTextElement(plot_, QString(), titleFont);
-  plot_->plotLayout()->addElement(0, 0, titleElement_);
 
   plot_->xAxis->setLabel(tr("input channel (column)"));
   plot_->yAxis->setLabel(tr("output channel (row)"));
@@ -299,8 +286,7 @@ void HeatmapPlot::showError(const QString& message) { showMessage(message, true)
 
 void HeatmapPlot::showMessage(const QString& message, bool error) {
   hasPlot_ = false;
-  messageLabel_->setText(message);
-  messageLabel_->setStyleSheet(error ? QStringLiteral("color: #b00020;") : QStringLiteral("color: #707070;"));
+  set_message(messageLabel_, message, error);
   stack_->setCurrentWidget(messageLabel_);
 }
 

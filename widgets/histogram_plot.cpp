@@ -9,6 +9,7 @@
 #include <qcustomplot.h>
 
 #include "widgets/display_format.h"
+#include "widgets/plot_frame.h"
 
 namespace qs::ui {
 
@@ -46,12 +47,7 @@ void placeRatio(QCPItemPosition* p, QCustomPlot* plot, double xRatio, double yRa
 
 HistogramPlot::HistogramPlot(QWidget* parent)
     : QWidget(parent), stack_(new QStackedWidget(this)), messageLabel_(new QLabel(this)), plot_(new QCustomPlot(this)) {
-  messageLabel_->setAlignment(Qt::AlignCenter);
-  messageLabel_->setWordWrap(true);
-  messageLabel_->setMargin(24);
-  QFont big = messageLabel_->font();
-  big.setPointSizeF(big.pointSizeF() * 1.3);
-  messageLabel_->setFont(big);
+  style_message_label(messageLabel_);
 
   stack_->addWidget(messageLabel_);
   stack_->addWidget(plot_);
@@ -59,26 +55,10 @@ HistogramPlot::HistogramPlot(QWidget* parent)
   layout->setContentsMargins(0, 0, 0, 0);
   layout->addWidget(stack_);
 
-  plot_->setInteractions(QCP::iRangeDrag | QCP::iRangeZoom);
-  plot_->axisRect()->setRangeZoom(Qt::Horizontal | Qt::Vertical);
-  plot_->axisRect()->setRangeDrag(Qt::Horizontal | Qt::Vertical);
-
-  plot_->plotLayout()->insertRow(0);
-  QFont titleFont = font();
-  titleFont.setPointSizeF(titleFont.pointSizeF() * 1.15);
-  titleFont.setBold(true);
-  titleElement_ = new QCPTextElement(plot_, QString(), titleFont);
-  plot_->plotLayout()->addElement(0, 0, titleElement_);
+  titleElement_ = add_title_and_zoom(plot_, font());
 
   plot_->xAxis->setLabel(tr("value"));
-  plot_->xAxis2->setVisible(true);  // a closed frame reads as one plot
-  plot_->yAxis2->setVisible(true);
-  plot_->xAxis2->setTickLabels(false);
-  plot_->yAxis2->setTickLabels(false);
-  connect(plot_->xAxis, qOverload<const QCPRange&>(&QCPAxis::rangeChanged), plot_->xAxis2,
-          qOverload<const QCPRange&>(&QCPAxis::setRange));
-  connect(plot_->yAxis, qOverload<const QCPRange&>(&QCPAxis::rangeChanged), plot_->yAxis2,
-          qOverload<const QCPRange&>(&QCPAxis::setRange));
+  mirror_axes(plot_);
 
   bars_ = new QCPBars(plot_->xAxis, plot_->yAxis);
   bars_->setWidthType(QCPBars::wtPlotCoords);
@@ -188,10 +168,7 @@ void HistogramPlot::showError(const QString& message) { showMessage(State::Error
 
 void HistogramPlot::showMessage(State state, const QString& message) {
   state_ = state;
-  messageLabel_->setText(message);
-  // Errors stand out; the other states are quiet grey.
-  messageLabel_->setStyleSheet(state == State::Error ? QStringLiteral("color: #b00020;")
-                                                     : QStringLiteral("color: #707070;"));
+  set_message(messageLabel_, message, state == State::Error);  // errors stand out, the rest is quiet grey
   stack_->setCurrentWidget(messageLabel_);
 }
 

@@ -12,6 +12,7 @@
 #include "model/model.h"
 #include "stats/layer_summary.h"
 #include "widgets/display_format.h"
+#include "widgets/plot_frame.h"
 
 namespace qs::ui {
 
@@ -64,12 +65,7 @@ ModelOverview::ModelOverview(QWidget* parent)
   controls->addStretch(1);
   controls->addWidget(hint_);
 
-  messageLabel_->setAlignment(Qt::AlignCenter);
-  messageLabel_->setWordWrap(true);
-  messageLabel_->setMargin(24);
-  QFont big = messageLabel_->font();
-  big.setPointSizeF(big.pointSizeF() * 1.3);
-  messageLabel_->setFont(big);
+  style_message_label(messageLabel_);
   stack_->addWidget(messageLabel_);
   stack_->addWidget(plot_);
   auto* layout = new QVBoxLayout(this);
@@ -77,23 +73,8 @@ ModelOverview::ModelOverview(QWidget* parent)
   layout->addLayout(controls);
   layout->addWidget(stack_, 1);
 
-  plot_->setInteractions(QCP::iRangeDrag | QCP::iRangeZoom);
-  plot_->axisRect()->setRangeZoom(Qt::Horizontal | Qt::Vertical);
-  plot_->axisRect()->setRangeDrag(Qt::Horizontal | Qt::Vertical);
-  plot_->plotLayout()->insertRow(0);
-  QFont titleFont = font();
-  titleFont.setPointSizeF(titleFont.pointSizeF() * 1.15);
-  titleFont.setBold(true);
-  titleElement_ = new QCPTextElement(plot_, QString(), titleFont);
-  plot_->plotLayout()->addElement(0, 0, titleElement_);
-  plot_->xAxis2->setVisible(true);
-  plot_->yAxis2->setVisible(true);
-  plot_->xAxis2->setTickLabels(false);
-  plot_->yAxis2->setTickLabels(false);
-  connect(plot_->xAxis, qOverload<const QCPRange&>(&QCPAxis::rangeChanged), plot_->xAxis2,
-          qOverload<const QCPRange&>(&QCPAxis::setRange));
-  connect(plot_->yAxis, qOverload<const QCPRange&>(&QCPAxis::rangeChanged), plot_->yAxis2,
-          qOverload<const QCPRange&>(&QCPAxis::setRange));
+  titleElement_ = add_title_and_zoom(plot_, font());
+  mirror_axes(plot_);
 
   // The legend (by role) in its own column right of the plot: inside, it would
   // cover the points of the first or last blocks.
