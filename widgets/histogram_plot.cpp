@@ -66,16 +66,7 @@ HistogramPlot::HistogramPlot(QWidget* parent)
   bars_->setBrush(kBarFill);
   bars_->setName(tr("count"));
 
-  readout_ = new QCPItemText(plot_);
-  readout_->setClipToAxisRect(true);
-  readout_->position->setType(QCPItemPosition::ptAxisRectRatio);
-  readout_->position->setCoords(0.99, 0.02);
-  readout_->setPositionAlignment(Qt::AlignRight | Qt::AlignTop);
-  readout_->setTextAlignment(Qt::AlignLeft);
-  readout_->setPadding(QMargins(6, 4, 6, 4));
-  readout_->setBrush(QColor(255, 255, 255, 230));
-  readout_->setPen(QPen(QColor(150, 150, 150)));
-  readout_->setVisible(false);
+  readout_ = add_hover_readout(plot_);
 
   // Overlays, hidden until set.
   compareGraph_ = plot_->addGraph();

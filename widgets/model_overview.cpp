@@ -94,16 +94,7 @@ ModelOverview::ModelOverview(QWidget* parent)
   hoverMark_->setScatterStyle(QCPScatterStyle(QCPScatterStyle::ssCircle, QPen(Qt::black, 2), Qt::NoBrush, 13));
   hoverMark_->removeFromLegend();
 
-  readout_ = new QCPItemText(plot_);
-  readout_->setClipToAxisRect(true);
-  readout_->position->setType(QCPItemPosition::ptAxisRectRatio);
-  readout_->position->setCoords(0.99, 0.02);
-  readout_->setPositionAlignment(Qt::AlignRight | Qt::AlignTop);
-  readout_->setTextAlignment(Qt::AlignLeft);
-  readout_->setPadding(QMargins(6, 4, 6, 4));
-  readout_->setBrush(QColor(255, 255, 255, 230));
-  readout_->setPen(QPen(QColor(150, 150, 150)));
-  readout_->setVisible(false);
+  readout_ = add_hover_readout(plot_);
 
   plot_->setMouseTracking(true);
   connect(plot_, &QCustomPlot::mouseMove, this, &ModelOverview::onMouseMove);

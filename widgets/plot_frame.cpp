@@ -43,4 +43,18 @@ void mirror_axes(QCustomPlot* plot) {
                    qOverload<const QCPRange&>(&QCPAxis::setRange));
 }
 
+QCPItemText* add_hover_readout(QCustomPlot* plot) {
+  auto* readout = new QCPItemText(plot);
+  readout->setClipToAxisRect(true);
+  readout->position->setType(QCPItemPosition::ptAxisRectRatio);
+  readout->position->setCoords(0.99, 0.02);
+  readout->setPositionAlignment(Qt::AlignRight | Qt::AlignTop);
+  readout->setTextAlignment(Qt::AlignLeft);
+  readout->setPadding(QMargins(6, 4, 6, 4));
+  readout->setBrush(QColor(255, 255, 255, 230));
+  readout->setPen(QPen(QColor(150, 150, 150)));
+  readout->setVisible(false);
+  return readout;
+}
+
 }  // namespace qs::ui

@@ -6,6 +6,7 @@
 #include <QFont>
 #include <QString>
 
+class QCPItemText;
 class QCPTextElement;
 class QCustomPlot;
 class QLabel;
@@ -21,5 +22,7 @@ void set_message(QLabel* label, const QString& message, bool error);
 QCPTextElement* add_title_and_zoom(QCustomPlot* plot, const QFont& base);
 // xAxis2/yAxis2 visible, unlabelled, following xAxis/yAxis.
 void mirror_axes(QCustomPlot* plot);
+// The hover read-out: a framed text box in the top-right corner of the axis rect, hidden until set.
+QCPItemText* add_hover_readout(QCustomPlot* plot);
 
 }  // namespace qs::ui
