@@ -98,6 +98,41 @@ static bool load_plan_and_model(const ExportOptions& opt, std::optional<Plan>& p
   return true;
 }
 
+// The per-layer table of a plan-driven directory or HDF5 export, as JSON or
+// text, then the summary line `written`. Layers of fake-quant and HDF5 reports
+// share name/format/quantized/reason/sqnr_db; HDF5 layers add bits_per_weight.
+template <typename Layer>
+void print_layer_report(const ExportOptions& opt, const std::vector<Layer>& layers, std::uint64_t bytes, double seconds,
+                        const std::string& written) {
+  constexpr bool has_bits = requires(const Layer& l) { l.bits_per_weight; };
+  nlohmann::ordered_json out;
+  out["output"] = opt.out;
+  out["bytes"] = bytes;
+  out["seconds"] = seconds;
+  out["layers"] = nlohmann::ordered_json::array();
+  for (const auto& l : layers) {
+    nlohmann::ordered_json j = {{"name", l.name}, {"format", l.format}, {"quantized", l.quantized}};
+    if (l.quantized) {
+      if constexpr (has_bits) j["bits_per_weight"] = l.bits_per_weight;
+      j["sqnr_db"] = l.sqnr_db;
+    } else {
+      j["reason"] = l.reason;
+    }
+    out["layers"].push_back(std::move(j));
+    if (opt.json) continue;
+    if (!l.quantized) std::printf("%-44s %-10s as is: %s\n", l.name.c_str(), l.format.c_str(), l.reason.c_str());
+    else if constexpr (has_bits)
+      std::printf("%-44s %-10s %6.3f bits  SQNR %6.2f dB\n", l.name.c_str(), l.format.c_str(), l.bits_per_weight, l.sqnr_db);
+    else std::printf("%-44s %-10s SQNR %6.2f dB\n", l.name.c_str(), l.format.c_str(), l.sqnr_db);
+  }
+  if (opt.json) std::printf("%s\n", out.dump(2).c_str());
+  else std::printf("%s in %.2f s\n", written.c_str(), seconds);
+}
+
+static double seconds_since(std::chrono::steady_clock::time_point start) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+}
+
 static int run_export_fake_quant(const ExportOptions& opt) {
   std::optional<Plan> plan;
   std::optional<Model> model;
@@ -109,25 +144,8 @@ static int run_export_fake_quant(const ExportOptions& opt) {
     std::fprintf(stderr, "quantscope-cli: %s\n", report.error().message.c_str());
     return 1;
   }
-  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-  nlohmann::ordered_json out;
-  out["output"] = opt.out;
-  out["bytes"] = report->bytes;
-  out["seconds"] = seconds;
-  out["layers"] = nlohmann::ordered_json::array();
-  for (const auto& l : report->layers) {
-    nlohmann::ordered_json j = {{"name", l.name}, {"format", l.format}, {"quantized", l.quantized}};
-    if (l.quantized) j["sqnr_db"] = l.sqnr_db;
-    else j["reason"] = l.reason;
-    out["layers"].push_back(std::move(j));
-    if (!opt.json) {
-      if (l.quantized) std::printf("%-44s %-10s SQNR %6.2f dB\n", l.name.c_str(), l.format.c_str(), l.sqnr_db);
-      else std::printf("%-44s %-10s as is: %s\n", l.name.c_str(), l.format.c_str(), l.reason.c_str());
-    }
-  }
-  if (opt.json) std::printf("%s\n", out.dump(2).c_str());
-  else std::printf("wrote %s (%s, model.safetensors %llu bytes) in %.2f s\n", opt.out.c_str(), opt.dtype.c_str(),
-                   static_cast<unsigned long long>(report->bytes), seconds);
+  print_layer_report(opt, report->layers, report->bytes, seconds_since(start),
+                     "wrote " + opt.out + " (" + opt.dtype + ", model.safetensors " + std::to_string(report->bytes) + " bytes)");
   return 0;
 }
 
@@ -141,27 +159,8 @@ static int run_export_hdf5(const ExportOptions& opt) {
     std::fprintf(stderr, "quantscope-cli: %s\n", report.error().message.c_str());
     return 1;
   }
-  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-  nlohmann::ordered_json out;
-  out["output"] = opt.out;
-  out["bytes"] = report->bytes;
-  out["seconds"] = seconds;
-  out["layers"] = nlohmann::ordered_json::array();
-  for (const auto& l : report->layers) {
-    nlohmann::ordered_json j = {{"name", l.name}, {"format", l.format}, {"quantized", l.quantized}};
-    if (l.quantized) {
-      j["bits_per_weight"] = l.bits_per_weight;
-      j["sqnr_db"] = l.sqnr_db;
-    } else {
-      j["reason"] = l.reason;
-    }
-    out["layers"].push_back(std::move(j));
-    if (opt.json) continue;
-    if (l.quantized) std::printf("%-44s %-10s %6.3f bits  SQNR %6.2f dB\n", l.name.c_str(), l.format.c_str(), l.bits_per_weight, l.sqnr_db);
-    else std::printf("%-44s %-10s as is: %s\n", l.name.c_str(), l.format.c_str(), l.reason.c_str());
-  }
-  if (opt.json) std::printf("%s\n", out.dump(2).c_str());
-  else std::printf("wrote %s (%llu bytes) in %.2f s\n", opt.out.c_str(), static_cast<unsigned long long>(report->bytes), seconds);
+  print_layer_report(opt, report->layers, report->bytes, seconds_since(start),
+                     "wrote " + opt.out + " (" + std::to_string(report->bytes) + " bytes)");
   return 0;
 }
 
