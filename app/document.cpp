@@ -10,16 +10,15 @@ namespace qs::app {
 Document::Document(std::shared_ptr<Backend> backend, QObject* parent)
     : QObject(parent), backend_(std::move(backend)), outlierFactor_(kDefaultOutlierFactor),
       measureScratch_(std::make_shared<MeasureScratch>()) {
-  // Plan edits: collect for 50 ms, then measure what is left (rapid edits supersede).
+  // Plan edits: an edit when nothing live is pending or running is measured at
+  // once; edits that come while one is (rapid typing, spin boxes) collect for
+  // 50 ms and then the latest of each layer is measured (the rest superseded).
   measureTimer_.setSingleShot(true);
   measureTimer_.setInterval(50);
-  connect(&measureTimer_, &QTimer::timeout, this, [this] {
-    QVector<LayerMeasureRequest> requests;
-    for (auto it = pendingLive_.cbegin(); it != pendingLive_.cend(); ++it)
-      requests.push_back({it.key(), it.value(), layerGeneration_.value(it.key())});
-    pendingLive_.clear();
-    if (!requests.isEmpty()) startMeasureJob(std::move(requests), false);
-  });
+  connect(&measureTimer_, &QTimer::timeout, this, &Document::startPendingLiveMeasurements);
+  errorTimer_.setSingleShot(true);
+  errorTimer_.setInterval(150);
+  connect(&errorTimer_, &QTimer::timeout, this, &Document::startErrorHistograms);
   progressTimer_.setInterval(100);
   connect(&progressTimer_, &QTimer::timeout, this, [this] {
     if (statsControl_) emit statsProgress(statsTensor_, statsControl_->progress());
@@ -37,6 +36,7 @@ Document::~Document() {
   cancelHeatmap();
   cancelComparison();
   cancelMeasurements();
+  cancelErrorHistograms();
   cancelAllocation();
 }
 
@@ -80,6 +80,8 @@ void Document::onOpenFinished(quint64 generation, const QString& path, const Ope
   comparisonTensor_ = -1;
   cancelMeasurements();
   measureCache_.clear();
+  cancelErrorHistograms();
+  errorHistograms_.reset();
   cancelAllocation();
   allocation_.reset();
   costs_.reset();

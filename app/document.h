@@ -62,10 +62,11 @@ class Document : public QObject {
   int comparisonTensor() const { return comparisonTensor_; }
 
   // Plan editor: layer `layer` (index into Model::layers) measured under
-  // `format`. Cached answers come back at once; live requests wait ~50 ms
-  // for more edits (debounce), and a newer request for a layer supersedes the
-  // older one (its result is dropped; a job left with nothing current is
-  // cancelled). A fill (live = false) starts at once, with progress.
+  // `format`. Cached answers come back at once; a live request starts at once
+  // when no other live one is pending or running, else waits ~50 ms for more
+  // edits (debounce); a newer request for a layer supersedes the older one (its
+  // result is dropped; a job left with nothing current is cancelled). A fill
+  // (live = false) starts at once, with progress.
   void requestMeasurements(const QVector<QPair<int, QString>>& layers, bool live);
   void cancelMeasurements();
   bool isMeasuring() const { return !measureJobs_.isEmpty() || measureTimer_.isActive(); }
@@ -77,6 +78,14 @@ class Document : public QObject {
   void cancelAllocation();
   bool isAllocating() const { return allocateControl_ != nullptr; }
   std::shared_ptr<const Allocation> allocation() const { return allocation_; }
+
+  // The before/after/error histograms of one plan row: starts after a short
+  // delay (the row's live measurement, which the user waits for, goes first);
+  // a newer request supersedes the older one.
+  void requestErrorHistograms(int layer, const QString& format);
+  void cancelErrorHistograms();
+  bool isErrorHistogramsComputing() const { return errorTimer_.isActive() || errorControl_ != nullptr; }
+  std::shared_ptr<const QuantErrorHistograms> errorHistograms() const { return errorHistograms_; }
 
   double outlierFactor() const { return outlierFactor_; }
   QString outlierRule() const;
@@ -102,6 +111,8 @@ class Document : public QObject {
   void layerMeasureFailed(int layer, const QString& format, const QString& message);
   void measureProgress(int done, int total);  // of the latest fill
   void allocationProgress(double fraction);
+  void errorHistogramsReady(int layer, const QString& format);
+  void errorHistogramsFailed(int layer, const QString& format, const QString& message);
   void allocationReady();
   void allocationFailed(const QString& message);
 
@@ -116,7 +127,10 @@ class Document : public QObject {
   void startMeasureJob(QVector<LayerMeasureRequest> requests, bool fill);
   void onLayerMeasured(const LayerMeasureOutcome& outcome);
   void cancelSupersededMeasureJobs();
+  void startPendingLiveMeasurements();
+  bool liveMeasureRunning() const;
   void onAllocationFinished(const AllocateOutcome& outcome);
+  void startErrorHistograms();
 
   std::shared_ptr<Backend> backend_;
   std::shared_ptr<const Model> model_;
@@ -158,6 +172,13 @@ class Document : public QObject {
   QTimer measureTimer_;
   std::shared_ptr<MeasureScratch> measureScratch_;
   int fillDone_ = 0, fillTotal_ = 0;
+
+  quint64 errorGeneration_ = 0;
+  int errorLayer_ = -1;
+  QString errorFormat_;
+  QTimer errorTimer_;
+  std::shared_ptr<JobControl> errorControl_;
+  std::shared_ptr<const QuantErrorHistograms> errorHistograms_;  // the latest answer
 
   quint64 allocateGeneration_ = 0;
   std::shared_ptr<JobControl> allocateControl_;

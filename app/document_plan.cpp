@@ -32,10 +32,27 @@ void Document::requestMeasurements(const QVector<QPair<int, QString>>& layers, b
     }
   }
   cancelSupersededMeasureJobs();
-  if (!pendingLive_.isEmpty()) measureTimer_.start();  // (re)start: rapid edits collect
+  if (!pendingLive_.isEmpty()) {
+    if (measureTimer_.isActive() || liveMeasureRunning()) measureTimer_.start();  // (re)start: rapid edits collect
+    else startPendingLiveMeasurements();  // a lone edit: no reason to wait
+  }
   if (!fill.isEmpty()) startMeasureJob(std::move(fill), true);
   for (const LayerMeasureOutcome& o : cached) onLayerMeasured(o);
   if (!live && fill.isEmpty()) emit measureProgress(0, 0);
+}
+
+void Document::startPendingLiveMeasurements() {
+  measureTimer_.stop();
+  QVector<LayerMeasureRequest> requests;
+  for (auto it = pendingLive_.cbegin(); it != pendingLive_.cend(); ++it)
+    requests.push_back({it.key(), it.value(), layerGeneration_.value(it.key())});
+  pendingLive_.clear();
+  if (!requests.isEmpty()) startMeasureJob(std::move(requests), false);
+}
+
+bool Document::liveMeasureRunning() const {
+  return std::any_of(measureJobs_.cbegin(), measureJobs_.cend(),
+                     [this](const MeasureJob& j) { return j.id != fillJob_ && !j.control->cancelled(); });
 }
 
 void Document::cancelSupersededMeasureJobs() {
@@ -99,6 +116,43 @@ void Document::onLayerMeasured(const LayerMeasureOutcome& outcome) {
   if (layerGeneration_.value(outcome.layer) != outcome.generation) return;  // a newer request is under way
   if (outcome.ok) emit layerMeasured(outcome.layer, outcome.format, outcome.figures);
   else emit layerMeasureFailed(outcome.layer, outcome.format, outcome.error);
+}
+
+void Document::requestErrorHistograms(int layer, const QString& format) {
+  cancelErrorHistograms();
+  if (!model_) return;
+  errorLayer_ = layer;
+  errorFormat_ = format;
+  errorTimer_.start();
+}
+
+void Document::cancelErrorHistograms() {
+  ++errorGeneration_;
+  errorTimer_.stop();
+  if (errorControl_) errorControl_->cancel();
+  errorControl_.reset();
+}
+
+void Document::startErrorHistograms() {
+  if (!model_) return;
+  const quint64 generation = errorGeneration_;
+  errorControl_ = std::make_shared<JobControl>();
+  auto* watcher = new QFutureWatcher<ErrorHistogramsOutcome>(this);
+  connect(watcher, &QFutureWatcher<ErrorHistogramsOutcome>::finished, this, [this, watcher] {
+    watcher->deleteLater();
+    const ErrorHistogramsOutcome o = watcher->result();
+    if (o.generation != errorGeneration_) return;  // superseded
+    errorControl_.reset();
+    if (o.histograms) {
+      errorHistograms_ = o.histograms;
+      emit errorHistogramsReady(o.layer, o.format);
+    } else if (!o.cancelled) {
+      emit errorHistogramsFailed(o.layer, o.format, o.error);
+    }
+  });
+  constexpr int kBins = 128;
+  watcher->setFuture(
+      QtConcurrent::run(runErrorHistograms, model_, errorLayer_, errorFormat_, kBins, generation, errorControl_));
 }
 
 void Document::cancelAllocation() {

@@ -24,6 +24,7 @@
 #include "widgets/histogram_plot.h"
 #include "widgets/layer_tree.h"
 #include "widgets/plan_table.h"
+#include "widgets/quant_error_view.h"
 
 namespace qs::app {
 
@@ -61,6 +62,15 @@ void MainWindow::connectPlanEditor() {
     if (plan_->tableModel()->allSettled()) emit planMeasured();
   });
   connect(document_, &Document::measureProgress, plan_, &ui::PlanEditor::setProgress);
+  connect(document_, &Document::errorHistogramsReady, this, [this](int layer, const QString& format) {
+    const auto model = document_->model();
+    const auto h = document_->errorHistograms();
+    if (!model || !h || layer < 0 || static_cast<std::size_t>(layer) >= model->layers.size()) return;
+    plan_->errorView()->setResult(*h, QString::fromStdString(model->layers[static_cast<std::size_t>(layer)].name), format);
+  });
+  connect(document_, &Document::errorHistogramsFailed, this, [this](int, const QString&, const QString& message) {
+    plan_->errorView()->showError(message);
+  });
   connect(document_, &Document::allocationReady, this, &MainWindow::onAllocationReady);
   connect(document_, &Document::allocationFailed, this, [this](const QString& message) {
     applyAllocationWhenReady_ = false;
@@ -123,6 +133,8 @@ void MainWindow::resetPlan() {
   planPath_.clear();
   planOverlayTensor_ = -1;
   planOverlayFormat_.clear();
+  document_->cancelErrorHistograms();
+  plan_->errorView()->showPlaceholder(tr("Select a row to see its weights before and after quantization"));
   if (!model) {
     plan_->clear();
     return;
@@ -188,6 +200,12 @@ void MainWindow::onPlanLayerSelected(int row) {
   if (!model || row < 0 || static_cast<std::size_t>(row) >= model->layers.size()) return;
   planOverlayTensor_ = static_cast<int>(model->layers[static_cast<std::size_t>(row)].weight);
   planOverlayFormat_ = QString::fromStdString(plan_->tableModel()->configs()[static_cast<std::size_t>(row)].format);
+  const QString layerName = QString::fromStdString(model->layers[static_cast<std::size_t>(row)].name);
+  ui::QuantErrorView* view = plan_->errorView();
+  if (view->layer() != layerName || view->format() != planOverlayFormat_) {
+    view->showBusy(tr("Quantizing %1 as %2…").arg(layerName, planOverlayFormat_));
+    document_->requestErrorHistograms(row, planOverlayFormat_);
+  }
   if (current_ != planOverlayTensor_) tree_->selectTensor(planOverlayTensor_);  // the histogram follows, then its overlays
   else applyHistogramOverlays();
 }

@@ -20,28 +20,6 @@ bool keptFormat(const QString& f, double& bits) {
   return true;
 }
 
-// Rows converted to F32 in parallel (row slices keep quantized source blocks whole).
-Result<void> toF32(const TensorInfo& t, float* out) {
-  const std::int64_t rows = t.rows(), cols = t.cols();
-  const auto bytes = t.bytes();
-  const unsigned be = dtype_block_elems(t.dtype), bb = dtype_block_bytes(t.dtype);
-  if (be == 0 || cols % be != 0 || rows <= 1)
-    return convert_to_f32(t.dtype, bytes.data(), static_cast<std::size_t>(t.numel()), out);
-  const std::size_t rowBytes = static_cast<std::size_t>(cols / be) * bb;
-  constexpr std::int64_t kRowsPerTask = 64;
-  const std::size_t tasks = static_cast<std::size_t>((rows + kRowsPerTask - 1) / kRowsPerTask);
-  std::atomic<bool> failed{false};
-  ThreadPool::global().parallel_for(tasks, [&](std::size_t task, unsigned) {
-    const std::int64_t r0 = static_cast<std::int64_t>(task) * kRowsPerTask;
-    const std::int64_t r1 = std::min(rows, r0 + kRowsPerTask);
-    auto r = convert_to_f32(t.dtype, bytes.data() + static_cast<std::size_t>(r0) * rowBytes,
-                            static_cast<std::size_t>((r1 - r0) * cols), out + r0 * cols);
-    if (!r) failed = true;
-  });
-  if (failed) return convert_to_f32(t.dtype, bytes.data(), static_cast<std::size_t>(t.numel()), out);  // for its message
-  return {};
-}
-
 }  // namespace
 
 LayerMeasureOutcome measureLayer(std::shared_ptr<const Model> model, int layer, const QString& format,
@@ -95,7 +73,7 @@ LayerMeasureOutcome measureLayer(std::shared_ptr<const Model> model, int layer, 
   if (s->model != model || s->tensor != l.weight) {
     s->model.reset();
     s->weights.resize(static_cast<std::size_t>(t.numel()));
-    if (auto r = toF32(t, s->weights.data()); !r) {
+    if (auto r = tensor_to_f32(t, s->weights.data()); !r) {
       out.error = QString::fromStdString(t.name + ": " + r.error().message);
       return out;
     }
@@ -131,6 +109,41 @@ void runMeasureLayers(QPromise<LayerMeasureOutcome>& promise, std::shared_ptr<co
     control->context().progress(static_cast<double>(i + 1) / static_cast<double>(requests.size()));
     promise.addResult(std::move(out));
   }
+}
+
+ErrorHistogramsOutcome runErrorHistograms(std::shared_ptr<const Model> model, int layer, QString format, int bins,
+                                          quint64 generation, std::shared_ptr<JobControl> control) {
+  ErrorHistogramsOutcome out;
+  out.layer = layer;
+  out.format = format;
+  out.generation = generation;
+  if (control->cancelled()) {
+    out.cancelled = true;
+    return out;
+  }
+  if (layer < 0 || static_cast<std::size_t>(layer) >= model->layers.size()) {
+    out.error = QStringLiteral("no layer %1").arg(layer);
+    return out;
+  }
+  double bits = 0;
+  if (keptFormat(format, bits)) {
+    out.error = QStringLiteral("kept as F32: nothing is rounded");
+    return out;
+  }
+  auto choice = parse_quant_choice(format.toStdString());
+  if (!choice) {
+    out.error = QString::fromStdString(choice.error().message);
+    return out;
+  }
+  const TensorInfo& t = model->tensors[model->layers[static_cast<std::size_t>(layer)].weight];
+  auto h = quant_error_histograms(t, *choice, bins, control->context());
+  if (!h) {
+    out.cancelled = h.error().code == ErrorCode::Cancelled;
+    out.error = QString::fromStdString(h.error().message);
+    return out;
+  }
+  out.histograms = std::make_shared<const QuantErrorHistograms>(std::move(*h));
+  return out;
 }
 
 AllocateOutcome runAllocate(std::shared_ptr<const Model> model, QStringList formats, double target,

@@ -16,6 +16,7 @@
 #include "quant/allocate.h"
 #include "quant/int_grid.h"
 #include "quant/measure.h"
+#include "quant/quant_error_histogram.h"
 
 namespace qs::app {
 
@@ -58,6 +59,20 @@ LayerMeasureOutcome measureLayer(std::shared_ptr<const Model> model, int layer, 
 void runMeasureLayers(QPromise<LayerMeasureOutcome>& promise, std::shared_ptr<const Model> model,
                       QVector<LayerMeasureRequest> requests, std::shared_ptr<JobControl> control,
                       std::shared_ptr<MeasureScratch> scratch);
+
+struct ErrorHistogramsOutcome {
+  int layer = -1;
+  QString format;
+  quint64 generation = 0;
+  std::shared_ptr<const QuantErrorHistograms> histograms;  // null on failure or cancel
+  QString error;
+  bool cancelled = false;
+};
+
+// The selected plan row's before/after/error histograms (quant_error_histograms).
+// f32 (kept) has no round trip: an error that says so.
+ErrorHistogramsOutcome runErrorHistograms(std::shared_ptr<const Model> model, int layer, QString format, int bins,
+                                          quint64 generation, std::shared_ptr<JobControl> control);
 
 using CandidateCosts = std::vector<std::vector<CandidateCost>>;
 

@@ -338,6 +338,12 @@ bool HistogramPlot::setComparison(const Histogram& hist, const QString& title) {
   return true;
 }
 
+void HistogramPlot::setBarsLegendName(const QString& name) {
+  barsLegendName_ = name;
+  updateLegend();
+  plot_->replot();
+}
+
 void HistogramPlot::clearComparison() {
   compareCounts_.clear();
   compareTitle_.clear();
@@ -381,7 +387,7 @@ void HistogramPlot::updateTitle() {
 void HistogramPlot::updateLegend() {
   const bool compare = hasComparison();
   if (compare) {
-    bars_->setName(title_);
+    bars_->setName(barsLegendName_.isEmpty() ? title_ : barsLegendName_);
     compareGraph_->setName(compareOutside_ > 0 ? tr("%1 (%2 values outside this range)")
                                                      .arg(compareTitle_)
                                                      .arg(humanCount(compareOutside_))

@@ -91,6 +91,8 @@ class HistogramPlot : public QWidget, public ExportablePlot {
   // A second tensor's histogram over the same bins (same range and bin count
   // as the one shown; false and nothing drawn otherwise), drawn as an outline.
   bool setComparison(const Histogram& hist, const QString& title);
+  // The bars' name in the comparison legend (default: the plot's title).
+  void setBarsLegendName(const QString& name);
   void clearComparison();
   bool hasComparison() const { return !compareCounts_.isEmpty(); }
   QString comparisonTitle() const { return compareTitle_; }
@@ -137,6 +139,7 @@ class HistogramPlot : public QWidget, public ExportablePlot {
   QCPGraph* compareGraph_;
   QVector<double> compareCounts_;
   QString compareTitle_;
+  QString barsLegendName_;
   std::uint64_t compareOutside_ = 0;
 };
 

@@ -1,6 +1,9 @@
 #include "widgets/plan_table.h"
 
+#include "widgets/quant_error_view.h"
+
 #include <QApplication>
+#include <QSplitter>
 #include <QBrush>
 #include <QColor>
 #include <QComboBox>
@@ -519,7 +522,8 @@ PlanEditor::PlanEditor(QWidget* parent)
       applyButton_(new QPushButton(tr("Apply"), this)),
       allocateButton_(new QPushButton(tr("Allocate to Budget…"), this)),
       totals_(new QLabel(this)),
-      progress_(new QProgressBar(this)) {
+      progress_(new QProgressBar(this)),
+      errorView_(new QuantErrorView(this)) {
   filter_->setSourceModel(model_);
   view_->setModel(filter_);
   view_->setObjectName(QStringLiteral("planTable"));
@@ -591,7 +595,15 @@ PlanEditor::PlanEditor(QWidget* parent)
   layout->setContentsMargins(4, 4, 4, 4);
   layout->addLayout(top);
   layout->addLayout(second);
-  layout->addWidget(view_, 1);
+  // The table over the selected row's before/after view; the user sets the split.
+  auto* split = new QSplitter(Qt::Vertical, this);
+  split->setObjectName(QStringLiteral("planSplitter"));
+  split->addWidget(view_);
+  split->addWidget(errorView_);
+  split->setStretchFactor(0, 1);
+  split->setStretchFactor(1, 1);
+  split->setChildrenCollapsible(true);
+  layout->addWidget(split, 1);
   layout->addLayout(bottom);
 
   connect(nameFilter_, &QLineEdit::textChanged, filter_, &PlanFilterModel::setNameFilter);

@@ -32,6 +32,8 @@ class QUndoStack;
 
 namespace qs::ui {
 
+class QuantErrorView;
+
 // The formats the editor offers, in menu order.
 QStringList planFormats();
 // The methods; those that need calibration data are offered but disabled.
@@ -150,6 +152,8 @@ class PlanEditor : public QWidget {
   PlanFilterModel* filterModel() const { return filter_; }
   QTableView* tableView() const { return view_; }
   QComboBox* presetCombo() const { return presets_; }
+  // The selected row's before/after and error histograms (the app fills it).
+  QuantErrorView* errorView() const { return errorView_; }
 
   void setLayers(const Model& model, const std::vector<LayerConfig>& configs, const QString& preset = {});
   void clear();
@@ -188,6 +192,7 @@ class PlanEditor : public QWidget {
   QPushButton* allocateButton_;
   QLabel* totals_;
   QProgressBar* progress_;
+  QuantErrorView* errorView_;
 };
 
 }  // namespace qs::ui

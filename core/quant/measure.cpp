@@ -1,9 +1,12 @@
 #include "quant/measure.h"
 
+#include <algorithm>
+#include <atomic>
 #include <charconv>
 #include <chrono>
 #include <vector>
 
+#include "backend/thread_pool.h"
 #include "model/convert.h"
 #include "quant/ggml_dequant.h"
 #include "quant/ggml_quantize.h"
@@ -16,7 +19,49 @@ bool parse_int(std::string_view s, int& out) {
   return ec == std::errc() && p == s.data() + s.size();
 }
 
+// Live feedback measures one layer while the user waits: the F32 conversion and
+// the ggml quantizers run in slices on the thread pool. Every block is
+// quantized on its own, so the result does not depend on the split.
+constexpr std::size_t kBlocksPerTask = 2048;
+
+Result<void> quantize_dequantize_ggml(DType type, const float* w, std::size_t blocks, float* deq) {
+  const std::size_t elems = dtype_block_elems(type), bytes = dtype_block_bytes(type);
+  const std::size_t tasks = (blocks + kBlocksPerTask - 1) / kBlocksPerTask;
+  std::vector<Result<void>> results(tasks);
+  ThreadPool::global().parallel_for(tasks, [&](std::size_t task, unsigned) {
+    const std::size_t b0 = task * kBlocksPerTask, n = std::min(blocks - b0, kBlocksPerTask);
+    std::vector<std::byte> packed(n * bytes);
+    results[task] = quantize_ggml_blocks(type, w + b0 * elems, n, packed.data());
+    if (results[task]) dequantize_ggml_blocks(type, packed.data(), n, deq + b0 * elems);
+  });
+  for (auto& r : results)
+    if (!r) return r;  // the first failing slice names the problem
+  return {};
+}
+
 }  // namespace
+
+Result<void> tensor_to_f32(const TensorInfo& t, float* out) {
+  const std::int64_t rows = t.rows(), cols = t.cols();
+  const auto bytes = t.bytes();
+  const unsigned be = dtype_block_elems(t.dtype), bb = dtype_block_bytes(t.dtype);
+  // Slices of whole rows keep quantized source blocks whole.
+  if (be == 0 || cols % be != 0 || rows <= 1)
+    return convert_to_f32(t.dtype, bytes.data(), static_cast<std::size_t>(t.numel()), out);
+  const std::size_t row_bytes = static_cast<std::size_t>(cols / be) * bb;
+  constexpr std::int64_t kRowsPerTask = 64;
+  const std::size_t tasks = static_cast<std::size_t>((rows + kRowsPerTask - 1) / kRowsPerTask);
+  std::atomic<bool> failed{false};
+  ThreadPool::global().parallel_for(tasks, [&](std::size_t task, unsigned) {
+    const std::int64_t r0 = static_cast<std::int64_t>(task) * kRowsPerTask;
+    const std::int64_t r1 = std::min(rows, r0 + kRowsPerTask);
+    auto r = convert_to_f32(t.dtype, bytes.data() + static_cast<std::size_t>(r0) * row_bytes,
+                            static_cast<std::size_t>((r1 - r0) * cols), out + r0 * cols);
+    if (!r) failed = true;
+  });
+  if (failed) return convert_to_f32(t.dtype, bytes.data(), static_cast<std::size_t>(t.numel()), out);  // for its message
+  return {};
+}
 
 double QuantChoice::bits_per_weight(std::int64_t rows, std::int64_t cols) const {
   if (kind == Kind::Ggml) return 8.0 * dtype_block_bytes(ggml_type) / dtype_block_elems(ggml_type);
@@ -74,7 +119,8 @@ Result<QuantChoice> parse_quant_choice(std::string_view text) {
   return c;
 }
 
-Result<LayerQuantError> measure_quantization(const TensorInfo& t, const QuantChoice& choice, OpContext& ctx) {
+Result<void> quantize_dequantize(const TensorInfo& t, const QuantChoice& choice, std::vector<float>& w,
+                                 std::vector<float>& deq, OpContext& ctx, double* milliseconds) {
   if (t.channels_last) return Error::unsupported(t.name + ": channels-last (Keras) kernels are not quantized yet");
   const std::int64_t rows = t.rows(), cols = t.cols();
   if (choice.kind == QuantChoice::Kind::Ggml && cols % dtype_block_elems(choice.ggml_type) != 0)
@@ -85,30 +131,37 @@ Result<LayerQuantError> measure_quantization(const TensorInfo& t, const QuantCho
     if (auto r = validate_int_grid(choice.grid, cols); !r) return Error::unsupported(t.name + ": " + r.error().message);
   if (choice.kind == QuantChoice::Kind::Named)
     if (auto r = check_named_format_shape(choice.named, cols); !r) return Error::unsupported(t.name + ": " + r.error().message);
-  std::vector<float> w(t.numel());
-  if (auto r = convert_to_f32(t.dtype, t.bytes().data(), w.size(), w.data()); !r) return Error::unsupported(t.name + ": " + r.error().message);
+  w.resize(static_cast<std::size_t>(t.numel()));
+  if (auto r = tensor_to_f32(t, w.data()); !r) return Error::unsupported(t.name + ": " + r.error().message);
   if (ctx.cancelled()) return Error::cancelled();
 
   const auto start = std::chrono::steady_clock::now();
-  std::vector<float> deq(w.size());
+  deq.resize(w.size());
   if (choice.kind == QuantChoice::Kind::Ggml) {
     const std::size_t blocks = w.size() / dtype_block_elems(choice.ggml_type);
-    std::vector<std::byte> packed(blocks * dtype_block_bytes(choice.ggml_type));
-    if (auto r = quantize_ggml_blocks(choice.ggml_type, w.data(), blocks, packed.data()); !r)
+    if (auto r = quantize_dequantize_ggml(choice.ggml_type, w.data(), blocks, deq.data()); !r)
       return Error::invalid(t.name + ": " + r.error().message);
-    dequantize_ggml_blocks(choice.ggml_type, packed.data(), blocks, deq.data());
   } else if (choice.kind == QuantChoice::Kind::Named) {
-    if (auto r = rtn_named_format(choice.named, w.data(), rows, cols, deq.data()); !r)
+    if (auto r = rtn_named_format(choice.named, w.data(), rows, cols, deq.data(), &ThreadPool::global()); !r)
       return Error{r.error().code, t.name + ": " + r.error().message};
   } else {
     auto q = rtn_int(w.data(), rows, cols, choice.grid);
     if (!q) return Error::invalid(t.name + ": " + q.error().message);
     dequantize_int_into(*q, deq.data());
   }
+  if (milliseconds)
+    *milliseconds = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
+  return {};
+}
+
+Result<LayerQuantError> measure_quantization(const TensorInfo& t, const QuantChoice& choice, OpContext& ctx) {
+  std::vector<float> w, deq;
   LayerQuantError out;
+  if (auto r = quantize_dequantize(t, choice, w, deq, ctx, &out.milliseconds); !r) return r.error();
+  const auto start = std::chrono::steady_clock::now();
   out.error = weight_error(w.data(), deq.data(), w.size());
-  out.milliseconds = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
-  out.bits_per_weight = choice.bits_per_weight(rows, cols);
+  out.milliseconds += std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
+  out.bits_per_weight = choice.bits_per_weight(t.rows(), t.cols());
   return out;
 }
 

@@ -4,6 +4,7 @@
 // `quantscope-cli measure`.
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "model/tensor_info.h"
 #include "quant/int_grid.h"
@@ -36,6 +37,15 @@ struct LayerQuantError {
   WeightError error;
   double milliseconds = 0;  // quantize + dequantize + error
 };
+
+// The tensor's elements as F32 (row slices converted in parallel).
+Result<void> tensor_to_f32(const TensorInfo& t, float* out);
+
+// Round-to-nearest with `choice`: w gets the tensor as F32, deq its
+// quantize-dequantize image (both rows x cols). `milliseconds`, when given,
+// gets the quantizer's time. Errors as measure_quantization's.
+Result<void> quantize_dequantize(const TensorInfo& t, const QuantChoice& choice, std::vector<float>& w,
+                                 std::vector<float>& deq, OpContext& ctx, double* milliseconds = nullptr);
 
 // Quantizes the tensor's 2-D view (rows = output channels) and measures it.
 // Shapes a format cannot take (row length not a multiple of its block or group)

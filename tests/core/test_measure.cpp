@@ -5,7 +5,13 @@
 #include <random>
 #include <tuple>
 
+#include <algorithm>
+#include <cmath>
+
+#include "quant/ggml_dequant.h"
+#include "quant/ggml_quantize.h"
 #include "quant/measure.h"
+#include "quant/quant_error_histogram.h"
 
 namespace {
 
@@ -137,3 +143,99 @@ TEST(Measure, NamedFormatsOnASmallTensor) {
 }
 
 }  // namespace
+
+namespace {
+
+std::vector<float> normal_weights(std::size_t n, unsigned seed) {
+  std::mt19937 rng(seed);
+  std::normal_distribution<float> normal(0.0f, 0.02f);
+  std::vector<float> v(n);
+  for (auto& x : v) x = normal(rng);
+  return v;
+}
+
+}  // namespace
+
+// The ggml path quantizes in slices on the thread pool; the result must be that
+// of one call over all blocks (blocks are independent), for every type.
+TEST(Measure, SlicedGgmlQuantizationEqualsOneCall) {
+  const std::int64_t rows = 48, cols = 8192;  // 12288 Q4_0 blocks: several slices of 2048
+  const auto v = normal_weights(static_cast<std::size_t>(rows * cols), 11);
+  const auto t = f32_tensor(v, rows, cols);
+  for (const char* name : {"q4_0", "q8_0", "q4_k", "q6_k", "iq4_nl"}) {
+    auto c = qs::parse_quant_choice(name);
+    ASSERT_TRUE(c.ok());
+    std::vector<float> w, deq;
+    qs::OpContext ctx;
+    ASSERT_TRUE(qs::quantize_dequantize(t, *c, w, deq, ctx).ok()) << name;
+    ASSERT_EQ(w, v);
+    const std::size_t blocks = v.size() / qs::dtype_block_elems(c->ggml_type);
+    std::vector<std::byte> packed(blocks * qs::dtype_block_bytes(c->ggml_type));
+    ASSERT_TRUE(qs::quantize_ggml_blocks(c->ggml_type, v.data(), blocks, packed.data()).ok());
+    std::vector<float> expect(v.size());
+    ASSERT_TRUE(qs::dequantize_ggml_blocks(c->ggml_type, packed.data(), blocks, expect.data()));
+    EXPECT_EQ(std::memcmp(deq.data(), expect.data(), expect.size() * sizeof(float)), 0) << name;
+  }
+}
+
+// Before/after/error histograms against counts made here from an independent
+// round trip (rtn_int + dequantize_int_into).
+TEST(Measure, ErrorHistogramsCountTheRoundTrip) {
+  const std::int64_t rows = 64, cols = 256;
+  auto v = normal_weights(static_cast<std::size_t>(rows * cols), 5);
+  v[3 * cols + 17] = 0.4f;  // an outlier widens the range and its group's step
+  const auto t = f32_tensor(v, rows, cols);
+  auto c = qs::parse_quant_choice("int4-g128");
+  ASSERT_TRUE(c.ok());
+  qs::OpContext ctx;
+  const int bins = 97;
+  auto h = qs::quant_error_histograms(t, *c, bins, ctx);
+  ASSERT_TRUE(h.ok()) << h.error().message;
+
+  auto q = qs::rtn_int(v.data(), rows, cols, c->grid);
+  ASSERT_TRUE(q.ok());
+  std::vector<float> deq(v.size());
+  qs::dequantize_int_into(*q, deq.data());
+  float lo = v[0], hi = v[0], m = 0;
+  for (std::size_t i = 0; i < v.size(); ++i) {
+    lo = std::min({lo, v[i], deq[i]});
+    hi = std::max({hi, v[i], deq[i]});
+    m = std::max(m, std::fabs(deq[i] - v[i]));
+  }
+  EXPECT_DOUBLE_EQ(h->before.lo, lo);
+  EXPECT_DOUBLE_EQ(h->before.hi, hi);
+  EXPECT_DOUBLE_EQ(h->error.hi, m);
+  EXPECT_DOUBLE_EQ(h->error.lo, -static_cast<double>(m));
+  std::vector<std::uint64_t> before(bins, 0), after(bins, 0), error(bins, 0);
+  const auto index = [&](double x, double a, double b) {
+    return std::min<std::size_t>(static_cast<std::size_t>((x - a) / (b - a) * bins), bins - 1);
+  };
+  for (std::size_t i = 0; i < v.size(); ++i) {
+    ++before[index(v[i], lo, hi)];
+    ++after[index(deq[i], lo, hi)];
+    ++error[index(static_cast<double>(deq[i] - v[i]), -m, m)];
+  }
+  EXPECT_EQ(h->before.counts, before);
+  EXPECT_EQ(h->after.counts, after);
+  EXPECT_EQ(h->error.counts, error);
+  // The outlier's group has the largest step, so the range ends are its half-steps;
+  // the other groups' errors stay well inside: the middle bins hold most counts.
+  EXPECT_GT(error[bins / 2] + error[bins / 2 - 1], error[0] + error[bins - 1]);
+  auto measured = qs::measure_quantization(t, *c, ctx);
+  ASSERT_TRUE(measured.ok());
+  EXPECT_DOUBLE_EQ(h->figures.sqnr_db, measured->error.sqnr_db);
+  EXPECT_DOUBLE_EQ(h->figures.max_abs, m);
+}
+
+TEST(Measure, ErrorHistogramsRejectBadBinsAndUnfitShapes) {
+  const auto t = f32_tensor(normal_weights(4 * 100, 1), 4, 100);
+  qs::OpContext ctx;
+  auto c = qs::parse_quant_choice("q4_0");
+  ASSERT_TRUE(c.ok());
+  auto unfit = qs::quant_error_histograms(t, *c, 64, ctx);
+  ASSERT_FALSE(unfit.ok());
+  EXPECT_NE(unfit.error().message.find("not a multiple of the Q4_0 block"), std::string::npos) << unfit.error().message;
+  auto bad = qs::quant_error_histograms(t, *c, 0, ctx);
+  ASSERT_FALSE(bad.ok());
+  EXPECT_NE(bad.error().message.find("bins"), std::string::npos);
+}
