@@ -245,6 +245,27 @@ FtypeModelFacts facts_of(const Model& m) {
   return f;
 }
 
+// general.file_type for a plan. llama.cpp shows it as the file's type ("Q4_K -
+// Medium"), so a plan whose tensors get exactly the types llama-quantize gives
+// a file type is labelled with that file type: first the one its preset names
+// (plan --preset q4_k_m must not read "Q4_K - Small"), then the one of its
+// default format. Otherwise the default format's file type, as llama-quantize
+// would label a file of mostly that type.
+LlamaFtype plan_file_type(const Plan& plan, const std::vector<FtypeChoice>& choices,
+                          const std::vector<FtypeTensor>& in_order, const FtypeModelFacts& facts) {
+  const LlamaFtype by_default = ftype_of(gguf_type_of(plan.base.format).value_or(DType::Q8_0));
+  std::vector<LlamaFtype> candidates;
+  if (auto named = parse_llama_ftype(plan.preset)) candidates.push_back(*named);
+  candidates.push_back(by_default);
+  for (LlamaFtype f : candidates) {
+    const auto reference = llama_ftype_choices(in_order, f, facts);
+    const bool same = std::equal(reference.begin(), reference.end(), choices.begin(), choices.end(),
+                                 [](const FtypeChoice& a, const FtypeChoice& b) { return a.type == b.type; });
+    if (same) return f;
+  }
+  return by_default;
+}
+
 }  // namespace
 
 Result<GgufExportReport> export_gguf(const Model& source, const std::string& out_path, const GgufExportOptions& options,
@@ -275,7 +296,7 @@ Result<GgufExportReport> export_gguf(const Model& source, const std::string& out
     auto c = plan_choices(source, *options.plan, in_order, sources, options.hessians, methods);
     if (!c) return c.error();
     choices = std::move(*c);
-    file_type = ftype_of(gguf_type_of(options.plan->base.format).value_or(DType::Q8_0));
+    file_type = plan_file_type(*options.plan, choices, in_order, facts_of(source));
   } else {
     choices = llama_ftype_choices(in_order, options.ftype, facts_of(source));
   }

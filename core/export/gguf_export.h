@@ -27,7 +27,8 @@ struct GgufExportOptions {
   // With a plan, each layer gets the ggml type of its plan format ("q4_k",
   // "iq4_nl", "f16", ...; other formats are refused), with llama.cpp's fallback
   // for rows the type cannot take; other tensors are copied. general.file_type
-  // then says the plan's default format.
+  // then says the llama.cpp file type whose types the plan reproduces exactly
+  // (its preset's, e.g. Q4_K_M), else the one of the plan's default format.
   const Plan* plan = nullptr;
   // Calibration Hessians of the source model (calib/hessians.h): with them a
   // plan's method "gptq" runs GPTQ onto each layer's ggml grid (Q8_0, Q4_0,

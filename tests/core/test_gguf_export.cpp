@@ -263,6 +263,47 @@ TEST(GgufExport, PlanDrivenExportMatchesTheFileTypeExport) {
   fs::remove_all(dir);
 }
 
+// llama.cpp prints general.file_type as the model's type: a plan from the
+// q4_k_m preset must say Q4_K_M (15), as llama-quantize's file does, so the
+// whole file is byte-identical to it (it said Q4_K_S, 14, "Q4_K - Small" in
+// llama-cli, before). A plan that no longer gives llama-quantize's types for
+// Q4_K_M is labelled by its default format again.
+TEST(GgufExport, PlanFromAFileTypePresetIsLabelledWithThatFileType) {
+  QS_REQUIRE_SHARED();
+  const std::string gguf = shared + "/models/stories260K/gguf/";
+  auto model = qs::open_model(gguf + "stories260K-f32.gguf");
+  ASSERT_TRUE(model.ok()) << model.error().message;
+  auto plan = qs::plan_preset("q4_k_m", *model);
+  ASSERT_TRUE(plan.ok()) << plan.error().message;
+  const fs::path dir = fresh_dir("plan_label");
+  qs::GgufExportOptions opt;
+  opt.plan = &*plan;
+  const std::string out = (dir / "p.gguf").string();
+  auto report = qs::export_gguf(*model, out, opt, qs::OpContext::none());
+  ASSERT_TRUE(report.ok()) << report.error().message;
+  auto back = qs::read_gguf(out);
+  ASSERT_TRUE(back.ok()) << back.error().message;
+  const auto* ft = back->find("general.file_type");
+  ASSERT_NE(ft, nullptr);
+  EXPECT_EQ(ft->as_int(), 15);  // LLAMA_FTYPE_MOSTLY_Q4_K_M
+  EXPECT_TRUE(qs::test::read_bytes(out) == qs::test::read_bytes(gguf + "stories260K-Q4_K_M.gguf"))
+      << "plan export differs from llama-quantize's Q4_K_M file";
+
+  qs::PlanOverride changed;
+  changed.match.name = "token_embd";
+  changed.format = "q8_0";
+  plan->overrides.push_back(changed);
+  const std::string out2 = (dir / "p2.gguf").string();
+  auto report2 = qs::export_gguf(*model, out2, opt, qs::OpContext::none());
+  ASSERT_TRUE(report2.ok()) << report2.error().message;
+  auto back2 = qs::read_gguf(out2);
+  ASSERT_TRUE(back2.ok()) << back2.error().message;
+  const auto* ft2 = back2->find("general.file_type");
+  ASSERT_NE(ft2, nullptr);
+  EXPECT_EQ(ft2->as_int(), 14);  // default format q4_k: LLAMA_FTYPE_MOSTLY_Q4_K_S
+  fs::remove_all(dir);
+}
+
 // method "clip" writes ordinary ggml blocks (decoded by the ggml decoders) that
 // are never further from the F32 weights than the reference quantizer's.
 TEST(GgufExport, ClipSearchedBlocksAreNeverWorseThanTheReferenceQuantizer) {
