@@ -67,6 +67,15 @@ int run_calibrate(const CalibrateOptions& opt) {
   set.capture.hessians = !opt.no_hessians;
   set.capture.heatmap_tokens = opt.heatmap_tokens;
   const std::string out_path = opt.out.empty() ? default_calibration_path(*model) : opt.out;
+  if (opt.out.empty()) {
+    // A folder marked read-only (shared model stores) is left alone even where
+    // the user could write it anyway (root).
+    namespace fs = std::filesystem;
+    std::error_code pec;
+    const fs::perms p = fs::status(fs::path(out_path).parent_path(), pec).permissions();
+    if (!pec && (p & (fs::perms::owner_write | fs::perms::group_write | fs::perms::others_write)) == fs::perms::none)
+      return fail(fs::path(out_path).parent_path().string() + " is read-only: choose where the calibration file goes with -o", 2);
+  }
   int last_pct = -1;
   OpContext ctx([&](double p) {
     const int pct = static_cast<int>(p * 100);

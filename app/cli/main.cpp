@@ -47,6 +47,9 @@ int main(int argc, char** argv) {
   meas->add_flag("--json", measure.json, "Machine-readable output");
   std::string measure_plan;
   meas->add_option("--plan", measure_plan, "Measure each layer with the format a plan (plan.json) gives it");
+  std::string measure_calib;
+  meas->add_option("--calib-file", measure_calib, "With --plan: add each layer's relative output error on the Hessians "
+                                                  "of this calibration file (quantscope-cli calibrate)");
 
   qs::cli::ExportOptions exporting;
   auto* exp = app.add_subcommand("export", "Write a quantized checkpoint. GGUF: llama.cpp's per-tensor types for a file "
@@ -173,7 +176,7 @@ int main(int argc, char** argv) {
       if (comma > start) measure.formats.push_back(measure_formats.substr(start, comma - start));
       start = comma + 1;
     }
-    if (!measure_plan.empty()) return qs::cli::run_measure_plan(measure.path, measure_plan, measure.json);
+    if (!measure_plan.empty()) return qs::cli::run_measure_plan(measure.path, measure_plan, measure.json, measure_calib);
     return qs::cli::run_measure(measure);
   }
   if (*exp) return qs::cli::run_export(exporting);

@@ -6,6 +6,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <nlohmann/json.hpp>
 
 #include "demo/demo_model.h"
@@ -229,7 +230,12 @@ TEST_F(Cli, CalibrateWritesTheFileAndSummarisesEachInput) {
   EXPECT_NE(t.out.find("top channels"), std::string::npos) << t.out;
   EXPECT_NE(t.out.find("peak RSS"), std::string::npos) << t.out;
   EXPECT_NE(t.out.find("tokens/s"), std::string::npos) << t.out;
-  const CliRun bad = run("calibrate --text /nonexistent.txt " + shared + "/models/stories260K/hf", true);
+  // Without -o the file goes next to the model: a read-only model folder is refused before any work.
+  const CliRun ro = run("calibrate --seqs 1 --ctx 32 --text " + text + " " + shared + "/models/stories260K/hf", true);
+  EXPECT_EQ(ro.code, 2);
+  EXPECT_NE(ro.out.find("read-only"), std::string::npos) << ro.out;
+  EXPECT_FALSE(std::filesystem::exists(shared + "/models/stories260K/hf/quantscope.qscalib.h5"));
+  const CliRun bad = run("calibrate -o " + (dir_ / "c.h5").string() + " --text /nonexistent.txt " + shared + "/models/stories260K/hf", true);
   EXPECT_EQ(bad.code, 2);
   EXPECT_NE(bad.out.find("/nonexistent.txt"), std::string::npos) << bad.out;
 }
@@ -266,6 +272,40 @@ TEST_F(Cli, EvalGivesPerplexityAndKldOfAPlan) {
   const CliRun bad = run("eval --plan /nonexistent.json" + text + gguf + "stories260K-f32.gguf", true);
   EXPECT_EQ(bad.code, 2);
   EXPECT_NE(bad.out.find("/nonexistent.json"), std::string::npos) << bad.out;
+}
+
+// measure --plan --calib-file: the output error of every block layer from the file's Hessians.
+TEST_F(Cli, MeasurePlanWithCalibrationFileAddsOutputError) {
+  const std::string shared = QS_SHARED_DIR;
+  if (!std::filesystem::exists(shared + "/models")) GTEST_SKIP() << "../shared/models is absent (fresh clone)";
+  const std::string model = shared + "/models/stories260K/gguf/stories260K-f32.gguf";
+  const auto calib = dir_ / "m.qscalib.h5";
+  ASSERT_EQ(run("calibrate --seqs 8 --ctx 128 -o " + calib.string() + " --text " + shared +
+                "/models/stories260K/eval/tiny_stories_eval.txt " + model).code, 0);
+  std::map<std::string, double> err[2];
+  int k = 0;
+  for (const char* preset : {"q8_0", "q4_0"}) {
+    const auto plan = dir_ / (std::string(preset) + ".json");
+    ASSERT_EQ(run("plan --preset " + std::string(preset) + " -o " + plan.string() + " " + model).code, 0);
+    const CliRun r = run("measure --json --plan " + plan.string() + " --calib-file " + calib.string() + " " + model);
+    ASSERT_EQ(r.code, 0) << r.out;
+    const auto j = nlohmann::json::parse(r.out);
+    for (const auto& l : j["layers"])
+      if (l.contains("rel_output_error")) err[k][l["name"]] = l["rel_output_error"].get<double>();
+    ++k;
+  }
+  ASSERT_EQ(err[0].size(), 30u);  // q, k, v, o, gate, up per block (the 172-wide down rows are skipped by q8_0/q4_0)
+  for (const auto& [name, e8] : err[0]) {
+    ASSERT_TRUE(err[1].count(name)) << name;
+    EXPECT_GT(e8, 0.0) << name;
+    EXPECT_LT(e8, err[1][name]) << name;
+    EXPECT_LT(err[1][name], 0.2) << name;
+  }
+  // A calibration file of another model (the HF directory: other tensor names) is refused.
+  const CliRun other = run("measure --plan " + (dir_ / "q8_0.json").string() + " --calib-file " + calib.string() + " " + shared +
+                           "/models/stories260K/hf", true);
+  EXPECT_EQ(other.code, 2);
+  EXPECT_NE(other.out.find("another model"), std::string::npos) << other.out;
 }
 
 }  // namespace
