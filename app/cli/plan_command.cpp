@@ -197,9 +197,13 @@ int run_measure_plan(const std::string& model_path, const std::string& plan_path
   const double bpw = weights > 0 ? bits / weights : 0, sqnr = err > 0 ? 10.0 * std::log10(ref / err) : INFINITY;
   out["totals"] = {{"bits_per_weight", bpw}, {"sqnr_db", sqnr}, {"layers_skipped", skipped}};
   if (calib) out["totals"]["max_rel_output_error"] = worst_out;
-  if (calib && !json)
-    std::printf("out err: tr(dW H dW^T) / tr(W H W^T) on the Hessians of %s (%lld tokens); worst layer %.3g\n",
-                calib_file.c_str(), static_cast<long long>(calib->run.capture.tokens), worst_out);
+  if (calib && !json) {
+    if (worst_out < 0)
+      std::printf("out err: %s holds no Hessians (calibrated with --no-hessians): no output error\n", calib_file.c_str());
+    else
+      std::printf("out err: tr(dW H dW^T) / tr(W H W^T) on the Hessians of %s (%lld tokens); worst layer %.3g\n",
+                  calib_file.c_str(), static_cast<long long>(calib->run.capture.tokens), worst_out);
+  }
   if (json) std::printf("%s\n", out.dump(2).c_str());
   else std::printf("plan total: %.3f bits/weight, SQNR %.2f dB over the measured layers, %d skipped\n", bpw, sqnr, skipped);
   return 0;
