@@ -9,6 +9,8 @@
 #include "measure_command.h"
 #include "plan_command.h"
 #include "perplexity_command.h"
+#include "calibrate_command.h"
+#include "eval_command.h"
 #include "model/dtype.h"
 #include "quant/llama_ftype.h"
 
@@ -45,6 +47,9 @@ int main(int argc, char** argv) {
   meas->add_flag("--json", measure.json, "Machine-readable output");
   std::string measure_plan;
   meas->add_option("--plan", measure_plan, "Measure each layer with the format a plan (plan.json) gives it");
+  std::string measure_calib;
+  meas->add_option("--calib-file", measure_calib, "With --plan: add each layer's relative output error on the Hessians "
+                                                  "of this calibration file (quantscope-cli calibrate)");
 
   qs::cli::ExportOptions exporting;
   auto* exp = app.add_subcommand("export", "Write a quantized checkpoint. GGUF: llama.cpp's per-tensor types for a file "
@@ -97,6 +102,33 @@ int main(int argc, char** argv) {
   pp->add_option("--chunks", ppl.chunks, "Score at most this many chunks (-1: all)")->capture_default_str();
   pp->add_flag("--json", ppl.json, "Machine-readable output");
 
+  qs::cli::CalibrateOptions calib;
+  auto* cal = app.add_subcommand("calibrate", "Run a llama-family model over calibration text and save each linear-layer "
+                                              "input's statistics (channel abs-max, mean |x|, histogram, channel x token "
+                                              "map, Hessian) to an HDF5 calibration file (docs/calibration-file.md)");
+  cal->add_option("path", calib.path, "Model: HF directory with a tokenizer, or .gguf")->required();
+  cal->add_option("--text", calib.texts, "Calibration text file (repeat for several)")->required();
+  cal->add_option("--seqs", calib.sequences, "Sequences to run")->check(CLI::Range(1, 1 << 20))->capture_default_str();
+  cal->add_option("--ctx", calib.ctx, "Tokens per sequence")->check(CLI::Range(2, 1 << 20))->capture_default_str();
+  cal->add_option("--seed", calib.seed, "Seed of the sequence draw (uniform window starts)")->capture_default_str();
+  cal->add_option("--heatmap-tokens", calib.heatmap_tokens, "Tokens kept for the channel x token map")
+      ->check(CLI::Range(0, 1 << 16))->capture_default_str();
+  cal->add_flag("--no-hessians", calib.no_hessians, "Do not accumulate the Hessians (4 x cols^2 bytes per input)");
+  cal->add_option("-o,--out", calib.out, "Calibration file (default: <model file>.qscalib.h5, or quantscope.qscalib.h5 "
+                                         "inside a model directory)");
+  cal->add_flag("--json", calib.json, "Machine-readable output");
+
+  qs::cli::EvalOptions eval;
+  auto* ev = app.add_subcommand("eval", "Perplexity of a model on a text (llama-perplexity's protocol) and, with --plan, "
+                                        "of the model fake-quantized by the plan with the mean KL divergence from the "
+                                        "unquantized model");
+  ev->add_option("path", eval.path, "Model: HF directory with a tokenizer, or .gguf")->required();
+  ev->add_option("--plan", eval.plan, "Plan (plan.json) to apply in memory");
+  ev->add_option("--text", eval.text, "Evaluation text file")->required();
+  ev->add_option("--ctx", eval.ctx, "Tokens per chunk")->check(CLI::Range(4, 1 << 20))->capture_default_str();
+  ev->add_option("--chunks", eval.chunks, "Score at most this many chunks (-1: all)")->capture_default_str();
+  ev->add_flag("--json", eval.json, "Machine-readable output");
+
   std::string demo_out = qs::default_demo_dir();
   qs::DemoSpec demo_spec;
   std::string demo_dtype = "f16";
@@ -144,11 +176,13 @@ int main(int argc, char** argv) {
       if (comma > start) measure.formats.push_back(measure_formats.substr(start, comma - start));
       start = comma + 1;
     }
-    if (!measure_plan.empty()) return qs::cli::run_measure_plan(measure.path, measure_plan, measure.json);
+    if (!measure_plan.empty()) return qs::cli::run_measure_plan(measure.path, measure_plan, measure.json, measure_calib);
     return qs::cli::run_measure(measure);
   }
   if (*exp) return qs::cli::run_export(exporting);
   if (*pp) return qs::cli::run_perplexity(ppl);
+  if (*cal) return qs::cli::run_calibrate(calib);
+  if (*ev) return qs::cli::run_eval(eval);
   if (*pl) {
     if (plan_demo == !planning.path.empty()) {
       std::fprintf(stderr, "quantscope-cli plan: give a PATH or --demo (one of them)\n");

@@ -16,7 +16,10 @@ struct PlanOptions {
 // every layer's format.
 int run_plan(const PlanOptions& opt);
 
-// `measure --plan`: measures every layer with the format the plan gives it.
-int run_measure_plan(const std::string& model_path, const std::string& plan_path, bool json);
+// `measure --plan`: measures every layer with the format the plan gives it;
+// with a calibration file (docs/calibration-file.md), also each layer's
+// relative output error tr(dW H dW^T) / tr(W H W^T) on its input's Hessian.
+int run_measure_plan(const std::string& model_path, const std::string& plan_path, bool json,
+                     const std::string& calib_file = "");
 
 }  // namespace qs::cli

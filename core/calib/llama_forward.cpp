@@ -90,6 +90,7 @@ void rope(float* x, std::int64_t n, int heads, int d, int pos0, const LlamaConfi
 struct Loader {
   const Model& m;
   std::string error;
+  const LlamaModel::WeightTransform* transform = nullptr;
 
   // The tensor `name` as F32 with exactly `shape`; empty when absent and not required.
   std::vector<float> read(const std::string& name, std::vector<std::int64_t> shape, bool required = true) {
@@ -119,6 +120,11 @@ struct Loader {
       error = m.path + ": tensor " + name + ": " + r.error().message;
       return {};
     }
+    if (transform && *transform)
+      if (auto r = (*transform)(t, out); !r) {
+        error = m.path + ": tensor " + name + ": " + r.error().message;
+        return {};
+      }
     return out;
   }
 };
@@ -134,7 +140,9 @@ std::uint64_t LlamaModel::weight_bytes() const {
   return n * sizeof(float);
 }
 
-Result<LlamaModel> LlamaModel::load(const Model& m, OpContext& ctx) {
+Result<LlamaModel> LlamaModel::load(const Model& m, OpContext& ctx) { return load(m, ctx, WeightTransform()); }
+
+Result<LlamaModel> LlamaModel::load(const Model& m, OpContext& ctx, const WeightTransform& transform) {
   const ArchInfo& a = m.arch;
   const bool gguf = m.format == ModelFormat::Gguf;
   if (!a.is_llama_family())
@@ -186,7 +194,7 @@ Result<LlamaModel> LlamaModel::load(const Model& m, OpContext& ctx) {
                               std::to_string(static_cast<long long>(need / (1 << 20))) + " MiB, more than this machine's " +
                               std::to_string(static_cast<long long>(static_cast<double>(pages) * page / (1 << 20))) +
                               " MiB of memory");
-  Loader ld{m, {}};
+  Loader ld{m, {}, &transform};
   lm.embed_ = ld.read(embed_name, {v, h});
   lm.out_norm_ = ld.read(gguf ? "output_norm.weight" : "model.norm.weight", {h});
   if (gguf) c.rope_freq_factors = ld.read("rope_freqs.weight", {c.head_dim / 2}, false);

@@ -18,6 +18,7 @@
 namespace qs {
 
 struct Model;
+struct TensorInfo;
 class ThreadPool;
 
 struct LlamaConfig {
@@ -48,6 +49,10 @@ class LlamaModel {
   // Reads the weights of an opened llama-family model (HF names
   // model.layers.N.* or GGUF blk.N.*), checking every shape.
   static Result<LlamaModel> load(const Model& m, OpContext& ctx = OpContext::none());
+  // The same, with every weight passed through `transform` once decoded to
+  // F32: evaluation of a plan replaces weights by their fake-quantized values.
+  using WeightTransform = std::function<Result<void>(const TensorInfo& tensor, std::vector<float>& values)>;
+  static Result<LlamaModel> load(const Model& m, OpContext& ctx, const WeightTransform& transform);
 
   const LlamaConfig& config() const { return cfg_; }
   std::uint64_t weight_bytes() const;  // F32 bytes held

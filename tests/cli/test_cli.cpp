@@ -6,6 +6,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <nlohmann/json.hpp>
 
 #include "demo/demo_model.h"
@@ -201,6 +202,110 @@ TEST_F(Cli, DemoCommandWritesAModelThatInspects) {
   const CliRun r = run("inspect --json " + out.string());
   ASSERT_EQ(r.code, 0);
   EXPECT_EQ(nlohmann::json::parse(r.out)["layers"].size(), 2u * 7 + 2);
+}
+
+TEST_F(Cli, CalibrateWritesTheFileAndSummarisesEachInput) {
+  const std::string shared = QS_SHARED_DIR;
+  if (!std::filesystem::exists(shared + "/models")) GTEST_SKIP() << "../shared/models is absent (fresh clone)";
+  const std::string text = shared + "/models/stories260K/eval/tiny_stories_eval.txt";
+  const auto out = dir_ / "stories.qscalib.h5";
+  const CliRun r = run("calibrate --json --seqs 4 --ctx 64 --seed 9 -o " + out.string() + " --text " + text + " " + shared +
+                       "/models/stories260K/hf");
+  ASSERT_EQ(r.code, 0) << r.out;
+  const auto j = nlohmann::json::parse(r.out);
+  EXPECT_EQ(j["tokens"], 256);
+  EXPECT_EQ(j["text_tokens"], 2066);
+  EXPECT_EQ(j["inputs"].size(), 20u);
+  EXPECT_EQ(j["inputs"][3]["input"], "mlp_down");
+  EXPECT_EQ(j["inputs"][3]["cols"], 172);
+  EXPECT_EQ(j["inputs"][3]["top_channels"].size(), 8u);
+  EXPECT_GE(j["inputs"][3]["top_channels"][0]["abs_max"].get<double>(), j["inputs"][3]["top_channels"][1]["abs_max"].get<double>());
+  EXPECT_EQ(j["inputs"][3]["abs_max"], j["inputs"][3]["top_channels"][0]["abs_max"]);
+  EXPECT_GT(j["peak_rss_mib"].get<double>(), 1.0);
+  EXPECT_GT(j["tokens_per_second"].get<double>(), 0.0);
+  EXPECT_EQ(j["output_bytes"].get<std::uint64_t>(), std::filesystem::file_size(out));
+  const CliRun t = run("calibrate --seqs 2 --ctx 32 -o " + (dir_ / "b.h5").string() + " --text " + text + " " + shared +
+                       "/models/stories260K/hf");
+  ASSERT_EQ(t.code, 0) << t.out;
+  EXPECT_NE(t.out.find("top channels"), std::string::npos) << t.out;
+  EXPECT_NE(t.out.find("peak RSS"), std::string::npos) << t.out;
+  EXPECT_NE(t.out.find("tokens/s"), std::string::npos) << t.out;
+  // Without -o the file goes next to the model: a read-only model folder is refused before any work.
+  const CliRun ro = run("calibrate --seqs 1 --ctx 32 --text " + text + " " + shared + "/models/stories260K/hf", true);
+  EXPECT_EQ(ro.code, 2);
+  EXPECT_NE(ro.out.find("read-only"), std::string::npos) << ro.out;
+  EXPECT_FALSE(std::filesystem::exists(shared + "/models/stories260K/hf/quantscope.qscalib.h5"));
+  const CliRun bad = run("calibrate -o " + (dir_ / "c.h5").string() + " --text /nonexistent.txt " + shared + "/models/stories260K/hf", true);
+  EXPECT_EQ(bad.code, 2);
+  EXPECT_NE(bad.out.find("/nonexistent.txt"), std::string::npos) << bad.out;
+}
+
+// eval: llama.cpp's perplexity for F32; a q4_k_m plan in memory = llama-quantize's Q4_K_M file.
+TEST_F(Cli, EvalGivesPerplexityAndKldOfAPlan) {
+  const std::string shared = QS_SHARED_DIR;
+  if (!std::filesystem::exists(shared + "/models")) GTEST_SKIP() << "../shared/models is absent (fresh clone)";
+  const std::string gguf = shared + "/models/stories260K/gguf/";
+  const std::string text = " --text " + shared + "/models/stories260K/eval/tiny_stories_eval.txt ";
+  const CliRun plain = run("eval" + text + gguf + "stories260K-f32.gguf");
+  ASSERT_EQ(plain.code, 0) << plain.out;
+  const auto at = plain.out.find("perplexity: ");
+  ASSERT_NE(at, std::string::npos) << plain.out;
+  EXPECT_NEAR(std::stod(plain.out.substr(at + 12)), 4.6578, 4.6578 * 0.001);
+
+  const auto plan = dir_ / "q4km.json";
+  ASSERT_EQ(run("plan --preset q4_k_m -o " + plan.string() + " " + gguf + "stories260K-f32.gguf").code, 0);
+  const CliRun q = run("eval --json --plan " + plan.string() + text + gguf + "stories260K-f32.gguf");
+  ASSERT_EQ(q.code, 0) << q.out;
+  const CliRun file = run("eval --json" + text + gguf + "stories260K-Q4_K_M.gguf");
+  ASSERT_EQ(file.code, 0) << file.out;
+  const auto jq = nlohmann::json::parse(q.out), jf = nlohmann::json::parse(file.out);
+  EXPECT_NEAR(jq["perplexity"].get<double>(), jf["perplexity"].get<double>(), 1e-4);
+  EXPECT_NEAR(jq["perplexity"].get<double>(), 4.8044, 4.8044 * 0.01);
+  EXPECT_NEAR(jq["reference_perplexity"].get<double>(), 4.6578, 4.6578 * 0.001);
+  EXPECT_GT(jq["mean_kld"].get<double>(), 0.0);
+  EXPECT_EQ(jq["layers"].size(), 37u);
+  const CliRun text_mode = run("eval --plan " + plan.string() + text + gguf + "stories260K-f32.gguf");
+  ASSERT_EQ(text_mode.code, 0);
+  EXPECT_NE(text_mode.out.find("kld: "), std::string::npos) << text_mode.out;
+  EXPECT_NE(text_mode.out.find("29 x Q5_0"), std::string::npos) << text_mode.out;
+
+  const CliRun bad = run("eval --plan /nonexistent.json" + text + gguf + "stories260K-f32.gguf", true);
+  EXPECT_EQ(bad.code, 2);
+  EXPECT_NE(bad.out.find("/nonexistent.json"), std::string::npos) << bad.out;
+}
+
+// measure --plan --calib-file: the output error of every block layer from the file's Hessians.
+TEST_F(Cli, MeasurePlanWithCalibrationFileAddsOutputError) {
+  const std::string shared = QS_SHARED_DIR;
+  if (!std::filesystem::exists(shared + "/models")) GTEST_SKIP() << "../shared/models is absent (fresh clone)";
+  const std::string model = shared + "/models/stories260K/gguf/stories260K-f32.gguf";
+  const auto calib = dir_ / "m.qscalib.h5";
+  ASSERT_EQ(run("calibrate --seqs 8 --ctx 128 -o " + calib.string() + " --text " + shared +
+                "/models/stories260K/eval/tiny_stories_eval.txt " + model).code, 0);
+  std::map<std::string, double> err[2];
+  int k = 0;
+  for (const char* preset : {"q8_0", "q4_0"}) {
+    const auto plan = dir_ / (std::string(preset) + ".json");
+    ASSERT_EQ(run("plan --preset " + std::string(preset) + " -o " + plan.string() + " " + model).code, 0);
+    const CliRun r = run("measure --json --plan " + plan.string() + " --calib-file " + calib.string() + " " + model);
+    ASSERT_EQ(r.code, 0) << r.out;
+    const auto j = nlohmann::json::parse(r.out);
+    for (const auto& l : j["layers"])
+      if (l.contains("rel_output_error")) err[k][l["name"]] = l["rel_output_error"].get<double>();
+    ++k;
+  }
+  ASSERT_EQ(err[0].size(), 30u);  // q, k, v, o, gate, up per block (the 172-wide down rows are skipped by q8_0/q4_0)
+  for (const auto& [name, e8] : err[0]) {
+    ASSERT_TRUE(err[1].count(name)) << name;
+    EXPECT_GT(e8, 0.0) << name;
+    EXPECT_LT(e8, err[1][name]) << name;
+    EXPECT_LT(err[1][name], 0.2) << name;
+  }
+  // A calibration file of another model (the HF directory: other tensor names) is refused.
+  const CliRun other = run("measure --plan " + (dir_ / "q8_0.json").string() + " --calib-file " + calib.string() + " " + shared +
+                           "/models/stories260K/hf", true);
+  EXPECT_EQ(other.code, 2);
+  EXPECT_NE(other.out.find("another model"), std::string::npos) << other.out;
 }
 
 }  // namespace

@@ -1,0 +1,167 @@
+#include "calibrate_command.h"
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+#include <nlohmann/json.hpp>
+#include <numeric>
+
+#include <sys/resource.h>
+
+#include "backend/thread_pool.h"
+#include "calib/calibrate.h"
+#include "calib/calibration_file.h"
+#include "io/open_model.h"
+#include "stats/outliers.h"
+
+namespace qs::cli {
+namespace {
+
+double peak_rss_mib() {
+  rusage ru{};
+  getrusage(RUSAGE_SELF, &ru);
+  return static_cast<double>(ru.ru_maxrss) / 1024.0;  // Linux: KiB
+}
+
+struct InputSummary {
+  float max_abs = 0, median_abs_max = 0;
+  double mean_abs = 0, rms = 0;
+  std::vector<std::size_t> outliers;  // abs-max > 6 x median
+  std::vector<std::size_t> top;       // all channels by abs-max, descending
+};
+
+InputSummary summarize(const InputStats& s) {
+  InputSummary out;
+  out.max_abs = s.abs_max.empty() ? 0.0f : *std::max_element(s.abs_max.begin(), s.abs_max.end());
+  out.median_abs_max = static_cast<float>(median_of(s.abs_max));
+  double ms = 0;
+  for (std::size_t j = 0; j < s.mean_abs.size(); ++j) {
+    out.mean_abs += s.mean_abs[j];
+    ms += s.mean_sq[j];
+  }
+  const double n = static_cast<double>(std::max<std::size_t>(1, s.mean_abs.size()));
+  out.mean_abs /= n;
+  out.rms = std::sqrt(ms / n);
+  out.outliers = outlier_channels(s.abs_max);
+  out.top.resize(s.abs_max.size());
+  std::iota(out.top.begin(), out.top.end(), std::size_t{0});
+  std::stable_sort(out.top.begin(), out.top.end(), [&](std::size_t a, std::size_t b) { return s.abs_max[a] > s.abs_max[b]; });
+  return out;
+}
+
+}  // namespace
+
+int run_calibrate(const CalibrateOptions& opt) {
+  auto fail = [](const std::string& message, int code) {
+    std::fprintf(stderr, "quantscope-cli: %s\n", message.c_str());
+    return code;
+  };
+  auto model = open_model(opt.path);
+  if (!model) return fail(model.error().message, 2);
+  CalibrationSettings set;
+  set.text_files = opt.texts;
+  set.sequences = opt.sequences;
+  set.seq_len = opt.ctx;
+  set.seed = opt.seed;
+  set.capture.hessians = !opt.no_hessians;
+  set.capture.heatmap_tokens = opt.heatmap_tokens;
+  const std::string out_path = opt.out.empty() ? default_calibration_path(*model) : opt.out;
+  if (opt.out.empty()) {
+    // A folder marked read-only (shared model stores) is left alone even where
+    // the user could write it anyway (root).
+    namespace fs = std::filesystem;
+    std::error_code pec;
+    const fs::perms p = fs::status(fs::path(out_path).parent_path(), pec).permissions();
+    if (!pec && (p & (fs::perms::owner_write | fs::perms::group_write | fs::perms::others_write)) == fs::perms::none)
+      return fail(fs::path(out_path).parent_path().string() + " is read-only: choose where the calibration file goes with -o", 2);
+  }
+  int last_pct = -1;
+  OpContext ctx([&](double p) {
+    const int pct = static_cast<int>(p * 100);
+    if (!opt.json && pct / 10 != last_pct / 10) std::fprintf(stderr, "\rcalibrating: %3d %%", pct);
+    last_pct = pct;
+  });
+  const auto t0 = std::chrono::steady_clock::now();
+  auto run = calibrate(*model, set, ctx);
+  if (!opt.json) std::fprintf(stderr, "\n");
+  if (!run) return fail(run.error().message, run.error().code == ErrorCode::Unsupported ? 3 : 2);
+  const auto t1 = std::chrono::steady_clock::now();
+  if (auto r = write_calibration_file(out_path, *model, *run); !r)
+    return fail(r.error().message + (opt.out.empty() ? " (choose another place with -o)" : ""), 2);
+  const double write_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t1).count();
+  const double total_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  std::error_code ec;
+  const auto file_bytes = std::filesystem::file_size(out_path, ec);
+  const ActivationCapture& cap = run->capture;
+  const double tok_s = cap.seconds > 0 ? static_cast<double>(cap.tokens) / cap.seconds : 0.0;
+  const double rss = peak_rss_mib();
+  std::uint64_t held = 0;
+  for (const InputStats& s : cap.inputs)
+    held += 4 * (s.hessian.size() + s.heatmap.size() + 3 * s.abs_max.size()) + 8 * s.histogram.size();
+
+  if (opt.json) {
+    nlohmann::ordered_json inputs = nlohmann::ordered_json::array();
+    for (const InputStats& s : cap.inputs) {
+      const InputSummary sum = summarize(s);
+      nlohmann::ordered_json top = nlohmann::ordered_json::array();
+      for (std::size_t k = 0; k < std::min<std::size_t>(sum.top.size(), 8); ++k)
+        top.push_back({{"channel", sum.top[k]}, {"abs_max", s.abs_max[sum.top[k]]},
+                       {"times_median", sum.median_abs_max > 0 ? s.abs_max[sum.top[k]] / sum.median_abs_max : 0.0f}});
+      inputs.push_back({{"block", s.block}, {"input", linear_input_name(s.input)}, {"roles", linear_input_roles(s.input)},
+                        {"cols", s.cols}, {"tokens", s.tokens}, {"abs_max", sum.max_abs},
+                        {"median_channel_abs_max", sum.median_abs_max}, {"mean_abs", sum.mean_abs}, {"rms", sum.rms},
+                        {"outlier_channels", sum.outliers}, {"top_channels", top}});
+    }
+    nlohmann::ordered_json j = {{"model", model->path},
+                                {"texts", opt.texts},
+                                {"text_tokens", run->text_tokens},
+                                {"sequences", cap.sequences},
+                                {"seq_len", cap.seq_len},
+                                {"seed", opt.seed},
+                                {"tokens", cap.tokens},
+                                {"hessians", !opt.no_hessians},
+                                {"heatmap_tokens", opt.heatmap_tokens},
+                                {"output", out_path},
+                                {"output_bytes", ec ? 0 : file_bytes},
+                                {"capture_bytes", held},
+                                {"seconds", cap.seconds},
+                                {"load_seconds", run->load_seconds},
+                                {"write_seconds", write_s},
+                                {"tokens_per_second", tok_s},
+                                {"threads", ThreadPool::global().size()},
+                                {"peak_rss_mib", rss},
+                                {"inputs", inputs}};
+    std::printf("%s\n", j.dump(2).c_str());
+    return 0;
+  }
+  std::printf("model: %s\n", model->path.c_str());
+  std::printf("text: %lld tokens from %zu file(s); %d sequences of %d tokens drawn with seed %llu (%lld tokens run)\n",
+              static_cast<long long>(run->text_tokens), opt.texts.size(), cap.sequences, cap.seq_len,
+              static_cast<unsigned long long>(opt.seed), static_cast<long long>(cap.tokens));
+  std::printf("\n%5s  %-16s %-7s %6s %10s %10s %10s %8s  %s\n", "block", "input", "layers", "cols", "max|x|", "med ch max",
+              "mean|x|", "outliers", "top channels: index (abs-max, x median)");
+  for (const InputStats& s : cap.inputs) {
+    const InputSummary sum = summarize(s);
+    std::string top;
+    for (std::size_t k = 0; k < std::min<std::size_t>(sum.top.size(), 3); ++k) {
+      const float v = s.abs_max[sum.top[k]];
+      char buf[64];
+      std::snprintf(buf, sizeof buf, "%s%zu (%.3g, %.1fx)", k ? ", " : "", sum.top[k], static_cast<double>(v),
+                    sum.median_abs_max > 0 ? static_cast<double>(v / sum.median_abs_max) : 0.0);
+      top += buf;
+    }
+    std::printf("%5d  %-16s %-7s %6lld %10.4g %10.4g %10.4g %8zu  %s\n", s.block, linear_input_name(s.input),
+                linear_input_roles(s.input), static_cast<long long>(s.cols), static_cast<double>(sum.max_abs),
+                static_cast<double>(sum.median_abs_max), sum.mean_abs, sum.outliers.size(), top.c_str());
+  }
+  std::printf("\noutliers: channels whose abs-max exceeds 6 x the median channel abs-max (LLM.int8() rule)\n");
+  std::printf("time: %.3f s forward + statistics (%.0f tokens/s, %u threads), %.3f s load, %.3f s write, %.3f s total\n",
+              cap.seconds, tok_s, ThreadPool::global().size(), run->load_seconds, write_s, total_s);
+  std::printf("memory: %.1f MiB of statistics%s, peak RSS %.1f MiB\n", static_cast<double>(held) / (1 << 20),
+              opt.no_hessians ? "" : " (Hessians included)", rss);
+  std::printf("written: %s (%.1f MiB)\n", out_path.c_str(), ec ? 0.0 : static_cast<double>(file_bytes) / (1 << 20));
+  return 0;
+}
+
+}  // namespace qs::cli

@@ -1,0 +1,24 @@
+#pragma once
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace qs::cli {
+
+struct CalibrateOptions {
+  std::string path;                 // model
+  std::vector<std::string> texts;   // calibration text files
+  int sequences = 128;
+  int ctx = 256;                    // tokens per sequence
+  std::uint64_t seed = 0;
+  int heatmap_tokens = 128;
+  bool no_hessians = false;
+  std::string out;                  // calibration file; empty: next to the model
+  bool json = false;
+};
+
+// Runs the model over calibration text, prints a summary per linear-layer
+// input (outlier channels first) and writes the HDF5 calibration file.
+int run_calibrate(const CalibrateOptions& opt);
+
+}  // namespace qs::cli

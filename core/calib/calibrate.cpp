@@ -1,0 +1,40 @@
+#include "calib/calibrate.h"
+
+#include <chrono>
+
+#include "calib/llama_forward.h"
+#include "calib/spm_tokenizer.h"
+#include "util/read_text_file.h"
+
+namespace qs {
+
+Result<CalibrationRun> calibrate(const Model& model, const CalibrationSettings& settings, OpContext& ctx) {
+  if (settings.text_files.empty()) return Error::invalid("calibration: no text file given");
+  const auto t0 = std::chrono::steady_clock::now();
+  auto tok = SpmTokenizer::for_model(model);
+  if (!tok) return tok.error();
+  std::vector<std::int32_t> ids;
+  for (const std::string& f : settings.text_files) {
+    auto text = read_text_file(f, kMaxCalibrationTextBytes);
+    if (!text) return text.error();
+    const auto part = tok->encode(*text, tok->add_bos());
+    ids.insert(ids.end(), part.begin(), part.end());
+  }
+  auto sequences =
+      draw_calibration_sequences(ids, settings.sequences, settings.seq_len, settings.seed, tok->add_bos() ? tok->bos_id() : -1);
+  if (!sequences) return sequences.error();
+  if (ctx.cancelled()) return Error::cancelled();
+  // Loading reports no progress of its own, so the caller sees one 0 → 1 sweep (the capture).
+  auto lm = LlamaModel::load(model);
+  if (!lm) return lm.error();
+  CalibrationRun run;
+  run.settings = settings;
+  run.text_tokens = static_cast<std::int64_t>(ids.size());
+  run.load_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  auto cap = capture_activations(*lm, *sequences, settings.capture, ctx);
+  if (!cap) return cap.error();
+  run.capture = std::move(*cap);
+  return run;
+}
+
+}  // namespace qs
