@@ -9,6 +9,7 @@
 #include <QTabWidget>
 #include <QTemporaryDir>
 #include <QTimer>
+#include <algorithm>
 #include <cstdio>
 #include <memory>
 
@@ -41,7 +42,7 @@ void screenshotExportDialog(qs::app::MainWindow& window, const QString& file, bo
   auto dir = std::make_shared<QTemporaryDir>();
   dialog->formatCombo()->setCurrentIndex(static_cast<int>(qs::ui::ExportFormat::Hdf5));
   dialog->setDestination(dir->filePath(QStringLiteral("demo-quantized.h5")));
-  dialog->resize(dialog->width(), 680);
+  dialog->resize(std::max(dialog->width(), 800), 680);
   QObject::connect(window.document(), &qs::app::Document::exportFinished, dialog,
                    [dialog, file, dir](const qs::app::ExportOutcome& outcome) {
                      if (!outcome.result) {

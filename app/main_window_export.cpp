@@ -25,7 +25,7 @@ namespace qs::app {
 namespace {
 
 QString planLabelOf(const QString& preset) {
-  return preset.isEmpty() ? MainWindow::tr("edited plan") : MainWindow::tr("%1 preset").arg(preset);
+  return preset.isEmpty() ? MainWindow::tr("current plan") : MainWindow::tr("%1 preset").arg(preset);
 }
 
 }  // namespace

@@ -26,8 +26,7 @@ namespace {
 
 QLabel* noteLabel(QWidget* parent) {
   auto* l = new QLabel(parent);
-  l->setWordWrap(true);
-  l->setStyleSheet(QStringLiteral("color: palette(mid)"));
+  l->setWordWrap(true);  // default text colour: a greyed note read as a disabled control
   return l;
 }
 
@@ -188,9 +187,11 @@ ExportDialog::ExportDialog(QWidget* parent)
   results_->setObjectName(QStringLiteral("exportResults"));
   results_->setColumnCount(4);
   results_->setHorizontalHeaderLabels({tr("Tensor"), tr("Written as"), tr("SQNR (dB)"), tr("Note")});
-  results_->horizontalHeader()->setSectionResizeMode(0, QHeaderView::ResizeToContents);
+  for (int c = 0; c < 3; ++c) results_->horizontalHeader()->setSectionResizeMode(c, QHeaderView::ResizeToContents);
+  results_->setWordWrap(false);  // one line per tensor: the table is for scanning
   results_->horizontalHeader()->setStretchLastSection(true);
   results_->verticalHeader()->hide();
+  results_->verticalHeader()->setDefaultSectionSize(results_->fontMetrics().height() + 8);
   results_->setEditTriggers(QAbstractItemView::NoEditTriggers);
   results_->setSelectionBehavior(QAbstractItemView::SelectRows);
   results_->setAlternatingRowColors(true);
@@ -400,7 +401,9 @@ void ExportDialog::showResult(const ExportResultView& r) {
     results_->setItem(i, 0, new QTableWidgetItem(row.name));
     results_->setItem(i, 1, new QTableWidgetItem(row.writtenAs));
     results_->setItem(i, 2, sqnr);
-    results_->setItem(i, 3, new QTableWidgetItem(row.note));
+    auto* note = new QTableWidgetItem(row.note);
+    note->setToolTip(row.note);  // the column is narrow; notes can be long
+    results_->setItem(i, 3, note);
   }
   results_->show();
   updateVisibility();
