@@ -24,7 +24,8 @@ Document::Document(std::shared_ptr<Backend> backend, QObject* parent)
     if (statsControl_) emit statsProgress(statsTensor_, statsControl_->progress());
     if (overviewControl_) emit overviewProgress(overviewControl_->progress());
     if (allocateControl_) emit allocationProgress(allocateControl_->progress());
-    if (!statsControl_ && !overviewControl_ && !allocateControl_) progressTimer_.stop();
+    if (exportControl_) emit exportProgress(exportControl_->progress());
+    if (!statsControl_ && !overviewControl_ && !allocateControl_ && !exportControl_) progressTimer_.stop();
   });
 }
 
@@ -38,6 +39,7 @@ Document::~Document() {
   cancelMeasurements();
   cancelErrorHistograms();
   cancelAllocation();
+  cancelExport();
 }
 
 QString Document::path() const { return model_ ? QString::fromStdString(model_->path) : QString(); }

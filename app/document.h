@@ -12,6 +12,7 @@
 #include <QTimer>
 #include <memory>
 
+#include "app/export_job.h"
 #include "app/jobs.h"
 #include "app/plan_jobs.h"
 
@@ -86,6 +87,11 @@ class Document : public QObject {
   void cancelErrorHistograms();
   bool isErrorHistogramsComputing() const { return errorTimer_.isActive() || errorControl_ != nullptr; }
   std::shared_ptr<const QuantErrorHistograms> errorHistograms() const { return errorHistograms_; }
+  // Export (File ▸ Export…): one at a time; a new request cancels the one in
+  // flight. Answers with exportFinished (result or error) or exportCancelled.
+  void requestExport(const ExportJobRequest& request);
+  void cancelExport();
+  bool isExporting() const { return exportControl_ != nullptr; }
 
   double outlierFactor() const { return outlierFactor_; }
   QString outlierRule() const;
@@ -115,6 +121,9 @@ class Document : public QObject {
   void errorHistogramsFailed(int layer, const QString& format, const QString& message);
   void allocationReady();
   void allocationFailed(const QString& message);
+  void exportProgress(double fraction);
+  void exportFinished(const qs::app::ExportOutcome& outcome);  // with a result, or an error to show
+  void exportCancelled();
 
  private:
   void startOpen(const QString& path, bool demo);
@@ -131,6 +140,7 @@ class Document : public QObject {
   bool liveMeasureRunning() const;
   void onAllocationFinished(const AllocateOutcome& outcome);
   void startErrorHistograms();
+  void onExportFinished(const ExportOutcome& outcome);
 
   std::shared_ptr<Backend> backend_;
   std::shared_ptr<const Model> model_;
@@ -185,6 +195,9 @@ class Document : public QObject {
   std::shared_ptr<const Allocation> allocation_;
   QStringList costFormats_;
   std::shared_ptr<const CandidateCosts> costs_;  // of costFormats_ on the open model
+
+  quint64 exportGeneration_ = 0;
+  std::shared_ptr<JobControl> exportControl_;
 };
 
 }  // namespace qs::app

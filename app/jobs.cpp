@@ -30,37 +30,23 @@ StatsOutcome runStats(std::shared_ptr<const Model> model, std::shared_ptr<Backen
   StatsOutcome out;
   out.tensor = tensor;
   out.generation = generation;
-  if (control->cancelled()) {  // superseded before it started: don't touch the data
-    out.cancelled = true;
-    return out;
-  }
-  const TensorInfo& t = model->tensors.at(static_cast<std::size_t>(tensor));
-  auto summary = summarize_tensor(*backend, t, control->context(), outlierFactor);
-  if (!summary) {
-    out.cancelled = summary.error().code == ErrorCode::Cancelled;
-    out.error = QString::fromStdString(summary.error().message);
-    return out;
-  }
-  out.summary = std::make_shared<const LayerSummary>(std::move(*summary));
-  return out;
+  return runJob(
+      std::move(out), *control,
+      [&](OpContext& ctx) {
+        return summarize_tensor(*backend, model->tensors.at(static_cast<std::size_t>(tensor)), ctx, outlierFactor);
+      },
+      [](StatsOutcome& o, LayerSummary&& s) { o.summary = std::make_shared<const LayerSummary>(std::move(s)); });
 }
 
 OverviewOutcome runOverview(std::shared_ptr<const Model> model, std::shared_ptr<Backend> backend,
                             quint64 generation, std::shared_ptr<JobControl> control, double outlierFactor) {
   OverviewOutcome out;
   out.generation = generation;
-  if (control->cancelled()) {
-    out.cancelled = true;
-    return out;
-  }
-  auto figures = summarize_layers(*backend, *model, control->context(), outlierFactor);
-  if (!figures) {
-    out.cancelled = figures.error().code == ErrorCode::Cancelled;
-    out.error = QString::fromStdString(figures.error().message);
-    return out;
-  }
-  out.figures = std::make_shared<const std::vector<LayerFigures>>(std::move(*figures));
-  return out;
+  return runJob(
+      std::move(out), *control, [&](OpContext& ctx) { return summarize_layers(*backend, *model, ctx, outlierFactor); },
+      [](OverviewOutcome& o, std::vector<LayerFigures>&& f) {
+        o.figures = std::make_shared<const std::vector<LayerFigures>>(std::move(f));
+      });
 }
 
 HeatmapOutcome runHeatmap(std::shared_ptr<const Model> model, std::shared_ptr<Backend> backend, int tensor,
@@ -68,19 +54,13 @@ HeatmapOutcome runHeatmap(std::shared_ptr<const Model> model, std::shared_ptr<Ba
   HeatmapOutcome out;
   out.tensor = tensor;
   out.generation = generation;
-  if (control->cancelled()) {
-    out.cancelled = true;
-    return out;
-  }
-  const TensorInfo& t = model->tensors.at(static_cast<std::size_t>(tensor));
-  auto map = backend->abs_heatmap(TensorData::of(t), request, control->context());
-  if (!map) {
-    out.cancelled = map.error().code == ErrorCode::Cancelled;
-    out.error = QString::fromStdString(map.error().message);
-    return out;
-  }
-  out.heatmap = std::make_shared<const Heatmap>(std::move(*map));
-  return out;
+  return runJob(
+      std::move(out), *control,
+      [&](OpContext& ctx) {
+        const TensorInfo& t = model->tensors.at(static_cast<std::size_t>(tensor));
+        return backend->abs_heatmap(TensorData::of(t), request, ctx);
+      },
+      [](HeatmapOutcome& o, Heatmap&& map) { o.heatmap = std::make_shared<const Heatmap>(std::move(map)); });
 }
 
 ComparisonOutcome runComparison(std::shared_ptr<const Model> model, std::shared_ptr<Backend> backend, int tensor,
@@ -88,19 +68,13 @@ ComparisonOutcome runComparison(std::shared_ptr<const Model> model, std::shared_
   ComparisonOutcome out;
   out.tensor = tensor;
   out.generation = generation;
-  if (control->cancelled()) {
-    out.cancelled = true;
-    return out;
-  }
-  const TensorInfo& t = model->tensors.at(static_cast<std::size_t>(tensor));
-  auto stats = backend->tensor_stats(TensorData::of(t), spec, control->context());
-  if (!stats) {
-    out.cancelled = stats.error().code == ErrorCode::Cancelled;
-    out.error = QString::fromStdString(stats.error().message);
-    return out;
-  }
-  out.histogram = std::make_shared<const Histogram>(std::move(stats->hist));
-  return out;
+  return runJob(
+      std::move(out), *control,
+      [&](OpContext& ctx) {
+        const TensorInfo& t = model->tensors.at(static_cast<std::size_t>(tensor));
+        return backend->tensor_stats(TensorData::of(t), spec, ctx);
+      },
+      [](ComparisonOutcome& o, TensorStats&& stats) { o.histogram = std::make_shared<const Histogram>(std::move(stats.hist)); });
 }
 
 }  // namespace qs::app

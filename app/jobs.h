@@ -6,6 +6,7 @@
 #include <QString>
 #include <atomic>
 #include <memory>
+#include <utility>
 #include <vector>
 
 #include "backend/backend.h"
@@ -38,6 +39,27 @@ class JobControl {
   std::atomic<double> progress_{0.0};  // declared first: the context's callback writes it
   OpContext ctx_;
 };
+
+// The scaffolding every job shares: a job superseded before it started
+// touches nothing; otherwise `work` (a Result<T> from a core call, given the
+// job's OpContext) runs, a failure keeps its message and whether it was a
+// cancel, and `keep` stores the value in the outcome. `out` arrives with its
+// identifying fields (generation, tensor) already set.
+template <typename Outcome, typename Work, typename Keep>
+Outcome runJob(Outcome out, JobControl& control, Work&& work, Keep&& keep) {
+  if (control.cancelled()) {
+    out.cancelled = true;
+    return out;
+  }
+  auto result = work(control.context());
+  if (!result) {
+    out.cancelled = result.error().code == ErrorCode::Cancelled;
+    out.error = QString::fromStdString(result.error().message);
+    return out;
+  }
+  keep(out, std::move(*result));
+  return out;
+}
 
 struct StatsOutcome {
   int tensor = -1;

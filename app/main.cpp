@@ -4,8 +4,12 @@
 #include <QApplication>
 #include <QCommandLineParser>
 #include <QIcon>
+#include <QComboBox>
+#include <QPushButton>
 #include <QTabWidget>
+#include <QTemporaryDir>
 #include <QTimer>
+#include <algorithm>
 #include <cstdio>
 #include <memory>
 
@@ -13,15 +17,51 @@
 #include "app/main_window.h"
 #include "app/register_backends.h"
 #include "backend/registry.h"
+#include "widgets/export_dialog.h"
 #include "widgets/heatmap_plot.h"
 #include "widgets/plan_table.h"
 
 namespace {
 
+bool saveGrab(QWidget& w, const QString& file) {
+  const bool saved = w.grab().save(file, "PNG");
+  if (!saved) std::fprintf(stderr, "quantscope: could not write %s\n", qPrintable(file));
+  else std::printf("quantscope: saved %s\n", qPrintable(file));
+  return saved;
+}
+
+// --dialog: the export dialog as it opens ("export"), or after an HDF5 export
+// of the plan into a temporary directory has finished ("export-result").
+void screenshotExportDialog(qs::app::MainWindow& window, const QString& file, bool result) {
+  window.openExportDialog();
+  qs::ui::ExportDialog* dialog = window.exportDialog();
+  if (!result) {
+    QTimer::singleShot(400, dialog, [dialog, file] { QCoreApplication::exit(saveGrab(*dialog, file) ? 0 : 1); });
+    return;
+  }
+  auto dir = std::make_shared<QTemporaryDir>();
+  dialog->formatCombo()->setCurrentIndex(static_cast<int>(qs::ui::ExportFormat::Hdf5));
+  dialog->setDestination(dir->filePath(QStringLiteral("demo-quantized.h5")));
+  dialog->resize(std::max(dialog->width(), 800), 680);
+  QObject::connect(window.document(), &qs::app::Document::exportFinished, dialog,
+                   [dialog, file, dir](const qs::app::ExportOutcome& outcome) {
+                     if (!outcome.result) {
+                       std::fprintf(stderr, "quantscope: export failed: %s\n", qPrintable(outcome.error));
+                       QCoreApplication::exit(1);
+                       return;
+                     }
+                     QTimer::singleShot(400, dialog, [dialog, file, dir] {
+                       QCoreApplication::exit(saveGrab(*dialog, file) ? 0 : 1);
+                     });
+                   });
+  dialog->exportButton()->click();
+}
+
 // Grabs the window and quits once the first statistics and the model overview
 // are both shown (and the heatmap, when that view is the one on screen); fails
-// the run (exit 1) when the model or any of them does not come.
-void arrangeScreenshot(qs::app::MainWindow& window, const QString& file, bool heatmap, bool plan) {
+// the run (exit 1) when the model or any of them does not come. With `dialog`,
+// the plan is awaited too and that dialog is grabbed instead.
+void arrangeScreenshot(qs::app::MainWindow& window, const QString& file, bool heatmap, bool plan, const QString& dialog) {
   auto fail = [](const QString& message) {
     std::fprintf(stderr, "quantscope: %s\n", qPrintable(message));
     QCoreApplication::exit(1);
@@ -35,16 +75,16 @@ void arrangeScreenshot(qs::app::MainWindow& window, const QString& file, bool he
   QObject::connect(window.document(), &qs::app::Document::heatmapFailed, &window,
                    [fail](int, const QString& message) { fail(message); });
   // The first statistics, the overview[, the heatmap][, every plan row measured].
+  plan = plan || !dialog.isEmpty();  // the dialog's estimate comes from the measured plan
   auto pending = std::make_shared<int>(2 + (heatmap ? 1 : 0) + (plan ? 1 : 0));
-  auto oneDone = [&window, file, pending] {
+  auto oneDone = [&window, file, pending, dialog] {
     if (--*pending != 0) return;
+    if (!dialog.isEmpty()) {
+      screenshotExportDialog(window, file, dialog == QLatin1String("export-result"));
+      return;
+    }
     // Let layouts settle and the plots repaint before grabbing.
-    QTimer::singleShot(400, &window, [&window, file] {
-      const bool saved = window.grab().save(file, "PNG");
-      if (!saved) std::fprintf(stderr, "quantscope: could not write %s\n", qPrintable(file));
-      else std::printf("quantscope: saved %s\n", qPrintable(file));
-      QCoreApplication::exit(saved ? 0 : 1);
-    });
+    QTimer::singleShot(400, &window, [&window, file] { QCoreApplication::exit(saveGrab(window, file) ? 0 : 1); });
   };
   QObject::connect(&window, &qs::app::MainWindow::statsShown, &window, oneDone, Qt::SingleShotConnection);
   QObject::connect(window.document(), &qs::app::Document::overviewReady, &window, oneDone,
@@ -83,7 +123,12 @@ int main(int argc, char** argv) {
   const QCommandLineOption view(QStringLiteral("view"),
                                 QStringLiteral("View to show at start: histogram, channels, overview, heatmap or plan."),
                                 QStringLiteral("name"), QStringLiteral("histogram"));
-  cli.addOptions({demo, noDemo, backend, select, view, screenshot});
+  const QCommandLineOption dialog(QStringLiteral("dialog"),
+                                  QStringLiteral("With --screenshot: grab this dialog instead of the window: export "
+                                                 "(File > Export...) or export-result (after an HDF5 export of the "
+                                                 "plan into a temporary directory)."),
+                                  QStringLiteral("name"));
+  cli.addOptions({demo, noDemo, backend, select, view, screenshot, dialog});
   cli.process(app);
 
   qs::register_optional_backends();
@@ -103,9 +148,14 @@ int main(int argc, char** argv) {
                  qPrintable(cli.value(view)));
     return 2;
   }
+  const QString dialogName = cli.value(dialog);
+  if (!dialogName.isEmpty() && dialogName != QLatin1String("export") && dialogName != QLatin1String("export-result")) {
+    std::fprintf(stderr, "quantscope: no dialog called '%s' (export, export-result)\n", qPrintable(dialogName));
+    return 2;
+  }
   if (screenshotMode)
     arrangeScreenshot(window, cli.value(screenshot), window.viewTabs()->currentWidget() == window.heatmapPlot(),
-                      window.viewTabs()->currentWidget() == window.planEditor());
+                      window.viewTabs()->currentWidget() == window.planEditor(), dialogName);
 
   const QStringList paths = cli.positionalArguments();
   if (paths.size() > 1) {

@@ -184,6 +184,10 @@ void MainWindow::buildMenus() {
   file->addAction(tr("Open &Plan…"), this, &MainWindow::choosePlanToOpen);
   QAction* savePlanAction = file->addAction(tr("Sa&ve Plan…"), this, &MainWindow::choosePlanToSave);
   savePlanAction->setShortcut(QKeySequence::Save);
+  exportAction_ = file->addAction(tr("&Export…"), this, &MainWindow::openExportDialog);
+  exportAction_->setShortcut(QKeySequence(tr("Ctrl+E")));
+  exportAction_->setStatusTip(tr("Write the quantized checkpoint: GGUF, GPTQ, HDF5 or fake-quant"));
+  exportAction_->setEnabled(false);  // until a model is open
   file->addSeparator();
   QAction* savePlotAction = file->addAction(tr("&Save Plot As…"), this, [this] {
     runExport(currentPlot(), static_cast<int>(ui::ExportAction::SaveImage));
@@ -304,6 +308,8 @@ void MainWindow::onModelOpened() {
   statusBar()->showMessage(tr("Opened %1").arg(path), 5000);
 
   resetPlan();
+  exportAction_->setEnabled(true);
+  if (exportDialog_ && exportDialog_->isVisible()) configureExportDialog();
 
   current_ = -1;
   progress_->hide();

@@ -9,6 +9,9 @@
 #include <QStringList>
 #include <QTimer>
 #include <memory>
+#include <vector>
+
+#include "quant/llama_ftype.h"
 
 class QAction;
 class QActionGroup;
@@ -29,6 +32,8 @@ class HistogramPlot;
 class LayerTree;
 class ModelOverview;
 class AllocateDialog;
+class ExportDialog;
+struct ExportSettings;
 class PlanEditor;
 class StatsPanel;
 }  // namespace qs::ui
@@ -105,6 +110,14 @@ class MainWindow : public QMainWindow {
   void autosaveNow();
   bool recoverAutosave();  // loads the autosave of the open model, if any
 
+  // ---- export (File ▸ Export…) ----
+  // The dialog, configured for the open model and the current plan, shown.
+  void openExportDialog();
+  ui::ExportDialog* exportDialog();  // created on first use
+  QAction* exportAction() const { return exportAction_; }
+  // Starts an export of the open model with these settings (the dialog's Export button).
+  void startExport(const ui::ExportSettings& settings);
+
  signals:
   // Every row of the plan table has its figures (after an edit, a preset, a model).
   void planMeasured();
@@ -154,6 +167,10 @@ class MainWindow : public QMainWindow {
   void choosePlanToOpen();
   void choosePlanToSave();
   void chooseFile();
+  void configureExportDialog();
+  void updateExportEstimate();
+  void chooseExportDestination();
+  QString suggestedExportPath(const ui::ExportSettings& s) const;
   void chooseComparison();
   void chooseDirectory();
   void showAbout();
@@ -168,6 +185,9 @@ class MainWindow : public QMainWindow {
   ui::StatsPanel* stats_;
   ui::PlanEditor* plan_;
   ui::AllocateDialog* allocateDialog_ = nullptr;
+  ui::ExportDialog* exportDialog_ = nullptr;
+  QAction* exportAction_ = nullptr;
+  std::vector<FtypeTensor> exportFtypeTensors_;  // the GGUF tensors of the open model, in llama-quantize's order
   QString planPath_;
   QString planOverlayFormat_;  // the plan row selected last: its format's grid on the histogram
   int planOverlayTensor_ = -1;

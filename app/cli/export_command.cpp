@@ -7,31 +7,16 @@
 #include <nlohmann/json.hpp>
 
 #include "export/gguf_export.h"
-#include "calib/hessians.h"
-#include "calib/spm_tokenizer.h"
+#include "calib/calibrate_text.h"
 #include "export/fake_quant_export.h"
 #include "export/gptq_export.h"
 #include "export/h5_export.h"
 #include "io/open_model.h"
 #include "quant/plan.h"
-#include "util/read_text_file.h"
 
 namespace qs::cli {
 
 namespace {
-
-// Hessians of every block's linear inputs from running `model` on the text.
-Result<CalibrationHessians> calibrate(const Model& model, const std::string& text_path, int max_tokens) {
-  auto text = read_text_file(text_path, std::size_t{256} << 20);
-  if (!text) return text.error();
-  auto tok = SpmTokenizer::for_model(model);
-  if (!tok) return tok.error();
-  auto ids = tok->encode(*text, true);
-  if (max_tokens > 0 && ids.size() > static_cast<std::size_t>(max_tokens)) ids.resize(static_cast<std::size_t>(max_tokens));
-  auto llama = LlamaModel::load(model);
-  if (!llama) return llama.error();
-  return collect_hessians(*llama, ids, 256, tok->bos_id());
-}
 
 int run_export_gptq(const ExportOptions& opt) {
   auto model = open_model(opt.path);
@@ -190,7 +175,7 @@ int run_export(const ExportOptions& opt) {
   const auto start = std::chrono::steady_clock::now();
   std::optional<CalibrationHessians> hessians;
   if (!opt.calib.empty()) {
-    auto h = calibrate(*model, opt.calib, opt.calib_tokens);
+    auto h = calibrate_on_text(*model, opt.calib, opt.calib_tokens);
     if (!h) {
       std::fprintf(stderr, "quantscope-cli: %s\n", h.error().message.c_str());
       return 1;

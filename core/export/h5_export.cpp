@@ -75,6 +75,10 @@ class Writer {
 
 Result<H5ExportReport> export_quantized_h5(const Model& source, const Plan& plan, const std::string& out_path,
                                            OpContext& ctx) {
+  // The rename at the end would replace a source file the export is still reading.
+  for (const std::string& f : source.weight_files)
+    if (std::error_code e; std::filesystem::exists(out_path, e) && std::filesystem::equivalent(out_path, f, e))
+      return Error::invalid(out_path + ": is a file of the source model; choose another output file");
   auto configs = resolve_plan(plan, source);
   if (!configs) return configs.error();
   std::map<std::size_t, std::size_t> layer_of;  // weight tensor -> layer

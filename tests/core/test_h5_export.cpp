@@ -16,11 +16,27 @@
 #include "quant/ggml_quantize.h"
 #include "quant/int_grid.h"
 #include "quant/metrics.h"
+#include "quant/plan.h"
 #include "test_files.h"
 
 namespace {
 
 namespace fs = std::filesystem;
+
+// Written over a file of the source, the rename at the end would replace the
+// weights the export reads: refused, and the source is untouched.
+TEST(QuantizedH5, RefusesAFileOfTheSource) {
+  qs::test::TempDir dir;
+  auto model = qs::open_model(qs::test::write_small_demo(dir.path() / "src", 1, 64, 96));
+  ASSERT_TRUE(model.ok()) << model.error().message;
+  ASSERT_FALSE(model->weight_files.empty());
+  const std::string weights = model->weight_files.front();
+  const auto before = fs::file_size(weights);
+  auto r = qs::export_quantized_h5(*model, qs::Plan{}, weights, qs::OpContext::none());
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.error().message.find("is a file of the source model"), std::string::npos) << r.error().message;
+  EXPECT_EQ(fs::file_size(weights), before);
+}
 
 TEST(QuantizedH5, RoundTripsEveryKindOfTensor) {
   const fs::path root = fs::temp_directory_path() / ("qs_h5x_" + std::to_string(::getpid()));

@@ -1,0 +1,172 @@
+#include "app/export_job.h"
+
+#include <chrono>
+#include <cmath>
+#include <filesystem>
+#include <optional>
+
+#include "calib/calibrate_text.h"
+#include "export/fake_quant_export.h"
+#include "export/gguf_export.h"
+#include "export/gptq_export.h"
+#include "export/h5_export.h"
+#include "quant/llama_ftype.h"
+
+namespace qs::app {
+
+namespace {
+
+namespace fs = std::filesystem;
+
+QString q(const std::string& s) { return QString::fromStdString(s); }
+QString q(std::string_view s) { return QString::fromUtf8(s.data(), static_cast<qsizetype>(s.size())); }
+
+bool sameFile(const fs::path& a, const fs::path& b) {
+  std::error_code ec;
+  return fs::exists(a, ec) && fs::exists(b, ec) && fs::equivalent(a, b, ec);
+}
+
+// Calibration tokens at most, as the CLI's default (--calib-tokens).
+constexpr int kCalibrationTokens = 4096;
+
+Result<ui::ExportResultView> exportGguf(const Model& model, const ExportJobRequest& req, OpContext& ctx) {
+  const ui::ExportSettings& s = req.settings;
+  GgufExportOptions options;
+  if (s.ggufUsePlan) {
+    options.plan = &req.plan;
+  } else {
+    const auto ftype = parse_llama_ftype(s.ggufFileType.toStdString());
+    if (!ftype)
+      return Error::invalid("unknown llama.cpp file type '" + s.ggufFileType.toStdString() + "' (one of " +
+                            llama_ftype_names() + ")");
+    options.ftype = *ftype;
+  }
+  std::optional<CalibrationHessians> hessians;
+  if (s.ggufUsePlan && !s.calibrationText.isEmpty()) {
+    auto h = calibrate_on_text(model, s.calibrationText.toStdString(), kCalibrationTokens, ctx);
+    if (!h) return h.error();
+    hessians = std::move(*h);
+    options.hessians = &*hessians;
+  }
+  auto report = export_gguf(model, s.destination.toStdString(), options, ctx);
+  if (!report) return report.error();
+  ui::ExportResultView view;
+  view.bytes = report->bytes;
+  int converted = 0;
+  for (const ExportedTensor& t : report->tensors) {
+    const bool changed = t.from != t.to;
+    converted += changed;
+    view.rows.push_back({q(t.name), changed ? QStringLiteral("%1 → %2").arg(q(dtype_name(t.from)), q(dtype_name(t.to)))
+                                            : q(dtype_name(t.to)),
+                         q(t.note), t.sqnr_db});
+  }
+  const QString what = s.ggufUsePlan ? QStringLiteral("GGUF from the plan (%1)").arg(req.planLabel)
+                                     : QStringLiteral("GGUF %1").arg(s.ggufFileType);
+  view.headline = QStringLiteral("%1: %2 tensors, %3 converted%4")
+                      .arg(what)
+                      .arg(report->tensors.size())
+                      .arg(converted)
+                      .arg(hessians ? QStringLiteral(", calibrated on %1 tokens").arg(hessians->tokens) : QString());
+  return view;
+}
+
+Result<ui::ExportResultView> exportGptq(const Model& model, const ExportJobRequest& req, OpContext& ctx) {
+  const ui::ExportSettings& s = req.settings;
+  auto report = export_gptq(model, s.destination.toStdString(), {s.gptqBits, s.gptqGroup, s.gptqSymmetric}, ctx);
+  if (!report) return report.error();
+  ui::ExportResultView view;
+  view.bytes = report->bytes;
+  const QString grid = s.gptqGroup > 0 ? QStringLiteral("int%1 g%2").arg(s.gptqBits).arg(s.gptqGroup)
+                                       : QStringLiteral("int%1 per channel").arg(s.gptqBits);
+  int quantized = 0;
+  for (const GptqExportedModule& m : report->modules) {
+    quantized += m.quantized;
+    view.rows.push_back({q(m.name), m.quantized ? grid : QStringLiteral("F16"), q(m.reason),
+                         m.quantized ? m.sqnr_db : INFINITY});
+  }
+  view.headline = QStringLiteral("GPTQ %1 (%2), %3 of %4 modules quantized; model.safetensors")
+                      .arg(grid, q(report->checkpoint_format))
+                      .arg(quantized)
+                      .arg(report->modules.size());
+  return view;
+}
+
+// Fake-quant and HDF5 layers share name/format/quantized/reason/sqnr_db.
+template <typename Layer>
+void addLayerRows(ui::ExportResultView& view, const std::vector<Layer>& layers, int& quantized) {
+  for (const Layer& l : layers) {
+    quantized += l.quantized;
+    QString as = q(l.format);
+    if constexpr (requires(const Layer& x) { x.bits_per_weight; })
+      if (l.quantized) as += QStringLiteral(" (%1 bits/weight)").arg(l.bits_per_weight, 0, 'f', 3);
+    view.rows.push_back({q(l.name), l.quantized ? as : QStringLiteral("as is"), q(l.reason),
+                         l.quantized ? l.sqnr_db : INFINITY});
+  }
+}
+
+Result<ui::ExportResultView> exportHdf5(const Model& model, const ExportJobRequest& req, OpContext& ctx) {
+  auto report = export_quantized_h5(model, req.plan, req.settings.destination.toStdString(), ctx);
+  if (!report) return report.error();
+  ui::ExportResultView view;
+  view.bytes = report->bytes;
+  int quantized = 0;
+  addLayerRows(view, report->layers, quantized);
+  view.headline = QStringLiteral("HDF5 checkpoint of the plan (%1), %2 of %3 layers quantized")
+                      .arg(req.planLabel)
+                      .arg(quantized)
+                      .arg(report->layers.size());
+  return view;
+}
+
+Result<ui::ExportResultView> exportFakeQuant(const Model& model, const ExportJobRequest& req, OpContext& ctx) {
+  const QString& d = req.settings.fakeQuantDtype;
+  const DType dtype = d == QLatin1String("F32") ? DType::F32 : d == QLatin1String("BF16") ? DType::BF16 : DType::F16;
+  auto report = export_fake_quant(model, req.plan, req.settings.destination.toStdString(), {dtype}, ctx);
+  if (!report) return report.error();
+  ui::ExportResultView view;
+  view.bytes = report->bytes;
+  int quantized = 0;
+  addLayerRows(view, report->layers, quantized);
+  view.headline = QStringLiteral("fake-quant %1 of the plan (%2), %3 of %4 layers quantized; model.safetensors")
+                      .arg(d, req.planLabel)
+                      .arg(quantized)
+                      .arg(report->layers.size());
+  return view;
+}
+
+}  // namespace
+
+QString destinationConflict(const Model& model, const QString& destination) {
+  const fs::path dest = destination.toStdString();
+  if (sameFile(dest, model.path)) return QStringLiteral("%1: is the source model; choose another destination").arg(destination);
+  for (const std::string& f : model.weight_files)
+    if (sameFile(dest, f)) return QStringLiteral("%1: is a file of the source model; choose another destination").arg(destination);
+  return {};
+}
+
+ExportOutcome runExportJob(std::shared_ptr<const Model> model, ExportJobRequest request, quint64 generation,
+                           std::shared_ptr<JobControl> control) {
+  ExportOutcome out;
+  out.generation = generation;
+  const auto start = std::chrono::steady_clock::now();
+  return runJob(
+      std::move(out), *control,
+      [&](OpContext& ctx) -> Result<ui::ExportResultView> {
+        if (const QString conflict = destinationConflict(*model, request.settings.destination); !conflict.isEmpty())
+          return Error::invalid(conflict.toStdString());
+        switch (request.settings.format) {
+          case ui::ExportFormat::Gguf: return exportGguf(*model, request, ctx);
+          case ui::ExportFormat::Gptq: return exportGptq(*model, request, ctx);
+          case ui::ExportFormat::Hdf5: return exportHdf5(*model, request, ctx);
+          case ui::ExportFormat::FakeQuant: return exportFakeQuant(*model, request, ctx);
+        }
+        return Error::invalid("unknown export format");
+      },
+      [&](ExportOutcome& o, ui::ExportResultView&& view) {
+        view.path = request.settings.destination;
+        view.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+        o.result = std::make_shared<const ui::ExportResultView>(std::move(view));
+      });
+}
+
+}  // namespace qs::app

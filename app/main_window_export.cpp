@@ -1,0 +1,249 @@
+// MainWindow: File ▸ Export…. Tells the export dialog what the open model and
+// the Plan tab's plan allow, proposes destinations, estimates the size, asks
+// for paths (the dialog never touches files), and runs the export through the
+// Document as a job whose progress and cancel reach the dialog.
+#include <QDir>
+#include <QFileDialog>
+#include <QFileInfo>
+#include <QStatusBar>
+#include <algorithm>
+#include <cmath>
+#include <numeric>
+#include <set>
+
+#include "app/document.h"
+#include "app/main_window.h"
+#include "export/gguf_source.h"
+#include "quant/llama_ftype.h"
+#include "quant/plan.h"
+#include "widgets/display_format.h"
+#include "widgets/export_dialog.h"
+#include "widgets/plan_table.h"
+
+namespace qs::app {
+
+namespace {
+
+QString planLabelOf(const QString& preset) {
+  return preset.isEmpty() ? MainWindow::tr("current plan") : MainWindow::tr("%1 preset").arg(preset);
+}
+
+}  // namespace
+
+ui::ExportDialog* MainWindow::exportDialog() {
+  if (exportDialog_) return exportDialog_;
+  exportDialog_ = new ui::ExportDialog(this);
+  QStringList ftypes = QString::fromStdString(llama_ftype_names()).split(QStringLiteral(", "));
+  exportDialog_->setFileTypes(ftypes, QStringLiteral("Q8_0"));
+  connect(exportDialog_, &ui::ExportDialog::settingsChanged, this, &MainWindow::updateExportEstimate);
+  connect(exportDialog_, &ui::ExportDialog::browseRequested, this, &MainWindow::chooseExportDestination);
+  connect(exportDialog_, &ui::ExportDialog::calibrationBrowseRequested, this, [this] {
+    const QString path = QFileDialog::getOpenFileName(this, tr("Calibration Text"), exportDir_,
+                                                      tr("Text files (*.txt);;All files (*)"));
+    if (!path.isEmpty()) exportDialog_->setCalibrationText(path);
+  });
+  connect(exportDialog_, &ui::ExportDialog::exportRequested, this, &MainWindow::startExport);
+  connect(exportDialog_, &ui::ExportDialog::cancelRequested, document_, &Document::cancelExport);
+  connect(document_, &Document::exportProgress, exportDialog_, &ui::ExportDialog::setProgress);
+  connect(document_, &Document::exportCancelled, this, [this] {
+    exportDialog_->showCancelled();
+    statusBar()->showMessage(tr("Export cancelled"), 5000);
+  });
+  connect(document_, &Document::exportFinished, this, [this](const ExportOutcome& outcome) {
+    if (!outcome.result) {
+      exportDialog_->showError(outcome.error);
+      lastError_ = outcome.error;
+      emit errorReported(outcome.error);
+      return;
+    }
+    exportDialog_->showResult(*outcome.result);
+    statusBar()->showMessage(tr("Exported %1").arg(outcome.result->path), 5000);
+  });
+  return exportDialog_;
+}
+
+void MainWindow::openExportDialog() {
+  if (!document_->model()) return;
+  configureExportDialog();
+  exportDialog_->show();
+  exportDialog_->raise();
+  exportDialog_->activateWindow();
+}
+
+void MainWindow::configureExportDialog() {
+  ui::ExportDialog* d = exportDialog();
+  const auto model = document_->model();
+  if (!model || d->isRunning()) return;
+  const auto& configs = plan_->tableModel()->configs();
+
+  // GGUF: the source must convert (llama family; an HF directory needs its
+  // SentencePiece tokenizer.model). Reading that is cheap, and the types of a
+  // file type come from the same tensor list, for the estimate.
+  exportFtypeTensors_.clear();
+  auto source = gguf_source_of(*model);
+  d->setFormatAvailable(ui::ExportFormat::Gguf, source.ok(), source ? QString() : QString::fromStdString(source.error().message));
+  if (source) {
+    std::vector<FtypeTensor> tensors;
+    for (const GgufSourceTensor& t : source->tensors) tensors.push_back({t.name, t.shape, t.natural});
+    std::stable_sort(tensors.begin(), tensors.end(),
+                     [](const FtypeTensor& a, const FtypeTensor& b) { return llama_quantize_order(a.name, b.name); });
+    exportFtypeTensors_ = std::move(tensors);
+  }
+
+  // HDF5 and fake-quant apply RTN only: a plan with other methods cannot go there.
+  QString notRtn;
+  std::set<std::string> methods;
+  bool gptq = false;
+  for (std::size_t i = 0; i < configs.size(); ++i) {
+    methods.insert(configs[i].method);
+    gptq = gptq || configs[i].method == "gptq";
+    if (notRtn.isEmpty() && configs[i].method != "rtn")
+      notRtn = tr("the plan uses method %1 on %2; this export applies RTN only (set the method to rtn in the Plan tab)")
+                   .arg(QString::fromStdString(configs[i].method), QString::fromStdString(model->layers[i].name));
+  }
+  d->setFormatAvailable(ui::ExportFormat::Hdf5, notRtn.isEmpty(), notRtn);
+  const bool hf = model->format == ModelFormat::HfDirectory || model->format == ModelFormat::Safetensors;
+  d->setFormatAvailable(ui::ExportFormat::FakeQuant, hf && notRtn.isEmpty(),
+                        !hf ? tr("the fake-quant export reads Hugging Face safetensors models") : notRtn);
+  d->setFormatAvailable(ui::ExportFormat::Gptq, !model->layers.empty(), tr("the model has no linear layers"));
+
+  QStringList methodNames;
+  for (const std::string& m : methods) methodNames << QString::fromStdString(m);
+  const ui::PlanTotals totals = plan_->tableModel()->totals();
+  QString planText = tr("%1 · method %2").arg(planLabelOf(plan_->tableModel()->preset()), methodNames.join(QStringLiteral(", ")));
+  if (totals.measured > 0) planText += tr(" · %1 bits/weight on the linear layers").arg(totals.averageBits, 0, 'f', 2);
+  if (gptq) planText += tr(" · gptq needs calibration text");
+  d->setPlanDescription(planText, gptq);
+  updateExportEstimate();
+}
+
+QString MainWindow::suggestedExportPath(const ui::ExportSettings& s) const {
+  const auto model = document_->model();
+  if (!model) return {};
+  const QFileInfo source(QString::fromStdString(model->path));
+  // Beside the source (its directory's sibling); the demo lives in a cache, so in the export folder.
+  const QString dir = openingDemo_ ? exportDir_ : source.absolutePath();
+  const QString base = openingDemo_ ? QStringLiteral("demo") : source.completeBaseName();
+  QString name;
+  switch (s.format) {
+    case ui::ExportFormat::Gguf:
+      name = QStringLiteral("%1-%2.gguf").arg(base, s.ggufUsePlan ? QStringLiteral("plan") : s.ggufFileType);
+      break;
+    case ui::ExportFormat::Gptq:
+      name = s.gptqGroup > 0 ? QStringLiteral("%1-gptq-w%2g%3").arg(base).arg(s.gptqBits).arg(s.gptqGroup)
+                             : QStringLiteral("%1-gptq-w%2").arg(base).arg(s.gptqBits);
+      break;
+    case ui::ExportFormat::Hdf5: name = QStringLiteral("%1-quantized.h5").arg(base); break;
+    case ui::ExportFormat::FakeQuant: name = QStringLiteral("%1-fakequant-%2").arg(base, s.fakeQuantDtype.toLower()); break;
+  }
+  return QDir(dir).filePath(name);
+}
+
+void MainWindow::updateExportEstimate() {
+  if (!exportDialog_) return;
+  const auto model = document_->model();
+  if (!model) return;
+  const ui::ExportSettings s = exportDialog_->settings();
+  exportDialog_->setSuggestedDestination(s.format, suggestedExportPath(s));
+
+  const double params = static_cast<double>(model->parameter_count());
+  auto line = [params](double bytes, const QString& what) {
+    return QObject::tr("≈ %1 · %2 bits/weight on average · %3")
+        .arg(ui::humanBytes(static_cast<std::uint64_t>(bytes)))
+        .arg(params > 0 ? bytes * 8.0 / params : 0.0, 0, 'f', 2)
+        .arg(what);
+  };
+  const ui::PlanTotals totals = plan_->tableModel()->totals();
+  QString text;
+  switch (s.format) {
+    case ui::ExportFormat::Gguf:
+      if (s.ggufUsePlan) {
+        text = line(totals.planModelBytes, tr("the plan's formats as measured"));
+      } else if (auto ftype = parse_llama_ftype(s.ggufFileType.toStdString()); ftype && !exportFtypeTensors_.empty()) {
+        // llama-quantize's per-tensor types (rules and fallbacks) for this file type.
+        const auto choices = llama_ftype_choices(exportFtypeTensors_, *ftype,
+                                                 {model->arch.num_layers, model->arch.num_heads, model->arch.num_kv_heads});
+        double bytes = 0;
+        for (std::size_t i = 0; i < choices.size(); ++i) {
+          const auto& shape = exportFtypeTensors_[i].shape;
+          const std::uint64_t n = std::accumulate(shape.begin(), shape.end(), std::uint64_t{1},
+                                                  [](std::uint64_t a, std::int64_t b) { return a * static_cast<std::uint64_t>(b); });
+          bytes += static_cast<double>(dtype_bytes(choices[i].type, n).value_or(n * 2));
+        }
+        text = line(bytes, tr("llama.cpp's types for %1").arg(s.ggufFileType));
+      }
+      break;
+    case ui::ExportFormat::Gptq: {
+      // Layers of the blocks on the grid (codes + F16 scales + packed zero points per group), the rest in F16.
+      double bytes = 0, quantized = 0;
+      std::vector<bool> inLayer(model->tensors.size(), false);
+      for (const Layer& l : model->layers) {
+        const TensorInfo& t = model->tensors[l.weight];
+        const std::int64_t cols = t.cols(), group = s.gptqGroup > 0 ? s.gptqGroup : cols;
+        if (l.block < 0 || cols % group != 0) continue;
+        inLayer[l.weight] = true;
+        const double n = static_cast<double>(t.numel()), groups = n / static_cast<double>(group);
+        bytes += n * s.gptqBits / 8.0 + groups * (2.0 + s.gptqBits / 8.0);
+        quantized += 1;
+      }
+      for (std::size_t i = 0; i < model->tensors.size(); ++i)
+        if (!inLayer[i]) bytes += static_cast<double>(model->tensors[i].numel()) * 2.0;
+      text = line(bytes, tr("%1 layers on the grid, the rest F16").arg(quantized));
+      break;
+    }
+    case ui::ExportFormat::Hdf5: text = line(totals.planModelBytes, tr("the plan's formats as measured")); break;
+    case ui::ExportFormat::FakeQuant: {
+      const double width = s.fakeQuantDtype == QLatin1String("F32") ? 4.0 : 2.0;
+      text = line(params * width, tr("every tensor in %1; the plan's error, not its size").arg(s.fakeQuantDtype));
+      break;
+    }
+  }
+  exportDialog_->setSummary(text);
+}
+
+void MainWindow::chooseExportDestination() {
+  if (!exportDialog_) return;
+  const ui::ExportSettings s = exportDialog_->settings();
+  const QString start = s.destination.isEmpty() ? suggestedExportPath(s) : s.destination;
+  QString path;
+  switch (s.format) {
+    case ui::ExportFormat::Gguf:
+      path = QFileDialog::getSaveFileName(this, tr("Export GGUF"), start, tr("GGUF files (*.gguf);;All files (*)"));
+      if (!path.isEmpty() && QFileInfo(path).suffix().isEmpty()) path += QStringLiteral(".gguf");
+      break;
+    case ui::ExportFormat::Hdf5:
+      path = QFileDialog::getSaveFileName(this, tr("Export HDF5 Checkpoint"), start, tr("HDF5 files (*.h5);;All files (*)"));
+      if (!path.isEmpty() && QFileInfo(path).suffix().isEmpty()) path += QStringLiteral(".h5");
+      break;
+    case ui::ExportFormat::Gptq:
+    case ui::ExportFormat::FakeQuant:
+      // A new directory (the exporters refuse a non-empty one): named like a file.
+      path = QFileDialog::getSaveFileName(this, tr("Export to a New Directory"), start, QString(), nullptr,
+                                          QFileDialog::DontConfirmOverwrite);
+      break;
+  }
+  if (path.isEmpty()) return;
+  exportDir_ = QFileInfo(path).absolutePath();
+  exportDialog_->setDestination(path);
+}
+
+void MainWindow::startExport(const ui::ExportSettings& settings) {
+  const auto model = document_->model();
+  if (!model || !exportDialog_) return;
+  // Refused here as well as in the core: the message comes before any work.
+  if (const QString conflict = destinationConflict(*model, settings.destination); !conflict.isEmpty()) {
+    exportDialog_->showError(conflict);
+    lastError_ = conflict;
+    emit errorReported(conflict);
+    return;
+  }
+  ExportJobRequest request;
+  request.settings = settings;
+  request.plan = plan_->tableModel()->plan();
+  request.planLabel = planLabelOf(plan_->tableModel()->preset());
+  exportDialog_->showRunning();
+  statusBar()->showMessage(tr("Exporting to %1…").arg(settings.destination));
+  document_->requestExport(request);
+}
+
+}  // namespace qs::app
