@@ -29,6 +29,11 @@ AllocateDialog::AllocateDialog(QWidget* parent)
   formats_->setMaximumWidth(170);
   formats_->setToolTip(tr("Candidate formats: each layer gets one of these"));
   status_->setWordWrap(true);
+  target_->setObjectName(QStringLiteral("allocateTarget"));
+  formats_->setObjectName(QStringLiteral("allocateCandidates"));
+  run_->setObjectName(QStringLiteral("allocateRun"));
+  apply_->setObjectName(QStringLiteral("allocateApply"));
+  status_->setObjectName(QStringLiteral("allocateStatus"));
   apply_->setEnabled(false);
   run_->setDefault(true);
 

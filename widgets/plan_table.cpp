@@ -562,6 +562,7 @@ PlanEditor::PlanEditor(QWidget* parent)
     }
   }
   applyButton_->setToolTip(tr("Give every selected layer the chosen format and/or method (one undo step)"));
+  allocateButton_->setObjectName(QStringLiteral("allocateButton"));
   allocateButton_->setToolTip(tr("Choose a format per layer for a target average bits/weight, "
                                  "minimising the summed squared weight error"));
   totals_->setObjectName(QStringLiteral("planTotals"));

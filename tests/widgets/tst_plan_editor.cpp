@@ -3,7 +3,10 @@
 // them): the figures in the table are checked against independent
 // measure_quantization calls, the plans against core's resolve_plan /
 // plan_preset / allocate_to_budget, and the totals against the rows.
+#include <QDoubleSpinBox>
 #include <QElapsedTimer>
+#include <QListWidget>
+#include <QPushButton>
 #include <QSignalSpy>
 #include <QStandardPaths>
 #include <QTableView>
@@ -77,6 +80,7 @@ class TstPlanEditor : public QObject {
   void saveLoadRoundTrips();
   void presetGivesResolvedTypes();
   void allocationMeetsTheBudget();
+  void allocateDialogByItsControls();
   void totalsAreTheSumOverRows();
   void shapeThatDoesNotFitIsMarked();
   void selectionOverlaysTheGridOnTheHistogram();
@@ -397,6 +401,67 @@ void TstPlanEditor::allocationMeetsTheBudget() {
   }
   t->undoStack()->undo();
   QCOMPARE(t->configs()[0].format, std::string("q8_0"));
+  QVERIFY(settle(*w));
+}
+
+// The allocation dialog as a user drives it: the editor's button opens it, the
+// target and candidates are set in its controls, Allocate runs, Apply turns the
+// result into the plan (one undo step) and closes it; a changed target disables
+// Apply until the next run; no candidate is refused with a message.
+void TstPlanEditor::allocateDialogByItsControls() {
+  auto w = openWindow(demoDir_);
+  QVERIFY(w);
+  const auto model = w->document()->model();
+  PlanTableModel* t = w->planEditor()->tableModel();
+  const auto before = t->configs();
+  auto* open = w->planEditor()->findChild<QPushButton*>(QStringLiteral("allocateButton"));
+  QVERIFY(open);
+  QTest::mouseClick(open, Qt::LeftButton);
+  qs::ui::AllocateDialog* dialog = w->allocateDialog();
+  QVERIFY(QTest::qWaitForWindowExposed(dialog));
+  auto* target = dialog->findChild<QDoubleSpinBox*>(QStringLiteral("allocateTarget"));
+  auto* list = dialog->findChild<QListWidget*>(QStringLiteral("allocateCandidates"));
+  auto* run = dialog->findChild<QPushButton*>(QStringLiteral("allocateRun"));
+  auto* apply = dialog->findChild<QPushButton*>(QStringLiteral("allocateApply"));
+  QVERIFY(target && list && run && apply);
+  QVERIFY(!apply->isEnabled());
+
+  // Nothing checked: refused, nothing runs.
+  for (int i = 0; i < list->count(); ++i) list->item(i)->setCheckState(Qt::Unchecked);
+  QTest::mouseClick(run, Qt::LeftButton);
+  QVERIFY(!w->document()->isAllocating());
+  QVERIFY(!dialog->hasResult());
+
+  const QStringList chosen = {QStringLiteral("q8_0"), QStringLiteral("int4-g128"), QStringLiteral("int3-g128")};
+  for (int i = 0; i < list->count(); ++i)
+    if (chosen.contains(list->item(i)->text())) list->item(i)->setCheckState(Qt::Checked);
+  QCOMPARE(dialog->candidates().size(), chosen.size());
+  target->setValue(4.25);
+  QTest::mouseClick(run, Qt::LeftButton);
+  QVERIFY(QTest::qWaitFor([&] { return dialog->hasResult() && apply->isEnabled(); }, kWaitMs));
+  QVERIFY(t->configs() == before);  // nothing applied yet
+
+  // A new target invalidates the shown result until it is run again.
+  target->setValue(4.5);
+  QVERIFY(!apply->isEnabled());
+  QTest::mouseClick(run, Qt::LeftButton);
+  QVERIFY(QTest::qWaitFor([&] { return apply->isEnabled(); }, kWaitMs));
+  const int steps = t->undoStack()->count();
+  QTest::mouseClick(apply, Qt::LeftButton);
+  QVERIFY(QTest::qWaitFor([&] { return !dialog->isVisible(); }, kWaitMs));
+  QCOMPARE(t->undoStack()->count(), steps + 1);
+
+  std::vector<std::string> names;
+  for (const QString& f : chosen) names.push_back(f.toStdString());
+  auto costs = qs::measure_candidates(*model, names, qs::OpContext::none());
+  QVERIFY(costs.ok());
+  auto a = qs::allocate_to_budget(*model, *costs, 4.5);
+  QVERIFY(a.ok());
+  auto configs = qs::resolve_plan(a->plan, *model);
+  QVERIFY(configs.ok());
+  QVERIFY(t->configs() == *configs);
+  t->undoStack()->undo();
+  QVERIFY(t->configs() == before);
   QVERIFY(settle(*w));
 }
 
