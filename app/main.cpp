@@ -90,7 +90,24 @@ void arrangeScreenshot(qs::app::MainWindow& window, const QString& file, bool he
   QObject::connect(window.document(), &qs::app::Document::overviewReady, &window, oneDone,
                    Qt::SingleShotConnection);
   if (heatmap) QObject::connect(&window, &qs::app::MainWindow::heatmapShown, &window, oneDone, Qt::SingleShotConnection);
-  if (plan) QObject::connect(&window, &qs::app::MainWindow::planMeasured, &window, oneDone, Qt::SingleShotConnection);
+  if (plan && dialog.isEmpty()) {
+    // The plan tab: once measured, select the row of the layer on show (--select) so that
+    // its before/after view is in the picture, and wait for that too.
+    QObject::connect(&window, &qs::app::MainWindow::planMeasured, &window, [&window, oneDone] {
+      const auto model = window.document()->model();
+      int row = -1;
+      for (std::size_t i = 0; model && i < model->layers.size(); ++i)
+        if (static_cast<int>(model->layers[i].weight) == window.currentTensor()) row = static_cast<int>(i);
+      if (row < 0) return oneDone();
+      QObject::connect(window.document(), &qs::app::Document::errorHistogramsReady, &window, oneDone,
+                       Qt::SingleShotConnection);
+      QObject::connect(window.document(), &qs::app::Document::errorHistogramsFailed, &window, oneDone,
+                       Qt::SingleShotConnection);
+      window.planEditor()->selectRows({row});
+    }, Qt::SingleShotConnection);
+  } else if (plan) {
+    QObject::connect(&window, &qs::app::MainWindow::planMeasured, &window, oneDone, Qt::SingleShotConnection);
+  }
 }
 
 }  // namespace

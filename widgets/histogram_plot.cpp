@@ -140,13 +140,12 @@ void HistogramPlot::setHistogram(const Histogram& hist, const QString& title) {
   }
   bars_->setWidth(width_ > 0 ? width_ : 1.0);
   bars_->setData(keys, values, true);
+  total_ = 0;  // before the title, which shows it
+  for (auto c : hist.counts) total_ += c;
   clearGrid();
   clearClipRange();
   clearComparison();
   updateTitle();
-
-  total_ = 0;
-  for (auto c : hist.counts) total_ += c;
   readout_->setVisible(false);
   state_ = State::Plot;
   stack_->setCurrentWidget(plot_);
@@ -244,6 +243,8 @@ QPixmap HistogramPlot::toPixmap(int width, int height) {
 }  // namespace qs::ui
 
 namespace qs::ui {
+
+QString HistogramPlot::headingText() const { return titleElement_->text(); }
 
 QString HistogramPlot::plotTitle() const { return title_.isEmpty() ? QString() : title_ + QStringLiteral(" histogram"); }
 

@@ -53,6 +53,7 @@ class HistogramPlot : public QWidget, public ExportablePlot {
   State state() const { return state_; }
   QString message() const;  // the placeholder / busy / error text
   QString title() const { return title_; }
+  QString headingText() const;  // the title row as drawn: title, bins, values, overlays
 
   // The histogram shown: one entry per bin, zero counts included (zero bins are
   // not drawn, so a log axis never sees a non-positive value).

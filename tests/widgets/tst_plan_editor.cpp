@@ -579,6 +579,8 @@ void TstPlanEditor::selectedRowShowsBeforeAfterAndError() {
       QCOMPARE(view->valuesPlot()->comparisonCounts()[b], static_cast<double>(ref->after.counts[static_cast<std::size_t>(b)]));
       QCOMPARE(view->errorPlot()->binCounts()[b], static_cast<double>(ref->error.counts[static_cast<std::size_t>(b)]));
     }
+    QVERIFY2(view->valuesPlot()->headingText().contains(QStringLiteral("128 bins · 65.5 K values")),
+             qPrintable(view->valuesPlot()->headingText()));
     // Every weight is counted once in each plot.
     const auto sum = [](const QVector<double>& c) { return std::accumulate(c.begin(), c.end(), 0.0); };
     QCOMPARE(sum(view->valuesPlot()->binCounts()), static_cast<double>(t.numel()));
