@@ -30,7 +30,7 @@ Result<std::optional<QuantTarget>> target_of(const std::string& format) {
   if (!c) return c.error();
   if (c->kind == QuantChoice::Kind::Ggml) return std::optional<QuantTarget>(QuantTarget::ggml(c->ggml_type));
   if (c->kind == QuantChoice::Kind::IntGrid) return std::optional<QuantTarget>(QuantTarget::int_grid(c->grid));
-  return Error::unsupported("format \"" + format + "\" is not supported by the fake-quant export yet");
+  return std::optional<QuantTarget>(QuantTarget::named_format(c->named));  // NF4, FP8, MXFP4, NVFP4
 }
 
 void encode(DType to, const std::vector<float>& x, std::vector<std::byte>& out) {

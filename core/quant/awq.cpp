@@ -183,9 +183,8 @@ Result<AwqResult> awq(const float* w, std::int64_t rows, std::int64_t cols, cons
   for (std::int64_t c = 0; c < cols; ++c)
     if (!(x_mean_abs[c] >= 0.0f) || !std::isfinite(x_mean_abs[c]))
       return Error::invalid("AWQ: mean |x| of input " + std::to_string(c) + " is negative or not finite");
-  const bool int_target = spec.target.kind == QuantTarget::Kind::IntGrid;
-  // wbar is normalised over the target's own groups; ggml types scale blocks (sub-blocks) of 32.
-  const std::int64_t wgroup = int_target ? (spec.target.grid.group_size == 0 ? cols : spec.target.grid.group_size) : 32;
+  // wbar is normalised over the target's own groups (ggml types scale blocks or sub-blocks of 32).
+  const std::int64_t wgroup = spec.target.scale_group(cols);
   const std::vector<float> wmag = awq_weight_magnitude(w, rows, cols, wgroup);
 
   // 1. The alpha search on evenly spaced rows: one stacked GEMM [dW_0; ...; dW_K; W_R] H.
@@ -233,7 +232,7 @@ Result<AwqResult> awq(const float* w, std::int64_t rows, std::int64_t cols, cons
     for (std::int64_t c = 0; c < cols; ++c) wsf[static_cast<std::size_t>(r * cols + c)] = w[r * cols + c] * s[static_cast<std::size_t>(c)];
   });
   out.dequantized.resize(wsf.size());
-  if (!int_target) {
+  if (spec.target.kind != QuantTarget::Kind::IntGrid) {  // ggml blocks and the named formats: plain RTN after scaling
     if (auto r = fake_quantize(spec.target, wsf.data(), rows, cols, out.dequantized.data()); !r) return r.error();
   } else {
     const IntGridSpec& grid = spec.target.grid;

@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <cstring>
 #include <filesystem>
 #include <nlohmann/json.hpp>
 
@@ -15,6 +16,7 @@
 #include "quant/ggml_dequant.h"
 #include "quant/ggml_quantize.h"
 #include "quant/int_grid.h"
+#include "quant/named_format.h"
 #include "test_files.h"
 #include "util/half.h"
 
@@ -84,6 +86,50 @@ TEST(FakeQuantExport, RefusesMethodsThatNeedCalibrationAndLeavesNothing) {
   ASSERT_FALSE(r.ok());
   EXPECT_NE(r.error().message.find("needs calibration"), std::string::npos) << r.error().message;
   EXPECT_FALSE(fs::exists(root / "out"));
+  fs::remove_all(root);
+}
+
+}  // namespace
+
+namespace {
+
+// NF4, FP8 and MXFP4 layers in a fake-quant export: each layer holds
+// rtn_named_format's dequantized weight (the element formats' own reference,
+// checked against bitsandbytes/OCP levels in test_formats), rounded to F32 exactly.
+TEST(FakeQuantExport, NamedFormatsAreExported) {
+  const fs::path root = fs::temp_directory_path() / ("qs_fq_named_" + std::to_string(::getpid()));
+  fs::remove_all(root);
+  auto model = qs::open_model(qs::test::write_small_demo(root / "src", 1, 128, 352));
+  ASSERT_TRUE(model.ok()) << model.error().message;
+  auto plan = qs::parse_plan(R"({"version":1,"default":{"format":"nf4"},
+      "overrides":[{"match":{"role":"down"},"format":"fp8-e4m3-ch"},{"match":{"role":"q"},"format":"mxfp4"},
+                   {"match":{"role":"embed"},"format":"f16"}]})", "t");
+  ASSERT_TRUE(plan.ok()) << plan.error().message;
+  auto report = qs::export_fake_quant(*model, *plan, (root / "out").string(), {qs::DType::F32}, qs::OpContext::none());
+  ASSERT_TRUE(report.ok()) << report.error().message;
+  auto file = qs::read_safetensors((root / "out" / "model.safetensors").string());
+  ASSERT_TRUE(file.ok()) << file.error().message;
+  int checked = 0;
+  for (const auto& out : file->tensors) {
+    const bool linear = out.name.find("_proj") != std::string::npos;
+    if (!linear) continue;
+    const qs::TensorInfo& src = model->tensors[*model->find_tensor(out.name)];
+    std::vector<float> w(src.numel()), expect(src.numel());
+    ASSERT_TRUE(qs::convert_to_f32(src.dtype, src.bytes().data(), w.size(), w.data()).ok());
+    const qs::NamedFormat f = out.name.find("down_proj") != std::string::npos ? qs::NamedFormat::Fp8E4M3Ch
+                              : out.name.find("q_proj") != std::string::npos  ? qs::NamedFormat::Mxfp4
+                                                                               : qs::NamedFormat::Nf4;
+    ASSERT_TRUE(qs::rtn_named_format(f, w.data(), src.rows(), src.cols(), expect.data()).ok());
+    ASSERT_EQ(out.bytes().size(), expect.size() * 4);
+    EXPECT_EQ(std::memcmp(out.bytes().data(), expect.data(), out.bytes().size()), 0) << out.name;
+    EXPECT_NE(std::memcmp(out.bytes().data(), w.data(), out.bytes().size()), 0) << out.name << " was not quantized";
+    ++checked;
+  }
+  EXPECT_EQ(checked, 7);
+  for (const auto& l : report->layers)
+    if (l.name.find("_proj") != std::string::npos) {
+      EXPECT_TRUE(l.quantized) << l.name << ": " << l.reason;
+    }
   fs::remove_all(root);
 }
 
