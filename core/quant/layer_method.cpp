@@ -1,0 +1,105 @@
+#include "quant/layer_method.h"
+
+#include <algorithm>
+#include <chrono>
+
+#include "backend/thread_pool.h"
+#include "quant/awq.h"
+#include "quant/clip_search.h"
+#include "quant/fake_quant.h"
+#include "quant/gptq.h"
+#include "quant/metrics.h"
+
+namespace qs {
+namespace {
+
+double param(const LayerConfig& c, const char* key, double fallback) {
+  const auto it = c.params.find(key);
+  return it == c.params.end() ? fallback : it->second;
+}
+
+QuantTarget target_of(const QuantChoice& c) {
+  if (c.kind == QuantChoice::Kind::Ggml) return QuantTarget::ggml(c.ggml_type);
+  if (c.kind == QuantChoice::Kind::Named) return QuantTarget::named_format(c.named);
+  return QuantTarget::int_grid(c.grid);
+}
+
+Error unsupported(const LayerConfig& c, const std::string& why) {
+  return Error::unsupported("method \"" + c.method + "\" with " + c.format + ": " + why);
+}
+
+}  // namespace
+
+bool method_needs_calibration(const std::string& method) { return method == "gptq" || method == "awq"; }
+
+Result<LayerMethodResult> quantize_with_method(const float* w, std::int64_t rows, std::int64_t cols,
+                                               const QuantChoice& choice, const LayerConfig& config,
+                                               const LayerInputStats& stats, OpContext& ctx) {
+  const QuantTarget target = target_of(choice);
+  if (auto r = validate_target(target, cols); !r) return Error::unsupported(r.error().message);
+  const std::string& m = config.method;
+  if (method_needs_calibration(m) && !stats.h)
+    return unsupported(config, "needs the Hessian of the layer's input: calibrate first");
+  if (m == "awq" && !stats.x_mean_abs) return unsupported(config, "needs the mean |x| of the layer's input: calibrate first");
+
+  LayerMethodResult out;
+  const auto start = std::chrono::steady_clock::now();
+  // diag(H) weights the clip search's error as llama.cpp's imatrix does.
+  std::vector<float> diag;
+  if (stats.h) {
+    diag.resize(static_cast<std::size_t>(cols));
+    for (std::int64_t c = 0; c < cols; ++c) diag[static_cast<std::size_t>(c)] = std::max(0.0f, stats.h[c * cols + c]);
+  }
+  if (m == "rtn") {
+    out.dequantized.resize(static_cast<std::size_t>(rows * cols));
+    if (auto r = fake_quantize(target, w, rows, cols, out.dequantized.data()); !r) return r.error();
+  } else if (m == "clip") {
+    ClipSearchSpec spec;
+    spec.min_ratio = static_cast<float>(param(config, "min_ratio", spec.min_ratio));
+    spec.step = static_cast<float>(param(config, "step", spec.step));
+    spec.column_weight = diag.empty() ? nullptr : diag.data();
+    if (choice.kind == QuantChoice::Kind::IntGrid) {
+      spec.grid = choice.grid;
+      auto r = clip_search(w, rows, cols, spec, ctx);
+      if (!r) return r.error();
+      out.dequantized = std::move(r->dequantized);
+    } else if (choice.kind == QuantChoice::Kind::Ggml) {
+      auto r = clip_search_ggml(w, rows, cols, choice.ggml_type, spec, ctx);
+      if (!r) return r.error();
+      out.dequantized = std::move(r->dequantized);
+    } else {
+      return unsupported(config, "the clip search covers integer grids and ggml block types");
+    }
+  } else if (m == "gptq") {
+    GptqSpec spec;
+    spec.percdamp = param(config, "percdamp", spec.percdamp);
+    spec.block_size = static_cast<int>(param(config, "block_size", spec.block_size));
+    spec.act_order = param(config, "act_order", 0) != 0;
+    spec.static_groups = param(config, "static_groups", 0) != 0;
+    if (choice.kind == QuantChoice::Kind::IntGrid) spec.grid = choice.grid;
+    else if (choice.kind == QuantChoice::Kind::Ggml) spec.block_type = choice.ggml_type;
+    else return unsupported(config, "GPTQ targets integer grids and ggml block types");
+    auto r = gptq(w, rows, cols, stats.h, spec, ctx);
+    if (!r) return r.error();
+    out.dequantized = std::move(r->dequantized);
+  } else if (m == "awq") {
+    AwqSpec spec;
+    spec.target = target;
+    spec.grid = static_cast<int>(param(config, "alpha_points", spec.grid));
+    spec.clip = param(config, "clip", spec.clip ? 1 : 0) != 0;
+    auto r = awq(w, rows, cols, stats.h, stats.x_mean_abs, spec, ctx);
+    if (!r) return r.error();
+    out.dequantized = std::move(r->dequantized);
+  } else {
+    return unsupported(config, "not measured per layer (rtn, clip, gptq and awq are)");
+  }
+  if (ctx.cancelled()) return Error::cancelled();
+  out.figures.milliseconds =
+      std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
+  out.figures.bits_per_weight = choice.bits_per_weight(rows, cols);
+  out.figures.error = weight_error(w, out.dequantized.data(), static_cast<std::uint64_t>(rows * cols));
+  if (stats.h) out.rel_output_error = relative_output_error_h(w, out.dequantized.data(), rows, cols, stats.h);
+  return out;
+}
+
+}  // namespace qs

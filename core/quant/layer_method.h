@@ -1,0 +1,44 @@
+#pragma once
+// One layer quantized as its plan row says: the format and the method with its
+// parameters. The plan editor measures rows with it and a plan evaluation
+// fake-quantizes with it, so both agree with what an export would do.
+//
+// Methods: rtn (every format), clip (MSE clip search: integer grids and ggml
+// block types; diag(H)-weighted when the input's Hessian is given), gptq
+// (integer grids and the ggml types GPTQ can target; needs H), awq (integer
+// grids, ggml types and the element formats; needs H and mean |x|).
+// Parameters (plan "params"): clip: min_ratio, step; gptq: percdamp,
+// block_size, act_order (0/1), static_groups (0/1); awq: alpha_points, clip (0/1).
+#include <string>
+#include <vector>
+
+#include "quant/measure.h"
+#include "quant/plan.h"
+#include "util/op_context.h"
+#include "util/result.h"
+
+namespace qs {
+
+// Calibration statistics of the layer's input, when there are any.
+struct LayerInputStats {
+  const float* h = nullptr;           // [cols, cols]: X^T X / n
+  const float* x_mean_abs = nullptr;  // [cols]: mean |x| per input channel
+};
+
+struct LayerMethodResult {
+  std::vector<float> dequantized;  // [rows, cols]
+  LayerQuantError figures;         // bits/weight, weight error, milliseconds of the method
+  double rel_output_error = -1;    // tr(dW H dW^T) / tr(W H W^T) when H is given
+};
+
+// `w` [rows, cols] row-major F32. A method that needs statistics it was not
+// given, a format the method cannot target, or an unknown method: Unsupported
+// with the reason.
+Result<LayerMethodResult> quantize_with_method(const float* w, std::int64_t rows, std::int64_t cols,
+                                               const QuantChoice& choice, const LayerConfig& config,
+                                               const LayerInputStats& stats, OpContext& ctx);
+
+// True for the methods that need a layer's input statistics (gptq, awq).
+bool method_needs_calibration(const std::string& method);
+
+}  // namespace qs
