@@ -8,6 +8,7 @@
 #include <nlohmann/json.hpp>
 
 #include "io/h5_id.h"
+#include "io/h5_writer.h"
 #include "io/hdf5_errors.h"
 #include "util/atomic_file.h"
 #include "util/disk_space.h"
@@ -17,6 +18,7 @@ namespace {
 
 namespace fs = std::filesystem;
 using h5::Id;
+using h5::Writer;
 using Input = LlamaRunner::LinearInput;
 constexpr Input kInputs[] = {Input::Attention, Input::AttentionOutput, Input::Mlp, Input::MlpDown};
 constexpr const char* kFormat = "quantscope-calibration";
@@ -54,46 +56,6 @@ std::string layers_reading(const Model& model, int block, Input input) {
   }
   return out;
 }
-
-class Writer {
- public:
-  explicit Writer(const std::string& path) : path_(path) {}
-  Error fail(const std::string& what) const { return Error::io(path_ + ": " + what + ": " + h5::take_error_stack()); }
-
-  Result<void> string_attr(hid_t loc, const char* name, const std::string& value) const {
-    Id type(H5Tcopy(H5T_C_S1), H5Tclose);
-    H5Tset_size(type.get(), std::max<std::size_t>(1, value.size()));
-    H5Tset_strpad(type.get(), H5T_STR_NULLPAD);
-    H5Tset_cset(type.get(), H5T_CSET_UTF8);
-    Id space(H5Screate(H5S_SCALAR), H5Sclose);
-    Id attr(H5Acreate2(loc, name, type.get(), space.get(), H5P_DEFAULT, H5P_DEFAULT), H5Aclose);
-    const std::string padded = value.empty() ? std::string(1, '\0') : value;
-    if (!attr.ok() || H5Awrite(attr.get(), type.get(), padded.data()) < 0) return fail(std::string("attribute ") + name);
-    return {};
-  }
-  template <typename T>
-  Result<void> number_attr(hid_t loc, const char* name, T value) const {
-    constexpr bool dbl = std::is_floating_point_v<T>;
-    const hid_t mem = dbl ? H5T_NATIVE_DOUBLE : H5T_NATIVE_INT64;
-    const hid_t file = dbl ? H5T_IEEE_F64LE : H5T_STD_I64LE;
-    std::conditional_t<dbl, double, std::int64_t> v = static_cast<std::conditional_t<dbl, double, std::int64_t>>(value);
-    Id space(H5Screate(H5S_SCALAR), H5Sclose);
-    Id attr(H5Acreate2(loc, name, file, space.get(), H5P_DEFAULT, H5P_DEFAULT), H5Aclose);
-    if (!attr.ok() || H5Awrite(attr.get(), mem, &v) < 0) return fail(std::string("attribute ") + name);
-    return {};
-  }
-  Result<void> dataset(hid_t loc, const char* name, hid_t file_type, hid_t mem_type, std::vector<hsize_t> dims,
-                       const void* data) const {
-    Id space(H5Screate_simple(static_cast<int>(dims.size()), dims.data(), nullptr), H5Sclose);
-    Id ds(H5Dcreate2(loc, name, file_type, space.get(), H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT), H5Dclose);
-    if (!ds.ok() || H5Dwrite(ds.get(), mem_type, H5S_ALL, H5S_ALL, H5P_DEFAULT, data) < 0)
-      return fail(std::string("dataset ") + name);
-    return {};
-  }
-
- private:
-  const std::string& path_;
-};
 
 class Reader {
  public:

@@ -8,6 +8,7 @@
 #include <mutex>
 
 #include "io/h5_id.h"
+#include "io/h5_writer.h"
 #include "io/hdf5_errors.h"
 #include "model/convert.h"
 #include "quant/ggml_dequant.h"
@@ -22,54 +23,8 @@ namespace qs {
 namespace {
 
 using h5::Id;
+using h5::Writer;
 
-Error h5_error(const std::string& path, const std::string& what) {
-  return Error::io(path + ": " + what + ": " + h5::take_error_stack());
-}
-
-class Writer {
- public:
-  explicit Writer(std::string path) : path_(std::move(path)) {}
-
-  Result<void> string_attr(hid_t loc, const char* name, const std::string& value) {
-    Id type(H5Tcopy(H5T_C_S1), H5Tclose);
-    H5Tset_size(type.get(), std::max<std::size_t>(1, value.size()));
-    H5Tset_strpad(type.get(), H5T_STR_NULLPAD);
-    H5Tset_cset(type.get(), H5T_CSET_UTF8);
-    Id space(H5Screate(H5S_SCALAR), H5Sclose);
-    Id attr(H5Acreate2(loc, name, type.get(), space.get(), H5P_DEFAULT, H5P_DEFAULT), H5Aclose);
-    const std::string padded = value.empty() ? std::string(1, '\0') : value;
-    if (!attr.ok() || H5Awrite(attr.get(), type.get(), padded.data()) < 0) return h5_error(path_, std::string("attribute ") + name);
-    return {};
-  }
-  template <typename T>
-  Result<void> number_attr(hid_t loc, const char* name, T value) {
-    const hid_t mem = std::is_same_v<T, double> ? H5T_NATIVE_DOUBLE : H5T_NATIVE_INT64;
-    const hid_t file = std::is_same_v<T, double> ? H5T_IEEE_F64LE : H5T_STD_I64LE;
-    Id space(H5Screate(H5S_SCALAR), H5Sclose);
-    Id attr(H5Acreate2(loc, name, file, space.get(), H5P_DEFAULT, H5P_DEFAULT), H5Aclose);
-    if (!attr.ok() || H5Awrite(attr.get(), mem, &value) < 0) return h5_error(path_, std::string("attribute ") + name);
-    return {};
-  }
-  Result<void> shape_attr(hid_t loc, const std::vector<std::int64_t>& shape) {
-    const hsize_t n = shape.size();
-    Id space(H5Screate_simple(1, &n, nullptr), H5Sclose);
-    Id attr(H5Acreate2(loc, "shape", H5T_STD_I64LE, space.get(), H5P_DEFAULT, H5P_DEFAULT), H5Aclose);
-    if (!attr.ok() || H5Awrite(attr.get(), H5T_NATIVE_INT64, shape.data()) < 0) return h5_error(path_, "attribute shape");
-    return {};
-  }
-  Result<void> dataset(hid_t loc, const char* name, hid_t file_type, hid_t mem_type, std::vector<hsize_t> dims,
-                       const void* data) {
-    Id space(H5Screate_simple(static_cast<int>(dims.size()), dims.data(), nullptr), H5Sclose);
-    Id ds(H5Dcreate2(loc, name, file_type, space.get(), H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT), H5Dclose);
-    if (!ds.ok() || H5Dwrite(ds.get(), mem_type, H5S_ALL, H5S_ALL, H5P_DEFAULT, data) < 0)
-      return h5_error(path_, std::string("dataset ") + name);
-    return {};
-  }
-
- private:
-  std::string path_;
-};
 
 }  // namespace
 
@@ -98,7 +53,7 @@ Result<H5ExportReport> export_quantized_h5(const Model& source, const Plan& plan
     std::lock_guard lock(h5::library_mutex());
     Writer w(out_path);
     Id f(H5Fcreate(file->temp_path().c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT), H5Fclose);
-    if (!f.ok()) return h5_error(out_path, "cannot create");
+    if (!f.ok()) return w.fail("cannot create");
     for (auto r : {w.string_attr(f.get(), "format", "quantscope-quantized"), w.number_attr<std::int64_t>(f.get(), "version", 1),
                    w.number_attr<std::int64_t>(f.get(), "tensor_count", static_cast<std::int64_t>(source.tensors.size())),
                    w.string_attr(f.get(), "source_path", source.path),
@@ -109,7 +64,7 @@ Result<H5ExportReport> export_quantized_h5(const Model& source, const Plan& plan
     if (auto r = w.dataset(f.get(), "plan.json", H5T_STD_U8LE, H5T_NATIVE_UINT8, {plan_json.size()}, plan_json.data()); !r)
       return r.error();
     Id tensors(H5Gcreate2(f.get(), "tensors", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT), H5Gclose);
-    if (!tensors.ok()) return h5_error(out_path, "group tensors");
+    if (!tensors.ok()) return w.fail("group tensors");
 
     std::vector<float> x, deq;
     std::vector<std::byte> blocks;
@@ -119,7 +74,7 @@ Result<H5ExportReport> export_quantized_h5(const Model& source, const Plan& plan
       char gname[32];
       std::snprintf(gname, sizeof gname, "%06zu", i);
       Id g(H5Gcreate2(tensors.get(), gname, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT), H5Gclose);
-      if (!g.ok()) return h5_error(out_path, std::string("group tensors/") + gname);
+      if (!g.ok()) return w.fail(std::string("group tensors/") + gname);
       for (auto r : {w.string_attr(g.get(), "name", t.name), w.shape_attr(g.get(), t.shape),
                      w.string_attr(g.get(), "source_dtype", std::string(dtype_name(t.dtype)))})
         if (!r) return r.error();
@@ -189,7 +144,7 @@ Result<H5ExportReport> export_quantized_h5(const Model& source, const Plan& plan
       report.layers.push_back(std::move(layer));
       ctx.progress(static_cast<double>(i + 1) / static_cast<double>(source.tensors.size()));
     }
-    if (H5Fflush(f.get(), H5F_SCOPE_GLOBAL) < 0) return h5_error(out_path, "flush");
+    if (H5Fflush(f.get(), H5F_SCOPE_GLOBAL) < 0) return w.fail("flush");
   }  // the HDF5 file is closed here, before the rename
   if (auto r = file->commit(); !r) return r.error();
   std::error_code ec;
