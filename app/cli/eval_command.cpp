@@ -10,7 +10,7 @@
 #include "calib/llama_forward.h"
 #include "calib/perplexity.h"
 #include "calib/plan_model.h"
-#include "calib/spm_tokenizer.h"
+#include "calib/tokenizer.h"
 #include "io/open_model.h"
 #include "quant/plan.h"
 #include "util/read_text_file.h"
@@ -28,7 +28,7 @@ int run_eval(const EvalOptions& opt) {
   if (!text) return fail(text.error().message, 2);
   auto model = open_model(opt.path);
   if (!model) return fail(model.error().message, 2);
-  auto tok = SpmTokenizer::for_model(*model);
+  auto tok = Tokenizer::for_model(*model);
   if (!tok) return fail(tok.error().message, code_of(tok.error()));
   const auto ids = tok->encode(*text, tok->add_bos());
   auto lm = LlamaModel::load(*model);

@@ -7,7 +7,7 @@
 #include "backend/thread_pool.h"
 #include "calib/llama_forward.h"
 #include "calib/perplexity.h"
-#include "calib/spm_tokenizer.h"
+#include "calib/tokenizer.h"
 #include "io/open_model.h"
 #include "util/read_text_file.h"
 
@@ -25,7 +25,7 @@ int run_perplexity(const PerplexityOptions& opt) {
   if (!model) return fail(model.error().message, 2);
   auto lm = LlamaModel::load(*model);
   if (!lm) return fail(lm.error().message, lm.error().code == ErrorCode::Unsupported ? 3 : 2);
-  auto tok = SpmTokenizer::for_model(*model);
+  auto tok = Tokenizer::for_model(*model);
   if (!tok) return fail(tok.error().message, tok.error().code == ErrorCode::Unsupported ? 3 : 2);
   const auto ids = tok->encode(*text, tok->add_bos());
   const double load_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();

@@ -3,7 +3,7 @@
 #include <chrono>
 
 #include "calib/llama_forward.h"
-#include "calib/spm_tokenizer.h"
+#include "calib/tokenizer.h"
 #include "util/read_text_file.h"
 
 namespace qs {
@@ -11,7 +11,7 @@ namespace qs {
 Result<CalibrationRun> calibrate(const Model& model, const CalibrationSettings& settings, OpContext& ctx) {
   if (settings.text_files.empty()) return Error::invalid("calibration: no text file given");
   const auto t0 = std::chrono::steady_clock::now();
-  auto tok = SpmTokenizer::for_model(model);
+  auto tok = Tokenizer::for_model(model);
   if (!tok) return tok.error();
   std::vector<std::int32_t> ids;
   for (const std::string& f : settings.text_files) {
