@@ -299,9 +299,14 @@ Result<bool> BpeTokenizer::is_byte_level_tokenizer_json(const std::string& path)
 }
 
 Result<BpeTokenizer> BpeTokenizer::from_hf_tokenizer_json(const std::string& path) {
-  auto parsed = read_json(path, std::size_t{256} << 20);
-  if (!parsed) return parsed.error();
-  const nlohmann::json& j = *parsed;
+  auto text = read_text_file(path, std::size_t{256} << 20);
+  if (!text) return text.error();
+  return from_hf_tokenizer_json_text(*text, path);
+}
+
+Result<BpeTokenizer> BpeTokenizer::from_hf_tokenizer_json_text(std::string_view json_text, const std::string& path) {
+  const auto j = nlohmann::json::parse(json_text, nullptr, false);
+  if (j.is_discarded() || !j.is_object()) return Error::format(path + ": not a JSON object");
   const auto model = j.find("model");
   if (model == j.end() || !model->is_object() || model->value("type", std::string()) != "BPE")
     return Error::unsupported(path + ": only BPE tokenizer.json models are supported");
@@ -337,6 +342,11 @@ Result<BpeTokenizer> BpeTokenizer::from_hf_tokenizer_json(const std::string& pat
       return Error::format(path + ": an added_tokens entry has no valid id and content: " + a.dump().substr(0, 200));
     n = std::max(n, a["id"].get<std::uint64_t>() + 1);
   }
+  // Real vocabularies are dense; a few ids far apart must not size a huge table.
+  const std::uint64_t entries = vocab->size() + added.size();
+  if (n > 2 * entries + 1024)
+    return Error::format(path + ": token ids reach " + std::to_string(n - 1) + " but there are only " + std::to_string(entries) +
+                         " tokens");
   std::vector<Token> tokens(static_cast<std::size_t>(n));
   std::vector<bool> seen(tokens.size(), false);
   for (const auto& [text, id] : vocab->items()) {

@@ -51,6 +51,8 @@ class BpeTokenizer {
 
   // tokenizer.json of the byte-level kind (see is_byte_level_tokenizer_json).
   static Result<BpeTokenizer> from_hf_tokenizer_json(const std::string& path);
+  // The same from the file's text; `label` starts every error message.
+  static Result<BpeTokenizer> from_hf_tokenizer_json_text(std::string_view text, const std::string& label);
   // Whether a tokenizer.json is byte-level BPE (a ByteLevel pre-tokenizer or decoder).
   static Result<bool> is_byte_level_tokenizer_json(const std::string& path);
   // tokenizer.ggml.model must be "gpt2"; tokenizer.ggml.pre picks the regexes
