@@ -96,6 +96,23 @@ std::uint64_t pair_key(std::int32_t l, std::int32_t r) {
   return (static_cast<std::uint64_t>(static_cast<std::uint32_t>(l)) << 32) | static_cast<std::uint32_t>(r);
 }
 
+// A member of a JSON object, or the fallback when it is missing or of another
+// type (nlohmann's value() throws on a wrong type; hostile files must not).
+std::string str_of(const nlohmann::json& o, const char* key, std::string fallback = {}) {
+  if (!o.is_object()) return fallback;
+  const auto it = o.find(key);
+  return it != o.end() && it->is_string() ? it->get<std::string>() : fallback;
+}
+bool bool_of(const nlohmann::json& o, const char* key, bool fallback) {
+  if (!o.is_object()) return fallback;
+  const auto it = o.find(key);
+  return it != o.end() && it->is_boolean() ? it->get<bool>() : fallback;
+}
+nlohmann::json member_of(const nlohmann::json& o, const char* key) {
+  const auto it = o.find(key);
+  return it != o.end() ? *it : nlohmann::json();
+}
+
 Result<BpeTokenizer::PreStep> regex_step(std::string_view pattern, const std::string& label, bool literal = false) {
   auto r = RegexSplit::compile(std::string(pattern), literal, label);
   if (!r) return r.error();
@@ -113,9 +130,12 @@ bool is_llama3_family(std::string_view pre) {
 }
 
 // The pre-tokenizer of a tokenizer.json, flattened into regex steps.
+constexpr int kMaxNesting = 8;  // Sequence inside Sequence: real files nest once
+
 Result<void> parse_pre_tokenizer(const nlohmann::json& p, const std::string& path, std::vector<BpeTokenizer::PreStep>& out,
-                                 bool& mapped) {
+                                 bool& mapped, int depth = 0) {
   if (p.is_null()) return {};
+  if (depth > kMaxNesting) return Error::format(path + ": pre_tokenizer Sequences nest too deeply");
   if (!p.is_object() || !p.contains("type") || !p["type"].is_string())
     return Error::format(path + ": pre_tokenizer has no type");
   const std::string type = p["type"].get<std::string>();
@@ -130,7 +150,7 @@ Result<void> parse_pre_tokenizer(const nlohmann::json& p, const std::string& pat
     const auto it = p.find("pretokenizers");
     if (it == p.end() || !it->is_array()) return Error::format(path + ": pre_tokenizer Sequence has no pretokenizers array");
     for (const auto& q : *it)
-      if (auto r = parse_pre_tokenizer(q, path, out, mapped); !r) return r;
+      if (auto r = parse_pre_tokenizer(q, path, out, mapped, depth + 1); !r) return r;
     return {};
   }
   if (type == "ByteLevel") {
@@ -144,10 +164,10 @@ Result<void> parse_pre_tokenizer(const nlohmann::json& p, const std::string& pat
     return {};
   }
   if (type == "Split") {
-    const std::string behavior = p.value("behavior", std::string("Isolated"));
+    const std::string behavior = str_of(p, "behavior", "Isolated");
     if (behavior != "Isolated")
       return Error::unsupported(path + ": pre_tokenizer Split with behavior '" + behavior + "' is not supported (only Isolated)");
-    if (p.value("invert", false)) return Error::unsupported(path + ": pre_tokenizer Split with invert is not supported");
+    if (bool_of(p, "invert", false)) return Error::unsupported(path + ": pre_tokenizer Split with invert is not supported");
     const auto pat = p.find("pattern");
     if (pat != p.end() && pat->is_object()) {
       if (pat->contains("Regex") && (*pat)["Regex"].is_string()) return add((*pat)["Regex"].get<std::string>());
@@ -155,9 +175,9 @@ Result<void> parse_pre_tokenizer(const nlohmann::json& p, const std::string& pat
     }
     return Error::format(path + ": pre_tokenizer Split has no Regex or String pattern");
   }
-  if (type == "Digits") return add(p.value("individual_digits", false) ? R"(\p{N})" : R"(\p{N}+)");
+  if (type == "Digits") return add(bool_of(p, "individual_digits", false) ? R"(\p{N})" : R"(\p{N}+)");
   if (type == "Punctuation") {
-    const std::string behavior = p.value("behavior", std::string("Isolated"));
+    const std::string behavior = str_of(p, "behavior", "Isolated");
     if (behavior == "Isolated") return add(kPunctuationClass);
     if (behavior == "Contiguous") return add(std::string(kPunctuationClass) + "+");
     return Error::unsupported(path + ": pre_tokenizer Punctuation with behavior '" + behavior + "' is not supported");
@@ -167,13 +187,14 @@ Result<void> parse_pre_tokenizer(const nlohmann::json& p, const std::string& pat
 
 // Normalizers that leave the text alone for the text we see (NFC on composed
 // text); anything else would change ids silently, so it is refused.
-Result<void> check_normalizer(const nlohmann::json& n, const std::string& path) {
+Result<void> check_normalizer(const nlohmann::json& n, const std::string& path, int depth = 0) {
   if (n.is_null()) return {};
-  const std::string type = n.is_object() ? n.value("type", std::string()) : std::string();
+  if (depth > kMaxNesting) return Error::format(path + ": normalizer Sequences nest too deeply");
+  const std::string type = str_of(n, "type");
   if (type == "NFC") return {};  // not applied: input is taken as already composed (nearly all text is)
   if (type == "Sequence" && n.contains("normalizers") && n["normalizers"].is_array()) {
     for (const auto& m : n["normalizers"])
-      if (auto r = check_normalizer(m, path); !r) return r;
+      if (auto r = check_normalizer(m, path, depth + 1); !r) return r;
     return {};
   }
   return Error::unsupported(path + ": normalizer '" + type + "' is not supported for byte-level BPE");
@@ -188,12 +209,12 @@ bool mentions_byte_level(const nlohmann::json& j) {
 }
 
 // The BOS a TemplateProcessing post-processor puts first ("" when none).
-std::string template_bos(const nlohmann::json& pp) {
-  if (!pp.is_object()) return {};
-  const std::string type = pp.value("type", std::string());
+std::string template_bos(const nlohmann::json& pp, int depth = 0) {
+  if (!pp.is_object() || depth > kMaxNesting) return {};
+  const std::string type = str_of(pp, "type");
   if (type == "Sequence" && pp.contains("processors") && pp["processors"].is_array()) {
     for (const auto& q : pp["processors"])
-      if (auto b = template_bos(q); !b.empty()) return b;
+      if (auto b = template_bos(q, depth + 1); !b.empty()) return b;
     return {};
   }
   if (type != "TemplateProcessing" || !pp.contains("single") || !pp["single"].is_array() || pp["single"].empty()) return {};
@@ -295,7 +316,7 @@ Result<bool> BpeTokenizer::is_byte_level_tokenizer_json(const std::string& path)
   auto j = read_json(path, std::size_t{256} << 20);
   if (!j) return j.error();
   const auto model = j->find("model");
-  return model != j->end() && model->is_object() && model->value("type", std::string()) == "BPE" && mentions_byte_level(*j);
+  return model != j->end() && model->is_object() && str_of(*model, "type") == "BPE" && mentions_byte_level(*j);
 }
 
 Result<BpeTokenizer> BpeTokenizer::from_hf_tokenizer_json(const std::string& path) {
@@ -308,7 +329,7 @@ Result<BpeTokenizer> BpeTokenizer::from_hf_tokenizer_json_text(std::string_view 
   const auto j = nlohmann::json::parse(json_text, nullptr, false);
   if (j.is_discarded() || !j.is_object()) return Error::format(path + ": not a JSON object");
   const auto model = j.find("model");
-  if (model == j.end() || !model->is_object() || model->value("type", std::string()) != "BPE")
+  if (model == j.end() || !model->is_object() || str_of(*model, "type") != "BPE")
     return Error::unsupported(path + ": only BPE tokenizer.json models are supported");
   if (!mentions_byte_level(j))
     return Error::unsupported(path + ": not a byte-level BPE (no ByteLevel pre-tokenizer or decoder)");
@@ -317,7 +338,7 @@ Result<BpeTokenizer> BpeTokenizer::from_hf_tokenizer_json_text(std::string_view 
   for (const char* key : {"continuing_subword_prefix", "end_of_word_suffix"})
     if (const auto it = model->find(key); it != model->end() && it->is_string() && !it->get<std::string>().empty())
       return Error::unsupported(path + ": BPE with a " + key + " is not supported");
-  if (auto r = check_normalizer(j.value("normalizer", nlohmann::json()), path); !r) return r.error();
+  if (auto r = check_normalizer(member_of(j, "normalizer"), path); !r) return r.error();
 
   const auto vocab = model->find("vocab");
   const auto merges = model->find("merges");
@@ -358,7 +379,7 @@ Result<BpeTokenizer> BpeTokenizer::from_hf_tokenizer_json_text(std::string_view 
   for (const auto& a : added) {
     Token& k = tokens[a["id"].get<std::size_t>()];
     k.text = a["content"].get<std::string>();
-    k.kind = a.value("special", false) ? TokenKind::Control : TokenKind::UserDefined;
+    k.kind = bool_of(a, "special", false) ? TokenKind::Control : TokenKind::UserDefined;
   }
 
   std::vector<MergePair> pairs;
@@ -378,7 +399,7 @@ Result<BpeTokenizer> BpeTokenizer::from_hf_tokenizer_json_text(std::string_view 
   }
   std::vector<PreStep> pre;
   bool mapped = false;
-  if (auto r = parse_pre_tokenizer(j.value("pre_tokenizer", nlohmann::json()), path, pre, mapped); !r) return r.error();
+  if (auto r = parse_pre_tokenizer(member_of(j, "pre_tokenizer"), path, pre, mapped); !r) return r.error();
   auto t = from_parts(std::move(tokens), pairs, std::move(pre), path);
   if (!t) return t.error();
   if (const auto im = model->find("ignore_merges"); im != model->end() && im->is_boolean()) t->ignore_merges_ = im->get<bool>();
