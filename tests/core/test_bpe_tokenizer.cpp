@@ -324,6 +324,12 @@ TEST(BpeTokenizer, MalformedTokenizerJsonNamesFileAndProblem) {
   j = base;
   j["added_tokens"].push_back({{"id", "seven"}});
   cases.push_back({"added token without id", j.dump(), "added_tokens"});
+  j = base;
+  j["model"]["type"] = nlohmann::json::array();  // members of the wrong type are errors, not exceptions
+  cases.push_back({"model type not a string", j.dump(), "only BPE"});
+  j = base;
+  j["pre_tokenizer"] = {{"type", "Sequence"}, {"pretokenizers", {{{"type", 7}}}}};
+  cases.push_back({"pre-tokenizer type not a string", j.dump(), "pre_tokenizer has no type"});
   for (const auto& c : cases) {
     const std::string path = dir.file("bad.json");
     qs::test::write_bytes(path, c.text);
@@ -332,6 +338,16 @@ TEST(BpeTokenizer, MalformedTokenizerJsonNamesFileAndProblem) {
     EXPECT_NE(t.error().message.find(path), std::string::npos) << c.what << ": " << t.error().message;
     EXPECT_NE(t.error().message.find(c.expect), std::string::npos) << c.what << ": " << t.error().message;
   }
+}
+
+TEST(BpeTokenizer, WrongTypedOptionalMembersAreIgnored) {
+  qs::test::TempDir dir;
+  auto j = tokenizer_json(kLlama3Split);
+  j["post_processor"] = {{"type", nlohmann::json::array()}};  // found by fuzzing: threw from nlohmann's value()
+  j["added_tokens"][0]["special"] = "yes";
+  const auto t = load(dir, j);
+  EXPECT_FALSE(t.add_bos());
+  EXPECT_EQ(t.encode("hello", true), (Ids{28}));  // no BOS token known
 }
 
 // Random bytes (invalid UTF-8 included) and every truncation of the file: no
