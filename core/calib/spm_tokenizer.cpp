@@ -158,13 +158,26 @@ Result<SpmTokenizer> SpmTokenizer::from_gguf(const GgufFile& g, const std::strin
   return t;
 }
 
+namespace {
+// A member of a JSON object when it has the wanted type, else `fallback`:
+// json::value() throws on a member of another type, and these files are input.
+std::string string_member(const nlohmann::json& obj, const char* key) {
+  const auto it = obj.find(key);
+  return it != obj.end() && it->is_string() ? it->get<std::string>() : std::string();
+}
+bool bool_member(const nlohmann::json& obj, const char* key, bool fallback) {
+  const auto it = obj.find(key);
+  return it != obj.end() && it->is_boolean() ? it->get<bool>() : fallback;
+}
+}  // namespace
+
 Result<SpmTokenizer> SpmTokenizer::from_hf_tokenizer_json(const std::string& path) {
   auto text = read_text_file(path, std::size_t{256} << 20);
   if (!text) return text.error();
   const auto j = nlohmann::json::parse(*text, nullptr, false);
   if (j.is_discarded() || !j.is_object()) return Error::format(path + ": not a JSON object");
   const auto model = j.find("model");
-  if (model == j.end() || !model->is_object() || model->value("type", std::string()) != "BPE")
+  if (model == j.end() || !model->is_object() || string_member(*model, "type") != "BPE")
     return Error::unsupported(path + ": only BPE tokenizer.json models are supported");
   // Metaspace BPE (Llama-2, Mistral): the normalizer prepends "▁" and turns spaces into "▁"
   // (or a Metaspace pre-tokenizer does); byte-level BPE maps bytes to printable characters instead.
@@ -188,7 +201,7 @@ Result<SpmTokenizer> SpmTokenizer::from_hf_tokenizer_json(const std::string& pat
     pieces[i].score = -static_cast<float>(i);
     pieces[i].type = parse_byte_piece(piece) >= 0 ? SpmPieceType::Byte : SpmPieceType::Normal;
   }
-  const std::string unk = model->value("unk_token", std::string());
+  const std::string unk = string_member(*model, "unk_token");
   if (const auto added = j.find("added_tokens"); added != j.end() && added->is_array())
     for (const auto& a : *added) {
       if (!a.is_object() || !a.contains("id") || !a["id"].is_number_integer()) continue;
@@ -197,7 +210,7 @@ Result<SpmTokenizer> SpmTokenizer::from_hf_tokenizer_json(const std::string& pat
       SpmPiece& p = pieces[static_cast<std::size_t>(id)];
       if (a.contains("content") && a["content"].is_string()) p.piece = a["content"].get<std::string>();
       p.type = p.piece == unk ? SpmPieceType::Unknown
-               : a.value("special", false) ? SpmPieceType::Control : SpmPieceType::UserDefined;
+               : bool_member(a, "special", false) ? SpmPieceType::Control : SpmPieceType::UserDefined;
     }
   auto t = from_pieces(std::move(pieces), path);
   if (!t) return t.error();

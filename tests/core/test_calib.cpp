@@ -3,7 +3,11 @@
 // llama-perplexity's figures and llama2.c's greedy output.
 #include <gtest/gtest.h>
 
+#include <unistd.h>
+
 #include <cmath>
+#include <filesystem>
+#include <fstream>
 #include <nlohmann/json.hpp>
 
 #include "calib/llama_forward.h"
@@ -309,3 +313,24 @@ TEST(LlamaForward, DemoModelRunsIncrementally) {
 }
 
 }  // namespace
+
+// tokenizer.json members of the wrong JSON type are input errors or ignored,
+// never an exception out of the reader (nlohmann's value() throws on them).
+TEST(SpmTokenizer, WrongTypedMembersDoNotThrow) {
+  const auto dir = std::filesystem::temp_directory_path() / ("qs_spm_types_" + std::to_string(::getpid()));
+  std::filesystem::create_directories(dir);
+  const auto write = [&](const std::string& text) {
+    const std::string path = (dir / "tokenizer.json").string();
+    std::ofstream(path) << text;
+    return path;
+  };
+  const std::string metaspace = R"("normalizer":{"type":"Replace","pattern":{"String":" "},"content":"\u2581"})";
+  auto bad_type = qs::SpmTokenizer::from_hf_tokenizer_json(write(R"({"model":{"type":5,"vocab":{},"merges":[]},)" + metaspace + "}"));
+  ASSERT_FALSE(bad_type.ok());
+  EXPECT_NE(bad_type.error().message.find("only BPE"), std::string::npos) << bad_type.error().message;
+  auto odd = qs::SpmTokenizer::from_hf_tokenizer_json(write(
+      R"({"model":{"type":"BPE","unk_token":[1],"vocab":{"<unk>":0,"<s>":1,"a":2,"b":3},"merges":["a b"]},)" + metaspace +
+      R"(,"added_tokens":[{"id":1,"content":"<s>","special":"yes"}]})"));
+  EXPECT_TRUE(odd.ok() || !odd.error().message.empty());
+  std::filesystem::remove_all(dir);
+}
