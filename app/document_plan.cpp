@@ -106,7 +106,8 @@ void Document::startMeasureJob(QVector<LayerMeasureRequest> requests, bool fill)
       emit measureProgress(fillTotal_, fillTotal_);
     }
   });
-  watcher->setFuture(QtConcurrent::run(runMeasureLayers, model_, std::move(requests), job.control, measureScratch_));
+  watcher->setFuture(QtConcurrent::run(runMeasureLayers, model_, std::move(requests), job.control, measureScratch_,
+                                       calibration_));
 }
 
 void Document::onLayerMeasured(const LayerMeasureOutcome& outcome) {

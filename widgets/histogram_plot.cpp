@@ -162,6 +162,9 @@ void HistogramPlot::showMessage(State state, const QString& message) {
   stack_->setCurrentWidget(messageLabel_);
 }
 
+void HistogramPlot::setValueLabel(const QString& label) { plot_->xAxis->setLabel(label); }
+QString HistogramPlot::valueLabel() const { return plot_->xAxis->label(); }
+
 QString HistogramPlot::message() const { return state_ == State::Plot ? QString() : messageLabel_->text(); }
 
 void HistogramPlot::setLogY(bool on) {
