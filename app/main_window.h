@@ -15,7 +15,6 @@
 
 class QAction;
 class QActionGroup;
-class QToolButton;
 class QLabel;
 class QProgressBar;
 class QTabWidget;
@@ -242,8 +241,7 @@ class MainWindow : public QMainWindow {
   ui::CalibrateDialog* calibrateDialog_ = nullptr;
   QAction* calibrateAction_ = nullptr;
   QAction* activationsAction_ = nullptr;
-  QToolButton* weightsButton_ = nullptr;
-  QToolButton* activationsButton_ = nullptr;
+  QAction* weightsAction_ = nullptr;
   QLabel* calibLabel_ = nullptr;
   int compareTensor_ = -1;
   int gridBits_ = 0;

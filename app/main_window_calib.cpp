@@ -2,18 +2,17 @@
 // activation views (the selected layer's input in the histogram, channel and
 // heatmap tabs, switched with "Weights | Input activations").
 #include <QAction>
-#include <QButtonGroup>
+#include <QActionGroup>
+#include <QToolBar>
 #include <QDir>
 #include <QFileDialog>
 #include <QFileInfo>
-#include <QHBoxLayout>
 #include <QLabel>
 #include <QMenu>
 #include <QMenuBar>
 #include <QProgressBar>
 #include <QStatusBar>
 #include <QTabWidget>
-#include <QToolButton>
 #include <cmath>
 
 #include "app/document.h"
@@ -56,11 +55,7 @@ Histogram activationHistogram(const InputStats& s) {
   return h;
 }
 
-QString inputTitle(const QString& layer, const InputStats& s) {
-  return QObject::tr("input of %1 (%2, %3 tokens)")
-      .arg(layer, QString::fromLatin1(linear_input_name(s.input)))
-      .arg(s.tokens);
-}
+QString inputTitle(const QString& layer) { return QObject::tr("input of %1").arg(layer); }
 
 }  // namespace
 
@@ -76,41 +71,38 @@ void MainWindow::buildCalibration() {
   if (!menus.isEmpty()) menuBar()->insertMenu(menus.back(), tools);
   else menuBar()->addMenu(tools);
 
-  // Weights | Input activations, in the tab bar's corner: it switches the
-  // histogram, channel and heatmap views together.
-  auto* corner = new QWidget(this);
-  auto* row = new QHBoxLayout(corner);
-  row->setContentsMargins(0, 0, 6, 0);
-  row->setSpacing(0);
-  weightsButton_ = new QToolButton(corner);
-  weightsButton_->setText(tr("Weights"));
-  activationsButton_ = new QToolButton(corner);
-  activationsButton_->setText(tr("Input activations"));
-  activationsButton_->setObjectName(QStringLiteral("activationsButton"));
-  for (QToolButton* b : {weightsButton_, activationsButton_}) {
-    b->setCheckable(true);
-    b->setAutoRaise(false);
-    row->addWidget(b);
-  }
-  auto* group = new QButtonGroup(corner);
-  group->setExclusive(true);
-  group->addButton(weightsButton_);
-  group->addButton(activationsButton_);
-  weightsButton_->setChecked(true);
-  activationsButton_->setEnabled(false);
-  activationsButton_->setToolTip(tr("Calibrate the model (Tools ▸ Calibrate…) or open its calibration file to see "
+  // Weights | Input activations: a toolbar switch (and View menu entries)
+  // that turns the histogram, channel and heatmap views together.
+  auto* show = new QActionGroup(this);
+  show->setExclusive(true);
+  QAction* weights = show->addAction(tr("&Weights"));
+  weights->setCheckable(true);
+  weights->setChecked(true);
+  weights->setToolTip(tr("The views show the selected layer's weight"));
+  activationsAction_ = show->addAction(tr("Input &Activations"));
+  activationsAction_->setObjectName(QStringLiteral("showActivations"));
+  activationsAction_->setCheckable(true);
+  activationsAction_->setEnabled(false);
+  activationsAction_->setShortcut(QKeySequence(tr("Ctrl+Shift+A")));
+  activationsAction_->setToolTip(tr("Calibrate the model (Tools ▸ Calibrate…) or open its calibration file to see "
                                     "the activations at each linear layer's input"));
-  tabs_->setCornerWidget(corner, Qt::TopRightCorner);
-  connect(activationsButton_, &QToolButton::toggled, this, &MainWindow::setActivationsShown);
-
+  auto* bar = addToolBar(tr("Show"));
+  bar->setObjectName(QStringLiteral("showToolBar"));
+  bar->setMovable(false);
+  bar->setToolButtonStyle(Qt::ToolButtonTextOnly);
+  bar->addWidget(new QLabel(tr("  Show: "), bar));
+  bar->addAction(weights);
+  bar->addAction(activationsAction_);
+  bar->addSeparator();
+  bar->addAction(calibrateAction_);
+  weightsAction_ = weights;
   if (QMenu* view = menuBar()->findChild<QMenu*>(QStringLiteral("viewMenu"))) {
-    activationsAction_ = new QAction(tr("Show Input &Activations"), this);
-    activationsAction_->setCheckable(true);
-    activationsAction_->setEnabled(false);
-    activationsAction_->setShortcut(QKeySequence(tr("Ctrl+Shift+A")));
-    view->insertAction(view->actions().value(0), activationsAction_);
-    connect(activationsAction_, &QAction::toggled, this, &MainWindow::setActivationsShown);
+    QAction* first = view->actions().value(0);
+    view->insertAction(first, weights);
+    view->insertAction(first, activationsAction_);
+    view->insertSeparator(first);
   }
+  connect(activationsAction_, &QAction::toggled, this, &MainWindow::setActivationsShown);
 
   calibLabel_ = new QLabel(this);
   calibLabel_->setObjectName(QStringLiteral("calibrationLabel"));
@@ -264,10 +256,9 @@ void MainWindow::chooseCalibrationToOpen() {
 void MainWindow::onCalibrationChanged() {
   const auto calib = document_->calibration();
   const bool on = calib != nullptr;
-  activationsButton_->setEnabled(on);
-  if (activationsAction_) activationsAction_->setEnabled(on);
+  activationsAction_->setEnabled(on);
   if (on) {
-    activationsButton_->setToolTip(tr("Show the selected layer's input activations (from %1)")
+    activationsAction_->setToolTip(tr("Show the selected layer's input activations (from %1)")
                                        .arg(QString::fromStdString(calib->path)));
     calibLabel_->setText(tr("calibrated: %1 tokens").arg(calib->run.capture.tokens));
     calibLabel_->setToolTip(QString::fromStdString(calib->path));
@@ -292,17 +283,11 @@ void MainWindow::onCalibrationChanged() {
 
 void MainWindow::setActivationsShown(bool on) {
   if (on && !document_->calibration()) on = false;
-  if (activationsButton_) {
-    const QSignalBlocker b1(activationsButton_), b2(weightsButton_);
-    activationsButton_->setChecked(on);
-    weightsButton_->setChecked(!on);
-  }
-  if (activationsAction_) {
-    const QSignalBlocker b(activationsAction_);
-    activationsAction_->setChecked(on);
-  }
-  if (on == activations_) return;
+  const bool changed = on != activations_;
   activations_ = on;
+  // The switch follows (its toggled signal comes back here and finds nothing changed).
+  (on ? activationsAction_ : weightsAction_)->setChecked(true);
+  if (!changed) return;
   if (on) {
     showActivationViews();
   } else {
@@ -343,7 +328,7 @@ void MainWindow::showActivationViews() {
     emit activationsShownFor(current_);
     return;
   }
-  const QString title = inputTitle(layer, *s);
+  const QString title = inputTitle(layer);
   histogram_->setValueLabel(tr("log₂ |x|  (quarter-octave bins)"));
   histogram_->setHistogram(activationHistogram(*s), title);
 
@@ -369,7 +354,7 @@ void MainWindow::syncActivationHeatmap() {
     emit heatmapShown(current_);
     return;
   }
-  heatmap_->setTensor(tr("|x| of %1").arg(inputTitle(layer, *s)), s->heatmap_tokens, s->cols);
+  heatmap_->setTensor(inputTitle(layer), s->heatmap_tokens, s->cols);
 }
 
 void MainWindow::answerActivationHeatmap(const HeatmapRequest& request) {

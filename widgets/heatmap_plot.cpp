@@ -323,8 +323,9 @@ void HeatmapPlot::updateTitle() {
                                     .arg(map_.col1 - 1)
                                     .arg(rows_)
                                     .arg(cols_);
-  titleElement_->setText(whole ? tr("|W| of %1\n%2 · %3").arg(title_, where, detail)
-                               : tr("|W| of %1\n%2\n%3").arg(title_, where, detail));
+  const QString what = symbol_ == QLatin1String("|w|") ? QStringLiteral("|W|") : symbol_;
+  titleElement_->setText(whole ? tr("%1 of %2\n%3 · %4").arg(what, title_, where, detail)
+                               : tr("%1 of %2\n%3\n%4").arg(what, title_, where, detail));
 }
 
 float HeatmapPlot::cell(int row, int col) const {

@@ -568,7 +568,7 @@ PlanEditor::PlanEditor(QWidget* parent)
   view_->setWordWrap(false);
   const int em = fontMetrics().horizontalAdvance(QLatin1Char('M'));
   // Wide enough for "does not fit", "182.8 KiB" and the headers; the layer name takes what is left.
-  const double widths[PlanTableModel::ColumnCount] = {3.6, 12, 5.6, 8.5, 7.5, 5, 8.5, 6.8, 6.5, 6.5, 7.5, 6.2};
+  const double widths[PlanTableModel::ColumnCount] = {3.6, 12, 5.6, 8.5, 7.5, 5.5, 8.5, 6.8, 7.2, 7.2, 9.4, 7};
   for (int c = 0; c < PlanTableModel::ColumnCount; ++c) view_->setColumnWidth(c, static_cast<int>(widths[c] * em));
   view_->horizontalHeader()->setSectionResizeMode(PlanTableModel::Layer, QHeaderView::Stretch);
   view_->horizontalHeader()->setMinimumSectionSize(3 * em);
