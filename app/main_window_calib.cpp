@@ -293,7 +293,13 @@ void MainWindow::setActivationsShown(bool on) {
   } else {
     channels_->setInputOnly(false);
     histogram_->setValueLabel(tr("value"));
-    if (current_ >= 0 && document_->cachedStats(current_)) onStatsReady(current_);
+    if (current_ >= 0 && document_->cachedStats(current_)) {
+      onStatsReady(current_);
+    } else if (current_ >= 0 && document_->model()) {  // the weight's statistics are still coming
+      const QString name = QString::fromStdString(document_->model()->tensors[static_cast<std::size_t>(current_)].name);
+      histogram_->showBusy(tr("Computing statistics of\n%1…").arg(name));
+      channels_->showBusy(tr("Computing statistics of\n%1…").arg(name));
+    }
   }
   syncHeatmap();
 }

@@ -74,7 +74,6 @@ CalibrateDialog::CalibrateDialog(QWidget* parent)
   form->addRow(tr("Calibration file:"), outRow);
 
   summary_->setWordWrap(true);
-  summary_->setStyleSheet(QStringLiteral("color: palette(mid)"));
   progress_->setRange(0, 1000);
   progress_->setVisible(false);
   result_->setWordWrap(true);

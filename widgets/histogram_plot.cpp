@@ -144,6 +144,8 @@ void HistogramPlot::setHistogram(const Histogram& hist, const QString& title) {
   for (auto c : hist.counts) total_ += c;
   clearGrid();
   clearClipRange();
+  total_ = 0;  // before the title, which counts them
+  for (auto c : hist.counts) total_ += c;
   clearComparison();
   updateTitle();
   readout_->setVisible(false);

@@ -210,6 +210,9 @@ void TstCalibration::activationViewsShowTheCoresNumbers() {
       if (c > 0) plotted.push_back(static_cast<std::int64_t>(c));
     QCOMPARE(plotted, nonzero);
     QVERIFY(w->histogramPlot()->title().contains(QString::fromStdString(layer)));
+    double total = 0;
+    for (double c : counts) total += c;
+    QCOMPARE(static_cast<std::int64_t>(total) + ref->underflow + ref->overflow + ref->nonfinite, ref->tokens * ref->cols);
     QCOMPARE(w->histogramPlot()->binWidth(), 0.25);  // quarter octaves of log2|x|
     // Channels: per-input-channel abs-max, outliers by the weights' rule.
     qs::ui::ChannelPlot* ch = w->channelPlot();
