@@ -25,7 +25,9 @@ Document::Document(std::shared_ptr<Backend> backend, QObject* parent)
     if (overviewControl_) emit overviewProgress(overviewControl_->progress());
     if (allocateControl_) emit allocationProgress(allocateControl_->progress());
     if (exportControl_) emit exportProgress(exportControl_->progress());
-    if (!statsControl_ && !overviewControl_ && !allocateControl_ && !exportControl_) progressTimer_.stop();
+    if (calibrateControl_) emit calibrationProgress(calibrateControl_->progress());
+    if (!statsControl_ && !overviewControl_ && !allocateControl_ && !exportControl_ && !calibrateControl_)
+      progressTimer_.stop();
   });
 }
 
@@ -88,6 +90,13 @@ void Document::onOpenFinished(quint64 generation, const QString& path, const Ope
   allocation_.reset();
   costs_.reset();
   costFormats_.clear();
+  cancelCalibration();
+  ++calibrateGeneration_;  // a run for the old model is dropped (the app resets its dialog)
+  calibrateControl_.reset();
+  if (calibrationLoadControl_) calibrationLoadControl_->cancel();
+  calibrationLoadControl_.reset();
+  ++calibrationLoadGeneration_;  // a load for the old model is dropped
+  calibration_.reset();
   model_ = outcome.model;
   emit modelOpened();
   requestOverview();

@@ -12,6 +12,7 @@
 #include <QTimer>
 #include <memory>
 
+#include "app/calib_jobs.h"
 #include "app/export_job.h"
 #include "app/jobs.h"
 #include "app/plan_jobs.h"
@@ -93,6 +94,24 @@ class Document : public QObject {
   void cancelExport();
   bool isExporting() const { return exportControl_ != nullptr; }
 
+  // Calibration (Tools ▸ Calibrate…): one run at a time, saved to
+  // request.outputPath; answers with calibrationFinished (and the data become
+  // the document's calibration), calibrationFailed or calibrationCancelled.
+  void requestCalibration(const CalibrateJobRequest& request);
+  void cancelCalibration();
+  bool isCalibrating() const { return calibrateControl_ != nullptr; }
+  // Loads a calibration file made for the open model (another model's is
+  // refused); `automatic`: the default file found on open.
+  void loadCalibration(const QString& path, bool automatic = false);
+  // The default calibration file of the open model, when there is one.
+  QString defaultCalibrationPath() const;
+  bool isLoadingCalibration() const { return calibrationLoadControl_ != nullptr; }
+  std::shared_ptr<const CalibrationFile> calibration() const { return calibration_; }
+  // Max |x| over tiles of a region of an F32 [rows, cols] matrix, on the
+  // document's backend, at once (the activation map: small enough for the UI thread).
+  Result<Heatmap> smallHeatmap(const float* data, std::int64_t rows, std::int64_t cols,
+                               const HeatmapRequest& request) const;
+
   double outlierFactor() const { return outlierFactor_; }
   QString outlierRule() const;
 
@@ -124,6 +143,15 @@ class Document : public QObject {
   void exportProgress(double fraction);
   void exportFinished(const qs::app::ExportOutcome& outcome);  // with a result, or an error to show
   void exportCancelled();
+  void calibrationProgress(double fraction);
+  void calibrationFinished(const qs::app::CalibrateOutcome& outcome);
+  void calibrationFailed(const QString& message);
+  void calibrationCancelled();
+  void calibrationLoadStarted(const QString& path, bool automatic);
+  void calibrationLoadFailed(const QString& path, const QString& message, bool automatic);
+  // The document's calibration data changed (loaded, calibrated, or gone with a new model):
+  // measurements were dropped and are to be requested again.
+  void calibrationChanged();
 
  private:
   void startOpen(const QString& path, bool demo);
@@ -141,6 +169,9 @@ class Document : public QObject {
   void onAllocationFinished(const AllocateOutcome& outcome);
   void startErrorHistograms();
   void onExportFinished(const ExportOutcome& outcome);
+  void onCalibrateFinished(const CalibrateOutcome& outcome);
+  void onCalibrationLoaded(const CalibrationLoadOutcome& outcome);
+  void setCalibration(std::shared_ptr<const CalibrationFile> file);
 
   std::shared_ptr<Backend> backend_;
   std::shared_ptr<const Model> model_;
@@ -198,6 +229,10 @@ class Document : public QObject {
 
   quint64 exportGeneration_ = 0;
   std::shared_ptr<JobControl> exportControl_;
+
+  quint64 calibrateGeneration_ = 0, calibrationLoadGeneration_ = 0;
+  std::shared_ptr<JobControl> calibrateControl_, calibrationLoadControl_;
+  std::shared_ptr<const CalibrationFile> calibration_;  // of the open model; null when none is loaded
 };
 
 }  // namespace qs::app

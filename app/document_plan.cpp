@@ -31,9 +31,12 @@ void Document::requestMeasurements(const QVector<QPair<int, QString>>& layers, b
       fill.push_back({layer, format, generation});
     }
   }
+  // Busy before the superseded jobs are cancelled: an edit that supersedes a
+  // running measurement is a rapid edit and waits for the debounce.
+  const bool busy = measureTimer_.isActive() || liveMeasureRunning();
   cancelSupersededMeasureJobs();
   if (!pendingLive_.isEmpty()) {
-    if (measureTimer_.isActive() || liveMeasureRunning()) measureTimer_.start();  // (re)start: rapid edits collect
+    if (busy) measureTimer_.start();  // (re)start: rapid edits collect
     else startPendingLiveMeasurements();  // a lone edit: no reason to wait
   }
   if (!fill.isEmpty()) startMeasureJob(std::move(fill), true);
@@ -106,7 +109,8 @@ void Document::startMeasureJob(QVector<LayerMeasureRequest> requests, bool fill)
       emit measureProgress(fillTotal_, fillTotal_);
     }
   });
-  watcher->setFuture(QtConcurrent::run(runMeasureLayers, model_, std::move(requests), job.control, measureScratch_));
+  watcher->setFuture(QtConcurrent::run(runMeasureLayers, model_, std::move(requests), job.control, measureScratch_,
+                                       calibration_));
 }
 
 void Document::onLayerMeasured(const LayerMeasureOutcome& outcome) {

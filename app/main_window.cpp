@@ -138,7 +138,8 @@ MainWindow::MainWindow(std::shared_ptr<Backend> backend, QWidget* parent)
   // The heatmap is computed for the weight in view only when its tab is shown.
   connect(tabs_, &QTabWidget::currentChanged, this, &MainWindow::syncHeatmap);
   connect(heatmap_, &ui::HeatmapPlot::regionRequested, this, [this](const HeatmapRequest& request) {
-    if (heatmapTensor_ >= 0) document_->requestHeatmap(heatmapTensor_, request);
+    if (heatmapTensor_ >= 0 && heatmapActivations_) answerActivationHeatmap(request);
+    else if (heatmapTensor_ >= 0) document_->requestHeatmap(heatmapTensor_, request);
   });
   connect(document_, &Document::heatmapReady, this, &MainWindow::onHeatmapReady);
   connect(document_, &Document::heatmapFailed, this, [this](int tensor, const QString& message) {
@@ -164,6 +165,7 @@ MainWindow::MainWindow(std::shared_ptr<Backend> backend, QWidget* parent)
   connect(heatmap_, &ui::HeatmapPlot::exportRequested, this, route(heatmap_));
 
   connectPlanEditor();
+  buildCalibration();
 
   exportDir_ = QDir::homePath();
   resize(1280, 800);
@@ -182,6 +184,7 @@ void MainWindow::buildMenus() {
   connect(recent_, &RecentFiles::openRequested, this, &MainWindow::openPath);
   file->addSeparator();
   file->addAction(tr("Open &Plan…"), this, &MainWindow::choosePlanToOpen);
+  file->addAction(tr("Open &Calibration…"), this, &MainWindow::chooseCalibrationToOpen);
   QAction* savePlanAction = file->addAction(tr("Sa&ve Plan…"), this, &MainWindow::choosePlanToSave);
   savePlanAction->setShortcut(QKeySequence::Save);
   exportAction_ = file->addAction(tr("&Export…"), this, &MainWindow::openExportDialog);
@@ -353,6 +356,7 @@ void MainWindow::onTensorSelected(int tensor) {
   channels_->showBusy(tr("Computing statistics of\n%1…").arg(QString::fromStdString(t.name)));
   statsClock_.start();
   document_->requestStats(tensor);  // answers at once from the cache, else from a job
+  if (activations_) showActivationViews();
   syncHeatmap();
 }
 
@@ -363,9 +367,15 @@ void MainWindow::onStatsReady(int tensor) {
   if (!summary || !model) return;
   progress_->hide();
   const QString name = QString::fromStdString(model->tensors[static_cast<std::size_t>(tensor)].name);
-  histogram_->setHistogram(summary->stats.hist, name);
-  applyHistogramOverlays();
-  channels_->setSummary(*summary, name, document_->outlierRule());
+  if (activations_) {
+    showActivationViews();  // the views show the layer's input; the stats panel its weight
+  } else {
+    histogram_->setValueLabel(tr("value"));
+    histogram_->setHistogram(summary->stats.hist, name);
+    applyHistogramOverlays();
+    channels_->setInputOnly(false);
+    channels_->setSummary(*summary, name, document_->outlierRule());
+  }
   stats_->setSummary(*summary, document_->outlierRule());
   statusBar()->showMessage(tr("Statistics of %1 in %2 ms").arg(name).arg(statsClock_.elapsed()), 5000);
   emit statsShown(tensor);
@@ -423,7 +433,15 @@ ui::ExportablePlot* MainWindow::currentPlot() const {
 // ---- heatmap ------------------------------------------------------------------
 
 void MainWindow::syncHeatmap() {
-  if (tabs_->currentWidget() != heatmap_ || current_ < 0 || current_ == heatmapTensor_) return;
+  if (tabs_->currentWidget() != heatmap_ || current_ < 0) return;
+  if (activations_ != heatmapActivations_) heatmapTensor_ = -1;  // the mode changed: draw again
+  if (current_ == heatmapTensor_) return;
+  if (activations_) {
+    syncActivationHeatmap();
+    return;
+  }
+  heatmap_->setAxisNames(tr("output channel"), tr("input channel"), QStringLiteral("|w|"));
+  heatmapActivations_ = false;
   const auto model = document_->model();
   if (!model || static_cast<std::size_t>(current_) >= model->tensors.size()) return;
   heatmapTensor_ = current_;
@@ -440,7 +458,7 @@ void MainWindow::syncHeatmap() {
 
 void MainWindow::onHeatmapReady(int tensor) {
   const auto map = document_->heatmap();
-  if (tensor != heatmapTensor_ || !map) return;
+  if (tensor != heatmapTensor_ || heatmapActivations_ || !map) return;
   heatmap_->setHeatmap(*map);
   emit heatmapShown(tensor);
 }

@@ -23,6 +23,8 @@ class QUndoStack;
 
 namespace qs {
 class Backend;
+struct HeatmapRequest;
+struct InputStats;
 }
 namespace qs::ui {
 class ChannelPlot;
@@ -32,6 +34,8 @@ class HistogramPlot;
 class LayerTree;
 class ModelOverview;
 class AllocateDialog;
+class CalibrateDialog;
+struct CalibrateSettings;
 class ExportDialog;
 struct ExportSettings;
 class PlanEditor;
@@ -118,7 +122,30 @@ class MainWindow : public QMainWindow {
   // Starts an export of the open model with these settings (the dialog's Export button).
   void startExport(const ui::ExportSettings& settings);
 
+  // ---- calibration (Tools ▸ Calibrate…, File ▸ Open Calibration…) ----
+  void openCalibrateDialog();
+  ui::CalibrateDialog* calibrateDialog();  // created on first use
+  QAction* calibrateAction() const { return calibrateAction_; }
+  // Starts a calibration run with these settings (the dialog's Start button). A
+  // read-only model folder as the destination: asks for another path (without
+  // interactive errors: the dialog says so and nothing starts).
+  void startCalibration(const ui::CalibrateSettings& settings);
+  // Loads a calibration file for the open model in the background (calibrationLoaded or an error).
+  void loadCalibration(const QString& path);
+  // The views show the selected layer's input activations instead of its weight
+  // (histogram, channels, heatmap), when calibration data is loaded.
+  void setActivationsShown(bool on);
+  bool activationsShown() const { return activations_; }
+  QAction* activationsAction() const { return activationsAction_; }
+  // The calibration input of the selected tensor (a linear layer's weight), or null.
+  const InputStats* currentInputStats(QString* layerName = nullptr) const;
+
  signals:
+  // Calibration data of the open model is loaded (from a file, or by a run).
+  void calibrationLoaded(const QString& path);
+  void calibrationRunEnded();  // finished, failed or cancelled: the dialog shows which
+  // The activation views of `tensor` are on screen (or say why there are none).
+  void activationsShownFor(int tensor);
   // Every row of the plan table has its figures (after an edit, a preset, a model).
   void planMeasured();
   void planAllocated();
@@ -174,6 +201,12 @@ class MainWindow : public QMainWindow {
   void chooseComparison();
   void chooseDirectory();
   void showAbout();
+  void buildCalibration();  // the menu entries, the weights/activations switch, the Document's signals
+  void chooseCalibrationToOpen();
+  void onCalibrationChanged();
+  void showActivationViews();
+  void syncActivationHeatmap();
+  void answerActivationHeatmap(const HeatmapRequest& request);
 
   Document* document_;
   ui::LayerTree* tree_;
@@ -203,6 +236,13 @@ class MainWindow : public QMainWindow {
   bool openingDemo_ = false;
   int current_ = -1;
   int heatmapTensor_ = -1;  // the weight the heatmap view was set to
+  bool heatmapActivations_ = false;  // ... and whether it shows its input activations
+  bool activations_ = false;
+  ui::CalibrateDialog* calibrateDialog_ = nullptr;
+  QAction* calibrateAction_ = nullptr;
+  QAction* activationsAction_ = nullptr;
+  QAction* weightsAction_ = nullptr;
+  QLabel* calibLabel_ = nullptr;
   int compareTensor_ = -1;
   int gridBits_ = 0;
   bool gridSymmetric_ = false;

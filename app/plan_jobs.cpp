@@ -20,10 +20,18 @@ bool keptFormat(const QString& f, double& bits) {
   return true;
 }
 
+// The calibration Hessian of `l`'s input, when `calib` has one of the right size.
+const float* layerHessian(const CalibrationFile* calib, const Layer& l, std::int64_t cols) {
+  if (!calib) return nullptr;
+  const InputStats* s = calib->run.capture.find_for(l.role, l.block);
+  if (!s || s->cols != cols || s->hessian.size() != static_cast<std::size_t>(cols * cols)) return nullptr;
+  return s->hessian.data();
+}
+
 }  // namespace
 
 LayerMeasureOutcome measureLayer(std::shared_ptr<const Model> model, int layer, const QString& format,
-                                 OpContext& ctx, MeasureScratch* scratch) {
+                                 OpContext& ctx, MeasureScratch* scratch, const CalibrationFile* calib) {
   LayerMeasureOutcome out;
   out.layer = layer;
   out.format = format;
@@ -43,6 +51,23 @@ LayerMeasureOutcome measureLayer(std::shared_ptr<const Model> model, int layer, 
   auto choice = parse_quant_choice(format.toStdString());
   if (!choice) {
     out.error = QString::fromStdString(choice.error().message);
+    return out;
+  }
+  if (const float* h = layerHessian(calib, l, t.cols())) {
+    // Output error: the dequantized weight is needed, so no fused path here.
+    std::vector<float> w, deq;
+    double ms = 0;
+    const auto start = std::chrono::steady_clock::now();
+    if (auto r = quantize_dequantize(t, *choice, w, deq, ctx, &ms); !r) {
+      out.cancelled = r.error().code == ErrorCode::Cancelled;
+      out.error = QString::fromStdString(r.error().message);
+      return out;
+    }
+    out.ok = true;
+    out.figures.bits_per_weight = choice->bits_per_weight(t.rows(), t.cols());
+    out.figures.error = weight_error(w.data(), deq.data(), w.size());
+    out.figures.rel_output_error = relative_output_error_h(w.data(), deq.data(), t.rows(), t.cols(), h);
+    out.figures.milliseconds = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
     return out;
   }
   // Only integer grids take the fused scratch-buffer path below; ggml blocks and the named
@@ -99,11 +124,11 @@ LayerMeasureOutcome measureLayer(std::shared_ptr<const Model> model, int layer, 
 
 void runMeasureLayers(QPromise<LayerMeasureOutcome>& promise, std::shared_ptr<const Model> model,
                       QVector<LayerMeasureRequest> requests, std::shared_ptr<JobControl> control,
-                      std::shared_ptr<MeasureScratch> scratch) {
+                      std::shared_ptr<MeasureScratch> scratch, std::shared_ptr<const CalibrationFile> calib) {
   for (qsizetype i = 0; i < requests.size(); ++i) {
     if (control->cancelled()) return;
     LayerMeasureOutcome out = measureLayer(model, requests[i].layer, requests[i].format, control->context(),
-                                           scratch.get());
+                                           scratch.get(), calib.get());
     out.generation = requests[i].generation;
     if (out.cancelled) return;
     control->context().progress(static_cast<double>(i + 1) / static_cast<double>(requests.size()));

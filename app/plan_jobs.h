@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "app/jobs.h"
+#include "calib/calibration_file.h"
 #include "quant/allocate.h"
 #include "quant/int_grid.h"
 #include "quant/measure.h"
@@ -51,14 +52,18 @@ struct LayerMeasureOutcome {
 // bits and no error; integer grids go through the fused rtn_int_measure_into
 // on the global thread pool (same codes and figures as measure_quantization);
 // every other format (ggml blocks, NF4, FP8, MXFP4, NVFP4, F16, BF16) through
-// measure_quantization.
+// measure_quantization. With `calib` holding a Hessian for the layer's input,
+// every format goes through quantize_dequantize instead (the output error
+// needs the dequantized weight) and figures.rel_output_error gets
+// tr(dW H dW^T) / tr(W H W^T); without one, the fast paths above as they are.
 LayerMeasureOutcome measureLayer(std::shared_ptr<const Model> model, int layer, const QString& format,
-                                 OpContext& ctx, MeasureScratch* scratch);
+                                 OpContext& ctx, MeasureScratch* scratch,
+                                 const CalibrationFile* calib = nullptr);
 
 // The requests in order, one result each as it is ready (none after a cancel).
 void runMeasureLayers(QPromise<LayerMeasureOutcome>& promise, std::shared_ptr<const Model> model,
                       QVector<LayerMeasureRequest> requests, std::shared_ptr<JobControl> control,
-                      std::shared_ptr<MeasureScratch> scratch);
+                      std::shared_ptr<MeasureScratch> scratch, std::shared_ptr<const CalibrationFile> calib);
 
 struct ErrorHistogramsOutcome {
   int layer = -1;

@@ -179,6 +179,14 @@ void ChannelPlot::setAxis(Axis axis) {
   if (hasPlot_) rebuild();
 }
 
+void ChannelPlot::setInputOnly(bool on, const QString& symbol) {
+  inputOnly_ = on;
+  symbol_ = symbol;
+  if (on) setAxis(Axis::Input);
+  axisBox_->setEnabled(!on);
+  applyYScale();
+}
+
 void ChannelPlot::setSortByRange(bool on) {
   if (on == sorted_) return;
   sorted_ = on;
@@ -265,13 +273,13 @@ void ChannelPlot::applyYScale() {
     y->setTicker(QSharedPointer<QCPAxisTickerLog>(new QCPAxisTickerLog));
     y->setNumberFormat(QStringLiteral("eb"));
     y->setNumberPrecision(0);
-    y->setLabel(tr("|w| per channel (log scale)"));
+    y->setLabel(tr("%1 per channel (log scale)").arg(symbol_));
   } else {
     y->setScaleType(QCPAxis::stLinear);
     y->setTicker(QSharedPointer<QCPAxisTicker>(new QCPAxisTicker));
     y->setNumberFormat(QStringLiteral("gb"));
     y->setNumberPrecision(4);
-    y->setLabel(tr("|w| per channel"));
+    y->setLabel(tr("%1 per channel").arg(symbol_));
   }
   plot_->yAxis2->setScaleType(y->scaleType());
   plot_->yAxis2->setTicker(y->ticker());

@@ -56,6 +56,10 @@ class ChannelPlot : public QWidget, public ExportablePlot {
 
   void setAxis(Axis axis);
   Axis axis() const { return axis_; }
+  // Activations: one axis only (input channels; the output one is disabled)
+  // and the plotted quantity named `symbol` ("|x|") instead of "|w|".
+  void setInputOnly(bool on, const QString& symbol = QStringLiteral("|w|"));
+  bool inputOnly() const { return inputOnly_; }
   void setSortByRange(bool on);
   bool sortByRange() const { return sorted_; }
   void setLogY(bool on);
@@ -110,6 +114,8 @@ class ChannelPlot : public QWidget, public ExportablePlot {
   QCPItemText* readout_;
 
   bool hasPlot_ = false;
+  bool inputOnly_ = false;
+  QString symbol_ = QStringLiteral("|w|");
   Axis axis_ = Axis::Input;
   bool sorted_ = false;
   bool logY_ = true;

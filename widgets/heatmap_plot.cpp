@@ -91,8 +91,7 @@ HeatmapPlot::HeatmapPlot(QWidget* parent)
   plot_->setSelectionRectMode(QCP::srmZoom);
   plot_->axisRect()->setBackground(QColor(232, 232, 232));  // outside the computed region: grey, not "small"
 
-  plot_->xAxis->setLabel(tr("input channel (column)"));
-  plot_->yAxis->setLabel(tr("output channel (row)"));
+  setAxisNames(tr("output channel"), tr("input channel"), QStringLiteral("|w|"));
   plot_->yAxis->setRangeReversed(true);  // row 0 at the top, as a matrix is written
   plot_->xAxis->setTicker(QSharedPointer<QCPAxisTicker>(new ChannelTicker));
   plot_->yAxis->setTicker(QSharedPointer<QCPAxisTicker>(new ChannelTicker));
@@ -111,7 +110,7 @@ HeatmapPlot::HeatmapPlot(QWidget* parent)
   map2d_ = new QCPColorMap(plot_->xAxis, plot_->yAxis);
   map2d_->setInterpolate(false);
   map2d_->setTightBoundary(false);
-  map2d_->setName(tr("max |w|"));
+  map2d_->setName(tr("max %1").arg(symbol_));
 
   // The title spans the map and its colour bar: they sit in a grid of their
   // own below it (in one grid, a long title would squeeze the bar's column).
@@ -128,7 +127,7 @@ HeatmapPlot::HeatmapPlot(QWidget* parent)
   scale_->axis()->setTicker(QSharedPointer<QCPAxisTickerLog>(new QCPAxisTickerLog));
   scale_->axis()->setNumberFormat(QStringLiteral("gb"));
   scale_->axis()->setNumberPrecision(3);
-  scale_->axis()->setLabel(tr("max |w| in the cell (log scale)"));
+  scale_->axis()->setLabel(tr("max %1 in the cell (log scale)").arg(symbol_));
   scale_->setBarWidth(16);
   scale_->setGradient(heatGradient());
   map2d_->setColorScale(scale_);
@@ -290,6 +289,17 @@ void HeatmapPlot::showMessage(const QString& message, bool error) {
   stack_->setCurrentWidget(messageLabel_);
 }
 
+void HeatmapPlot::setAxisNames(const QString& rowName, const QString& colName, const QString& symbol) {
+  rowName_ = rowName;
+  colName_ = colName;
+  symbol_ = symbol;
+  const bool weight = symbol == QLatin1String("|w|");
+  plot_->xAxis->setLabel(weight ? tr("%1 (column)").arg(colName) : colName);
+  plot_->yAxis->setLabel(weight ? tr("%1 (row)").arg(rowName) : rowName);
+  if (map2d_) map2d_->setName(tr("max %1").arg(symbol_));
+  if (scale_) scale_->axis()->setLabel(tr("max %1 in the cell (log scale)").arg(symbol_));
+}
+
 QString HeatmapPlot::message() const { return hasPlot_ ? QString() : messageLabel_->text(); }
 
 QString HeatmapPlot::plotTitle() const { return title_.isEmpty() ? QString() : title_ + QStringLiteral(" heatmap"); }
@@ -297,11 +307,11 @@ QString HeatmapPlot::plotTitle() const { return title_.isEmpty() ? QString() : t
 void HeatmapPlot::updateTitle() {
   QString detail;
   if (fullResolution()) {
-    detail = tr("one weight per cell");
+    detail = tr("one value per cell");
   } else {
     const std::int64_t tr_ = (map_.row1 - map_.row0 + map_.rows - 1) / map_.rows;
     const std::int64_t tc = (map_.col1 - map_.col0 + map_.cols - 1) / map_.cols;
-    detail = tr("max of up to %1 × %2 weights per cell").arg(tr_).arg(tc);
+    detail = tr("max of up to %1 × %2 values per cell").arg(tr_).arg(tc);
   }
   const bool whole = map_.row0 == 0 && map_.col0 == 0 && map_.row1 == rows_ && map_.col1 == cols_;
   // Long lines are cut at the plot's edges: the name, where, and how fine each get a line.
@@ -313,8 +323,9 @@ void HeatmapPlot::updateTitle() {
                                     .arg(map_.col1 - 1)
                                     .arg(rows_)
                                     .arg(cols_);
-  titleElement_->setText(whole ? tr("|W| of %1\n%2 · %3").arg(title_, where, detail)
-                               : tr("|W| of %1\n%2\n%3").arg(title_, where, detail));
+  const QString what = symbol_ == QLatin1String("|w|") ? QStringLiteral("|W|") : symbol_;
+  titleElement_->setText(whole ? tr("%1 of %2\n%3 · %4").arg(what, title_, where, detail)
+                               : tr("%1 of %2\n%3\n%4").arg(what, title_, where, detail));
 }
 
 float HeatmapPlot::cell(int row, int col) const {
@@ -347,10 +358,10 @@ QString HeatmapPlot::readoutAt(double x, double y) const {
   const int i = static_cast<int>(fi), j = static_cast<int>(fj);
   const Region r = cellRegion(i, j);
   const std::int64_t n = (r.row1 - r.row0) * (r.col1 - r.col0);
-  QString text = channelSpan(tr("input channel"), r.col0, r.col1) + QLatin1Char('\n') +
-                 channelSpan(tr("output channel"), r.row0, r.row1) + QLatin1Char('\n');
-  if (n == 1) text += tr("|w| = %1").arg(number(cell(i, j)));
-  else text += tr("max |w| = %1 over %2 weights").arg(number(cell(i, j))).arg(n);
+  QString text = channelSpan(colName_, r.col0, r.col1) + QLatin1Char('\n') +
+                 channelSpan(rowName_, r.row0, r.row1) + QLatin1Char('\n');
+  if (n == 1) text += tr("%1 = %2").arg(symbol_, number(cell(i, j)));
+  else text += tr("max %1 = %2 over %3 values").arg(symbol_, number(cell(i, j))).arg(n);
   return text;
 }
 

@@ -58,6 +58,9 @@ class HeatmapPlot : public QWidget, public ExportablePlot {
   void showError(const QString& message);
   QString message() const;
   QString title() const { return title_; }
+  // What the axes and cells are: by default "output channel (row)", "input
+  // channel (column)" and "|w|"; the activation map is token × input channel of |x|.
+  void setAxisNames(const QString& rowName, const QString& colName, const QString& symbol);
   std::int64_t tensorRows() const { return rows_; }
   std::int64_t tensorCols() const { return cols_; }
 
@@ -123,8 +126,8 @@ class HeatmapPlot : public QWidget, public ExportablePlot {
   QStackedWidget* stack_;
   QLabel* messageLabel_;
   QCustomPlot* plot_;
-  QCPColorMap* map2d_;
-  QCPColorScale* scale_;
+  QCPColorMap* map2d_ = nullptr;
+  QCPColorScale* scale_ = nullptr;
   QCPTextElement* titleElement_;
   QCPItemText* readout_;
   QCPItemText* status_;
@@ -135,6 +138,7 @@ class HeatmapPlot : public QWidget, public ExportablePlot {
   bool fitColors_ = false;
   bool adjusting_ = false;
   QString title_;
+  QString rowName_, colName_, symbol_;
   std::int64_t rows_ = 0, cols_ = 0;
   Heatmap map_;
   double colorLo_ = 1e-6, colorHi_ = 1;

@@ -144,6 +144,8 @@ void HistogramPlot::setHistogram(const Histogram& hist, const QString& title) {
   for (auto c : hist.counts) total_ += c;
   clearGrid();
   clearClipRange();
+  total_ = 0;  // before the title, which counts them
+  for (auto c : hist.counts) total_ += c;
   clearComparison();
   updateTitle();
   readout_->setVisible(false);
@@ -161,6 +163,9 @@ void HistogramPlot::showMessage(State state, const QString& message) {
   set_message(messageLabel_, message, state == State::Error);  // errors stand out, the rest is quiet grey
   stack_->setCurrentWidget(messageLabel_);
 }
+
+void HistogramPlot::setValueLabel(const QString& label) { plot_->xAxis->setLabel(label); }
+QString HistogramPlot::valueLabel() const { return plot_->xAxis->label(); }
 
 QString HistogramPlot::message() const { return state_ == State::Plot ? QString() : messageLabel_->text(); }
 

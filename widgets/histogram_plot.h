@@ -48,6 +48,9 @@ class HistogramPlot : public QWidget, public ExportablePlot {
 
   void setLogY(bool on);
   bool logY() const { return logY_; }
+  // The x axis' label ("value" for weights; the activation view bins log2|x|).
+  void setValueLabel(const QString& label);
+  QString valueLabel() const;
   void resetView();  // fit both axes to the data
 
   State state() const { return state_; }

@@ -165,7 +165,7 @@ int PlanTableModel::columnCount(const QModelIndex& parent) const { return parent
 QVariant PlanTableModel::headerData(int section, Qt::Orientation orientation, int role) const {
   if (orientation != Qt::Horizontal) return {};
   static const char* names[] = {"Block", "Layer", "Role", "Shape", "Format", "Method",
-                                "Bits/w", "Size", "SQNR (dB)", "Max error", "Time (ms)"};
+                                "Bits/w", "Size", "SQNR (dB)", "Max error", "Output error", "Time (ms)"};
   static const char* tips[] = {"Transformer block (blank: outside the blocks)",
                                "Layer name within its block",
                                "Layer role",
@@ -176,6 +176,8 @@ QVariant PlanTableModel::headerData(int section, Qt::Orientation orientation, in
                                "Size of the quantized weight",
                                "Weight signal-to-quantization-noise ratio: 20 log10(|W| / |W - Q|)",
                                "Largest |W - Q|",
+                               "Relative output error on the calibration data: tr(ΔW H ΔWᵀ) / tr(W H Wᵀ) with H = XᵀX/n "
+                               "of this layer's input (— : no calibrated input, e.g. the head)",
                                "Time the method took for this layer (quantize, dequantize, measure)"};
   if (section < 0 || section >= ColumnCount) return {};
   if (role == Qt::DisplayRole) return tr(names[section]);
@@ -215,6 +217,9 @@ QVariant PlanTableModel::data(const QModelIndex& index, int role) const {
       case Bytes: return humanBytes(static_cast<std::uint64_t>(std::llround(planBytes(index.row()))));
       case Sqnr: return quantized ? sqnrText(r.m.error.sqnr_db) : tr("kept");
       case MaxError: return quantized ? QString::number(r.m.error.max_abs, 'g', 3) : QStringLiteral("0");
+      case OutputError:
+        if (!quantized) return QStringLiteral("0");
+        return r.m.rel_output_error >= 0 ? QString::number(r.m.rel_output_error, 'e', 2) : QStringLiteral("—");
       case Time: return quantized ? QString::number(r.m.milliseconds, 'f', r.m.milliseconds < 10 ? 2 : 1) : QString();
       default: return {};
     }
@@ -225,6 +230,7 @@ QVariant PlanTableModel::data(const QModelIndex& index, int role) const {
       case Bytes: return ready ? QVariant(planBytes(index.row())) : QVariant();
       case Sqnr: return ready ? QVariant(r.m.error.sqnr_db) : QVariant();
       case MaxError: return ready ? QVariant(r.m.error.max_abs) : QVariant();
+      case OutputError: return ready && r.m.rel_output_error >= 0 ? QVariant(r.m.rel_output_error) : QVariant();
       case Time: return ready ? QVariant(r.m.milliseconds) : QVariant();
       default: return {};
     }
@@ -399,6 +405,19 @@ bool PlanTableModel::allSettled() const {
   return std::none_of(rows_.begin(), rows_.end(), [](const Row& r) { return r.state == State::Pending; });
 }
 
+void PlanTableModel::invalidateMeasurements() {
+  if (rows_.empty()) return;
+  for (Row& r : rows_) {
+    r.state = State::Pending;
+    r.error.clear();
+  }
+  emit dataChanged(index(0, Format), index(static_cast<int>(rows_.size()) - 1, ColumnCount - 1));
+  QVector<int> all;
+  for (int i = 0; i < static_cast<int>(rows_.size()); ++i) all << i;
+  emit configsChanged(all);
+  emit totalsChanged();
+}
+
 PlanTotals PlanTableModel::totals() const {
   PlanTotals t;
   t.originalModelBytes = modelBytes_;
@@ -415,6 +434,14 @@ PlanTotals PlanTableModel::totals() const {
     t.layerWeights += r.weights;
     bits += r.m.bits_per_weight * r.weights;
     t.squaredError += r.m.error.mse * r.weights;
+    if (r.m.rel_output_error >= 0) {
+      ++t.outputErrorRows;
+      t.outputErrorSum += r.m.rel_output_error;
+      if (t.worstOutputRow < 0 || r.m.rel_output_error > t.worstOutputError) {
+        t.worstOutputError = r.m.rel_output_error;
+        t.worstOutputRow = static_cast<int>(i);
+      }
+    }
     if (r.m.error.sqnr_db < t.worstSqnrDb) {
       t.worstSqnrDb = r.m.error.sqnr_db;
       t.worstRow = static_cast<int>(i);
@@ -526,6 +553,7 @@ PlanEditor::PlanEditor(QWidget* parent)
       errorView_(new QuantErrorView(this)) {
   filter_->setSourceModel(model_);
   view_->setModel(filter_);
+  view_->setColumnHidden(PlanTableModel::OutputError, true);  // until calibration data is loaded
   view_->setObjectName(QStringLiteral("planTable"));
   view_->setSelectionBehavior(QAbstractItemView::SelectRows);
   view_->setSelectionMode(QAbstractItemView::ExtendedSelection);
@@ -540,7 +568,7 @@ PlanEditor::PlanEditor(QWidget* parent)
   view_->setWordWrap(false);
   const int em = fontMetrics().horizontalAdvance(QLatin1Char('M'));
   // Wide enough for "does not fit", "182.8 KiB" and the headers; the layer name takes what is left.
-  const double widths[] = {3.6, 12, 5.6, 8.5, 7.5, 5, 8.5, 6.8, 6.5, 6.5, 6.2};
+  const double widths[PlanTableModel::ColumnCount] = {3.6, 12, 5.6, 8.5, 7.5, 5.5, 8.5, 6.8, 7.2, 7.2, 9.4, 7};
   for (int c = 0; c < PlanTableModel::ColumnCount; ++c) view_->setColumnWidth(c, static_cast<int>(widths[c] * em));
   view_->horizontalHeader()->setSectionResizeMode(PlanTableModel::Layer, QHeaderView::Stretch);
   view_->horizontalHeader()->setMinimumSectionSize(3 * em);
@@ -693,6 +721,17 @@ void PlanEditor::setProgress(int done, int total) {
 
 QString PlanEditor::totalsText() const { return totals_->text(); }
 
+void PlanEditor::setOutputErrorAvailable(bool on) {
+  outputErrorOn_ = on;
+  view_->setColumnHidden(PlanTableModel::OutputError, !on);
+  allocateButton_->setToolTip(
+      on ? tr("Choose a format per layer for a target average bits/weight, minimising the summed squared weight error "
+              "(not yet the output error: the allocation does not use the calibration data)")
+         : tr("Choose a format per layer for a target average bits/weight, "
+              "minimising the summed squared weight error"));
+  updateTotals();
+}
+
 void PlanEditor::updateTotals() {
   const PlanTotals t = model_->totals();
   if (model_->rowCount() == 0) {
@@ -709,6 +748,11 @@ void PlanEditor::updateTotals() {
                      .arg(t.squaredError, 0, 'g', 4)
                      .arg(std::isinf(t.worstSqnrDb) ? tr("∞") : QString::number(t.worstSqnrDb, 'f', 2))
                      .arg(t.worstRow >= 0 ? tr(" (%1)").arg(model_->layerName(t.worstRow)) : QString());
+  if (outputErrorOn_ && t.outputErrorRows > 0)
+    text += tr(" · output error: sum %1, worst %2 (%3)")
+                .arg(t.outputErrorSum, 0, 'g', 4)
+                .arg(t.worstOutputError, 0, 'g', 3)
+                .arg(model_->layerName(t.worstOutputRow));
   if (t.failed > 0) text += tr(" · <span style='color:#c62828'>%n layer(s) do not fit their format</span>", nullptr, t.failed);
   if (t.pending > 0) text += tr(" · %n measuring", nullptr, t.pending);
   totals_->setText(text);

@@ -53,12 +53,15 @@ struct PlanTotals {
   double worstSqnrDb = 0;         // lowest SQNR among measured layers (+inf if none is lossy)
   int worstRow = -1;
   int measured = 0, failed = 0, pending = 0;
+  // Relative output error tr(dW H dW^T) / tr(W H W^T) (calibrated rows only): sum and worst.
+  double outputErrorSum = 0, worstOutputError = 0;
+  int worstOutputRow = -1, outputErrorRows = 0;
 };
 
 class PlanTableModel : public QAbstractTableModel {
   Q_OBJECT
  public:
-  enum Column { Block, Layer, Role, Shape, Format, Method, Bits, Bytes, Sqnr, MaxError, Time, ColumnCount };
+  enum Column { Block, Layer, Role, Shape, Format, Method, Bits, Bytes, Sqnr, MaxError, OutputError, Time, ColumnCount };
   enum class State { Pending, Ready, Failed };
 
   explicit PlanTableModel(QObject* parent = nullptr);
@@ -103,6 +106,8 @@ class PlanTableModel : public QAbstractTableModel {
   std::size_t weightTensor(int row) const { return rows_[static_cast<std::size_t>(row)].tensor; }
   QString roleName(int row) const { return rows_[static_cast<std::size_t>(row)].role; }
   bool allSettled() const;  // no row waits for figures
+  // Every row waits for new figures (the calibration data changed): measure them all again.
+  void invalidateMeasurements();
   PlanTotals totals() const;
 
  signals:
@@ -168,6 +173,9 @@ class PlanEditor : public QWidget {
   // Progress of the background fill (done of total), or hidden when total is 0.
   void setProgress(int done, int total);
   QString totalsText() const;
+  // Calibration data loaded: the output-error column shows, the totals add its sum and worst.
+  void setOutputErrorAvailable(bool on);
+  bool outputErrorAvailable() const { return outputErrorOn_; }
 
  signals:
   void presetRequested(const QString& name);
@@ -193,6 +201,7 @@ class PlanEditor : public QWidget {
   QLabel* totals_;
   QProgressBar* progress_;
   QuantErrorView* errorView_;
+  bool outputErrorOn_ = false;
 };
 
 }  // namespace qs::ui

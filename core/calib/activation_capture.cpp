@@ -112,6 +112,16 @@ const InputStats* ActivationCapture::find(int block, Input input) const {
   return nullptr;
 }
 
+const InputStats* ActivationCapture::find_for(LayerRole role, int block) const {
+  switch (role) {
+    case LayerRole::Q: case LayerRole::K: case LayerRole::V: return find(block, Input::Attention);
+    case LayerRole::O: return find(block, Input::AttentionOutput);
+    case LayerRole::Gate: case LayerRole::Up: return find(block, Input::Mlp);
+    case LayerRole::Down: return find(block, Input::MlpDown);
+    default: return nullptr;
+  }
+}
+
 CalibrationHessians ActivationCapture::release_hessians() {
   CalibrationHessians out;
   out.tokens = tokens;

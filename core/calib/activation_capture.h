@@ -67,6 +67,9 @@ struct ActivationCapture {
   double seconds = 0;              // forward + accumulation
 
   const InputStats* find(int block, LlamaRunner::LinearInput input) const;
+  // The input a layer of `role` in `block` reads (q/k/v: attention, o, gate/up: mlp, down);
+  // nullptr for roles without one (embeddings, head, other) or blocks not captured.
+  const InputStats* find_for(LayerRole role, int block) const;
   // The Hessians in the form GPTQ and the GGUF export take (moved out: `inputs` lose theirs).
   CalibrationHessians release_hessians();
 };

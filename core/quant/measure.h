@@ -36,6 +36,8 @@ struct LayerQuantError {
   double bits_per_weight = 0;
   WeightError error;
   double milliseconds = 0;  // quantize + dequantize + error
+  // tr(dW H dW^T) / tr(W H W^T) on the layer input's calibration Hessian; -1: not measured (no H)
+  double rel_output_error = -1;
 };
 
 // The tensor's elements as F32 (row slices converted in parallel).

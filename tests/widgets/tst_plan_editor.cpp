@@ -248,9 +248,11 @@ void TstPlanEditor::rapidEditsEndWithTheLast() {
   const auto ref = reference(*model, row, "int4-g64-sym");
   QCOMPARE(t->measurement(row).bits_per_weight, ref.bits_per_weight);
   QVERIFY(near(t->measurement(row).error.sqnr_db, ref.error.sqnr_db));
-  // Superseded requests inside the debounce were never measured.
-  QVERIFY(!w->document()->cachedMeasurement(row, QStringLiteral("int8-g128")));
+  // Superseded requests inside the debounce were never measured. (The first
+  // edit, int8-g128, starts at once by design — a lone edit does not wait — so
+  // whether it finished before the second cancelled it is a race: not checked.)
   QVERIFY(!w->document()->cachedMeasurement(row, QStringLiteral("q5_1")));
+  QVERIFY(!w->document()->cachedMeasurement(row, QStringLiteral("int3-ch")));
 }
 
 void TstPlanEditor::applyToSelectionIsOneStep() {
