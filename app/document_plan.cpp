@@ -156,7 +156,8 @@ void Document::startErrorHistograms() {
   });
   constexpr int kBins = 128;
   watcher->setFuture(
-      QtConcurrent::run(runErrorHistograms, model_, errorLayer_, errorFormat_, kBins, generation, errorControl_));
+      QtConcurrent::run(runErrorHistograms, model_, errorLayer_, errorFormat_, kBins, generation, errorControl_,
+                        calibration_));
 }
 
 void Document::cancelAllocation() {

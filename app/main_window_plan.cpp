@@ -19,6 +19,7 @@
 
 #include "app/document.h"
 #include "app/main_window.h"
+#include "quant/layer_method.h"
 #include "quant/plan.h"
 #include "widgets/allocate_dialog.h"
 #include "widgets/histogram_plot.h"
@@ -144,7 +145,7 @@ void MainWindow::resetPlan() {
   planUndoStack()->setClean();
   QVector<QPair<int, QString>> all;
   for (int i = 0; i < plan_->tableModel()->rowCount(); ++i)
-    all.push_back({i, QString::fromStdString(plan_->tableModel()->configs()[static_cast<std::size_t>(i)].format)});
+    all.push_back({i, QString::fromStdString(layer_config_key(plan_->tableModel()->configs()[static_cast<std::size_t>(i)]))});
   document_->requestMeasurements(all, false);
 
   // A plan left unsaved by a crash on this model: offer it back.
@@ -168,7 +169,7 @@ void MainWindow::resetPlan() {
 void MainWindow::onPlanConfigsChanged(const QVector<int>& rows) {
   QVector<QPair<int, QString>> layers;
   const auto& configs = plan_->tableModel()->configs();
-  for (int r : rows) layers.push_back({r, QString::fromStdString(configs[static_cast<std::size_t>(r)].format)});
+  for (int r : rows) layers.push_back({r, QString::fromStdString(layer_config_key(configs[static_cast<std::size_t>(r)]))});
   // One edited cell: debounced, superseding; many (preset, allocation, apply): at once, with progress.
   document_->requestMeasurements(layers, rows.size() == 1);
   if (planOverlayTensor_ >= 0) {
@@ -201,10 +202,12 @@ void MainWindow::onPlanLayerSelected(int row) {
   planOverlayTensor_ = static_cast<int>(model->layers[static_cast<std::size_t>(row)].weight);
   planOverlayFormat_ = QString::fromStdString(plan_->tableModel()->configs()[static_cast<std::size_t>(row)].format);
   const QString layerName = QString::fromStdString(model->layers[static_cast<std::size_t>(row)].name);
+  // The view shows what the row's method makes of the layer (its config key names it).
+  const QString key = QString::fromStdString(layer_config_key(plan_->tableModel()->configs()[static_cast<std::size_t>(row)]));
   ui::QuantErrorView* view = plan_->errorView();
-  if (view->layer() != layerName || view->format() != planOverlayFormat_) {
-    view->showBusy(tr("Quantizing %1 as %2…").arg(layerName, planOverlayFormat_));
-    document_->requestErrorHistograms(row, planOverlayFormat_);
+  if (view->layer() != layerName || view->format() != key) {
+    view->showBusy(tr("Quantizing %1 as %2…").arg(layerName, key));
+    document_->requestErrorHistograms(row, key);
   }
   if (current_ != planOverlayTensor_) tree_->selectTensor(planOverlayTensor_);  // the histogram follows, then its overlays
   else applyHistogramOverlays();

@@ -8,6 +8,7 @@
 #include "backend/thread_pool.h"
 #include "model/convert.h"
 #include "model/dtype.h"
+#include "quant/layer_method.h"
 
 namespace qs::app {
 
@@ -26,6 +27,32 @@ const float* layerHessian(const CalibrationFile* calib, const Layer& l, std::int
   const InputStats* s = calib->run.capture.find_for(l.role, l.block);
   if (!s || s->cols != cols || s->hessian.size() != static_cast<std::size_t>(cols * cols)) return nullptr;
   return s->hessian.data();
+}
+
+// The calibration statistics of `l`'s input for the methods (H, mean |x|), when `calib` has them.
+LayerInputStats layerStats(const CalibrationFile* calib, const Layer& l, std::int64_t cols) {
+  LayerInputStats st;
+  st.h = layerHessian(calib, l, cols);
+  if (st.h) {
+    const InputStats* s = calib->run.capture.find_for(l.role, l.block);
+    if (s && s->mean_abs.size() == static_cast<std::size_t>(cols)) st.x_mean_abs = s->mean_abs.data();
+  }
+  return st;
+}
+
+// A row whose method is not plain RTN: the method itself on the layer (clip, GPTQ, AWQ),
+// with the input's statistics when calibrated.
+Result<LayerMethodResult> runMethod(const Model& model, const Layer& l, const LayerConfig& config,
+                                    const CalibrationFile* calib, OpContext& ctx, std::vector<float>& w) {
+  const TensorInfo& t = model.tensors[l.weight];
+  if (t.channels_last) return Error::unsupported(t.name + ": channels-last (Keras) kernels are not quantized yet");
+  auto choice = parse_quant_choice(config.format);
+  if (!choice) return choice.error();
+  w.resize(static_cast<std::size_t>(t.numel()));
+  if (auto r = tensor_to_f32(t, w.data()); !r) return Error::unsupported(t.name + ": " + r.error().message);
+  auto r = quantize_with_method(w.data(), t.rows(), t.cols(), *choice, config, layerStats(calib, l, t.cols()), ctx);
+  if (!r) return Error{r.error().code, t.name + ": " + r.error().message};
+  return r;
 }
 
 }  // namespace
@@ -48,7 +75,26 @@ LayerMeasureOutcome measureLayer(std::shared_ptr<const Model> model, int layer, 
     out.figures.error.sqnr_db = std::numeric_limits<double>::infinity();
     return out;
   }
-  auto choice = parse_quant_choice(format.toStdString());
+  // `format` is the row's config key: the format alone for plain RTN, else with method and params.
+  auto config = parse_layer_config_key(format.toStdString());
+  if (!config) {
+    out.error = QString::fromStdString(config.error().message);
+    return out;
+  }
+  if (config->method != "rtn" || !config->params.empty()) {
+    std::vector<float> w;
+    auto r = runMethod(*model, l, *config, calib, ctx, w);
+    if (!r) {
+      out.cancelled = r.error().code == ErrorCode::Cancelled;
+      out.error = QString::fromStdString(r.error().message);
+      return out;
+    }
+    out.ok = true;
+    out.figures = r->figures;
+    out.figures.rel_output_error = r->rel_output_error;
+    return out;
+  }
+  auto choice = parse_quant_choice(config->format);
   if (!choice) {
     out.error = QString::fromStdString(choice.error().message);
     return out;
@@ -137,7 +183,8 @@ void runMeasureLayers(QPromise<LayerMeasureOutcome>& promise, std::shared_ptr<co
 }
 
 ErrorHistogramsOutcome runErrorHistograms(std::shared_ptr<const Model> model, int layer, QString format, int bins,
-                                          quint64 generation, std::shared_ptr<JobControl> control) {
+                                          quint64 generation, std::shared_ptr<JobControl> control,
+                                          std::shared_ptr<const CalibrationFile> calib) {
   ErrorHistogramsOutcome out;
   out.layer = layer;
   out.format = format;
@@ -155,13 +202,25 @@ ErrorHistogramsOutcome runErrorHistograms(std::shared_ptr<const Model> model, in
     out.error = QStringLiteral("kept as F32: nothing is rounded");
     return out;
   }
-  auto choice = parse_quant_choice(format.toStdString());
-  if (!choice) {
-    out.error = QString::fromStdString(choice.error().message);
+  auto config = parse_layer_config_key(format.toStdString());
+  if (!config) {
+    out.error = QString::fromStdString(config.error().message);
     return out;
   }
-  const TensorInfo& t = model->tensors[model->layers[static_cast<std::size_t>(layer)].weight];
-  auto h = quant_error_histograms(t, *choice, bins, control->context());
+  const Layer& l = model->layers[static_cast<std::size_t>(layer)];
+  Result<QuantErrorHistograms> h = Error::cancelled();
+  if (config->method != "rtn" || !config->params.empty()) {
+    std::vector<float> w;
+    auto r = runMethod(*model, l, *config, calib.get(), control->context(), w);
+    h = r ? error_histograms_of(w.data(), r->dequantized.data(), w.size(), bins) : Result<QuantErrorHistograms>(r.error());
+  } else {
+    auto choice = parse_quant_choice(config->format);
+    if (!choice) {
+      out.error = QString::fromStdString(choice.error().message);
+      return out;
+    }
+    h = quant_error_histograms(model->tensors[l.weight], *choice, bins, control->context());
+  }
   if (!h) {
     out.cancelled = h.error().code == ErrorCode::Cancelled;
     out.error = QString::fromStdString(h.error().message);

@@ -48,7 +48,10 @@ struct LayerMeasureOutcome {
   bool cancelled = false;
 };
 
-// One layer (index into Model::layers) under `format`: f32 (kept) costs its
+// One layer (index into Model::layers) under `format`, the row's config key
+// (quant/layer_method.h): a method other than plain RTN (clip, gptq, awq, or
+// params) runs quantize_with_method with the input's statistics from `calib`
+// (gptq/awq fail without them, saying so). Plain RTN: f32 (kept) costs its
 // bits and no error; integer grids go through the fused rtn_int_measure_into
 // on the global thread pool (same codes and figures as measure_quantization);
 // every other format (ggml blocks, NF4, FP8, MXFP4, NVFP4, F16, BF16) through
@@ -74,10 +77,13 @@ struct ErrorHistogramsOutcome {
   bool cancelled = false;
 };
 
-// The selected plan row's before/after/error histograms (quant_error_histograms).
+// The selected plan row's before/after/error histograms. `format` is the row's
+// config key (quant/layer_method.h): plain RTN through quant_error_histograms,
+// other methods run on the layer (with `calib`'s statistics when there are any).
 // f32 (kept) has no round trip: an error that says so.
 ErrorHistogramsOutcome runErrorHistograms(std::shared_ptr<const Model> model, int layer, QString format, int bins,
-                                          quint64 generation, std::shared_ptr<JobControl> control);
+                                          quint64 generation, std::shared_ptr<JobControl> control,
+                                          std::shared_ptr<const CalibrationFile> calib);
 
 using CandidateCosts = std::vector<std::vector<CandidateCost>>;
 

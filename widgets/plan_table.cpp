@@ -1,6 +1,7 @@
 #include "widgets/plan_table.h"
 
 #include "widgets/quant_error_view.h"
+#include "quant/layer_method.h"
 
 #include <QApplication>
 #include <QSplitter>
@@ -76,6 +77,8 @@ namespace {
 
 QString formatOf(const LayerConfig& c) { return QString::fromStdString(c.format); }
 QString methodOf(const LayerConfig& c) { return QString::fromStdString(c.method); }
+// What a measurement of the row is for: format, method and params (quant/layer_method.h).
+QString keyOf(const LayerConfig& c) { return QString::fromStdString(layer_config_key(c)); }
 
 // One undoable edit: new configs for some rows. Single-cell edits of the same
 // cell merge with the one before.
@@ -239,9 +242,10 @@ QVariant PlanTableModel::data(const QModelIndex& index, int role) const {
     if (r.state == State::Failed) return tr("%1 cannot take %2:\n%3").arg(r.name, formatOf(c), r.error);
     if (col == Layer) return r.name;
     if (col == Method && methodOf(c) != QLatin1String("rtn"))
-      return methodNeedsCalibration(methodOf(c))
-                 ? tr("%1 needs calibration data (not loaded): the figures are round-to-nearest's").arg(methodOf(c))
-                 : tr("%1 runs at export; the figures are round-to-nearest's").arg(methodOf(c));
+      return methodNeedsCalibration(methodOf(c)) && !calibrated_
+                 ? tr("%1 needs calibration data: load or make it (Tools ▸ Calibrate…)").arg(methodOf(c))
+                 : tr("The figures are %1's result on this layer%2").arg(methodOf(c),
+                       calibrated_ ? tr(" (with the calibration data)") : QString());
     if (col == Bytes && ready)
       return tr("%1 bytes (stored now: %2)")
           .arg(std::llround(planBytes(index.row())))
@@ -380,7 +384,7 @@ double PlanTableModel::planBytes(int row) const {
 }
 
 void PlanTableModel::setMeasurement(int row, const QString& format, const LayerQuantError& m) {
-  if (row < 0 || row >= static_cast<int>(rows_.size()) || formatOf(configs_[static_cast<std::size_t>(row)]) != format)
+  if (row < 0 || row >= static_cast<int>(rows_.size()) || keyOf(configs_[static_cast<std::size_t>(row)]) != format)
     return;
   Row& r = rows_[static_cast<std::size_t>(row)];
   r.state = State::Ready;
@@ -391,7 +395,7 @@ void PlanTableModel::setMeasurement(int row, const QString& format, const LayerQ
 }
 
 void PlanTableModel::setMeasurementFailed(int row, const QString& format, const QString& message) {
-  if (row < 0 || row >= static_cast<int>(rows_.size()) || formatOf(configs_[static_cast<std::size_t>(row)]) != format)
+  if (row < 0 || row >= static_cast<int>(rows_.size()) || keyOf(configs_[static_cast<std::size_t>(row)]) != format)
     return;
   Row& r = rows_[static_cast<std::size_t>(row)];
   r.state = State::Failed;
@@ -482,7 +486,9 @@ namespace {
 // are disabled and say why.
 class ChoiceDelegate : public QStyledItemDelegate {
  public:
-  ChoiceDelegate(bool formats, QObject* parent) : QStyledItemDelegate(parent), formats_(formats) {}
+  // `calibrated` (methods only): the editor's flag; methods that need calibration are offered when set.
+  ChoiceDelegate(bool formats, const bool* calibrated, QObject* parent)
+      : QStyledItemDelegate(parent), formats_(formats), calibrated_(calibrated) {}
 
   QWidget* createEditor(QWidget* parent, const QStyleOptionViewItem&, const QModelIndex& index) const override {
     auto* combo = new QComboBox(parent);
@@ -507,7 +513,7 @@ class ChoiceDelegate : public QStyledItemDelegate {
           item->setToolTip(why);
           item->setForeground(QBrush(QColor(0xc6, 0x28, 0x28)));
         }
-      } else if (methodNeedsCalibration(v)) {
+      } else if (methodNeedsCalibration(v) && !(calibrated_ && *calibrated_)) {
         item->setText(tr("%1 (needs calibration)").arg(v));
         item->setToolTip(tr("Load calibration data to use %1").arg(v));
         item->setEnabled(false);
@@ -530,6 +536,7 @@ class ChoiceDelegate : public QStyledItemDelegate {
  private:
   static QString tr(const char* s) { return QCoreApplication::translate("qs::ui::PlanEditor", s); }
   bool formats_;
+  const bool* calibrated_;
 };
 
 }  // namespace
@@ -559,8 +566,8 @@ PlanEditor::PlanEditor(QWidget* parent)
   view_->setSelectionMode(QAbstractItemView::ExtendedSelection);
   view_->setEditTriggers(QAbstractItemView::DoubleClicked | QAbstractItemView::SelectedClicked |
                          QAbstractItemView::EditKeyPressed);
-  view_->setItemDelegateForColumn(PlanTableModel::Format, new ChoiceDelegate(true, view_));
-  view_->setItemDelegateForColumn(PlanTableModel::Method, new ChoiceDelegate(false, view_));
+  view_->setItemDelegateForColumn(PlanTableModel::Format, new ChoiceDelegate(true, nullptr, view_));
+  view_->setItemDelegateForColumn(PlanTableModel::Method, new ChoiceDelegate(false, &outputErrorOn_, view_));
   view_->verticalHeader()->hide();
   view_->verticalHeader()->setDefaultSectionSize(fontMetrics().height() + 6);
   view_->horizontalHeader()->setSectionResizeMode(QHeaderView::Interactive);
@@ -723,6 +730,11 @@ QString PlanEditor::totalsText() const { return totals_->text(); }
 
 void PlanEditor::setOutputErrorAvailable(bool on) {
   outputErrorOn_ = on;
+  model_->setCalibrated(on);
+  // GPTQ and AWQ need the calibration data: offered in the apply bar only with it.
+  if (auto* items = qobject_cast<QStandardItemModel*>(applyMethod_->model()))
+    for (int i = 1; i < applyMethod_->count(); ++i)
+      if (methodNeedsCalibration(applyMethod_->itemData(i).toString())) items->item(i)->setEnabled(on);
   view_->setColumnHidden(PlanTableModel::OutputError, !on);
   allocateButton_->setToolTip(
       on ? tr("Choose a format per layer for a target average bits/weight, minimising the summed squared weight error "

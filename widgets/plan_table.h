@@ -36,7 +36,7 @@ class QuantErrorView;
 
 // The formats the editor offers, in menu order.
 QStringList planFormats();
-// The methods; those that need calibration data are offered but disabled.
+// The methods; those that need calibration data are offered only when it is loaded.
 QStringList planMethods();
 bool methodNeedsCalibration(const QString& method);
 // Why `format` cannot quantize a weight with rows of `cols` values; empty when it can.
@@ -108,6 +108,9 @@ class PlanTableModel : public QAbstractTableModel {
   bool allSettled() const;  // no row waits for figures
   // Every row waits for new figures (the calibration data changed): measure them all again.
   void invalidateMeasurements();
+  // Calibration data is loaded (the methods that need it are measured, not only offered).
+  void setCalibrated(bool on) { calibrated_ = on; }
+  bool calibrated() const { return calibrated_; }
   PlanTotals totals() const;
 
  signals:
@@ -116,6 +119,7 @@ class PlanTableModel : public QAbstractTableModel {
   void totalsChanged();
 
  private:
+  bool calibrated_ = false;
   struct Row {
     QString name, shortName, role;
     int block = -1;

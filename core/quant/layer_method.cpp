@@ -1,7 +1,9 @@
 #include "quant/layer_method.h"
 
 #include <algorithm>
+#include <charconv>
 #include <chrono>
+#include <cstdlib>
 
 #include "backend/thread_pool.h"
 #include "quant/awq.h"
@@ -31,6 +33,53 @@ Error unsupported(const LayerConfig& c, const std::string& why) {
 }  // namespace
 
 bool method_needs_calibration(const std::string& method) { return method == "gptq" || method == "awq"; }
+
+std::string layer_config_key(const LayerConfig& config) {
+  if (config.method == "rtn" && config.params.empty()) return config.format;
+  std::string key = config.format + "+" + config.method;
+  if (!config.params.empty()) {
+    key += "(";
+    bool first = true;
+    for (const auto& [name, value] : config.params) {  // std::map: sorted by name
+      char number[32];
+      const auto end = std::to_chars(number, number + sizeof number, value).ptr;  // shortest that round-trips
+      key += (first ? "" : ",") + name + "=" + std::string(number, end);
+      first = false;
+    }
+    key += ")";
+  }
+  return key;
+}
+
+Result<LayerConfig> parse_layer_config_key(std::string_view key) {
+  LayerConfig c;
+  const auto bad = [&](const char* why) { return Error::invalid("layer config \"" + std::string(key) + "\": " + why); };
+  const std::size_t plus = key.find('+');
+  c.format = std::string(key.substr(0, plus));
+  if (c.format.empty()) return bad("no format");
+  if (plus == std::string_view::npos) return c;
+  std::string_view rest = key.substr(plus + 1);
+  const std::size_t open = rest.find('(');
+  c.method = std::string(rest.substr(0, open));
+  if (c.method.empty()) return bad("no method after '+'");
+  if (open == std::string_view::npos) return c;
+  if (rest.back() != ')') return bad("params must end with ')'");
+  std::string_view params = rest.substr(open + 1, rest.size() - open - 2);
+  while (!params.empty()) {
+    const std::size_t comma = params.find(',');
+    const std::string_view item = params.substr(0, comma);
+    const std::size_t eq = item.find('=');
+    if (eq == std::string_view::npos || eq == 0) return bad("a param is not name=value");
+    const std::string value(item.substr(eq + 1));
+    char* end = nullptr;
+    const double v = std::strtod(value.c_str(), &end);
+    if (value.empty() || end != value.c_str() + value.size()) return bad("a param value is not a number");
+    c.params[std::string(item.substr(0, eq))] = v;
+    if (comma == std::string_view::npos) break;
+    params.remove_prefix(comma + 1);
+  }
+  return c;
+}
 
 Result<LayerMethodResult> quantize_with_method(const float* w, std::int64_t rows, std::int64_t cols,
                                                const QuantChoice& choice, const LayerConfig& config,

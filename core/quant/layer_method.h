@@ -10,6 +10,7 @@
 // Parameters (plan "params"): clip: min_ratio, step; gptq: percdamp,
 // block_size, act_order (0/1), static_groups (0/1); awq: alpha_points, clip (0/1).
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "quant/measure.h"
@@ -40,5 +41,12 @@ Result<LayerMethodResult> quantize_with_method(const float* w, std::int64_t rows
 
 // True for the methods that need a layer's input statistics (gptq, awq).
 bool method_needs_calibration(const std::string& method);
+
+// A layer config as one string, for caches and requests keyed by what is
+// measured: the format alone for plain RTN ("int4-g128"), else
+// "format+method" with the params sorted by name ("q4_0+gptq(act_order=1,percdamp=0.05)").
+std::string layer_config_key(const LayerConfig& config);
+// The inverse; errors name what is malformed.
+Result<LayerConfig> parse_layer_config_key(std::string_view key);
 
 }  // namespace qs

@@ -34,12 +34,17 @@ std::size_t bin(double v, double lo, double hi, double inv_width, int bins) {
 
 Result<QuantErrorHistograms> quant_error_histograms(const TensorInfo& t, const QuantChoice& choice, int bins,
                                                     OpContext& ctx) {
+  if (bins < 1 || bins > kMaxHistogramBins) return error_histograms_of(nullptr, nullptr, 0, bins);  // its message
+  std::vector<float> w, deq;
+  if (auto r = quantize_dequantize(t, choice, w, deq, ctx); !r) return r.error();
+  if (ctx.cancelled()) return Error::cancelled();
+  return error_histograms_of(w.data(), deq.data(), w.size(), bins);
+}
+
+Result<QuantErrorHistograms> error_histograms_of(const float* w, const float* deq, std::size_t n, int bins) {
   if (bins < 1 || bins > kMaxHistogramBins)
     return Error::invalid("histogram bins must be in [1, " + std::to_string(kMaxHistogramBins) + "], not " +
                           std::to_string(bins));
-  std::vector<float> w, deq;
-  if (auto r = quantize_dequantize(t, choice, w, deq, ctx); !r) return r.error();
-  const std::size_t n = w.size();
   const std::size_t chunks = (n + kChunk - 1) / kChunk;
   ThreadPool& pool = ThreadPool::global();
 
@@ -60,7 +65,6 @@ Result<QuantErrorHistograms> quant_error_histograms(const TensorInfo& t, const Q
     all.hi = std::max(all.hi, r.hi);
     all.err = std::max(all.err, r.err);
   }
-  if (ctx.cancelled()) return Error::cancelled();
   double lo = n ? all.lo : 0.0, hi = n ? all.hi : 0.0;
   if (!(hi > lo)) {  // constant layer: one bin around the value
     lo -= 0.5;
@@ -95,7 +99,7 @@ Result<QuantErrorHistograms> quant_error_histograms(const TensorInfo& t, const Q
       out.after.counts[b] += p[nb + b];
       out.error.counts[b] += p[2 * nb + b];
     }
-  out.figures = weight_error(w.data(), deq.data(), n);
+  out.figures = weight_error(w, deq, n);
   return out;
 }
 

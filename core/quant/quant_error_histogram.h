@@ -19,7 +19,12 @@ struct QuantErrorHistograms {
   WeightError figures;  // as measure_quantization reports them
 };
 
-// `bins` in [1, kMaxHistogramBins]. Errors as quantize_dequantize's.
+// The histograms of a weight `w` and its quantized image `deq` (n finite values
+// each), for methods that produce `deq` themselves (clip, GPTQ, AWQ).
+// `bins` in [1, kMaxHistogramBins].
+Result<QuantErrorHistograms> error_histograms_of(const float* w, const float* deq, std::size_t n, int bins);
+
+// RTN with `choice`, then error_histograms_of. Errors as quantize_dequantize's.
 Result<QuantErrorHistograms> quant_error_histograms(const TensorInfo& t, const QuantChoice& choice, int bins,
                                                     OpContext& ctx);
 

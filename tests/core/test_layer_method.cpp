@@ -137,3 +137,22 @@ TEST(LayerMethod, RefusalsSayWhy) {
 }
 
 }  // namespace
+
+namespace {
+
+TEST(LayerMethod, ConfigKeysRoundTrip) {
+  EXPECT_EQ(qs::layer_config_key({"int4-g128", "rtn", {}}), "int4-g128");
+  const qs::LayerConfig gptq{"q4_0", "gptq", {{"percdamp", 0.05}, {"act_order", 1}}};
+  EXPECT_EQ(qs::layer_config_key(gptq), "q4_0+gptq(act_order=1,percdamp=0.05)");
+  for (const qs::LayerConfig& c : {qs::LayerConfig{"int4-g128", "rtn", {}}, gptq, qs::LayerConfig{"nf4", "awq", {}},
+                                   qs::LayerConfig{"q8_0", "rtn", {{"x", -1e-300}}}}) {
+    auto back = qs::parse_layer_config_key(qs::layer_config_key(c));
+    ASSERT_TRUE(back.ok()) << back.error().message;
+    EXPECT_EQ(*back, c) << qs::layer_config_key(c);
+  }
+  for (const char* bad : {"", "+gptq", "q4_0+", "q4_0+gptq(a=1", "q4_0+gptq(=1)", "q4_0+gptq(a=x)", "q4_0+gptq(a=)"}) {
+    EXPECT_FALSE(qs::parse_layer_config_key(bad).ok()) << bad;
+  }
+}
+
+}  // namespace

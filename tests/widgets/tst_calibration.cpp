@@ -28,10 +28,12 @@
 #include "calib/calibration_file.h"
 #include "demo/demo_model.h"
 #include "io/open_model.h"
+#include "quant/layer_method.h"
 #include "quant/measure.h"
 #include "quant/metrics.h"
 #include "stats/outliers.h"
 #include "widgets/calibrate_dialog.h"
+#include "widgets/quant_error_view.h"
 #include "widgets/channel_plot.h"
 #include "widgets/heatmap_plot.h"
 #include "widgets/histogram_plot.h"
@@ -69,6 +71,7 @@ class TstCalibration : public QObject {
   void calibrateThroughTheDialog();
   void activationViewsShowTheCoresNumbers();
   void outputErrorColumnIsTheHessianError();
+  void calibratedMethodsAreMeasuredInTheTable();
   void reopeningLoadsTheDefaultFile();
   void badFilesAreRefused();
   void readOnlyFolderIsNotWritten();
@@ -335,6 +338,60 @@ void TstCalibration::outputErrorColumnIsTheHessianError() {
   }
   w->planEditor()->tableView()->selectRow(q);
   snapshot(w.get(), QStringLiteral("plan-output-error"));
+}
+
+// With calibration loaded the Method column's GPTQ and AWQ are offered and the
+// row is measured by the method itself: its figures equal core's
+// quantize_with_method on the file's statistics, GPTQ's output error is below
+// RTN's, and the before/after view shows the method's result.
+void TstCalibration::calibratedMethodsAreMeasuredInTheTable() {
+  if (!haveShared_) QSKIP("../shared/models/stories260K is absent");
+  auto w = openWindow(model_);
+  QVERIFY(w);
+  QVERIFY(QTest::qWaitFor([&] { return w->document()->calibration() != nullptr; }, kWaitMs));
+  QVERIFY(settle(*w));
+  w->showTab(QStringLiteral("plan"));
+  const auto model = w->document()->model();
+  const auto calib = w->document()->calibration();
+  PlanTableModel* t = w->planEditor()->tableModel();
+  QVERIFY(t->calibrated());
+  const int row = rowOf(*model, "model.layers.1.mlp.up_proj");
+  QVERIFY(row >= 0);
+  const qs::Layer& l = model->layers[static_cast<std::size_t>(row)];
+  const qs::TensorInfo& ti = model->tensors[l.weight];
+  const qs::InputStats* st = calib->run.capture.find_for(l.role, l.block);
+  QVERIFY(st && !st->hessian.empty());
+  std::vector<float> wf(static_cast<std::size_t>(ti.numel()));
+  QVERIFY(qs::tensor_to_f32(ti, wf.data()).ok());
+
+  QVERIFY(t->setData(t->index(row, PlanTableModel::Format), QStringLiteral("q4_0"), Qt::EditRole));
+  QVERIFY(settle(*w));
+  const double rtn = t->measurement(row).rel_output_error;
+  QVERIFY(rtn > 0);
+  for (const QString& method : {QStringLiteral("gptq"), QStringLiteral("awq"), QStringLiteral("clip")}) {
+    QVERIFY(t->setData(t->index(row, PlanTableModel::Method), method, Qt::EditRole));
+    QVERIFY(settle(*w));
+    QCOMPARE(t->state(row), PlanTableModel::State::Ready);
+    const qs::LayerConfig cfg{"q4_0", method.toStdString(), {}};
+    auto ref = qs::quantize_with_method(wf.data(), ti.rows(), ti.cols(), *qs::parse_quant_choice("q4_0"), cfg,
+                                        {st->hessian.data(), st->mean_abs.data()}, qs::OpContext::none());
+    QVERIFY2(ref.ok(), ref.ok() ? "" : ref.error().message.c_str());
+    QCOMPARE(t->measurement(row).error.sqnr_db, ref->figures.error.sqnr_db);
+    QCOMPARE(t->measurement(row).rel_output_error, ref->rel_output_error);
+    qInfo("stories260K %s q4_0 %s: output error %.3e (rtn %.3e)", qPrintable(t->layerName(row)), qPrintable(method),
+          ref->rel_output_error, rtn);
+    if (method != QLatin1String("clip")) {
+      QVERIFY2(ref->rel_output_error < rtn, qPrintable(method));
+    }
+  }
+  // The before/after view of the selected row shows the method's result.
+  QVERIFY(t->setData(t->index(row, PlanTableModel::Method), QStringLiteral("gptq"), Qt::EditRole));
+  w->planEditor()->selectRows({row});
+  qs::ui::QuantErrorView* view = w->planEditor()->errorView();
+  QVERIFY2(QTest::qWaitFor([&] { return view->format() == QStringLiteral("q4_0+gptq"); }, kWaitMs), qPrintable(view->caption()));
+  QVERIFY2(view->caption().contains(QStringLiteral("%1 dB").arg(t->measurement(row).error.sqnr_db, 0, 'f', 2)),
+           qPrintable(view->caption()));
+  QVERIFY(settle(*w));
 }
 
 void TstCalibration::reopeningLoadsTheDefaultFile() {
