@@ -13,11 +13,17 @@
 // - the KV cache: the chunk run in pieces (37 tokens, then one at a time)
 //   gives the whole run's logits;
 // - the observer: the host copies of the linear inputs of the CPU's.
+// Two models without ../shared cover what stories260K does not: a Qwen2-style
+// HF directory written here (q/k/v biases, tied embeddings, linear RoPE
+// scaling, head_dim 16) and the demo model (head_dim 32) over 1100 tokens, so
+// that attention crosses its 1024-key shared-memory tile.
 #include <gtest/gtest.h>
 
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <nlohmann/json.hpp>
+#include <random>
 
 #include "app/register_backends.h"
 #include "calib/forward_runner.h"
@@ -161,6 +167,125 @@ TEST_P(CudaForward, MatchesTheCpuForwardOnStories260K) {
   std::size_t same = 0;
   while (same < gg->size() && same < gc->size() && (*gg)[same] == (*gc)[same]) ++same;
   std::printf("  greedy: %zu of %zu tokens equal to the CPU's\n", same, gc->size());
+}
+
+// A Qwen2-shaped HF directory with every optional feature the device path
+// has: q/k/v biases, tied embeddings (no lm_head.weight), "linear" RoPE
+// scaling, rotate-half RoPE; F32 random weights.
+std::string write_qwen2_like(const qs::test::TempDir& dir) {
+  const int hidden = 64, layers = 2, heads = 4, kv_heads = 2, head_dim = 16, ffn = 96, vocab = 128;
+  std::mt19937 rng(7);
+  std::normal_distribution<float> nd(0.0f, 1.0f);
+  nlohmann::ordered_json header = nlohmann::ordered_json::object();
+  std::string data;
+  auto add = [&](const std::string& name, std::vector<std::int64_t> shape, float scale, float offset = 0.0f) {
+    std::int64_t n = 1;
+    for (auto d : shape) n *= d;
+    std::vector<float> v(static_cast<std::size_t>(n));
+    for (auto& x : v) x = offset + scale * nd(rng);
+    const std::size_t begin = data.size();
+    data.append(reinterpret_cast<const char*>(v.data()), v.size() * sizeof(float));
+    header[name] = {{"dtype", "F32"}, {"shape", shape}, {"data_offsets", {begin, data.size()}}};
+  };
+  add("model.embed_tokens.weight", {vocab, hidden}, 0.5f);
+  add("model.norm.weight", {hidden}, 0.1f, 1.0f);
+  for (int l = 0; l < layers; ++l) {
+    const std::string p = "model.layers." + std::to_string(l) + ".";
+    const float w = 1.0f / std::sqrt(static_cast<float>(hidden));
+    add(p + "input_layernorm.weight", {hidden}, 0.1f, 1.0f);
+    add(p + "self_attn.q_proj.weight", {heads * head_dim, hidden}, w);
+    add(p + "self_attn.q_proj.bias", {heads * head_dim}, 0.3f);
+    add(p + "self_attn.k_proj.weight", {kv_heads * head_dim, hidden}, w);
+    add(p + "self_attn.k_proj.bias", {kv_heads * head_dim}, 0.3f);
+    add(p + "self_attn.v_proj.weight", {kv_heads * head_dim, hidden}, w);
+    add(p + "self_attn.v_proj.bias", {kv_heads * head_dim}, 0.3f);
+    add(p + "self_attn.o_proj.weight", {hidden, heads * head_dim}, w);
+    add(p + "post_attention_layernorm.weight", {hidden}, 0.1f, 1.0f);
+    add(p + "mlp.gate_proj.weight", {ffn, hidden}, w);
+    add(p + "mlp.up_proj.weight", {ffn, hidden}, w);
+    add(p + "mlp.down_proj.weight", {hidden, ffn}, 1.0f / std::sqrt(static_cast<float>(ffn)));
+  }
+  qs::test::write_bytes(dir.file("model.safetensors"), qs::test::safetensors_bytes(header.dump(), data));
+  const nlohmann::ordered_json cfg = {{"architectures", {"Qwen2ForCausalLM"}},
+                                      {"model_type", "qwen2"},
+                                      {"hidden_size", hidden},
+                                      {"intermediate_size", ffn},
+                                      {"num_hidden_layers", layers},
+                                      {"num_attention_heads", heads},
+                                      {"num_key_value_heads", kv_heads},
+                                      {"vocab_size", vocab},
+                                      {"max_position_embeddings", 512},
+                                      {"rms_norm_eps", 1e-6},
+                                      {"rope_theta", 1000000.0},
+                                      {"rope_scaling", {{"type", "linear"}, {"factor", 2.0}}},
+                                      {"tie_word_embeddings", true},
+                                      {"torch_dtype", "float32"}};
+  qs::test::write_bytes(dir.file("config.json"), cfg.dump(2));
+  return dir.path().string();
+}
+
+std::vector<std::int32_t> some_tokens(int n, int vocab) {
+  std::vector<std::int32_t> t(static_cast<std::size_t>(n));
+  for (int i = 0; i < n; ++i) t[static_cast<std::size_t>(i)] = static_cast<std::int32_t>((i * 37 + 11) % vocab);
+  return t;
+}
+
+// Logits of `tokens` on the CPU and the device; skips without a device.
+void expect_same_logits(const qs::LlamaModel& lm, const std::vector<std::int32_t>& tokens, const char* what) {
+  qs::register_optional_backends();
+  const int n = static_cast<int>(tokens.size());
+  auto gpu = qs::make_forward_runner(lm, n, "cuda");
+  ASSERT_TRUE(gpu.ok()) << gpu.error().message;
+  if (!gpu->fallback_reason.empty()) GTEST_SKIP() << "no CUDA forward pass: " << gpu->fallback_reason;
+  auto cpu = qs::make_cpu_forward_runner(lm, n);
+  std::vector<float> lc, lg;
+  ASSERT_TRUE(cpu->forward(tokens, lc).ok());
+  auto r = gpu->runner->forward(tokens, lg);
+  ASSERT_TRUE(r.ok()) << r.error().message;
+  ASSERT_EQ(lg.size(), lc.size());
+  double largest = 1.0;
+  for (float v : lc) largest = std::max(largest, std::abs(static_cast<double>(v)));
+  const Diff d = compare(lc, lg);
+  std::printf("  %s: %d tokens, logits up to %.3g: max abs diff %.3g, max rel diff %.3g\n", what, n, largest, d.max_abs,
+              d.max_rel);
+  EXPECT_LT(d.max_abs, 1e-4 * largest) << what;
+}
+
+// Checked on the CPU (so in CI): the synthetic model is what the device test claims to cover.
+TEST(CudaForwardModels, Qwen2LikeModelHasBiasesTiedEmbeddingsAndScaledRope) {
+  qs::test::TempDir dir;
+  auto m = qs::open_model(write_qwen2_like(dir));
+  ASSERT_TRUE(m.ok()) << m.error().message;
+  auto lm = qs::LlamaModel::load(*m);
+  ASSERT_TRUE(lm.ok()) << lm.error().message;
+  EXPECT_TRUE(lm->config().qkv_bias);
+  EXPECT_TRUE(lm->config().tied_embeddings);
+  EXPECT_FALSE(lm->config().rope_interleaved);
+  EXPECT_EQ(lm->config().rope_linear_factor, 2.0);
+  EXPECT_EQ(lm->config().head_dim, 16);
+  std::vector<float> logits;
+  auto cpu = qs::make_cpu_forward_runner(*lm, 8);
+  ASSERT_TRUE(cpu->forward(some_tokens(8, 128), logits).ok());
+  EXPECT_TRUE(std::all_of(logits.begin(), logits.end(), [](float v) { return std::isfinite(v); }));
+}
+
+TEST(CudaForwardModels, Qwen2LikeModelMatchesTheCpu) {
+  qs::test::TempDir dir;
+  auto m = qs::open_model(write_qwen2_like(dir));
+  ASSERT_TRUE(m.ok()) << m.error().message;
+  auto lm = qs::LlamaModel::load(*m);
+  ASSERT_TRUE(lm.ok()) << lm.error().message;
+  expect_same_logits(*lm, some_tokens(300, 128), "qwen2-like (biases, tied, linear RoPE x2)");
+}
+
+// 1100 positions: the last queries see more keys than one attention tile holds.
+TEST(CudaForwardModels, DemoModelMatchesTheCpuPastOneAttentionTile) {
+  qs::test::TempDir dir;
+  auto m = qs::open_model(qs::test::write_small_demo(dir.path(), 2, 256, 512));
+  ASSERT_TRUE(m.ok()) << m.error().message;
+  auto lm = qs::LlamaModel::load(*m);
+  ASSERT_TRUE(lm.ok()) << lm.error().message;
+  expect_same_logits(*lm, some_tokens(1100, lm->config().vocab), "demo model (F16, head_dim 32)");
 }
 
 INSTANTIATE_TEST_SUITE_P(Stories260K, CudaForward, ::testing::Values("hf", "gguf/stories260K-f32.gguf"),
