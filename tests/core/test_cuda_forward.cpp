@@ -288,7 +288,8 @@ TEST(CudaForwardModels, DemoModelMatchesTheCpuPastOneAttentionTile) {
   expect_same_logits(*lm, some_tokens(1100, lm->config().vocab), "demo model (F16, head_dim 32)");
 }
 
-INSTANTIATE_TEST_SUITE_P(Stories260K, CudaForward, ::testing::Values("hf", "gguf/stories260K-f32.gguf"),
+// Prefixed "Cuda" so that a --gtest_filter=Cuda* run on a GPU machine picks these up.
+INSTANTIATE_TEST_SUITE_P(CudaStories260K, CudaForward, ::testing::Values("hf", "gguf/stories260K-f32.gguf"),
                          [](const auto& p) { return qs::test::test_name_of(p.param); });
 
 }  // namespace
