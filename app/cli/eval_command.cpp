@@ -5,7 +5,6 @@
 #include <map>
 #include <nlohmann/json.hpp>
 
-#include "backend/thread_pool.h"
 #include "calib/kl_divergence.h"
 #include "calib/llama_forward.h"
 #include "calib/perplexity.h"
