@@ -4,6 +4,7 @@
 
 #ifdef QS_HAVE_CUDA
 #include "cuda_backend.h"
+#include "cuda_llama.h"
 #endif
 
 namespace qs {
@@ -11,6 +12,7 @@ namespace qs {
 void register_optional_backends() {
 #ifdef QS_HAVE_CUDA
   register_cuda_backend();
+  register_cuda_forward_runner();
 #endif
 }
 

@@ -5,12 +5,12 @@
 #include <map>
 #include <nlohmann/json.hpp>
 
-#include "backend/thread_pool.h"
 #include "calib/kl_divergence.h"
 #include "calib/llama_forward.h"
 #include "calib/perplexity.h"
 #include "calib/plan_model.h"
 #include "calib/tokenizer.h"
+#include "forward_backend.h"
 #include "io/open_model.h"
 #include "quant/plan.h"
 #include "util/read_text_file.h"
@@ -40,21 +40,25 @@ int run_eval(const EvalOptions& opt) {
 
   if (opt.plan.empty()) {
     const double load_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-    auto r = perplexity(*lm, ids, p);
+    auto runner = pick_forward_runner(*lm, ids, opt.ctx, opt.backend);
+    if (!runner) return fail(runner.error().message, 2);
+    auto r = perplexity(**runner, lm->config(), ids, p);
     if (!r) return fail(r.error().message, 2);
+    const std::string where = (*runner)->description();
     const double tok_s = r->seconds > 0 ? static_cast<double>(r->tokens_run) / r->seconds : 0.0;
     if (opt.json) {
       nlohmann::ordered_json j = {{"model", model->path}, {"text", opt.text},     {"tokens", ids.size()},
                                   {"ctx", opt.ctx},       {"chunks", r->chunks},  {"tokens_scored", r->tokens_scored},
                                   {"perplexity", r->ppl}, {"perplexity_error", r->ppl_error},
-                                  {"seconds", r->seconds}, {"load_seconds", load_s}, {"tokens_per_second", tok_s}};
+                                  {"seconds", r->seconds}, {"load_seconds", load_s}, {"tokens_per_second", tok_s},
+                                  {"backend", where}};
       std::printf("%s\n", j.dump(2).c_str());
       return 0;
     }
     std::printf("model: %s\ntext: %s (%zu tokens), %d chunks of %d, %lld tokens scored\n", model->path.c_str(), opt.text.c_str(),
                 ids.size(), r->chunks, opt.ctx, static_cast<long long>(r->tokens_scored));
     std::printf("perplexity: %.4f +/- %.5f\n", r->ppl, r->ppl_error);
-    std::printf("time: %.3f s (%.0f tokens/s, %u threads), %.3f s load\n", r->seconds, tok_s, ThreadPool::global().size(), load_s);
+    std::printf("time: %.3f s (%.0f tokens/s, %s), %.3f s load\n", r->seconds, tok_s, where.c_str(), load_s);
     return 0;
   }
 
@@ -64,8 +68,13 @@ int run_eval(const EvalOptions& opt) {
   auto qlm = load_llama_with_plan(*model, *plan, &applied);
   if (!qlm) return fail(qlm.error().message, code_of(qlm.error()));
   const double load_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-  auto r = compare_models(*lm, *qlm, ids, p);
+  auto run_ref = pick_forward_runner(*lm, ids, opt.ctx, opt.backend);
+  if (!run_ref) return fail(run_ref.error().message, 2);
+  auto run_q = pick_forward_runner(*qlm, ids, opt.ctx, opt.backend);
+  if (!run_q) return fail(run_q.error().message, 2);
+  auto r = compare_models(**run_ref, **run_q, lm->config(), ids, p);
   if (!r) return fail(r.error().message, 2);
+  const std::string where = (*run_q)->description();
   std::map<std::string, int> counts;  // applied type -> layers
   for (const PlannedWeight& w : applied) ++counts[w.applied];
   const double tok_s = r->quantized.seconds > 0 ? 2.0 * static_cast<double>(r->quantized.tokens_run) / r->quantized.seconds : 0.0;
@@ -91,6 +100,7 @@ int run_eval(const EvalOptions& opt) {
                                 {"seconds", r->quantized.seconds},
                                 {"load_seconds", load_s},
                                 {"tokens_per_second", tok_s},
+                                {"backend", where},
                                 {"layers", layers}};
     std::printf("%s\n", j.dump(2).c_str());
     return 0;
@@ -108,8 +118,8 @@ int run_eval(const EvalOptions& opt) {
   std::printf("kld: %.6f +/- %.6f (mean KL divergence from the unquantized model; median %.6f, max %.4f)\n", r->mean_kld,
               r->kld_error, r->median_kld, r->max_kld);
   std::printf("same top token: %.2f %%\n", 100.0 * r->top1_agreement);
-  std::printf("time: %.3f s for both models (%.0f tokens/s, %u threads), %.3f s load and quantize\n", r->quantized.seconds, tok_s,
-              ThreadPool::global().size(), load_s);
+  std::printf("time: %.3f s for both models (%.0f tokens/s, %s), %.3f s load and quantize\n", r->quantized.seconds, tok_s,
+              where.c_str(), load_s);
   return 0;
 }
 

@@ -10,6 +10,7 @@ struct EvalOptions {
   int ctx = 256;      // tokens per chunk
   int chunks = -1;    // -1: all
   bool json = false;
+  std::string backend;  // forward pass: auto, cpu, cuda (empty: $QS_BACKEND or auto)
 };
 
 // Perplexity of a model on a text (llama-perplexity's protocol) and, with a

@@ -101,6 +101,8 @@ int main(int argc, char** argv) {
   pp->add_option("--ctx", ppl.ctx, "Tokens per chunk")->check(CLI::Range(4, 1 << 20))->capture_default_str();
   pp->add_option("--chunks", ppl.chunks, "Score at most this many chunks (-1: all)")->capture_default_str();
   pp->add_flag("--json", ppl.json, "Machine-readable output");
+  pp->add_option("--backend", ppl.backend, "Forward pass: auto, cpu or cuda (default: $QS_BACKEND or auto; an unusable "
+                                           "device falls back to the CPU with the reason on stderr)");
 
   qs::cli::CalibrateOptions calib;
   auto* cal = app.add_subcommand("calibrate", "Run a llama-family model over calibration text and save each linear-layer "
@@ -128,6 +130,8 @@ int main(int argc, char** argv) {
   ev->add_option("--ctx", eval.ctx, "Tokens per chunk")->check(CLI::Range(4, 1 << 20))->capture_default_str();
   ev->add_option("--chunks", eval.chunks, "Score at most this many chunks (-1: all)")->capture_default_str();
   ev->add_flag("--json", eval.json, "Machine-readable output");
+  ev->add_option("--backend", eval.backend, "Forward pass: auto, cpu or cuda (default: $QS_BACKEND or auto; an unusable "
+                                            "device falls back to the CPU with the reason on stderr)");
 
   std::string demo_out = qs::default_demo_dir();
   qs::DemoSpec demo_spec;

@@ -8,6 +8,7 @@
 #include "calib/llama_forward.h"
 #include "calib/perplexity.h"
 #include "calib/tokenizer.h"
+#include "forward_backend.h"
 #include "io/open_model.h"
 #include "util/read_text_file.h"
 
@@ -34,8 +35,11 @@ int run_perplexity(const PerplexityOptions& opt) {
   p.n_ctx = opt.ctx;
   p.max_chunks = opt.chunks;
   p.bos = tok->add_bos() ? tok->bos_id() : -1;
-  auto r = perplexity(*lm, ids, p);
+  auto runner = pick_forward_runner(*lm, ids, opt.ctx, opt.backend);
+  if (!runner) return fail(runner.error().message, 2);
+  auto r = perplexity(**runner, lm->config(), ids, p);
   if (!r) return fail(r.error().message, 2);
+  const std::string where = (*runner)->description();
   const double tok_s = r->seconds > 0 ? static_cast<double>(r->tokens_run) / r->seconds : 0.0;
   if (opt.json) {
     nlohmann::ordered_json j = {{"model", model->path},      {"text", opt.text},
@@ -44,7 +48,8 @@ int run_perplexity(const PerplexityOptions& opt) {
                                 {"perplexity", r->ppl},      {"perplexity_error", r->ppl_error},
                                 {"mean_nll", r->mean_nll},   {"running_perplexity", r->running_ppl},
                                 {"seconds", r->seconds},     {"load_seconds", load_s},
-                                {"tokens_per_second", tok_s}, {"threads", ThreadPool::global().size()}};
+                                {"tokens_per_second", tok_s}, {"threads", ThreadPool::global().size()},
+                                {"backend", where}};
     std::printf("%s\n", j.dump(2).c_str());
     return 0;
   }
@@ -53,8 +58,8 @@ int run_perplexity(const PerplexityOptions& opt) {
               static_cast<long long>(r->tokens_scored));
   for (std::size_t i = 0; i < r->running_ppl.size(); ++i) std::printf("[%zu]%.4f%s", i + 1, r->running_ppl[i], i + 1 < r->running_ppl.size() ? "," : "\n");
   std::printf("perplexity: %.4f +/- %.5f\n", r->ppl, r->ppl_error);
-  std::printf("time: %.3f s forward+scoring (%.0f tokens/s, %u threads), %.3f s load and tokenize\n", r->seconds, tok_s,
-              ThreadPool::global().size(), load_s);
+  std::printf("time: %.3f s forward+scoring (%.0f tokens/s, %s), %.3f s load and tokenize\n", r->seconds, tok_s,
+              where.c_str(), load_s);
   return 0;
 }
 

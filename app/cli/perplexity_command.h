@@ -9,6 +9,7 @@ struct PerplexityOptions {
   int ctx = 256;      // tokens per chunk
   int chunks = -1;    // -1: all
   bool json = false;
+  std::string backend;  // forward pass: auto, cpu, cuda (empty: $QS_BACKEND or auto)
 };
 
 // Perplexity of a llama-family model on a text, with llama-perplexity's

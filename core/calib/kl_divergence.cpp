@@ -4,6 +4,7 @@
 #include <chrono>
 #include <cmath>
 
+#include "calib/forward_runner.h"
 #include "calib/llama_forward.h"
 
 namespace qs {
@@ -56,6 +57,20 @@ double log_normaliser(const float* row, int vocab) {
   return mx + std::log(sum);
 }
 
+// The options checked before anything is allocated; the number of chunks.
+Result<int> evaluation_chunks(const LlamaConfig& c, std::span<const std::int32_t> tokens, const PerplexityOptions& opt) {
+  if (opt.n_ctx < 4) return Error::invalid("evaluation: the context must be at least 4 tokens, got " + std::to_string(opt.n_ctx));
+  if (c.max_position > 0 && opt.n_ctx > c.max_position)
+    return Error::invalid("evaluation: context " + std::to_string(opt.n_ctx) + " exceeds the model's " +
+                          std::to_string(c.max_position) + " positions");
+  int chunks = static_cast<int>(tokens.size() / static_cast<std::size_t>(opt.n_ctx));
+  if (opt.max_chunks >= 0) chunks = std::min(chunks, opt.max_chunks);
+  if (chunks < 1)
+    return Error::invalid("evaluation: " + std::to_string(tokens.size()) + " tokens are fewer than one chunk of " +
+                          std::to_string(opt.n_ctx) + "; give more text or a smaller context");
+  return chunks;
+}
+
 }  // namespace
 
 double kl_divergence(const float* p, const float* q, int vocab) {
@@ -75,18 +90,20 @@ Result<ModelComparison> compare_models(const LlamaModel& reference, const LlamaM
   const LlamaConfig& cq = quantized.config();
   if (c.vocab != cq.vocab || c.hidden != cq.hidden || c.layers != cq.layers)
     return Error::invalid("evaluation: the quantized model does not have the reference's shape");
-  if (opt.n_ctx < 4) return Error::invalid("evaluation: the context must be at least 4 tokens, got " + std::to_string(opt.n_ctx));
-  if (c.max_position > 0 && opt.n_ctx > c.max_position)
-    return Error::invalid("evaluation: context " + std::to_string(opt.n_ctx) + " exceeds the model's " +
-                          std::to_string(c.max_position) + " positions");
-  int chunks = static_cast<int>(tokens.size() / static_cast<std::size_t>(opt.n_ctx));
-  if (opt.max_chunks >= 0) chunks = std::min(chunks, opt.max_chunks);
-  if (chunks < 1)
-    return Error::invalid("evaluation: " + std::to_string(tokens.size()) + " tokens are fewer than one chunk of " +
-                          std::to_string(opt.n_ctx) + "; give more text or a smaller context");
+  if (auto r = evaluation_chunks(c, tokens, opt); !r) return r.error();
+  auto run_ref = make_cpu_forward_runner(reference, opt.n_ctx, opt.pool);
+  auto run_q = make_cpu_forward_runner(quantized, opt.n_ctx, opt.pool);
+  return compare_models(*run_ref, *run_q, c, tokens, opt, ctx);
+}
+
+Result<ModelComparison> compare_models(ForwardRunner& run_ref, ForwardRunner& run_q, const LlamaConfig& c,
+                                       std::span<const std::int32_t> tokens, const PerplexityOptions& opt, OpContext& ctx) {
+  auto chunks_or = evaluation_chunks(c, tokens, opt);
+  if (!chunks_or) return chunks_or.error();
+  const int chunks = *chunks_or;
+  if (run_ref.capacity() < opt.n_ctx || run_q.capacity() < opt.n_ctx)
+    return Error::invalid("evaluation: a runner's cache holds fewer positions than the context of " + std::to_string(opt.n_ctx));
   const auto t0 = std::chrono::steady_clock::now();
-  LlamaRunner run_ref(reference, opt.pool), run_q(quantized, opt.pool);
-  LlamaCache cache(c, opt.n_ctx);
   std::vector<float> logits_ref, logits_q;
   std::vector<std::int32_t> chunk(static_cast<std::size_t>(opt.n_ctx));
   const int first = opt.n_ctx / 2;
@@ -98,10 +115,10 @@ Result<ModelComparison> compare_models(const LlamaModel& reference, const LlamaM
     if (ctx.cancelled()) return Error::cancelled();
     std::copy_n(tokens.begin() + static_cast<std::ptrdiff_t>(k) * opt.n_ctx, opt.n_ctx, chunk.begin());
     if (opt.bos >= 0) chunk[0] = opt.bos;
-    cache.clear();
-    if (auto r = run_ref.forward(cache, chunk, logits_ref, opt.n_ctx - first); !r) return r.error();
-    cache.clear();
-    if (auto r = run_q.forward(cache, chunk, logits_q, opt.n_ctx - first); !r) return r.error();
+    run_ref.clear();
+    if (auto r = run_ref.forward(chunk, logits_ref, opt.n_ctx - first); !r) return r.error();
+    run_q.clear();
+    if (auto r = run_q.forward(chunk, logits_q, opt.n_ctx - first); !r) return r.error();
     for (int i = first; i < opt.n_ctx - 1; ++i) {
       const std::size_t at = static_cast<std::size_t>(i - first) * static_cast<std::size_t>(c.vocab);
       const float* pr = logits_ref.data() + at;

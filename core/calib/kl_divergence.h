@@ -17,6 +17,7 @@
 
 namespace qs {
 
+class ForwardRunner;
 class LlamaModel;
 
 // KL(P || Q) of the softmax distributions of two logit rows, in double.
@@ -32,6 +33,11 @@ struct ModelComparison {
 };
 
 Result<ModelComparison> compare_models(const LlamaModel& reference, const LlamaModel& quantized,
+                                       std::span<const std::int32_t> tokens, const PerplexityOptions& opt,
+                                       OpContext& ctx = OpContext::none());
+// The same on two runners (CPU or device, forward_runner.h) of models with
+// `config`'s shape; each cache must hold n_ctx positions. opt.pool is unused.
+Result<ModelComparison> compare_models(ForwardRunner& reference, ForwardRunner& quantized, const LlamaConfig& config,
                                        std::span<const std::int32_t> tokens, const PerplexityOptions& opt,
                                        OpContext& ctx = OpContext::none());
 

@@ -8,6 +8,8 @@
 #include <unistd.h>
 
 #include "backend/thread_pool.h"
+#include "calib/device_forward_plan.h"
+#include "calib/forward_runner.h"
 #include "model/convert.h"
 #include "model/model.h"
 
@@ -60,11 +62,7 @@ void rms_norm(const float* x, std::int64_t n, std::int64_t h, const std::vector<
 // Rotates every head of rows [n, heads * d] at positions pos0, pos0 + 1, ...
 void rope(float* x, std::int64_t n, int heads, int d, int pos0, const LlamaConfig& c) {
   const int half = d / 2;
-  std::vector<double> inv_freq(static_cast<std::size_t>(half));
-  for (int i = 0; i < half; ++i)
-    inv_freq[static_cast<std::size_t>(i)] =
-        std::pow(c.rope_theta, -2.0 * i / d) / c.rope_linear_factor /
-        (c.rope_freq_factors.empty() ? 1.0 : static_cast<double>(c.rope_freq_factors[static_cast<std::size_t>(i)]));
+  const std::vector<double> inv_freq = rope_inv_freq(c);  // shared with the device runners' tables
   std::vector<float> cs(static_cast<std::size_t>(half)), sn(static_cast<std::size_t>(half));
   for (std::int64_t t = 0; t < n; ++t) {
     const double p = static_cast<double>(pos0 + t);
@@ -385,23 +383,9 @@ Result<void> LlamaRunner::forward(LlamaCache& cache, std::span<const std::int32_
 
 Result<std::vector<std::int32_t>> generate_greedy(const LlamaModel& model, std::span<const std::int32_t> prompt,
                                                   int max_new_tokens, std::int32_t stop_token, OpContext& ctx) {
-  if (prompt.empty()) return Error::invalid("generate: the prompt is empty (give at least BOS)");
   const int capacity = static_cast<int>(prompt.size()) + std::max(max_new_tokens, 0);
-  LlamaCache cache(model.config(), capacity);
-  LlamaRunner runner(model);
-  std::vector<std::int32_t> out;
-  std::vector<float> logits;
-  std::vector<std::int32_t> next(prompt.begin(), prompt.end());
-  for (int step = 0; step < max_new_tokens; ++step) {
-    if (ctx.cancelled()) return Error::cancelled();
-    if (auto r = runner.forward(cache, next, logits, 1); !r) return r.error();
-    const auto best = static_cast<std::int32_t>(std::max_element(logits.begin(), logits.end()) - logits.begin());
-    if (best == stop_token) break;
-    out.push_back(best);
-    next.assign(1, best);
-    ctx.progress(static_cast<double>(step + 1) / max_new_tokens);
-  }
-  return out;
+  auto runner = make_cpu_forward_runner(model, capacity);
+  return generate_greedy(*runner, prompt, max_new_tokens, stop_token, ctx);
 }
 
 }  // namespace qs

@@ -14,7 +14,9 @@
 
 namespace qs {
 
+class ForwardRunner;
 class LlamaModel;
+struct LlamaConfig;
 class ThreadPool;
 
 struct PerplexityOptions {
@@ -36,6 +38,10 @@ struct PerplexityResult {
 };
 
 Result<PerplexityResult> perplexity(const LlamaModel& model, std::span<const std::int32_t> tokens,
+                                    const PerplexityOptions& opt, OpContext& ctx = OpContext::none());
+// The same on any runner of that model (CPU or device; see forward_runner.h):
+// its cache must hold n_ctx positions and is cleared for each chunk; opt.pool is unused.
+Result<PerplexityResult> perplexity(ForwardRunner& runner, const LlamaConfig& config, std::span<const std::int32_t> tokens,
                                     const PerplexityOptions& opt, OpContext& ctx = OpContext::none());
 
 }  // namespace qs

@@ -309,3 +309,28 @@ TEST_F(Cli, MeasurePlanWithCalibrationFileAddsOutputError) {
 }
 
 }  // namespace
+
+// --backend for the forward pass: the CPU on request; a device that cannot run
+// falls back to the CPU with the reason on stderr (same perplexity); an
+// unknown name is refused.
+TEST_F(Cli, PerplexityBackendChoiceAndFallback) {
+  const std::string shared = QS_SHARED_DIR;
+  if (!std::filesystem::exists(shared + "/models")) GTEST_SKIP() << "../shared/models is absent (fresh clone)";
+  const std::string args = " --chunks 2 --text " + shared + "/models/stories260K/eval/tiny_stories_eval.txt " + shared +
+                           "/models/stories260K/gguf/stories260K-f32.gguf";
+  const CliRun cpu = run("perplexity --json --backend cpu" + args);
+  ASSERT_EQ(cpu.code, 0) << cpu.out;
+  const auto jc = nlohmann::json::parse(cpu.out);
+  EXPECT_EQ(jc["backend"].get<std::string>().rfind("CPU (", 0), 0u) << jc["backend"];
+  const CliRun cuda = run("perplexity --backend cuda" + args, true);
+  ASSERT_EQ(cuda.code, 0) << cuda.out;
+  if (cuda.out.find("CUDA (") == std::string::npos) {  // no usable device here
+    EXPECT_NE(cuda.out.find("quantscope-cli: forward pass on the CPU: "), std::string::npos) << cuda.out;
+  }
+  char want[64];
+  std::snprintf(want, sizeof want, "perplexity: %.4f", jc["perplexity"].get<double>());
+  EXPECT_NE(cuda.out.find(want), std::string::npos) << cuda.out;
+  const CliRun bad = run("eval --backend tpu" + args, true);
+  EXPECT_EQ(bad.code, 2);
+  EXPECT_NE(bad.out.find("unknown backend \"tpu\""), std::string::npos) << bad.out;
+}
