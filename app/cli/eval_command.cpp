@@ -3,8 +3,10 @@
 #include <chrono>
 #include <cstdio>
 #include <map>
+#include <optional>
 #include <nlohmann/json.hpp>
 
+#include "calib/calibration_file.h"
 #include "calib/kl_divergence.h"
 #include "calib/llama_forward.h"
 #include "calib/perplexity.h"
@@ -64,8 +66,14 @@ int run_eval(const EvalOptions& opt) {
 
   auto plan = read_plan(opt.plan);
   if (!plan) return fail(plan.error().message, 2);
+  std::optional<CalibrationFile> calib;
+  if (!opt.calib_file.empty()) {
+    auto c = read_calibration_file(opt.calib_file, &*model);  // another model's file is refused here
+    if (!c) return fail(c.error().message, code_of(c.error()));
+    calib = std::move(*c);
+  }
   std::vector<PlannedWeight> applied;
-  auto qlm = load_llama_with_plan(*model, *plan, &applied);
+  auto qlm = load_llama_with_plan(*model, *plan, &applied, OpContext::none(), calib ? &calib->run.capture : nullptr);
   if (!qlm) return fail(qlm.error().message, code_of(qlm.error()));
   const double load_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   auto run_ref = pick_forward_runner(*lm, ids, opt.ctx, opt.backend);

@@ -11,6 +11,7 @@ struct EvalOptions {
   int chunks = -1;    // -1: all
   bool json = false;
   std::string backend;  // forward pass: auto, cpu, cuda (empty: $QS_BACKEND or auto)
+  std::string calib_file;  // calibration file (quantscope-cli calibrate) for the plan's gptq/awq layers
 };
 
 // Perplexity of a model on a text (llama-perplexity's protocol) and, with a

@@ -126,6 +126,7 @@ int main(int argc, char** argv) {
                                         "unquantized model");
   ev->add_option("path", eval.path, "Model: HF directory with a tokenizer, or .gguf")->required();
   ev->add_option("--plan", eval.plan, "Plan (plan.json) to apply in memory");
+  ev->add_option("--calib-file", eval.calib_file, "Calibration file (from calibrate) for the plan's gptq/awq layers");
   ev->add_option("--text", eval.text, "Evaluation text file")->required();
   ev->add_option("--ctx", eval.ctx, "Tokens per chunk")->check(CLI::Range(4, 1 << 20))->capture_default_str();
   ev->add_option("--chunks", eval.chunks, "Score at most this many chunks (-1: all)")->capture_default_str();

@@ -5,6 +5,7 @@
 #include <optional>
 
 #include "quant/clip_search.h"
+#include "quant/fake_quant.h"
 #include "quant/ggml_dequant.h"
 #include "quant/ggml_quantize.h"
 #include "quant/int_grid.h"
@@ -34,13 +35,15 @@ void round_16bit(DType t, std::vector<float>& w) {
 }  // namespace
 
 Result<void> fake_quantize_planned(const LayerConfig& config, const TensorInfo& t, std::vector<float>& w, PlannedWeight& out,
-                                   OpContext& ctx) {
+                                   OpContext& ctx, const LayerInputStats& stats) {
   out.format = config.format;
   out.applied = "kept";
   const std::int64_t rows = t.rows(), cols = t.cols();
-  if (config.method != "rtn" && config.method != "clip")
+  if (config.method != "rtn" && config.method != "clip" && !method_needs_calibration(config.method))
+    return Error::unsupported("method \"" + config.method + "\" is not applied in evaluation (rtn, clip, gptq, awq are)");
+  if (method_needs_calibration(config.method) && !stats.h)
     return Error::unsupported("method \"" + config.method +
-                              "\" needs calibration data, which evaluation does not apply yet (use rtn or clip)");
+                              "\" needs the calibration statistics of the layer's input: give a calibration file");
   if (config.format == "f32") return {};
   if (t.channels_last) {
     out.note = "channels-last (Keras) kernels are not quantized";
@@ -57,6 +60,17 @@ Result<void> fake_quantize_planned(const LayerConfig& config, const TensorInfo& 
     }
     if (!ggml_quantize_supported(type)) return Error::unsupported(std::string(dtype_name(type)) + " cannot be written yet");
     const std::size_t blocks = w.size() / dtype_block_elems(type);
+    if (method_needs_calibration(config.method)) {  // onto the (fallback) type's grid
+      std::string name(dtype_name(type));
+      for (char& c : name) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+      auto choice = parse_quant_choice(name);
+      if (!choice) return choice.error();
+      auto r = quantize_with_method(w.data(), rows, cols, *choice, config, stats, ctx);
+      if (!r) return r.error();
+      w = std::move(r->dequantized);
+      out.applied += " (" + config.method + ")";
+      return {};
+    }
     if (config.method == "clip") {
       ClipSearchSpec spec;
       if (auto p = config.params.find("min_ratio"); p != config.params.end()) spec.min_ratio = static_cast<float>(p->second);
@@ -74,7 +88,20 @@ Result<void> fake_quantize_planned(const LayerConfig& config, const TensorInfo& 
   }
   auto choice = parse_quant_choice(config.format);
   if (!choice) return choice.error();
-  if (config.method == "clip") return Error::unsupported("method clip is applied to ggml formats only in evaluation");
+  if (config.method != "rtn") {  // clip, gptq, awq on integer grids and the element formats
+    if (auto fits = validate_target(choice->kind == QuantChoice::Kind::Named ? QuantTarget::named_format(choice->named)
+                                                                            : QuantTarget::int_grid(choice->grid),
+                                    cols);
+        !fits) {
+      out.note = fits.error().message;
+      return {};
+    }
+    auto r = quantize_with_method(w.data(), rows, cols, *choice, config, stats, ctx);
+    if (!r) return r.error();
+    w = std::move(r->dequantized);
+    out.applied = config.format + " (" + config.method + ")";
+    return {};
+  }
   if (choice->kind == QuantChoice::Kind::Named) {
     if (auto r = check_named_format_shape(choice->named, cols); !r) {
       out.note = r.error().message;
@@ -97,7 +124,7 @@ Result<void> fake_quantize_planned(const LayerConfig& config, const TensorInfo& 
 }
 
 Result<LlamaModel> load_llama_with_plan(const Model& model, const Plan& plan, std::vector<PlannedWeight>* report,
-                                        OpContext& ctx) {
+                                        OpContext& ctx, const ActivationCapture* calib) {
   auto configs = resolve_plan(plan, model);
   if (!configs) return configs.error();
   std::map<std::string, std::size_t> layer_of;  // weight tensor name -> layer
@@ -108,7 +135,22 @@ Result<LlamaModel> load_llama_with_plan(const Model& model, const Plan& plan, st
     if (it == layer_of.end()) return {};
     PlannedWeight pw;
     pw.layer = model.layers[it->second].name;
-    if (auto r = fake_quantize_planned((*configs)[it->second], t, w, pw, ctx); !r)
+    const Layer& l = model.layers[it->second];
+    LayerInputStats stats;
+    if (const InputStats* s = calib ? calib->find_for(l.role, l.block) : nullptr;
+        s && s->cols == t.cols() && s->hessian.size() == static_cast<std::size_t>(t.cols() * t.cols())) {
+      stats.h = s->hessian.data();
+      if (s->mean_abs.size() == static_cast<std::size_t>(t.cols())) stats.x_mean_abs = s->mean_abs.data();
+    }
+    LayerConfig config = (*configs)[it->second];
+    // The embedding is a lookup and the head's input is not captured: GPTQ/AWQ have no
+    // statistics there, so they get RTN, as the GGUF export gives them.
+    if (method_needs_calibration(config.method) && (l.role == LayerRole::Embed || l.role == LayerRole::LmHead)) {
+      config.method = "rtn";
+      config.params.clear();
+      pw.note = "no input statistics for the embedding/head: rtn";
+    }
+    if (auto r = fake_quantize_planned(config, t, w, pw, ctx, stats); !r)
       return Error{r.error().code, pw.layer + ": " + r.error().message};
     done.push_back(std::move(pw));
     return {};

@@ -7,13 +7,17 @@
 // q4_k_m plan gives exactly the weights of llama-quantize's Q4_K_M file);
 // integer grids and the named formats (NF4, FP8, MXFP4, NVFP4, F16, BF16)
 // are rounded by the quantization core; "f32" keeps the weight.
-// Methods: "rtn", and "clip" for ggml types (the per-block clip search); the
-// methods that need calibration data (gptq, awq, ...) are refused.
+// Methods: "rtn"; "clip" (ggml types: the per-block clip search, as the GGUF
+// export writes it; integer grids: core's clip search); "gptq" and "awq" with
+// a calibration capture that has the layer input's statistics
+// (quant/layer_method.h); without one they are refused, saying so.
 #include <string>
 #include <vector>
 
+#include "calib/activation_capture.h"
 #include "calib/llama_forward.h"
 #include "model/model.h"
+#include "quant/layer_method.h"
 #include "quant/plan.h"
 #include "util/op_context.h"
 #include "util/result.h"
@@ -28,11 +32,13 @@ struct PlannedWeight {
 
 // Quantizes and dequantizes `w` ([rows, cols] of tensor `t`) in place as
 // `config` says; `out` records what was applied.
+// `stats`: the layer input's calibration statistics (gptq/awq need them; clip weights its error by diag(H)).
 Result<void> fake_quantize_planned(const LayerConfig& config, const TensorInfo& t, std::vector<float>& w, PlannedWeight& out,
-                                   OpContext& ctx = OpContext::none());
+                                   OpContext& ctx = OpContext::none(), const LayerInputStats& stats = {});
 
 // LlamaModel::load with the plan applied; `report` (optional) gets one entry per planned layer that the model reads.
+// `calib` (optional): the calibration capture the gptq/awq layers take their input statistics from.
 Result<LlamaModel> load_llama_with_plan(const Model& model, const Plan& plan, std::vector<PlannedWeight>* report = nullptr,
-                                        OpContext& ctx = OpContext::none());
+                                        OpContext& ctx = OpContext::none(), const ActivationCapture* calib = nullptr);
 
 }  // namespace qs

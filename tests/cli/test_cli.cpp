@@ -6,6 +6,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <iterator>
 #include <map>
 #include <nlohmann/json.hpp>
 
@@ -272,6 +273,44 @@ TEST_F(Cli, EvalGivesPerplexityAndKldOfAPlan) {
   const CliRun bad = run("eval --plan /nonexistent.json" + text + gguf + "stories260K-f32.gguf", true);
   EXPECT_EQ(bad.code, 2);
   EXPECT_NE(bad.out.find("/nonexistent.json"), std::string::npos) << bad.out;
+}
+
+// eval --plan --calib-file: GPTQ layers fake-quantized with the file's Hessians.
+// Calibrated on the first half of the eval text, scored on the second half:
+// GPTQ Q4_0 is closer to the F32 model than RTN Q4_0 (KLD and perplexity);
+// without the file the plan is refused, saying what is missing.
+TEST_F(Cli, EvalAppliesGptqWithACalibrationFile) {
+  const std::string shared = QS_SHARED_DIR;
+  if (!std::filesystem::exists(shared + "/models")) GTEST_SKIP() << "../shared/models is absent (fresh clone)";
+  const std::string model = shared + "/models/stories260K/gguf/stories260K-f32.gguf";
+  std::ifstream in(shared + "/models/stories260K/eval/tiny_stories_eval.txt", std::ios::binary);
+  const std::string all((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  const std::size_t cut = all.find("Mia felt scared.");
+  ASSERT_NE(cut, std::string::npos);
+  const auto cal = dir_ / "cal.txt", held = dir_ / "held.txt";
+  std::ofstream(cal) << all.substr(0, cut);
+  std::ofstream(held) << all.substr(cut);
+  const auto calib = dir_ / "e.qscalib.h5";
+  ASSERT_EQ(run("calibrate --seqs 32 --ctx 128 -o " + calib.string() + " --text " + cal.string() + " " + model).code, 0);
+  double ppl[2], kld[2];
+  int k = 0;
+  for (const char* method : {"rtn", "gptq"}) {
+    const auto plan = dir_ / (std::string(method) + ".json");
+    std::ofstream(plan) << R"({"version":1,"default":{"format":"q4_0","method":")" << method << R"("}})";
+    const CliRun r = run("eval --json --plan " + plan.string() + " --calib-file " + calib.string() + " --text " + held.string() +
+                         " " + model);
+    ASSERT_EQ(r.code, 0) << r.out;
+    const auto j = nlohmann::json::parse(r.out);
+    ppl[k] = j["perplexity"].get<double>();
+    kld[k] = j["mean_kld"].get<double>();
+    ++k;
+  }
+  std::printf("  held-out: rtn ppl %.4f kld %.4f, gptq ppl %.4f kld %.4f\n", ppl[0], kld[0], ppl[1], kld[1]);
+  EXPECT_LT(kld[1], 0.9 * kld[0]);
+  EXPECT_LT(ppl[1], ppl[0]);
+  const CliRun refused = run("eval --plan " + (dir_ / "gptq.json").string() + " --text " + held.string() + " " + model, true);
+  EXPECT_NE(refused.code, 0);
+  EXPECT_NE(refused.out.find("give a calibration file"), std::string::npos) << refused.out;
 }
 
 // measure --plan --calib-file: the output error of every block layer from the file's Hessians.
