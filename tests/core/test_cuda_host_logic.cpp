@@ -354,3 +354,67 @@ TEST(CudaHostLogic, EmulatedDeviceGptqMatchesCpuOnGptq1024) {
 }
 
 }  // namespace
+
+#include "calib/hessians.h"
+#include "calib/llama_forward.h"
+#include "calib/spm_tokenizer.h"
+#include "io/open_model.h"
+
+namespace {
+
+// A backend whose accumulators are the CPU's, except that it cannot hold an H
+// of `refuse_cols` inputs (as a device out of memory): those stay with the caller.
+class PickyBackend final : public qs::Backend {
+ public:
+  explicit PickyBackend(std::int64_t refuse_cols) : refuse_(refuse_cols) {}
+  std::string name() const override { return "picky"; }
+  std::string description() const override { return "test backend"; }
+  qs::Result<qs::TensorStats> tensor_stats(const qs::TensorData& t, const qs::HistogramSpec& s, qs::OpContext& c) override {
+    return qs::cpu_backend()->tensor_stats(t, s, c);
+  }
+  qs::Result<qs::ChannelAbsMax> channel_absmax(const qs::TensorData& t, qs::OpContext& c) override {
+    return qs::cpu_backend()->channel_absmax(t, c);
+  }
+  qs::Result<qs::Heatmap> abs_heatmap(const qs::TensorData& t, const qs::HeatmapRequest& r, qs::OpContext& c) override {
+    return qs::cpu_backend()->abs_heatmap(t, r, c);
+  }
+  qs::Result<std::unique_ptr<qs::HessianAccumulator>> hessian_accumulator(std::int64_t cols) override {
+    ++asked;
+    if (cols == refuse_) return qs::Error::backend("out of device memory (test)");
+    return Backend::hessian_accumulator(cols);
+  }
+  int asked = 0;
+
+ private:
+  std::int64_t refuse_;
+};
+
+TEST(CudaHostLogic, CalibrationThroughBackendAccumulatorsEqualsTheCpuSums) {
+  QS_REQUIRE_SHARED();
+  auto src = qs::open_model(shared + "/models/stories260K/gguf/stories260K-f32.gguf");
+  ASSERT_TRUE(src.ok()) << src.error().message;
+  auto tok = qs::SpmTokenizer::for_model(*src);
+  ASSERT_TRUE(tok.ok()) << tok.error().message;
+  const auto ids = tok->encode(qs::test::read_bytes(shared + "/models/stories260K/eval/tiny_stories_eval.txt"), true);
+  ASSERT_GE(ids.size(), 512u);
+  auto model = qs::LlamaModel::load(*src);
+  ASSERT_TRUE(model.ok()) << model.error().message;
+  const std::span<const std::int32_t> calib(ids.data(), 512);
+  auto here = qs::collect_hessians(*model, calib, 256, tok->bos_id());
+  ASSERT_TRUE(here.ok()) << here.error().message;
+  // The FFN width's H (down) refused: summed here, the others by the backend; all equal bit for bit.
+  PickyBackend picky(model->config().ffn);
+  auto there = qs::collect_hessians(*model, calib, 256, tok->bos_id(), qs::OpContext::none(), &picky);
+  ASSERT_TRUE(there.ok()) << there.error().message;
+  EXPECT_EQ(picky.asked, static_cast<int>(here->blocks.size()) * 4);
+  ASSERT_EQ(there->blocks.size(), here->blocks.size());
+  EXPECT_EQ(there->tokens, here->tokens);
+  for (std::size_t b = 0; b < here->blocks.size(); ++b) {
+    EXPECT_EQ(there->blocks[b].attention, here->blocks[b].attention) << b;
+    EXPECT_EQ(there->blocks[b].attention_output, here->blocks[b].attention_output) << b;
+    EXPECT_EQ(there->blocks[b].mlp, here->blocks[b].mlp) << b;
+    EXPECT_EQ(there->blocks[b].mlp_down, here->blocks[b].mlp_down) << b;
+  }
+}
+
+}  // namespace

@@ -15,7 +15,11 @@
 #include <cmath>
 #include <cstdio>
 
+#include "calib/hessians.h"
+#include "calib/llama_forward.h"
+#include "calib/spm_tokenizer.h"
 #include "cuda_device.h"
+#include "io/open_model.h"
 #include "gptq_emulation.h"
 #include "method_case.h"
 #include "quant/gptq.h"
@@ -307,6 +311,39 @@ TEST(CudaQuantParity, GptqSmallLayersFallbacksAndRefusals) {
   rg = gpu->gptq(w.data(), rows, cols, h.data(), spec, ctx);
   ASSERT_FALSE(rg.ok());
   EXPECT_EQ(rg.error().code, qs::ErrorCode::Cancelled);
+}
+
+TEST(CudaQuantParity, CalibrationHessiansOnTheDevice) {
+  std::string why;
+  auto gpu = cuda_or_skip_reason(why);
+  if (!gpu) GTEST_SKIP() << "no usable CUDA device: " << why;
+  QS_REQUIRE_SHARED();
+  auto src = qs::open_model(shared + "/models/stories260K/gguf/stories260K-f32.gguf");
+  ASSERT_TRUE(src.ok()) << src.error().message;
+  auto tok = qs::SpmTokenizer::for_model(*src);
+  ASSERT_TRUE(tok.ok()) << tok.error().message;
+  const auto ids = tok->encode(qs::test::read_bytes(shared + "/models/stories260K/eval/tiny_stories_eval.txt"), true);
+  ASSERT_GE(ids.size(), 1024u);
+  auto model = qs::LlamaModel::load(*src);
+  ASSERT_TRUE(model.ok()) << model.error().message;
+  const std::span<const std::int32_t> calib(ids.data(), 1024);
+  auto hc = qs::collect_hessians(*model, calib, 256, tok->bos_id());
+  auto hg = qs::collect_hessians(*model, calib, 256, tok->bos_id(), qs::OpContext::none(), gpu.get());
+  ASSERT_TRUE(hc.ok() && hg.ok()) << (hg.ok() ? "" : hg.error().message);
+  ASSERT_EQ(hg->blocks.size(), hc->blocks.size());
+  double worst = 0;
+  for (std::size_t b = 0; b < hc->blocks.size(); ++b) {
+    const qs::BlockHessians &c = hc->blocks[b], &g = hg->blocks[b];
+    for (auto [hcpu, hgpu] : {std::pair{&c.attention, &g.attention}, std::pair{&c.attention_output, &g.attention_output},
+                              std::pair{&c.mlp, &g.mlp}, std::pair{&c.mlp_down, &g.mlp_down}}) {
+      double scale = 0;
+      for (float v : *hcpu) scale = std::max(scale, static_cast<double>(std::abs(v)));
+      const Diff d = compare(*hgpu, *hcpu);
+      worst = std::max(worst, d.max_abs / scale);
+      EXPECT_LE(d.max_abs, 1e-5 * scale) << "block " << b;
+    }
+  }
+  std::printf("calibration Hessians of stories260K (1024 tokens) on the device: max abs diff %.3g of max |H|\n", worst);
 }
 
 }  // namespace
