@@ -30,6 +30,10 @@ class CudaHessianAccumulator final : public HessianAccumulator {
   cuda::DeviceHessian h_;
 };
 
+// cudaGetErrorString(cudaErrorMemoryAllocation), which DeviceArray::alloc's
+// messages carry: a layer the device cannot hold is done on the CPU instead.
+bool out_of_device_memory(const std::string& message) { return message.find("out of memory") != std::string::npos; }
+
 }  // namespace
 
 Result<WeightError> cuda_rtn_int(const TensorData& w, const IntGridSpec& spec, IntQuantized& q, float* dequantized,
@@ -63,8 +67,10 @@ Result<WeightError> cuda_rtn_int(const TensorData& w, const IntGridSpec& spec, I
   req.symmetric = spec.symmetric;
   req.group_size = spec.group_size;
   cuda::RtnResult r;
-  if (auto e = cuda::rtn_int(req, q.codes.data(), q.scales.data(), q.zeros.data(), dequantized, r); !e.empty())
+  if (auto e = cuda::rtn_int(req, q.codes.data(), q.scales.data(), q.zeros.data(), dequantized, r); !e.empty()) {
+    if (out_of_device_memory(e)) return cpu_backend()->rtn_int(w, spec, q, dequantized, ctx);
     return Error::backend("RTN on CUDA: " + e);
+  }
   if (!r.finite) return cpu_backend()->rtn_int(w, spec, q, dequantized, ctx);  // the CPU names the first bad weight
   WeightError out;
   const double n = static_cast<double>(rows) * static_cast<double>(cols);
@@ -130,6 +136,7 @@ Result<GptqResult> cuda_gptq(const float* w, std::int64_t rows, std::int64_t col
     case cuda::GptqStatus::NotPositiveDefinite: return Error::invalid("GPTQ: the damped Hessian is not positive definite");
     case cuda::GptqStatus::Failed: break;
   }
+  if (out_of_device_memory(message)) return cpu_backend()->gptq(w, rows, cols, h, spec, ctx);
   return Error::backend("GPTQ on CUDA: " + message);
 }
 

@@ -41,7 +41,12 @@ struct DeviceArray {
   }
   std::string alloc(std::size_t n) {
     reset();
-    return check(cudaMalloc(&p, std::max<std::size_t>(n, 1) * sizeof(T)), "cudaMalloc");
+    const cudaError_t e = cudaMalloc(&p, std::max<std::size_t>(n, 1) * sizeof(T));
+    if (e != cudaSuccess) {
+      p = nullptr;
+      cudaGetLastError();  // not sticky: clear it, or the next launch check would report it
+    }
+    return check(e, "cudaMalloc");
   }
   std::string upload(const T* host, std::size_t n) {
     return check(cudaMemcpy(p, host, n * sizeof(T), cudaMemcpyHostToDevice), "cudaMemcpy to device");
