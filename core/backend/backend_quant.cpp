@@ -1,5 +1,6 @@
 // The Backend's quantization ops on the CPU: what the CPU backend runs, and
 // what a device backend falls back to for cases it does not take.
+#include <cstdint>
 #include <vector>
 
 #include "backend/backend.h"
@@ -50,7 +51,8 @@ Result<WeightError> Backend::rtn_int(const TensorData& w, const IntGridSpec& spe
   if (auto r = validate_int_grid(spec, w.cols); !r) return r.error();
   std::vector<float> converted;
   const float* x = reinterpret_cast<const float*>(w.data);
-  if (w.dtype != DType::F32) {
+  // F32 is used in place when aligned (a memory map's tensor need not be).
+  if (w.dtype != DType::F32 || reinterpret_cast<std::uintptr_t>(w.data) % alignof(float) != 0) {
     converted.resize(w.numel);
     if (auto r = convert_to_f32(w.dtype, w.data, converted.size(), converted.data()); !r) return r.error();
     x = converted.data();

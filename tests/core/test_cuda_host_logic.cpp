@@ -7,6 +7,7 @@
 
 #include <Eigen/Dense>
 #include <cmath>
+#include <cstring>
 #include <cstdio>
 #include <random>
 
@@ -152,6 +153,18 @@ TEST(CudaHostLogic, BackendRtnDefaultMatchesCoreForEveryInputType) {
     EXPECT_EQ(q.scales, ref.scales);
     EXPECT_EQ(deq, qs::dequantize_int(ref));
     EXPECT_EQ(r->mse, e->mse);
+  }
+  // F32 bytes at an odd address (a memory map need not align a tensor): the same result.
+  {
+    std::vector<std::byte> bytes(w.size() * sizeof(float) + 1);
+    std::memcpy(bytes.data() + 1, w.data(), w.size() * sizeof(float));
+    const qs::TensorData odd{qs::DType::F32, bytes.data() + 1, w.size(), rows, cols};
+    qs::IntQuantized q, ref;
+    auto r = cpu->rtn_int(odd, spec, q, nullptr, qs::OpContext::none());
+    ASSERT_TRUE(r.ok()) << r.error().message;
+    ASSERT_TRUE(qs::rtn_int_measure_into(ref, w.data(), rows, cols, spec).ok());
+    EXPECT_EQ(q.codes, ref.codes);
+    EXPECT_EQ(q.scales, ref.scales);
   }
   // Refusals name the problem.
   qs::IntQuantized q;
