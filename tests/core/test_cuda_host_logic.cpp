@@ -372,6 +372,7 @@ TEST(CudaHostLogic, EmulatedDeviceGptqMatchesCpuOnGptq1024) {
 #include "calib/llama_forward.h"
 #include "calib/spm_tokenizer.h"
 #include "io/open_model.h"
+#include "quant/layer_method.h"
 
 namespace {
 
@@ -396,7 +397,12 @@ class PickyBackend final : public qs::Backend {
     if (cols == refuse_) return qs::Error::backend("out of device memory (test)");
     return Backend::hessian_accumulator(cols);
   }
-  int asked = 0;
+  qs::Result<qs::GptqResult> gptq(const float* w, std::int64_t rows, std::int64_t cols, const float* h,
+                                  const qs::GptqSpec& spec, qs::OpContext& ctx) override {
+    ++gptq_calls;
+    return Backend::gptq(w, rows, cols, h, spec, ctx);
+  }
+  int asked = 0, gptq_calls = 0;
 
  private:
   std::int64_t refuse_;
@@ -428,6 +434,20 @@ TEST(CudaHostLogic, CalibrationThroughBackendAccumulatorsEqualsTheCpuSums) {
     EXPECT_EQ(there->blocks[b].mlp, here->blocks[b].mlp) << b;
     EXPECT_EQ(there->blocks[b].mlp_down, here->blocks[b].mlp_down) << b;
   }
+}
+
+TEST(CudaHostLogic, LayerMethodRunsGptqOnTheBackendItIsGiven) {
+  const SmallLayer L;
+  auto choice = qs::parse_quant_choice("int4-g32");
+  ASSERT_TRUE(choice.ok());
+  const qs::LayerConfig cfg{"int4-g32", "gptq", {{"act_order", 1}}};
+  const qs::LayerInputStats stats{L.h.data(), nullptr};
+  PickyBackend picky(-1);
+  auto here = qs::quantize_with_method(L.w.data(), L.rows, L.cols, *choice, cfg, stats, qs::OpContext::none());
+  auto there = qs::quantize_with_method(L.w.data(), L.rows, L.cols, *choice, cfg, stats, qs::OpContext::none(), &picky);
+  ASSERT_TRUE(here.ok() && there.ok());
+  EXPECT_EQ(picky.gptq_calls, 1);
+  EXPECT_EQ(there->dequantized, here->dequantized);
 }
 
 }  // namespace
