@@ -25,6 +25,9 @@ namespace qs::app {
 // edits re-measure one layer again and again, and the conversion and fresh
 // 100+ MiB allocations would cost more than the arithmetic.
 struct MeasureScratch {
+  // A device backend (set once, before any job) measures integer grids on F32/F16/BF16
+  // weights itself, straight from the tensor's bytes; null or the CPU: the cached path below.
+  std::shared_ptr<Backend> device;
   std::mutex mutex;
   std::shared_ptr<const Model> model;  // keeps the address unique while cached
   std::size_t tensor = static_cast<std::size_t>(-1);
@@ -53,7 +56,8 @@ struct LayerMeasureOutcome {
 // params) runs quantize_with_method with the input's statistics from `calib`
 // (gptq/awq fail without them, saying so). Plain RTN: f32 (kept) costs its
 // bits and no error; integer grids go through the fused rtn_int_measure_into
-// on the global thread pool (same codes and figures as measure_quantization);
+// on the global thread pool, or the scratch's device backend (same codes and
+// figures as measure_quantization);
 // every other format (ggml blocks, NF4, FP8, MXFP4, NVFP4, F16, BF16) through
 // measure_quantization. With `calib` holding a Hessian for the layer's input,
 // every format goes through quantize_dequantize instead (the output error

@@ -9,6 +9,7 @@
 #include "backend/registry.h"
 #include "stats/percentiles.h"
 #include "cuda_ops.h"
+#include "cuda_quant.h"
 
 namespace qs {
 namespace {
@@ -144,6 +145,18 @@ class CudaBackend final : public Backend {
   // the CPU until a kernel is measured to pay off.
   Result<Heatmap> abs_heatmap(const TensorData& t, const HeatmapRequest& req, OpContext& ctx) override {
     return cpu_backend()->abs_heatmap(t, req, ctx);
+  }
+
+  Result<WeightError> rtn_int(const TensorData& w, const IntGridSpec& spec, IntQuantized& q, float* dequantized,
+                              OpContext& ctx) override {
+    return cuda_rtn_int(w, spec, q, dequantized, ctx);
+  }
+  Result<std::unique_ptr<HessianAccumulator>> hessian_accumulator(std::int64_t cols) override {
+    return cuda_hessian_accumulator(cols);
+  }
+  Result<GptqResult> gptq(const float* w, std::int64_t rows, std::int64_t cols, const float* h, const GptqSpec& spec,
+                          OpContext& ctx) override {
+    return cuda_gptq(w, rows, cols, h, spec, ctx);
   }
 
  private:

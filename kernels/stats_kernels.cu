@@ -1,9 +1,7 @@
 // Statistics kernels: a range/sum pass and a moments + histogram pass, each a
 // grid-stride loop with per-block partials that the host merges in block order
 // (so results do not depend on scheduling).
-#include <cuda_bf16.h>
-#include <cuda_fp16.h>
-#include <cuda_runtime.h>
+#include "cuda_util.cuh"
 
 #include <algorithm>
 #include <cstring>
@@ -15,21 +13,12 @@
 namespace qs::cuda {
 namespace {
 
-constexpr int kThreads = 256;
+using detail::check;
+using detail::DeviceArray;
+using detail::grid_for;
+using detail::kThreads;
+using detail::load_elem;
 constexpr int kSharedBinsMax = 8192;  // u32 bins privatised in shared memory up to here (32 KiB)
-
-std::string check(cudaError_t e, const char* what) {
-  if (e == cudaSuccess) return {};
-  return std::string(what) + ": " + cudaGetErrorString(e);
-}
-
-__device__ __forceinline__ float load_elem(const void* p, ElemType t, std::uint64_t i) {
-  switch (t) {
-    case ElemType::F16: return __half2float(static_cast<const __half*>(p)[i]);
-    case ElemType::BF16: return __uint_as_float(static_cast<unsigned>(static_cast<const unsigned short*>(p)[i]) << 16);
-    default: return static_cast<const float*>(p)[i];
-  }
-}
 
 struct BlockPass1 {
   unsigned long long count, nan, inf;
@@ -184,21 +173,6 @@ __global__ void channel_absmax_kernel(const void* data, ElemType t, std::uint64_
     __syncthreads();
   }
 }
-
-int grid_for(std::uint64_t n) {
-  int dev = 0, sms = 80;
-  cudaGetDevice(&dev);
-  cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev);
-  const std::uint64_t want = (n + kThreads - 1) / kThreads;
-  return static_cast<int>(std::max<std::uint64_t>(1, std::min<std::uint64_t>(want, static_cast<std::uint64_t>(sms) * 8)));
-}
-
-template <class T>
-struct DeviceArray {
-  T* p = nullptr;
-  ~DeviceArray() { if (p) cudaFree(p); }
-  std::string alloc(std::size_t n) { return check(cudaMalloc(&p, n * sizeof(T)), "cudaMalloc"); }
-};
 
 }  // namespace
 

@@ -7,6 +7,7 @@
 #include <nlohmann/json.hpp>
 
 #include "export/gguf_export.h"
+#include "backend/registry.h"
 #include "calib/calibrate_text.h"
 #include "export/fake_quant_export.h"
 #include "export/gptq_export.h"
@@ -175,7 +176,15 @@ int run_export(const ExportOptions& opt) {
   const auto start = std::chrono::steady_clock::now();
   std::optional<CalibrationHessians> hessians;
   if (!opt.calib.empty()) {
-    auto h = calibrate_on_text(*model, opt.calib, opt.calib_tokens);
+    // The Hessian sums go to a device when the run-time choice (QS_BACKEND,
+    // else "auto") finds one; the forward pass itself stays on the CPU.
+    auto backend = make_backend();
+    if (!backend) {
+      std::fprintf(stderr, "quantscope-cli: %s\n", backend.error().message.c_str());
+      return 1;
+    }
+    Backend* device = (*backend)->name() != "cpu" ? backend->get() : nullptr;
+    auto h = calibrate_on_text(*model, opt.calib, opt.calib_tokens, OpContext::none(), device);
     if (!h) {
       std::fprintf(stderr, "quantscope-cli: %s\n", h.error().message.c_str());
       return 1;

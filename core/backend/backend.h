@@ -8,6 +8,9 @@
 
 #include "model/dtype.h"
 #include "model/tensor_info.h"
+#include "quant/gptq.h"
+#include "quant/int_grid.h"
+#include "quant/metrics.h"
 #include "stats/tensor_stats.h"
 #include "util/op_context.h"
 #include "util/result.h"
@@ -46,6 +49,23 @@ struct Heatmap {
   std::vector<float> abs_max;                            // rows x cols, row-major
 };
 
+// H += X^T X over chunks of activations, the running sum kept where the
+// backend computes (device memory for CUDA). F32 products summed in F32, as
+// calib/hessians.cpp accumulates.
+class HessianAccumulator {
+ public:
+  virtual ~HessianAccumulator() = default;
+  virtual std::int64_t cols() const = 0;
+  // Adds X^T X for x: [rows, cols()] row-major F32.
+  virtual Result<void> add(const float* x, std::int64_t rows) = 0;
+  // The sum so far into `h`: [cols, cols] row-major, symmetric.
+  virtual Result<void> read(float* h) = 0;
+};
+
+// The largest H an accumulator takes: 65536^2 floats is 16 GiB, beyond any layer in use.
+constexpr std::int64_t kMaxHessianCols = 65536;
+Result<void> check_hessian_cols(std::int64_t cols);
+
 class Backend {
  public:
   virtual ~Backend() = default;
@@ -57,6 +77,22 @@ class Backend {
   // Max |x| and RMS per row and per column of the 2-D view (NaN is ignored).
   virtual Result<ChannelAbsMax> channel_absmax(const TensorData& t, OpContext& ctx) = 0;
   virtual Result<Heatmap> abs_heatmap(const TensorData& t, const HeatmapRequest& req, OpContext& ctx) = 0;
+
+  // The quantization ops below default to the CPU code in core/quant (with the
+  // CPU backend's threads); a device backend overrides what it accelerates and
+  // hands back to these defaults what it does not (other dtypes, ggml grids).
+
+  // Round-to-nearest onto an integer grid fused with the weight error: the
+  // codes, scales, zeros and error of rtn_int_measure_into. `w`: F32, F16 or
+  // BF16, [rows, cols] row-major (channels-last is Unsupported). `q`'s buffers
+  // are reused. `dequantized`: null, or rows * cols floats for scale * (code - zero).
+  virtual Result<WeightError> rtn_int(const TensorData& w, const IntGridSpec& spec, IntQuantized& q,
+                                      float* dequantized, OpContext& ctx);
+  // A zeroed H += X^T X accumulator for `cols` input channels.
+  virtual Result<std::unique_ptr<HessianAccumulator>> hessian_accumulator(std::int64_t cols);
+  // GPTQ on one layer (quant/gptq.h): `w` [rows, cols], `h` [cols, cols].
+  virtual Result<GptqResult> gptq(const float* w, std::int64_t rows, std::int64_t cols, const float* h,
+                                  const GptqSpec& spec, OpContext& ctx);
 };
 
 // Checks a heatmap request against the tensor and fills in the region and tile counts.

@@ -14,8 +14,9 @@ namespace qs {
 
 inline constexpr int kCalibrationChunk = 256;  // tokens per forward pass
 
-// At most `max_tokens` tokens of the text (<= 0: all of it).
+// At most `max_tokens` tokens of the text (<= 0: all of it). `backend`: where
+// the Hessians are summed (collect_hessians); null: here on the CPU.
 Result<CalibrationHessians> calibrate_on_text(const Model& model, const std::string& text_path, int max_tokens,
-                                              OpContext& ctx = OpContext::none());
+                                              OpContext& ctx = OpContext::none(), Backend* backend = nullptr);
 
 }  // namespace qs

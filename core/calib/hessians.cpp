@@ -1,5 +1,9 @@
 #include "calib/hessians.h"
 
+#include <memory>
+#include <optional>
+
+#include "backend/backend.h"
 #include "backend/lapack.h"
 
 namespace qs {
@@ -17,7 +21,7 @@ const std::vector<float>* CalibrationHessians::of(LayerRole role, int block) con
 }
 
 Result<CalibrationHessians> collect_hessians(const LlamaModel& model, std::span<const std::int32_t> tokens, int n_ctx,
-                                             std::int32_t bos, OpContext& ctx) {
+                                             std::int32_t bos, OpContext& ctx, Backend* backend) {
   const LlamaConfig& c = model.config();
   if (n_ctx < 2) return Error::invalid("calibration: the context must hold at least 2 tokens");
   const std::size_t chunks = tokens.size() / static_cast<std::size_t>(n_ctx);
@@ -34,6 +38,11 @@ Result<CalibrationHessians> collect_hessians(const LlamaModel& model, std::span<
     b.mlp.assign(sq(h), 0.0f);
     b.mlp_down.assign(sq(f), 0.0f);
   }
+  // With a backend: one accumulator per (block, input), made at its first
+  // chunk; null where the backend could not make one (that H stays here).
+  std::vector<std::unique_ptr<HessianAccumulator>> device(backend ? out.blocks.size() * 4 : 0);
+  std::vector<bool> tried(device.size(), false);
+  std::optional<Error> device_error;
   LlamaRunner runner(model);
   runner.set_observer([&](int layer, LlamaRunner::LinearInput input, const float* x, std::int64_t rows, std::int64_t cols) {
     BlockHessians& b = out.blocks[static_cast<std::size_t>(layer)];
@@ -41,6 +50,17 @@ Result<CalibrationHessians> collect_hessians(const LlamaModel& model, std::span<
                             : input == LlamaRunner::LinearInput::AttentionOutput ? b.attention_output
                             : input == LlamaRunner::LinearInput::Mlp             ? b.mlp
                                                                                  : b.mlp_down;
+    if (backend) {
+      const std::size_t k = static_cast<std::size_t>(layer) * 4 + static_cast<std::size_t>(input);
+      if (!tried[k]) {
+        tried[k] = true;
+        if (auto acc = backend->hessian_accumulator(cols)) device[k] = std::move(*acc);
+      }
+      if (device[k]) {
+        if (auto r = device[k]->add(x, rows); !r && !device_error) device_error = r.error();
+        return;
+      }
+    }
     lapack::gemm(true, cols, cols, rows, 1.0f, x, cols, x, cols, 1.0f, H.data(), cols);  // H += X^T X
   });
   LlamaCache cache(c, n_ctx);
@@ -52,8 +72,15 @@ Result<CalibrationHessians> collect_hessians(const LlamaModel& model, std::span<
     if (bos >= 0) chunk[0] = bos;
     cache.clear();
     if (auto r = runner.forward(cache, chunk, logits, 0); !r) return r.error();
+    if (device_error) return Error{device_error->code, "calibration: " + device_error->message};
     out.tokens += n_ctx;
     ctx.progress(static_cast<double>(k + 1) / static_cast<double>(chunks));
+  }
+  for (std::size_t k = 0; k < device.size(); ++k) {
+    if (!device[k]) continue;
+    BlockHessians& b = out.blocks[k / 4];
+    std::vector<float>* H[] = {&b.attention, &b.attention_output, &b.mlp, &b.mlp_down};
+    if (auto r = device[k]->read(H[k % 4]->data()); !r) return Error{r.error().code, "calibration: " + r.error().message};
   }
   const float inv = 1.0f / static_cast<float>(out.tokens);
   for (auto& b : out.blocks)

@@ -15,6 +15,8 @@
 
 namespace qs {
 
+class Backend;
+
 struct BlockHessians {
   std::vector<float> attention, attention_output, mlp, mlp_down;  // [cols, cols] each
 };
@@ -30,8 +32,11 @@ struct CalibrationHessians {
 // Runs `tokens` in chunks of `n_ctx` (each starting at position 0, its first
 // token replaced by `bos` when bos >= 0, as the perplexity protocol does) and
 // accumulates every block's H in F32 sums of F32 products (GEMMs), divided by
-// the token count at the end.
+// the token count at the end. With a `backend` (a device; null = here on the
+// CPU), each H is summed by its Backend::hessian_accumulator, in device
+// memory; an H the backend cannot hold (out of memory) is summed here.
 Result<CalibrationHessians> collect_hessians(const LlamaModel& model, std::span<const std::int32_t> tokens, int n_ctx,
-                                             std::int32_t bos, OpContext& ctx = OpContext::none());
+                                             std::int32_t bos, OpContext& ctx = OpContext::none(),
+                                             Backend* backend = nullptr);
 
 }  // namespace qs

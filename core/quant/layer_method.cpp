@@ -5,6 +5,7 @@
 #include <chrono>
 #include <cstdlib>
 
+#include "backend/backend.h"
 #include "backend/thread_pool.h"
 #include "quant/awq.h"
 #include "quant/clip_search.h"
@@ -83,7 +84,7 @@ Result<LayerConfig> parse_layer_config_key(std::string_view key) {
 
 Result<LayerMethodResult> quantize_with_method(const float* w, std::int64_t rows, std::int64_t cols,
                                                const QuantChoice& choice, const LayerConfig& config,
-                                               const LayerInputStats& stats, OpContext& ctx) {
+                                               const LayerInputStats& stats, OpContext& ctx, Backend* backend) {
   const QuantTarget target = target_of(choice);
   if (auto r = validate_target(target, cols); !r) return Error::unsupported(r.error().message);
   const std::string& m = config.method;
@@ -128,7 +129,7 @@ Result<LayerMethodResult> quantize_with_method(const float* w, std::int64_t rows
     if (choice.kind == QuantChoice::Kind::IntGrid) spec.grid = choice.grid;
     else if (choice.kind == QuantChoice::Kind::Ggml) spec.block_type = choice.ggml_type;
     else return unsupported(config, "GPTQ targets integer grids and ggml block types");
-    auto r = gptq(w, rows, cols, stats.h, spec, ctx);
+    auto r = backend ? backend->gptq(w, rows, cols, stats.h, spec, ctx) : gptq(w, rows, cols, stats.h, spec, ctx);
     if (!r) return r.error();
     out.dequantized = std::move(r->dequantized);
   } else if (m == "awq") {

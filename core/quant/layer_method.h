@@ -26,6 +26,8 @@ struct LayerInputStats {
   const float* x_mean_abs = nullptr;  // [cols]: mean |x| per input channel
 };
 
+class Backend;
+
 struct LayerMethodResult {
   std::vector<float> dequantized;  // [rows, cols]
   LayerQuantError figures;         // bits/weight, weight error, milliseconds of the method
@@ -34,10 +36,12 @@ struct LayerMethodResult {
 
 // `w` [rows, cols] row-major F32. A method that needs statistics it was not
 // given, a format the method cannot target, or an unknown method: Unsupported
-// with the reason.
+// with the reason. `backend`: where GPTQ runs (Backend::gptq; a device takes
+// integer grids); null: core's CPU code.
 Result<LayerMethodResult> quantize_with_method(const float* w, std::int64_t rows, std::int64_t cols,
                                                const QuantChoice& choice, const LayerConfig& config,
-                                               const LayerInputStats& stats, OpContext& ctx);
+                                               const LayerInputStats& stats, OpContext& ctx,
+                                               Backend* backend = nullptr);
 
 // True for the methods that need a layer's input statistics (gptq, awq).
 bool method_needs_calibration(const std::string& method);

@@ -4,21 +4,12 @@
 
 #include <random>
 
-#include "app/register_backends.h"
-#include "backend/registry.h"
+#include "cuda_device.h"
 #include "util/half.h"
 
 namespace {
 
-std::shared_ptr<qs::Backend> cuda_or_skip_reason(std::string& why) {
-  qs::register_optional_backends();
-  auto b = qs::make_backend("cuda");
-  if (!b) {
-    why = b.error().message;
-    return nullptr;
-  }
-  return *b;
-}
+using qs::test::cuda_or_skip_reason;
 
 TEST(CudaParity, StatsAndChannelMaximaAgreeWithCpu) {
   std::string why;
