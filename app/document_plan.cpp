@@ -178,7 +178,8 @@ void Document::requestAllocation(double target, const QStringList& formats) {
     onAllocationFinished(watcher->result());
   });
   auto costs = formats == costFormats_ ? costs_ : nullptr;
-  watcher->setFuture(QtConcurrent::run(runAllocate, model_, formats, target, costs, generation, allocateControl_));
+  watcher->setFuture(
+      QtConcurrent::run(runAllocate, model_, formats, target, costs, generation, allocateControl_, calibration_));
 }
 
 void Document::onAllocationFinished(const AllocateOutcome& outcome) {

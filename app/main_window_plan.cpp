@@ -372,8 +372,12 @@ void MainWindow::onAllocationReady() {
       bits << p.bits_per_weight;
       error << p.squared_error;
     }
-    QString summary = tr("Chosen: %1 bits/weight, summed squared error %2 (%n layer override(s))", nullptr,
-                         static_cast<int>(a->plan.overrides.size()))
+    const bool calibrated = document_->calibration() != nullptr;
+    allocateDialog_->setErrorLabel(calibrated ? tr("summed relative output error") : tr("summed squared weight error"));
+    QString summary = (calibrated ? tr("Chosen: %1 bits/weight, summed relative output error %2 (%n layer override(s))",
+                                       nullptr, static_cast<int>(a->plan.overrides.size()))
+                                  : tr("Chosen: %1 bits/weight, summed squared error %2 (%n layer override(s))", nullptr,
+                                       static_cast<int>(a->plan.overrides.size())))
                           .arg(a->bits_per_weight, 0, 'f', 3)
                           .arg(a->squared_error, 0, 'g', 4);
     if (!a->fixed.empty()) summary += tr("; %1 layer(s) fit no candidate and stay f16").arg(a->fixed.size());

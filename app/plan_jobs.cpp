@@ -249,7 +249,7 @@ ErrorHistogramsOutcome runErrorHistograms(std::shared_ptr<const Model> model, in
 
 AllocateOutcome runAllocate(std::shared_ptr<const Model> model, QStringList formats, double target,
                             std::shared_ptr<const CandidateCosts> costs, quint64 generation,
-                            std::shared_ptr<JobControl> control) {
+                            std::shared_ptr<JobControl> control, std::shared_ptr<const CalibrationFile> calib) {
   AllocateOutcome out;
   out.generation = generation;
   out.formats = formats;
@@ -261,7 +261,11 @@ AllocateOutcome runAllocate(std::shared_ptr<const Model> model, QStringList form
   if (!costs) {
     std::vector<std::string> names;
     for (const QString& f : formats) names.push_back(f.toStdString());
-    auto measured = measure_candidates(*model, names, control->context());
+    // With calibration, the allocation minimises the summed relative output error.
+    std::vector<const float*> hessians;
+    if (calib)
+      for (const Layer& l : model->layers) hessians.push_back(layerHessian(calib.get(), l, model->tensors[l.weight].cols()));
+    auto measured = measure_candidates(*model, names, control->context(), calib ? &hessians : nullptr);
     if (!measured) {
       out.cancelled = measured.error().code == ErrorCode::Cancelled;
       out.error = QString::fromStdString(measured.error().message);

@@ -102,8 +102,9 @@ struct AllocateOutcome {
 };
 
 // measure_candidates (unless `costs` already holds them for these formats) and allocate_to_budget.
+// With `calib`, the candidates' costs are relative output errors (measure_candidates' hessians).
 AllocateOutcome runAllocate(std::shared_ptr<const Model> model, QStringList formats, double target,
                             std::shared_ptr<const CandidateCosts> costs, quint64 generation,
-                            std::shared_ptr<JobControl> control);
+                            std::shared_ptr<JobControl> control, std::shared_ptr<const CalibrationFile> calib);
 
 }  // namespace qs::app

@@ -123,4 +123,11 @@ void AllocateDialog::setResult(const QVector<double>& bits, const QVector<double
   hasResult_ = true;
 }
 
+void AllocateDialog::setErrorLabel(const QString& label) {
+  plot_->yAxis->setLabel(label);
+  plot_->replot();
+}
+
+QString AllocateDialog::errorLabel() const { return plot_->yAxis->label(); }
+
 }  // namespace qs::ui

@@ -32,6 +32,9 @@ class AllocateDialog : public QDialog {
   void setResult(const QVector<double>& bits, const QVector<double>& error, double chosenBits, double chosenError,
                  const QString& summary);
   bool hasResult() const { return hasResult_; }
+  // The error axis' name: what the allocation minimised (squared weight error, or relative output error).
+  void setErrorLabel(const QString& label);
+  QString errorLabel() const;
   QCustomPlot* plot() const { return plot_; }
 
  signals:

@@ -737,8 +737,8 @@ void PlanEditor::setOutputErrorAvailable(bool on) {
       if (methodNeedsCalibration(applyMethod_->itemData(i).toString())) items->item(i)->setEnabled(on);
   view_->setColumnHidden(PlanTableModel::OutputError, !on);
   allocateButton_->setToolTip(
-      on ? tr("Choose a format per layer for a target average bits/weight, minimising the summed squared weight error "
-              "(not yet the output error: the allocation does not use the calibration data)")
+      on ? tr("Choose a format per layer for a target average bits/weight, minimising the summed relative output "
+              "error on the calibration data (relative weight error where a layer has no calibrated input)")
          : tr("Choose a format per layer for a target average bits/weight, "
               "minimising the summed squared weight error"));
   updateTotals();

@@ -4,6 +4,7 @@
 #include <cmath>
 
 #include "quant/measure.h"
+#include "quant/metrics.h"
 
 namespace qs {
 namespace {
@@ -40,7 +41,10 @@ Choice choose(const Model& model, const std::vector<std::vector<CandidateCost>>&
 
 Result<std::vector<std::vector<CandidateCost>>> measure_candidates(const Model& model,
                                                                    const std::vector<std::string>& formats,
-                                                                   OpContext& ctx) {
+                                                                   OpContext& ctx,
+                                                                   const std::vector<const float*>* hessians) {
+  if (hessians && hessians->size() != model.layers.size())
+    return Error::invalid("allocation: one Hessian entry per layer expected");
   std::vector<QuantChoice> choices;
   for (const auto& f : formats) {
     auto c = parse_quant_choice(f);
@@ -52,12 +56,26 @@ Result<std::vector<std::vector<CandidateCost>>> measure_candidates(const Model& 
     const TensorInfo& t = model.tensors[model.layers[l].weight];
     for (const auto& c : choices) {
       if (ctx.cancelled()) return Error::cancelled();
+      const float* h = hessians ? (*hessians)[l] : nullptr;
+      if (h) {  // the relative output error needs the dequantized weight
+        std::vector<float> w, deq;
+        if (auto r = quantize_dequantize(t, c, w, deq, ctx); !r) {
+          if (r.error().code == ErrorCode::Unsupported) continue;
+          return r.error();
+        }
+        out[l].push_back({c.name, c.bits_per_weight(t.rows(), t.cols()),
+                          relative_output_error_h(w.data(), deq.data(), t.rows(), t.cols(), h)});
+        continue;
+      }
       auto m = measure_quantization(t, c, ctx);
       if (!m) {
         if (m.error().code == ErrorCode::Unsupported) continue;  // shape the format cannot take
         return m.error();
       }
-      out[l].push_back({c.name, m->bits_per_weight, m->error.mse * static_cast<double>(t.numel())});
+      // SQNR = 10 log10(||W||^2 / ||dW||^2): the relative weight error is its inverse power.
+      const double relative = std::isfinite(m->error.sqnr_db) ? std::pow(10.0, -m->error.sqnr_db / 10.0) : 0.0;
+      out[l].push_back({c.name, m->bits_per_weight,
+                        hessians ? relative : m->error.mse * static_cast<double>(t.numel())});
     }
     ctx.progress(static_cast<double>(l + 1) / static_cast<double>(model.layers.size()));
   }

@@ -19,14 +19,21 @@ namespace qs {
 struct CandidateCost {
   std::string format;
   double bits_per_weight = 0;
-  double squared_error = 0;  // sum over the layer's weights
+  // The error the allocation sums: without calibration the squared weight error
+  // (sum over the layer's weights); with it, relative (see measure_candidates).
+  double squared_error = 0;
 };
 
 // Every candidate that fits each layer, measured (RTN); Model::layers order.
-// Layers no candidate fits get an empty list.
+// Layers no candidate fits get an empty list. `hessians` (optional, one per
+// layer, nullptr where the layer's input has none): with it every cost is a
+// relative error, tr(dW H dW^T) / tr(W H W^T) where H is known and
+// ||dW||^2 / ||W||^2 elsewhere, so that the allocation minimises the summed
+// relative output error (what the plan editor's totals show when calibrated).
 Result<std::vector<std::vector<CandidateCost>>> measure_candidates(const Model& model,
                                                                    const std::vector<std::string>& formats,
-                                                                   OpContext& ctx);
+                                                                   OpContext& ctx,
+                                                                   const std::vector<const float*>* hessians = nullptr);
 
 struct ParetoPoint {
   double bits_per_weight = 0;  // average over the layers that have candidates

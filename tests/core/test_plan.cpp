@@ -5,11 +5,14 @@
 #include <unistd.h>
 
 #include <filesystem>
+#include <random>
 
 #include "demo/demo_model.h"
 #include "io/gguf.h"
 #include "io/open_model.h"
 #include "quant/allocate.h"
+#include "quant/measure.h"
+#include "quant/metrics.h"
 #include "quant/plan.h"
 #include "test_files.h"
 
@@ -227,6 +230,64 @@ TEST(Allocate, BudgetChoiceBeatsEveryAssignmentWithNoMoreBits) {
   }
   EXPECT_NEAR(bits / weights, a->bits_per_weight, 1e-9);
   EXPECT_FALSE(qs::allocate_to_budget(m, small, 2.0).ok());  // below every candidate
+}
+
+}  // namespace
+
+namespace {
+
+// With Hessians the costs are relative errors: the output error on H where a
+// layer has one (checked against relative_output_error_h here), the relative
+// weight error 10^(-SQNR/10) where it has none; a wrong-sized list is refused.
+TEST(Allocate, CalibratedCostsAreRelativeOutputErrors) {
+  const qs::Model& m = demo();
+  std::vector<std::vector<float>> h(m.layers.size());
+  std::vector<const float*> ptrs(m.layers.size(), nullptr);
+  std::mt19937 rng(5);
+  std::normal_distribution<float> n(0.0f, 1.0f);
+  for (std::size_t l = 0; l < m.layers.size(); l += 2) {  // every other layer "calibrated"
+    const std::int64_t cols = m.tensors[m.layers[l].weight].cols();
+    const std::int64_t tokens = 64;
+    std::vector<float> x(static_cast<std::size_t>(tokens * cols));
+    for (auto& v : x) v = n(rng);
+    h[l].assign(static_cast<std::size_t>(cols * cols), 0.0f);
+    for (std::int64_t t = 0; t < tokens; ++t)
+      for (std::int64_t i = 0; i < cols; ++i)
+        for (std::int64_t j = 0; j < cols; ++j)
+          h[l][static_cast<std::size_t>(i * cols + j)] += x[static_cast<std::size_t>(t * cols + i)] * x[static_cast<std::size_t>(t * cols + j)];
+    ptrs[l] = h[l].data();
+    if (l >= 6) break;  // a few are enough (cols^2 * tokens each)
+  }
+  auto costs = qs::measure_candidates(m, {"q8_0", "int4-g64"}, qs::OpContext::none(), &ptrs);
+  ASSERT_TRUE(costs.ok()) << costs.error().message;
+  int with_h = 0, without = 0;
+  for (std::size_t l = 0; l < m.layers.size(); ++l) {
+    const qs::TensorInfo& t = m.tensors[m.layers[l].weight];
+    for (const qs::CandidateCost& c : (*costs)[l]) {
+      auto choice = qs::parse_quant_choice(c.format);
+      ASSERT_TRUE(choice.ok());
+      std::vector<float> w, deq;
+      ASSERT_TRUE(qs::quantize_dequantize(t, *choice, w, deq, qs::OpContext::none()).ok());
+      if (ptrs[l]) {
+        EXPECT_DOUBLE_EQ(c.squared_error, qs::relative_output_error_h(w.data(), deq.data(), t.rows(), t.cols(), ptrs[l]));
+        ++with_h;
+      } else {
+        double e = 0, s = 0;
+        for (std::size_t i = 0; i < w.size(); ++i) {
+          e += (static_cast<double>(w[i]) - deq[i]) * (static_cast<double>(w[i]) - deq[i]);
+          s += static_cast<double>(w[i]) * w[i];
+        }
+        EXPECT_NEAR(c.squared_error, e / s, 1e-9 * e / s) << m.layers[l].name << " " << c.format;
+        ++without;
+      }
+      EXPECT_GT(c.squared_error, 0.0);
+      EXPECT_LT(c.squared_error, 1.0);
+    }
+  }
+  EXPECT_GT(with_h, 0);
+  EXPECT_GT(without, 0);
+  std::vector<const float*> wrong(3, nullptr);
+  EXPECT_FALSE(qs::measure_candidates(m, {"q8_0"}, qs::OpContext::none(), &wrong).ok());
 }
 
 }  // namespace

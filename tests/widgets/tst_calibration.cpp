@@ -28,10 +28,12 @@
 #include "calib/calibration_file.h"
 #include "demo/demo_model.h"
 #include "io/open_model.h"
+#include "quant/allocate.h"
 #include "quant/layer_method.h"
 #include "quant/measure.h"
 #include "quant/metrics.h"
 #include "stats/outliers.h"
+#include "widgets/allocate_dialog.h"
 #include "widgets/calibrate_dialog.h"
 #include "widgets/quant_error_view.h"
 #include "widgets/channel_plot.h"
@@ -72,6 +74,7 @@ class TstCalibration : public QObject {
   void activationViewsShowTheCoresNumbers();
   void outputErrorColumnIsTheHessianError();
   void calibratedMethodsAreMeasuredInTheTable();
+  void allocationMinimisesTheOutputError();
   void reopeningLoadsTheDefaultFile();
   void badFilesAreRefused();
   void readOnlyFolderIsNotWritten();
@@ -391,6 +394,41 @@ void TstCalibration::calibratedMethodsAreMeasuredInTheTable() {
   QVERIFY2(QTest::qWaitFor([&] { return view->format() == QStringLiteral("q4_0+gptq"); }, kWaitMs), qPrintable(view->caption()));
   QVERIFY2(view->caption().contains(QStringLiteral("%1 dB").arg(t->measurement(row).error.sqnr_db, 0, 'f', 2)),
            qPrintable(view->caption()));
+  QVERIFY(settle(*w));
+}
+
+// With calibration the allocation's costs are relative output errors: the plan
+// it applies is core's allocate_to_budget on measure_candidates with the file's
+// Hessians, and the dialog names that error.
+void TstCalibration::allocationMinimisesTheOutputError() {
+  if (!haveShared_) QSKIP("../shared/models/stories260K is absent");
+  auto w = openWindow(model_);
+  QVERIFY(w);
+  QVERIFY(QTest::qWaitFor([&] { return w->document()->calibration() != nullptr; }, kWaitMs));
+  QVERIFY(settle(*w));
+  const auto model = w->document()->model();
+  const auto calib = w->document()->calibration();
+  const QStringList formats = {QStringLiteral("q8_0"), QStringLiteral("q4_0"), QStringLiteral("int3-g32")};
+  QSignalSpy allocated(w.get(), &MainWindow::planAllocated);
+  w->allocateDialog()->show();
+  w->allocate(5.5, formats, true);
+  QVERIFY(allocated.wait(kWaitMs));
+  QCOMPARE(w->allocateDialog()->errorLabel(), QStringLiteral("summed relative output error"));
+
+  std::vector<const float*> hessians;
+  for (const qs::Layer& l : model->layers) {
+    const qs::InputStats* st = calib->run.capture.find_for(l.role, l.block);
+    const std::int64_t cols = model->tensors[l.weight].cols();
+    hessians.push_back(st && st->cols == cols && st->hessian.size() == static_cast<std::size_t>(cols * cols) ? st->hessian.data()
+                                                                                                              : nullptr);
+  }
+  auto costs = qs::measure_candidates(*model, {"q8_0", "q4_0", "int3-g32"}, qs::OpContext::none(), &hessians);
+  QVERIFY(costs.ok());
+  auto a = qs::allocate_to_budget(*model, *costs, 5.5);
+  QVERIFY(a.ok());
+  auto configs = qs::resolve_plan(a->plan, *model);
+  QVERIFY(configs.ok());
+  QVERIFY(w->planEditor()->tableModel()->configs() == *configs);
   QVERIFY(settle(*w));
 }
 
