@@ -17,52 +17,6 @@
 
 namespace qs::cli {
 
-namespace {
-
-int run_export_gptq(const ExportOptions& opt) {
-  auto model = open_model(opt.path);
-  if (!model) {
-    std::fprintf(stderr, "quantscope-cli: %s\n", model.error().message.c_str());
-    return 2;
-  }
-  const auto start = std::chrono::steady_clock::now();
-  auto report = export_gptq(*model, opt.out, {opt.bits, opt.group, !opt.asym}, OpContext::none());
-  if (!report) {
-    std::fprintf(stderr, "quantscope-cli: %s\n", report.error().message.c_str());
-    return 1;
-  }
-  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-  int quantized = 0;
-  for (const auto& m : report->modules) quantized += m.quantized;
-  if (opt.json) {
-    nlohmann::ordered_json out;
-    out["source"] = model->path;
-    out["output"] = opt.out;
-    out["checkpoint_format"] = report->checkpoint_format;
-    out["bytes"] = report->bytes;
-    out["seconds"] = seconds;
-    out["modules"] = nlohmann::ordered_json::array();
-    for (const auto& m : report->modules) {
-      nlohmann::ordered_json j = {{"name", m.name}, {"quantized", m.quantized}};
-      if (m.quantized) j["sqnr_db"] = m.sqnr_db;
-      else j["reason"] = m.reason;
-      out["modules"].push_back(std::move(j));
-    }
-    std::printf("%s\n", out.dump(2).c_str());
-    return 0;
-  }
-  for (const auto& m : report->modules) {
-    if (m.quantized) std::printf("%-44s %d-bit  SQNR %6.2f dB\n", m.name.c_str(), opt.bits, m.sqnr_db);
-    else std::printf("%-44s F16    (%s)\n", m.name.c_str(), m.reason.c_str());
-  }
-  std::printf("wrote %s: %s, %d of %zu modules quantized, model.safetensors %llu bytes in %.2f s\n", opt.out.c_str(),
-              report->checkpoint_format.c_str(), quantized, report->modules.size(),
-              static_cast<unsigned long long>(report->bytes), seconds);
-  return 0;
-}
-
-}  // namespace
-
 // The plan and the model a plan-driven export needs; prints why not and returns false.
 static bool load_plan_and_model(const ExportOptions& opt, std::optional<Plan>& plan, std::optional<Model>& model) {
   if (opt.plan.empty()) {
@@ -84,14 +38,14 @@ static bool load_plan_and_model(const ExportOptions& opt, std::optional<Plan>& p
   return true;
 }
 
-// The per-layer table of a plan-driven directory or HDF5 export, as JSON or
-// text, then the summary line `written`. Layers of fake-quant and HDF5 reports
+// The per-layer table of a directory or HDF5 export, as JSON or text, then
+// the summary line `written`. Layers of fake-quant, GPTQ and HDF5 reports
 // share name/format/quantized/reason/sqnr_db; HDF5 layers add bits_per_weight.
+// `out` holds the JSON fields that go before the common ones.
 template <typename Layer>
 void print_layer_report(const ExportOptions& opt, const std::vector<Layer>& layers, std::uint64_t bytes, double seconds,
-                        const std::string& written) {
+                        const std::string& written, nlohmann::ordered_json out = nlohmann::ordered_json::object()) {
   constexpr bool has_bits = requires(const Layer& l) { l.bits_per_weight; };
-  nlohmann::ordered_json out;
   out["output"] = opt.out;
   out["bytes"] = bytes;
   out["seconds"] = seconds;
@@ -147,6 +101,55 @@ static int run_export_hdf5(const ExportOptions& opt) {
   }
   print_layer_report(opt, report->layers, report->bytes, seconds_since(start),
                      "wrote " + opt.out + " (" + std::to_string(report->bytes) + " bytes)");
+  return 0;
+}
+
+static int run_export_gptq(const ExportOptions& opt) {
+  auto model = open_model(opt.path);
+  if (!model) {
+    std::fprintf(stderr, "quantscope-cli: %s\n", model.error().message.c_str());
+    return 2;
+  }
+  const auto start = std::chrono::steady_clock::now();
+  std::optional<CalibrationHessians> hessians;
+  if (!opt.calib.empty()) {
+    auto h = calibrate_on_text(*model, opt.calib, opt.calib_tokens);
+    if (!h) {
+      std::fprintf(stderr, "quantscope-cli: %s\n", h.error().message.c_str());
+      return 1;
+    }
+    hessians = std::move(*h);
+    if (!opt.json)
+      std::printf("calibrated on %lld tokens of %s in %.2f s\n", static_cast<long long>(hessians->tokens), opt.calib.c_str(),
+                  std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
+  }
+  GptqExportOptions options;
+  options.bits = opt.bits;
+  options.group_size = opt.group;
+  options.sym = !opt.asym;
+  options.hessians = hessians ? &*hessians : nullptr;
+  options.act_order = opt.act_order;
+  options.static_groups = opt.static_groups;
+  auto report = export_gptq(*model, opt.out, options, OpContext::none());
+  if (!report) {
+    std::fprintf(stderr, "quantscope-cli: %s\n", report.error().message.c_str());
+    return 1;
+  }
+  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  int quantized = 0;
+  for (const auto& m : report->modules) quantized += m.quantized;
+  const char* method = hessians ? (opt.act_order ? (opt.static_groups ? "gptq act-order static-groups" : "gptq act-order") : "gptq")
+                                : "rtn";
+  nlohmann::ordered_json head;
+  head["source"] = model->path;
+  head["checkpoint_format"] = report->checkpoint_format;
+  head["method"] = method;
+  if (hessians) head["calibration_tokens"] = hessians->tokens;
+  print_layer_report(opt, report->modules, report->bytes, seconds,
+                     "wrote " + opt.out + ": " + report->checkpoint_format + " by " + method + ", " +
+                         std::to_string(quantized) + " of " + std::to_string(report->modules.size()) +
+                         " modules quantized, model.safetensors " + std::to_string(report->bytes) + " bytes",
+                     std::move(head));
   return 0;
 }
 

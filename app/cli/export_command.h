@@ -10,11 +10,13 @@ struct ExportOptions {
   std::string dtype = "f16";     // fakequant: f16, bf16 or f32
   std::string ftype = "q8_0";  // GGUF: llama.cpp file type
   std::string plan;            // GGUF: a plan.json instead of a file type
-  std::string calib;           // GGUF: calibration text (for the plan's method gptq)
+  std::string calib;           // calibration text: GGUF for the plan's method gptq; GPTQ: GPTQ instead of RTN
   int calib_tokens = 4096;     // at most this many calibration tokens, in chunks of 256
   int bits = 4;                // GPTQ
   int group = 128;             // GPTQ; -1 per output channel
   bool asym = false;           // GPTQ
+  bool act_order = false;      // GPTQ with calibration
+  bool static_groups = false;  // GPTQ with act_order
   bool json = false;
 };
 

@@ -68,14 +68,16 @@ int main(int argc, char** argv) {
   exp->add_option("-t,--type", exporting.ftype, "GGUF file type: " + qs::llama_ftype_names())->capture_default_str();
   exp->add_option("--plan", exporting.plan, "GGUF: per-layer types from a plan.json (ggml formats) instead of a file type; "
                                             "fakequant, hdf5: the plan to apply");
-  exp->add_option("--calib", exporting.calib, "GGUF: calibration text for the plan's method gptq (Hessians from running the "
-                                              "model on it)");
+  exp->add_option("--calib", exporting.calib, "Calibration text (Hessians from running the model on it): GGUF: for the "
+                                              "plan's method gptq; GPTQ: quantize by GPTQ instead of RTN");
   exp->add_option("--calib-tokens", exporting.calib_tokens, "Calibration tokens at most (chunks of 256)")
       ->check(CLI::Range(256, 1 << 24))
       ->capture_default_str();
   exp->add_option("--bits", exporting.bits, "GPTQ bits: 2, 3, 4 or 8")->check(CLI::IsMember({2, 3, 4, 8}))->capture_default_str();
   exp->add_option("--group", exporting.group, "GPTQ group size (-1: per output channel)")->capture_default_str();
   exp->add_flag("--asym", exporting.asym, "GPTQ: asymmetric grid with zero-points (written as gptq_v2)");
+  exp->add_flag("--act-order", exporting.act_order, "GPTQ with --calib: columns by descending Hessian diagonal (desc_act)");
+  exp->add_flag("--static-groups", exporting.static_groups, "GPTQ with --act-order: groups fixed on the original column order");
   exp->add_flag("--json", exporting.json, "Machine-readable output");
 
   qs::cli::PlanOptions planning;

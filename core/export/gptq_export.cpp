@@ -10,6 +10,9 @@
 #include "export/hf_side_files.h"
 #include "io/safetensors.h"
 #include "model/convert.h"
+#include "calib/hessians.h"
+#include "quant/fake_quant.h"
+#include "quant/gptq.h"
 #include "quant/int_grid.h"
 #include "util/atomic_file.h"
 #include "util/half.h"
@@ -40,48 +43,86 @@ struct PackedModule {
   double sqnr_db = 0;
 };
 
-// RTN onto the GPTQ grid, then the codes recomputed against the F16 scales the
-// checkpoint stores (as GPTQ packers do), so that the file dequantizes to the
-// values the error is measured on.
-Result<PackedModule> quantize_module(const TensorInfo& t, const GptqExportOptions& o, bool v2) {
+// The four tensors from codes [out, in] (original column order), per-(row,
+// group) F16 scales and zero-points ([out, groups], as the quantizers hold
+// them) and each input's group; the SQNR of the weight the file decodes to.
+Result<PackedModule> pack_module(const std::string& name, const std::vector<float>& w, const std::uint8_t* codes,
+                                 const float* scales, const float* zeros, const int* g_idx, std::int64_t out,
+                                 std::int64_t in, std::int64_t groups, int bits, bool v2) {
+  PackedModule m;
+  m.scales.resize(static_cast<std::size_t>(groups * out));
+  std::vector<std::uint8_t> stored_zeros(static_cast<std::size_t>(groups * out));
+  for (std::int64_t r = 0; r < out; ++r)
+    for (std::int64_t g = 0; g < groups; ++g) {
+      const auto at = static_cast<std::size_t>(r * groups + g), to = static_cast<std::size_t>(g * out + r);
+      m.scales[to] = f32_to_f16(scales[at]);
+      stored_zeros[to] = static_cast<std::uint8_t>(static_cast<int>(zeros[at]) - (v2 ? 0 : 1));
+    }
+  double err = 0, ref = 0;
+  for (std::int64_t r = 0; r < out; ++r)
+    for (std::int64_t c = 0; c < in; ++c) {
+      const auto i = static_cast<std::size_t>(r * in + c);
+      const auto g = static_cast<std::size_t>(g_idx[c]);
+      const float scale = f16_to_f32(m.scales[g * static_cast<std::size_t>(out) + static_cast<std::size_t>(r)]);
+      const float zero = zeros[static_cast<std::size_t>(r * groups) + g];
+      const double d = static_cast<double>(w[i]) - static_cast<double>(scale * (static_cast<float>(codes[i]) - zero));
+      err += d * d;
+      ref += static_cast<double>(w[i]) * w[i];
+    }
+  m.sqnr_db = err > 0 ? 10.0 * std::log10(ref / err) : INFINITY;
+  auto qw = pack_gptq_qweight(codes, out, in, bits);
+  if (!qw) return Error::invalid(name + ": " + qw.error().message);
+  auto qz = pack_gptq_qzeros(stored_zeros.data(), groups, out, bits);
+  if (!qz) return Error::invalid(name + ": " + qz.error().message);
+  m.qweight = std::move(*qw);
+  m.qzeros = std::move(*qz);
+  m.g_idx.assign(g_idx, g_idx + in);
+  return m;
+}
+
+// Quantizes one layer: GPTQ with `hessian` ([in, in]) when given, with the F16
+// scales in the walk, so the file holds exactly GPTQ's result; otherwise RTN,
+// its codes recomputed against the F16 scales the checkpoint stores (as GPTQ
+// packers do), so that the file dequantizes to the values the error is measured on.
+Result<PackedModule> quantize_module(const TensorInfo& t, const GptqExportOptions& o, const std::vector<float>* hessian,
+                                     bool v2, OpContext& ctx) {
   const std::int64_t out = t.rows(), in = t.cols();
   std::vector<float> w(static_cast<std::size_t>(out * in));
   if (auto r = convert_to_f32(t.dtype, t.bytes().data(), w.size(), w.data()); !r) return Error::unsupported(t.name + ": " + r.error().message);
   if (t.file) t.file->release(t.offset, t.nbytes);  // stream: keep one tensor resident
   IntGridSpec spec{o.bits, o.sym, o.group_size > 0 ? o.group_size : 0};
+  const std::int64_t gs = o.group_size > 0 ? o.group_size : in, groups = in / gs;
+  if (hessian) {
+    if (hessian->size() != static_cast<std::size_t>(in * in))
+      return Error::invalid(t.name + ": the calibration Hessian does not match its " + std::to_string(in) + " inputs");
+    GptqSpec g;
+    g.grid = spec;
+    g.percdamp = o.percdamp;
+    g.act_order = o.act_order;
+    g.static_groups = o.static_groups;
+    g.f16_scales = true;
+    auto q = gptq(w.data(), out, in, hessian->data(), g, ctx);
+    if (!q) return Error::invalid(t.name + ": " + q.error().message);
+    return pack_module(t.name, w, q->codes.data(), q->scales.data(), q->zeros.data(), q->g_idx.data(), out, in, groups,
+                       o.bits, v2);
+  }
   auto q = rtn_int(w.data(), out, in, spec);
   if (!q) return Error::invalid(t.name + ": " + q.error().message);
-  const std::int64_t gs = o.group_size > 0 ? o.group_size : in, groups = in / gs;
   const int maxq = (1 << o.bits) - 1;
-  PackedModule m;
-  m.scales.resize(static_cast<std::size_t>(groups * out));
-  std::vector<std::uint8_t> zeros(static_cast<std::size_t>(groups * out));
-  double err = 0, ref = 0;
   for (std::int64_t r = 0; r < out; ++r)
     for (std::int64_t g = 0; g < groups; ++g) {
-      const std::uint16_t s16 = f32_to_f16(q->scale(r, g * gs));
-      const float scale = f16_to_f32(s16), zero = q->zero(r, g * gs);
-      m.scales[static_cast<std::size_t>(g * out + r)] = s16;
-      zeros[static_cast<std::size_t>(g * out + r)] = static_cast<std::uint8_t>(static_cast<int>(zero) - (v2 ? 0 : 1));
+      float& scale = q->scales[static_cast<std::size_t>(r * groups + g)];
+      scale = f16_to_f32(f32_to_f16(scale));
+      const float zero = q->zeros[static_cast<std::size_t>(r * groups + g)];
       for (std::int64_t c = g * gs; c < (g + 1) * gs; ++c) {
         const std::size_t i = static_cast<std::size_t>(r * in + c);
-        const std::uint8_t code = int_grid_code(w[i], scale, zero, maxq);
-        q->codes[i] = code;
-        const double d = static_cast<double>(w[i]) - static_cast<double>(scale * (static_cast<float>(code) - zero));
-        err += d * d;
-        ref += static_cast<double>(w[i]) * w[i];
+        q->codes[i] = int_grid_code(w[i], scale, zero, maxq);
       }
     }
-  m.sqnr_db = err > 0 ? 10.0 * std::log10(ref / err) : INFINITY;
-  auto qw = pack_gptq_qweight(q->codes.data(), out, in, o.bits);
-  if (!qw) return Error::invalid(t.name + ": " + qw.error().message);
-  auto qz = pack_gptq_qzeros(zeros.data(), groups, out, o.bits);
-  if (!qz) return Error::invalid(t.name + ": " + qz.error().message);
-  m.qweight = std::move(*qw);
-  m.qzeros = std::move(*qz);
-  m.g_idx.resize(static_cast<std::size_t>(in));
-  for (std::int64_t c = 0; c < in; ++c) m.g_idx[static_cast<std::size_t>(c)] = static_cast<std::int32_t>(c / gs);
-  return m;
+  std::vector<int> g_idx(static_cast<std::size_t>(in));
+  for (std::int64_t c = 0; c < in; ++c) g_idx[static_cast<std::size_t>(c)] = static_cast<int>(c / gs);
+  return pack_module(t.name, w, q->codes.data(), q->scales.data(), q->zeros.data(), g_idx.data(), out, in, groups,
+                     o.bits, v2);
 }
 
 template <typename T>
@@ -99,12 +140,19 @@ Result<GptqExportReport> export_gptq(const Model& source, const std::string& out
   if (o.bits != 2 && o.bits != 3 && o.bits != 4 && o.bits != 8)
     return Error::invalid("GPTQ export: bits must be 2, 3, 4 or 8, not " + std::to_string(o.bits));
   if (o.group_size == 0 || o.group_size < -1) return Error::invalid("GPTQ export: group size must be > 0 or -1");
+  if ((o.act_order || o.static_groups) && !o.hessians)
+    return Error::invalid("GPTQ export: act-order and static groups are GPTQ options; they need calibration (Hessians)");
+  if (o.static_groups && !o.act_order)
+    return Error::invalid("GPTQ export: static groups go with act-order (without it groups are static anyway)");
+  if (o.hessians && !(o.percdamp >= 0)) return Error::invalid("GPTQ export: the damping must be >= 0");
   const bool v2 = !o.sym;
   GptqExportReport report;
   report.checkpoint_format = v2 ? "gptq_v2" : "gptq";
 
   // Which tensors become which entries.
   std::map<std::size_t, std::string> module_of;  // weight tensor index -> module name, for quantized ones
+  std::map<std::size_t, const std::vector<float>*> hessian_of;  // weight tensor index -> H of its input (GPTQ)
+  const std::string format = QuantTarget::int_grid({o.bits, o.sym, o.group_size > 0 ? o.group_size : 0}).name();
   ojson dynamic = ojson::object();
   for (const Layer& l : source.layers) {
     if (!quantizable_role(l.role) || l.block < 0) continue;
@@ -114,9 +162,16 @@ Result<GptqExportReport> export_gptq(const Model& source, const std::string& out
     else if (auto p = gptq_shape_problem(t.rows(), t.cols(), o.bits); !p.empty()) why = p;
     else if (o.group_size > 0 && t.cols() % o.group_size != 0)
       why = std::to_string(t.cols()) + " inputs are not a multiple of the group size " + std::to_string(o.group_size);
+    if (why.empty() && o.hessians) {
+      hessian_of[l.weight] = o.hessians->of(l.role, l.block);
+      const std::vector<float>* h = hessian_of[l.weight];
+      if (!h) return Error::invalid(l.name + ": the calibration has no Hessian for this layer (block " + std::to_string(l.block) + ")");
+      if (h->size() != static_cast<std::size_t>(t.cols() * t.cols()))
+        return Error::invalid(l.name + ": the calibration Hessian does not match its " + std::to_string(t.cols()) + " inputs");
+    }
     if (why.empty()) module_of[l.weight] = l.name;
     else dynamic["-:^" + l.name + "$"] = ojson::object();
-    report.modules.push_back({l.name, why.empty(), why, 0});
+    report.modules.push_back({l.name, format, why.empty(), why, 0});
   }
 
   std::vector<SafetensorsLayoutEntry> layout;
@@ -152,11 +207,14 @@ Result<GptqExportReport> export_gptq(const Model& source, const std::string& out
   if (auto r = ensure_free_space(out_dir, needed); !r) return r.error();
   auto staging = StagingDir::create(out_dir);
   if (!staging) return staging.error();
-  // The four entries of a module come in file order I32 (qweight, qzeros, g_idx
-  // together) then F16 (scales, later): the last module is cached, so each
-  // module is quantized at most twice and only one is held at a time.
+  // The four entries of a module come in file order I32 (g_idx, qweight,
+  // qzeros together) then F16 (scales, with the other F16 tensors, later):
+  // each module is quantized once, its I32 entries are served from `cached`
+  // and its scales (1/gs of its F16 size) wait in `scales_of` until their turn.
   std::size_t cached_tensor = SIZE_MAX;
   PackedModule cached;
+  std::map<std::size_t, std::vector<std::uint16_t>> scales_of;
+  std::vector<std::uint16_t> scales_out;
   std::vector<float> f32;
   std::vector<std::uint16_t> f16;
   std::size_t done = 0;
@@ -173,18 +231,28 @@ Result<GptqExportReport> export_gptq(const Model& source, const std::string& out
       for (std::size_t k = 0; k < f32.size(); ++k) f16[k] = f32_to_f16(f32[k]);
       return bytes_of(f16);
     }
-    if (cached_tensor != s.tensor) {
-      auto m = quantize_module(t, o, v2);
+    if (s.part == 2) {
+      if (auto it = scales_of.find(s.tensor); it != scales_of.end()) {
+        scales_out = std::move(it->second);
+        scales_of.erase(it);
+        return bytes_of(scales_out);
+      }
+    }
+    if (cached_tensor != s.tensor) {  // (only the first entry of a module gets here, unless the order changes)
+      const auto h = hessian_of.find(s.tensor);
+      auto m = quantize_module(t, o, h != hessian_of.end() ? h->second : nullptr, v2, ctx);
       if (!m) return m.error();
       cached = std::move(*m);
       cached_tensor = s.tensor;
       for (auto& mod : report.modules)
         if (mod.name == module_of[s.tensor]) mod.sqnr_db = cached.sqnr_db;
+      if (s.part != 2) scales_of[s.tensor] = std::move(cached.scales);
+      else scales_out = std::move(cached.scales);
     }
     switch (s.part) {
       case 0: return bytes_of(cached.qweight);
       case 1: return bytes_of(cached.qzeros);
-      case 2: return bytes_of(cached.scales);
+      case 2: return bytes_of(scales_out);
       default: return bytes_of(cached.g_idx);
     }
   };
@@ -200,18 +268,20 @@ Result<GptqExportReport> export_gptq(const Model& source, const std::string& out
   ojson qc = ojson::object();
   qc["bits"] = o.bits;
   qc["group_size"] = o.group_size;
-  qc["desc_act"] = false;
+  qc["desc_act"] = o.act_order;
   qc["sym"] = o.sym;
-  qc["static_groups"] = false;
-  qc["true_sequential"] = true;
-  qc["damp_percent"] = 0.01;
+  qc["static_groups"] = o.static_groups;
+  // Every layer's H comes from the unquantized model (one calibration pass),
+  // not from inputs that earlier quantized layers produced.
+  qc["true_sequential"] = !o.hessians;
+  qc["damp_percent"] = o.percdamp;
   qc["lm_head"] = false;
   qc["quant_method"] = "gptq";
   qc["checkpoint_format"] = report.checkpoint_format;
   qc["format"] = report.checkpoint_format;
   qc["pack_dtype"] = "int32";
   if (!dynamic.empty()) qc["dynamic"] = dynamic;
-  qc["meta"] = {{"quantizer", {"quantscope:0.1.0"}}, {"method", "rtn"}};
+  qc["meta"] = {{"quantizer", {"quantscope:0.1.0"}}, {"method", o.hessians ? "gptq" : "rtn"}};
   config["quantization_config"] = qc;
   config["torch_dtype"] = "float16";
   if (auto r = write_text_file(staging->path() / "config.json", config.dump(2) + "\n"); !r) return r.error();

@@ -18,14 +18,23 @@
 
 namespace qs {
 
+struct CalibrationHessians;
+
 struct GptqExportOptions {
   int bits = 4;          // 2, 3, 4, 8
   int group_size = 128;  // > 0, or -1: one group per output channel
   bool sym = true;
+  // With Hessians (calib/hessians.h) every layer is quantized by GPTQ
+  // (quant/gptq.h) with the H of its input; without them by RTN.
+  const CalibrationHessians* hessians = nullptr;
+  bool act_order = false;      // GPTQ: columns by descending H diagonal (desc_act; g_idx then maps groups)
+  bool static_groups = false;  // GPTQ with act_order: groups fixed on the original column order
+  double percdamp = 0.01;      // GPTQ damping, written as damp_percent
 };
 
 struct GptqExportedModule {
   std::string name;     // e.g. "model.layers.0.self_attn.q_proj"
+  std::string format;   // e.g. "int4-g128", "int3-ch-asym"
   bool quantized = false;
   std::string reason;   // why it stayed F16
   double sqnr_db = 0;   // of the dequantized weight (F16 scales), when quantized
@@ -39,9 +48,9 @@ struct GptqExportReport {
 
 // `out_dir` must not exist yet (or be empty): it is written as a temporary
 // sibling directory and renamed into place at the end. The weights are
-// quantized by RTN onto the GPTQ grid with F16 scales (what GPTQ tooling
-// stores); GPTQ proper needs calibration Hessians, which come with the
-// calibration work.
+// quantized onto the GPTQ grid with F16 scales (what GPTQ tooling stores), by
+// RTN or, given Hessians, by GPTQ with the F16 scales in the walk, so that the
+// file dequantizes exactly to GPTQ's result. Each layer is quantized once.
 Result<GptqExportReport> export_gptq(const Model& source, const std::string& out_dir, const GptqExportOptions& options,
                                      OpContext& ctx);
 

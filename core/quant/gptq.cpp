@@ -3,12 +3,14 @@
 #include <Eigen/Cholesky>
 #include <Eigen/Dense>
 #include <algorithm>
+#include <cmath>
 #include <numeric>
 #include <string>
 
 #include "backend/lapack.h"
 #include "quant/ggml_block_pack.h"
 #include "backend/thread_pool.h"
+#include "util/half.h"
 
 namespace qs {
 namespace {
@@ -77,6 +79,14 @@ Result<WalkFactor> walk_factor(MatF h, double percdamp) {
 struct GroupParams {
   float scale = 1, zero = 0, offset = 0, lo = 0, hi = 15;
 };
+
+// A grid scale as an F16 field holds it. A scale below F16's smallest
+// subnormal would become 0 (every code then means 0 and x / 0 is no code):
+// it takes that smallest step instead, still far finer than the group's range.
+float f16_scale(float s) {
+  const float h = f16_to_f32(f32_to_f16(s));
+  return h != 0.0f ? h : std::ldexp(1.0f, -24);
+}
 
 }  // namespace
 
@@ -164,6 +174,7 @@ Result<GptqResult> gptq(const float* w, std::int64_t rows, std::int64_t cols, co
       g = {b.scale, b.zero, b.offset, static_cast<float>(b.lo), static_cast<float>(b.hi)};
     } else {
       int_grid_params(x, static_cast<std::size_t>(n), 1, spec.grid, g.scale, g.zero);
+      if (spec.f16_scales) g.scale = f16_scale(g.scale);
       g.hi = static_cast<float>(maxq);
     }
     return g;

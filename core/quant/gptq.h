@@ -20,6 +20,11 @@ struct GptqSpec {
   int block_size = 128;             // columns per lazy-update block
   bool act_order = false;           // desc_act
   bool static_groups = false;       // with act_order: groups fixed on the original column order
+  // Integer grids: each fitted scale rounded to F16 before it is used, as GPTQ
+  // checkpoints store it, so that the walk spreads the error of the values the
+  // file will really hold and `dequantized` is exactly what a reader computes
+  // (reference tools re-round the codes to the F16 scale after the walk).
+  bool f16_scales = false;
   // Q8_0, Q4_0, Q4_1, Q5_0, Q5_1: the ggml block grid instead of `grid`
   // (groups of 32, each fitted as the reference quantizer fits its block, on
   // the weights as they stand when the walk reaches it); the result then holds

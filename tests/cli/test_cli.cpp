@@ -162,6 +162,37 @@ TEST_F(Cli, ExportWritesWhatLlamaQuantizeWritesAndRefusesBadTypes) {
   EXPECT_FALSE(std::filesystem::exists(dir_ / "x.gguf"));
 }
 
+TEST_F(Cli, GptqExportWithCalibrationRunsGptqWithActOrder) {
+  const std::string shared = QS_SHARED_DIR;
+  if (!std::filesystem::exists(shared + "/models")) GTEST_SKIP() << "../shared/models is absent (fresh clone)";
+  const std::string base = shared + "/models/stories260K/";
+  const auto out = dir_ / "gptq-act";
+  const CliRun r = run("export --json -f gptq --group 32 --act-order --calib " + base + "eval/tiny_stories_eval.txt --calib-tokens 512 -o " +
+                       out.string() + " " + base + "hf");
+  ASSERT_EQ(r.code, 0) << r.out;
+  const auto j = nlohmann::json::parse(r.out);
+  EXPECT_EQ(j["method"], "gptq act-order");
+  EXPECT_EQ(j["checkpoint_format"], "gptq");
+  EXPECT_EQ(j["calibration_tokens"], 512);
+  int quantized = 0;
+  for (const auto& l : j["layers"]) {
+    if (!l["quantized"]) continue;
+    ++quantized;
+    EXPECT_EQ(l["format"], "int4-g32-sym");
+    EXPECT_GT(l["sqnr_db"].get<double>(), 10.0) << l["name"];
+  }
+  EXPECT_EQ(quantized, 20);  // q, k, v, o of 5 blocks; the 172-wide MLP does not fit 4-bit packing
+  std::ifstream config(out / "config.json");
+  const auto qc = nlohmann::json::parse(config)["quantization_config"];
+  EXPECT_EQ(qc["desc_act"], true);
+  EXPECT_EQ(qc["meta"]["method"], "gptq");
+
+  const CliRun bad = run("export -f gptq --act-order -o " + (dir_ / "no-calib").string() + " " + base + "hf", true);
+  EXPECT_EQ(bad.code, 1);
+  EXPECT_NE(bad.out.find("need calibration"), std::string::npos) << bad.out;
+  EXPECT_FALSE(std::filesystem::exists(dir_ / "no-calib"));
+}
+
 TEST_F(Cli, PlanFromABudgetIsWrittenAndMeasured) {
   const auto plan = dir_ / "plan.json";
   const CliRun r = run("plan --json --budget 5 --candidates q4_0,q5_k,q8_0 -o " + plan.string() + " " + dir_.string());

@@ -5,16 +5,26 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cmath>
 #include <filesystem>
+#include <map>
+#include <memory>
+#include <numeric>
+#include <tuple>
 #include <nlohmann/json.hpp>
 
+#include "calib/hessians.h"
+#include "calib/llama_forward.h"
+#include "calib/perplexity.h"
+#include "calib/spm_tokenizer.h"
 #include "demo/demo_model.h"
 #include "export/gptq_export.h"
 #include "export/gptq_pack.h"
 #include "io/open_model.h"
 #include "io/safetensors.h"
 #include "model/convert.h"
+#include "quant/gptq.h"
 #include "test_files.h"
 #include "util/half.h"
 
@@ -194,6 +204,265 @@ TEST(GptqExport, RefusesANonEmptyOutputAndGgufSources) {
   ASSERT_FALSE(bad.ok());
   EXPECT_FALSE(fs::exists(root / "o"));
   fs::remove_all(root);
+}
+
+// ---- GPTQ proper, with calibration (stories260K) ----
+
+// A quantized module of a written checkpoint decoded by the bit-wise unpacker
+// above and the format's formula, scales[g][o] * (code[i][o] - z[g][o]) with
+// g = g_idx[i]: [out, in] row-major, and the file's g_idx.
+struct Unpacked {
+  std::vector<float> w;
+  std::vector<std::int32_t> g_idx;
+};
+Unpacked unpack_module(const Exported& ex, const std::string& m, std::int64_t out, std::int64_t in, int bits, bool v1) {
+  const auto* qw = ex.find(m + ".qweight");
+  const auto* qz = ex.find(m + ".qzeros");
+  const auto* sc = ex.find(m + ".scales");
+  const auto* gi = ex.find(m + ".g_idx");
+  EXPECT_TRUE(qw && qz && sc && gi) << m;
+  if (!qw || !qz || !sc || !gi) return {};
+  const auto* qwords = reinterpret_cast<const std::int32_t*>(qw->bytes().data());
+  const auto* zwords = reinterpret_cast<const std::int32_t*>(qz->bytes().data());
+  const auto* scales = reinterpret_cast<const std::uint16_t*>(sc->bytes().data());
+  const auto* gidx = reinterpret_cast<const std::int32_t*>(gi->bytes().data());
+  Unpacked u{std::vector<float>(static_cast<std::size_t>(out * in)), std::vector<std::int32_t>(gidx, gidx + in)};
+  for (std::int64_t o = 0; o < out; ++o)
+    for (std::int64_t i = 0; i < in; ++i) {
+      const int g = gidx[i];
+      const float s = qs::f16_to_f32(scales[g * out + o]);
+      const std::uint32_t z = read_code(zwords + g * (out * bits / 32), 1, o, bits) + (v1 ? 1u : 0u);
+      const std::uint32_t code = read_code(qwords + o, out, i, bits);
+      u.w[static_cast<std::size_t>(o * in + i)] = s * (static_cast<float>(code) - static_cast<float>(z));
+    }
+  return u;
+}
+
+// tr(dW H dW^T) / tr(W H W^T), in double, straight from the definition.
+double relative_output_error(const std::vector<float>& w, const std::vector<float>& q, const std::vector<float>& h,
+                             std::int64_t out, std::int64_t in) {
+  double num = 0, den = 0;
+  std::vector<double> d(static_cast<std::size_t>(in));
+  for (std::int64_t o = 0; o < out; ++o) {
+    const float* wr = w.data() + o * in;
+    const float* qr = q.data() + o * in;
+    for (std::int64_t i = 0; i < in; ++i) d[static_cast<std::size_t>(i)] = static_cast<double>(wr[i]) - qr[i];
+    for (std::int64_t i = 0; i < in; ++i)
+      for (std::int64_t j = 0; j < in; ++j) {
+        const double hij = h[static_cast<std::size_t>(i * in + j)];
+        num += d[static_cast<std::size_t>(i)] * hij * d[static_cast<std::size_t>(j)];
+        den += static_cast<double>(wr[i]) * hij * wr[j];
+      }
+  }
+  return num / den;
+}
+
+bool ex_has(const Exported& ex, const std::string& module) { return ex.find(module + ".qweight") != nullptr; }
+
+class GptqCalibrated : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    shared_ = qs::test::shared_dir();
+    if (shared_.empty()) GTEST_SKIP() << "../shared is absent (fresh clone): skipping a test on real models/cases";
+    const std::string base = shared_ + "/models/stories260K/";
+    auto m = qs::open_model(base + "hf");
+    ASSERT_TRUE(m.ok()) << m.error().message;
+    model_ = std::make_unique<qs::Model>(std::move(*m));
+    auto tok = qs::SpmTokenizer::for_model(*model_);
+    ASSERT_TRUE(tok.ok()) << tok.error().message;
+    bos_ = tok->bos_id();
+    ids_ = tok->encode(qs::test::read_bytes(base + "eval/tiny_stories_eval.txt"), true);
+    ASSERT_GE(ids_.size(), 2048u);
+    auto llama = qs::LlamaModel::load(*model_);
+    ASSERT_TRUE(llama.ok()) << llama.error().message;
+    auto h = qs::collect_hessians(*llama, std::span<const std::int32_t>(ids_.data(), 1024), 256, bos_);
+    ASSERT_TRUE(h.ok()) << h.error().message;
+    hessians_ = std::move(*h);
+    root_ = fs::temp_directory_path() / ("qs_gptq_calib_" + std::to_string(::getpid()));
+    fs::remove_all(root_);
+    fs::create_directories(root_);
+  }
+  void TearDown() override { fs::remove_all(root_); }
+
+  Exported export_to(const std::string& name, qs::GptqExportOptions o) {
+    const fs::path dir = root_ / name;
+    auto r = qs::export_gptq(*model_, dir.string(), o, qs::OpContext::none());
+    EXPECT_TRUE(r.ok()) << r.error().message;
+    if (r.ok()) reports_[name] = *r;
+    auto file = qs::read_safetensors((dir / "model.safetensors").string());
+    EXPECT_TRUE(file.ok()) << file.error().message;
+    return Exported{dir, file.ok() ? std::move(*file) : qs::SafetensorsFile{}};
+  }
+  std::vector<float> source_weight(const qs::Layer& l) const {
+    const qs::TensorInfo& t = model_->tensors[l.weight];
+    std::vector<float> w(t.numel());
+    EXPECT_TRUE(qs::convert_to_f32(t.dtype, t.bytes().data(), w.size(), w.data()).ok());
+    return w;
+  }
+  // Held-out perplexity of a written checkpoint: every tensor decoded to F32
+  // (quantized modules by the unpacker) into an HF directory our forward pass runs.
+  double perplexity_of(const Exported& ex, int bits, bool v1) {
+    std::vector<std::vector<float>> data;
+    std::vector<qs::SafetensorsWriteEntry> entries;
+    for (const qs::TensorInfo& t : model_->tensors) {
+      std::string module = t.name.size() > 7 ? t.name.substr(0, t.name.size() - 7) : "";
+      if (ex.find(t.name)) {
+        const qs::TensorInfo& f = *ex.find(t.name);
+        data.emplace_back(f.numel());
+        EXPECT_TRUE(qs::convert_to_f32(f.dtype, f.bytes().data(), data.back().size(), data.back().data()).ok());
+      } else {
+        data.push_back(unpack_module(ex, module, t.rows(), t.cols(), bits, v1).w);
+      }
+      entries.push_back({t.name, qs::DType::F32, t.shape, std::as_bytes(std::span<const float>(data.back()))});
+    }
+    const fs::path dir = ex.dir.string() + "-f32";
+    fs::create_directories(dir);
+    EXPECT_TRUE(qs::write_safetensors((dir / "model.safetensors").string(), std::move(entries)).ok());
+    fs::copy_file(ex.dir / "config.json", dir / "config.json");
+    fs::copy_file(ex.dir / "tokenizer.model", dir / "tokenizer.model");
+    auto m = qs::open_model(dir.string());
+    EXPECT_TRUE(m.ok()) << m.error().message;
+    if (!m.ok()) return 0;
+    auto llama = qs::LlamaModel::load(*m);
+    EXPECT_TRUE(llama.ok()) << llama.error().message;
+    if (!llama.ok()) return 0;
+    qs::PerplexityOptions opt;
+    opt.bos = bos_;
+    auto p = qs::perplexity(*llama, std::span<const std::int32_t>(ids_.data() + 1024, ids_.size() - 1024), opt);
+    EXPECT_TRUE(p.ok()) << p.error().message;
+    return p.ok() ? p->ppl : 0.0;
+  }
+
+  std::string shared_;
+  std::unique_ptr<qs::Model> model_;
+  std::vector<std::int32_t> ids_;
+  std::int32_t bos_ = -1;
+  qs::CalibrationHessians hessians_;
+  fs::path root_;
+  std::map<std::string, qs::GptqExportReport> reports_;
+};
+
+TEST_F(GptqCalibrated, GptqLowersEveryLayersOutputErrorAndTheFileHoldsExactlyItsResult) {
+  const int bits = 4, group = 32;
+  const Exported rtn = export_to("rtn", {bits, group, true});
+  qs::GptqExportOptions g{bits, group, true};
+  g.hessians = &hessians_;
+  const Exported gp = export_to("gptq", g);
+  qs::GptqExportOptions ga = g;
+  ga.sym = false;
+  ga.act_order = true;  // dynamic groups along the walk: g_idx scatters them
+  const Exported act = export_to("gptq-act", ga);
+  qs::GptqExportOptions gs = g;
+  gs.act_order = gs.static_groups = true;
+  const Exported stat = export_to("gptq-act-static", gs);
+  ASSERT_EQ(reports_.size(), 4u);
+  const nlohmann::json qc = nlohmann::json::parse(qs::test::read_bytes((act.dir / "config.json").string()))["quantization_config"];
+  EXPECT_EQ(qc["desc_act"], true);
+  EXPECT_EQ(qc["static_groups"], false);
+  EXPECT_EQ(qc["checkpoint_format"], "gptq_v2");
+  EXPECT_EQ(qc["meta"]["method"], "gptq");
+
+  int layers = 0, better = 0, better_act = 0;
+  double sum_rtn = 0, sum_gptq = 0, sum_act = 0, sum_static = 0;
+  for (const qs::Layer& l : model_->layers) {
+    if (!ex_has(rtn, l.name)) continue;
+    ++layers;
+    const std::vector<float> w = source_weight(l);
+    const std::vector<float>& h = *hessians_.of(l.role, l.block);
+    const std::int64_t out = model_->tensors[l.weight].rows(), in = model_->tensors[l.weight].cols();
+    const Unpacked u_rtn = unpack_module(rtn, l.name, out, in, bits, true);
+    const Unpacked u_gptq = unpack_module(gp, l.name, out, in, bits, true);
+    const Unpacked u_act = unpack_module(act, l.name, out, in, bits, false);
+    const Unpacked u_static = unpack_module(stat, l.name, out, in, bits, true);
+    ASSERT_FALSE(u_gptq.w.empty() || u_act.w.empty() || u_static.w.empty()) << l.name;
+
+    // The file decodes exactly to what GPTQ computed (F16 scales in the walk).
+    for (const auto& [u, spec_act, spec_static, sym] : {std::tuple{&u_gptq, false, false, true}, std::tuple{&u_act, true, false, false},
+                                                        std::tuple{&u_static, true, true, true}}) {
+      qs::GptqSpec spec;
+      spec.grid = {bits, sym, group};
+      spec.act_order = spec_act;
+      spec.static_groups = spec_static;
+      spec.f16_scales = true;
+      auto q = qs::gptq(w.data(), out, in, h.data(), spec, qs::OpContext::none());
+      ASSERT_TRUE(q.ok()) << q.error().message;
+      for (std::size_t i = 0; i < w.size(); ++i) ASSERT_EQ(u->w[i], q->dequantized[i]) << l.name << " weight " << i;
+    }
+    // g_idx: i / gs without act-order or with static groups; with act-order, the
+    // groups are runs of gs inputs in descending order of H's diagonal.
+    std::vector<std::int64_t> perm(static_cast<std::size_t>(in));
+    std::iota(perm.begin(), perm.end(), 0);
+    std::stable_sort(perm.begin(), perm.end(), [&](std::int64_t a, std::int64_t b) {
+      return h[static_cast<std::size_t>(a * in + a)] > h[static_cast<std::size_t>(b * in + b)];
+    });
+    std::vector<int> members(static_cast<std::size_t>(in / group));
+    for (std::int64_t p = 0; p < in; ++p) {
+      const auto c = static_cast<std::size_t>(perm[static_cast<std::size_t>(p)]);
+      EXPECT_EQ(u_act.g_idx[c], p / group) << l.name << " input " << c;
+      ASSERT_LT(u_act.g_idx[c], in / group);
+      ++members[static_cast<std::size_t>(u_act.g_idx[c])];
+      EXPECT_EQ(u_gptq.g_idx[static_cast<std::size_t>(p)], p / group);
+      EXPECT_EQ(u_static.g_idx[static_cast<std::size_t>(p)], p / group);
+    }
+    for (int n : members) EXPECT_EQ(n, group) << l.name;
+    const bool permuted = !std::is_sorted(perm.begin(), perm.end());
+    if (permuted) {
+      EXPECT_NE(u_act.g_idx, u_gptq.g_idx) << l.name;
+    }
+
+    const double e_rtn = relative_output_error(w, u_rtn.w, h, out, in);
+    const double e_gptq = relative_output_error(w, u_gptq.w, h, out, in);
+    const double e_act = relative_output_error(w, u_act.w, h, out, in);
+    const double e_static = relative_output_error(w, u_static.w, h, out, in);
+    std::printf("  %-36s rtn %.5f  gptq %.5f  act-order asym %.5f  act-order static %.5f\n", l.name.c_str(), e_rtn, e_gptq,
+                e_act, e_static);
+    better += e_gptq < e_rtn;
+    better_act += e_static < e_rtn;
+    sum_rtn += e_rtn;
+    sum_gptq += e_gptq;
+    sum_act += e_act;
+    sum_static += e_static;
+  }
+  std::printf("  mean over %d layers: rtn %.5f  gptq %.5f  act-order asym %.5f  act-order static %.5f\n", layers,
+              sum_rtn / layers, sum_gptq / layers, sum_act / layers, sum_static / layers);
+  ASSERT_EQ(layers, 20);  // q, k, v, o of 5 blocks (172-wide MLP layers do not fit 4-bit packing)
+  EXPECT_GE(better, layers - 1);
+  EXPECT_GE(better_act, layers - 1);
+  EXPECT_LT(sum_gptq, 0.8 * sum_rtn);
+  EXPECT_LT(sum_act, 0.8 * sum_rtn);
+
+  const double ppl_rtn = perplexity_of(rtn, bits, true), ppl_gptq = perplexity_of(gp, bits, true),
+               ppl_act = perplexity_of(act, bits, false), ppl_static = perplexity_of(stat, bits, true);
+  auto f32 = qs::LlamaModel::load(*model_);
+  ASSERT_TRUE(f32.ok());
+  qs::PerplexityOptions popt;
+  popt.bos = bos_;
+  auto ppl_f32 = qs::perplexity(*f32, std::span<const std::int32_t>(ids_.data() + 1024, ids_.size() - 1024), popt);
+  ASSERT_TRUE(ppl_f32.ok());
+  std::printf("  held-out perplexity: F32 %.4f  rtn %.4f  gptq %.4f  act-order asym %.4f  act-order static %.4f\n",
+              ppl_f32->ppl, ppl_rtn, ppl_gptq, ppl_act, ppl_static);
+  RecordProperty("ppl_rtn", std::to_string(ppl_rtn));
+  RecordProperty("ppl_gptq", std::to_string(ppl_gptq));
+  EXPECT_LT(ppl_gptq, ppl_rtn);
+}
+
+TEST_F(GptqCalibrated, ActOrderWithoutCalibrationAndHessiansOfTheWrongSizeAreRefused) {
+  qs::GptqExportOptions o{4, 32, true};
+  o.act_order = true;
+  auto r = qs::export_gptq(*model_, (root_ / "x").string(), o, qs::OpContext::none());
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.error().message.find("need calibration"), std::string::npos) << r.error().message;
+  qs::CalibrationHessians wrong = hessians_;
+  wrong.blocks[2].attention.resize(16);
+  o.act_order = false;
+  o.hessians = &wrong;
+  r = qs::export_gptq(*model_, (root_ / "y").string(), o, qs::OpContext::none());
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.error().message.find("model.layers.2.self_attn."), std::string::npos) << r.error().message;
+  EXPECT_NE(r.error().message.find(": the calibration Hessian does not match its 64 inputs"), std::string::npos)
+      << r.error().message;
+  EXPECT_FALSE(fs::exists(root_ / "x"));
+  EXPECT_FALSE(fs::exists(root_ / "y"));
 }
 
 }  // namespace
