@@ -140,25 +140,47 @@ bool ggml_quantize_supported(DType t) {
   }
 }
 
-Result<void> quantize_ggml_blocks(DType t, const float* src, std::size_t blocks, std::byte* dst) {
-  void (*fn)(const float*, u8*) = nullptr;
+GgmlBlockQuantizer ggml_block_quantizer(DType t) {
   switch (t) {
-    case DType::Q8_0: fn = q8_0; break;
-    case DType::Q4_0: fn = q4_0; break;
-    case DType::Q4_1: fn = q4_1; break;
-    case DType::Q5_0: fn = q5_0; break;
-    case DType::Q5_1: fn = q5_1; break;
-    case DType::Q4_K: fn = kquant::quantize_q4_k; break;
-    case DType::Q5_K: fn = kquant::quantize_q5_k; break;
-    case DType::Q6_K: fn = kquant::quantize_q6_k; break;
-    case DType::IQ4_NL: fn = iq4_nl; break;
-    default: return Error::unsupported("quantizing to " + std::string(dtype_name(t)) + " is not implemented yet");
+    case DType::Q8_0: return q8_0;
+    case DType::Q4_0: return q4_0;
+    case DType::Q4_1: return q4_1;
+    case DType::Q5_0: return q5_0;
+    case DType::Q5_1: return q5_1;
+    case DType::Q4_K: return kquant::quantize_q4_k;
+    case DType::Q5_K: return kquant::quantize_q5_k;
+    case DType::Q6_K: return kquant::quantize_q6_k;
+    case DType::IQ4_NL: return iq4_nl;
+    default: return nullptr;
   }
+}
+
+std::size_t first_non_finite(const float* x, std::size_t n) {
+  // An exponent of all ones is inf or nan. OR-ing the test over runs of 64 is
+  // branch-free and vectorises; only a run with a hit is searched.
+  constexpr std::size_t kRun = 64;
+  for (std::size_t i = 0; i < n; i += kRun) {
+    const std::size_t e = std::min(n, i + kRun);
+    std::uint32_t any = 0;
+    for (std::size_t j = i; j < e; ++j) {
+      std::uint32_t b;
+      std::memcpy(&b, x + j, 4);
+      any |= static_cast<std::uint32_t>((b & 0x7F800000u) == 0x7F800000u);
+    }
+    if (any)
+      for (std::size_t j = i; j < e; ++j)
+        if (!std::isfinite(x[j])) return j;
+  }
+  return n;
+}
+
+Result<void> quantize_ggml_blocks(DType t, const float* src, std::size_t blocks, std::byte* dst) {
+  const GgmlBlockQuantizer fn = ggml_block_quantizer(t);
+  if (!fn) return Error::unsupported("quantizing to " + std::string(dtype_name(t)) + " is not implemented yet");
   const std::size_t n = blocks * dtype_block_elems(t);
-  for (std::size_t i = 0; i < n; ++i)
-    if (!std::isfinite(src[i]))
-      return Error::invalid("value " + std::to_string(i) + " is not finite (" + std::to_string(src[i]) +
-                            "): quantizing it would write undefined bytes");
+  if (const std::size_t i = first_non_finite(src, n); i < n)
+    return Error::invalid("value " + std::to_string(i) + " is not finite (" + std::to_string(src[i]) +
+                          "): quantizing it would write undefined bytes");
   auto* out = reinterpret_cast<u8*>(dst);
   const std::size_t elems = dtype_block_elems(t), bytes = dtype_block_bytes(t);
   // Blocks are independent: spread them over the pool (K-quants search 16-21 candidate scales per sub-block).

@@ -2,6 +2,7 @@
 // The ggml reference quantizers (quantize_row_*_ref), byte-exact with
 // llama-quantize without an importance matrix (docs/formats.md 3.3-3.10).
 #include <cstddef>
+#include <cstdint>
 
 #include "model/dtype.h"
 #include "util/result.h"
@@ -16,5 +17,14 @@ namespace qs {
 Result<void> quantize_ggml_blocks(DType t, const float* src, std::size_t blocks, std::byte* dst);
 
 bool ggml_quantize_supported(DType t);
+
+// The reference quantizer of one block of `t` (nullptr when unsupported), for
+// callers that run their own chunks in parallel (the GGUF export fuses it with
+// decoding and error measurement). It does not check for non-finite input.
+using GgmlBlockQuantizer = void (*)(const float* src, std::uint8_t* dst);
+GgmlBlockQuantizer ggml_block_quantizer(DType t);
+
+// The index of the first non-finite value of x[0..n), or n when all are finite.
+std::size_t first_non_finite(const float* x, std::size_t n);
 
 }  // namespace qs

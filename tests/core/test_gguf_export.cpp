@@ -4,6 +4,9 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstring>
+#include <random>
+#include <span>
 #include <filesystem>
 #include <map>
 #include <set>
@@ -12,6 +15,7 @@
 #include "demo/demo_model.h"
 #include "export/gguf_export.h"
 #include "export/gguf_source.h"
+#include "export/gguf_writer.h"
 #include "export/spm_vocab.h"
 #include "io/gguf.h"
 #include "io/open_model.h"
@@ -20,7 +24,9 @@
 #include "quant/llama_ftype.h"
 #include "quant/plan.h"
 #include "test_files.h"
+#include "util/atomic_file.h"
 #include "util/disk_space.h"
+#include "util/half.h"
 
 namespace {
 
@@ -421,6 +427,86 @@ TEST(GgufExport, RopeRowsInterleaveTheTwoHalvesOfEachHead) {
   qs::permute_rope_rows(in, out, 8, 1, 2);
   const float want[8] = {0, 2, 1, 3, 10, 12, 11, 13};
   for (int i = 0; i < 8; ++i) EXPECT_EQ(out[i], want[i]) << i;
+}
+
+
+
+// An F16 GGUF with tensors of several chunks (the export encodes 2^18-element
+// chunks in parallel, fused with decoding, the error and the hash), heavy-tailed
+// values; `poison` >= 0 puts a NaN at that element of the first tensor.
+std::string write_f16_source(const fs::path& dir, std::int64_t poison) {
+  qs::GgufWriter w;
+  w.set_string("general.architecture", "llama");
+  const std::vector<std::pair<std::string, std::vector<std::int64_t>>> shapes = {
+      {"blk.0.attn_q.weight", {640, 1024}}, {"blk.0.ffn_up.weight", {300, 768}}, {"blk.0.attn_norm.weight", {1024}}};
+  for (const auto& [name, shape] : shapes) EXPECT_TRUE(w.add_tensor(name, shape, qs::DType::F16).ok());
+  const std::string path = (dir / (poison >= 0 ? "poisoned-f16.gguf" : "f16.gguf")).string();
+  auto header = w.header();
+  auto file = qs::AtomicFile::create(path);
+  EXPECT_TRUE(header.ok() && file.ok());
+  EXPECT_TRUE(file->write(header->data(), header->size()).ok());
+  std::mt19937 rng(7);
+  std::student_t_distribution<float> t(3.0f);
+  for (const auto& l : w.tensors()) {
+    std::vector<std::uint16_t> h(l.nbytes / 2);
+    for (auto& v : h) v = qs::f32_to_f16(0.02f * t(rng));
+    if (poison >= 0 && &l == &w.tensors()[0]) h[static_cast<std::size_t>(poison)] = 0x7E00;  // NaN
+    EXPECT_TRUE(qs::GgufWriter::write_tensor(*file, l, std::as_bytes(std::span(h)), w.alignment()).ok());
+  }
+  EXPECT_TRUE(file->commit().ok());
+  return path;
+}
+
+// The fused, chunked path writes what the whole-tensor reference quantizer
+// writes from the decoded tensor, byte for byte, reports the SQNR recomputed
+// here, and refuses a NaN by its index in the tensor.
+TEST(GgufExport, ChunkedEncodingMatchesTheWholeTensorQuantizer) {
+  const fs::path dir = fresh_dir("chunked");
+  auto model = qs::open_model(write_f16_source(dir, -1));
+  ASSERT_TRUE(model.ok()) << model.error().message;
+  for (const char* format : {"q8_0", "q4_0", "q4_k", "q6_k"}) {
+    qs::Plan plan;
+    plan.base.format = format;
+    qs::GgufExportOptions opt;
+    opt.plan = &plan;
+    const std::string out = (dir / (std::string(format) + ".gguf")).string();
+    auto report = qs::export_gguf(*model, out, opt, qs::OpContext::none());
+    ASSERT_TRUE(report.ok()) << report.error().message;
+    auto back = qs::read_gguf(out);
+    ASSERT_TRUE(back.ok()) << back.error().message;
+    int quantized = 0;
+    for (std::size_t i = 0; i < back->tensors.size(); ++i) {
+      const qs::TensorInfo& t = back->tensors[i];
+      const qs::TensorInfo& s = model->tensors[*model->find_tensor(t.name)];
+      if (t.dtype == s.dtype) continue;
+      ++quantized;
+      std::vector<float> x(s.numel()), y(s.numel());
+      ASSERT_TRUE(qs::convert_to_f32(s.dtype, s.bytes().data(), x.size(), x.data()).ok());
+      std::vector<std::byte> expect(t.nbytes);
+      ASSERT_TRUE(qs::quantize_ggml_blocks(t.dtype, x.data(), x.size() / qs::dtype_block_elems(t.dtype), expect.data()).ok());
+      ASSERT_EQ(std::memcmp(expect.data(), t.bytes().data(), expect.size()), 0) << format << " " << t.name;
+      ASSERT_TRUE(qs::convert_to_f32(t.dtype, t.bytes().data(), y.size(), y.data()).ok());
+      double err = 0, ref = 0;
+      for (std::size_t k = 0; k < x.size(); ++k) {
+        err += (static_cast<double>(x[k]) - y[k]) * (static_cast<double>(x[k]) - y[k]);
+        ref += static_cast<double>(x[k]) * x[k];
+      }
+      EXPECT_NEAR(report->tensors[i].sqnr_db, 10 * std::log10(ref / err), 1e-9) << format << " " << t.name;
+    }
+    EXPECT_EQ(quantized, 2) << format;
+  }
+  auto poisoned = qs::open_model(write_f16_source(dir, 400000));
+  ASSERT_TRUE(poisoned.ok());
+  qs::Plan plan;
+  plan.base.format = "q8_0";
+  qs::GgufExportOptions opt;
+  opt.plan = &plan;
+  auto bad = qs::export_gguf(*poisoned, (dir / "bad.gguf").string(), opt, qs::OpContext::none());
+  ASSERT_FALSE(bad.ok());
+  EXPECT_NE(bad.error().message.find("blk.0.attn_q.weight: value 400000 is not finite"), std::string::npos)
+      << bad.error().message;
+  EXPECT_FALSE(fs::exists(dir / "bad.gguf"));
+  fs::remove_all(dir);
 }
 
 }  // namespace
