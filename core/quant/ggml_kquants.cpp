@@ -1,6 +1,7 @@
 #include "quant/ggml_kquants.h"
 
 #include <algorithm>
+#include <atomic>
 #include <bit>
 #include <cmath>
 #include <cstring>
@@ -34,96 +35,90 @@ float load_half(const u8* p) {
 
 // Scale and offset of each of the 8 sub-blocks of 32 of a super-block on an
 // asymmetric grid 0..nmax, by weighted least squares over a sweep of candidate
-// inverse scales (ggml's make_qkx2_quants): writes the scales, the (positive)
-// offsets and the codes. The 8 sub-blocks run side by side as SIMD lanes: each
-// lane does exactly the scalar reference's arithmetic in its order (so the
-// bytes do not change), and the branches become per-lane selects. The sweep
-// is sequential within a sub-block (a winning candidate's offset becomes the
-// base of the later ones), so lanes across sub-blocks are where the width is.
-void fit_scales_and_mins_x8(const float* x, const float* w, int nmax, float rmin, float rdelta, int nstep, u8* codes,
-                            float* scales, float* neg_mins) {
+// inverse scales (ggml's make_qkx2_quants), with the reference's weights
+// av_x + |x| (av_x the sub-block's RMS): writes the scales, the (positive)
+// offsets and the codes. The 8 sub-blocks run side by side as the 8 lanes of
+// a vector: each lane does exactly the scalar reference's arithmetic in its
+// order (so the bytes do not change), and the branches become per-lane
+// selects. The sweep is sequential within a sub-block (a winning candidate's
+// offset becomes the base of the later ones), so lanes across sub-blocks are
+// where the width is. Explicit vector types, because left to itself GCC
+// vectorised the wrong loop (each lane's sums became in-order horizontal
+// reductions, slower than scalar code).
+// Always inlined, so that each entry point below gets its own copy compiled
+// for its instruction set (two SSE registers per vector, or one AVX register).
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wpsabi"  // the vectors never cross a call: everything here is inlined
+typedef float v8f __attribute__((vector_size(32)));
+typedef std::int32_t v8i __attribute__((vector_size(32)));
+
+// nearest_int (bit for bit, even where it wraps) and the clamp to [0, nmax].
+// (By reference: vectors passed by value would change the call ABI.)
+[[gnu::always_inline]] inline void code_of(const v8f& v, const v8f& top, v8f& out) {
+  const v8f zero = {};
+  v8f f = __builtin_convertvector((reinterpret_cast<v8i>(v + 12582912.0f) & 0x007FFFFF) - 0x00400000, v8f);
+  f = f < zero ? zero : f;
+  out = f > top ? top : f;
+}
+
+[[gnu::always_inline]] inline void fit_scales_and_mins_x8(const float* x, int nmax, float rmin, float rdelta,
+                                                          int nstep, u8* codes, float* scales, float* neg_mins) {
   constexpr int n = 32, L = 8;
-  float xt[n][L], wt[n][L];
+  const v8f zero = {};
+  const v8f top = zero + static_cast<float>(nmax);
+  v8f xt[n], wt[n];
   for (int b = 0; b < L; ++b)
-    for (int i = 0; i < n; ++i) {
-      xt[i][b] = x[b * n + i];
-      wt[i][b] = w[b * n + i];
-    }
-  float lo[L], hi[L], sum_w[L], sum_x[L];
-  for (int b = 0; b < L; ++b) {
-    lo[b] = hi[b] = xt[0][b];
-    sum_w[b] = wt[0][b];
-    sum_x[b] = wt[0][b] * xt[0][b];
+    for (int i = 0; i < n; ++i) xt[i][b] = x[b * n + i];
+  v8f sum_x2 = zero;
+  for (int i = 0; i < n; ++i) sum_x2 += xt[i] * xt[i];
+  v8f av_x;
+  for (int b = 0; b < L; ++b) av_x[b] = std::sqrt(sum_x2[b] / 32);
+  const v8i abs_mask = v8i{} + 0x7FFFFFFF;
+  for (int i = 0; i < n; ++i) wt[i] = av_x + reinterpret_cast<v8f>(reinterpret_cast<v8i>(xt[i]) & abs_mask);
+  v8f lo = xt[0], hi = xt[0], sum_w = wt[0], sum_x = wt[0] * xt[0];
+  for (int i = 1; i < n; ++i) {
+    lo = xt[i] < lo ? xt[i] : lo;
+    hi = xt[i] > hi ? xt[i] : hi;
+    sum_w += wt[i];
+    sum_x += wt[i] * xt[i];
   }
-  for (int i = 1; i < n; ++i)
-    for (int b = 0; b < L; ++b) {
-      lo[b] = xt[i][b] < lo[b] ? xt[i][b] : lo[b];
-      hi[b] = xt[i][b] > hi[b] ? xt[i][b] : hi[b];
-      sum_w[b] += wt[i][b];
-      sum_x[b] += wt[i][b] * xt[i][b];
-    }
-  const float top = static_cast<float>(nmax);
-  // nearest_int (bit for bit, even where it wraps) and the clamp to [0, nmax].
-  // (Clamped as floats: SSE2 has min/max for floats, not for 32-bit integers.)
-  auto code = [top](float v) {
-    float f = static_cast<float>((std::bit_cast<std::int32_t>(v + 12582912.0f) & 0x007FFFFF) - 0x00400000);
-    f = f < 0.0f ? 0.0f : f;
-    return f > top ? top : f;
-  };
-  float scale[L], base[L], best_err[L], best[n][L], trial[n][L];
-  for (int b = 0; b < L; ++b) {
-    if (lo[b] > 0) lo[b] = 0;  // the offset only ever shifts down
-    base[b] = lo[b];
-    best_err[b] = 0;
+  v8f best[n], trial[n];
+  lo = lo > zero ? zero : lo;  // the offset only ever shifts down
+  v8f base = lo, best_err = zero;
+  const v8f iscale = top / (hi - lo);
+  v8f scale = 1.0f / iscale;
+  for (int i = 0; i < n; ++i) {
+    code_of(iscale * (xt[i] - lo), top, best[i]);
+    const v8f diff = scale * best[i] + lo - xt[i];
+    best_err += wt[i] * diff * diff;
   }
-  float iscale[L];
-  for (int b = 0; b < L; ++b) {
-    iscale[b] = top / (hi[b] - lo[b]);
-    scale[b] = 1.0f / iscale[b];
-  }
-  for (int i = 0; i < n; ++i)
-    for (int b = 0; b < L; ++b) {
-      best[i][b] = code(iscale[b] * (xt[i][b] - lo[b]));
-      const float diff = scale[b] * best[i][b] + lo[b] - xt[i][b];
-      best_err[b] += wt[i][b] * diff * diff;
-    }
   for (int step = 0; step <= nstep; ++step) {
-    float is[L], sum_l[L] = {}, sum_l2[L] = {}, sum_xl[L] = {};
-    for (int b = 0; b < L; ++b) is[b] = (rmin + rdelta * static_cast<float>(step) + top) / (hi[b] - base[b]);
-    for (int i = 0; i < n; ++i)
-      for (int b = 0; b < L; ++b) {
-        const float l = code(is[b] * (xt[i][b] - base[b]));
-        trial[i][b] = l;
-        sum_l[b] += wt[i][b] * l;
-        sum_l2[b] += wt[i][b] * l * l;
-        sum_xl[b] += wt[i][b] * l * xt[i][b];
-      }
-    float s[L], m[L], err[L] = {};
-    bool valid[L];
-    for (int b = 0; b < L; ++b) {
-      const float det = sum_w[b] * sum_l2[b] - sum_l[b] * sum_l[b];
-      valid[b] = det > 0;
-      s[b] = (sum_w[b] * sum_xl[b] - sum_x[b] * sum_l[b]) / det;
-      m[b] = (sum_l2[b] * sum_x[b] - sum_l[b] * sum_xl[b]) / det;
-      if (m[b] > 0) {  // offsets above zero are not representable: refit the scale alone
-        m[b] = 0;
-        s[b] = sum_xl[b] / sum_l2[b];
-      }
+    const v8f is = (rmin + rdelta * static_cast<float>(step) + top) / (hi - base);
+    v8f sum_l = zero, sum_l2 = zero, sum_xl = zero;
+    for (int i = 0; i < n; ++i) {
+      code_of(is * (xt[i] - base), top, trial[i]);
+      const v8f l = trial[i];
+      sum_l += wt[i] * l;
+      sum_l2 += wt[i] * l * l;
+      sum_xl += wt[i] * l * xt[i];
     }
-    for (int i = 0; i < n; ++i)
-      for (int b = 0; b < L; ++b) {
-        const float diff = s[b] * trial[i][b] + m[b] - xt[i][b];
-        err[b] += wt[i][b] * diff * diff;
-      }
-    bool win[L];
-    for (int b = 0; b < L; ++b) {
-      win[b] = valid[b] && err[b] < best_err[b];  // strictly better: ties keep the earlier candidate
-      best_err[b] = win[b] ? err[b] : best_err[b];
-      scale[b] = win[b] ? s[b] : scale[b];
-      base[b] = win[b] ? m[b] : base[b];  // the reference's quirk: the next candidates start from here
+    const v8f det = sum_w * sum_l2 - sum_l * sum_l;
+    const v8i valid = det > zero;
+    v8f s = (sum_w * sum_xl - sum_x * sum_l) / det;
+    v8f m = (sum_l2 * sum_x - sum_l * sum_xl) / det;
+    const v8i above = m > zero;  // offsets above zero are not representable: refit the scale alone
+    m = above ? zero : m;
+    s = above ? sum_xl / sum_l2 : s;
+    v8f err = zero;
+    for (int i = 0; i < n; ++i) {
+      const v8f diff = s * trial[i] + m - xt[i];
+      err += wt[i] * diff * diff;
     }
-    for (int i = 0; i < n; ++i)
-      for (int b = 0; b < L; ++b) best[i][b] = win[b] ? trial[i][b] : best[i][b];
+    const v8i win = valid & (err < best_err);  // strictly better: ties keep the earlier candidate
+    best_err = win ? err : best_err;
+    scale = win ? s : scale;
+    base = win ? m : base;  // the reference's quirk: the next candidates start from here
+    for (int i = 0; i < n; ++i) best[i] = win ? trial[i] : best[i];
   }
   for (int b = 0; b < L; ++b) {
     const bool flat = hi[b] == lo[b];  // all values equal (after the shift): codes 0, scale 0
@@ -132,6 +127,7 @@ void fit_scales_and_mins_x8(const float* x, const float* w, int nmax, float rmin
     for (int i = 0; i < n; ++i) codes[b * n + i] = flat ? u8{0} : static_cast<u8>(best[i][b]);
   }
 }
+#pragma GCC diagnostic pop
 
 // Pack eight 6-bit scales and mins into 12 bytes (formats.md 3.8).
 void pack_scales_k4(const u8* sc, const u8* mn, u8* s) {
@@ -146,16 +142,10 @@ void pack_scales_k4(const u8* sc, const u8* mn, u8* s) {
   }
 }
 // Shared by Q4_K and Q5_K: codes in [0, nmax] for all 256 values plus d, dmin and packed scales.
-void quantize_k_asym(const float* x, int nmax, float rmin, int nstep, u8* head /* d, dmin, scales[12] */, u8* L) {
-  float scales[8], mins[8], weights[kSuper];
-  for (int b = 0; b < 8; ++b) {
-    const float* xb = x + 32 * b;
-    float sum_x2 = 0;
-    for (int l = 0; l < 32; ++l) sum_x2 += xb[l] * xb[l];
-    const float av_x = std::sqrt(sum_x2 / 32);
-    for (int l = 0; l < 32; ++l) weights[32 * b + l] = av_x + std::fabs(xb[l]);
-  }
-  fit_scales_and_mins_x8(x, weights, nmax, rmin, 0.1f, nstep, L, scales, mins);
+[[gnu::always_inline]] inline void quantize_k_asym(const float* x, int nmax, float rmin, int nstep,
+                                                   u8* head /* d, dmin, scales[12] */, u8* L) {
+  float scales[8], mins[8];
+  fit_scales_and_mins_x8(x, nmax, rmin, 0.1f, nstep, L, scales, mins);
   float max_scale = 0, max_min = 0;
   for (int b = 0; b < 8; ++b) {
     max_scale = scales[b] > max_scale ? scales[b] : max_scale;
@@ -234,7 +224,9 @@ float fit_signed_scale(const float* x, int n, int nmax, std::int8_t* codes) {
 
 }  // namespace
 
-void quantize_q4_k(const float* x, u8* out) {
+namespace {
+
+[[gnu::always_inline]] inline void q4_k_body(const float* x, u8* out) {
   u8 L[kSuper];
   quantize_k_asym(x, 15, -1.0f, 20, out, L);
   u8* qs = out + 16;
@@ -242,7 +234,7 @@ void quantize_q4_k(const float* x, u8* out) {
     for (int l = 0; l < 32; ++l) qs[32 * c + l] = static_cast<u8>(L[64 * c + l] | (L[64 * c + 32 + l] << 4));
 }
 
-void quantize_q5_k(const float* x, u8* out) {
+[[gnu::always_inline]] inline void q5_k_body(const float* x, u8* out) {
   u8 L[kSuper];
   quantize_k_asym(x, 31, -0.5f, 15, out, L);
   u8* qh = out + 16;
@@ -254,6 +246,44 @@ void quantize_q5_k(const float* x, u8* out) {
       qs[32 * c + l] = static_cast<u8>((lo & 0x0F) | ((hi & 0x0F) << 4));
       qh[l] = static_cast<u8>(qh[l] | ((lo >> 4) << (2 * c)) | ((hi >> 4) << (2 * c + 1)));
     }
+}
+
+// The scale search runs its 8 sub-blocks as 8 float lanes: one AVX register
+// where the CPU has AVX2 (picked at run time), two SSE ones otherwise. Only
+// "avx2" is enabled, not "fma": every operation stays the reference's single
+// IEEE operation, so both builds write the same bytes.
+#if defined(__x86_64__) && defined(__GNUC__)
+#define QS_KQUANT_AVX2 1
+__attribute__((target("avx2"))) void q4_k_avx2(const float* x, u8* out) { q4_k_body(x, out); }
+__attribute__((target("avx2"))) void q5_k_avx2(const float* x, u8* out) { q5_k_body(x, out); }
+#endif
+std::atomic<bool> g_portable{false};
+
+bool use_avx2() {
+#ifdef QS_KQUANT_AVX2
+  static const bool has = __builtin_cpu_supports("avx2");
+  return has && !g_portable.load(std::memory_order_relaxed);
+#else
+  return false;
+#endif
+}
+
+}  // namespace
+
+void use_portable_kquants(bool portable) { g_portable = portable; }
+
+void quantize_q4_k(const float* x, u8* out) {
+#ifdef QS_KQUANT_AVX2
+  if (use_avx2()) return q4_k_avx2(x, out);
+#endif
+  q4_k_body(x, out);
+}
+
+void quantize_q5_k(const float* x, u8* out) {
+#ifdef QS_KQUANT_AVX2
+  if (use_avx2()) return q5_k_avx2(x, out);
+#endif
+  q5_k_body(x, out);
 }
 
 void quantize_q6_k(const float* x, u8* out) {

@@ -13,4 +13,8 @@ void quantize_q4_k(const float* x, std::uint8_t* out);
 void quantize_q5_k(const float* x, std::uint8_t* out);
 void quantize_q6_k(const float* x, std::uint8_t* out);
 
+// Tests: run the portable (SSE2) build of the Q4_K/Q5_K scale search even
+// where the CPU has AVX2, to check that both write the same bytes.
+void use_portable_kquants(bool portable);
+
 }  // namespace qs::kquant

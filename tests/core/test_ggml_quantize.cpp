@@ -6,6 +6,7 @@
 #include <cmath>
 #include <cstring>
 
+#include "quant/ggml_kquants.h"
 #include "quant/ggml_quantize.h"
 #include "quant/iq4_nl_quantize.h"
 #include "test_files.h"
@@ -51,15 +52,19 @@ TEST(GgmlQuantize, KQuantsByteExactOn64VariedSuperBlocks) {
   ASSERT_EQ(x.size(), 64u * 256u);
   const std::pair<const char*, qs::DType> types[] = {
       {"q4_K", qs::DType::Q4_K}, {"q5_K", qs::DType::Q5_K}, {"q6_K", qs::DType::Q6_K}};
-  for (const auto& [name, t] : types) {
-    const std::string want = qs::test::read_bytes(dir + "kquant_" + name + ".blocks");
-    const std::string got = quantize(t, x);
-    ASSERT_EQ(got.size(), want.size());
-    const std::size_t bb = qs::dtype_block_bytes(t);
-    int differing = 0;
-    for (std::size_t b = 0; b < got.size() / bb; ++b) differing += got.compare(b * bb, bb, want, b * bb, bb) != 0;
-    EXPECT_EQ(differing, 0) << name << ": super-blocks that differ from ggml's";
+  for (const bool portable : {false, true}) {  // the AVX2 build of the scale search (where the CPU has it), and the SSE2 one
+    qs::kquant::use_portable_kquants(portable);
+    for (const auto& [name, t] : types) {
+      const std::string want = qs::test::read_bytes(dir + "kquant_" + name + ".blocks");
+      const std::string got = quantize(t, x);
+      ASSERT_EQ(got.size(), want.size());
+      const std::size_t bb = qs::dtype_block_bytes(t);
+      int differing = 0;
+      for (std::size_t b = 0; b < got.size() / bb; ++b) differing += got.compare(b * bb, bb, want, b * bb, bb) != 0;
+      EXPECT_EQ(differing, 0) << name << (portable ? " (portable)" : "") << ": super-blocks that differ from ggml's";
+    }
   }
+  qs::kquant::use_portable_kquants(false);
 }
 
 std::vector<float> block(std::initializer_list<float> head) {
