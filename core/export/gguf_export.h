@@ -34,6 +34,9 @@ struct GgufExportOptions {
   // plan's method "gptq" runs GPTQ onto each layer's ggml grid (Q8_0, Q4_0,
   // Q4_1, Q5_0, Q5_1, Q4_K, Q5_K, Q6_K).
   const CalibrationHessians* hessians = nullptr;
+  // Write and verify past the page cache (O_DIRECT) where the file system
+  // allows it (util/atomic_file.h): same bytes, less CPU; off: plain I/O.
+  bool direct_io = true;
 };
 
 struct ExportedTensor {

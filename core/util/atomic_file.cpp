@@ -7,6 +7,7 @@
 #include <cerrno>
 #include <cstdio>
 #include <cstdlib>
+#include <algorithm>
 #include <cstring>
 #include <filesystem>
 #include <vector>
@@ -29,8 +30,84 @@ Result<AtomicFile> AtomicFile::create(const std::string& target_path) {
   return AtomicFile(target_path, std::string(buf.data()), fd);
 }
 
+// The O_DIRECT side: a second descriptor on the temporary file, and a staging
+// buffer aligned for it; `offset` is where the buffer's first byte goes.
+struct AtomicFile::Direct {
+  static constexpr std::size_t kAlign = 4096, kCapacity = std::size_t{8} << 20;
+  int fd = -1;
+  std::byte* buffer = nullptr;
+  std::size_t fill = 0;
+  std::uint64_t offset = 0;
+};
+
+void AtomicFile::DirectDeleter::operator()(Direct* d) const {
+  if (d->fd >= 0) ::close(d->fd);
+  std::free(d->buffer);
+  delete d;
+}
+
+bool AtomicFile::use_direct_io() {
+  if (fd_ < 0 || direct_) return direct_ != nullptr;
+  const off_t at = ::lseek(fd_, 0, SEEK_CUR);
+  if (at < 0) return false;
+  std::unique_ptr<Direct, DirectDeleter> d(new Direct);
+  d->fd = ::open(temp_.c_str(), O_WRONLY | O_DIRECT | O_CLOEXEC);
+  d->buffer = static_cast<std::byte*>(std::aligned_alloc(Direct::kAlign, Direct::kCapacity));
+  if (d->fd < 0 || !d->buffer) return false;  // e.g. tmpfs: no O_DIRECT
+  // Direct writes start at an aligned offset: what was written before that
+  // (a header) is taken back into the buffer.
+  d->offset = static_cast<std::uint64_t>(at) / Direct::kAlign * Direct::kAlign;
+  d->fill = static_cast<std::size_t>(at - static_cast<off_t>(d->offset));
+  if (d->fill > 0 && ::pread(fd_, d->buffer, d->fill, static_cast<off_t>(d->offset)) != static_cast<ssize_t>(d->fill))
+    return false;
+  direct_ = std::move(d);
+  return true;
+}
+
+// Writes the staging buffer: whole when full; at the end padded to the
+// alignment, then the file cut back to its true size. A file system that
+// refuses the direct write (EINVAL) gets the same bytes through the plain
+// descriptor, and plain writes from then on.
+Result<void> AtomicFile::flush_direct(bool last) {
+  Direct& d = *direct_;
+  std::size_t n = d.fill;
+  if (last) {
+    n = (d.fill + Direct::kAlign - 1) / Direct::kAlign * Direct::kAlign;
+    std::memset(d.buffer + d.fill, 0, n - d.fill);
+  }
+  std::size_t done = 0;
+  bool plain = false;
+  while (done < n) {
+    const int fd = plain ? fd_ : d.fd;
+    const ssize_t w = ::pwrite(fd, d.buffer + done, n - done, static_cast<off_t>(d.offset + done));
+    if (w < 0 && errno == EINTR) continue;
+    if (w < 0 && errno == EINVAL && !plain) {
+      plain = true;
+      continue;
+    }
+    if (w <= 0) return Error::io(target_ + ": write failed: " + std::strerror(errno));
+    done += static_cast<std::size_t>(w);
+  }
+  const std::uint64_t end = d.offset + d.fill;
+  d.offset += n;
+  d.fill = 0;
+  if (last && ::ftruncate(fd_, static_cast<off_t>(end)) != 0)
+    return Error::io(target_ + ": cannot set the file size: " + std::strerror(errno));
+  if (plain || last) {  // back to plain writes at the end of the data
+    if (::lseek(fd_, static_cast<off_t>(last ? end : d.offset), SEEK_SET) < 0)
+      return Error::io(target_ + ": seek failed: " + std::strerror(errno));
+    direct_.reset();
+  }
+  return {};
+}
+
+Result<void> AtomicFile::flush() {
+  if (fd_ < 0) return Error::io(target_ + ": flush after commit");
+  return direct_ ? flush_direct(true) : Result<void>{};
+}
+
 AtomicFile::AtomicFile(AtomicFile&& other) noexcept
-    : target_(std::move(other.target_)), temp_(std::move(other.temp_)), fd_(other.fd_) {
+    : target_(std::move(other.target_)), temp_(std::move(other.temp_)), fd_(other.fd_), direct_(std::move(other.direct_)) {
   other.fd_ = -1;
   other.temp_.clear();
 }
@@ -42,6 +119,22 @@ AtomicFile::~AtomicFile() {
 
 Result<void> AtomicFile::write(const void* data, std::size_t size) {
   if (fd_ < 0) return Error::io(target_ + ": write after commit");
+  if (direct_) {
+    const auto* src = static_cast<const std::byte*>(data);
+    while (size > 0) {
+      Direct& d = *direct_;
+      const std::size_t n = std::min(size, Direct::kCapacity - d.fill);
+      std::memcpy(d.buffer + d.fill, src, n);
+      d.fill += n;
+      src += n;
+      size -= n;
+      if (d.fill == Direct::kCapacity) {
+        if (auto r = flush_direct(false); !r) return r;
+        if (!direct_) return write(src, size);  // the file system refused: plain writes
+      }
+    }
+    return {};
+  }
   const char* p = static_cast<const char*>(data);
   while (size > 0) {
     const ssize_t n = ::write(fd_, p, size);
@@ -57,6 +150,7 @@ Result<void> AtomicFile::write(const void* data, std::size_t size) {
 
 Result<void> AtomicFile::commit() {
   if (fd_ < 0) return Error::io(target_ + ": already committed");
+  if (auto r = flush(); !r) return r;
   if (::fsync(fd_) != 0) return Error::io(target_ + ": fsync failed: " + std::strerror(errno));
   if (::close(fd_) != 0) {
     fd_ = -1;

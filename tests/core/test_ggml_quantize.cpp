@@ -6,7 +6,6 @@
 #include <cmath>
 #include <cstring>
 
-#include "quant/ggml_kquants.h"
 #include "quant/ggml_quantize.h"
 #include "quant/iq4_nl_quantize.h"
 #include "test_files.h"
@@ -40,7 +39,12 @@ TEST(GgmlQuantize, ByteExactWithGgmlOnTheFixtures) {
       {"q8_0", qs::DType::Q8_0}, {"q4_0", qs::DType::Q4_0}, {"q4_1", qs::DType::Q4_1},
       {"q5_0", qs::DType::Q5_0}, {"q5_1", qs::DType::Q5_1}, {"q4_K", qs::DType::Q4_K},
       {"q5_K", qs::DType::Q5_K}, {"q6_K", qs::DType::Q6_K}, {"iq4_nl", qs::DType::IQ4_NL}};
-  for (const auto& [name, t] : types) EXPECT_EQ(quantize(t, x), qs::test::read_bytes(dir + name + ".blocks")) << name;
+  for (const bool portable : {false, true}) {  // AVX2 builds where the CPU has them, and the SSE2 ones
+    qs::use_portable_quantizers(portable);
+    for (const auto& [name, t] : types)
+      EXPECT_EQ(quantize(t, x), qs::test::read_bytes(dir + name + ".blocks")) << name << (portable ? " (portable)" : "");
+  }
+  qs::use_portable_quantizers(false);
 }
 
 TEST(GgmlQuantize, KQuantsByteExactOn64VariedSuperBlocks) {
@@ -53,7 +57,7 @@ TEST(GgmlQuantize, KQuantsByteExactOn64VariedSuperBlocks) {
   const std::pair<const char*, qs::DType> types[] = {
       {"q4_K", qs::DType::Q4_K}, {"q5_K", qs::DType::Q5_K}, {"q6_K", qs::DType::Q6_K}};
   for (const bool portable : {false, true}) {  // the AVX2 build of the scale search (where the CPU has it), and the SSE2 one
-    qs::kquant::use_portable_kquants(portable);
+    qs::use_portable_quantizers(portable);
     for (const auto& [name, t] : types) {
       const std::string want = qs::test::read_bytes(dir + "kquant_" + name + ".blocks");
       const std::string got = quantize(t, x);
@@ -64,7 +68,7 @@ TEST(GgmlQuantize, KQuantsByteExactOn64VariedSuperBlocks) {
       EXPECT_EQ(differing, 0) << name << (portable ? " (portable)" : "") << ": super-blocks that differ from ggml's";
     }
   }
-  qs::kquant::use_portable_kquants(false);
+  qs::use_portable_quantizers(false);
 }
 
 std::vector<float> block(std::initializer_list<float> head) {
