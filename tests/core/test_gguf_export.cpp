@@ -494,6 +494,10 @@ TEST(GgufExport, ChunkedEncodingMatchesTheWholeTensorQuantizer) {
       EXPECT_NEAR(report->tensors[i].sqnr_db, 10 * std::log10(ref / err), 1e-9) << format << " " << t.name;
     }
     EXPECT_EQ(quantized, 2) << format;
+    opt.direct_io = false;  // plain page-cache writes and reads: the same file
+    const std::string plain = (dir / (std::string(format) + "-plain.gguf")).string();
+    ASSERT_TRUE(qs::export_gguf(*model, plain, opt, qs::OpContext::none()).ok());
+    EXPECT_EQ(qs::test::read_bytes(plain), qs::test::read_bytes(out)) << format;
   }
   auto poisoned = qs::open_model(write_f16_source(dir, 400000));
   ASSERT_TRUE(poisoned.ok());
