@@ -62,13 +62,49 @@ typedef float v8f_unaligned __attribute__((vector_size(32), aligned(4)));
   std::memcpy(codes, r, sizeof codes);
   for (int j = 0; j < 32; ++j) b[2 + j] = static_cast<u8>(codes[j]);  // (a packing loop the compiler vectorises)
 }
+// Q4_0 likewise: the element of largest magnitude with its sign (the first
+// one, as the reference's strict comparison keeps; +0 for a block of zeros),
+// then each code min(15, (int8)(x * id + 8.5)) with the conversion's truncation.
+[[gnu::always_inline]] inline void q4_0_body(const float* x, u8* b) {
+  v8f v[4];
+  for (int k = 0; k < 4; ++k) v[k] = *reinterpret_cast<const v8f_unaligned*>(x + 8 * k);
+  const v8i abs_mask = v8i{} + 0x7FFFFFFF;
+  v8f m = reinterpret_cast<v8f>(reinterpret_cast<v8i>(v[0]) & abs_mask);
+  for (int k = 1; k < 4; ++k) {
+    const v8f a = reinterpret_cast<v8f>(reinterpret_cast<v8i>(v[k]) & abs_mask);
+    m = a > m ? a : m;
+  }
+  float amax = 0.0f;
+  for (int l = 0; l < 8; ++l) amax = amax > m[l] ? amax : m[l];
+  float max = 0.0f;
+  if (amax > 0.0f)
+    for (int j = 0; j < 32; ++j)
+      if (std::fabs(x[j]) == amax) {
+        max = x[j];
+        break;
+      }
+  const float d = max / -8.0f;
+  const float id = d != 0.0f ? 1.0f / d : 0.0f;
+  store_half(b, d);
+  v8i q[4];
+  for (int k = 0; k < 4; ++k) {
+    const v8i t = __builtin_convertvector(v[k] * id + 8.5f, v8i);  // truncates toward zero
+    const v8i top = v8i{} + 15;
+    q[k] = t < top ? t : top;
+  }
+  std::int32_t codes[32];
+  std::memcpy(codes, q, sizeof codes);
+  for (int j = 0; j < 16; ++j) b[2 + j] = static_cast<u8>(codes[j] | (codes[j + 16] << 4));
+}
 #pragma GCC diagnostic pop
 
 void q8_0(const float* x, u8* b) { q8_0_body(x, b); }
+void q4_0(const float* x, u8* b) { q4_0_body(x, b); }
 
 #if defined(__x86_64__) && defined(__GNUC__)
 // The same with AVX2 (one register per vector, not two); no FMA, so the same IEEE operations.
 __attribute__((target("avx2"))) void q8_0_avx2(const float* x, u8* b) { q8_0_body(x, b); }
+__attribute__((target("avx2"))) void q4_0_avx2(const float* x, u8* b) { q4_0_body(x, b); }
 #endif
 std::atomic<bool> g_portable{false};
 bool cpu_has_avx2() {
@@ -97,17 +133,6 @@ void min_max(const float* x, float& min, float& max) {
   for (int j = 0; j < 32; ++j) {
     if (x[j] < min) min = x[j];
     if (x[j] > max) max = x[j];
-  }
-}
-
-void q4_0(const float* x, u8* b) {
-  const float d = signed_absmax(x) / -8.0f;
-  const float id = d != 0.0f ? 1.0f / d : 0.0f;
-  store_half(b, d);
-  for (int j = 0; j < 16; ++j) {
-    const int q0 = std::min(15, static_cast<int>(static_cast<std::int8_t>(x[j] * id + 8.5f)));
-    const int q1 = std::min(15, static_cast<int>(static_cast<std::int8_t>(x[j + 16] * id + 8.5f)));
-    b[2 + j] = static_cast<u8>(q0 | (q1 << 4));
   }
 }
 
@@ -184,7 +209,11 @@ GgmlBlockQuantizer ggml_block_quantizer(DType t) {
       if (cpu_has_avx2()) return q8_0_avx2;
 #endif
       return q8_0;
-    case DType::Q4_0: return q4_0;
+    case DType::Q4_0:
+#if defined(__x86_64__) && defined(__GNUC__)
+      if (cpu_has_avx2()) return q4_0_avx2;
+#endif
+      return q4_0;
     case DType::Q4_1: return q4_1;
     case DType::Q5_0: return q5_0;
     case DType::Q5_1: return q5_1;

@@ -25,7 +25,7 @@ using GgmlBlockQuantizer = void (*)(const float* src, std::uint8_t* dst);
 GgmlBlockQuantizer ggml_block_quantizer(DType t);
 
 // Tests: the portable (SSE2) builds of the quantizers that have an AVX2 one
-// (Q8_0, Q4_K, Q5_K) even where the CPU has AVX2, to check both write the same bytes.
+// (Q8_0, Q4_0, Q4_K, Q5_K) even where the CPU has AVX2, to check both write the same bytes.
 void use_portable_quantizers(bool portable);
 
 // The index of the first non-finite value of x[0..n), or n when all are finite.

@@ -78,35 +78,44 @@ std::vector<float> block(std::initializer_list<float> head) {
 }
 
 TEST(GgmlQuantize, Q8_0TestVectors) {
-  EXPECT_EQ(hex(quantize(qs::DType::Q8_0, block({}))), hex(std::string(34, '\0')));
-  EXPECT_EQ(hex(quantize(qs::DType::Q8_0, block({1})).substr(0, 3)), "08 20 7f");
-  EXPECT_EQ(hex(quantize(qs::DType::Q8_0, block({-1})).substr(0, 3)), "08 20 81");
-  // RHAZ rounding: 2.5 -> 3, -2.5 -> -3, 0.5 -> 1, -0.5 -> -1.
-  EXPECT_EQ(hex(quantize(qs::DType::Q8_0, block({127, 2.5f, -2.5f, 3.5f, 0.5f, -0.5f})).substr(0, 8)),
-            "00 3c 7f 03 fd 04 01 ff");
-  std::vector<float> ramp(32);
-  for (int i = 0; i < 32; ++i) ramp[static_cast<std::size_t>(i)] = static_cast<float>(i - 16);
-  EXPECT_EQ(hex(quantize(qs::DType::Q8_0, ramp)),
-            "08 30 81 89 91 99 a1 a9 b1 b9 c0 c8 d0 d8 e0 e8 f0 f8 00 08 10 18 20 28 30 38 40 47 4f 57 5f 67 6f 77");
+  for (const bool portable : {false, true}) {  // the AVX2 build where the CPU has it, and the SSE2 one
+    qs::use_portable_quantizers(portable);
+    EXPECT_EQ(hex(quantize(qs::DType::Q8_0, block({}))), hex(std::string(34, '\0')));
+    EXPECT_EQ(hex(quantize(qs::DType::Q8_0, block({1})).substr(0, 3)), "08 20 7f");
+    EXPECT_EQ(hex(quantize(qs::DType::Q8_0, block({-1})).substr(0, 3)), "08 20 81");
+    // RHAZ rounding: 2.5 -> 3, -2.5 -> -3, 0.5 -> 1, -0.5 -> -1.
+    EXPECT_EQ(hex(quantize(qs::DType::Q8_0, block({127, 2.5f, -2.5f, 3.5f, 0.5f, -0.5f})).substr(0, 8)),
+              "00 3c 7f 03 fd 04 01 ff");
+    std::vector<float> ramp(32);
+    for (int i = 0; i < 32; ++i) ramp[static_cast<std::size_t>(i)] = static_cast<float>(i - 16);
+    EXPECT_EQ(hex(quantize(qs::DType::Q8_0, ramp)),
+              "08 30 81 89 91 99 a1 a9 b1 b9 c0 c8 d0 d8 e0 e8 f0 f8 00 08 10 18 20 28 30 38 40 47 4f 57 5f 67 6f 77");
+  }
+  qs::use_portable_quantizers(false);
 }
 
 TEST(GgmlQuantize, Q4_0TestVectors) {
-  std::string zeros = "00 80";  // d = -0.0 (max/-8 with max = +0), every code 8
-  for (int i = 0; i < 16; ++i) zeros += " 88";
-  EXPECT_EQ(hex(quantize(qs::DType::Q4_0, block({}))), zeros);
-  EXPECT_EQ(hex(quantize(qs::DType::Q4_0, block({1})).substr(0, 4)), "00 b0 80 88");
-  EXPECT_EQ(hex(quantize(qs::DType::Q4_0, block({-1})).substr(0, 3)), "00 30 80");
-  EXPECT_EQ(hex(quantize(qs::DType::Q4_0, block({1, -1})).substr(0, 4)), "00 b0 80 8f");  // first max wins; clamp to 15
-  EXPECT_EQ(hex(quantize(qs::DType::Q4_0, block({-1, 1})).substr(0, 4)), "00 30 80 8f");
-  std::vector<float> ramp(32);
-  for (int i = 0; i < 32; ++i) ramp[static_cast<std::size_t>(i)] = static_cast<float>(i - 16);
-  EXPECT_EQ(hex(quantize(qs::DType::Q4_0, ramp)), "00 40 80 91 91 a2 a2 b3 b3 c4 c4 d5 d5 e6 e6 f7 f7 f8");
-  // The FMA-sensitive case: without contraction x1*id rounds to -5.5 and gets code 3.
-  float a, b;
-  const std::uint32_t ab = 0x3fbc49ba, bb = 0x3f8172b0;
-  std::memcpy(&a, &ab, 4);
-  std::memcpy(&b, &bb, 4);
-  EXPECT_EQ(hex(quantize(qs::DType::Q4_0, block({a, b})).substr(0, 4)), "e2 b1 80 83");
+  for (const bool portable : {false, true}) {  // the AVX2 build where the CPU has it, and the SSE2 one
+    qs::use_portable_quantizers(portable);
+    std::string zeros = "00 80";  // d = -0.0 (max/-8 with max = +0), every code 8
+    for (int i = 0; i < 16; ++i) zeros += " 88";
+    EXPECT_EQ(hex(quantize(qs::DType::Q4_0, block({}))), zeros);
+    EXPECT_EQ(hex(quantize(qs::DType::Q4_0, block({-0.0f, -0.0f}))), zeros);  // -0 is no larger magnitude: d stays -0.0
+    EXPECT_EQ(hex(quantize(qs::DType::Q4_0, block({1})).substr(0, 4)), "00 b0 80 88");
+    EXPECT_EQ(hex(quantize(qs::DType::Q4_0, block({-1})).substr(0, 3)), "00 30 80");
+    EXPECT_EQ(hex(quantize(qs::DType::Q4_0, block({1, -1})).substr(0, 4)), "00 b0 80 8f");  // first max wins; clamp to 15
+    EXPECT_EQ(hex(quantize(qs::DType::Q4_0, block({-1, 1})).substr(0, 4)), "00 30 80 8f");
+    std::vector<float> ramp(32);
+    for (int i = 0; i < 32; ++i) ramp[static_cast<std::size_t>(i)] = static_cast<float>(i - 16);
+    EXPECT_EQ(hex(quantize(qs::DType::Q4_0, ramp)), "00 40 80 91 91 a2 a2 b3 b3 c4 c4 d5 d5 e6 e6 f7 f7 f8");
+    // The FMA-sensitive case: without contraction x1*id rounds to -5.5 and gets code 3.
+    float a, b;
+    const std::uint32_t ab = 0x3fbc49ba, bb = 0x3f8172b0;
+    std::memcpy(&a, &ab, 4);
+    std::memcpy(&b, &bb, 4);
+    EXPECT_EQ(hex(quantize(qs::DType::Q4_0, block({a, b})).substr(0, 4)), "e2 b1 80 83");
+  }
+  qs::use_portable_quantizers(false);
 }
 
 TEST(GgmlQuantize, Q4_KTestVectors) {
