@@ -69,20 +69,23 @@ typedef float v8f_unaligned __attribute__((vector_size(32), aligned(4)));
   v8f v[4];
   for (int k = 0; k < 4; ++k) v[k] = *reinterpret_cast<const v8f_unaligned*>(x + 8 * k);
   const v8i abs_mask = v8i{} + 0x7FFFFFFF;
-  v8f m = reinterpret_cast<v8f>(reinterpret_cast<v8i>(v[0]) & abs_mask);
-  for (int k = 1; k < 4; ++k) {
-    const v8f a = reinterpret_cast<v8f>(reinterpret_cast<v8i>(v[k]) & abs_mask);
-    m = a > m ? a : m;
-  }
+  v8f a[4];
+  for (int k = 0; k < 4; ++k) a[k] = reinterpret_cast<v8f>(reinterpret_cast<v8i>(v[k]) & abs_mask);
+  v8f m = a[0];
+  for (int k = 1; k < 4; ++k) m = a[k] > m ? a[k] : m;
   float amax = 0.0f;
   for (int l = 0; l < 8; ++l) amax = amax > m[l] ? amax : m[l];
-  float max = 0.0f;
-  if (amax > 0.0f)
-    for (int j = 0; j < 32; ++j)
-      if (std::fabs(x[j]) == amax) {
-        max = x[j];
-        break;
-      }
+  // The first index holding it: the least index among the lanes that do (a
+  // branchy scan mispredicted on every block).
+  const v8i lane = {0, 1, 2, 3, 4, 5, 6, 7}, none = v8i{} + 32;
+  v8i first = none;
+  for (int k = 0; k < 4; ++k) {
+    const v8i here = a[k] == amax ? lane + 8 * k : none;
+    first = here < first ? here : first;
+  }
+  int at = 32;
+  for (int l = 0; l < 8; ++l) at = first[l] < at ? first[l] : at;
+  const float max = amax > 0.0f ? x[at] : 0.0f;
   const float d = max / -8.0f;
   const float id = d != 0.0f ? 1.0f / d : 0.0f;
   store_half(b, d);
