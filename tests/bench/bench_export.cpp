@@ -24,10 +24,18 @@ namespace fs = std::filesystem;
 
 std::string make_gguf(qs::DType dtype) {
   const std::string path =
-      (fs::temp_directory_path() / ("qs-bench-export-src-" + std::string(qs::dtype_name(dtype)) + ".gguf")).string();
+      (fs::temp_directory_path() / ("qs-bench-export-src2-" + std::string(qs::dtype_name(dtype)) + ".gguf")).string();
   if (fs::exists(path)) return path;
   qs::GgufWriter w;
   w.set_string("general.architecture", "llama");
+  // The hyperparameters llama-quantize reads, so that it runs on this very
+  // file side by side: llama-quantize SRC OUT q8_0 2.
+  for (const auto& [key, value] : {std::pair<const char*, std::uint32_t>{"llama.context_length", 4096},
+                                   {"llama.embedding_length", 4096}, {"llama.block_count", 4},
+                                   {"llama.feed_forward_length", 11008}, {"llama.attention.head_count", 32},
+                                   {"llama.attention.head_count_kv", 32}, {"llama.rope.dimension_count", 128}})
+    w.set_u32(key, value);
+  w.set("llama.attention.layer_norm_rms_epsilon", qs::GgufValue{qs::GgufType::F32, 1e-5});
   std::vector<std::pair<std::string, std::vector<std::int64_t>>> tensors;
   for (int b = 0; b < 4; ++b) {
     const std::string p = "blk." + std::to_string(b) + ".";
