@@ -71,6 +71,8 @@ class Document : public QObject {
   // (live = false) starts at once, with progress.
   void requestMeasurements(const QVector<QPair<int, QString>>& layers, bool live);
   void cancelMeasurements();
+  // A row was selected: convert its weight to F32 in the background, ready for its first edit.
+  void prepareMeasurement(int layer);
   bool isMeasuring() const { return !measureJobs_.isEmpty() || measureTimer_.isActive(); }
   std::optional<LayerMeasureOutcome> cachedMeasurement(int layer, const QString& format) const;
   int measureDebounceMs() const { return measureTimer_.interval(); }

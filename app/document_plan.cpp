@@ -44,6 +44,11 @@ void Document::requestMeasurements(const QVector<QPair<int, QString>>& layers, b
   if (!live && fill.isEmpty()) emit measureProgress(0, 0);
 }
 
+void Document::prepareMeasurement(int layer) {
+  if (!model_) return;
+  (void)QtConcurrent::run(warmMeasureScratch, model_, layer, measureScratch_);  // owns what it uses
+}
+
 void Document::startPendingLiveMeasurements() {
   measureTimer_.stop();
   QVector<LayerMeasureRequest> requests;

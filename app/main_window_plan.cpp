@@ -200,6 +200,7 @@ void MainWindow::onPlanLayerSelected(int row) {
   const auto model = document_->model();
   if (!model || row < 0 || static_cast<std::size_t>(row) >= model->layers.size()) return;
   planOverlayTensor_ = static_cast<int>(model->layers[static_cast<std::size_t>(row)].weight);
+  document_->prepareMeasurement(row);  // its first edit then skips the F32 conversion
   planOverlayFormat_ = QString::fromStdString(plan_->tableModel()->configs()[static_cast<std::size_t>(row)].format);
   const QString layerName = QString::fromStdString(model->layers[static_cast<std::size_t>(row)].name);
   // The view shows what the row's method makes of the layer (its config key names it).

@@ -57,6 +57,23 @@ Result<LayerMethodResult> runMethod(const Model& model, const Layer& l, const La
 
 }  // namespace
 
+void warmMeasureScratch(std::shared_ptr<const Model> model, int layer, std::shared_ptr<MeasureScratch> scratch) {
+  if (!model || !scratch || layer < 0 || static_cast<std::size_t>(layer) >= model->layers.size()) return;
+  if (scratch->device && scratch->device->name() != "cpu") return;
+  const std::size_t tensor = model->layers[static_cast<std::size_t>(layer)].weight;
+  const TensorInfo& t = model->tensors[tensor];
+  if (t.channels_last) return;
+  std::unique_lock<std::mutex> lock(scratch->mutex, std::try_to_lock);
+  if (!lock.owns_lock() || (scratch->model == model && scratch->tensor == tensor)) return;
+  scratch->model.reset();
+  scratch->weights.resize(static_cast<std::size_t>(t.numel()));
+  if (!tensor_to_f32(t, scratch->weights.data())) return;  // the edit's own measurement reports the problem
+  // The code buffer too: its first use would otherwise fault in rows * cols fresh pages.
+  scratch->codes.codes.resize(scratch->weights.size());
+  scratch->model = model;
+  scratch->tensor = tensor;
+}
+
 LayerMeasureOutcome measureLayer(std::shared_ptr<const Model> model, int layer, const QString& format,
                                  OpContext& ctx, MeasureScratch* scratch, const CalibrationFile* calib) {
   LayerMeasureOutcome out;

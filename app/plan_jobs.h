@@ -35,6 +35,12 @@ struct MeasureScratch {
   IntQuantized codes;
 };
 
+// Fills `scratch` with layer `layer`'s F32 copy ahead of an edit (the plan editor
+// calls it when a row is selected), so that the first edit of a large layer
+// does not wait for the conversion. Skips when the scratch is busy, already
+// holds the layer, or a device backend measures from the bytes.
+void warmMeasureScratch(std::shared_ptr<const Model> model, int layer, std::shared_ptr<MeasureScratch> scratch);
+
 struct LayerMeasureRequest {
   int layer = -1;
   QString format;
