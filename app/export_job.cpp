@@ -10,21 +10,15 @@
 #include "export/gguf_export.h"
 #include "export/gptq_export.h"
 #include "export/h5_export.h"
+#include "model/model_files.h"
 #include "quant/llama_ftype.h"
 
 namespace qs::app {
 
 namespace {
 
-namespace fs = std::filesystem;
-
 QString q(const std::string& s) { return QString::fromStdString(s); }
 QString q(std::string_view s) { return QString::fromUtf8(s.data(), static_cast<qsizetype>(s.size())); }
-
-bool sameFile(const fs::path& a, const fs::path& b) {
-  std::error_code ec;
-  return fs::exists(a, ec) && fs::exists(b, ec) && fs::equivalent(a, b, ec);
-}
 
 // Calibration tokens at most, as the CLI's default (--calib-tokens).
 constexpr int kCalibrationTokens = 4096;
@@ -137,11 +131,8 @@ Result<ui::ExportResultView> exportFakeQuant(const Model& model, const ExportJob
 }  // namespace
 
 QString destinationConflict(const Model& model, const QString& destination) {
-  const fs::path dest = destination.toStdString();
-  if (sameFile(dest, model.path)) return QStringLiteral("%1: is the source model; choose another destination").arg(destination);
-  for (const std::string& f : model.weight_files)
-    if (sameFile(dest, f)) return QStringLiteral("%1: is a file of the source model; choose another destination").arg(destination);
-  return {};
+  const auto r = refuse_model_file(model, destination.toStdString());
+  return r ? QString() : QString::fromStdString(r.error().message);
 }
 
 ExportOutcome runExportJob(std::shared_ptr<const Model> model, ExportJobRequest request, quint64 generation,

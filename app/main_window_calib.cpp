@@ -16,6 +16,7 @@
 #include <cmath>
 
 #include "app/document.h"
+#include "app/export_job.h"
 #include "app/main_window.h"
 #include "stats/layer_summary.h"
 #include "stats/outliers.h"
@@ -25,6 +26,7 @@
 #include "widgets/heatmap_plot.h"
 #include "widgets/histogram_plot.h"
 #include "widgets/plan_table.h"
+#include "widgets/quant_error_view.h"
 
 namespace qs::app {
 
@@ -231,6 +233,12 @@ void MainWindow::startCalibration(const ui::CalibrateSettings& settings) {
     if (out.isEmpty()) return;
     d->setOutputPath(out);
   }
+  // Before any work: the file must not replace the model (the write would rename over it).
+  if (const QString clash = destinationConflict(*document_->model(), out); !clash.isEmpty()) {
+    d->showError(clash);
+    emit calibrationRunEnded();
+    return;
+  }
   CalibrateJobRequest request;
   request.textFiles = settings.textFiles;
   request.sequences = settings.sequences;
@@ -272,7 +280,10 @@ void MainWindow::onCalibrationChanged() {
   }
   // The output error needs the Hessians: measure every row again (or drop the column).
   plan_->setOutputErrorAvailable(on);
+  // The before/after view of a clip/GPTQ/AWQ row depends on the statistics: ask again on selection.
+  plan_->errorView()->showPlaceholder(tr("Select a row to see its weights before and after quantization"));
   if (on) plan_->tableModel()->invalidateMeasurements();
+  if (const int row = plan_->selectedRows().value(0, -1); row >= 0) onPlanLayerSelected(row);
   if (activations_) {
     heatmapTensor_ = -1;
     showActivationViews();

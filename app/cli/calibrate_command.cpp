@@ -13,6 +13,7 @@
 #include "calib/calibrate.h"
 #include "calib/calibration_file.h"
 #include "io/open_model.h"
+#include "model/model_files.h"
 #include "stats/outliers.h"
 
 namespace qs::cli {
@@ -76,6 +77,8 @@ int run_calibrate(const CalibrateOptions& opt) {
     if (!pec && (p & (fs::perms::owner_write | fs::perms::group_write | fs::perms::others_write)) == fs::perms::none)
       return fail(fs::path(out_path).parent_path().string() + " is read-only: choose where the calibration file goes with -o", 2);
   }
+  // Before any work: the file must not replace the model (the write would rename over it).
+  if (auto r = refuse_model_file(*model, out_path); !r) return fail(r.error().message, 2);
   int last_pct = -1;
   OpContext ctx([&](double p) {
     const int pct = static_cast<int>(p * 100);

@@ -9,6 +9,7 @@
 
 #include "io/h5_id.h"
 #include "io/h5_writer.h"
+#include "model/model_files.h"
 #include "io/hdf5_errors.h"
 #include "util/atomic_file.h"
 #include "util/disk_space.h"
@@ -171,6 +172,7 @@ std::string default_calibration_path(const Model& model) {
 }
 
 Result<void> write_calibration_file(const std::string& path, const Model& model, const CalibrationRun& run) {
+  if (auto r = refuse_model_file(model, path); !r) return r.error();  // the rename would replace it
   const ActivationCapture& cap = run.capture;
   std::uint64_t bytes = 1 << 20;
   for (const InputStats& s : cap.inputs)

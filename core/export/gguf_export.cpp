@@ -15,6 +15,7 @@
 #include <numeric>
 #include <system_error>
 
+#include "model/model_files.h"
 #include "export/gguf_async_writer.h"
 #include "export/gguf_source.h"
 #include "export/gguf_writer.h"
@@ -35,11 +36,6 @@
 
 namespace qs {
 namespace {
-
-bool same_file(const std::string& a, const std::string& b) {
-  std::error_code ec;
-  return std::filesystem::exists(a, ec) && std::filesystem::exists(b, ec) && std::filesystem::equivalent(a, b, ec);
-}
 
 // The tensor's values re-encoded as `to`, from F32.
 Result<void> encode(DType to, std::span<const float> x, std::vector<std::byte>& out, const std::string& name) {
@@ -416,9 +412,7 @@ LlamaFtype plan_file_type(const Plan& plan, const std::vector<FtypeChoice>& choi
 
 Result<GgufExportReport> export_gguf(const Model& source, const std::string& out_path, const GgufExportOptions& options,
                                      OpContext& ctx) {
-  if (same_file(out_path, source.path)) return Error::invalid(out_path + ": is the source model; choose another output file");
-  for (const auto& f : source.weight_files)
-    if (same_file(out_path, f)) return Error::invalid(out_path + ": is a file of the source model; choose another output file");
+  if (auto r = refuse_model_file(source, out_path); !r) return r.error();
   auto src = gguf_source_of(source);
   if (!src) return src.error();
 

@@ -11,6 +11,7 @@
 #include "io/h5_writer.h"
 #include "io/hdf5_errors.h"
 #include "model/convert.h"
+#include "model/model_files.h"
 #include "quant/ggml_dequant.h"
 #include "quant/ggml_quantize.h"
 #include "quant/int_grid.h"
@@ -31,9 +32,7 @@ using h5::Writer;
 Result<H5ExportReport> export_quantized_h5(const Model& source, const Plan& plan, const std::string& out_path,
                                            OpContext& ctx) {
   // The rename at the end would replace a source file the export is still reading.
-  for (const std::string& f : source.weight_files)
-    if (std::error_code e; std::filesystem::exists(out_path, e) && std::filesystem::equivalent(out_path, f, e))
-      return Error::invalid(out_path + ": is a file of the source model; choose another output file");
+  if (auto r = refuse_model_file(source, out_path); !r) return r.error();
   auto configs = resolve_plan(plan, source);
   if (!configs) return configs.error();
   std::map<std::size_t, std::size_t> layer_of;  // weight tensor -> layer

@@ -236,6 +236,21 @@ TEST_F(Cli, DemoCommandWritesAModelThatInspects) {
   EXPECT_EQ(nlohmann::json::parse(r.out)["layers"].size(), 2u * 7 + 2);
 }
 
+// calibrate -o naming the model's own weights is refused before any work, and the weights stay.
+TEST_F(Cli, CalibrateRefusesToReplaceTheModel) {
+  const auto model = dir_ / "m";
+  ASSERT_EQ(run("demo --layers 1 --hidden 64 --intermediate 96 -o " + model.string()).code, 0);
+  const auto weights = model / "model.safetensors";
+  ASSERT_TRUE(std::filesystem::exists(weights));
+  const auto size = std::filesystem::file_size(weights);
+  const auto text = dir_ / "t.txt";
+  std::ofstream(text) << "Once upon a time there was a small model.";
+  const CliRun r = run("calibrate --seqs 1 --ctx 8 -o " + weights.string() + " --text " + text.string() + " " + model.string(), true);
+  EXPECT_EQ(r.code, 2) << r.out;
+  EXPECT_NE(r.out.find("is a file of the source model"), std::string::npos) << r.out;
+  EXPECT_EQ(std::filesystem::file_size(weights), size);
+}
+
 TEST_F(Cli, CalibrateWritesTheFileAndSummarisesEachInput) {
   const std::string shared = QS_SHARED_DIR;
   if (!std::filesystem::exists(shared + "/models")) GTEST_SKIP() << "../shared/models is absent (fresh clone)";
