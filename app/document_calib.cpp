@@ -78,6 +78,9 @@ void Document::setCalibration(std::shared_ptr<const CalibrationFile> file) {
   // Cached figures lack (or carry another run's) output error: measure again.
   cancelMeasurements();
   measureCache_.clear();
+  // An allocation or a before/after view under way was computed without these statistics.
+  cancelAllocation();
+  cancelErrorHistograms();
   costs_.reset();
   costFormats_.clear();
   emit calibrationChanged();

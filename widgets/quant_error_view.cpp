@@ -52,6 +52,8 @@ void QuantErrorView::showPlaceholder(const QString& message) {
 }
 
 void QuantErrorView::showBusy(const QString& message) {
+  layer_.clear();  // what is shown is no longer any row's: a reselection asks again
+  format_.clear();
   caption_->setText(message.toHtmlEscaped());
   values_->showBusy(tr("Quantizing…"));
   error_->showBusy(QString());
