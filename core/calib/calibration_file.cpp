@@ -104,6 +104,13 @@ class Reader {
     std::uint64_t n = 1;
     for (hsize_t d : dims) n *= d;
     if (n * sizeof(T) > file_bytes_) return fail("dataset " + where + "/" + name + " is larger than the file");
+    // A dataset whose data was never written reads back as fill values at any size, so the
+    // check above alone lets a small crafted file ask for huge allocations across many
+    // datasets: each must hold its bytes in the file (the writer stores them contiguously).
+    Id file_type(H5Dget_type(ds.get()), H5Tclose);
+    const std::size_t elem = file_type.ok() ? H5Tget_size(file_type.get()) : 0;
+    if (n > 0 && (elem == 0 || H5Dget_storage_size(ds.get()) < n * elem))
+      return fail("dataset " + where + "/" + name + " does not hold its data in the file");
     out.resize(static_cast<std::size_t>(n));
     if (n > 0 && H5Dread(ds.get(), mem, H5S_ALL, H5S_ALL, H5P_DEFAULT, out.data()) < 0)
       return fail("cannot read dataset " + where + "/" + name);

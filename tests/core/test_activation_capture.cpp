@@ -2,6 +2,7 @@
 // computed here from the inputs a plain observer sees, Hessians against
 // collect_hessians, the sequence draw, and the file's round trip and refusals.
 #include <gtest/gtest.h>
+#include <hdf5.h>
 
 #include <cmath>
 #include <filesystem>
@@ -275,6 +276,26 @@ TEST(CalibrationFile, RoundTripAndRefusals) {
     auto r = qs::read_calibration_file(cut, &s.model);
     ASSERT_FALSE(r.ok()) << keep;
     EXPECT_NE(r.error().message.find(cut), std::string::npos) << r.error().message;
+  }
+  // A dataset replaced by one of the same shape whose data was never written (a crafted
+  // file asking for memory it does not hold): refused, naming the dataset.
+  {
+    const std::string hollow = s.dir.file("hollow.qscalib.h5");
+    qs::test::write_bytes(hollow, bytes);
+    const hid_t f = H5Fopen(hollow.c_str(), H5F_ACC_RDWR, H5P_DEFAULT);
+    ASSERT_GE(f, 0);
+    const std::string ds = "blocks/0/attention/abs_max";
+    const hsize_t cols = static_cast<hsize_t>(run.capture.inputs.front().cols);
+    ASSERT_GE(H5Ldelete(f, ds.c_str(), H5P_DEFAULT), 0);
+    const hid_t space = H5Screate_simple(1, &cols, nullptr);
+    const hid_t d = H5Dcreate2(f, ds.c_str(), H5T_IEEE_F32LE, space, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+    ASSERT_GE(d, 0);
+    H5Dclose(d);
+    H5Sclose(space);
+    H5Fclose(f);
+    auto r = qs::read_calibration_file(hollow, &s.model);
+    ASSERT_FALSE(r.ok());
+    EXPECT_NE(r.error().message.find("abs_max does not hold its data"), std::string::npos) << r.error().message;
   }
   const std::string junk = s.dir.file("junk.qscalib.h5");
   qs::test::write_bytes(junk, "not hdf5 at all");
