@@ -1,6 +1,7 @@
 #include "backend/lapack.h"
 
 #include <Eigen/Dense>
+#include <mutex>
 
 #ifdef QS_HAVE_LAPACK
 #include <cblas.h>
@@ -16,6 +17,31 @@ void strtri_(const char* uplo, const char* diag, const int* n, float* a, const i
 #endif
 
 namespace qs::lapack {
+
+namespace {
+std::mutex serial_mutex;
+int serial_depth = 0;     // live SerialBlas objects
+#ifdef QS_HAVE_LAPACK
+int threads_before = 0;  // BLAS's thread count when the first one began
+#endif
+}  // namespace
+
+SerialBlas::SerialBlas() {
+  std::lock_guard lock(serial_mutex);
+  if (serial_depth++ > 0) return;
+#ifdef QS_HAVE_LAPACK
+  threads_before = openblas_get_num_threads();
+  openblas_set_num_threads(1);
+#endif
+}
+
+SerialBlas::~SerialBlas() {
+  std::lock_guard lock(serial_mutex);
+  if (--serial_depth > 0) return;
+#ifdef QS_HAVE_LAPACK
+  openblas_set_num_threads(threads_before);
+#endif
+}
 
 #ifdef QS_HAVE_LAPACK
 bool available() { return true; }

@@ -26,4 +26,18 @@ void gemm_subtract(std::int64_t m, std::int64_t n, std::int64_t k, const float* 
 void gemm(bool transpose_a, std::int64_t m, std::int64_t n, std::int64_t k, float alpha, const float* a,
           std::int64_t lda, const float* b, std::int64_t ldb, float beta, float* c, std::int64_t ldc);
 
+// While one is alive, BLAS calls run on their calling thread only (process
+// wide; nests). For callers that split their products over the thread pool
+// themselves: a threaded BLAS keeps its workers spinning (sched_yield) for
+// ~0.1 s after every call, and on a 2-core machine they take the cores from
+// the pool's threads between calls (GPTQ's walk took 0.44 s instead of 0.28).
+// Other threads' BLAS calls meanwhile run serially too: slower, still correct.
+class SerialBlas {
+ public:
+  SerialBlas();
+  ~SerialBlas();
+  SerialBlas(const SerialBlas&) = delete;
+  SerialBlas& operator=(const SerialBlas&) = delete;
+};
+
 }  // namespace qs::lapack

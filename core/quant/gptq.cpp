@@ -3,12 +3,15 @@
 #include <Eigen/Cholesky>
 #include <Eigen/Dense>
 #include <algorithm>
+#include <atomic>
 #include <cmath>
+#include <cstdint>
 #include <numeric>
 #include <string>
 
 #include "backend/lapack.h"
 #include "quant/ggml_block_pack.h"
+#include "quant/gptq_walk.h"
 #include "backend/thread_pool.h"
 #include "util/half.h"
 
@@ -207,120 +210,147 @@ Result<GptqResult> gptq(const float* w, std::int64_t rows, std::int64_t cols, co
       fit_into(orig.data() + g * gs, fit_gs, &static_params[static_cast<std::size_t>(r * out.groups + g)], r, g / subs);
   });
 
-  // The walk. Within a block rows are independent, so kLanes rows go through
-  // it side by side: each step's quantize -> error -> spread is a chain of two
-  // divisions and a dozen dependent operations, and running 8 rows as SIMD
-  // lanes hides that latency (one row at a time is latency-bound, ~3x
-  // slower). The block of those rows, [count][kLanes], stays in L1. Every lane
-  // does exactly the scalar arithmetic, so codes do not depend on the lane
-  // count. After the block, one GEMM pushes its errors onto every later column.
-  constexpr std::int64_t kLanes = 8;
+  // Rows are independent given H, so each task takes a range of rows through
+  // every block (the walk, then its slice of the lazy update) with no barrier
+  // between blocks, and BLAS runs serially meanwhile: a threaded BLAS keeps its
+  // workers spinning after each call, against the pool's threads (lapack.h).
+  //
+  // The walk: kLanes rows go through a block side by side. Each step's
+  // quantize -> error -> spread is a chain of two divisions and a dozen
+  // dependent operations, and running 8 rows as SIMD lanes hides that latency
+  // (one row at a time is latency-bound, ~3x slower). The block of those rows,
+  // [count][kLanes], stays in L1, and so do its codes, values and errors until
+  // they are written out row by row at the end of the block (written per
+  // column, 8 rows cols*4 bytes apart share an L1 set and thrash it). Every
+  // lane does exactly the scalar arithmetic, so codes depend neither on the
+  // lane count nor on how rows are split into tasks. After the block, one GEMM
+  // pushes the rows' errors onto every later column.
+  constexpr std::int64_t kLanes = detail::kGptqLanes;
   const std::int64_t lane_groups = (rows + kLanes - 1) / kLanes;
-  const std::int64_t chunk =
-      std::max<std::int64_t>(2, (lane_groups + 2 * pool.size() - 1) / (2 * pool.size()));  // in lane groups
-  const std::int64_t tasks = (lane_groups + chunk - 1) / chunk;
+  const std::int64_t tasks = std::min<std::int64_t>(lane_groups, 2 * static_cast<std::int64_t>(pool.size()));
   const bool dynamic_groups = gs > 0 && !spec.static_groups;
-  MatF Err(rows, spec.block_size), Wref, P, Uloc;
-  for (std::int64_t i1 = 0; i1 < cols; i1 += spec.block_size) {
-    if (ctx.cancelled()) return Error::cancelled();
-    const std::int64_t i2 = std::min(cols, i1 + spec.block_size), count = i2 - i1;
-    // Dynamic groups are fitted, as in the reference, on the weights as they
-    // stand at the start of the block: W_j - sum_{k<i1} err_k U_kj. The matrix
-    // W here holds W_j - sum_{m<i1} (Q_m - W_m) G_mj instead, a different
-    // partial sum; since A U = I, the reference's is
-    //     W0_j + sum_{k=i1..j} P_k U_kj,  P_k = (W_k - W0_k) A_kk,
-    // which needs only the small block of U = A^-1 on [i1, e): one
-    // triangular inverse of <= block + group columns and one GEMM per block.
-    std::int64_t m = 0;
-    const std::int64_t first_start = dynamic_groups ? (i1 + fit_gs - 1) / fit_gs * fit_gs : cols;
-    if (first_start < i2) {
-      const std::int64_t last_start = (i2 - 1) / fit_gs * fit_gs, e = std::min(cols, last_start + fit_gs);
-      m = e - i1;
+  const std::int64_t blocks_n = (cols + spec.block_size - 1) / spec.block_size;
+  // Dynamic groups are fitted, as in the reference, on the weights as they
+  // stand at the start of the block: W_j - sum_{k<i1} err_k U_kj. The matrix
+  // W here holds W_j - sum_{m<i1} (Q_m - W_m) G_mj instead, a different
+  // partial sum; since A U = I, the reference's is
+  //     W0_j + sum_{k=i1..j} P_k U_kj,  P_k = (W_k - W0_k) A_kk,
+  // which needs only the small block of U = A^-1 on [i1, e): one triangular
+  // inverse of <= block + group columns per block (shared by the tasks) and
+  // one small GEMM per block and task.
+  std::vector<MatF> uloc(static_cast<std::size_t>(blocks_n));
+  std::vector<std::int64_t> uloc_cols(static_cast<std::size_t>(blocks_n), 0);
+  if (dynamic_groups) {
+    pool.parallel_for(static_cast<std::size_t>(blocks_n), [&](std::size_t b, unsigned) {
+      const std::int64_t i1 = static_cast<std::int64_t>(b) * spec.block_size, i2 = std::min(cols, i1 + spec.block_size);
+      const std::int64_t first_start = (i1 + fit_gs - 1) / fit_gs * fit_gs;
+      if (first_start >= i2) return;
+      const std::int64_t last_start = (i2 - 1) / fit_gs * fit_gs, m = std::min(cols, last_start + fit_gs) - i1;
       MatF Aloc = MatF::Zero(m, m);
       for (std::int64_t k = 0; k < m; ++k)
         for (std::int64_t j = k; j < m; ++j) Aloc(k, j) = G(i1 + k, i1 + j) * adiag[static_cast<std::size_t>(i1 + j)];
-      Uloc = Aloc.triangularView<Eigen::Upper>().solve(MatF::Identity(m, m));
-      P.resize(rows, m);
-      Wref = W0.middleCols(i1, m);
-      pool.parallel_for(static_cast<std::size_t>(rows), [&](std::size_t r, unsigned) {
-        const auto ri = static_cast<std::int64_t>(r);
-        for (std::int64_t k = 0; k < m; ++k) P(ri, k) = (W(ri, i1 + k) - W0(ri, i1 + k)) * adiag[static_cast<std::size_t>(i1 + k)];
-      });
-      lapack::gemm(false, rows, m, m, 1.0f, P.data(), m, Uloc.data(), m, 1.0f, Wref.data(), m);
-    }
-    pool.parallel_for(static_cast<std::size_t>(tasks), [&](std::size_t task, unsigned) {
-      std::vector<float> block(static_cast<std::size_t>(2 * count * kLanes));  // x[i][lane], then x0
-      float* x = block.data();
-      float* x0 = x + count * kLanes;  // the original weights of the block
-      const std::int64_t g0 = static_cast<std::int64_t>(task) * chunk, g1 = std::min(lane_groups, g0 + chunk);
+      uloc[b] = Aloc.triangularView<Eigen::Upper>().solve(MatF::Identity(m, m));
+      uloc_cols[b] = m;
+    });
+  }
+  lapack::SerialBlas serial_blas;
+  std::atomic<std::int64_t> steps_done{0};
+  const double steps_total = static_cast<double>(tasks * blocks_n);
+  pool.parallel_for(static_cast<std::size_t>(tasks), [&](std::size_t task, unsigned) {
+    const std::int64_t g0 = lane_groups * static_cast<std::int64_t>(task) / tasks,
+                       g1 = lane_groups * (static_cast<std::int64_t>(task) + 1) / tasks;
+    const std::int64_t ra = g0 * kLanes, rb = std::min(rows, g1 * kLanes), n_rows = rb - ra;
+    if (n_rows <= 0) return;
+    MatF Err(n_rows, spec.block_size), Wref, P;
+    const std::size_t bs = static_cast<std::size_t>(spec.block_size);
+    // x[i][lane], x0 (the original weights), then the block's codes, values and errors; 32-byte aligned
+    std::vector<float> storage(5 * bs * kLanes + kLanes);
+    float* x = storage.data() + (kLanes - reinterpret_cast<std::uintptr_t>(storage.data()) / sizeof(float) % kLanes) % kLanes;
+    float* x0 = x + bs * kLanes;
+    float* qbuf = x0 + bs * kLanes;
+    float* vbuf = qbuf + bs * kLanes;
+    float* ebuf = vbuf + bs * kLanes;
+    for (std::int64_t b = 0; b < blocks_n; ++b) {
+      if (ctx.cancelled()) return;
+      const std::int64_t i1 = b * spec.block_size, i2 = std::min(cols, i1 + spec.block_size), count = i2 - i1;
+      const std::int64_t m = uloc_cols[static_cast<std::size_t>(b)];
+      if (m > 0) {
+        P.resize(n_rows, m);
+        Wref = W0.block(ra, i1, n_rows, m);
+        for (std::int64_t r = 0; r < n_rows; ++r)
+          for (std::int64_t k = 0; k < m; ++k)
+            P(r, k) = (W(ra + r, i1 + k) - W0(ra + r, i1 + k)) * adiag[static_cast<std::size_t>(i1 + k)];
+        lapack::gemm(false, n_rows, m, m, 1.0f, P.data(), m, uloc[static_cast<std::size_t>(b)].data(), m, 1.0f,
+                     Wref.data(), m);
+      }
+      // A column starts a new run of the walk where the lanes' grids change:
+      // a dynamic group's fit, or another group (sub-block, static group).
+      auto group_key = [&](std::int64_t i) -> std::int64_t {
+        const std::int64_t p = i1 + i;
+        return gs == 0 ? 0 : spec.static_groups ? perm[static_cast<std::size_t>(p)] / gs : p / gs;
+      };
+      auto refit_at = [&](std::int64_t i) { return dynamic_groups && (i1 + i) % fit_gs == 0; };
       for (std::int64_t lg = g0; lg < g1; ++lg) {
         const std::int64_t r0 = lg * kLanes, lanes = std::min(kLanes, rows - r0);
         // Idle lanes (past the last row) compute on zeros with a unit grid and write nothing.
-        alignas(32) float scale[kLanes], zero[kLanes], offset[kLanes], lo[kLanes], hi[kLanes], qf[kLanes], val[kLanes],
-            err[kLanes];
+        detail::GptqLaneGrid grid;
         for (std::int64_t l = 0; l < kLanes; ++l) {
-          scale[l] = 1.0f;
-          zero[l] = offset[l] = lo[l] = 0.0f;
-          hi[l] = static_cast<float>(maxq);
+          grid.scale[l] = 1.0f;
+          grid.zero[l] = grid.offset[l] = grid.lo[l] = 0.0f;
+          grid.hi[l] = static_cast<float>(maxq);
           for (std::int64_t i = 0; i < count; ++i) {
             x[i * kLanes + l] = l < lanes ? W(r0 + l, i1 + i) : 0.0f;
             x0[i * kLanes + l] = l < lanes ? W0(r0 + l, i1 + i) : 0.0f;
           }
         }
-        for (std::int64_t i = 0; i < count; ++i) {
+        for (std::int64_t i = 0; i < count;) {
           const std::int64_t p = i1 + i, c = perm[static_cast<std::size_t>(p)];
+          const bool refit = refit_at(i);
+          const int grp = out.g_idx[static_cast<std::size_t>(c)];
           for (std::int64_t l = 0; l < lanes; ++l) {
             const auto r = static_cast<std::size_t>(r0 + l);
-            if (dynamic_groups && p % fit_gs == 0)  // the reference's block-start values (above)
-              fit_into(Wref.data() + (r0 + l) * m + (p - i1), std::min<std::int64_t>(fit_gs, cols - p),
+            if (refit)  // the reference's block-start values (above)
+              fit_into(Wref.data() + (r0 + l - ra) * m + (p - i1), std::min<std::int64_t>(fit_gs, cols - p),
                        &params[r * static_cast<std::size_t>(subs)], r0 + l, p / fit_gs);
             const GroupParams& g =
                 gs > 0 && spec.static_groups
                     ? static_params[r * static_cast<std::size_t>(out.groups) + static_cast<std::size_t>(c / gs)]
                     : params[r * static_cast<std::size_t>(subs) + static_cast<std::size_t>(kquant ? (p % fit_gs) / gs : 0)];
-            scale[l] = g.scale;
-            zero[l] = g.zero;
-            offset[l] = g.offset;
-            lo[l] = g.lo;
-            hi[l] = g.hi;
+            grid.scale[l] = g.scale;
+            grid.zero[l] = g.zero;
+            grid.offset[l] = g.offset;
+            grid.lo[l] = g.lo;
+            grid.hi[l] = g.hi;
+            const std::size_t gi = r * static_cast<std::size_t>(out.groups) + static_cast<std::size_t>(grp);
+            out.scales[gi] = g.scale;
+            out.zeros[gi] = g.zero;
+            if (blocks) out.offsets[gi] = g.offset;
           }
-          float* xi = x + i * kLanes;
-          for (std::int64_t l = 0; l < kLanes; ++l) {  // int_grid_code, then the error, per lane
-            // (x - 0) / scale is x / scale exactly: integer grids keep the reference's arithmetic.
-            // A ggml block of zeros has scale 0: every code means `offset`.
-            const float s = scale[l] != 0.0f ? scale[l] : 1.0f;
-            float q = detail::round_even((xi[l] - offset[l]) / s) + zero[l];
-            q = q < lo[l] ? lo[l] : (q > hi[l] ? hi[l] : q);
-            qf[l] = q;
-            val[l] = scale[l] * (q - zero[l]) + offset[l];
-            err[l] = val[l] - x0[i * kLanes + l];  // Q - W_original
-          }
-          const int grp = out.g_idx[static_cast<std::size_t>(c)];
-          for (std::int64_t l = 0; l < lanes; ++l) {
-            const std::int64_t r = r0 + l;
-            const std::size_t at = static_cast<std::size_t>(r * cols + c);
-            out.codes[at] = static_cast<std::uint8_t>(qf[l]);
-            out.dequantized[at] = val[l];
-            out.scales[static_cast<std::size_t>(r * out.groups + grp)] = scale[l];
-            out.zeros[static_cast<std::size_t>(r * out.groups + grp)] = zero[l];
-            if (blocks) out.offsets[static_cast<std::size_t>(r * out.groups + grp)] = offset[l];
-            Err(r, i) = err[l];
-          }
-          // Push the errors onto the rest of the block: x[j] -= err * G[p, j].
-          const float* u = G.data() + p * cols + i1;
-          for (std::int64_t j = i + 1; j < count; ++j) {
-            float* xj = x + j * kLanes;
-            const float uj = u[j];
-            for (std::int64_t l = 0; l < kLanes; ++l) xj[l] -= err[l] * uj;
+          const std::int64_t key = group_key(i);
+          std::int64_t e = i + 1;
+          while (e < count && !refit_at(e) && group_key(e) == key) ++e;
+          detail::gptq_walk_lanes(x, x0, qbuf, vbuf, ebuf, i, e, count, G.data() + i1 * cols + i1, cols, grid);
+          i = e;
+        }
+        for (std::int64_t l = 0; l < lanes; ++l) {  // the block's results, row by row
+          const std::int64_t r = r0 + l;
+          std::uint8_t* codes = out.codes.data() + r * cols;
+          float* deq = out.dequantized.data() + r * cols;
+          float* e = Err.data() + (r - ra) * spec.block_size;
+          for (std::int64_t i = 0; i < count; ++i) {
+            const std::int64_t c = perm[static_cast<std::size_t>(i1 + i)];
+            codes[c] = static_cast<std::uint8_t>(qbuf[i * kLanes + l]);
+            deq[c] = vbuf[i * kLanes + l];
+            e[i] = ebuf[i * kLanes + l];
           }
         }
       }
-    });
-    if (i2 < cols)
-      lapack::gemm_subtract(rows, cols - i2, count, Err.data(), spec.block_size, G.data() + i1 * cols + i2, cols,
-                            W.data() + i2, cols);
-    ctx.progress(static_cast<double>(i2) / static_cast<double>(cols));
-  }
+      if (i2 < cols)
+        lapack::gemm_subtract(n_rows, cols - i2, count, Err.data(), spec.block_size, G.data() + i1 * cols + i2, cols,
+                              W.data() + ra * cols + i2, cols);
+      ctx.progress(static_cast<double>(++steps_done) / steps_total);
+    }
+  });
   if (ctx.cancelled()) return Error::cancelled();
   if (kquant) {  // the reference's scale fields with the walk's codes
     const std::int64_t supers = cols / 256;

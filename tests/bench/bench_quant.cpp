@@ -115,7 +115,14 @@ void BM_Gptq(benchmark::State& state) {
   state.SetLabel(std::to_string(rows) + "x" + std::to_string(cols) + ", 4-bit g128, block 128, " +
                  std::to_string(qs::ThreadPool::global().size()) + " threads");
 }
-BENCHMARK(BM_Gptq)->Args({1024, 1024})->Args({4096, 4096})->Args({4096, 11008})->Unit(benchmark::kMillisecond)->UseRealTime()->Iterations(1);
+BENCHMARK(BM_Gptq)
+    ->Args({1024, 1024})
+    ->Args({4096, 4096})
+    ->Args({4096, 11008})
+    ->Unit(benchmark::kMillisecond)
+    ->MeasureProcessCPUTime()  // CPU: all threads, spinning ones included
+    ->UseRealTime()
+    ->Iterations(1);
 
 }  // namespace
 
