@@ -12,7 +12,6 @@
 // transpose: "upper, row-major" is "lower, column-major".
 extern "C" {
 void spotrf_(const char* uplo, const int* n, float* a, const int* lda, int* info);
-void strtri_(const char* uplo, const char* diag, const int* n, float* a, const int* lda, int* info);
 }
 #endif
 
@@ -46,19 +45,13 @@ SerialBlas::~SerialBlas() {
 #ifdef QS_HAVE_LAPACK
 bool available() { return true; }
 
-bool cholesky_upper(float* a, std::int64_t n) {
+bool cholesky_lower(float* a, std::int64_t n) {
   const int nn = static_cast<int>(n);
   int info = 0;
-  spotrf_("L", &nn, a, &nn, &info);  // column-major L with A = L L^T; row-major: R = L^T
+  spotrf_("U", &nn, a, &nn, &info);  // column-major U with A = U^T U; row-major: L = U^T
   return info == 0;
 }
 
-bool invert_upper(float* a, std::int64_t n) {
-  const int nn = static_cast<int>(n);
-  int info = 0;
-  strtri_("L", "N", &nn, a, &nn, &info);  // row-major upper = column-major lower
-  return info == 0;
-}
 void gemm_subtract(std::int64_t m, std::int64_t n, std::int64_t k, const float* a, std::int64_t lda, const float* b,
                    std::int64_t ldb, float* c, std::int64_t ldc) {
   cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, static_cast<int>(m), static_cast<int>(n), static_cast<int>(k), -1.0f,
@@ -95,8 +88,7 @@ void gemm_subtract(std::int64_t m, std::int64_t n, std::int64_t k, const float* 
   C.noalias() -= A * B;
 }
 bool available() { return false; }
-bool cholesky_upper(float*, std::int64_t) { return false; }
-bool invert_upper(float*, std::int64_t) { return false; }
+bool cholesky_lower(float*, std::int64_t) { return false; }
 #endif
 
 }  // namespace qs::lapack

@@ -9,12 +9,9 @@ namespace qs::lapack {
 bool available();
 
 // In place on a symmetric positive-definite n x n matrix (row-major, either
-// triangle filled): afterwards its upper triangle holds R with A = R^T R.
-// Returns false when A is not positive definite.
-bool cholesky_upper(float* a, std::int64_t n);
-// In place: the upper triangle (with diagonal) of a row-major upper triangular
-// matrix is replaced by its inverse. Returns false when singular.
-bool invert_upper(float* a, std::int64_t n);
+// triangle filled): afterwards its lower triangle holds L with A = L L^T (the
+// other triangle is left as it was). Returns false when A is not positive definite.
+bool cholesky_lower(float* a, std::int64_t n);
 
 // C -= A * B for row-major A [m, k], B [k, n], C [m, n] with leading dimensions
 // (elements per row). With BLAS: one threaded SGEMM; without: Eigen.

@@ -36,24 +36,32 @@ struct WalkFactor {
   std::vector<float> a;    // A's diagonal
 };
 
-// G(i, j) = R(n-1-j, n-1-i) / R(n-1-j, n-1-j) on and above the diagonal, zero
-// below, where J H J = R^T R (R upper, so A = J R^T J). In 64x64 tiles, tile
-// rows in parallel, so that both sides stay in cache (a plain strided
-// transpose of 64 MiB takes ~5x longer).
-WalkFactor walk_factor_from_r(const MatF& r) {
-  const std::int64_t n = r.rows();
-  constexpr std::int64_t kTile = 64;
-  const std::int64_t tiles = (n + kTile - 1) / kTile;
-  WalkFactor f{MatF(n, n), std::vector<float>(static_cast<std::size_t>(n))};
-  for (std::int64_t j = 0; j < n; ++j) f.a[static_cast<std::size_t>(j)] = r(n - 1 - j, n - 1 - j);
-  ThreadPool::global().parallel_for(static_cast<std::size_t>(tiles), [&](std::size_t ti, unsigned) {
-    const std::int64_t i0 = static_cast<std::int64_t>(ti) * kTile, i1 = std::min(n, i0 + kTile);
-    for (std::int64_t i = i0; i < i1; ++i) std::fill_n(f.g.data() + i * n, std::min(i, n), 0.0f);
-    for (std::int64_t j0 = i0; j0 < n; j0 += kTile) {
-      const std::int64_t j1 = std::min(n, j0 + kTile);
-      for (std::int64_t i = i0; i < i1; ++i)
-        for (std::int64_t j = std::max(i, j0); j < j1; ++j)
-          f.g(i, j) = r(n - 1 - j, n - 1 - i) / f.a[static_cast<std::size_t>(j)];
+// In place: J H J = L L^T (L lower) becomes G. H = (J L J)(J L J)^T, so A =
+// J L J: A(i, j) = L(n-1-i, n-1-j), and row i of A is row n-1-i of L read
+// backwards (the whole buffer reversed). G(i, j) = A(i, j) / A(j, j) on and
+// above the diagonal, zero below. Rows i and n-1-i trade places as a pair,
+// pairs in parallel: contiguous streams, no transpose, no second matrix.
+WalkFactor walk_factor_from_l(MatF&& l) {
+  const std::int64_t n = l.rows();
+  WalkFactor f{std::move(l), std::vector<float>(static_cast<std::size_t>(n))};
+  for (std::int64_t j = 0; j < n; ++j) f.a[static_cast<std::size_t>(j)] = f.g(n - 1 - j, n - 1 - j);
+  constexpr std::int64_t kPairsPerTask = 16;
+  const std::int64_t pairs = (n + 1) / 2, tasks = (pairs + kPairsPerTask - 1) / kPairsPerTask;
+  ThreadPool::global().parallel_for(static_cast<std::size_t>(tasks), [&](std::size_t t, unsigned) {
+    std::vector<float> old_i(static_cast<std::size_t>(n)), old_k(static_cast<std::size_t>(n));
+    const std::int64_t p0 = static_cast<std::int64_t>(t) * kPairsPerTask, p1 = std::min(pairs, p0 + kPairsPerTask);
+    for (std::int64_t i = p0; i < p1; ++i) {
+      const std::int64_t k = n - 1 - i;
+      float* row_i = f.g.data() + i * n;
+      float* row_k = f.g.data() + k * n;
+      std::copy_n(row_i, n, old_i.data());
+      std::copy_n(row_k, n, old_k.data());
+      auto fill = [&](float* row, std::int64_t r, const float* source) {
+        std::fill_n(row, r, 0.0f);
+        for (std::int64_t j = r; j < n; ++j) row[j] = source[n - 1 - j] / f.a[static_cast<std::size_t>(j)];
+      };
+      fill(row_i, i, old_k.data());
+      if (k != i) fill(row_k, k, old_i.data());
     }
   });
   return f;
@@ -68,12 +76,12 @@ Result<WalkFactor> walk_factor(MatF h, double percdamp) {
   mean_diag /= static_cast<double>(n);
   h.diagonal().array() += static_cast<float>(percdamp * mean_diag);  // the same diagonal in any order
   if (lapack::available()) {
-    if (!lapack::cholesky_upper(h.data(), n)) return Error::invalid("GPTQ: the damped Hessian is not positive definite");
-    return walk_factor_from_r(h);
+    if (!lapack::cholesky_lower(h.data(), n)) return Error::invalid("GPTQ: the damped Hessian is not positive definite");
+  } else {
+    Eigen::LLT<Eigen::Ref<MatF>, Eigen::Lower> llt(h);  // in place: the lower triangle becomes L
+    if (llt.info() != Eigen::Success) return Error::invalid("GPTQ: the damped Hessian is not positive definite");
   }
-  Eigen::LLT<MatF, Eigen::Lower> llt(h);  // J H J = L L^T, R = L^T
-  if (llt.info() != Eigen::Success) return Error::invalid("GPTQ: the damped Hessian is not positive definite");
-  return walk_factor_from_r(MatF(llt.matrixU()));
+  return walk_factor_from_l(std::move(h));
 }
 
 // value = scale * (code - zero) + offset, codes clamped to [lo, hi]. Integer
@@ -169,7 +177,12 @@ Result<GptqResult> gptq(const float* w, std::int64_t rows, std::int64_t cols, co
       W(static_cast<std::int64_t>(r), p) = dead[static_cast<std::size_t>(c)] ? 0.0f : w[static_cast<std::int64_t>(r) * cols + c];
     }
   });
-  const MatF W0 = W;  // the lazy updates are driven by Q - W_original (see WalkFactor)
+  // The lazy updates are driven by Q - W_original (see WalkFactor): the
+  // caller's weight itself where the walk order is its order.
+  const bool as_given = !spec.act_order && std::find(dead.begin(), dead.end(), true) == dead.end();
+  MatF w0_copy;
+  if (!as_given) w0_copy = W;
+  const Eigen::Map<const MatF> W0(as_given ? w : w0_copy.data(), rows, cols);
   auto fit = [&](const float* x, std::int64_t n) {
     GroupParams g;
     if (blocks) {
@@ -215,16 +228,12 @@ Result<GptqResult> gptq(const float* w, std::int64_t rows, std::int64_t cols, co
   // between blocks, and BLAS runs serially meanwhile: a threaded BLAS keeps its
   // workers spinning after each call, against the pool's threads (lapack.h).
   //
-  // The walk: kLanes rows go through a block side by side. Each step's
-  // quantize -> error -> spread is a chain of two divisions and a dozen
-  // dependent operations, and running 8 rows as SIMD lanes hides that latency
-  // (one row at a time is latency-bound, ~3x slower). The block of those rows,
-  // [count][kLanes], stays in L1, and so do its codes, values and errors until
-  // they are written out row by row at the end of the block (written per
-  // column, 8 rows cols*4 bytes apart share an L1 set and thrash it). Every
-  // lane does exactly the scalar arithmetic, so codes depend neither on the
-  // lane count nor on how rows are split into tasks. After the block, one GEMM
-  // pushes the rows' errors onto every later column.
+  // Within a task, rows go through a block 8 at a time (gptq_walk.h); the
+  // block of those rows, [count][8], stays in L1, and so do its codes, values
+  // and errors until they are written out row by row at the end of the block
+  // (written per column, 8 rows cols*4 bytes apart share an L1 set and thrash
+  // it). After the block, one GEMM pushes the task's errors onto every later
+  // column.
   constexpr std::int64_t kLanes = detail::kGptqLanes;
   const std::int64_t lane_groups = (rows + kLanes - 1) / kLanes;
   const std::int64_t tasks = std::min<std::int64_t>(lane_groups, 2 * static_cast<std::int64_t>(pool.size()));
