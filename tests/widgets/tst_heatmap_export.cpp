@@ -29,6 +29,7 @@
 
 #include "app/document.h"
 #include "app/main_window.h"
+#include "demo_window.h"
 #include "backend/registry.h"
 #include "demo/demo_model.h"
 #include "util/half.h"
@@ -131,28 +132,17 @@ class TstHeatmapExport : public QObject {
   // Shows the heatmap tab with `name` selected and waits for its whole-weight heatmap.
   bool showHeatmap(MainWindow& w, const std::string& name, QSize maxCells);
 
-  QTemporaryDir dir_;
-  QString demoDir_;
+  qs::test::DemoModelDir demo_;
 };
 
 void TstHeatmapExport::initTestCase() {
-  QStandardPaths::setTestModeEnabled(true);
-  QCoreApplication::setOrganizationName(QStringLiteral("QuantScopeTests"));
-  QVERIFY(dir_.isValid());
-  demoDir_ = dir_.filePath(QStringLiteral("demo"));
-  const auto written = qs::write_demo_model(demoDir_.toStdString());
-  QVERIFY2(written.ok(), written.ok() ? "" : written.error().message.c_str());
+  qs::test::use_test_settings("tst_heatmap_export");
+  std::string error;
+  QVERIFY2(demo_.write(error), error.c_str());
 }
 
 std::unique_ptr<MainWindow> TstHeatmapExport::openDemoWindow() {
-  auto w = std::make_unique<MainWindow>(qs::cpu_backend());
-  w->setInteractiveErrors(false);
-  w->resize(1400, 900);
-  w->show();
-  QSignalSpy opened(w->document(), &qs::app::Document::modelOpened);
-  w->openPath(demoDir_);
-  if (!opened.wait(kWaitMs)) return nullptr;
-  return w;
+  return qs::test::open_window(demo_.path(), kWaitMs, QSize(1400, 900));
 }
 
 int TstHeatmapExport::tensorIndex(MainWindow& w, const std::string& name) {
@@ -481,7 +471,7 @@ void TstHeatmapExport::csvExportHoldsThePlottedData() {
     }
 
   // Written by the app, byte for byte the same text; and copied as text.
-  const QString path = dir_.filePath(QStringLiteral("heatmap.csv"));
+  const QString path = demo_.filePath(QStringLiteral("heatmap.csv"));
   QVERIFY(w->savePlotCsv(hm, path));
   QFile file(path);
   QVERIFY(file.open(QIODevice::ReadOnly));
@@ -507,7 +497,7 @@ void TstHeatmapExport::savedImagesHaveTheirFormatsMagicBytes() {
     const QByteArray png("\x89PNG\r\n\x1a\n", 8);
     const std::pair<QString, QByteArray> formats[] = {{"png", png}, {"pdf", "%PDF-"}, {"svg", "<?xml"}};
     for (const auto& [suffix, magic] : formats) {
-      const QString path = dir_.filePath(view + QStringLiteral(".") + suffix);
+      const QString path = demo_.filePath(view + QStringLiteral(".") + suffix);
       QVERIFY2(w->savePlot(plot, path), qPrintable(path + ": " + w->lastError()));
       if (const QString shots = qEnvironmentVariable("QS_SHOT_DIR"); !shots.isEmpty())
         QFile::copy(path, shots + QLatin1Char('/') + QFileInfo(path).fileName());
@@ -550,7 +540,7 @@ void TstHeatmapExport::savedImagesHaveTheirFormatsMagicBytes() {
     }
   }
   // No known suffix: an error, no file.
-  const QString bad = dir_.filePath(QStringLiteral("plot.bmpx"));
+  const QString bad = demo_.filePath(QStringLiteral("plot.bmpx"));
   QVERIFY(!w->savePlot(w->histogramPlot(), bad));
   QVERIFY(!QFile::exists(bad));
   // Copy image: the clipboard holds the plot.

@@ -19,6 +19,7 @@
 
 #include "app/document.h"
 #include "app/main_window.h"
+#include "demo_window.h"
 #include "backend/registry.h"
 #include "demo/demo_model.h"
 #include "util/half.h"
@@ -96,28 +97,18 @@ class TstMainWindow : public QObject {
   // A fresh window (empty stats cache) with the demo model open.
   std::unique_ptr<MainWindow> openDemoWindow();
 
-  QTemporaryDir dir_;
-  QString demoDir_;
+  qs::test::DemoModelDir demo_;
 };
 
 void TstMainWindow::initTestCase() {
   // Keep the user's settings (recent files) out of it.
-  QStandardPaths::setTestModeEnabled(true);
-  QCoreApplication::setOrganizationName(QStringLiteral("QuantScopeTests"));
-  QVERIFY(dir_.isValid());
-  demoDir_ = dir_.filePath(QStringLiteral("demo"));
-  const auto written = qs::write_demo_model(demoDir_.toStdString());
-  QVERIFY2(written.ok(), written.ok() ? "" : written.error().message.c_str());
+  qs::test::use_test_settings("tst_main_window");
+  std::string error;
+  QVERIFY2(demo_.write(error), error.c_str());
 }
 
 std::unique_ptr<MainWindow> TstMainWindow::openDemoWindow() {
-  auto w = std::make_unique<MainWindow>(qs::cpu_backend());
-  w->setInteractiveErrors(false);
-  w->show();
-  QSignalSpy opened(w->document(), &qs::app::Document::modelOpened);
-  w->openPath(demoDir_);
-  if (!opened.wait(kWaitMs)) return nullptr;
-  return w;
+  return qs::test::open_window(demo_.path(), kWaitMs);
 }
 
 void TstMainWindow::treeGroupsEveryTensorByBlock() {
@@ -243,7 +234,7 @@ void TstMainWindow::brokenFileIsAnErrorAndKeepsTheModel() {
   const QString title = w->windowTitle();
   QTRY_VERIFY_WITH_TIMEOUT(w->histogramPlot()->state() == HistogramPlot::State::Plot, kWaitMs);
 
-  const QString broken = dir_.filePath(QStringLiteral("broken.safetensors"));
+  const QString broken = demo_.filePath(QStringLiteral("broken.safetensors"));
   {
     QFile f(broken);
     QVERIFY(f.open(QIODevice::WriteOnly));

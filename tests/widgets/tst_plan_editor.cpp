@@ -22,6 +22,7 @@
 
 #include "app/document.h"
 #include "app/main_window.h"
+#include "demo_window.h"
 #include "backend/registry.h"
 #include "demo/demo_model.h"
 #include "io/safetensors.h"
@@ -94,29 +95,18 @@ class TstPlanEditor : public QObject {
   bool settle(MainWindow& w);
   bool setFormat(MainWindow& w, int row, const QString& format);
 
-  QTemporaryDir dir_;
-  QString demoDir_;
+  qs::test::DemoModelDir demo_;
 };
 
 void TstPlanEditor::initTestCase() {
-  QStandardPaths::setTestModeEnabled(true);
-  QCoreApplication::setOrganizationName(QStringLiteral("QuantScopeTests"));
-  QCoreApplication::setApplicationName(QStringLiteral("tst_plan_editor"));
-  QVERIFY(dir_.isValid());
-  demoDir_ = dir_.filePath(QStringLiteral("demo"));
-  const auto written = qs::write_demo_model(demoDir_.toStdString());
-  QVERIFY2(written.ok(), written.ok() ? "" : written.error().message.c_str());
+  qs::test::use_test_settings("tst_plan_editor");
+  std::string error;
+  QVERIFY2(demo_.write(error), error.c_str());
 }
 
 std::unique_ptr<MainWindow> TstPlanEditor::openWindow(const QString& path) {
-  auto w = std::make_unique<MainWindow>(qs::cpu_backend());
-  w->setInteractiveErrors(false);
-  w->show();
-  w->showTab(QStringLiteral("plan"));
-  QSignalSpy opened(w->document(), &qs::app::Document::modelOpened);
-  w->openPath(path);
-  if (!opened.wait(kWaitMs)) return nullptr;
-  if (!settle(*w)) return nullptr;
+  auto w = qs::test::open_window(path, kWaitMs, {}, QStringLiteral("plan"));
+  if (!w || !settle(*w)) return nullptr;
   return w;
 }
 
@@ -131,7 +121,7 @@ bool TstPlanEditor::setFormat(MainWindow& w, int row, const QString& format) {
 }
 
 void TstPlanEditor::listsEveryLinearLayerMeasured() {
-  auto w = openWindow(demoDir_);
+  auto w = openWindow(demo_.path());
   QVERIFY(w);
   const auto model = w->document()->model();
   PlanTableModel* t = w->planEditor()->tableModel();
@@ -155,7 +145,7 @@ void TstPlanEditor::listsEveryLinearLayerMeasured() {
 }
 
 void TstPlanEditor::editingAFormatMeasuresThatRow() {
-  auto w = openWindow(demoDir_);
+  auto w = openWindow(demo_.path());
   QVERIFY(w);
   const auto model = w->document()->model();
   PlanTableModel* t = w->planEditor()->tableModel();
@@ -182,7 +172,7 @@ void TstPlanEditor::editingAFormatMeasuresThatRow() {
 }
 
 void TstPlanEditor::undoRestoresRedoReapplies() {
-  auto w = openWindow(demoDir_);
+  auto w = openWindow(demo_.path());
   QVERIFY(w);
   const auto model = w->document()->model();
   PlanTableModel* t = w->planEditor()->tableModel();
@@ -218,7 +208,7 @@ void TstPlanEditor::undoRestoresRedoReapplies() {
 }
 
 void TstPlanEditor::editsOfOneCellMerge() {
-  auto w = openWindow(demoDir_);
+  auto w = openWindow(demo_.path());
   QVERIFY(w);
   PlanTableModel* t = w->planEditor()->tableModel();
   QUndoStack* undo = t->undoStack();
@@ -237,7 +227,7 @@ void TstPlanEditor::editsOfOneCellMerge() {
 }
 
 void TstPlanEditor::rapidEditsEndWithTheLast() {
-  auto w = openWindow(demoDir_);
+  auto w = openWindow(demo_.path());
   QVERIFY(w);
   const auto model = w->document()->model();
   PlanTableModel* t = w->planEditor()->tableModel();
@@ -257,7 +247,7 @@ void TstPlanEditor::rapidEditsEndWithTheLast() {
 }
 
 void TstPlanEditor::applyToSelectionIsOneStep() {
-  auto w = openWindow(demoDir_);
+  auto w = openWindow(demo_.path());
   QVERIFY(w);
   const auto model = w->document()->model();
   PlanTableModel* t = w->planEditor()->tableModel();
@@ -293,7 +283,7 @@ void TstPlanEditor::applyToSelectionIsOneStep() {
 }
 
 void TstPlanEditor::saveLoadRoundTrips() {
-  auto w = openWindow(demoDir_);
+  auto w = openWindow(demo_.path());
   QVERIFY(w);
   PlanTableModel* t = w->planEditor()->tableModel();
   QVERIFY(setFormat(*w, 2, QStringLiteral("int4-g128")));
@@ -301,7 +291,7 @@ void TstPlanEditor::saveLoadRoundTrips() {
   QVERIFY(t->setData(t->index(9, PlanTableModel::Method), QStringLiteral("clip"), Qt::EditRole));
   const qs::Plan saved = t->plan();
   QCOMPARE(saved.overrides.size(), std::size_t(2));
-  const QString path = dir_.filePath(QStringLiteral("plan.json"));
+  const QString path = demo_.filePath(QStringLiteral("plan.json"));
   QVERIFY(w->savePlan(path));
   QVERIFY(t->undoStack()->isClean());
   auto read = qs::read_plan(path.toStdString());
@@ -318,7 +308,7 @@ void TstPlanEditor::saveLoadRoundTrips() {
   QVERIFY(settle(*w));
 
   // A bad file is an error that names it, and the plan stays.
-  const QString bad = dir_.filePath(QStringLiteral("bad.json"));
+  const QString bad = demo_.filePath(QStringLiteral("bad.json"));
   QFile f(bad);
   QVERIFY(f.open(QIODevice::WriteOnly));
   f.write(R"({"version": 1, "default": {"format": "q9_9"}})");
@@ -329,7 +319,7 @@ void TstPlanEditor::saveLoadRoundTrips() {
 }
 
 void TstPlanEditor::presetGivesResolvedTypes() {
-  auto w = openWindow(demoDir_);
+  auto w = openWindow(demo_.path());
   QVERIFY(w);
   const auto model = w->document()->model();
   PlanTableModel* t = w->planEditor()->tableModel();
@@ -350,7 +340,7 @@ void TstPlanEditor::presetGivesResolvedTypes() {
 }
 
 void TstPlanEditor::allocationMeetsTheBudget() {
-  auto w = openWindow(demoDir_);
+  auto w = openWindow(demo_.path());
   QVERIFY(w);
   const auto model = w->document()->model();
   PlanTableModel* t = w->planEditor()->tableModel();
@@ -422,7 +412,7 @@ void TstPlanEditor::allocationMeetsTheBudget() {
 // result into the plan (one undo step) and closes it; a changed target disables
 // Apply until the next run; no candidate is refused with a message.
 void TstPlanEditor::allocateDialogByItsControls() {
-  auto w = openWindow(demoDir_);
+  auto w = openWindow(demo_.path());
   QVERIFY(w);
   const auto model = w->document()->model();
   PlanTableModel* t = w->planEditor()->tableModel();
@@ -479,7 +469,7 @@ void TstPlanEditor::allocateDialogByItsControls() {
 }
 
 void TstPlanEditor::totalsAreTheSumOverRows() {
-  auto w = openWindow(demoDir_);
+  auto w = openWindow(demo_.path());
   QVERIFY(w);
   const auto model = w->document()->model();
   PlanTableModel* t = w->planEditor()->tableModel();
@@ -514,7 +504,7 @@ void TstPlanEditor::totalsAreTheSumOverRows() {
 }
 
 void TstPlanEditor::shapeThatDoesNotFitIsMarked() {
-  auto w = openWindow(demoDir_);
+  auto w = openWindow(demo_.path());
   QVERIFY(w);
   const auto model = w->document()->model();
   PlanTableModel* t = w->planEditor()->tableModel();
@@ -536,7 +526,7 @@ void TstPlanEditor::shapeThatDoesNotFitIsMarked() {
 }
 
 void TstPlanEditor::selectionOverlaysTheGridOnTheHistogram() {
-  auto w = openWindow(demoDir_);
+  auto w = openWindow(demo_.path());
   QVERIFY(w);
   const auto model = w->document()->model();
   const int row = rowOf(*model, "model.layers.2.self_attn.k_proj");
@@ -568,7 +558,7 @@ void TstPlanEditor::selectionOverlaysTheGridOnTheHistogram() {
 // trip and its error, equal to core's quant_error_histograms for that format;
 // it follows format edits of the row; an unfit format says why.
 void TstPlanEditor::selectedRowShowsBeforeAfterAndError() {
-  auto w = openWindow(demoDir_);
+  auto w = openWindow(demo_.path());
   QVERIFY(w);
   const auto model = w->document()->model();
   qs::ui::QuantErrorView* view = w->planEditor()->errorView();
@@ -620,7 +610,7 @@ void TstPlanEditor::selectedRowShowsBeforeAfterAndError() {
 }
 
 void TstPlanEditor::autosaveRecovers() {
-  auto w = openWindow(demoDir_);
+  auto w = openWindow(demo_.path());
   QVERIFY(w);
   PlanTableModel* t = w->planEditor()->tableModel();
   QFile::remove(w->autosavePath());
@@ -628,21 +618,21 @@ void TstPlanEditor::autosaveRecovers() {
   QVERIFY(QTest::qWaitFor([&] { return QFile::exists(w->autosavePath()); }, 10000));
   const qs::Plan edited = t->plan();
   // A "crash": a new window on the same model recovers the plan.
-  auto w2 = openWindow(demoDir_);
+  auto w2 = openWindow(demo_.path());
   QVERIFY(w2);
   QVERIFY(w2->recoverAutosave());
   QVERIFY(w2->planEditor()->tableModel()->plan() == edited);
   QVERIFY(!w2->planEditor()->tableModel()->undoStack()->isClean());
   QVERIFY(settle(*w2));
   // Saving removes the copy.
-  QVERIFY(w2->savePlan(dir_.filePath(QStringLiteral("recovered.json"))));
+  QVERIFY(w2->savePlan(demo_.filePath(QStringLiteral("recovered.json"))));
   QVERIFY(!QFile::exists(w2->autosavePath()));
 }
 
 // Live feedback: edit -> row updated, on a 4096 x 11008 F16 layer (Llama-7B's
 // down_proj shape, transposed as HF stores up/gate), in a synthetic model.
 void TstPlanEditor::liveFeedbackLatencyOn4096x11008() {
-  const QString dir = dir_.filePath(QStringLiteral("big"));
+  const QString dir = demo_.filePath(QStringLiteral("big"));
   QVERIFY(QDir().mkpath(dir));
   const std::int64_t rows = 4096, cols = 11008;
   std::vector<std::uint16_t> w(static_cast<std::size_t>(rows * cols));

@@ -15,6 +15,7 @@
 
 #include "app/document.h"
 #include "app/main_window.h"
+#include "demo_window.h"
 #include "backend/registry.h"
 #include "demo/demo_model.h"
 #include "util/half.h"
@@ -63,27 +64,17 @@ class TstViews : public QObject {
   // Selects `name` in the tree and waits until the channel plot shows it.
   bool selectAndWait(MainWindow& w, const std::string& name);
 
-  QTemporaryDir dir_;
-  QString demoDir_;
+  qs::test::DemoModelDir demo_;
 };
 
 void TstViews::initTestCase() {
-  QStandardPaths::setTestModeEnabled(true);
-  QCoreApplication::setOrganizationName(QStringLiteral("QuantScopeTests"));
-  QVERIFY(dir_.isValid());
-  demoDir_ = dir_.filePath(QStringLiteral("demo"));
-  const auto written = qs::write_demo_model(demoDir_.toStdString());
-  QVERIFY2(written.ok(), written.ok() ? "" : written.error().message.c_str());
+  qs::test::use_test_settings("tst_views");
+  std::string error;
+  QVERIFY2(demo_.write(error), error.c_str());
 }
 
 std::unique_ptr<MainWindow> TstViews::openDemoWindow() {
-  auto w = std::make_unique<MainWindow>(qs::cpu_backend());
-  w->setInteractiveErrors(false);
-  w->show();
-  QSignalSpy opened(w->document(), &qs::app::Document::modelOpened);
-  w->openPath(demoDir_);
-  if (!opened.wait(kWaitMs)) return nullptr;
-  return w;
+  return qs::test::open_window(demo_.path(), kWaitMs);
 }
 
 bool TstViews::selectAndWait(MainWindow& w, const std::string& name) {
@@ -286,7 +277,7 @@ void TstViews::overviewClickSelectsTheLayer() {
   // Opening another model cancels the running overview and starts a new one.
   QSignalSpy started(w->document(), &qs::app::Document::overviewStarted);
   QSignalSpy ready(w->document(), &qs::app::Document::overviewReady);
-  w->openPath(demoDir_);
+  w->openPath(demo_.path());
   QTRY_VERIFY_WITH_TIMEOUT(!ready.isEmpty(), kWaitMs);
   QCOMPARE(started.size(), 1);
   QTRY_VERIFY_WITH_TIMEOUT(overview->hasPlot(), kWaitMs);
