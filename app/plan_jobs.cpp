@@ -98,7 +98,9 @@ LayerMeasureOutcome measureLayer(std::shared_ptr<const Model> model, int layer, 
     out.error = QString::fromStdString(config.error().message);
     return out;
   }
-  if (config->method != "rtn" || !config->params.empty()) {
+  // Methods other than RTN, and RTN with calibration (the output error needs
+  // the dequantized weight, so no fused path): through quantize_with_method.
+  if (config->method != "rtn" || !config->params.empty() || layerHessian(calib, l, t.cols())) {
     std::vector<float> w;
     auto r = runMethod(*model, l, *config, calib, ctx, w);
     if (!r) {
@@ -114,23 +116,6 @@ LayerMeasureOutcome measureLayer(std::shared_ptr<const Model> model, int layer, 
   auto choice = parse_quant_choice(config->format);
   if (!choice) {
     out.error = QString::fromStdString(choice.error().message);
-    return out;
-  }
-  if (const float* h = layerHessian(calib, l, t.cols())) {
-    // Output error: the dequantized weight is needed, so no fused path here.
-    std::vector<float> w, deq;
-    double ms = 0;
-    const auto start = std::chrono::steady_clock::now();
-    if (auto r = quantize_dequantize(t, *choice, w, deq, ctx, &ms); !r) {
-      out.cancelled = r.error().code == ErrorCode::Cancelled;
-      out.error = QString::fromStdString(r.error().message);
-      return out;
-    }
-    out.ok = true;
-    out.figures.bits_per_weight = choice->bits_per_weight(t.rows(), t.cols());
-    out.figures.error = weight_error(w.data(), deq.data(), w.size());
-    out.figures.rel_output_error = relative_output_error_h(w.data(), deq.data(), t.rows(), t.cols(), h);
-    out.figures.milliseconds = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
     return out;
   }
   // Only integer grids take the fused scratch-buffer path below; ggml blocks and the named
