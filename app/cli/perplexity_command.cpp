@@ -5,40 +5,23 @@
 #include <nlohmann/json.hpp>
 
 #include "backend/thread_pool.h"
-#include "calib/llama_forward.h"
-#include "calib/perplexity.h"
-#include "calib/tokenizer.h"
+#include "eval_inputs.h"
 #include "forward_backend.h"
-#include "io/open_model.h"
-#include "util/read_text_file.h"
 
 namespace qs::cli {
 
 int run_perplexity(const PerplexityOptions& opt) {
-  auto fail = [](const std::string& message, int code) {
-    std::fprintf(stderr, "quantscope-cli: %s\n", message.c_str());
-    return code;
-  };
   const auto t0 = std::chrono::steady_clock::now();
-  auto text = read_text_file(opt.text, std::size_t{1} << 30);
-  if (!text) return fail(text.error().message, 2);
-  auto model = open_model(opt.path);
-  if (!model) return fail(model.error().message, 2);
-  auto lm = LlamaModel::load(*model);
-  if (!lm) return fail(lm.error().message, lm.error().code == ErrorCode::Unsupported ? 3 : 2);
-  auto tok = Tokenizer::for_model(*model);
-  if (!tok) return fail(tok.error().message, tok.error().code == ErrorCode::Unsupported ? 3 : 2);
-  const auto ids = tok->encode(*text, tok->add_bos());
+  int exit_code = 0;
+  auto in = load_eval_inputs(opt.path, opt.text, opt.ctx, opt.chunks, exit_code);
+  if (!in) return exit_code;
+  const auto& ids = in->ids;
+  const Model* model = in->model.get();
   const double load_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-
-  qs::PerplexityOptions p;
-  p.n_ctx = opt.ctx;
-  p.max_chunks = opt.chunks;
-  p.bos = tok->add_bos() ? tok->bos_id() : -1;
-  auto runner = pick_forward_runner(*lm, ids, opt.ctx, opt.backend);
-  if (!runner) return fail(runner.error().message, 2);
-  auto r = perplexity(**runner, lm->config(), ids, p);
-  if (!r) return fail(r.error().message, 2);
+  auto runner = pick_forward_runner(*in->lm, ids, opt.ctx, opt.backend);
+  if (!runner) return cli_fail(runner.error().message, 2);
+  auto r = perplexity(**runner, in->lm->config(), ids, in->chunking);
+  if (!r) return cli_fail(r.error().message, 2);
   const std::string where = (*runner)->description();
   const double tok_s = r->seconds > 0 ? static_cast<double>(r->tokens_run) / r->seconds : 0.0;
   if (opt.json) {
