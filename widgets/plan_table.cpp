@@ -46,12 +46,12 @@ QStringList planFormats() {
 }
 
 QStringList planMethods() {
-  return {QStringLiteral("rtn"), QStringLiteral("clip"), QStringLiteral("gptq"), QStringLiteral("awq")};
+  return {QStringLiteral("rtn"), QStringLiteral("clip"), QStringLiteral("gptq"), QStringLiteral("awq"),
+          QStringLiteral("outliers")};
 }
 
 bool methodNeedsCalibration(const QString& method) {
-  return method == QLatin1String("gptq") || method == QLatin1String("awq") ||
-         method == QLatin1String("smoothquant") || method == QLatin1String("outliers");
+  return method == QLatin1String("gptq") || method == QLatin1String("awq") || method == QLatin1String("smoothquant");
 }
 
 bool isKeptFormat(const QString& format) {

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <charconv>
 #include <chrono>
+#include <cmath>
 #include <cstdlib>
 
 #include "backend/backend.h"
@@ -12,6 +13,7 @@
 #include "quant/fake_quant.h"
 #include "quant/gptq.h"
 #include "quant/metrics.h"
+#include "quant/outlier_keep.h"
 
 namespace qs {
 namespace {
@@ -140,13 +142,34 @@ Result<LayerMethodResult> quantize_with_method(const float* w, std::int64_t rows
     auto r = awq(w, rows, cols, stats.h, stats.x_mean_abs, spec, ctx);
     if (!r) return r.error();
     out.dequantized = std::move(r->dequantized);
+  } else if (m == "outliers") {
+    OutlierSpec spec;
+    spec.target = target;
+    spec.fraction = param(config, "fraction", 0.01);
+    std::vector<float> importance;
+    if (param(config, "channels", 0) != 0) {
+      // Whole input channels (LLM.int8()): those whose inputs are largest when
+      // calibrated (ranked by mean |x|), else those holding the largest weights.
+      spec.select = stats.x_mean_abs ? OutlierSpec::Select::InputChannelsByActivation
+                                     : OutlierSpec::Select::InputChannelsByWeight;
+      spec.act_absmax = stats.x_mean_abs;
+    } else if (!diag.empty()) {
+      // Single weights ranked by |w| sqrt(H_jj): the size of their share of the output (SpQR-like).
+      importance.resize(diag.size());
+      for (std::size_t c = 0; c < diag.size(); ++c) importance[c] = std::sqrt(diag[c]);
+      spec.column_importance = importance.data();
+    }
+    auto r = outlier_keep(w, rows, cols, spec);
+    if (!r) return r.error();
+    out.dequantized = std::move(r->dequantized);
+    out.figures.bits_per_weight = r->bits_per_weight;  // the side table counted
   } else {
-    return unsupported(config, "not measured per layer (rtn, clip, gptq and awq are)");
+    return unsupported(config, "not measured per layer (rtn, clip, gptq, awq and outliers are)");
   }
   if (ctx.cancelled()) return Error::cancelled();
   out.figures.milliseconds =
       std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
-  out.figures.bits_per_weight = choice.bits_per_weight(rows, cols);
+  if (m != "outliers") out.figures.bits_per_weight = choice.bits_per_weight(rows, cols);
   out.figures.error = weight_error(w, out.dequantized.data(), static_cast<std::uint64_t>(rows * cols));
   if (stats.h) out.rel_output_error = relative_output_error_h(w, out.dequantized.data(), rows, cols, stats.h);
   return out;

@@ -4,6 +4,7 @@
 // statistics or unfit targets are refused with the reason.
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <cstring>
 
 #include "method_case.h"
@@ -13,6 +14,7 @@
 #include "quant/gptq.h"
 #include "quant/layer_method.h"
 #include "quant/metrics.h"
+#include "quant/outlier_keep.h"
 
 namespace {
 
@@ -100,6 +102,52 @@ TEST(LayerMethod, EachMethodIsItsOwnFunction) {
     ASSERT_TRUE(expect.ok());
     EXPECT_TRUE(same(r->dequantized, expect->dequantized));
   }
+}
+
+// outliers: outlier_keep with the row's fraction; single weights ranked by
+// |w| sqrt(H_jj) when calibrated, by |w| without; whole channels by mean |x|
+// when calibrated, by max |w| without. Bits/weight count the side table.
+TEST(LayerMethod, OutliersIsOutlierKeepWithItsRanking) {
+  const Layer l;
+  qs::OpContext& ctx = qs::OpContext::none();
+  std::vector<float> sqrt_diag(static_cast<std::size_t>(l.cols));
+  for (std::int64_t c = 0; c < l.cols; ++c)
+    sqrt_diag[static_cast<std::size_t>(c)] = std::sqrt(l.st.h[static_cast<std::size_t>(c * l.cols + c)]);
+  struct Case {
+    const char* format;
+    double channels;
+    bool calibrated;
+    qs::OutlierSpec::Select select;
+  };
+  for (const Case& k : {Case{"int4-g128", 0, true, qs::OutlierSpec::Select::Weights},
+                        Case{"q4_0", 0, false, qs::OutlierSpec::Select::Weights},
+                        Case{"nf4", 1, true, qs::OutlierSpec::Select::InputChannelsByActivation},
+                        Case{"int3-g64", 1, false, qs::OutlierSpec::Select::InputChannelsByWeight}}) {
+    const qs::LayerConfig cfg{k.format, "outliers", {{"fraction", 0.02}, {"channels", k.channels}}};
+    auto r = qs::quantize_with_method(l.w.data(), l.rows, l.cols, choice(k.format), cfg,
+                                      k.calibrated ? l.stats() : qs::LayerInputStats{}, ctx);
+    ASSERT_TRUE(r.ok()) << k.format << ": " << r.error().message;
+    qs::OutlierSpec spec;
+    const qs::QuantChoice c = choice(k.format);
+    spec.target = c.kind == qs::QuantChoice::Kind::Ggml    ? qs::QuantTarget::ggml(c.ggml_type)
+                  : c.kind == qs::QuantChoice::Kind::Named ? qs::QuantTarget::named_format(c.named)
+                                                           : qs::QuantTarget::int_grid(c.grid);
+    spec.fraction = 0.02;
+    spec.select = k.select;
+    if (k.select == qs::OutlierSpec::Select::InputChannelsByActivation) spec.act_absmax = l.st.mean_abs.data();
+    if (k.select == qs::OutlierSpec::Select::Weights && k.calibrated) spec.column_importance = sqrt_diag.data();
+    auto expect = qs::outlier_keep(l.w.data(), l.rows, l.cols, spec);
+    ASSERT_TRUE(expect.ok()) << k.format;
+    EXPECT_TRUE(same(r->dequantized, expect->dequantized)) << k.format;
+    EXPECT_DOUBLE_EQ(r->figures.bits_per_weight, expect->bits_per_weight) << k.format;
+    EXPECT_GT(r->figures.bits_per_weight, c.bits_per_weight(l.rows, l.cols)) << k.format << ": the side table costs";
+  }
+  // Keeping the weights that matter most for the output lowers the output error below RTN's.
+  auto rtn = qs::quantize_with_method(l.w.data(), l.rows, l.cols, choice("int3-g128"), {"int3-g128", "rtn", {}}, l.stats(), ctx);
+  auto kept = qs::quantize_with_method(l.w.data(), l.rows, l.cols, choice("int3-g128"),
+                                       {"int3-g128", "outliers", {{"fraction", 0.01}}}, l.stats(), ctx);
+  ASSERT_TRUE(rtn.ok() && kept.ok());
+  EXPECT_LT(kept->rel_output_error, 0.9 * rtn->rel_output_error);
 }
 
 // With calibration both calibrated methods beat RTN on the output error. (Here the

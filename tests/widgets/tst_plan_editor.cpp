@@ -280,6 +280,21 @@ void TstPlanEditor::applyToSelectionIsOneStep() {
   t->undoStack()->undo();
   for (std::size_t i = 0; i < model->layers.size(); ++i) QCOMPARE(t->configs()[i].format, std::string("q8_0"));
   QVERIFY(settle(*w));
+  // Outlier keeping needs no calibration: offered, and measured with its side table counted.
+  w->planEditor()->applyToSelection(QStringLiteral("int4-g128"), QStringLiteral("outliers"));
+  QVERIFY(settle(*w));
+  {
+    const qs::TensorInfo& wt = model->tensors[model->layers[static_cast<std::size_t>(rows.front())].weight];
+    std::vector<float> x(static_cast<std::size_t>(wt.numel()));
+    QVERIFY(qs::tensor_to_f32(wt, x.data()).ok());
+    auto kept = qs::quantize_with_method(x.data(), wt.rows(), wt.cols(), *qs::parse_quant_choice("int4-g128"),
+                                         {"int4-g128", "outliers", {}}, {}, qs::OpContext::none());
+    QVERIFY(kept.ok());
+    QCOMPARE(t->measurement(rows.front()).error.sqnr_db, kept->figures.error.sqnr_db);
+    QCOMPARE(t->measurement(rows.front()).bits_per_weight, kept->figures.bits_per_weight);
+    QVERIFY(t->measurement(rows.front()).bits_per_weight > reference(*model, rows.front(), "int4-g128").bits_per_weight);
+    QVERIFY(t->measurement(rows.front()).error.sqnr_db > reference(*model, rows.front(), "int4-g128").error.sqnr_db);
+  }
 }
 
 void TstPlanEditor::saveLoadRoundTrips() {
