@@ -39,8 +39,8 @@ Result<void> fake_quantize_planned(const LayerConfig& config, const TensorInfo& 
   out.format = config.format;
   out.applied = "kept";
   const std::int64_t rows = t.rows(), cols = t.cols();
-  if (config.method != "rtn" && config.method != "clip" && !method_needs_calibration(config.method))
-    return Error::unsupported("method \"" + config.method + "\" is not applied in evaluation (rtn, clip, gptq, awq are)");
+  if (config.method != "rtn" && config.method != "clip" && config.method != "outliers" && !method_needs_calibration(config.method))
+    return Error::unsupported("method \"" + config.method + "\" is not applied in evaluation (rtn, clip, gptq, awq, outliers are)");
   if (method_needs_calibration(config.method) && !stats.h)
     return Error::unsupported("method \"" + config.method +
                               "\" needs the calibration statistics of the layer's input: give a calibration file");
@@ -60,7 +60,7 @@ Result<void> fake_quantize_planned(const LayerConfig& config, const TensorInfo& 
     }
     if (!ggml_quantize_supported(type)) return Error::unsupported(std::string(dtype_name(type)) + " cannot be written yet");
     const std::size_t blocks = w.size() / dtype_block_elems(type);
-    if (method_needs_calibration(config.method)) {  // onto the (fallback) type's grid
+    if (method_needs_calibration(config.method) || config.method == "outliers") {  // onto the (fallback) type's grid
       std::string name(dtype_name(type));
       for (char& c : name) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
       auto choice = parse_quant_choice(name);
@@ -88,7 +88,7 @@ Result<void> fake_quantize_planned(const LayerConfig& config, const TensorInfo& 
   }
   auto choice = parse_quant_choice(config.format);
   if (!choice) return choice.error();
-  if (config.method != "rtn") {  // clip, gptq, awq on integer grids and the element formats
+  if (config.method != "rtn") {  // clip, gptq, awq, outliers on integer grids and the element formats
     if (auto fits = validate_target(choice->kind == QuantChoice::Kind::Named ? QuantTarget::named_format(choice->named)
                                                                             : QuantTarget::int_grid(choice->grid),
                                     cols);

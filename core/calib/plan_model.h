@@ -8,9 +8,10 @@
 // integer grids and the named formats (NF4, FP8, MXFP4, NVFP4, F16, BF16)
 // are rounded by the quantization core; "f32" keeps the weight.
 // Methods: "rtn"; "clip" (ggml types: the per-block clip search, as the GGUF
-// export writes it; integer grids: core's clip search); "gptq" and "awq" with
-// a calibration capture that has the layer input's statistics
-// (quant/layer_method.h); without one they are refused, saying so.
+// export writes it; integer grids: core's clip search); "outliers" (the kept
+// weights in F16 on top of the format; ranked by the calibration when given);
+// "gptq" and "awq" with a calibration capture that has the layer input's
+// statistics (quant/layer_method.h); without one they are refused, saying so.
 #include <string>
 #include <vector>
 
