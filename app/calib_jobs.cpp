@@ -15,6 +15,7 @@ CalibrateOutcome runCalibrate(std::shared_ptr<const Model> model, CalibrateJobRe
   settings.sequences = request.sequences;
   settings.seq_len = request.seqLen;
   settings.seed = request.seed;
+  settings.backend = request.backend.toStdString();
   const std::string path = request.outputPath.toStdString();
   return runJob(
       std::move(out), *control,

@@ -17,6 +17,10 @@ struct CalibrateJobRequest {
   int seqLen = 256;
   quint64 seed = 0;
   QString outputPath;  // where the calibration file goes
+  // Where the forward pass runs (make_forward_runner's choice): the document
+  // sets its compute backend's name, "cpu" or "cuda"; a device that cannot
+  // start falls back to the CPU, and the run says so (CalibrationRun).
+  QString backend = QStringLiteral("cpu");
 };
 
 struct CalibrateOutcome {

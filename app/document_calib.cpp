@@ -25,7 +25,10 @@ void Document::requestCalibration(const CalibrateJobRequest& request) {
     watcher->deleteLater();
     onCalibrateFinished(watcher->result());
   });
-  watcher->setFuture(QtConcurrent::run(runCalibrate, model_, request, generation, calibrateControl_));
+  // The forward pass goes where the statistics do: the document's compute backend.
+  CalibrateJobRequest job = request;
+  job.backend = QString::fromStdString(backend_ ? backend_->name() : std::string("cpu"));
+  watcher->setFuture(QtConcurrent::run(runCalibrate, model_, job, generation, calibrateControl_));
 }
 
 void Document::onCalibrateFinished(const CalibrateOutcome& outcome) {

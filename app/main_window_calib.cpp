@@ -146,12 +146,15 @@ void MainWindow::buildCalibration() {
     progress_->hide();
     const ActivationCapture& cap = o.file->run.capture;
     QFileInfo info(QString::fromStdString(o.file->path));
-    const QString text = tr("Calibrated on %1 tokens (%2 sequences × %3) in %4 s → %5 (%6)")
-                             .arg(cap.tokens)
-                             .arg(cap.sequences)
-                             .arg(cap.seq_len)
-                             .arg(o.seconds, 0, 'f', 1)
-                             .arg(info.filePath(), ui::humanBytes(static_cast<std::uint64_t>(info.size())));
+    QString text = tr("Calibrated on %1 tokens (%2 sequences × %3) in %4 s, forward pass on %5 → %6 (%7)")
+                       .arg(cap.tokens)
+                       .arg(cap.sequences)
+                       .arg(cap.seq_len)
+                       .arg(o.seconds, 0, 'f', 1)
+                       .arg(QString::fromStdString(o.file->run.forward_runner), info.filePath(),
+                            ui::humanBytes(static_cast<std::uint64_t>(info.size())));
+    if (!o.file->run.runner_fallback.empty())
+      text += tr(" — the device was not used: %1").arg(QString::fromStdString(o.file->run.runner_fallback));
     if (calibrateDialog_) {
       calibrateDialog_->setRunning(false);
       calibrateDialog_->showResult(text);
@@ -206,6 +209,7 @@ void MainWindow::openCalibrateDialog() {
   ui::CalibrateDialog* d = calibrateDialog();
   if (!d->isRunning()) {
     d->setModel(QFileInfo(document_->path()).fileName(), 0);
+    d->setForwardPass(QString::fromStdString(document_->backend().description()));
     // Another model than last time: its default destination (next to it).
     if (d->property("modelPath").toString() != document_->path()) {
       d->setOutputPath(document_->defaultCalibrationPath());

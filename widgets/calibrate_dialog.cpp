@@ -133,6 +133,11 @@ void CalibrateDialog::setOutputPath(const QString& path) { output_->setText(path
 void CalibrateDialog::setSequences(int n) { sequences_->setValue(n); }
 void CalibrateDialog::setSeqLen(int n) { seqLen_->setValue(n); }
 void CalibrateDialog::setSeed(quint64 seed) { seed_->setValue(static_cast<int>(std::min<quint64>(seed, INT_MAX))); }
+void CalibrateDialog::setForwardPass(const QString& where) {
+  forwardPass_ = where;
+  updateSummary();
+}
+QString CalibrateDialog::summaryText() const { return summary_->text(); }
 
 CalibrateSettings CalibrateDialog::settings() const {
   CalibrateSettings s;
@@ -155,7 +160,7 @@ void CalibrateDialog::setRunning(bool on) {
   progress_->setVisible(on);
   if (on) {
     progress_->setValue(0);
-    result_->setText(tr("Calibrating…"));
+    result_->setText(forwardPass_.isEmpty() ? tr("Calibrating…") : tr("Calibrating, forward pass on %1…").arg(forwardPass_));
     result_->setStyleSheet({});
     error_ = false;
   }
@@ -181,10 +186,12 @@ QString CalibrateDialog::resultText() const { return result_->text(); }
 
 void CalibrateDialog::updateSummary() {
   const qint64 tokens = static_cast<qint64>(sequences_->value()) * seqLen_->value();
-  summary_->setText(tr("%1 sequences × %2 tokens = %3 tokens run through the model.")
-                        .arg(sequences_->value())
-                        .arg(seqLen_->value())
-                        .arg(tokens));
+  QString text = tr("%1 sequences × %2 tokens = %3 tokens run through the model")
+                     .arg(sequences_->value())
+                     .arg(seqLen_->value())
+                     .arg(tokens);
+  if (!forwardPass_.isEmpty()) text += tr(", forward pass on %1").arg(forwardPass_);
+  summary_->setText(text + QLatin1Char('.'));
 }
 
 }  // namespace qs::ui

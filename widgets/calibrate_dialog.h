@@ -42,6 +42,10 @@ class CalibrateDialog : public QDialog {
   void setSequences(int n);
   void setSeqLen(int n);
   void setSeed(quint64 seed);
+  // Where the forward pass will run, as the backend describes itself
+  // ("CPU (8 threads)", "CUDA (NVIDIA H100 …)"), for the summary line.
+  void setForwardPass(const QString& where);
+  QString summaryText() const;
   CalibrateSettings settings() const;
 
   // A run in progress: inputs locked, Start → Cancel, progress shown.
@@ -85,6 +89,7 @@ class CalibrateDialog : public QDialog {
   QPushButton* start_;
   QPushButton* cancel_;
   QPushButton* close_;
+  QString forwardPass_;
   bool running_ = false;
   bool error_ = false;
 };

@@ -4,6 +4,7 @@
 #include <bit>
 #include <chrono>
 #include <cmath>
+#include <limits>
 
 #include "backend/lapack.h"
 
@@ -167,15 +168,31 @@ Result<std::vector<std::vector<std::int32_t>>> draw_calibration_sequences(std::s
   return out;
 }
 
+int longest_calibration_sequence(const std::vector<std::vector<std::int32_t>>& sequences) {
+  std::size_t n = 0;
+  for (const auto& s : sequences) n = std::max(n, s.size());
+  return static_cast<int>(std::min<std::size_t>(n, static_cast<std::size_t>(std::numeric_limits<int>::max())));
+}
+
 Result<ActivationCapture> capture_activations(const LlamaModel& model, const std::vector<std::vector<std::int32_t>>& sequences,
                                               const CaptureOptions& options, OpContext& ctx) {
-  const LlamaConfig& c = model.config();
+  if (sequences.empty()) return Error::invalid("calibration: no sequences");
+  const auto runner = make_cpu_forward_runner(model, std::max(1, longest_calibration_sequence(sequences)));
+  return capture_activations(*runner, model.config(), sequences, options, ctx);
+}
+
+Result<ActivationCapture> capture_activations(ForwardRunner& runner, const LlamaConfig& c,
+                                              const std::vector<std::vector<std::int32_t>>& sequences,
+                                              const CaptureOptions& options, OpContext& ctx) {
   if (sequences.empty()) return Error::invalid("calibration: no sequences");
   int max_len = 0;
   for (const auto& s : sequences) {
     if (s.empty()) return Error::invalid("calibration: an empty sequence");
     max_len = std::max(max_len, static_cast<int>(s.size()));
   }
+  if (max_len > runner.capacity())
+    return Error::invalid("calibration: sequences of " + std::to_string(max_len) + " tokens exceed the forward pass's cache of " +
+                          std::to_string(runner.capacity()) + " positions");
   if (c.max_position > 0 && max_len > c.max_position)
     return Error::invalid("calibration: sequences of " + std::to_string(max_len) + " tokens exceed the model's " +
                           std::to_string(c.max_position) + " positions");
@@ -200,7 +217,6 @@ Result<ActivationCapture> capture_activations(const LlamaModel& model, const std
     }
   auto slot = [](int layer, Input in) { return static_cast<std::size_t>(layer) * 4 + static_cast<std::size_t>(in); };
 
-  LlamaRunner runner(model);
   runner.set_observer([&](int layer, Input in, const float* x, std::int64_t rows, std::int64_t cols) {
     const std::size_t k = slot(layer, in);
     InputStats& s = out.inputs[k];
@@ -208,13 +224,17 @@ Result<ActivationCapture> capture_activations(const LlamaModel& model, const std
     if (options.hessians)
       lapack::gemm(true, cols, cols, rows, 1.0f, x, cols, x, cols, 1.0f, s.hessian.data(), cols);  // H += X^T X
   });
-  LlamaCache cache(c, max_len);
+  // The observer refers to this frame; the runner may outlive it.
+  struct ObserverReset {
+    ForwardRunner& r;
+    ~ObserverReset() { r.set_observer(nullptr); }
+  } reset{runner};
   std::vector<float> logits;
   for (std::size_t k = 0; k < sequences.size(); ++k) {
     if (ctx.cancelled()) return Error::cancelled();
-    cache.clear();
+    runner.clear();
     // Only the linear inputs are wanted: ask for no logits (the head is skipped).
-    if (auto r = runner.forward(cache, sequences[k], logits, 0); !r) return r.error();
+    if (auto r = runner.forward(sequences[k], logits, 0); !r) return r.error();
     out.tokens += static_cast<std::int64_t>(sequences[k].size());
     ctx.progress(static_cast<double>(k + 1) / static_cast<double>(sequences.size()));
   }

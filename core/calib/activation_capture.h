@@ -24,6 +24,7 @@
 #include <string>
 #include <vector>
 
+#include "calib/forward_runner.h"
 #include "calib/hessians.h"
 #include "calib/llama_forward.h"
 #include "util/op_context.h"
@@ -88,5 +89,13 @@ Result<std::vector<std::vector<std::int32_t>>> draw_calibration_sequences(std::s
 // Runs every sequence (each from an empty cache) and accumulates the statistics.
 Result<ActivationCapture> capture_activations(const LlamaModel& model, const std::vector<std::vector<std::int32_t>>& sequences,
                                               const CaptureOptions& options, OpContext& ctx = OpContext::none());
+// The same on any forward runner (CPU or a device: the statistics are
+// accumulated on the host from the linear inputs it reports). `c` is the
+// runner's model's config; the runner's cache must hold the longest sequence.
+Result<ActivationCapture> capture_activations(ForwardRunner& runner, const LlamaConfig& c,
+                                              const std::vector<std::vector<std::int32_t>>& sequences,
+                                              const CaptureOptions& options, OpContext& ctx = OpContext::none());
+// Tokens in the longest sequence (the cache a runner needs for them).
+int longest_calibration_sequence(const std::vector<std::vector<std::int32_t>>& sequences);
 
 }  // namespace qs

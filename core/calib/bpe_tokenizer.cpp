@@ -5,6 +5,7 @@
 #include <nlohmann/json.hpp>
 #include <queue>
 
+#include "calib/unicode_normalize.h"
 #include "io/gguf.h"
 #include "util/read_text_file.h"
 
@@ -185,16 +186,20 @@ Result<void> parse_pre_tokenizer(const nlohmann::json& p, const std::string& pat
   return Error::unsupported(path + ": pre_tokenizer '" + type + "' is not supported for byte-level BPE");
 }
 
-// Normalizers that leave the text alone for the text we see (NFC on composed
-// text); anything else would change ids silently, so it is refused.
-Result<void> check_normalizer(const nlohmann::json& n, const std::string& path, int depth = 0) {
+// The Unicode normalization a tokenizer.json normalizer asks for (nullopt:
+// none); a Sequence of forms collapses to one (unicode_form_after). Other
+// normalizers would change ids in ways not implemented here: refused.
+Result<void> parse_normalizer(const nlohmann::json& n, const std::string& path, std::optional<UnicodeForm>& form, int depth = 0) {
   if (n.is_null()) return {};
   if (depth > kMaxNesting) return Error::format(path + ": normalizer Sequences nest too deeply");
   const std::string type = str_of(n, "type");
-  if (type == "NFC") return {};  // not applied: input is taken as already composed (nearly all text is)
+  if (const auto f = unicode_form_named(type)) {
+    form = unicode_form_after(form, *f);
+    return {};
+  }
   if (type == "Sequence" && n.contains("normalizers") && n["normalizers"].is_array()) {
     for (const auto& m : n["normalizers"])
-      if (auto r = check_normalizer(m, path, depth + 1); !r) return r;
+      if (auto r = parse_normalizer(m, path, form, depth + 1); !r) return r;
     return {};
   }
   return Error::unsupported(path + ": normalizer '" + type + "' is not supported for byte-level BPE");
@@ -338,7 +343,8 @@ Result<BpeTokenizer> BpeTokenizer::from_hf_tokenizer_json_text(std::string_view 
   for (const char* key : {"continuing_subword_prefix", "end_of_word_suffix"})
     if (const auto it = model->find(key); it != model->end() && it->is_string() && !it->get<std::string>().empty())
       return Error::unsupported(path + ": BPE with a " + key + " is not supported");
-  if (auto r = check_normalizer(member_of(j, "normalizer"), path); !r) return r.error();
+  std::optional<UnicodeForm> normalizer;
+  if (auto r = parse_normalizer(member_of(j, "normalizer"), path, normalizer); !r) return r.error();
 
   const auto vocab = model->find("vocab");
   const auto merges = model->find("merges");
@@ -402,6 +408,7 @@ Result<BpeTokenizer> BpeTokenizer::from_hf_tokenizer_json_text(std::string_view 
   if (auto r = parse_pre_tokenizer(member_of(j, "pre_tokenizer"), path, pre, mapped); !r) return r.error();
   auto t = from_parts(std::move(tokens), pairs, std::move(pre), path);
   if (!t) return t.error();
+  t->normalizer_ = normalizer;
   if (const auto im = model->find("ignore_merges"); im != model->end() && im->is_boolean()) t->ignore_merges_ = im->get<bool>();
   if (const auto unk = model->find("unk_token"); unk != model->end() && unk->is_string()) t->unk_ = t->find(unk->get<std::string>());
   if (const auto pp = j.find("post_processor"); pp != j.end()) {
@@ -595,13 +602,17 @@ std::vector<std::int32_t> BpeTokenizer::encode(std::string_view text, bool add_b
   std::deque<std::string> owned;  // pieces a prefix-space step made
   std::vector<std::string_view> pieces, next, parts;
   std::string mapped;
+  std::string normalized;
   const ByteTable& bt = byte_table();
   for (const Fragment& f : split_added(text)) {
     if (f.token >= 0) {
       out.push_back(f.token);
       continue;
     }
-    pieces.assign(1, f.text);
+    // As Hugging Face does: added tokens are cut from the raw text, the text
+    // between them is normalized, then pre-tokenized.
+    if (normalizer_) normalized = normalize_unicode(f.text, *normalizer_);
+    pieces.assign(1, normalizer_ ? std::string_view(normalized) : f.text);
     for (const PreStep& step : pre_) {
       next.clear();
       for (const std::string_view p : pieces) {

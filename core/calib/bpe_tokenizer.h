@@ -12,6 +12,7 @@
 // with tokenizer.ggml.pre naming the pre-tokenizer, as llama.cpp writes it).
 #include <array>
 #include <cstdint>
+#include <optional>
 #include <span>
 #include <string>
 #include <string_view>
@@ -20,6 +21,7 @@
 #include <vector>
 
 #include "calib/regex_split.h"
+#include "calib/unicode_normalize.h"
 #include "util/result.h"
 
 namespace qs {
@@ -82,6 +84,9 @@ class BpeTokenizer {
   bool ignore_merges() const { return ignore_merges_; }
   std::int32_t find(std::string_view text) const;  // -1 when absent
   std::size_t merge_count() const { return merges_.size(); }
+  // The Unicode form tokenizer.json's normalizer applies before pre-tokenization
+  // (nullopt: none; always none from GGUF, which records no normalizer).
+  std::optional<UnicodeForm> normalizer() const { return normalizer_; }
 
  private:
   struct Merge {
@@ -101,6 +106,7 @@ class BpeTokenizer {
   std::array<std::vector<std::int32_t>, 256> added_;        // Control + UserDefined ids by first byte, longest first
   std::array<std::int32_t, 256> byte_ids_{};                // the one-character token of each byte, -1 absent
   std::vector<PreStep> pre_;
+  std::optional<UnicodeForm> normalizer_;
   std::int32_t bos_ = -1, eos_ = -1, unk_ = -1;
   bool add_bos_ = false, ignore_merges_ = false;
 };

@@ -1,7 +1,9 @@
 #include "calib/calibrate.h"
 
+#include <algorithm>
 #include <chrono>
 
+#include "calib/forward_runner.h"
 #include "calib/llama_forward.h"
 #include "calib/tokenizer.h"
 #include "util/read_text_file.h"
@@ -27,11 +29,15 @@ Result<CalibrationRun> calibrate(const Model& model, const CalibrationSettings& 
   // Loading reports no progress of its own, so the caller sees one 0 → 1 sweep (the capture).
   auto lm = LlamaModel::load(model);
   if (!lm) return lm.error();
+  auto choice = make_forward_runner(*lm, std::max(1, longest_calibration_sequence(*sequences)), settings.backend);
+  if (!choice) return choice.error();
   CalibrationRun run;
   run.settings = settings;
   run.text_tokens = static_cast<std::int64_t>(ids.size());
+  run.forward_runner = choice->runner->description();
+  run.runner_fallback = choice->fallback_reason;
   run.load_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-  auto cap = capture_activations(*lm, *sequences, settings.capture, ctx);
+  auto cap = capture_activations(*choice->runner, lm->config(), *sequences, settings.capture, ctx);
   if (!cap) return cap.error();
   run.capture = std::move(*cap);
   return run;

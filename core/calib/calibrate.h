@@ -22,13 +22,18 @@ struct CalibrationSettings {
   int seq_len = 256;
   std::uint64_t seed = 0;
   CaptureOptions capture;
+  // Where the forward pass runs: "cpu", "auto" or a device name ("cuda"); see
+  // make_forward_runner (a device that cannot start falls back to the CPU).
+  std::string backend = "cpu";
 };
 
 struct CalibrationRun {
   CalibrationSettings settings;
   ActivationCapture capture;
   std::int64_t text_tokens = 0;  // tokens of all the text(s), BOS included
-  double load_seconds = 0;       // weights, tokenizer, text
+  double load_seconds = 0;       // weights, tokenizer, text (and the upload to a device)
+  std::string forward_runner;    // where the forward pass ran: "CPU (2 threads)", "CUDA (NVIDIA H100 …)"
+  std::string runner_fallback;   // why a device asked for was not used (empty when it was, or none was asked for)
 };
 
 // Calibration text files larger than this are refused before they are read.

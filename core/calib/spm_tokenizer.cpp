@@ -6,6 +6,7 @@
 #include <nlohmann/json.hpp>
 #include <queue>
 
+#include "calib/unicode_normalize.h"
 #include "io/gguf.h"
 #include "model/model.h"
 #include "util/read_text_file.h"
@@ -169,6 +170,15 @@ bool bool_member(const nlohmann::json& obj, const char* key, bool fallback) {
   const auto it = obj.find(key);
   return it != obj.end() && it->is_boolean() ? it->get<bool>() : fallback;
 }
+// The Unicode forms (NFC, NFKC, ...) of a metaspace tokenizer.json's normalizer,
+// collapsed to one. The Prepend / Replace steps that make the metaspace are
+// what encode_text does anyway; other steps stay unread, as before.
+void find_unicode_form(const nlohmann::json& n, std::optional<UnicodeForm>& form, int depth = 0) {
+  if (!n.is_object() || depth > 8) return;
+  if (const auto f = unicode_form_named(string_member(n, "type"))) form = unicode_form_after(form, *f);
+  if (const auto it = n.find("normalizers"); it != n.end() && it->is_array())
+    for (const auto& m : *it) find_unicode_form(m, form, depth + 1);
+}
 }  // namespace
 
 Result<SpmTokenizer> SpmTokenizer::from_hf_tokenizer_json(const std::string& path) {
@@ -214,6 +224,7 @@ Result<SpmTokenizer> SpmTokenizer::from_hf_tokenizer_json(const std::string& pat
     }
   auto t = from_pieces(std::move(pieces), path);
   if (!t) return t.error();
+  if (const auto n = j.find("normalizer"); n != j.end()) find_unicode_form(*n, t->normalizer_);
   std::int32_t rank = 0;
   for (const auto& mg : *merges) {
     std::string left, right;
@@ -306,7 +317,12 @@ std::vector<std::int32_t> SpmTokenizer::encode(std::string_view text, bool add_b
 }
 
 void SpmTokenizer::encode_text(std::string_view text, bool space_prefix, std::vector<std::int32_t>& out) const {
-  // Normalise: a leading space, then every space as "▁".
+  // Normalise: the Unicode form tokenizer.json asks for, a leading space, then every space as "▁".
+  std::string unicode;
+  if (normalizer_) {
+    unicode = normalize_unicode(text, *normalizer_);
+    text = unicode;
+  }
   std::string s;
   s.reserve(text.size() + text.size() / 2 + 3);
   if (space_prefix) s.append(kSpace);

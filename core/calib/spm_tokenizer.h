@@ -7,12 +7,14 @@
 // matched in the raw text before that, as llama.cpp does.
 #include <array>
 #include <cstdint>
+#include <optional>
 #include <span>
 #include <string>
 #include <string_view>
 #include <unordered_map>
 #include <vector>
 
+#include "calib/unicode_normalize.h"
 #include "export/spm_vocab.h"
 #include "util/result.h"
 
@@ -55,6 +57,9 @@ class SpmTokenizer {
   bool add_bos() const { return add_bos_; }            // the model's default for encode
   bool add_space_prefix() const { return add_space_prefix_; }
   std::int32_t find(std::string_view piece) const;     // -1 when absent
+  // The Unicode form a metaspace tokenizer.json's normalizer applies (nullopt:
+  // none, and always none from tokenizer.model or GGUF).
+  std::optional<UnicodeForm> normalizer() const { return normalizer_; }
 
  private:
   void encode_text(std::string_view text, bool space_prefix, std::vector<std::int32_t>& out) const;
@@ -65,6 +70,7 @@ class SpmTokenizer {
   std::vector<std::int32_t> user_defined_;     // UserDefined pieces, longest first
   // tokenizer.json BPE: rank of each merge, keyed "left\0right"; empty: merge by piece score
   std::unordered_map<std::string, std::int32_t> merge_rank_;
+  std::optional<UnicodeForm> normalizer_;
   std::int32_t bos_ = 1, eos_ = 2, unk_ = 0;
   bool add_bos_ = true, add_space_prefix_ = true;
 };

@@ -13,6 +13,7 @@
 #include "calib/activation_capture.h"
 #include "calib/calibrate.h"
 #include "calib/calibration_file.h"
+#include "calib/forward_runner.h"
 #include "calib/hessians.h"
 #include "calib/llama_forward.h"
 #include "io/open_model.h"
@@ -339,6 +340,72 @@ TEST(CalibrationFile, CalibrateStories260KFromText) {
   auto gguf = qs::open_model(shared + "/models/stories260K/gguf/stories260K-f32.gguf");
   ASSERT_TRUE(gguf.ok());
   EXPECT_FALSE(qs::read_calibration_file(dir.file("s.h5"), &*gguf).ok());  // GGUF names: another identity
+}
+
+// A device runner for the test: the CPU runner under another name, counting
+// its forward passes, and only while `g_device_up` (other tests may ask for "auto").
+bool g_device_up = false;
+int g_device_forwards = 0;
+class CountingRunner final : public qs::ForwardRunner {
+ public:
+  explicit CountingRunner(std::unique_ptr<qs::ForwardRunner> cpu) : cpu_(std::move(cpu)) {}
+  std::string description() const override { return "test device"; }
+  int capacity() const override { return cpu_->capacity(); }
+  int position() const override { return cpu_->position(); }
+  void clear() override { cpu_->clear(); }
+  qs::Result<void> forward(std::span<const std::int32_t> tokens, std::vector<float>& logits, int rows) override {
+    ++g_device_forwards;
+    return cpu_->forward(tokens, logits, rows);
+  }
+  void set_observer(qs::LlamaRunner::Observer o) override { cpu_->set_observer(std::move(o)); }
+
+ private:
+  std::unique_ptr<qs::ForwardRunner> cpu_;
+};
+
+// calibrate() runs the capture on the runner its settings name (the app passes
+// its compute backend), falls back to the CPU with the reason, and says which ran.
+TEST(CalibrationFile, CalibrateRunsOnTheChosenForwardRunner) {
+  QS_REQUIRE_SHARED();
+  qs::register_forward_runner_factory(
+      "zz-calib", [](const qs::LlamaModel& m, int capacity, std::string& why) -> std::unique_ptr<qs::ForwardRunner> {
+        if (!g_device_up) {
+          why = "test device absent";
+          return nullptr;
+        }
+        return std::make_unique<CountingRunner>(qs::make_cpu_forward_runner(m, capacity));
+      });
+  auto m = qs::open_model(shared + "/models/stories260K/hf");
+  ASSERT_TRUE(m.ok()) << m.error().message;
+  qs::CalibrationSettings set;
+  set.text_files = {shared + "/models/stories260K/eval/tiny_stories_eval.txt"};
+  set.sequences = 3;
+  set.seq_len = 64;
+  auto cpu = qs::calibrate(*m, set);  // the default: the CPU
+  ASSERT_TRUE(cpu.ok()) << cpu.error().message;
+  EXPECT_EQ(cpu->forward_runner.rfind("CPU (", 0), 0u) << cpu->forward_runner;
+  EXPECT_TRUE(cpu->runner_fallback.empty());
+
+  set.backend = "zz-calib";
+  g_device_up = true;
+  g_device_forwards = 0;
+  auto dev = qs::calibrate(*m, set);
+  g_device_up = false;
+  ASSERT_TRUE(dev.ok()) << dev.error().message;
+  EXPECT_EQ(dev->forward_runner, "test device");
+  EXPECT_EQ(g_device_forwards, 3);  // every sequence went through it
+  expect_same_capture(dev->capture, cpu->capture);
+
+  auto down = qs::calibrate(*m, set);
+  ASSERT_TRUE(down.ok()) << down.error().message;
+  EXPECT_EQ(down->forward_runner.rfind("CPU (", 0), 0u) << down->forward_runner;
+  EXPECT_EQ(down->runner_fallback, "zz-calib: test device absent");
+  expect_same_capture(down->capture, cpu->capture);
+
+  set.backend = "tpu";
+  auto bad = qs::calibrate(*m, set);
+  ASSERT_FALSE(bad.ok());
+  EXPECT_NE(bad.error().message.find("\"tpu\""), std::string::npos) << bad.error().message;
 }
 
 }  // namespace

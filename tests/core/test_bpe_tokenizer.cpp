@@ -350,6 +350,64 @@ TEST(BpeTokenizer, WrongTypedOptionalMembersAreIgnored) {
   EXPECT_EQ(t.encode("hello", true), (Ids{28}));  // no BOS token known
 }
 
+// tokenizer.json's NFC normalizer (Qwen2 and others declare it): text is
+// composed before pre-tokenization, as Hugging Face does. Decomposed "é" is
+// "e" U+0301 = 65 CC 81; composed it is C3 A9, the vocabulary's "Ã©".
+TEST(BpeTokenizer, NfcNormalizerComposesDecomposedText) {
+  qs::test::TempDir dir;
+  const std::string composed = "caf\xC3\xA9", decomposed = "cafe\xCC\x81";
+  auto j = tokenizer_json(kLlama3Split);
+  const auto plain = load(dir, j, "plain.json");
+  EXPECT_FALSE(plain.normalizer().has_value());
+  // Without a normalizer: "cafe" (ca f e) and the mark alone, whose bytes have no tokens.
+  EXPECT_EQ(plain.encode(decomposed, false), (Ids{45, 12, 1}));
+  j["normalizer"] = {{"type", "NFC"}};
+  const auto t = load(dir, j, "nfc.json");
+  ASSERT_EQ(t.normalizer(), qs::UnicodeForm::NFC);
+  EXPECT_EQ(t.encode(composed, false), (Ids{47}));
+  EXPECT_EQ(t.encode(decomposed, false), (Ids{47}));
+  // Between added tokens each stretch is normalized on its own.
+  EXPECT_EQ(t.encode("e\xCC\x81<|sep|>e\xCC\x81", false), (Ids{42, 51, 42}));
+  // Invalid UTF-8 goes through as before (its bytes have no tokens here and
+  // are dropped); the valid text after it is still composed.
+  EXPECT_EQ(t.encode(std::string("\xFF") + decomposed, false), plain.encode(std::string("\xFF") + composed, false));
+  EXPECT_EQ(t.encode(std::string("\xFF") + composed, false), plain.encode(std::string("\xFF") + composed, false));
+  // A Sequence of forms collapses: NFD then NFC is NFC.
+  j["normalizer"] = nlohmann::json::parse(R"({"type": "Sequence", "normalizers": [{"type": "NFD"}, {"type": "NFC"}]})");
+  const auto seq = load(dir, j, "seq.json");
+  EXPECT_EQ(seq.normalizer(), qs::UnicodeForm::NFC);
+  EXPECT_EQ(seq.encode(decomposed, false), (Ids{47}));
+  // Random bytes through the normalizer: no crash, ids in range.
+  std::mt19937 rng(5);
+  const std::string alphabet = "helo \xC3\xA9\xCC\x81<|sep>";
+  for (int round = 0; round < 1000; ++round) {
+    std::string s(rng() % 40, '\0');
+    for (char& c : s) c = round % 2 ? alphabet[rng() % alphabet.size()] : static_cast<char>(rng() % 256);
+    for (const auto id : t.encode(s, true)) ASSERT_TRUE(id >= 0 && static_cast<std::size_t>(id) < t.size());
+  }
+}
+
+// NFKC replaces compatibility characters: the "ﬁ" ligature U+FB01 (EF AC 81)
+// becomes "fi", "①" (E2 91 A0) becomes "1"; NFC keeps both.
+TEST(BpeTokenizer, NfkcNormalizerMapsLigatures) {
+  qs::test::TempDir dir;
+  auto j = tokenizer_json(kLlama3Split);
+  j["model"]["vocab"]["i"] = 54;
+  j["normalizer"] = {{"type", "NFKC"}};
+  const auto t = load(dir, j, "nfkc.json");
+  EXPECT_EQ(t.encode("\xEF\xAC\x81", false), (Ids{12, 54}));
+  EXPECT_EQ(t.encode("\xE2\x91\xA0", false), (Ids{13}));
+  j["normalizer"] = {{"type", "NFC"}};
+  const auto nfc = load(dir, j, "nfc.json");
+  EXPECT_EQ(nfc.encode("\xEF\xAC\x81", false), (Ids{}));  // ï ¬ and 0x81 have no tokens
+  // Other normalizers, alone or in a Sequence, are still refused by name.
+  j["normalizer"] = nlohmann::json::parse(R"({"type": "Sequence", "normalizers": [{"type": "NFC"}, {"type": "Lowercase"}]})");
+  qs::test::write_bytes(dir.file("lower.json"), j.dump());
+  auto lower = qs::BpeTokenizer::from_hf_tokenizer_json(dir.file("lower.json"));
+  ASSERT_FALSE(lower.ok());
+  EXPECT_NE(lower.error().message.find("'Lowercase'"), std::string::npos) << lower.error().message;
+}
+
 // Random bytes (invalid UTF-8 included) and every truncation of the file: no
 // crash, ids in range, and text made only of vocabulary bytes decodes back.
 TEST(BpeTokenizer, FuzzedTextAndTruncatedFiles) {

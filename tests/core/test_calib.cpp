@@ -127,6 +127,35 @@ TEST(SpmTokenizer, ScoreOrderAndUserDefinedPieces) {
   EXPECT_EQ(tok->decode(std::vector<std::int32_t>{6, 8, 7}), "a<sep> b");
 }
 
+// A metaspace tokenizer.json whose normalizer Sequence starts with NFC: the
+// text is composed before "▁" replaces spaces. Decomposed "é" is "e" U+0301
+// (65 CC 81); the vocabulary has the composed "é" (C3 A9) only.
+TEST(SpmTokenizer, MetaspaceTokenizerJsonAppliesNfc) {
+  qs::test::TempDir dir;
+  auto j = nlohmann::json::parse(R"({"model": {"type": "BPE", "unk_token": "<unk>", "byte_fallback": true,
+      "vocab": {"<unk>": 0, "<s>": 1, "</s>": 2, "\u2581": 3, "c": 4, "a": 5, "f": 6, "\u00e9": 7, "e": 8,
+                "\u2581c": 9, "\u2581ca": 10, "\u2581caf": 11},
+      "merges": ["\u2581 c", "\u2581c a", "\u2581ca f"]},
+    "added_tokens": [{"id": 0, "content": "<unk>", "special": true}, {"id": 1, "content": "<s>", "special": true}],
+    "normalizer": {"type": "Sequence", "normalizers": [{"type": "Prepend", "prepend": "\u2581"},
+                   {"type": "Replace", "pattern": {"String": " "}, "content": "\u2581"}]}})");
+  const std::string composed = "caf\xC3\xA9 cafe", decomposed = "cafe\xCC\x81 cafe";
+  qs::test::write_bytes(dir.file("plain.json"), j.dump());
+  auto plain = qs::SpmTokenizer::from_hf_tokenizer_json(dir.file("plain.json"));
+  ASSERT_TRUE(plain.ok()) << plain.error().message;
+  EXPECT_FALSE(plain->normalizer().has_value());
+  // Without NFC the mark has no piece and no byte pieces: two <unk> for its two bytes.
+  EXPECT_EQ(plain->encode(decomposed, false), (std::vector<std::int32_t>{11, 8, 0, 0, 11, 8}));
+  j["normalizer"]["normalizers"].insert(j["normalizer"]["normalizers"].begin(), nlohmann::json{{"type", "NFC"}});
+  qs::test::write_bytes(dir.file("nfc.json"), j.dump());
+  auto nfc = qs::SpmTokenizer::from_hf_tokenizer_json(dir.file("nfc.json"));
+  ASSERT_TRUE(nfc.ok()) << nfc.error().message;
+  EXPECT_EQ(nfc->normalizer(), qs::UnicodeForm::NFC);
+  EXPECT_EQ(nfc->encode(composed, false), (std::vector<std::int32_t>{11, 7, 11, 8}));
+  EXPECT_EQ(nfc->encode(decomposed, false), (std::vector<std::int32_t>{11, 7, 11, 8}));
+  EXPECT_EQ(plain->encode(composed, false), nfc->encode(composed, false));  // the metaspace steps are as before
+}
+
 // llama.cpp's llama-perplexity -c 256 figures (shared/models/README.md).
 struct PplCase {
   const char* rel;

@@ -155,6 +155,8 @@ void TstCalibration::calibrateThroughTheDialog() {
   qs::ui::CalibrateDialog* d = w->calibrateDialog();
   QVERIFY(d->isVisible());
   QCOMPARE(d->outputEdit()->text(), calibPath_);  // next to the model by default
+  // The forward pass goes where the window's compute backend is: the CPU here.
+  QVERIFY2(d->summaryText().contains(QStringLiteral("forward pass on CPU (")), qPrintable(d->summaryText()));
   d->setTextFiles({text_});
   d->sequencesBox()->setValue(kSeqs);
   d->seqLenBox()->setValue(kLen);
@@ -168,6 +170,9 @@ void TstCalibration::calibrateThroughTheDialog() {
   QVERIFY(!d->isRunning());
   QVERIFY2(d->resultText().contains(QStringLiteral("%1 tokens").arg(kSeqs * kLen)), qPrintable(d->resultText()));
   QVERIFY(d->resultText().contains(calibPath_));
+  // The job reports the runner it used, and the dialog shows it.
+  QVERIFY2(d->resultText().contains(QStringLiteral("forward pass on CPU (")), qPrintable(d->resultText()));
+  QVERIFY(!d->resultText().contains(QStringLiteral("not used")));
   snapshot(d, QStringLiteral("calibrate-dialog-result"));
   QVERIFY(QFile::exists(calibPath_));
   QVERIFY(loaded.count() > 0);
@@ -183,6 +188,10 @@ void TstCalibration::calibrateThroughTheDialog() {
   // The document holds the run (and so do the views below).
   QVERIFY(w->document()->calibration());
   QCOMPARE(w->document()->calibration()->run.capture.tokens, ref_.capture.tokens);
+  const QString runner = QString::fromStdString(w->document()->calibration()->run.forward_runner);
+  QVERIFY2(runner.startsWith(QStringLiteral("CPU (")), qPrintable(runner));
+  QVERIFY(w->document()->calibration()->run.runner_fallback.empty());
+  QVERIFY(d->resultText().contains(runner));
   QVERIFY(w->activationsAction()->isEnabled());
 }
 
