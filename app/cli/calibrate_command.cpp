@@ -67,6 +67,7 @@ int run_calibrate(const CalibrateOptions& opt) {
   set.seed = opt.seed;
   set.capture.hessians = !opt.no_hessians;
   set.capture.heatmap_tokens = opt.heatmap_tokens;
+  set.backend = opt.backend;
   const std::string out_path = opt.out.empty() ? default_calibration_path(*model) : opt.out;
   if (opt.out.empty()) {
     // A folder marked read-only (shared model stores) is left alone even where
@@ -89,6 +90,8 @@ int run_calibrate(const CalibrateOptions& opt) {
   auto run = calibrate(*model, set, ctx);
   if (!opt.json) std::fprintf(stderr, "\n");
   if (!run) return fail(run.error().message, run.error().code == ErrorCode::Unsupported ? 3 : 2);
+  if (!run->runner_fallback.empty())
+    std::fprintf(stderr, "quantscope-cli: forward pass on the CPU: %s\n", run->runner_fallback.c_str());
   const auto t1 = std::chrono::steady_clock::now();
   if (auto r = write_calibration_file(out_path, *model, *run); !r)
     return fail(r.error().message + (opt.out.empty() ? " (choose another place with -o)" : ""), 2);
@@ -133,6 +136,7 @@ int run_calibrate(const CalibrateOptions& opt) {
                                 {"write_seconds", write_s},
                                 {"tokens_per_second", tok_s},
                                 {"threads", ThreadPool::global().size()},
+                                {"backend", run->forward_runner},
                                 {"peak_rss_mib", rss},
                                 {"inputs", inputs}};
     std::printf("%s\n", j.dump(2).c_str());
@@ -159,8 +163,8 @@ int run_calibrate(const CalibrateOptions& opt) {
                 static_cast<double>(sum.median_abs_max), sum.mean_abs, sum.outliers.size(), top.c_str());
   }
   std::printf("\noutliers: channels whose abs-max exceeds 6 x the median channel abs-max (LLM.int8() rule)\n");
-  std::printf("time: %.3f s forward + statistics (%.0f tokens/s, %u threads), %.3f s load, %.3f s write, %.3f s total\n",
-              cap.seconds, tok_s, ThreadPool::global().size(), run->load_seconds, write_s, total_s);
+  std::printf("time: %.3f s forward + statistics (%.0f tokens/s, forward on %s), %.3f s load, %.3f s write, %.3f s total\n",
+              cap.seconds, tok_s, run->forward_runner.c_str(), run->load_seconds, write_s, total_s);
   std::printf("memory: %.1f MiB of statistics%s, peak RSS %.1f MiB\n", static_cast<double>(held) / (1 << 20),
               opt.no_hessians ? "" : " (Hessians included)", rss);
   std::printf("written: %s (%.1f MiB)\n", out_path.c_str(), ec ? 0.0 : static_cast<double>(file_bytes) / (1 << 20));

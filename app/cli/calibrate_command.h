@@ -15,6 +15,7 @@ struct CalibrateOptions {
   bool no_hessians = false;
   std::string out;                  // calibration file; empty: next to the model
   bool json = false;
+  std::string backend;              // forward pass: auto, cpu, cuda (empty: $QS_BACKEND or auto)
 };
 
 // Runs the model over calibration text, prints a summary per linear-layer

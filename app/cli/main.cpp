@@ -121,6 +121,8 @@ int main(int argc, char** argv) {
   cal->add_option("-o,--out", calib.out, "Calibration file (default: <model file>.qscalib.h5, or quantscope.qscalib.h5 "
                                          "inside a model directory)");
   cal->add_flag("--json", calib.json, "Machine-readable output");
+  cal->add_option("--backend", calib.backend, "Forward pass: auto, cpu or cuda (default: $QS_BACKEND or auto; an unusable "
+                                              "device falls back to the CPU with the reason on stderr)");
 
   qs::cli::EvalOptions eval;
   auto* ev = app.add_subcommand("eval", "Perplexity of a model on a text (llama-perplexity's protocol) and, with --plan, "

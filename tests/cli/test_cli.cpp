@@ -418,4 +418,15 @@ TEST_F(Cli, PerplexityBackendChoiceAndFallback) {
   const CliRun bad = run("eval --backend tpu" + args, true);
   EXPECT_EQ(bad.code, 2);
   EXPECT_NE(bad.out.find("unknown backend \"tpu\""), std::string::npos) << bad.out;
+  // calibrate takes the same choice and says where its forward pass ran.
+  const std::string out = (std::filesystem::path(::testing::TempDir()) / "backend.qscalib.h5").string();
+  const std::string cal = " --seqs 2 --ctx 32 -o " + out + " --text " + shared + "/models/stories260K/eval/tiny_stories_eval.txt " +
+                          shared + "/models/stories260K/gguf/stories260K-f32.gguf";
+  const CliRun ccpu = run("calibrate --json --backend cpu" + cal);
+  ASSERT_EQ(ccpu.code, 0) << ccpu.out;
+  EXPECT_EQ(nlohmann::json::parse(ccpu.out)["backend"].get<std::string>().rfind("CPU (", 0), 0u) << ccpu.out;
+  const CliRun cbad = run("calibrate --backend tpu" + cal, true);
+  EXPECT_EQ(cbad.code, 2);
+  EXPECT_NE(cbad.out.find("unknown backend \"tpu\""), std::string::npos) << cbad.out;
+  std::filesystem::remove(out);
 }
