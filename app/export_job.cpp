@@ -99,7 +99,7 @@ void addLayerRows(ui::ExportResultView& view, const std::vector<Layer>& layers, 
 }
 
 Result<ui::ExportResultView> exportHdf5(const Model& model, const ExportJobRequest& req, OpContext& ctx) {
-  auto report = export_quantized_h5(model, req.plan, req.settings.destination.toStdString(), ctx);
+  auto report = export_quantized_h5(model, req.plan, req.settings.destination.toStdString(), {}, ctx);
   if (!report) return report.error();
   ui::ExportResultView view;
   view.bytes = report->bytes;

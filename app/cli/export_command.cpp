@@ -94,7 +94,7 @@ static int run_export_hdf5(const ExportOptions& opt) {
   std::optional<Model> model;
   if (!load_plan_and_model(opt, plan, model)) return 2;
   const auto start = std::chrono::steady_clock::now();
-  auto report = export_quantized_h5(*model, *plan, opt.out, OpContext::none());
+  auto report = export_quantized_h5(*model, *plan, opt.out, {}, OpContext::none());
   if (!report) {
     std::fprintf(stderr, "quantscope-cli: %s\n", report.error().message.c_str());
     return 1;

@@ -32,7 +32,7 @@ TEST(QuantizedH5, RefusesAFileOfTheSource) {
   ASSERT_FALSE(model->weight_files.empty());
   const std::string weights = model->weight_files.front();
   const auto before = fs::file_size(weights);
-  auto r = qs::export_quantized_h5(*model, qs::Plan{}, weights, qs::OpContext::none());
+  auto r = qs::export_quantized_h5(*model, qs::Plan{}, weights, {}, qs::OpContext::none());
   ASSERT_FALSE(r.ok());
   EXPECT_NE(r.error().message.find("is a file of the source model"), std::string::npos) << r.error().message;
   EXPECT_EQ(fs::file_size(weights), before);
@@ -48,7 +48,7 @@ TEST(QuantizedH5, RoundTripsEveryKindOfTensor) {
                    {"match":{"role":"embed"},"format":"f16"}]})", "t");
   ASSERT_TRUE(plan.ok());
   const std::string out = (root / "m.qs.h5").string();
-  auto report = qs::export_quantized_h5(*model, *plan, out, qs::OpContext::none());
+  auto report = qs::export_quantized_h5(*model, *plan, out, {}, qs::OpContext::none());
   ASSERT_TRUE(report.ok()) << report.error().message;
 
   auto file = qs::read_quantized_h5(out);
