@@ -41,6 +41,16 @@ std::string read_bytes(const std::string& path) {
   return {std::istreambuf_iterator<char>(f), std::istreambuf_iterator<char>()};
 }
 
+void flip_byte(const std::string& path, std::uint64_t offset) {
+  std::fstream f(path, std::ios::binary | std::ios::in | std::ios::out);
+  char c = 0;
+  f.seekg(static_cast<std::streamoff>(offset));
+  f.get(c);
+  f.seekp(static_cast<std::streamoff>(offset));
+  f.put(static_cast<char>(~c));
+  if (!f) throw std::runtime_error("cannot flip byte " + std::to_string(offset) + " of " + path);
+}
+
 std::string safetensors_bytes(const std::string& header_json, const std::string& data) {
   std::string out(8, '\0');
   const std::uint64_t n = header_json.size();
