@@ -13,6 +13,7 @@
 #include "export/hf_side_files.h"
 #include "io/safetensors.h"
 #include "model/convert.h"
+#include "calib/activation_capture.h"
 #include "calib/hessians.h"
 #include "quant/fake_quant.h"
 #include "quant/gptq.h"
@@ -213,11 +214,18 @@ Result<GptqExportReport> export_gptq(const Model& source, const std::string& out
   if (o.bits != 2 && o.bits != 3 && o.bits != 4 && o.bits != 8)
     return Error::invalid("GPTQ export: bits must be 2, 3, 4 or 8, not " + std::to_string(o.bits));
   if (o.group_size == 0 || o.group_size < -1) return Error::invalid("GPTQ export: group size must be > 0 or -1");
-  if ((o.act_order || o.static_groups) && !o.hessians)
+  // The H of a layer's input, from whichever form the calibration came in.
+  const bool calibrated = o.hessians || o.capture;
+  auto hessian_for = [&](const Layer& l) -> const std::vector<float>* {
+    if (o.hessians) return o.hessians->of(l.role, l.block);
+    const InputStats* s = o.capture ? o.capture->find_for(l.role, l.block) : nullptr;
+    return s && !s->hessian.empty() ? &s->hessian : nullptr;
+  };
+  if ((o.act_order || o.static_groups) && !calibrated)
     return Error::invalid("GPTQ export: act-order and static groups are GPTQ options; they need calibration (Hessians)");
   if (o.static_groups && !o.act_order)
     return Error::invalid("GPTQ export: static groups go with act-order (without it groups are static anyway)");
-  if (o.hessians && !(o.percdamp >= 0)) return Error::invalid("GPTQ export: the damping must be >= 0");
+  if (calibrated && !(o.percdamp >= 0)) return Error::invalid("GPTQ export: the damping must be >= 0");
   const bool v2 = !o.sym;
   GptqExportReport report;
   report.checkpoint_format = v2 ? "gptq_v2" : "gptq";
@@ -235,8 +243,8 @@ Result<GptqExportReport> export_gptq(const Model& source, const std::string& out
     else if (auto p = gptq_shape_problem(t.rows(), t.cols(), o.bits); !p.empty()) why = p;
     else if (o.group_size > 0 && t.cols() % o.group_size != 0)
       why = std::to_string(t.cols()) + " inputs are not a multiple of the group size " + std::to_string(o.group_size);
-    if (why.empty() && o.hessians) {
-      hessian_of[l.weight] = o.hessians->of(l.role, l.block);
+    if (why.empty() && calibrated) {
+      hessian_of[l.weight] = hessian_for(l);
       const std::vector<float>* h = hessian_of[l.weight];
       if (!h) return Error::invalid(l.name + ": the calibration has no Hessian for this layer (block " + std::to_string(l.block) + ")");
       if (h->size() != static_cast<std::size_t>(t.cols() * t.cols()))
@@ -351,7 +359,7 @@ Result<GptqExportReport> export_gptq(const Model& source, const std::string& out
   qc["static_groups"] = o.static_groups;
   // Every layer's H comes from the unquantized model (one calibration pass),
   // not from inputs that earlier quantized layers produced.
-  qc["true_sequential"] = !o.hessians;
+  qc["true_sequential"] = !calibrated;
   qc["damp_percent"] = o.percdamp;
   qc["lm_head"] = false;
   qc["quant_method"] = "gptq";
@@ -359,7 +367,7 @@ Result<GptqExportReport> export_gptq(const Model& source, const std::string& out
   qc["format"] = report.checkpoint_format;
   qc["pack_dtype"] = "int32";
   if (!dynamic.empty()) qc["dynamic"] = dynamic;
-  qc["meta"] = {{"quantizer", {"quantscope:0.1.0"}}, {"method", o.hessians ? "gptq" : "rtn"}};
+  qc["meta"] = {{"quantizer", {"quantscope:0.1.0"}}, {"method", calibrated ? "gptq" : "rtn"}};
   config["quantization_config"] = qc;
   config["torch_dtype"] = "float16";
   if (auto r = write_text_file(staging->path() / "config.json", config.dump(2) + "\n"); !r) return r.error();

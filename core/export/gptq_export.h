@@ -21,6 +21,7 @@
 namespace qs {
 
 struct CalibrationHessians;
+struct ActivationCapture;
 
 struct GptqExportOptions {
   int bits = 4;          // 2, 3, 4, 8
@@ -29,6 +30,9 @@ struct GptqExportOptions {
   // With Hessians (calib/hessians.h) every layer is quantized by GPTQ
   // (quant/gptq.h) with the H of its input; without them by RTN.
   const CalibrationHessians* hessians = nullptr;
+  // Or those of a calibration run's capture (a calibration file the app has
+  // loaded), read where they are: no copy of every block's H.
+  const ActivationCapture* capture = nullptr;
   bool act_order = false;      // GPTQ: columns by descending H diagonal (desc_act; g_idx then maps groups)
   bool static_groups = false;  // GPTQ with act_order: groups fixed on the original column order
   double percdamp = 0.01;      // GPTQ damping, written as damp_percent

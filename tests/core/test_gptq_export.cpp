@@ -14,6 +14,7 @@
 #include <tuple>
 #include <nlohmann/json.hpp>
 
+#include "calib/calibrate.h"
 #include "calib/hessians.h"
 #include "calib/llama_forward.h"
 #include "calib/perplexity.h"
@@ -525,6 +526,36 @@ TEST_F(GptqCalibrated, GptqLowersEveryLayersOutputErrorAndTheFileHoldsExactlyIts
   RecordProperty("ppl_rtn", std::to_string(ppl_rtn));
   RecordProperty("ppl_gptq", std::to_string(ppl_gptq));
   EXPECT_LT(ppl_gptq, ppl_rtn);
+}
+
+// The Hessians of a calibration run's capture (what the app holds once a
+// calibration file is loaded), used where they are: the same file, byte for
+// byte, as from the same Hessians moved out into CalibrationHessians.
+TEST_F(GptqCalibrated, HessiansOfACaptureGiveTheSameFileAsCalibrationHessians) {
+  qs::CalibrationSettings set;
+  set.text_files = {shared_ + "/models/stories260K/eval/tiny_stories_eval.txt"};
+  set.sequences = 4;
+  set.seq_len = 128;
+  auto run = qs::calibrate(*model_, set);
+  ASSERT_TRUE(run.ok()) << run.error().message;
+  qs::GptqExportOptions from_capture{4, 32, true};
+  from_capture.capture = &run->capture;
+  from_capture.act_order = true;
+  export_to("capture", from_capture);
+  qs::ActivationCapture moved = run->capture;
+  qs::CalibrationHessians h = moved.release_hessians();
+  qs::GptqExportOptions from_hessians = from_capture;
+  from_hessians.capture = nullptr;
+  from_hessians.hessians = &h;
+  export_to("hessians", from_hessians);
+  ASSERT_EQ(reports_.size(), 2u);
+  EXPECT_TRUE(reports_["capture"].verified);
+  const std::string a = qs::test::read_bytes((root_ / "capture" / "model.safetensors").string());
+  EXPECT_GT(a.size(), 0u);
+  EXPECT_EQ(a, qs::test::read_bytes((root_ / "hessians" / "model.safetensors").string()));
+  const nlohmann::json qc = nlohmann::json::parse(qs::test::read_bytes((root_ / "capture" / "config.json").string()))["quantization_config"];
+  EXPECT_EQ(qc["meta"]["method"], "gptq");
+  EXPECT_EQ(qc["desc_act"], true);
 }
 
 TEST_F(GptqCalibrated, ActOrderWithoutCalibrationAndHessiansOfTheWrongSizeAreRefused) {
