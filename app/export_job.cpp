@@ -46,6 +46,7 @@ Result<ui::ExportResultView> exportGguf(const Model& model, const ExportJobReque
   if (!report) return report.error();
   ui::ExportResultView view;
   view.bytes = report->bytes;
+  view.verified = report->verified;
   int converted = 0;
   for (const ExportedTensor& t : report->tensors) {
     const bool changed = t.from != t.to;
@@ -66,10 +67,18 @@ Result<ui::ExportResultView> exportGguf(const Model& model, const ExportJobReque
 
 Result<ui::ExportResultView> exportGptq(const Model& model, const ExportJobRequest& req, OpContext& ctx) {
   const ui::ExportSettings& s = req.settings;
-  auto report = export_gptq(model, s.destination.toStdString(), {s.gptqBits, s.gptqGroup, s.gptqSymmetric}, ctx);
+  GptqExportOptions options{s.gptqBits, s.gptqGroup, s.gptqSymmetric};
+  if (s.gptqCalibrated) {
+    if (!req.calibration) return Error::invalid("GPTQ export: no calibration is loaded; calibrate the model first");
+    options.capture = &req.calibration->run.capture;
+    options.act_order = s.gptqActOrder;
+    options.static_groups = s.gptqStaticGroups;
+  }
+  auto report = export_gptq(model, s.destination.toStdString(), options, ctx);
   if (!report) return report.error();
   ui::ExportResultView view;
   view.bytes = report->bytes;
+  view.verified = report->verified;
   const QString grid = s.gptqGroup > 0 ? QStringLiteral("int%1 g%2").arg(s.gptqBits).arg(s.gptqGroup)
                                        : QStringLiteral("int%1 per channel").arg(s.gptqBits);
   int quantized = 0;
@@ -78,8 +87,13 @@ Result<ui::ExportResultView> exportGptq(const Model& model, const ExportJobReque
     view.rows.push_back({q(m.name), m.quantized ? grid : QStringLiteral("F16"), q(m.reason),
                          m.quantized ? m.sqnr_db : INFINITY});
   }
-  view.headline = QStringLiteral("GPTQ %1 (%2), %3 of %4 modules quantized; model.safetensors")
-                      .arg(grid, q(report->checkpoint_format))
+  QString method = QStringLiteral("RTN");
+  if (s.gptqCalibrated) {
+    method = QStringLiteral("GPTQ on %1 calibration tokens").arg(req.calibration->run.capture.tokens);
+    if (s.gptqActOrder) method += s.gptqStaticGroups ? QStringLiteral(", act-order, static groups") : QStringLiteral(", act-order");
+  }
+  view.headline = QStringLiteral("GPTQ %1 (%2) by %3, %4 of %5 modules quantized; model.safetensors")
+                      .arg(grid, q(report->checkpoint_format), method)
                       .arg(quantized)
                       .arg(report->modules.size());
   return view;
@@ -99,10 +113,11 @@ void addLayerRows(ui::ExportResultView& view, const std::vector<Layer>& layers, 
 }
 
 Result<ui::ExportResultView> exportHdf5(const Model& model, const ExportJobRequest& req, OpContext& ctx) {
-  auto report = export_quantized_h5(model, req.plan, req.settings.destination.toStdString(), ctx);
+  auto report = export_quantized_h5(model, req.plan, req.settings.destination.toStdString(), {}, ctx);
   if (!report) return report.error();
   ui::ExportResultView view;
   view.bytes = report->bytes;
+  view.verified = report->verified;
   int quantized = 0;
   addLayerRows(view, report->layers, quantized);
   view.headline = QStringLiteral("HDF5 checkpoint of the plan (%1), %2 of %3 layers quantized")
@@ -119,6 +134,7 @@ Result<ui::ExportResultView> exportFakeQuant(const Model& model, const ExportJob
   if (!report) return report.error();
   ui::ExportResultView view;
   view.bytes = report->bytes;
+  view.verified = report->verified;
   int quantized = 0;
   addLayerRows(view, report->layers, quantized);
   view.headline = QStringLiteral("fake-quant %1 of the plan (%2), %3 of %4 layers quantized; model.safetensors")

@@ -8,6 +8,7 @@
 #include <memory>
 
 #include "app/jobs.h"
+#include "calib/calibration_file.h"
 #include "quant/plan.h"
 #include "widgets/export_dialog.h"
 
@@ -17,6 +18,9 @@ struct ExportJobRequest {
   ui::ExportSettings settings;
   Plan plan;          // the Plan tab's, for the plan-driven formats
   QString planLabel;  // how the headline names it
+  // GPTQ with settings.gptqCalibrated: the document's calibration, whose
+  // capture's Hessians GPTQ uses in place (kept alive by this pointer).
+  std::shared_ptr<const CalibrationFile> calibration;
 };
 
 struct ExportOutcome {

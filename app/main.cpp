@@ -2,6 +2,7 @@
 // compute backend, opens the first model and, with --screenshot, saves an
 // image of the window once the first histogram is on screen (docs, Xvfb checks).
 #include <QApplication>
+#include <QCheckBox>
 #include <QCommandLineParser>
 #include <QIcon>
 #include <QComboBox>
@@ -30,11 +31,25 @@ bool saveGrab(QWidget& w, const QString& file) {
   return saved;
 }
 
-// --dialog: the export dialog as it opens ("export"), or after an HDF5 export
-// of the plan into a temporary directory has finished ("export-result").
-void screenshotExportDialog(qs::app::MainWindow& window, const QString& file, bool result) {
+// --dialog: the export dialog as it opens ("export"), with GPTQ selected
+// ("export-gptq": once the model's calibration file, if any, has loaded, GPTQ
+// with act-order ticked when it offers them), or after an HDF5 export of the
+// plan into a temporary directory has finished ("export-result").
+void screenshotExportDialog(qs::app::MainWindow& window, const QString& file, const QString& mode) {
+  const bool result = mode == QLatin1String("export-result");
+  if (mode == QLatin1String("export-gptq") && window.document()->isLoadingCalibration()) {
+    QTimer::singleShot(100, &window, [&window, file, mode] { screenshotExportDialog(window, file, mode); });
+    return;
+  }
   window.openExportDialog();
   qs::ui::ExportDialog* dialog = window.exportDialog();
+  if (mode == QLatin1String("export-gptq")) {
+    dialog->formatCombo()->setCurrentIndex(static_cast<int>(qs::ui::ExportFormat::Gptq));
+    if (dialog->gptqCalibrateBox()->isEnabled()) {
+      dialog->gptqCalibrateBox()->setChecked(true);
+      dialog->gptqActOrderBox()->setChecked(true);
+    }
+  }
   if (!result) {
     QTimer::singleShot(400, dialog, [dialog, file] { QCoreApplication::exit(saveGrab(*dialog, file) ? 0 : 1); });
     return;
@@ -80,7 +95,7 @@ void arrangeScreenshot(qs::app::MainWindow& window, const QString& file, bool he
   auto oneDone = [&window, file, pending, dialog] {
     if (--*pending != 0) return;
     if (!dialog.isEmpty()) {
-      screenshotExportDialog(window, file, dialog == QLatin1String("export-result"));
+      screenshotExportDialog(window, file, dialog);
       return;
     }
     // Let layouts settle and the plots repaint before grabbing.
@@ -142,8 +157,8 @@ int main(int argc, char** argv) {
                                 QStringLiteral("name"), QStringLiteral("histogram"));
   const QCommandLineOption dialog(QStringLiteral("dialog"),
                                   QStringLiteral("With --screenshot: grab this dialog instead of the window: export "
-                                                 "(File > Export...) or export-result (after an HDF5 export of the "
-                                                 "plan into a temporary directory)."),
+                                                 "(File > Export...), export-gptq (with GPTQ selected) or export-result "
+                                                 "(after an HDF5 export of the plan into a temporary directory)."),
                                   QStringLiteral("name"));
   cli.addOptions({demo, noDemo, backend, select, view, screenshot, dialog});
   cli.process(app);
@@ -166,8 +181,9 @@ int main(int argc, char** argv) {
     return 2;
   }
   const QString dialogName = cli.value(dialog);
-  if (!dialogName.isEmpty() && dialogName != QLatin1String("export") && dialogName != QLatin1String("export-result")) {
-    std::fprintf(stderr, "quantscope: no dialog called '%s' (export, export-result)\n", qPrintable(dialogName));
+  if (!dialogName.isEmpty() && dialogName != QLatin1String("export") && dialogName != QLatin1String("export-gptq") &&
+      dialogName != QLatin1String("export-result")) {
+    std::fprintf(stderr, "quantscope: no dialog called '%s' (export, export-gptq, export-result)\n", qPrintable(dialogName));
     return 2;
   }
   if (screenshotMode)

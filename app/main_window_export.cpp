@@ -43,6 +43,10 @@ ui::ExportDialog* MainWindow::exportDialog() {
     if (!path.isEmpty()) exportDialog_->setCalibrationText(path);
   });
   connect(exportDialog_, &ui::ExportDialog::exportRequested, this, &MainWindow::startExport);
+  // GPTQ's calibration option follows the document's calibration (loaded, re-run, or gone).
+  connect(document_, &Document::calibrationChanged, this, [this] {
+    if (exportDialog_->isVisible()) configureExportDialog();
+  });
   connect(exportDialog_, &ui::ExportDialog::cancelRequested, document_, &Document::cancelExport);
   connect(document_, &Document::exportProgress, exportDialog_, &ui::ExportDialog::setProgress);
   connect(document_, &Document::exportCancelled, this, [this] {
@@ -114,6 +118,18 @@ void MainWindow::configureExportDialog() {
   if (totals.measured > 0) planText += tr(" · %1 bits/weight on the linear layers").arg(totals.averageBits, 0, 'f', 2);
   if (gptq) planText += tr(" · gptq needs calibration text");
   d->setPlanDescription(planText, gptq);
+
+  // GPTQ proper needs Hessians: those of the loaded calibration, when it captured them.
+  QString calibration;
+  if (const auto calib = document_->calibration()) {
+    const auto& inputs = calib->run.capture.inputs;
+    const bool hessians = std::any_of(inputs.begin(), inputs.end(), [](const InputStats& s) { return !s.hessian.empty(); });
+    if (hessians)
+      calibration = tr("%1 tokens · %2")
+                        .arg(calib->run.capture.tokens)
+                        .arg(QFileInfo(QString::fromStdString(calib->path)).fileName());
+  }
+  d->setGptqCalibration(calibration);
   updateExportEstimate();
 }
 
@@ -241,6 +257,7 @@ void MainWindow::startExport(const ui::ExportSettings& settings) {
   request.settings = settings;
   request.plan = plan_->tableModel()->plan();
   request.planLabel = planLabelOf(plan_->tableModel()->preset());
+  if (settings.format == ui::ExportFormat::Gptq && settings.gptqCalibrated) request.calibration = document_->calibration();
   exportDialog_->showRunning();
   statusBar()->showMessage(tr("Exporting to %1…").arg(settings.destination));
   document_->requestExport(request);

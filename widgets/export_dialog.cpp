@@ -1,6 +1,7 @@
 #include "widgets/export_dialog.h"
 
 #include <QButtonGroup>
+#include <QCheckBox>
 #include <QComboBox>
 #include <QDialogButtonBox>
 #include <QFormLayout>
@@ -38,7 +39,7 @@ QString formatDescription(ExportFormat f) {
     case ExportFormat::Gptq:
       return ExportDialog::tr("A directory with qweight/qzeros/scales/g_idx safetensors and quantization_config, "
                               "for transformers and vLLM. Weights are rounded (RTN) onto the GPTQ grid with F16 "
-                              "scales; act-order needs calibration, which this export does not take.");
+                              "scales, or quantized by GPTQ with the loaded calibration's Hessians.");
     case ExportFormat::Hdf5:
       return ExportDialog::tr("One .h5 file with every layer's codes, grid, plan and measured error "
                               "(QuantScope's documented checkpoint).");
@@ -76,6 +77,10 @@ ExportDialog::ExportDialog(QWidget* parent)
       gptqBits_(new QComboBox(this)),
       gptqGroup_(new QComboBox(this)),
       gptqZero_(new QComboBox(this)),
+      gptqCalibrate_(new QCheckBox(tr("Calibrate with GPTQ (the loaded calibration's Hessians)"), this)),
+      gptqActOrder_(new QCheckBox(tr("Act-order: columns by descending Hessian diagonal"), this)),
+      gptqStaticGroups_(new QCheckBox(tr("Static groups: fixed on the original column order"), this)),
+      gptqCalibrationNote_(new QLabel(this)),
       hdf5Options_(new QWidget(this)),
       fakeQuantOptions_(new QWidget(this)),
       fakeQuantDtype_(new QComboBox(this)),
@@ -126,7 +131,8 @@ ExportDialog::ExportDialog(QWidget* parent)
   ggufLayout->addLayout(ftypeRow);
   ggufLayout->addWidget(calibrationRow_);
 
-  // GPTQ: the grid. The core takes bits, group size and symmetry (no act-order without calibration).
+  // GPTQ: the grid, and the method: RTN, or GPTQ with the Hessians of the
+  // calibration the app has loaded (act-order and static groups need it).
   gptqOptions_->setObjectName(QStringLiteral("gptqOptions"));
   for (int b : {2, 3, 4, 8}) gptqBits_->addItem(tr("%1 bits").arg(b), b);
   gptqBits_->setCurrentIndex(2);
@@ -143,6 +149,23 @@ ExportDialog::ExportDialog(QWidget* parent)
   gptqForm->addRow(tr("Bits:"), gptqBits_);
   gptqForm->addRow(tr("Group size:"), gptqGroup_);
   gptqForm->addRow(tr("Grid:"), gptqZero_);
+  gptqCalibrate_->setObjectName(QStringLiteral("gptqCalibrate"));
+  gptqActOrder_->setObjectName(QStringLiteral("gptqActOrder"));
+  gptqStaticGroups_->setObjectName(QStringLiteral("gptqStaticGroups"));
+  gptqActOrder_->setToolTip(tr("GPTQ walks the inputs with the largest Hessian diagonal first (desc_act); "
+                               "g_idx then maps each input to its group"));
+  gptqStaticGroups_->setToolTip(tr("With act-order: each group's scale is fixed on the original column order "
+                                   "before the walk, so g_idx stays in order (static_groups)"));
+  gptqCalibrationNote_->setObjectName(QStringLiteral("gptqCalibrationNote"));
+  gptqForm->addRow(tr("Method:"), gptqCalibrate_);
+  // Under the GPTQ box, indented: where its Hessians come from, and its options.
+  auto* gptqMethod = new QWidget(gptqOptions_);
+  auto* gptqIndent = new QVBoxLayout(gptqMethod);
+  gptqIndent->setContentsMargins(22, 0, 0, 0);
+  gptqIndent->addWidget(gptqCalibrationNote_);
+  gptqIndent->addWidget(gptqActOrder_);
+  gptqIndent->addWidget(gptqStaticGroups_);
+  gptqForm->addRow(gptqMethod);
 
   // HDF5: the plan as it is.
   hdf5Options_->setObjectName(QStringLiteral("hdf5Options"));
@@ -229,6 +252,11 @@ ExportDialog::ExportDialog(QWidget* parent)
   for (QComboBox* c : {ggufFileType_, gptqBits_, gptqGroup_, gptqZero_, fakeQuantDtype_})
     connect(c, &QComboBox::currentIndexChanged, this, [this] { emit settingsChanged(); });
   connect(ggufFileType_, &QComboBox::activated, this, [this] { ggufFileTypeRadio_->setChecked(true); });
+  for (QCheckBox* c : {gptqCalibrate_, gptqActOrder_, gptqStaticGroups_})
+    connect(c, &QCheckBox::toggled, this, [this] {
+      updateVisibility();
+      emit settingsChanged();
+    });
   connect(destination_, &QLineEdit::textChanged, this, &ExportDialog::updateExportEnabled);
   connect(calibration_, &QLineEdit::textChanged, this, &ExportDialog::updateExportEnabled);
   connect(browse_, &QPushButton::clicked, this, &ExportDialog::browseRequested);
@@ -241,6 +269,7 @@ ExportDialog::ExportDialog(QWidget* parent)
     if (running_) emit cancelRequested();  // closing while it runs cancels: nothing is left behind
     reject();
   });
+  setGptqCalibration({});
   onFormatChanged();
 }
 
@@ -289,9 +318,27 @@ void ExportDialog::setPlanDescription(const QString& text, bool needsCalibration
 
 void ExportDialog::setSuggestedDestination(ExportFormat format, const QString& path) {
   const int i = static_cast<int>(format);
-  const bool untouched = destination_->text().isEmpty() || destination_->text() == suggested_.value(i);
+  // Untouched: empty or any format's proposal (the first visit of a format
+  // gets its proposal only now, after the switch kept the previous one).
+  bool untouched = destination_->text().isEmpty();
+  for (const QString& p : suggested_) untouched = untouched || destination_->text() == p;
   suggested_[i] = path;
   if (untouched && currentFormat() == format) destination_->setText(path);
+}
+
+void ExportDialog::setGptqCalibration(const QString& description) {
+  gptqCalibration_ = description;
+  const bool have = !description.isEmpty();
+  gptqCalibrate_->setEnabled(have);
+  if (!have) gptqCalibrate_->setChecked(false);
+  gptqCalibrate_->setToolTip(have ? tr("GPTQ with the Hessians of the calibration loaded for this model (%1); "
+                                       "the file then holds exactly GPTQ's result")
+                                        .arg(description)
+                                  : tr("Calibrate first (Tools ▸ Calibrate…, or open a calibration file with "
+                                       "Hessians): GPTQ needs the Hessians of the layers' inputs"));
+  gptqCalibrationNote_->setText(have ? tr("Calibration: %1").arg(description)
+                                     : tr("No calibration with Hessians is loaded: calibrate first to use GPTQ."));
+  updateVisibility();
 }
 
 void ExportDialog::setDestination(const QString& path) { destination_->setText(path); }
@@ -311,6 +358,9 @@ ExportSettings ExportDialog::settings() const {
   s.gptqBits = gptqBits_->currentData().toInt();
   s.gptqGroup = gptqGroup_->currentData().toInt();
   s.gptqSymmetric = gptqZero_->currentData().toBool();
+  s.gptqCalibrated = !gptqCalibration_.isEmpty() && gptqCalibrate_->isChecked();
+  s.gptqActOrder = s.gptqCalibrated && gptqActOrder_->isChecked();
+  s.gptqStaticGroups = s.gptqActOrder && gptqStaticGroups_->isChecked();
   s.fakeQuantDtype = fakeQuantDtype_->currentData().toString();
   s.destination = destination_->text().trimmed();
   return s;
@@ -324,6 +374,9 @@ void ExportDialog::setSettings(const ExportSettings& s) {
   if (const int i = gptqBits_->findData(s.gptqBits); i >= 0) gptqBits_->setCurrentIndex(i);
   if (const int i = gptqGroup_->findData(s.gptqGroup); i >= 0) gptqGroup_->setCurrentIndex(i);
   gptqZero_->setCurrentIndex(s.gptqSymmetric ? 0 : 1);
+  gptqCalibrate_->setChecked(s.gptqCalibrated && !gptqCalibration_.isEmpty());
+  gptqActOrder_->setChecked(s.gptqActOrder);
+  gptqStaticGroups_->setChecked(s.gptqStaticGroups);
   if (const int i = fakeQuantDtype_->findData(s.fakeQuantDtype); i >= 0) fakeQuantDtype_->setCurrentIndex(i);
   destination_->setText(s.destination);
   updateVisibility();
@@ -349,12 +402,23 @@ void ExportDialog::updateVisibility() {
   fakeQuantOptions_->setVisible(f == ExportFormat::FakeQuant);
   calibrationRow_->setVisible(needsCalibration());
   planText_->setEnabled(ggufPlan_->isChecked());
+  // Act-order needs GPTQ; static groups go with act-order (without it groups are static anyway).
+  const bool gptq = !gptqCalibration_.isEmpty() && gptqCalibrate_->isChecked();
+  gptqActOrder_->setEnabled(gptq);
+  gptqStaticGroups_->setEnabled(gptq && gptqActOrder_->isChecked());
   ggufFileType_->setEnabled(ggufFileTypeRadio_->isChecked() && !running_);
   const QString note = formatDescription(f);
   formatNote_->setText(available_[i] ? note
                                      : QStringLiteral("<span style='color:#c62828'>%1</span>")
                                            .arg(tr("Not available for this model: %1").arg(availabilityReason_[i]).toHtmlEscaped()));
   updateExportEnabled();
+  // The word-wrapped notes take the lines they need at the current width,
+  // which the window's minimum height (computed without wrapping) leaves out:
+  // a format with a longer note or more options would squeeze its rows.
+  if (isVisible() && layout()) {
+    layout()->activate();
+    if (const int h = heightForWidth(width()); h > height()) resize(width(), h);
+  }
 }
 
 void ExportDialog::updateExportEnabled() {
@@ -389,10 +453,14 @@ void ExportDialog::showResult(const ExportResultView& r) {
   running_ = false;
   setOptionsEnabled(true);
   progress_->parentWidget()->hide();
-  message_->setText(tr("<b>Wrote %1</b><br>%2 in %3 s · %4")
+  const QString verified =
+      r.verified ? tr("<br><span style='color:#2e7d32'>✓ Verified: read back before it was moved into place, every tensor "
+                      "as written</span>")
+                 : QString();
+  message_->setText(tr("<b>Wrote %1</b><br>%2 in %3 s · %4%5")
                         .arg(r.path.toHtmlEscaped(), humanBytes(r.bytes))
                         .arg(r.seconds, 0, 'f', 2)
-                        .arg(r.headline.toHtmlEscaped()));
+                        .arg(r.headline.toHtmlEscaped(), verified));
   results_->setRowCount(static_cast<int>(r.rows.size()));
   for (int i = 0; i < r.rows.size(); ++i) {
     const ExportResultRow& row = r.rows[i];

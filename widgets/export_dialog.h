@@ -14,6 +14,7 @@
 #include <QVector>
 
 class QButtonGroup;
+class QCheckBox;
 class QComboBox;
 class QLabel;
 class QLineEdit;
@@ -36,6 +37,9 @@ struct ExportSettings {
   int gptqBits = 4;                 // 2, 3, 4, 8
   int gptqGroup = 128;              // > 0, or -1: one group per output channel
   bool gptqSymmetric = true;
+  bool gptqCalibrated = false;      // GPTQ with the Hessians of the calibration the app has loaded (else RTN)
+  bool gptqActOrder = false;        // with gptqCalibrated: columns by descending H diagonal (desc_act)
+  bool gptqStaticGroups = false;    // with gptqActOrder: groups fixed on the original column order
   QString fakeQuantDtype = QStringLiteral("F16");  // F16, BF16, F32
   QString destination;
 };
@@ -50,6 +54,9 @@ struct ExportResultView {
   QString path, headline;  // headline: format, counts, what the exporter said
   quint64 bytes = 0;
   double seconds = 0;
+  // The exporter read the file back before moving it into place and found
+  // what it wrote (tensors, bytes, each layer's error); exporters fail otherwise.
+  bool verified = false;
   QVector<ExportResultRow> rows;
 };
 
@@ -71,6 +78,10 @@ class ExportDialog : public QDialog {
   void setSuggestedDestination(ExportFormat format, const QString& path);
   void setDestination(const QString& path);
   void setCalibrationText(const QString& path);
+  // The calibration GPTQ can use (the document's, with Hessians), in words
+  // ("16384 tokens · quantscope.qscalib.h5"); empty when there is none: the
+  // GPTQ option is then disabled, its tooltip saying to calibrate first.
+  void setGptqCalibration(const QString& description);
   // The one-line estimate the app computes for the current settings (settingsChanged).
   void setSummary(const QString& text);
 
@@ -91,6 +102,9 @@ class ExportDialog : public QDialog {
   QPushButton* cancelExportButton() const { return cancelRun_; }
   QLabel* messageLabel() const { return message_; }
   QLabel* summaryLabel() const { return summary_; }
+  QCheckBox* gptqCalibrateBox() const { return gptqCalibrate_; }
+  QCheckBox* gptqActOrderBox() const { return gptqActOrder_; }
+  QCheckBox* gptqStaticGroupsBox() const { return gptqStaticGroups_; }
   QTableWidget* resultTable() const { return results_; }
 
  signals:
@@ -120,6 +134,10 @@ class ExportDialog : public QDialog {
   QComboBox* gptqBits_;
   QComboBox* gptqGroup_;
   QComboBox* gptqZero_;
+  QCheckBox* gptqCalibrate_;
+  QCheckBox* gptqActOrder_;
+  QCheckBox* gptqStaticGroups_;
+  QLabel* gptqCalibrationNote_;
   QWidget* hdf5Options_;
   QWidget* fakeQuantOptions_;
   QComboBox* fakeQuantDtype_;
@@ -140,6 +158,7 @@ class ExportDialog : public QDialog {
   QMap<int, QString> suggested_;
   QString planDescription_;
   bool planNeedsCalibration_ = false;
+  QString gptqCalibration_;  // empty: no calibration with Hessians loaded
   bool running_ = false;
 };
 

@@ -38,23 +38,37 @@ static bool load_plan_and_model(const ExportOptions& opt, std::optional<Plan>& p
   return true;
 }
 
+// The verification line every export prints (the file was read back before
+// it was moved into place; the exporters fail otherwise, so a report says so).
+static std::string verified_line(bool verified, const std::string& what) {
+  return verified ? "verified: " + what : "not verified";
+}
+
 // The per-layer table of a directory or HDF5 export, as JSON or text, then
-// the summary line `written`. Layers of fake-quant, GPTQ and HDF5 reports
-// share name/format/quantized/reason/sqnr_db; HDF5 layers add bits_per_weight.
-// `out` holds the JSON fields that go before the common ones.
+// the summary line `written` and the verification. Layers of fake-quant, GPTQ
+// and HDF5 reports share name/format/quantized/reason/sqnr_db/readback_sqnr_db
+// (the error measured again on the file read back); HDF5 layers add
+// bits_per_weight. `out` holds the JSON fields that go before the common ones.
 template <typename Layer>
 void print_layer_report(const ExportOptions& opt, const std::vector<Layer>& layers, std::uint64_t bytes, double seconds,
-                        const std::string& written, nlohmann::ordered_json out = nlohmann::ordered_json::object()) {
+                        const std::string& written, bool verified,
+                        nlohmann::ordered_json out = nlohmann::ordered_json::object()) {
   constexpr bool has_bits = requires(const Layer& l) { l.bits_per_weight; };
   out["output"] = opt.out;
   out["bytes"] = bytes;
   out["seconds"] = seconds;
+  out["verified"] = verified;
   out["layers"] = nlohmann::ordered_json::array();
+  int remeasured = 0;
   for (const auto& l : layers) {
     nlohmann::ordered_json j = {{"name", l.name}, {"format", l.format}, {"quantized", l.quantized}};
     if (l.quantized) {
       if constexpr (has_bits) j["bits_per_weight"] = l.bits_per_weight;
       j["sqnr_db"] = l.sqnr_db;
+      if (!std::isnan(l.readback_sqnr_db)) {
+        j["readback_sqnr_db"] = l.readback_sqnr_db;
+        ++remeasured;
+      }
     } else {
       j["reason"] = l.reason;
     }
@@ -65,8 +79,14 @@ void print_layer_report(const ExportOptions& opt, const std::vector<Layer>& laye
       std::printf("%-44s %-10s %6.3f bits  SQNR %6.2f dB\n", l.name.c_str(), l.format.c_str(), l.bits_per_weight, l.sqnr_db);
     else std::printf("%-44s %-10s SQNR %6.2f dB\n", l.name.c_str(), l.format.c_str(), l.sqnr_db);
   }
-  if (opt.json) std::printf("%s\n", out.dump(2).c_str());
-  else std::printf("%s in %.2f s\n", written.c_str(), seconds);
+  if (opt.json) {
+    std::printf("%s\n", out.dump(2).c_str());
+    return;
+  }
+  std::printf("%s in %.2f s\n", written.c_str(), seconds);
+  std::printf("%s\n", verified_line(verified, "read back before the rename, every tensor as written, " +
+                                                 std::to_string(remeasured) + " layers' error measured again on the file")
+                           .c_str());
 }
 
 static double seconds_since(std::chrono::steady_clock::time_point start) {
@@ -85,7 +105,8 @@ static int run_export_fake_quant(const ExportOptions& opt) {
     return 1;
   }
   print_layer_report(opt, report->layers, report->bytes, seconds_since(start),
-                     "wrote " + opt.out + " (" + opt.dtype + ", model.safetensors " + std::to_string(report->bytes) + " bytes)");
+                     "wrote " + opt.out + " (" + opt.dtype + ", model.safetensors " + std::to_string(report->bytes) + " bytes)",
+                     report->verified);
   return 0;
 }
 
@@ -94,13 +115,13 @@ static int run_export_hdf5(const ExportOptions& opt) {
   std::optional<Model> model;
   if (!load_plan_and_model(opt, plan, model)) return 2;
   const auto start = std::chrono::steady_clock::now();
-  auto report = export_quantized_h5(*model, *plan, opt.out, OpContext::none());
+  auto report = export_quantized_h5(*model, *plan, opt.out, {}, OpContext::none());
   if (!report) {
     std::fprintf(stderr, "quantscope-cli: %s\n", report.error().message.c_str());
     return 1;
   }
   print_layer_report(opt, report->layers, report->bytes, seconds_since(start),
-                     "wrote " + opt.out + " (" + std::to_string(report->bytes) + " bytes)");
+                     "wrote " + opt.out + " (" + std::to_string(report->bytes) + " bytes)", report->verified);
   return 0;
 }
 
@@ -149,7 +170,7 @@ static int run_export_gptq(const ExportOptions& opt) {
                      "wrote " + opt.out + ": " + report->checkpoint_format + " by " + method + ", " +
                          std::to_string(quantized) + " of " + std::to_string(report->modules.size()) +
                          " modules quantized, model.safetensors " + std::to_string(report->bytes) + " bytes",
-                     std::move(head));
+                     report->verified, std::move(head));
   return 0;
 }
 
@@ -211,6 +232,7 @@ int run_export(const ExportOptions& opt) {
     out["file_type"] = plan ? "plan " + opt.plan : std::string(llama_ftype_name(*ftype));
     out["bytes"] = report->bytes;
     out["seconds"] = seconds;
+    out["verified"] = report->verified;
     out["tensors"] = nlohmann::ordered_json::array();
     for (const auto& t : report->tensors)
     {
@@ -231,6 +253,7 @@ int run_export(const ExportOptions& opt) {
   std::printf("wrote %s: %s, %llu bytes, %zu tensors in %.2f s\n", opt.out.c_str(),
               plan ? ("plan " + opt.plan).c_str() : std::string(llama_ftype_name(*ftype)).c_str(), static_cast<unsigned long long>(report->bytes),
               report->tensors.size(), seconds);
+  std::printf("%s\n", verified_line(report->verified, "read back before the rename, every tensor as written").c_str());
   return 0;
 }
 

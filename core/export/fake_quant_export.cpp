@@ -7,7 +7,9 @@
 #include <nlohmann/json.hpp>
 #include <optional>
 
+#include "export/content_hash.h"
 #include "export/hf_side_files.h"
+#include "export/safetensors_verify.h"
 #include "io/safetensors.h"
 #include "model/convert.h"
 #include "quant/fake_quant.h"
@@ -96,6 +98,7 @@ Result<FakeQuantReport> export_fake_quant(const Model& source, const Plan& plan,
   if (!staging) return staging.error();
   std::vector<float> w, deq;
   std::vector<std::byte> bytes;
+  std::vector<std::uint64_t> hashes(layout.size());
   std::size_t done = 0;
   auto produce = [&](std::size_t e) -> Result<std::span<const std::byte>> {
     if (ctx.cancelled()) return Error::cancelled();
@@ -113,12 +116,34 @@ Result<FakeQuantReport> export_fake_quant(const Model& source, const Plan& plan,
     } else {
       encode(options.dtype, w, bytes);
     }
+    hashes[e] = content_hash(bytes);  // while in cache, for the read-back check
     return std::span<const std::byte>(bytes);
   };
   const fs::path st = staging->path() / "model.safetensors";
   if (auto r = write_safetensors_streaming(st.string(), layout, produce, {{"format", "pt"}, {"quantscope_plan", plan_to_json(plan)}}); !r)
     return r.error();
   report.bytes = fs::file_size(st);
+  if (options.after_write) options.after_write(st.string());
+
+  // Read back before the rename: every tensor's dtype, shape and bytes, and
+  // each quantized layer's error measured again on what the file holds.
+  std::vector<WrittenTensor> expected;
+  for (std::size_t k = 0; k < layout.size(); ++k) expected.push_back({layout[k].name, layout[k].dtype, layout[k].shape, hashes[k]});
+  auto measure_back = [&](std::size_t e, std::span<const std::byte> b) -> Result<void> {
+    const auto it = layer_of_tensor.find(e);
+    if (it == layer_of_tensor.end()) return {};
+    const TensorInfo& t = source.tensors[e];
+    w.resize(t.numel());
+    deq.resize(w.size());
+    if (auto r = convert_to_f32(t.dtype, t.bytes().data(), w.size(), w.data()); !r) return Error::unsupported(t.name + ": " + r.error().message);
+    if (t.file) t.file->release(t.offset, t.nbytes);
+    if (auto r = convert_to_f32(options.dtype, b.data(), deq.size(), deq.data()); !r) return Error::unsupported(t.name + ": " + r.error().message);
+    report.layers[it->second].readback_sqnr_db = weight_error(w.data(), deq.data(), w.size()).sqnr_db;
+    return {};
+  };
+  if (auto r = verify_safetensors_written(st.string(), (fs::path(out_dir) / "model.safetensors").string(), expected, measure_back); !r)
+    return r.error();
+  report.verified = true;
 
   auto config = read_source_config(source);
   if (!config) return config.error();

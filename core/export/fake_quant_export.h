@@ -4,7 +4,9 @@
 // the original names, with the original config and tokenizer files, so that
 // any framework can evaluate a plan without knowing its formats. The plan is
 // recorded in the safetensors metadata ("quantscope_plan").
+#include <cmath>
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -17,18 +19,27 @@ namespace qs {
 
 struct FakeQuantOptions {
   DType dtype = DType::F16;  // F16, BF16 or F32
+  // Tests only: called with the staged model.safetensors once it is written,
+  // before it is read back and verified (to corrupt it and see the export fail).
+  std::function<void(const std::string& staged_file)> after_write = nullptr;
 };
 
 struct FakeQuantLayer {
   std::string name, format;
   bool quantized = false;
   std::string reason;  // why it was copied as it is
-  double sqnr_db = 0;
+  double sqnr_db = 0;  // of the dequantized weight (F32) against the source
+  // Of the weight as read back from the written file (in the output type, so
+  // its rounding included) against the source; NaN when not quantized.
+  double readback_sqnr_db = NAN;
 };
 
 struct FakeQuantReport {
   std::vector<FakeQuantLayer> layers;
   std::uint64_t bytes = 0;  // model.safetensors
+  // model.safetensors was read back before it was moved into place, every
+  // tensor with its dtype, shape and bytes (by hash); otherwise the export fails.
+  bool verified = false;
 };
 
 // `source`: a Hugging Face model (directory or .safetensors). Only RTN is

@@ -16,6 +16,7 @@
 #include <system_error>
 
 #include "model/model_files.h"
+#include "export/content_hash.h"
 #include "export/gguf_async_writer.h"
 #include "export/gguf_source.h"
 #include "export/gguf_writer.h"
@@ -161,51 +162,11 @@ Result<std::vector<FtypeChoice>> plan_choices(const Model& model, const Plan& pl
 // Chunks of whole blocks of every type, for the passes below.
 constexpr std::size_t kChunk = std::size_t{1} << 18;
 
-// A 64-bit hash over 8-byte words (multiply-xorshift): enough to tell that
-// the bytes read back are the bytes written, at memory speed. Four chains over
-// interleaved words, because one chain is bound by its multiply's latency.
-std::uint64_t piece_hash(const std::byte* p, std::size_t n) {
-  std::uint64_t h[4] = {0x9E3779B97F4A7C15ull ^ n, 0xC2B2AE3D27D4EB4Full, 0x165667B19E3779F9ull, 0xD6E8FEB86659FD93ull};
-  std::size_t i = 0;
-  for (; i + 32 <= n; i += 32)
-    for (int k = 0; k < 4; ++k) {
-      std::uint64_t w;
-      std::memcpy(&w, p + i + 8 * k, 8);
-      h[k] = (h[k] ^ w) * 0xBF58476D1CE4E5B9ull;
-      h[k] ^= h[k] >> 31;
-    }
-  std::uint64_t r = h[0];
-  for (int k = 1; k < 4; ++k) {
-    r = (r ^ h[k]) * 0xBF58476D1CE4E5B9ull;
-    r ^= r >> 31;
-  }
-  for (; i < n; ++i) r = (r ^ static_cast<std::uint64_t>(p[i])) * 0x94D049BB133111EBull;
-  return r;
-}
-
-// A tensor's hash: its pieces of kChunk elements (the chunks the export
-// encodes in parallel) hashed independently and folded in order, so that the
-// writer hashes each chunk while it is in cache and the verification reads
-// the file back on every core.
+// A tensor's hash (export/content_hash.h) over pieces of kChunk elements
+// (the chunks the export encodes in parallel), so that the writer hashes each
+// chunk while it is in cache and the verification reads the file back on
+// every core.
 std::size_t hash_piece_bytes(DType t) { return dtype_block_bytes(t) * (kChunk / dtype_block_elems(t)); }
-
-std::uint64_t fold_hashes(const std::vector<std::uint64_t>& pieces) {
-  std::uint64_t h = 0x94D049BB133111EBull ^ pieces.size();
-  for (std::uint64_t p : pieces) {
-    h = (h ^ p) * 0xBF58476D1CE4E5B9ull;
-    h ^= h >> 31;
-  }
-  return h;
-}
-
-std::uint64_t content_hash(DType t, std::span<const std::byte> b) {
-  const std::size_t piece = hash_piece_bytes(t), n = (b.size() + piece - 1) / piece;
-  std::vector<std::uint64_t> pieces(n);
-  ThreadPool::global().parallel_for(n, [&](std::size_t k, unsigned) {
-    pieces[k] = piece_hash(b.data() + k * piece, std::min(piece, b.size() - k * piece));
-  });
-  return fold_hashes(pieces);
-}
 
 // Sums of squared error and squared reference over x and its decoded y, in
 // double, in kLanes interleaved partial sums: one serial sum is bound by the
@@ -373,7 +334,7 @@ Result<void> verify_written(const std::string& temp, const std::string& out_path
       return Error::io(out_path + ": verification: tensor " + layout.name + " does not read back as written");
     auto bytes = reader->read(t.offset, t.nbytes);
     if (!bytes) return Error::io(out_path + ": verification: " + bytes.error().message);
-    if (content_hash(t.dtype, *bytes) != hashes[k])
+    if (content_hash(*bytes, hash_piece_bytes(t.dtype)) != hashes[k])
       return Error::io(out_path + ": verification: tensor " + layout.name + " does not read back as written");
   }
   return {};
@@ -526,7 +487,7 @@ Result<GgufExportReport> export_gguf(const Model& source, const std::string& out
       bytes = encoded;
       report.tensors[k].sqnr_db = encoded_sqnr(layout.dtype, bytes, x);
     }
-    hashes[k] = hash ? *hash : content_hash(layout.dtype, bytes);
+    hashes[k] = hash ? *hash : content_hash(bytes, hash_piece_bytes(layout.dtype));
     // Stream: keep one tensor resident (a source written as it is goes once written).
     const bool copied = bytes.data() == info.bytes().data();
     if (info.file && !copied) info.file->release(info.offset, info.nbytes);
@@ -544,6 +505,7 @@ Result<GgufExportReport> export_gguf(const Model& source, const std::string& out
   buffers[0] = {};
   buffers[1] = {};
   if (auto r = verify_written(file->temp_path(), out_path, writer, hashes); !r) return r.error();
+  report.verified = true;
   if (auto r = file->commit(); !r) return r.error();
   report.bytes = header->size() + writer.data_bytes();
   return report;

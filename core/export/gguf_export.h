@@ -49,6 +49,9 @@ struct ExportedTensor {
 struct GgufExportReport {
   std::vector<ExportedTensor> tensors;  // in file order
   std::uint64_t bytes = 0;              // size of the written file
+  // The file was read back before the rename: every tensor's name, type,
+  // shape and bytes (by hash); an export that fails this fails and leaves nothing.
+  bool verified = false;
 };
 
 // Refuses to write over any file of the source.

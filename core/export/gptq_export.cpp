@@ -1,19 +1,24 @@
 #include "export/gptq_export.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <filesystem>
 #include <map>
 #include <nlohmann/json.hpp>
 
+#include "export/content_hash.h"
 #include "export/gptq_pack.h"
+#include "export/safetensors_verify.h"
 #include "export/hf_side_files.h"
 #include "io/safetensors.h"
 #include "model/convert.h"
+#include "calib/activation_capture.h"
 #include "calib/hessians.h"
 #include "quant/fake_quant.h"
 #include "quant/gptq.h"
 #include "quant/int_grid.h"
+#include "quant/metrics.h"
 #include "util/atomic_file.h"
 #include "util/half.h"
 #include "util/disk_space.h"
@@ -130,6 +135,75 @@ std::span<const std::byte> bytes_of(const std::vector<T>& v) {
   return std::as_bytes(std::span<const T>(v));
 }
 
+// A tensor's bytes as read back, as T (copied: the read buffer has no alignment promise).
+template <typename T>
+std::vector<T> values_of(std::span<const std::byte> b) {
+  std::vector<T> v(b.size() / sizeof(T));
+  std::memcpy(v.data(), b.data(), v.size() * sizeof(T));
+  return v;
+}
+
+// Whether the error measured on the read-back weight is the one measured when
+// quantizing: the same values, summed in another order.
+bool same_error(double a, double b) { return a == b || std::fabs(a - b) <= 1e-6 * std::max(1.0, std::fabs(a)); }
+
+// Which source tensor an entry of the file comes from.
+struct EntrySource {
+  std::size_t tensor;
+  int part;  // -1: F16 copy; 0 qweight, 1 qzeros, 2 scales, 3 g_idx
+};
+
+// The written file read back (export/safetensors_verify.h: every entry's
+// dtype, shape and bytes), then each module's four entries decoded as a
+// loader would (dequantize_gptq) and measured against the source weight
+// again: the error the report gives must be the error of what the file holds.
+// `path`: the staged file; `label`: its destination, for messages.
+Result<void> verify_written(const Model& source, const std::vector<SafetensorsLayoutEntry>& layout,
+                            const std::vector<EntrySource>& sources, const std::vector<std::uint64_t>& hashes,
+                            const GptqExportOptions& o, bool v2, GptqExportReport& report, const std::string& path,
+                            const std::string& label) {
+  std::vector<WrittenTensor> expected;
+  for (std::size_t k = 0; k < layout.size(); ++k) expected.push_back({layout[k].name, layout[k].dtype, layout[k].shape, hashes[k]});
+  std::map<std::string, GptqExportedModule*> module_named;
+  for (GptqExportedModule& m : report.modules) module_named[m.name] = &m;
+  struct Parts {
+    std::vector<std::byte> bytes[4];
+    int have = 0;
+  };
+  std::map<std::size_t, Parts> pending;  // by source tensor, until its four entries have been read
+  std::vector<float> w;
+  auto visit = [&](std::size_t k, std::span<const std::byte> b) -> Result<void> {
+    const EntrySource& s = sources[k];
+    if (s.part < 0) return {};  // an F16 copy: its bytes are checked
+    Parts& p = pending[s.tensor];
+    p.bytes[s.part].assign(b.begin(), b.end());
+    if (++p.have < 4) return {};
+    const TensorInfo& t = source.tensors[s.tensor];
+    const std::string module = layout[k].name.substr(0, layout[k].name.rfind('.'));
+    const std::int64_t out = t.rows(), in = t.cols(), groups = o.group_size > 0 ? in / o.group_size : 1;
+    auto deq = dequantize_gptq(values_of<std::int32_t>(p.bytes[0]), values_of<std::int32_t>(p.bytes[1]),
+                               values_of<std::uint16_t>(p.bytes[2]), values_of<std::int32_t>(p.bytes[3]), out, in, groups,
+                               o.bits, v2);
+    pending.erase(s.tensor);
+    if (!deq) return Error::invalid("module " + module + " does not decode: " + deq.error().message);
+    w.resize(t.numel());
+    if (auto r = convert_to_f32(t.dtype, t.bytes().data(), w.size(), w.data()); !r)
+      return Error::unsupported(t.name + ": " + r.error().message);
+    if (t.file) t.file->release(t.offset, t.nbytes);
+    const auto it = module_named.find(module);
+    if (it == module_named.end()) return Error::invalid("module " + module + " is not in the report");
+    GptqExportedModule& m = *it->second;
+    m.readback_sqnr_db = weight_error(w.data(), deq->data(), w.size()).sqnr_db;
+    if (!same_error(m.readback_sqnr_db, m.sqnr_db))
+      return Error::invalid("module " + m.name + " decodes to an SQNR of " + std::to_string(m.readback_sqnr_db) +
+                            " dB, not the " + std::to_string(m.sqnr_db) + " dB measured when it was quantized");
+    return {};
+  };
+  if (auto r = verify_safetensors_written(path, label, expected, visit); !r) return r;
+  if (!pending.empty()) return Error::io(label + ": verification: a module's four tensors did not all read back");
+  return {};
+}
+
 
 }  // namespace
 
@@ -140,11 +214,18 @@ Result<GptqExportReport> export_gptq(const Model& source, const std::string& out
   if (o.bits != 2 && o.bits != 3 && o.bits != 4 && o.bits != 8)
     return Error::invalid("GPTQ export: bits must be 2, 3, 4 or 8, not " + std::to_string(o.bits));
   if (o.group_size == 0 || o.group_size < -1) return Error::invalid("GPTQ export: group size must be > 0 or -1");
-  if ((o.act_order || o.static_groups) && !o.hessians)
+  // The H of a layer's input, from whichever form the calibration came in.
+  const bool calibrated = o.hessians || o.capture;
+  auto hessian_for = [&](const Layer& l) -> const std::vector<float>* {
+    if (o.hessians) return o.hessians->of(l.role, l.block);
+    const InputStats* s = o.capture ? o.capture->find_for(l.role, l.block) : nullptr;
+    return s && !s->hessian.empty() ? &s->hessian : nullptr;
+  };
+  if ((o.act_order || o.static_groups) && !calibrated)
     return Error::invalid("GPTQ export: act-order and static groups are GPTQ options; they need calibration (Hessians)");
   if (o.static_groups && !o.act_order)
     return Error::invalid("GPTQ export: static groups go with act-order (without it groups are static anyway)");
-  if (o.hessians && !(o.percdamp >= 0)) return Error::invalid("GPTQ export: the damping must be >= 0");
+  if (calibrated && !(o.percdamp >= 0)) return Error::invalid("GPTQ export: the damping must be >= 0");
   const bool v2 = !o.sym;
   GptqExportReport report;
   report.checkpoint_format = v2 ? "gptq_v2" : "gptq";
@@ -162,8 +243,8 @@ Result<GptqExportReport> export_gptq(const Model& source, const std::string& out
     else if (auto p = gptq_shape_problem(t.rows(), t.cols(), o.bits); !p.empty()) why = p;
     else if (o.group_size > 0 && t.cols() % o.group_size != 0)
       why = std::to_string(t.cols()) + " inputs are not a multiple of the group size " + std::to_string(o.group_size);
-    if (why.empty() && o.hessians) {
-      hessian_of[l.weight] = o.hessians->of(l.role, l.block);
+    if (why.empty() && calibrated) {
+      hessian_of[l.weight] = hessian_for(l);
       const std::vector<float>* h = hessian_of[l.weight];
       if (!h) return Error::invalid(l.name + ": the calibration has no Hessian for this layer (block " + std::to_string(l.block) + ")");
       if (h->size() != static_cast<std::size_t>(t.cols() * t.cols()))
@@ -175,11 +256,7 @@ Result<GptqExportReport> export_gptq(const Model& source, const std::string& out
   }
 
   std::vector<SafetensorsLayoutEntry> layout;
-  struct Source {
-    std::size_t tensor;
-    int part;  // -1: F16 copy; 0 qweight, 1 qzeros, 2 scales, 3 g_idx
-  };
-  std::vector<Source> sources;
+  std::vector<EntrySource> sources;
   for (std::size_t i = 0; i < source.tensors.size(); ++i) {
     const TensorInfo& t = source.tensors[i];
     if (auto it = module_of.find(i); it != module_of.end()) {
@@ -218,10 +295,11 @@ Result<GptqExportReport> export_gptq(const Model& source, const std::string& out
   std::vector<float> f32;
   std::vector<std::uint16_t> f16;
   std::size_t done = 0;
-  auto produce = [&](std::size_t e) -> Result<std::span<const std::byte>> {
+  std::vector<std::uint64_t> hashes(layout.size());
+  auto produce_entry = [&](std::size_t e) -> Result<std::span<const std::byte>> {
     if (ctx.cancelled()) return Error::cancelled();
     ctx.progress(static_cast<double>(done++) / static_cast<double>(layout.size()));
-    const Source& s = sources[e];
+    const EntrySource& s = sources[e];
     const TensorInfo& t = source.tensors[s.tensor];
     if (s.part < 0) {
       f32.resize(t.numel());
@@ -256,9 +334,17 @@ Result<GptqExportReport> export_gptq(const Model& source, const std::string& out
       default: return bytes_of(cached.g_idx);
     }
   };
+  auto produce = [&](std::size_t e) -> Result<std::span<const std::byte>> {
+    auto bytes = produce_entry(e);
+    if (bytes) hashes[e] = content_hash(*bytes);  // while in cache, for the read-back check
+    return bytes;
+  };
   const fs::path st = staging->path() / "model.safetensors";
   if (auto r = write_safetensors_streaming(st.string(), layout, produce); !r) return r.error();
   report.bytes = fs::file_size(st);
+  if (o.after_write) o.after_write(st.string());
+  if (auto r = verify_written(source, layout, sources, hashes, o, v2, report, st.string(), (fs::path(out_dir) / "model.safetensors").string()); !r) return r.error();
+  report.verified = true;
 
   // Configuration: the source config plus quantization_config, and the same
   // object as quantize_config.json (docs/formats.md 4.5).
@@ -273,7 +359,7 @@ Result<GptqExportReport> export_gptq(const Model& source, const std::string& out
   qc["static_groups"] = o.static_groups;
   // Every layer's H comes from the unquantized model (one calibration pass),
   // not from inputs that earlier quantized layers produced.
-  qc["true_sequential"] = !o.hessians;
+  qc["true_sequential"] = !calibrated;
   qc["damp_percent"] = o.percdamp;
   qc["lm_head"] = false;
   qc["quant_method"] = "gptq";
@@ -281,7 +367,7 @@ Result<GptqExportReport> export_gptq(const Model& source, const std::string& out
   qc["format"] = report.checkpoint_format;
   qc["pack_dtype"] = "int32";
   if (!dynamic.empty()) qc["dynamic"] = dynamic;
-  qc["meta"] = {{"quantizer", {"quantscope:0.1.0"}}, {"method", o.hessians ? "gptq" : "rtn"}};
+  qc["meta"] = {{"quantizer", {"quantscope:0.1.0"}}, {"method", calibrated ? "gptq" : "rtn"}};
   config["quantization_config"] = qc;
   config["torch_dtype"] = "float16";
   if (auto r = write_text_file(staging->path() / "config.json", config.dump(2) + "\n"); !r) return r.error();

@@ -8,7 +8,9 @@
 // zero-points need no -1 offset that a zero of 0 would break.
 // Layers whose shape the format cannot take stay in F16 and are listed in
 // quantization_config.dynamic as "-:" exclusions.
+#include <cmath>
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -19,6 +21,7 @@
 namespace qs {
 
 struct CalibrationHessians;
+struct ActivationCapture;
 
 struct GptqExportOptions {
   int bits = 4;          // 2, 3, 4, 8
@@ -27,9 +30,15 @@ struct GptqExportOptions {
   // With Hessians (calib/hessians.h) every layer is quantized by GPTQ
   // (quant/gptq.h) with the H of its input; without them by RTN.
   const CalibrationHessians* hessians = nullptr;
+  // Or those of a calibration run's capture (a calibration file the app has
+  // loaded), read where they are: no copy of every block's H.
+  const ActivationCapture* capture = nullptr;
   bool act_order = false;      // GPTQ: columns by descending H diagonal (desc_act; g_idx then maps groups)
   bool static_groups = false;  // GPTQ with act_order: groups fixed on the original column order
   double percdamp = 0.01;      // GPTQ damping, written as damp_percent
+  // Tests only: called with the staged model.safetensors once it is written,
+  // before it is read back and verified (to corrupt it and see the export fail).
+  std::function<void(const std::string& staged_file)> after_write = nullptr;
 };
 
 struct GptqExportedModule {
@@ -38,12 +47,20 @@ struct GptqExportedModule {
   bool quantized = false;
   std::string reason;   // why it stayed F16
   double sqnr_db = 0;   // of the dequantized weight (F16 scales), when quantized
+  // The same measured again on the weight decoded from the written file
+  // (qweight, qzeros, scales, g_idx as read back); the export fails unless it
+  // equals sqnr_db. NaN when not quantized.
+  double readback_sqnr_db = NAN;
 };
 
 struct GptqExportReport {
   std::vector<GptqExportedModule> modules;
   std::string checkpoint_format;  // "gptq" or "gptq_v2"
   std::uint64_t bytes = 0;        // model.safetensors
+  // model.safetensors was read back before it was moved into place: every
+  // tensor with its dtype, shape and bytes (by hash), every module decoded to
+  // its measured error. An export that fails this fails and leaves nothing.
+  bool verified = false;
 };
 
 // `out_dir` must not exist yet (or be empty): it is written as a temporary
@@ -51,6 +68,7 @@ struct GptqExportReport {
 // quantized onto the GPTQ grid with F16 scales (what GPTQ tooling stores), by
 // RTN or, given Hessians, by GPTQ with the F16 scales in the walk, so that the
 // file dequantizes exactly to GPTQ's result. Each layer is quantized once.
+// The written file is verified (GptqExportReport::verified) before the rename.
 Result<GptqExportReport> export_gptq(const Model& source, const std::string& out_dir, const GptqExportOptions& options,
                                      OpContext& ctx);
 

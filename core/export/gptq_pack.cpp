@@ -1,5 +1,7 @@
 #include "export/gptq_pack.h"
 
+#include "util/half.h"
+
 #include <cstring>
 #include <string>
 
@@ -53,6 +55,39 @@ Result<std::vector<std::int32_t>> pack_gptq_qzeros(const std::uint8_t* zeros, st
   for (std::int64_t g = 0; g < groups; ++g)
     pack_bits(zeros + g * out, out, 1, bits, reinterpret_cast<std::uint32_t*>(z.data() + g * cols));
   return z;
+}
+
+Result<std::vector<float>> dequantize_gptq(std::span<const std::int32_t> qweight, std::span<const std::int32_t> qzeros,
+                                           std::span<const std::uint16_t> scales, std::span<const std::int32_t> g_idx,
+                                           std::int64_t out, std::int64_t in, std::int64_t groups, int bits, bool v2) {
+  if (auto p = gptq_shape_problem(out, in, bits); !p.empty()) return Error::invalid(p);
+  if (groups <= 0 || groups > in) return Error::invalid(std::to_string(groups) + " groups for " + std::to_string(in) + " inputs");
+  const std::int64_t rows = in * bits / 32, zcols = out * bits / 32;
+  if (qweight.size() != static_cast<std::size_t>(rows * out) || qzeros.size() != static_cast<std::size_t>(groups * zcols) ||
+      scales.size() != static_cast<std::size_t>(groups * out) || g_idx.size() != static_cast<std::size_t>(in))
+    return Error::invalid("qweight, qzeros, scales or g_idx do not have the sizes of a [" + std::to_string(out) + ", " +
+                          std::to_string(in) + "] layer in " + std::to_string(groups) + " groups");
+  for (std::int64_t i = 0; i < in; ++i)
+    if (g_idx[static_cast<std::size_t>(i)] < 0 || g_idx[static_cast<std::size_t>(i)] >= groups)
+      return Error::invalid("g_idx[" + std::to_string(i) + "] = " + std::to_string(g_idx[static_cast<std::size_t>(i)]) +
+                            " is not a group");
+  std::vector<std::uint8_t> zeros(static_cast<std::size_t>(groups * out));
+  for (std::int64_t g = 0; g < groups; ++g)
+    unpack_bits(reinterpret_cast<const std::uint32_t*>(qzeros.data() + g * zcols), out, bits, zeros.data() + g * out);
+  std::vector<float> w(static_cast<std::size_t>(out * in));
+  std::vector<std::uint32_t> column(static_cast<std::size_t>(rows));
+  std::vector<std::uint8_t> codes(static_cast<std::size_t>(in));
+  for (std::int64_t o = 0; o < out; ++o) {
+    for (std::int64_t r = 0; r < rows; ++r)
+      column[static_cast<std::size_t>(r)] = static_cast<std::uint32_t>(qweight[static_cast<std::size_t>(r * out + o)]);
+    unpack_bits(column.data(), in, bits, codes.data());
+    for (std::int64_t i = 0; i < in; ++i) {
+      const auto at = static_cast<std::size_t>(g_idx[static_cast<std::size_t>(i)] * out + o);
+      const float zero = static_cast<float>(zeros[at] + (v2 ? 0 : 1));
+      w[static_cast<std::size_t>(o * in + i)] = f16_to_f32(scales[at]) * (static_cast<float>(codes[static_cast<std::size_t>(i)]) - zero);
+    }
+  }
+  return w;
 }
 
 }  // namespace qs

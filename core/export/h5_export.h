@@ -3,8 +3,10 @@
 // as the plan quantized it (integer-grid codes with their scales and zero
 // points, ggml blocks, or the source bytes), with the plan, the source's
 // identity and each layer's measured error. Streaming (one tensor at a time)
-// and atomic (a temporary file renamed on success).
+// and atomic (a temporary file renamed on success), verified before the rename.
+#include <cmath>
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -20,15 +22,29 @@ struct H5ExportedLayer {
   bool quantized = false;
   std::string reason;  // why it was copied
   double bits_per_weight = 0, sqnr_db = 0;
+  // The same measured again on the values decoded from the written file (our
+  // reader, io/quantized_h5.h); the export fails unless it equals sqnr_db.
+  // NaN when not quantized.
+  double readback_sqnr_db = NAN;
 };
 
 struct H5ExportReport {
   std::vector<H5ExportedLayer> layers;
   std::uint64_t bytes = 0;
+  // The file was read back before it was renamed into place: every tensor's
+  // description, its datasets' bytes (by hash) and each quantized layer's
+  // error; an export that fails this fails and leaves nothing.
+  bool verified = false;
+};
+
+struct H5ExportOptions {
+  // Tests only: called with the temporary file once it is written and closed,
+  // before it is read back and verified (to corrupt it and see the export fail).
+  std::function<void(const std::string& temp_file)> after_write = nullptr;
 };
 
 // RTN only for now: methods that need calibration are refused.
 Result<H5ExportReport> export_quantized_h5(const Model& source, const Plan& plan, const std::string& out_path,
-                                           OpContext& ctx);
+                                           const H5ExportOptions& options, OpContext& ctx);
 
 }  // namespace qs

@@ -169,7 +169,32 @@ Result<QuantizedH5> read_quantized_h5(const std::string& path) {
   return out;
 }
 
-Result<std::vector<float>> read_quantized_h5_values(const QuantizedH5& file, const QuantizedH5Tensor& t) {
+namespace {
+
+// The tensor's element count, rows and columns (rows x cols as TensorInfo views it).
+struct Extent {
+  std::uint64_t n = 0;
+  std::int64_t rows = 0, cols = 0, groups = 0, gs = 0;
+};
+Result<Extent> extent_of(const QuantizedH5& file, const QuantizedH5Tensor& t) {
+  Extent e;
+  e.n = numel(t.shape);
+  e.rows = t.shape.size() >= 2 ? t.shape[0] : 1;
+  e.cols = e.rows > 0 ? static_cast<std::int64_t>(e.n) / e.rows : 0;
+  if (t.kind == "int_grid") {
+    if (t.group_size > 0 && e.cols % t.group_size != 0)
+      return Error::format(file.path + ": " + t.name + ": group size does not divide the rows");
+    e.groups = t.group_size > 0 ? e.cols / t.group_size : 1;
+    e.gs = t.group_size > 0 ? t.group_size : e.cols;
+  }
+  return e;
+}
+
+}  // namespace
+
+Result<QuantizedH5Stored> read_quantized_h5_stored(const QuantizedH5& file, const QuantizedH5Tensor& t) {
+  auto e = extent_of(file, t);
+  if (!e) return e.error();
   h5::silence_errors();
   std::lock_guard lock(h5::library_mutex());
   Reader rd(file.path);
@@ -179,37 +204,56 @@ Result<std::vector<float>> read_quantized_h5_values(const QuantizedH5& file, con
   std::snprintf(gname, sizeof gname, "tensors/%06d", t.group);
   Id g(H5Gopen2(f.get(), gname, H5P_DEFAULT), H5Gclose);
   if (!g.ok()) return rd.fail(std::string("missing group ") + gname);
-  const std::uint64_t n = numel(t.shape);
-  std::vector<float> out(static_cast<std::size_t>(n));
-  const std::int64_t rows = t.shape.size() >= 2 ? t.shape[0] : 1;
-  const std::int64_t cols = rows > 0 ? static_cast<std::int64_t>(n) / rows : 0;
-  if (t.kind == "copy") {
-    const auto bytes = dtype_bytes(t.source_dtype, n);
-    if (!bytes) return Error::format(file.path + ": " + t.name + ": bad size for " + std::string(dtype_name(t.source_dtype)));
-    std::vector<std::uint8_t> raw;
-    if (auto r = rd.dataset(g.get(), "data", H5T_NATIVE_UINT8, *bytes, raw); !r) return r.error();
-    if (auto r = convert_to_f32(t.source_dtype, reinterpret_cast<const std::byte*>(raw.data()), n, out.data()); !r) return r.error();
-  } else if (t.kind == "ggml") {
-    const auto bytes = dtype_bytes(t.ggml_type, n);
-    if (!bytes) return Error::format(file.path + ": " + t.name + ": not whole " + std::string(dtype_name(t.ggml_type)) + " blocks");
-    std::vector<std::uint8_t> raw;
-    if (auto r = rd.dataset(g.get(), "blocks", H5T_NATIVE_UINT8, *bytes, raw); !r) return r.error();
-    dequantize_ggml_blocks(t.ggml_type, reinterpret_cast<const std::byte*>(raw.data()), n / dtype_block_elems(t.ggml_type), out.data());
+  QuantizedH5Stored out;
+  if (t.kind == "copy" || t.kind == "ggml") {
+    const DType type = t.kind == "copy" ? t.source_dtype : t.ggml_type;
+    const auto bytes = dtype_bytes(type, e->n);
+    if (!bytes)
+      return Error::format(file.path + ": " + t.name + (t.kind == "copy" ? ": bad size for " : ": not whole blocks of ") +
+                           std::string(dtype_name(type)));
+    if (auto r = rd.dataset(g.get(), t.kind == "copy" ? "data" : "blocks", H5T_NATIVE_UINT8, *bytes, out.bytes); !r)
+      return r.error();
   } else {
-    if (t.group_size > 0 && cols % t.group_size != 0) return Error::format(file.path + ": " + t.name + ": group size does not divide the rows");
-    const std::int64_t groups = t.group_size > 0 ? cols / t.group_size : 1, gs = t.group_size > 0 ? t.group_size : cols;
-    std::vector<std::uint8_t> codes;
-    std::vector<float> scales, zeros;
-    if (auto r = rd.dataset(g.get(), "codes", H5T_NATIVE_UINT8, n, codes); !r) return r.error();
-    if (auto r = rd.dataset(g.get(), "scales", H5T_NATIVE_FLOAT, static_cast<std::uint64_t>(rows * groups), scales); !r) return r.error();
-    if (auto r = rd.dataset(g.get(), "zeros", H5T_NATIVE_FLOAT, static_cast<std::uint64_t>(rows * groups), zeros); !r) return r.error();
-    for (std::int64_t r = 0; r < rows; ++r)
-      for (std::int64_t c = 0; c < cols; ++c) {
-        const std::size_t gi = static_cast<std::size_t>(r * groups + c / gs);
-        out[static_cast<std::size_t>(r * cols + c)] = scales[gi] * (static_cast<float>(codes[static_cast<std::size_t>(r * cols + c)]) - zeros[gi]);
+    const auto per_row = static_cast<std::uint64_t>(e->rows * e->groups);
+    if (auto r = rd.dataset(g.get(), "codes", H5T_NATIVE_UINT8, e->n, out.bytes); !r) return r.error();
+    if (auto r = rd.dataset(g.get(), "scales", H5T_NATIVE_FLOAT, per_row, out.scales); !r) return r.error();
+    if (auto r = rd.dataset(g.get(), "zeros", H5T_NATIVE_FLOAT, per_row, out.zeros); !r) return r.error();
+  }
+  return out;
+}
+
+Result<std::vector<float>> decode_quantized_h5(const QuantizedH5& file, const QuantizedH5Tensor& t,
+                                               const QuantizedH5Stored& s) {
+  auto e = extent_of(file, t);
+  if (!e) return e.error();
+  std::vector<float> out(static_cast<std::size_t>(e->n));
+  const auto* raw = reinterpret_cast<const std::byte*>(s.bytes.data());
+  if (t.kind == "copy") {
+    if (s.bytes.size() != dtype_bytes(t.source_dtype, e->n).value_or(0))
+      return Error::format(file.path + ": " + t.name + ": bad size for " + std::string(dtype_name(t.source_dtype)));
+    if (auto r = convert_to_f32(t.source_dtype, raw, e->n, out.data()); !r) return r.error();
+  } else if (t.kind == "ggml") {
+    if (s.bytes.size() != dtype_bytes(t.ggml_type, e->n).value_or(0))
+      return Error::format(file.path + ": " + t.name + ": not whole " + std::string(dtype_name(t.ggml_type)) + " blocks");
+    dequantize_ggml_blocks(t.ggml_type, raw, e->n / dtype_block_elems(t.ggml_type), out.data());
+  } else {
+    const auto per_row = static_cast<std::size_t>(e->rows * e->groups);
+    if (s.bytes.size() != e->n || s.scales.size() != per_row || s.zeros.size() != per_row)
+      return Error::format(file.path + ": " + t.name + ": codes, scales or zeros of the wrong size");
+    for (std::int64_t r = 0; r < e->rows; ++r)
+      for (std::int64_t c = 0; c < e->cols; ++c) {
+        const std::size_t gi = static_cast<std::size_t>(r * e->groups + c / e->gs);
+        const std::size_t i = static_cast<std::size_t>(r * e->cols + c);
+        out[i] = s.scales[gi] * (static_cast<float>(s.bytes[i]) - s.zeros[gi]);
       }
   }
   return out;
+}
+
+Result<std::vector<float>> read_quantized_h5_values(const QuantizedH5& file, const QuantizedH5Tensor& t) {
+  auto stored = read_quantized_h5_stored(file, t);
+  if (!stored) return stored.error();
+  return decode_quantized_h5(file, t, *stored);
 }
 
 }  // namespace qs

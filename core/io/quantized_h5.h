@@ -31,4 +31,16 @@ Result<QuantizedH5> read_quantized_h5(const std::string& path);
 // The tensor's values as F32 (copies decoded from their source type).
 Result<std::vector<float>> read_quantized_h5_values(const QuantizedH5& file, const QuantizedH5Tensor& t);
 
+// A tensor's datasets as stored: `bytes` is the copy's data (its source
+// bytes), the integer grid's codes (u8, [rows, cols]) or the ggml blocks;
+// scales and zeros ([rows, groups]) only for an integer grid.
+struct QuantizedH5Stored {
+  std::vector<std::uint8_t> bytes;
+  std::vector<float> scales, zeros;
+};
+Result<QuantizedH5Stored> read_quantized_h5_stored(const QuantizedH5& file, const QuantizedH5Tensor& t);
+// Its values as F32, from what read_quantized_h5_stored gave (read_quantized_h5_values is both).
+Result<std::vector<float>> decode_quantized_h5(const QuantizedH5& file, const QuantizedH5Tensor& t,
+                                               const QuantizedH5Stored& stored);
+
 }  // namespace qs

@@ -147,6 +147,7 @@ TEST_F(Cli, ExportWritesWhatLlamaQuantizeWritesAndRefusesBadTypes) {
   ASSERT_EQ(r.code, 0) << r.out;
   const auto j = nlohmann::json::parse(r.out);
   EXPECT_EQ(j["file_type"], "Q6_K");
+  EXPECT_EQ(j["verified"], true);
   EXPECT_EQ(j["bytes"].get<std::uint64_t>(), std::filesystem::file_size(out));
   EXPECT_EQ(std::filesystem::file_size(out), std::filesystem::file_size(gguf + "stories260K-Q6_K.gguf"));
   int q8 = 0, f16 = 0;
@@ -174,12 +175,14 @@ TEST_F(Cli, GptqExportWithCalibrationRunsGptqWithActOrder) {
   EXPECT_EQ(j["method"], "gptq act-order");
   EXPECT_EQ(j["checkpoint_format"], "gptq");
   EXPECT_EQ(j["calibration_tokens"], 512);
+  EXPECT_EQ(j["verified"], true);
   int quantized = 0;
   for (const auto& l : j["layers"]) {
     if (!l["quantized"]) continue;
     ++quantized;
     EXPECT_EQ(l["format"], "int4-g32-sym");
     EXPECT_GT(l["sqnr_db"].get<double>(), 10.0) << l["name"];
+    EXPECT_NEAR(l["readback_sqnr_db"].get<double>(), l["sqnr_db"].get<double>(), 1e-6) << l["name"];
   }
   EXPECT_EQ(quantized, 20);  // q, k, v, o of 5 blocks; the 172-wide MLP does not fit 4-bit packing
   std::ifstream config(out / "config.json");

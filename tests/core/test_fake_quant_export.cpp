@@ -4,7 +4,9 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <cmath>
 #include <cstring>
+#include <map>
 #include <filesystem>
 #include <nlohmann/json.hpp>
 
@@ -17,6 +19,7 @@
 #include "quant/ggml_quantize.h"
 #include "quant/int_grid.h"
 #include "quant/named_format.h"
+#include "export_checks.h"
 #include "test_files.h"
 #include "util/half.h"
 
@@ -42,6 +45,7 @@ TEST(FakeQuantExport, LayersHoldTheirDequantizedWeights) {
   EXPECT_EQ(config["torch_dtype"], "float16");
 
   int quantized = 0;
+  std::map<std::string, double> readback;  // layer -> SQNR of what the file holds, computed here
   for (const auto& out : file->tensors) {
     ASSERT_EQ(out.dtype, qs::DType::F16) << out.name;
     const qs::TensorInfo& src = model->tensors[*model->find_tensor(out.name)];
@@ -63,16 +67,60 @@ TEST(FakeQuantExport, LayersHoldTheirDequantizedWeights) {
     }
     const auto* got = reinterpret_cast<const std::uint16_t*>(out.bytes().data());
     std::size_t same = 0;
-    for (std::size_t i = 0; i < expect.size(); ++i) same += got[i] == qs::f32_to_f16(expect[i]);
+    double err = 0, ref = 0;  // of the file's F16 values against the source
+    for (std::size_t i = 0; i < expect.size(); ++i) {
+      same += got[i] == qs::f32_to_f16(expect[i]);
+      const double d = static_cast<double>(w[i]) - qs::f16_to_f32(got[i]);
+      err += d * d;
+      ref += static_cast<double>(w[i]) * w[i];
+    }
     EXPECT_EQ(same, expect.size()) << out.name;
+    if (linear) readback[out.name.substr(0, out.name.size() - 7)] = 10.0 * std::log10(ref / err);
   }
   EXPECT_EQ(quantized, 2 * 7 + 1);
+  // Verified on read-back, each layer's error re-measured on the file's F16
+  // values: the quantizer's error with F16 rounding (~66 dB) on top.
+  EXPECT_TRUE(report->verified);
   for (const auto& l : report->layers) {
     if (l.name != "model.embed_tokens") {
       EXPECT_TRUE(l.quantized) << l.name << ": " << l.reason;
+      ASSERT_TRUE(readback.count(l.name)) << l.name;
+      EXPECT_NEAR(l.readback_sqnr_db, readback[l.name], 1e-6) << l.name;
+      EXPECT_NEAR(l.readback_sqnr_db, l.sqnr_db, 0.01) << l.name;
+      EXPECT_NE(l.readback_sqnr_db, l.sqnr_db) << l.name << ": not measured on the F16 file";
+    } else {
+      EXPECT_TRUE(std::isnan(l.readback_sqnr_db)) << l.name;
     }
   }
   fs::remove_all(root);
+}
+
+// A byte of the written file changed between the write and the read-back
+// check (the test hook): the export fails naming the file and the tensor, and
+// neither the destination nor the staging directory is left.
+TEST(FakeQuantExport, ACorruptedTensorFailsTheExportAndLeavesNothing) {
+  qs::test::TempDir dir;
+  auto model = qs::open_model(qs::test::write_small_demo(dir.path() / "src", 1, 64, 96));
+  ASSERT_TRUE(model.ok()) << model.error().message;
+  auto plan = qs::parse_plan(R"({"version":1,"default":{"format":"int4-g32"}})", "t");
+  ASSERT_TRUE(plan.ok()) << plan.error().message;
+  const std::string victim = "model.layers.0.mlp.up_proj.weight";
+  std::string staged;
+  qs::FakeQuantOptions o;
+  o.after_write = [&](const std::string& path) {
+    staged = path;
+    EXPECT_TRUE(qs::test::flip_safetensors_byte(path, victim)) << victim;
+  };
+  const fs::path out = dir.path() / "out";
+  auto r = qs::export_fake_quant(*model, *plan, out.string(), o, qs::OpContext::none());
+  ASSERT_FALSE(r.ok());
+  qs::test::expect_verification_failure(r.error().message, out, staged, victim);
+  for (const auto& e : fs::directory_iterator(dir.path())) EXPECT_EQ(e.path().filename(), "src") << e.path();
+
+  // The same export without the corruption goes through, verified.
+  auto ok = qs::export_fake_quant(*model, *plan, out.string(), {}, qs::OpContext::none());
+  ASSERT_TRUE(ok.ok()) << ok.error().message;
+  EXPECT_TRUE(ok->verified);
 }
 
 TEST(FakeQuantExport, RefusesMethodsThatNeedCalibrationAndLeavesNothing) {
@@ -126,9 +174,12 @@ TEST(FakeQuantExport, NamedFormatsAreExported) {
     ++checked;
   }
   EXPECT_EQ(checked, 7);
+  EXPECT_TRUE(report->verified);
   for (const auto& l : report->layers)
     if (l.name.find("_proj") != std::string::npos) {
       EXPECT_TRUE(l.quantized) << l.name << ": " << l.reason;
+      // F32 output holds the dequantized weight exactly: the same error read back.
+      EXPECT_EQ(l.readback_sqnr_db, l.sqnr_db) << l.name;
     }
   fs::remove_all(root);
 }

@@ -3,6 +3,7 @@
 #include <stdexcept>
 
 #include "demo/demo_model.h"
+#include "io/safetensors.h"
 
 #include <cctype>
 #include <cstdlib>
@@ -39,6 +40,29 @@ void write_bytes(const std::string& path, const std::string& bytes) {
 std::string read_bytes(const std::string& path) {
   std::ifstream f(path, std::ios::binary);
   return {std::istreambuf_iterator<char>(f), std::istreambuf_iterator<char>()};
+}
+
+void flip_byte(const std::string& path, std::uint64_t offset) {
+  std::fstream f(path, std::ios::binary | std::ios::in | std::ios::out);
+  char c = 0;
+  f.seekg(static_cast<std::streamoff>(offset));
+  f.get(c);
+  f.seekp(static_cast<std::streamoff>(offset));
+  f.put(static_cast<char>(~c));
+  if (!f) throw std::runtime_error("cannot flip byte " + std::to_string(offset) + " of " + path);
+}
+
+bool flip_safetensors_byte(const std::string& path, const std::string& tensor) {
+  std::uint64_t at = 0;
+  {
+    auto f = qs::read_safetensors(path);  // its map goes before the write
+    if (!f) return false;
+    for (const auto& t : f->tensors)
+      if (t.name == tensor) at = t.offset + t.nbytes / 2;
+  }
+  if (at == 0) return false;
+  flip_byte(path, at);
+  return true;
 }
 
 std::string safetensors_bytes(const std::string& header_json, const std::string& data) {

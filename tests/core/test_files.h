@@ -23,6 +23,12 @@ class TempDir {
 
 void write_bytes(const std::string& path, const std::string& bytes);
 std::string read_bytes(const std::string& path);
+// Inverts the byte at `offset` of an existing file in place (a corruption
+// between an exporter's write and its read-back check).
+void flip_byte(const std::string& path, std::uint64_t offset);
+// The same for the byte in the middle of `tensor`'s data in a safetensors
+// file; false when the file does not read or has no such tensor.
+bool flip_safetensors_byte(const std::string& path, const std::string& tensor);
 // A safetensors file from a header text and a data area, with the 8-byte length in front.
 std::string safetensors_bytes(const std::string& header_json, const std::string& data);
 // The shared/ folder beside the repository, or "" when absent.

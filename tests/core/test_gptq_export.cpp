@@ -14,6 +14,7 @@
 #include <tuple>
 #include <nlohmann/json.hpp>
 
+#include "calib/calibrate.h"
 #include "calib/hessians.h"
 #include "calib/llama_forward.h"
 #include "calib/perplexity.h"
@@ -25,6 +26,7 @@
 #include "io/safetensors.h"
 #include "model/convert.h"
 #include "quant/gptq.h"
+#include "export_checks.h"
 #include "test_files.h"
 #include "util/half.h"
 
@@ -154,6 +156,12 @@ void check_export(int bits, int group, bool sym) {
     const auto* gidx = reinterpret_cast<const std::int32_t*>(gi->bytes().data());
     std::vector<float> w(static_cast<std::size_t>(out * in));
     ASSERT_TRUE(qs::convert_to_f32(src->dtype, src->bytes().data(), w.size(), w.data()).ok());
+    // core's decoder (what the export's read-back check uses) against the bit-wise one here.
+    auto decoded = qs::dequantize_gptq(
+        {qwords, static_cast<std::size_t>(qw->numel())}, {zwords, static_cast<std::size_t>(qz->numel())},
+        {scales, static_cast<std::size_t>(sc->numel())}, {gidx, static_cast<std::size_t>(gi->numel())}, out, in, groups,
+        bits, !sym);
+    ASSERT_TRUE(decoded.ok()) << decoded.error().message;
     double err = 0, ref = 0;
     for (std::int64_t o = 0; o < out; ++o)
       for (std::int64_t i = 0; i < in; ++i) {
@@ -167,6 +175,7 @@ void check_export(int bits, int group, bool sym) {
         }
         const std::uint32_t code = read_code(qwords + o, out, i, bits);
         const float deq = s * (static_cast<float>(code) - static_cast<float>(z));
+        ASSERT_EQ((*decoded)[static_cast<std::size_t>(o * in + i)], deq) << m.name << " " << o << "," << i;
         const float x = w[static_cast<std::size_t>(o * in + i)];
         // Round to nearest on the stored grid: within half a step, unless clipped at the grid's ends.
         const bool clipped = code == 0 || code == (1u << bits) - 1u;
@@ -177,11 +186,17 @@ void check_export(int bits, int group, bool sym) {
         ref += static_cast<double>(x) * x;
       }
     EXPECT_NEAR(m.sqnr_db, 10.0 * std::log10(ref / err), 1e-6) << m.name;
+    EXPECT_NEAR(m.readback_sqnr_db, 10.0 * std::log10(ref / err), 1e-6) << m.name;
     if (sym && bits == 4) {
       EXPECT_EQ(static_cast<std::uint32_t>(zwords[0]), 0x77777777u);
     }
   }
   EXPECT_GT(quantized, 0);
+  EXPECT_TRUE(report->verified);
+  for (const auto& m : report->modules)
+    if (!m.quantized) {
+      EXPECT_TRUE(std::isnan(m.readback_sqnr_db)) << m.name;
+    }
   // Everything else is there in F16.
   EXPECT_EQ(ex.find("model.embed_tokens.weight")->dtype, qs::DType::F16);
   EXPECT_EQ(ex.find("model.norm.weight")->dtype, qs::DType::F16);
@@ -191,6 +206,53 @@ void check_export(int bits, int group, bool sym) {
 TEST(GptqExport, FourBitSymmetricG128ReadsBackWithinHalfAStep) { check_export(4, 128, true); }
 TEST(GptqExport, ThreeBitAsymmetricPerChannelReadsBack) { check_export(3, -1, false); }
 TEST(GptqExport, EightBitAsymmetricG32ReadsBack) { check_export(8, 32, false); }
+
+// A byte of a packed tensor changed between the write and the read-back check
+// (the test hook): the export fails naming the file and the tensor, and
+// neither the destination nor the staging directory is left.
+TEST(GptqExport, ACorruptedTensorFailsTheExportAndLeavesNothing) {
+  qs::test::TempDir dir;
+  auto model = qs::open_model(qs::test::write_small_demo(dir.path() / "src", 1, 64, 96));
+  ASSERT_TRUE(model.ok()) << model.error().message;
+  for (const std::string victim : {"model.layers.0.self_attn.k_proj.qweight", "model.layers.0.mlp.gate_proj.scales",
+                                   "model.layers.0.self_attn.o_proj.g_idx"}) {
+    std::string staged;
+    qs::GptqExportOptions o{4, 32, true};
+    o.after_write = [&](const std::string& path) {
+      staged = path;
+      EXPECT_TRUE(qs::test::flip_safetensors_byte(path, victim)) << victim;
+    };
+    const fs::path out = dir.path() / "out";
+    auto r = qs::export_gptq(*model, out.string(), o, qs::OpContext::none());
+    ASSERT_FALSE(r.ok()) << victim;
+    qs::test::expect_verification_failure(r.error().message, out, staged, victim);
+  }
+  for (const auto& e : fs::directory_iterator(dir.path())) EXPECT_EQ(e.path().filename(), "src") << e.path();
+  auto ok = qs::export_gptq(*model, (dir.path() / "out").string(), {4, 32, true}, qs::OpContext::none());
+  ASSERT_TRUE(ok.ok()) << ok.error().message;
+  EXPECT_TRUE(ok->verified);
+}
+
+// core's decoder refuses what a loader could not index.
+TEST(GptqPack, DequantizeRefusesAGroupIndexOutOfRangeAndWrongSizes) {
+  std::vector<std::uint8_t> codes(8 * 32, 3);
+  auto qw = qs::pack_gptq_qweight(codes.data(), 8, 32, 4);
+  std::vector<std::uint8_t> z(8, 7);
+  auto qz = qs::pack_gptq_qzeros(z.data(), 1, 8, 4);
+  ASSERT_TRUE(qw.ok() && qz.ok());
+  std::vector<std::uint16_t> scales(8, qs::f32_to_f16(0.5f));
+  std::vector<std::int32_t> g_idx(32, 0);
+  auto w = qs::dequantize_gptq(*qw, *qz, scales, g_idx, 8, 32, 1, 4, false);
+  ASSERT_TRUE(w.ok()) << w.error().message;
+  for (float v : *w) EXPECT_EQ(v, 0.5f * (3.0f - 8.0f));  // v1: z stored as 7 means 8
+  g_idx[5] = 1;
+  w = qs::dequantize_gptq(*qw, *qz, scales, g_idx, 8, 32, 1, 4, false);
+  ASSERT_FALSE(w.ok());
+  EXPECT_NE(w.error().message.find("g_idx[5] = 1 is not a group"), std::string::npos) << w.error().message;
+  g_idx[5] = 0;
+  scales.pop_back();
+  EXPECT_FALSE(qs::dequantize_gptq(*qw, *qz, scales, g_idx, 8, 32, 1, 4, false).ok());
+}
 
 TEST(GptqExport, RefusesANonEmptyOutputAndGgufSources) {
   const fs::path root = fs::temp_directory_path() / ("qs_gptq_refuse_" + std::to_string(::getpid()));
@@ -356,6 +418,13 @@ TEST_F(GptqCalibrated, GptqLowersEveryLayersOutputErrorAndTheFileHoldsExactlyIts
   gs.act_order = gs.static_groups = true;
   const Exported stat = export_to("gptq-act-static", gs);
   ASSERT_EQ(reports_.size(), 4u);
+  for (const auto& [name, report] : reports_) {
+    EXPECT_TRUE(report.verified) << name;
+    for (const auto& m : report.modules)
+      if (m.quantized) {
+        EXPECT_NEAR(m.readback_sqnr_db, m.sqnr_db, 1e-6) << name << " " << m.name;
+      }
+  }
   const nlohmann::json qc = nlohmann::json::parse(qs::test::read_bytes((act.dir / "config.json").string()))["quantization_config"];
   EXPECT_EQ(qc["desc_act"], true);
   EXPECT_EQ(qc["static_groups"], false);
@@ -444,6 +513,36 @@ TEST_F(GptqCalibrated, GptqLowersEveryLayersOutputErrorAndTheFileHoldsExactlyIts
   RecordProperty("ppl_rtn", std::to_string(ppl_rtn));
   RecordProperty("ppl_gptq", std::to_string(ppl_gptq));
   EXPECT_LT(ppl_gptq, ppl_rtn);
+}
+
+// The Hessians of a calibration run's capture (what the app holds once a
+// calibration file is loaded), used where they are: the same file, byte for
+// byte, as from the same Hessians moved out into CalibrationHessians.
+TEST_F(GptqCalibrated, HessiansOfACaptureGiveTheSameFileAsCalibrationHessians) {
+  qs::CalibrationSettings set;
+  set.text_files = {shared_ + "/models/stories260K/eval/tiny_stories_eval.txt"};
+  set.sequences = 4;
+  set.seq_len = 128;
+  auto run = qs::calibrate(*model_, set);
+  ASSERT_TRUE(run.ok()) << run.error().message;
+  qs::GptqExportOptions from_capture{4, 32, true};
+  from_capture.capture = &run->capture;
+  from_capture.act_order = true;
+  export_to("capture", from_capture);
+  qs::ActivationCapture moved = run->capture;
+  qs::CalibrationHessians h = moved.release_hessians();
+  qs::GptqExportOptions from_hessians = from_capture;
+  from_hessians.capture = nullptr;
+  from_hessians.hessians = &h;
+  export_to("hessians", from_hessians);
+  ASSERT_EQ(reports_.size(), 2u);
+  EXPECT_TRUE(reports_["capture"].verified);
+  const std::string a = qs::test::read_bytes((root_ / "capture" / "model.safetensors").string());
+  EXPECT_GT(a.size(), 0u);
+  EXPECT_EQ(a, qs::test::read_bytes((root_ / "hessians" / "model.safetensors").string()));
+  const nlohmann::json qc = nlohmann::json::parse(qs::test::read_bytes((root_ / "capture" / "config.json").string()))["quantization_config"];
+  EXPECT_EQ(qc["meta"]["method"], "gptq");
+  EXPECT_EQ(qc["desc_act"], true);
 }
 
 TEST_F(GptqCalibrated, ActOrderWithoutCalibrationAndHessiansOfTheWrongSizeAreRefused) {

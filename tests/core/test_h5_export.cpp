@@ -5,7 +5,11 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <hdf5.h>
+
+#include <cmath>
 #include <filesystem>
+#include <map>
 
 #include "demo/demo_model.h"
 #include "export/h5_export.h"
@@ -32,7 +36,7 @@ TEST(QuantizedH5, RefusesAFileOfTheSource) {
   ASSERT_FALSE(model->weight_files.empty());
   const std::string weights = model->weight_files.front();
   const auto before = fs::file_size(weights);
-  auto r = qs::export_quantized_h5(*model, qs::Plan{}, weights, qs::OpContext::none());
+  auto r = qs::export_quantized_h5(*model, qs::Plan{}, weights, {}, qs::OpContext::none());
   ASSERT_FALSE(r.ok());
   EXPECT_NE(r.error().message.find("is a file of the source model"), std::string::npos) << r.error().message;
   EXPECT_EQ(fs::file_size(weights), before);
@@ -48,7 +52,7 @@ TEST(QuantizedH5, RoundTripsEveryKindOfTensor) {
                    {"match":{"role":"embed"},"format":"f16"}]})", "t");
   ASSERT_TRUE(plan.ok());
   const std::string out = (root / "m.qs.h5").string();
-  auto report = qs::export_quantized_h5(*model, *plan, out, qs::OpContext::none());
+  auto report = qs::export_quantized_h5(*model, *plan, out, {}, qs::OpContext::none());
   ASSERT_TRUE(report.ok()) << report.error().message;
 
   auto file = qs::read_quantized_h5(out);
@@ -57,6 +61,7 @@ TEST(QuantizedH5, RoundTripsEveryKindOfTensor) {
   EXPECT_EQ(file->source_path, model->path);
   ASSERT_EQ(file->tensors.size(), model->tensors.size());
   int kinds[3] = {0, 0, 0};
+  std::map<std::string, double> readback;  // layer -> error of the values our reader decodes, against the source
   for (const auto& t : file->tensors) {
     const qs::TensorInfo& src = model->tensors[*model->find_tensor(t.name)];
     EXPECT_EQ(t.shape, src.shape) << t.name;
@@ -89,6 +94,16 @@ TEST(QuantizedH5, RoundTripsEveryKindOfTensor) {
     EXPECT_EQ(same, expect.size()) << t.name << " (" << t.kind << ")";
     if (t.kind != "copy") {
       EXPECT_NEAR(t.sqnr_db, qs::weight_error(w.data(), expect.data(), w.size()).sqnr_db, 1e-9) << t.name;
+      readback[t.name.substr(0, t.name.size() - 7)] = qs::weight_error(w.data(), expect.data(), w.size()).sqnr_db;
+    }
+  }
+  EXPECT_TRUE(report->verified);
+  for (const auto& l : report->layers) {
+    if (l.quantized) {
+      ASSERT_TRUE(readback.count(l.name)) << l.name;
+      EXPECT_NEAR(l.readback_sqnr_db, readback[l.name], 1e-9) << l.name;
+    } else {
+      EXPECT_TRUE(std::isnan(l.readback_sqnr_db)) << l.name;
     }
   }
   EXPECT_EQ(kinds[1], 2 * 5 + 1);  // q, k, o, gate, up per block + lm_head
@@ -103,6 +118,55 @@ TEST(QuantizedH5, RoundTripsEveryKindOfTensor) {
   ASSERT_FALSE(bad.ok());
   EXPECT_NE(bad.error().message.find("config.json: not an HDF5 file"), std::string::npos) << bad.error().message;
   fs::remove_all(root);
+}
+
+// A byte of a dataset changed between the write and the read-back check (the
+// test hook): the export fails naming the file and the tensor, and leaves no
+// file, temporary or final. One victim per kind of dataset.
+TEST(QuantizedH5, ACorruptedDatasetFailsTheExportAndLeavesNothing) {
+  qs::test::TempDir dir;
+  auto model = qs::open_model(qs::test::write_small_demo(dir.path() / "src", 1, 64, 96));
+  ASSERT_TRUE(model.ok()) << model.error().message;
+  auto plan = qs::parse_plan(R"({"version":1,"default":{"format":"int4-g32"},
+      "overrides":[{"match":{"role":"v"},"format":"q8_0"}]})", "t");
+  ASSERT_TRUE(plan.ok()) << plan.error().message;
+  const std::string out = dir.file("m.qs.h5");
+  for (const auto& [victim, dataset] : {std::pair<std::string, std::string>{"model.layers.0.mlp.up_proj.weight", "codes"},
+                                        {"model.layers.0.self_attn.q_proj.weight", "scales"},
+                                        {"model.layers.0.self_attn.v_proj.weight", "blocks"},
+                                        {"model.norm.weight", "data"}}) {
+    const auto index = model->find_tensor(victim);
+    ASSERT_TRUE(index.has_value()) << victim;
+    std::string temp;
+    qs::H5ExportOptions o;
+    o.after_write = [&](const std::string& path) {
+      temp = path;
+      char name[64];
+      std::snprintf(name, sizeof name, "/tensors/%06zu/%s", *index, dataset.c_str());
+      haddr_t at = HADDR_UNDEF;
+      hid_t f = H5Fopen(path.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT);
+      ASSERT_GE(f, 0) << path;
+      hid_t ds = H5Dopen2(f, name, H5P_DEFAULT);
+      if (ds >= 0) {
+        at = H5Dget_offset(ds);  // contiguous storage: the data's place in the file
+        H5Dclose(ds);
+      }
+      H5Fclose(f);
+      ASSERT_NE(at, HADDR_UNDEF) << name;
+      qs::test::flip_byte(path, at);
+    };
+    auto r = qs::export_quantized_h5(*model, *plan, out, o, qs::OpContext::none());
+    ASSERT_FALSE(r.ok()) << victim;
+    EXPECT_NE(r.error().message.find(out + ": verification: tensor " + victim + " does not read back as written"),
+              std::string::npos)
+        << r.error().message;
+    EXPECT_FALSE(temp.empty());
+    EXPECT_FALSE(fs::exists(temp)) << "the temporary file is left";
+    EXPECT_FALSE(fs::exists(out));
+  }
+  auto ok = qs::export_quantized_h5(*model, *plan, out, {}, qs::OpContext::none());
+  ASSERT_TRUE(ok.ok()) << ok.error().message;
+  EXPECT_TRUE(ok->verified);
 }
 
 }  // namespace
