@@ -130,7 +130,10 @@ Result<ui::ExportResultView> exportHdf5(const Model& model, const ExportJobReque
 Result<ui::ExportResultView> exportFakeQuant(const Model& model, const ExportJobRequest& req, OpContext& ctx) {
   const QString& d = req.settings.fakeQuantDtype;
   const DType dtype = d == QLatin1String("F32") ? DType::F32 : d == QLatin1String("BF16") ? DType::BF16 : DType::F16;
-  auto report = export_fake_quant(model, req.plan, req.settings.destination.toStdString(), {dtype}, ctx);
+  FakeQuantOptions options;
+  options.dtype = dtype;
+  if (req.calibration) options.capture = &req.calibration->run.capture;  // the plan's gptq/awq layers
+  auto report = export_fake_quant(model, req.plan, req.settings.destination.toStdString(), options, ctx);
   if (!report) return report.error();
   ui::ExportResultView view;
   view.bytes = report->bytes;

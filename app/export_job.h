@@ -18,7 +18,7 @@ struct ExportJobRequest {
   ui::ExportSettings settings;
   Plan plan;          // the Plan tab's, for the plan-driven formats
   QString planLabel;  // how the headline names it
-  // GPTQ with settings.gptqCalibrated: the document's calibration, whose
+  // GPTQ with settings.gptqCalibrated, and the fake-quant export (its plan's gptq/awq layers): the document's calibration, whose
   // capture's Hessians GPTQ uses in place (kept alive by this pointer).
   std::shared_ptr<const CalibrationFile> calibration;
 };

@@ -257,7 +257,9 @@ void MainWindow::startExport(const ui::ExportSettings& settings) {
   request.settings = settings;
   request.plan = plan_->tableModel()->plan();
   request.planLabel = planLabelOf(plan_->tableModel()->preset());
-  if (settings.format == ui::ExportFormat::Gptq && settings.gptqCalibrated) request.calibration = document_->calibration();
+  // GPTQ when asked to; the fake-quant export for the plan's calibrated methods.
+  if ((settings.format == ui::ExportFormat::Gptq && settings.gptqCalibrated) || settings.format == ui::ExportFormat::FakeQuant)
+    request.calibration = document_->calibration();
   exportDialog_->showRunning();
   statusBar()->showMessage(tr("Exporting to %1…").arg(settings.destination));
   document_->requestExport(request);

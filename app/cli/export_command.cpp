@@ -9,6 +9,7 @@
 #include "export/gguf_export.h"
 #include "backend/registry.h"
 #include "calib/calibrate_text.h"
+#include "calib/calibration_file.h"
 #include "export/fake_quant_export.h"
 #include "export/gptq_export.h"
 #include "export/h5_export.h"
@@ -97,9 +98,31 @@ static int run_export_fake_quant(const ExportOptions& opt) {
   std::optional<Plan> plan;
   std::optional<Model> model;
   if (!load_plan_and_model(opt, plan, model)) return 2;
-  const DType dtype = opt.dtype == "f32" ? DType::F32 : opt.dtype == "bf16" ? DType::BF16 : DType::F16;
+  FakeQuantOptions options;
+  options.dtype = opt.dtype == "f32" ? DType::F32 : opt.dtype == "bf16" ? DType::BF16 : DType::F16;
   const auto start = std::chrono::steady_clock::now();
-  auto report = export_fake_quant(*model, *plan, opt.out, {dtype}, OpContext::none());
+  // The plan's calibrated methods take a calibration file's statistics (gptq,
+  // awq) or the Hessians of a run over --calib text (gptq).
+  std::optional<CalibrationFile> calib_file;
+  std::optional<CalibrationHessians> hessians;
+  if (!opt.calib_file.empty()) {
+    auto c = read_calibration_file(opt.calib_file, &*model);  // another model's file is refused here
+    if (!c) {
+      std::fprintf(stderr, "quantscope-cli: %s\n", c.error().message.c_str());
+      return 2;
+    }
+    calib_file = std::move(*c);
+    options.capture = &calib_file->run.capture;
+  } else if (!opt.calib.empty()) {
+    auto h = calibrate_on_text(*model, opt.calib, opt.calib_tokens);
+    if (!h) {
+      std::fprintf(stderr, "quantscope-cli: %s\n", h.error().message.c_str());
+      return 1;
+    }
+    hessians = std::move(*h);
+    options.hessians = &*hessians;
+  }
+  auto report = export_fake_quant(*model, *plan, opt.out, options, OpContext::none());
   if (!report) {
     std::fprintf(stderr, "quantscope-cli: %s\n", report.error().message.c_str());
     return 1;

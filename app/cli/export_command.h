@@ -12,6 +12,7 @@ struct ExportOptions {
   std::string plan;            // GGUF: a plan.json instead of a file type
   std::string calib;           // calibration text: GGUF for the plan's method gptq; GPTQ: GPTQ instead of RTN
   int calib_tokens = 4096;     // at most this many calibration tokens, in chunks of 256
+  std::string calib_file;      // fakequant: a calibration file (quantscope-cli calibrate) for gptq/awq/outliers
   int bits = 4;                // GPTQ
   int group = 128;             // GPTQ; -1 per output channel
   bool asym = false;           // GPTQ

@@ -7,12 +7,15 @@
 #include <nlohmann/json.hpp>
 #include <optional>
 
+#include "calib/activation_capture.h"
+#include "calib/hessians.h"
 #include "export/content_hash.h"
 #include "export/hf_side_files.h"
 #include "export/safetensors_verify.h"
 #include "io/safetensors.h"
 #include "model/convert.h"
 #include "quant/fake_quant.h"
+#include "quant/layer_method.h"
 #include "quant/measure.h"
 #include "quant/metrics.h"
 #include "util/half.h"
@@ -25,14 +28,31 @@ namespace {
 
 namespace fs = std::filesystem;
 
-// The fake-quant target of a plan format; nullopt for "keep" formats (f16, bf16, f32).
-Result<std::optional<QuantTarget>> target_of(const std::string& format) {
-  if (format == "f16" || format == "bf16" || format == "f32") return std::optional<QuantTarget>();
+// The format of a plan row; nullopt for "keep" formats (f16, bf16, f32).
+Result<std::optional<QuantChoice>> choice_of(const std::string& format) {
+  if (format == "f16" || format == "bf16" || format == "f32") return std::optional<QuantChoice>();
   auto c = parse_quant_choice(format);
   if (!c) return c.error();
-  if (c->kind == QuantChoice::Kind::Ggml) return std::optional<QuantTarget>(QuantTarget::ggml(c->ggml_type));
-  if (c->kind == QuantChoice::Kind::IntGrid) return std::optional<QuantTarget>(QuantTarget::int_grid(c->grid));
-  return std::optional<QuantTarget>(QuantTarget::named_format(c->named));  // NF4, FP8, MXFP4, NVFP4
+  return std::optional<QuantChoice>(*c);
+}
+
+QuantTarget target_of(const QuantChoice& c) {
+  if (c.kind == QuantChoice::Kind::Ggml) return QuantTarget::ggml(c.ggml_type);
+  if (c.kind == QuantChoice::Kind::IntGrid) return QuantTarget::int_grid(c.grid);
+  return QuantTarget::named_format(c.named);  // NF4, FP8, MXFP4, NVFP4
+}
+
+// A layer's input statistics from the calibration the options carry (none: empty).
+LayerInputStats stats_for(const FakeQuantOptions& o, const Layer& l, std::int64_t cols) {
+  LayerInputStats st;
+  const auto fits = [&](const std::vector<float>& h) { return h.size() == static_cast<std::size_t>(cols * cols); };
+  if (o.hessians) {
+    if (const std::vector<float>* h = o.hessians->of(l.role, l.block); h && fits(*h)) st.h = h->data();
+  } else if (const InputStats* s = o.capture ? o.capture->find_for(l.role, l.block) : nullptr; s && s->cols == cols) {
+    if (fits(s->hessian)) st.h = s->hessian.data();
+    if (s->mean_abs.size() == static_cast<std::size_t>(cols)) st.x_mean_abs = s->mean_abs.data();
+  }
+  return st;
 }
 
 void encode(DType to, const std::vector<float>& x, std::vector<std::byte>& out) {
@@ -61,21 +81,34 @@ Result<FakeQuantReport> export_fake_quant(const Model& source, const Plan& plan,
 
   FakeQuantReport report;
   std::map<std::size_t, std::size_t> layer_of_tensor;
-  std::vector<std::optional<QuantTarget>> targets(source.layers.size());
+  std::vector<std::optional<QuantChoice>> choices(source.layers.size());
+  std::vector<LayerConfig> applied(source.layers.size());
   for (std::size_t i = 0; i < source.layers.size(); ++i) {
     const Layer& l = source.layers[i];
-    const LayerConfig& c = (*configs)[i];
-    FakeQuantLayer fl{l.name, c.format, false, "", 0};
-    if (c.method != "rtn") return Error::unsupported(l.name + ": method \"" + c.method + "\" needs calibration data, which the fake-quant export does not take yet (use rtn)");
-    auto t = target_of(c.format);
-    if (!t) return Error::invalid(l.name + ": " + t.error().message);
+    LayerConfig c = (*configs)[i];
+    // The embedding is a lookup and the head's input is not captured: no
+    // statistics there, so the calibrated methods give way to RTN (as the GGUF export does).
+    if (method_needs_calibration(c.method) && (l.role == LayerRole::Embed || l.role == LayerRole::LmHead)) {
+      c.method = "rtn";
+      c.params.clear();
+    }
+    FakeQuantLayer fl{l.name, c.format, c.method, false, "", 0};
+    auto choice = choice_of(c.format);
+    if (!choice) return Error::invalid(l.name + ": " + choice.error().message);
     const TensorInfo& w = source.tensors[l.weight];
-    if (!*t) fl.reason = "kept (" + c.format + ")";
+    if (!*choice) fl.reason = "kept (" + c.format + ")";
     else if (w.channels_last) fl.reason = "channels-last (Keras) kernels are not quantized";
-    else if (auto v = validate_target(**t, w.cols()); !v) fl.reason = v.error().message;
+    else if (auto v = validate_target(target_of(**choice), w.cols()); !v) fl.reason = v.error().message;
     else {
+      const LayerInputStats st = stats_for(options, l, w.cols());
+      if (method_needs_calibration(c.method) && (!st.h || (c.method == "awq" && !st.x_mean_abs)))
+        return Error::unsupported(l.name + ": method \"" + c.method + "\" needs the layer input's " +
+                                  (c.method == "awq" ? "Hessian and mean |x|" : "Hessian") +
+                                  (options.hessians || options.capture ? ", which the calibration given lacks"
+                                                                       : ": give calibration (--calib or --calib-file)"));
       fl.quantized = true;
-      targets[i] = *t;
+      choices[i] = *choice;
+      applied[i] = c;
       layer_of_tensor[l.weight] = i;
     }
     report.layers.push_back(std::move(fl));
@@ -108,11 +141,12 @@ Result<FakeQuantReport> export_fake_quant(const Model& source, const Plan& plan,
     if (auto r = convert_to_f32(t.dtype, t.bytes().data(), w.size(), w.data()); !r) return Error::unsupported(t.name + ": " + r.error().message);
     if (t.file) t.file->release(t.offset, t.nbytes);  // stream: keep one tensor resident
     if (auto it = layer_of_tensor.find(e); it != layer_of_tensor.end()) {
-      deq.resize(w.size());
-      if (auto r = fake_quantize(*targets[it->second], w.data(), t.rows(), t.cols(), deq.data()); !r)
-        return Error::invalid(t.name + ": " + r.error().message);
-      report.layers[it->second].sqnr_db = weight_error(w.data(), deq.data(), w.size()).sqnr_db;
-      encode(options.dtype, deq, bytes);
+      const std::size_t li = it->second;
+      auto q = quantize_with_method(w.data(), t.rows(), t.cols(), *choices[li], applied[li],
+                                    stats_for(options, source.layers[li], t.cols()), ctx);
+      if (!q) return Error{q.error().code, t.name + ": " + q.error().message};
+      report.layers[li].sqnr_db = q->figures.error.sqnr_db;
+      encode(options.dtype, q->dequantized, bytes);
     } else {
       encode(options.dtype, w, bytes);
     }

@@ -17,8 +17,16 @@
 
 namespace qs {
 
+struct CalibrationHessians;
+struct ActivationCapture;
+
 struct FakeQuantOptions {
   DType dtype = DType::F16;  // F16, BF16 or F32
+  // The layers' input statistics for the plan's methods (quant/layer_method.h):
+  // gptq needs H, awq H and mean |x|; clip and outliers rank by them when given.
+  // Either the Hessians of calib/hessians.h or a calibration run's capture.
+  const CalibrationHessians* hessians = nullptr;
+  const ActivationCapture* capture = nullptr;
   // Tests only: called with the staged model.safetensors once it is written,
   // before it is read back and verified (to corrupt it and see the export fail).
   std::function<void(const std::string& staged_file)> after_write = nullptr;
@@ -26,6 +34,7 @@ struct FakeQuantOptions {
 
 struct FakeQuantLayer {
   std::string name, format;
+  std::string method = "rtn";  // as applied (gptq/awq on the embedding or head: rtn)
   bool quantized = false;
   std::string reason;  // why it was copied as it is
   double sqnr_db = 0;  // of the dequantized weight (F32) against the source
@@ -42,9 +51,11 @@ struct FakeQuantReport {
   bool verified = false;
 };
 
-// `source`: a Hugging Face model (directory or .safetensors). Only RTN is
-// applied here (methods needing calibration are refused); out_dir is written
-// atomically (util/staging_dir.h).
+// `source`: a Hugging Face model (directory or .safetensors). Each planned
+// layer gets its format with its method (rtn, clip, gptq, awq, outliers;
+// gptq and awq need the statistics above and are refused without them, and
+// the embedding and head, whose inputs are not captured, get rtn); out_dir is
+// written atomically (util/staging_dir.h).
 Result<FakeQuantReport> export_fake_quant(const Model& source, const Plan& plan, const std::string& out_dir,
                                           const FakeQuantOptions& options, OpContext& ctx);
 

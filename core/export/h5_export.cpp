@@ -10,6 +10,7 @@
 #include <span>
 
 #include "export/content_hash.h"
+#include "export/h5_encode.h"
 #include "io/h5_id.h"
 #include "io/h5_writer.h"
 #include "io/hdf5_errors.h"
@@ -19,6 +20,7 @@
 #include "quant/ggml_dequant.h"
 #include "quant/ggml_quantize.h"
 #include "quant/int_grid.h"
+#include "quant/layer_method.h"
 #include "quant/measure.h"
 #include "quant/metrics.h"
 #include "util/atomic_file.h"
@@ -32,23 +34,37 @@ using h5::Writer;
 
 // What a tensor was written as, for the read-back check.
 struct WrittenH5Tensor {
-  std::string kind = "copy", format;
-  DType ggml_type = DType::Unknown;
-  int bits = 0, group_size = 0;
-  bool symmetric = false;
-  std::uint64_t hash = 0;  // fold_hashes of its datasets' content hashes, in stored order
+  QuantizedH5Tensor desc;  // kind "copy" until quantized
+  std::uint64_t hash = 0;  // stored_hash of its datasets
   int layer = -1;          // its row of the report, when quantized
 };
-
-std::uint64_t stored_hash(std::initializer_list<std::span<const std::byte>> datasets) {
-  std::vector<std::uint64_t> parts;
-  for (auto d : datasets) parts.push_back(content_hash(d));
-  return fold_hashes(parts);
-}
 
 template <typename T>
 std::span<const std::byte> bytes_of(const std::vector<T>& v) {
   return std::as_bytes(std::span<const T>(v));
+}
+
+// Every dataset of a tensor, in one fixed order (empty ones included), by content hash.
+std::uint64_t stored_hash(const QuantizedH5Stored& s) {
+  return fold_hashes({content_hash(bytes_of(s.bytes)), content_hash(bytes_of(s.scales)), content_hash(bytes_of(s.zeros)),
+                      content_hash(bytes_of(s.scale_codes)), content_hash(bytes_of(s.outlier_rows)),
+                      content_hash(bytes_of(s.outlier_cols)), content_hash(bytes_of(s.outlier_values))});
+}
+
+// A copy's hash: its bytes in the place of the codes, nothing else.
+std::uint64_t stored_hash_of_copy(std::span<const std::byte> bytes) {
+  QuantizedH5Stored none;
+  return fold_hashes({content_hash(bytes), content_hash(bytes_of(none.scales)), content_hash(bytes_of(none.zeros)),
+                      content_hash(bytes_of(none.scale_codes)), content_hash(bytes_of(none.outlier_rows)),
+                      content_hash(bytes_of(none.outlier_cols)), content_hash(bytes_of(none.outlier_values))});
+}
+
+// Whether a tensor read back with the description it was written with.
+bool same_description(const QuantizedH5Tensor& a, const QuantizedH5Tensor& b) {
+  return a.kind == b.kind && a.format == b.format && a.method == b.method && a.ggml_type == b.ggml_type && a.bits == b.bits &&
+         a.group_size == b.group_size && a.symmetric == b.symmetric && a.double_quant == b.double_quant &&
+         a.nf4_offset == b.nf4_offset && a.fp8_e5m2 == b.fp8_e5m2 && a.per_channel == b.per_channel &&
+         a.tensor_scale == b.tensor_scale && a.outliers == b.outliers && a.outlier_count == b.outlier_count;
 }
 
 // The written file read back with our reader (io/quantized_h5.h): the same
@@ -70,16 +86,12 @@ Result<void> verify_written(const Model& source, const std::vector<WrittenH5Tens
     const TensorInfo& src = source.tensors[i];
     const QuantizedH5Tensor& t = back->tensors[i];
     const WrittenH5Tensor& w = written[i];
-    const bool quantized = w.kind != "copy";
-    if (t.name != src.name || t.shape != src.shape || t.source_dtype != src.dtype || t.kind != w.kind ||
-        (quantized && (t.format != w.format || t.ggml_type != w.ggml_type || t.bits != w.bits ||
-                       t.group_size != w.group_size || t.symmetric != w.symmetric)))
+    const bool quantized = w.desc.kind != "copy";
+    if (t.name != src.name || t.shape != src.shape || t.source_dtype != src.dtype || !same_description(t, w.desc))
       return Error::io(where + "tensor " + src.name + " does not read back with the description written");
     auto stored = read_quantized_h5_stored(*back, t);
     if (!stored) return Error::io(where + "tensor " + src.name + ": " + stored.error().message);
-    const std::uint64_t hash = w.kind == "int_grid"
-                                   ? stored_hash({bytes_of(stored->bytes), bytes_of(stored->scales), bytes_of(stored->zeros)})
-                                   : stored_hash({bytes_of(stored->bytes)});
+    const std::uint64_t hash = stored_hash(*stored);
     if (hash != w.hash) return Error::io(where + "tensor " + src.name + " does not read back as written (its data differ)");
     if (!quantized) continue;
     auto values = decode_quantized_h5(*back, t, *stored);
@@ -99,6 +111,70 @@ Result<void> verify_written(const Model& source, const std::vector<WrittenH5Tens
   return {};
 }
 
+// A tensor's kind, its format's attributes and its datasets, as the reader wants them.
+Result<void> write_encoded(h5::Writer& w, hid_t g, const QuantizedH5Tensor& d, const QuantizedH5Stored& s, std::int64_t rows,
+                           std::int64_t cols) {
+  const auto nr = static_cast<hsize_t>(rows), nc = static_cast<hsize_t>(cols);
+  const auto u8 = [&](const char* name, const std::vector<std::uint8_t>& v, std::vector<hsize_t> dims) {
+    return w.dataset(g, name, H5T_STD_U8LE, H5T_NATIVE_UINT8, dims, v.data());
+  };
+  const auto f32 = [&](const char* name, const std::vector<float>& v, std::vector<hsize_t> dims) {
+    return w.dataset(g, name, H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, dims, v.data());
+  };
+  std::vector<Result<void>> rs;
+  rs.push_back(w.string_attr(g, "kind", d.kind));
+  if (d.kind == "int_grid") {
+    const hsize_t groups = s.scales.size() / nr;
+    rs.push_back(w.number_attr<std::int64_t>(g, "bits", d.bits));
+    rs.push_back(w.number_attr<std::int64_t>(g, "group_size", d.group_size));
+    rs.push_back(w.number_attr<std::int64_t>(g, "symmetric", d.symmetric ? 1 : 0));
+    rs.push_back(u8("codes", s.bytes, {nr, nc}));
+    rs.push_back(f32("scales", s.scales, {nr, groups}));
+    rs.push_back(f32("zeros", s.zeros, {nr, groups}));
+  } else if (d.kind == "ggml") {
+    rs.push_back(w.string_attr(g, "ggml_type", std::string(dtype_name(d.ggml_type))));
+    rs.push_back(u8("blocks", s.bytes, {s.bytes.size()}));
+  } else if (d.kind == "fp8") {
+    rs.push_back(w.string_attr(g, "fp8_type", d.fp8_e5m2 ? "E5M2" : "E4M3"));
+    rs.push_back(w.number_attr<std::int64_t>(g, "per_channel", d.per_channel ? 1 : 0));
+    rs.push_back(u8("codes", s.bytes, {nr, nc}));
+    rs.push_back(f32("scales", s.scales, {s.scales.size()}));
+  } else {  // nf4, mxfp4, nvfp4: two codes a byte
+    rs.push_back(u8("packed", s.bytes, {nr, nc / 2}));
+    if (d.kind == "nf4") {
+      rs.push_back(w.number_attr<std::int64_t>(g, "double_quant", d.double_quant ? 1 : 0));
+      if (d.double_quant) {
+        rs.push_back(w.number_attr<double>(g, "offset", d.nf4_offset));
+        rs.push_back(u8("absmax_codes", s.scale_codes, {s.scale_codes.size()}));
+        rs.push_back(f32("absmax2", s.scales, {s.scales.size()}));
+      } else {
+        rs.push_back(f32("absmax", s.scales, {s.scales.size()}));
+      }
+    } else {
+      rs.push_back(u8("scales", s.scale_codes, {nr, s.scale_codes.size() / nr}));
+      if (d.kind == "nvfp4") rs.push_back(w.number_attr<double>(g, "tensor_scale", d.tensor_scale));
+    }
+  }
+  if (!d.outliers.empty()) {
+    const auto k = static_cast<hsize_t>(d.outlier_count);
+    const auto i32 = [&](const char* name, const std::vector<std::int32_t>& v) {
+      return w.dataset(g, name, H5T_STD_I32LE, H5T_NATIVE_INT32, {v.size()}, v.data());
+    };
+    rs.push_back(w.string_attr(g, "outliers", d.outliers));
+    rs.push_back(w.number_attr<std::int64_t>(g, "outlier_count", d.outlier_count));
+    if (d.outliers == "weights") {
+      rs.push_back(i32("outlier_rows", s.outlier_rows));
+      rs.push_back(i32("outlier_cols", s.outlier_cols));
+    } else {
+      rs.push_back(i32("outlier_channels", s.outlier_cols));
+    }
+    const std::vector<hsize_t> dims = d.outliers == "weights" ? std::vector<hsize_t>{k} : std::vector<hsize_t>{k, nr};
+    rs.push_back(w.dataset(g, "outlier_values", H5T_STD_U16LE, H5T_NATIVE_UINT16, dims, s.outlier_values.data()));
+  }
+  for (auto& r : rs)
+    if (!r) return r.error();
+  return {};
+}
 
 }  // namespace
 
@@ -110,9 +186,9 @@ Result<H5ExportReport> export_quantized_h5(const Model& source, const Plan& plan
   if (!configs) return configs.error();
   std::map<std::size_t, std::size_t> layer_of;  // weight tensor -> layer
   for (std::size_t i = 0; i < source.layers.size(); ++i) {
-    if ((*configs)[i].method != "rtn")
+    if ((*configs)[i].method != "rtn" && (*configs)[i].method != "outliers")
       return Error::unsupported(source.layers[i].name + ": method \"" + (*configs)[i].method +
-                                "\" needs calibration data, which the HDF5 export does not take yet (use rtn)");
+                                "\" is not written to HDF5 yet (rtn and outliers are)");
     layer_of[source.layers[i].weight] = i;
   }
   if (auto r = ensure_free_space(out_path, source.weight_bytes()); !r) return r.error();  // at most the source's size
@@ -140,7 +216,6 @@ Result<H5ExportReport> export_quantized_h5(const Model& source, const Plan& plan
     if (!tensors.ok()) return w.fail("group tensors");
 
     std::vector<float> x, deq;
-    std::vector<std::byte> blocks;
     for (std::size_t i = 0; i < source.tensors.size(); ++i) {
       if (ctx.cancelled()) return Error::cancelled();
       const TensorInfo& t = source.tensors[i];
@@ -169,12 +244,13 @@ Result<H5ExportReport> export_quantized_h5(const Model& source, const Plan& plan
           layer.reason = std::to_string(cols) + " columns are not whole " + std::string(dtype_name(c->ggml_type)) + " blocks";
         else if (c->kind == QuantChoice::Kind::IntGrid && !validate_int_grid(c->grid, cols))
           layer.reason = validate_int_grid(c->grid, cols).error().message;
-        else if (c->kind != QuantChoice::Kind::Ggml && c->kind != QuantChoice::Kind::IntGrid)
-          layer.reason = "format not written to HDF5 yet";
+        else if (c->kind == QuantChoice::Kind::Named && !check_named_format_shape(c->named, cols))
+          layer.reason = check_named_format_shape(c->named, cols).error().message;
         else choice = *c;
       }
       if (!choice) {
-        written[i].hash = stored_hash({t.bytes()});
+        written[i].desc.kind = "copy";
+        written[i].hash = stored_hash_of_copy(t.bytes());
         if (auto r = w.string_attr(g.get(), "kind", "copy"); !r) return r.error();
         if (auto r = w.dataset(g.get(), "data", H5T_STD_U8LE, H5T_NATIVE_UINT8, {t.nbytes}, t.bytes().data()); !r) return r.error();
         if (t.file) t.file->release(t.offset, t.nbytes);
@@ -184,46 +260,40 @@ Result<H5ExportReport> export_quantized_h5(const Model& source, const Plan& plan
       x.resize(t.numel());
       if (auto r = convert_to_f32(t.dtype, t.bytes().data(), x.size(), x.data()); !r) return Error::unsupported(t.name + ": " + r.error().message);
       if (t.file) t.file->release(t.offset, t.nbytes);
-      deq.resize(x.size());
       const std::int64_t rows = t.rows(), cols = t.cols();
-      if (choice->kind == QuantChoice::Kind::IntGrid) {
-        auto q = rtn_int(x.data(), rows, cols, choice->grid);
-        if (!q) return Error::invalid(t.name + ": " + q.error().message);
-        dequantize_int_into(*q, deq.data());
-        written[i].kind = "int_grid";
-        written[i].bits = choice->grid.bits;
-        written[i].group_size = choice->grid.group_size;
-        written[i].symmetric = choice->grid.symmetric;
-        written[i].hash = stored_hash({bytes_of(q->codes), bytes_of(q->scales), bytes_of(q->zeros)});
-        const hsize_t groups = static_cast<hsize_t>(q->groups_per_row);
-        for (auto r : {w.string_attr(g.get(), "kind", "int_grid"), w.number_attr<std::int64_t>(g.get(), "bits", choice->grid.bits),
-                       w.number_attr<std::int64_t>(g.get(), "group_size", choice->grid.group_size),
-                       w.number_attr<std::int64_t>(g.get(), "symmetric", choice->grid.symmetric ? 1 : 0),
-                       w.dataset(g.get(), "codes", H5T_STD_U8LE, H5T_NATIVE_UINT8, {static_cast<hsize_t>(rows), static_cast<hsize_t>(cols)}, q->codes.data()),
-                       w.dataset(g.get(), "scales", H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, {static_cast<hsize_t>(rows), groups}, q->scales.data()),
-                       w.dataset(g.get(), "zeros", H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, {static_cast<hsize_t>(rows), groups}, q->zeros.data())})
-          if (!r) return r.error();
-      } else {
-        const std::size_t n = x.size() / dtype_block_elems(choice->ggml_type);
-        blocks.resize(n * dtype_block_bytes(choice->ggml_type));
-        if (auto r = quantize_ggml_blocks(choice->ggml_type, x.data(), n, blocks.data()); !r) return Error::invalid(t.name + ": " + r.error().message);
-        dequantize_ggml_blocks(choice->ggml_type, blocks.data(), n, deq.data());
-        written[i].kind = "ggml";
-        written[i].ggml_type = choice->ggml_type;
-        written[i].hash = stored_hash({bytes_of(blocks)});
-        for (auto r : {w.string_attr(g.get(), "kind", "ggml"), w.string_attr(g.get(), "ggml_type", std::string(dtype_name(choice->ggml_type))),
-                       w.dataset(g.get(), "blocks", H5T_STD_U8LE, H5T_NATIVE_UINT8, {blocks.size()}, blocks.data())})
-          if (!r) return r.error();
+      const LayerConfig& cfg = (*configs)[it->second];
+      QuantizedH5Tensor& desc = written[i].desc;
+      desc.name = t.name;
+      desc.shape = t.shape;
+      desc.source_dtype = t.dtype;
+      desc.format = layer.format;
+      desc.method = cfg.method;
+      QuantizedH5Stored stored;
+      layer.bits_per_weight = choice->bits_per_weight(rows, cols);
+      if (cfg.method == "outliers") {
+        auto kept = keep_outliers(*choice, cfg, x.data(), rows, cols, {});
+        if (!kept) return Error{kept.error().code, t.name + ": " + kept.error().message};
+        if (auto r = encode_h5_tensor_with_outliers(*choice, *kept, x.data(), rows, cols, desc, stored); !r)
+          return Error{r.error().code, t.name + ": " + r.error().message};
+        layer.bits_per_weight = kept->bits_per_weight;
+      } else if (auto r = encode_h5_tensor(*choice, x.data(), rows, cols, desc, stored); !r) {
+        return Error{r.error().code, t.name + ": " + r.error().message};
       }
+      // The reader's own decoder gives the values the report measures.
+      QuantizedH5 self;
+      self.path = out_path;
+      auto decoded = decode_quantized_h5(self, desc, stored);
+      if (!decoded) return decoded.error();
+      deq = std::move(*decoded);
+      if (auto r = write_encoded(w, g.get(), desc, stored, rows, cols); !r) return r.error();
+      written[i].hash = stored_hash(stored);
       const WeightError e = weight_error(x.data(), deq.data(), x.size());
       layer.quantized = true;
-      layer.bits_per_weight = choice->bits_per_weight(rows, cols);
       layer.sqnr_db = e.sqnr_db;
-      for (auto r : {w.string_attr(g.get(), "format", layer.format), w.string_attr(g.get(), "method", "rtn"),
+      for (auto r : {w.string_attr(g.get(), "format", layer.format), w.string_attr(g.get(), "method", cfg.method),
                      w.number_attr<double>(g.get(), "bits_per_weight", layer.bits_per_weight),
                      w.number_attr<double>(g.get(), "sqnr_db", e.sqnr_db), w.number_attr<double>(g.get(), "max_abs_error", e.max_abs)})
         if (!r) return r.error();
-      written[i].format = layer.format;
       written[i].layer = static_cast<int>(report.layers.size());
       report.layers.push_back(std::move(layer));
       ctx.progress(static_cast<double>(i + 1) / static_cast<double>(source.tensors.size()));

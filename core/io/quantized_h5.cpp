@@ -6,7 +6,11 @@
 #include "io/h5_id.h"
 #include "io/hdf5_errors.h"
 #include "model/convert.h"
+#include "quant/fp4_formats.h"
+#include "quant/fp8_quant.h"
 #include "quant/ggml_dequant.h"
+#include "quant/nf4.h"
+#include "util/half.h"
 
 namespace qs {
 namespace {
@@ -136,7 +140,10 @@ Result<QuantizedH5> read_quantized_h5(const std::string& path) {
     t.kind = *kind;
     t.shape = *shape;
     t.source_dtype = dtype_named(*sd);
-    if (t.kind != "copy" && t.kind != "int_grid" && t.kind != "ggml") return Error::format(path + ": " + t.name + ": unknown kind \"" + t.kind + "\"");
+    if (t.kind != "copy" && t.kind != "int_grid" && t.kind != "ggml" && t.kind != "nf4" && t.kind != "fp8" &&
+        t.kind != "mxfp4" && t.kind != "nvfp4")
+      return Error::format(path + ": " + t.name + ": unknown kind \"" + t.kind + "\"");
+    const auto bad = [&](const char* what) { return Error::format(path + ": " + t.name + ": " + what); };
     if (t.kind != "copy") {
       auto fmt = rd.string_attr(g.get(), "format");
       auto method = rd.string_attr(g.get(), "method");
@@ -163,6 +170,33 @@ Result<QuantizedH5> read_quantized_h5(const std::string& path) {
       if (!gt) return gt.error();
       t.ggml_type = dtype_named(*gt);
       if (!dtype_is_block_quantized(t.ggml_type)) return Error::format(path + ": " + t.name + ": unknown ggml type \"" + *gt + "\"");
+    } else if (t.kind == "nf4") {
+      auto dq = rd.number_attr<std::int64_t>(g.get(), "double_quant");
+      if (!dq) return bad("missing attribute double_quant");
+      t.double_quant = *dq != 0;
+      if (t.double_quant) {
+        auto off = rd.number_attr<double>(g.get(), "offset");
+        if (!off) return bad("missing attribute offset");
+        t.nf4_offset = static_cast<float>(*off);
+      }
+    } else if (t.kind == "fp8") {
+      auto type = rd.string_attr(g.get(), "fp8_type");
+      auto pc = rd.number_attr<std::int64_t>(g.get(), "per_channel");
+      if (!type || !pc || (*type != "E4M3" && *type != "E5M2")) return bad("bad FP8 attributes (fp8_type E4M3 or E5M2, per_channel)");
+      t.fp8_e5m2 = *type == "E5M2";
+      t.per_channel = *pc != 0;
+    } else if (t.kind == "nvfp4") {
+      auto ts = rd.number_attr<double>(g.get(), "tensor_scale");
+      if (!ts) return bad("missing attribute tensor_scale");
+      t.tensor_scale = static_cast<float>(*ts);
+    }
+    if (t.kind != "copy" && rd.has_attr(g.get(), "outliers")) {
+      auto mode = rd.string_attr(g.get(), "outliers");
+      auto kept = rd.number_attr<std::int64_t>(g.get(), "outlier_count");
+      if (!mode || !kept || (*mode != "weights" && *mode != "channels") || *kept < 0)
+        return bad("bad outlier attributes (outliers: weights or channels, outlier_count)");
+      t.outliers = *mode;
+      t.outlier_count = *kept;
     }
     out.tensors.push_back(std::move(t));
   }
@@ -187,7 +221,96 @@ Result<Extent> extent_of(const QuantizedH5& file, const QuantizedH5Tensor& t) {
     e.groups = t.group_size > 0 ? e.cols / t.group_size : 1;
     e.gs = t.group_size > 0 ? t.group_size : e.cols;
   }
+  const std::int64_t block = t.kind == "nf4" ? kNf4Block : t.kind == "mxfp4" ? kMxfp4Block : t.kind == "nvfp4" ? kNvfp4Block : 1;
+  if (block > 1 && e.cols % block != 0)
+    return Error::format(file.path + ": " + t.name + ": rows are not whole " + t.kind + " blocks of " + std::to_string(block));
+  if (t.outliers == "weights" && t.outlier_count > static_cast<std::int64_t>(e.n))
+    return Error::format(file.path + ": " + t.name + ": more outliers than weights");
+  if (t.outliers == "channels" && t.outlier_count > e.cols)
+    return Error::format(file.path + ": " + t.name + ": more outlier channels than columns");
   return e;
+}
+
+// NF4, FP8, MXFP4, NVFP4 through the quantization core's own decoders.
+Result<void> decode_element_format(const QuantizedH5& file, const QuantizedH5Tensor& t, const Extent& e,
+                                   const QuantizedH5Stored& s, float* out) {
+  const auto wrong = [&] { return Error::format(file.path + ": " + t.name + ": " + t.kind + " datasets of the wrong size"); };
+  if (t.kind == "fp8") {
+    if (s.bytes.size() != e.n || s.scales.size() != static_cast<std::size_t>(t.per_channel ? e.rows : 1)) return wrong();
+    Fp8Quantized q;
+    q.rows = e.rows;
+    q.cols = e.cols;
+    q.spec = {t.fp8_e5m2 ? Fp8Type::E5M2 : Fp8Type::E4M3, t.per_channel};
+    q.codes = s.bytes;
+    q.scales = s.scales;
+    dequantize_fp8_into(q, out);
+    return {};
+  }
+  if (s.bytes.size() != e.n / 2) return wrong();
+  if (t.kind == "nf4") {
+    const std::size_t blocks = e.n / kNf4Block;
+    Nf4Quantized q;
+    q.rows = e.rows;
+    q.cols = e.cols;
+    q.double_quant = t.double_quant;
+    q.packed = s.bytes;
+    if (t.double_quant) {  // absmax = map[code] * absmax2 + offset, as quantize_nf4 gives it back
+      if (s.scale_codes.size() != blocks || s.scales.size() != (blocks + kNf4ScaleBlock - 1) / kNf4ScaleBlock) return wrong();
+      const auto& map = bnb_dynamic_map();
+      q.absmax.resize(blocks);
+      for (std::size_t k = 0; k < blocks; ++k) q.absmax[k] = map[s.scale_codes[k]] * s.scales[k / kNf4ScaleBlock] + t.nf4_offset;
+    } else {
+      if (s.scales.size() != blocks) return wrong();
+      q.absmax = s.scales;
+    }
+    dequantize_nf4_into(q, out);
+    return {};
+  }
+  if (t.kind == "mxfp4") {
+    if (s.scale_codes.size() != e.n / kMxfp4Block) return wrong();
+    Mxfp4Quantized q;
+    q.rows = e.rows;
+    q.cols = e.cols;
+    q.packed = s.bytes;
+    q.scales = s.scale_codes;
+    dequantize_mxfp4_into(q, out);
+    return {};
+  }
+  if (s.scale_codes.size() != e.n / kNvfp4Block) return wrong();
+  Nvfp4Quantized q;
+  q.rows = e.rows;
+  q.cols = e.cols;
+  q.packed = s.bytes;
+  q.scales = s.scale_codes;
+  q.tensor_scale = t.tensor_scale;
+  dequantize_nvfp4_into(q, out);
+  return {};
+}
+
+// The F16 side table of outlier keeping, added where it was kept.
+Result<void> add_outliers(const QuantizedH5& file, const QuantizedH5Tensor& t, const Extent& e, const QuantizedH5Stored& s,
+                          float* out) {
+  if (t.outliers.empty()) return {};
+  const auto bad = [&](const char* what) { return Error::format(file.path + ": " + t.name + ": outlier table: " + what); };
+  const auto k = static_cast<std::size_t>(t.outlier_count);
+  if (t.outliers == "weights") {
+    if (s.outlier_rows.size() != k || s.outlier_cols.size() != k || s.outlier_values.size() != k) return bad("sizes differ");
+    for (std::size_t i = 0; i < k; ++i) {
+      const std::int32_t r = s.outlier_rows[i], c = s.outlier_cols[i];
+      if (r < 0 || r >= e.rows || c < 0 || c >= e.cols) return bad("a position is outside the tensor");
+      out[static_cast<std::size_t>(r) * static_cast<std::size_t>(e.cols) + static_cast<std::size_t>(c)] += f16_to_f32(s.outlier_values[i]);
+    }
+    return {};
+  }
+  const auto rows = static_cast<std::size_t>(e.rows);
+  if (s.outlier_cols.size() != k || s.outlier_values.size() != k * rows) return bad("sizes differ");
+  for (std::size_t j = 0; j < k; ++j) {
+    const std::int32_t c = s.outlier_cols[j];
+    if (c < 0 || c >= e.cols) return bad("a channel is outside the tensor");
+    for (std::size_t r = 0; r < rows; ++r)
+      out[r * static_cast<std::size_t>(e.cols) + static_cast<std::size_t>(c)] += f16_to_f32(s.outlier_values[j * rows + r]);
+  }
+  return {};
 }
 
 }  // namespace
@@ -213,11 +336,41 @@ Result<QuantizedH5Stored> read_quantized_h5_stored(const QuantizedH5& file, cons
                            std::string(dtype_name(type)));
     if (auto r = rd.dataset(g.get(), t.kind == "copy" ? "data" : "blocks", H5T_NATIVE_UINT8, *bytes, out.bytes); !r)
       return r.error();
-  } else {
+  } else if (t.kind == "int_grid") {
     const auto per_row = static_cast<std::uint64_t>(e->rows * e->groups);
     if (auto r = rd.dataset(g.get(), "codes", H5T_NATIVE_UINT8, e->n, out.bytes); !r) return r.error();
     if (auto r = rd.dataset(g.get(), "scales", H5T_NATIVE_FLOAT, per_row, out.scales); !r) return r.error();
     if (auto r = rd.dataset(g.get(), "zeros", H5T_NATIVE_FLOAT, per_row, out.zeros); !r) return r.error();
+  } else if (t.kind == "fp8") {
+    if (auto r = rd.dataset(g.get(), "codes", H5T_NATIVE_UINT8, e->n, out.bytes); !r) return r.error();
+    const auto scales = static_cast<std::uint64_t>(t.per_channel ? e->rows : 1);
+    if (auto r = rd.dataset(g.get(), "scales", H5T_NATIVE_FLOAT, scales, out.scales); !r) return r.error();
+  } else {  // nf4, mxfp4, nvfp4: codes two to a byte, then the block scales
+    if (auto r = rd.dataset(g.get(), "packed", H5T_NATIVE_UINT8, e->n / 2, out.bytes); !r) return r.error();
+    if (t.kind == "nf4") {
+      const std::uint64_t blocks = e->n / kNf4Block;
+      if (t.double_quant) {
+        if (auto r = rd.dataset(g.get(), "absmax_codes", H5T_NATIVE_UINT8, blocks, out.scale_codes); !r) return r.error();
+        const std::uint64_t blocks2 = (blocks + kNf4ScaleBlock - 1) / kNf4ScaleBlock;
+        if (auto r = rd.dataset(g.get(), "absmax2", H5T_NATIVE_FLOAT, blocks2, out.scales); !r) return r.error();
+      } else if (auto r = rd.dataset(g.get(), "absmax", H5T_NATIVE_FLOAT, blocks, out.scales); !r) {
+        return r.error();
+      }
+    } else {
+      const std::uint64_t blocks = e->n / static_cast<std::uint64_t>(t.kind == "mxfp4" ? kMxfp4Block : kNvfp4Block);
+      if (auto r = rd.dataset(g.get(), "scales", H5T_NATIVE_UINT8, blocks, out.scale_codes); !r) return r.error();
+    }
+  }
+  if (t.outliers == "weights") {
+    const auto k = static_cast<std::uint64_t>(t.outlier_count);
+    if (auto r = rd.dataset(g.get(), "outlier_rows", H5T_NATIVE_INT32, k, out.outlier_rows); !r) return r.error();
+    if (auto r = rd.dataset(g.get(), "outlier_cols", H5T_NATIVE_INT32, k, out.outlier_cols); !r) return r.error();
+    if (auto r = rd.dataset(g.get(), "outlier_values", H5T_NATIVE_UINT16, k, out.outlier_values); !r) return r.error();
+  } else if (t.outliers == "channels") {
+    const auto k = static_cast<std::uint64_t>(t.outlier_count);
+    if (auto r = rd.dataset(g.get(), "outlier_channels", H5T_NATIVE_INT32, k, out.outlier_cols); !r) return r.error();
+    if (auto r = rd.dataset(g.get(), "outlier_values", H5T_NATIVE_UINT16, k * static_cast<std::uint64_t>(e->rows), out.outlier_values); !r)
+      return r.error();
   }
   return out;
 }
@@ -236,7 +389,7 @@ Result<std::vector<float>> decode_quantized_h5(const QuantizedH5& file, const Qu
     if (s.bytes.size() != dtype_bytes(t.ggml_type, e->n).value_or(0))
       return Error::format(file.path + ": " + t.name + ": not whole " + std::string(dtype_name(t.ggml_type)) + " blocks");
     dequantize_ggml_blocks(t.ggml_type, raw, e->n / dtype_block_elems(t.ggml_type), out.data());
-  } else {
+  } else if (t.kind == "int_grid") {
     const auto per_row = static_cast<std::size_t>(e->rows * e->groups);
     if (s.bytes.size() != e->n || s.scales.size() != per_row || s.zeros.size() != per_row)
       return Error::format(file.path + ": " + t.name + ": codes, scales or zeros of the wrong size");
@@ -246,7 +399,10 @@ Result<std::vector<float>> decode_quantized_h5(const QuantizedH5& file, const Qu
         const std::size_t i = static_cast<std::size_t>(r * e->cols + c);
         out[i] = s.scales[gi] * (static_cast<float>(s.bytes[i]) - s.zeros[gi]);
       }
+  } else if (auto r = decode_element_format(file, t, *e, s, out.data()); !r) {
+    return r.error();
   }
+  if (auto r = add_outliers(file, t, *e, s, out.data()); !r) return r.error();
   return out;
 }
 

@@ -84,6 +84,28 @@ Result<LayerConfig> parse_layer_config_key(std::string_view key) {
   return c;
 }
 
+Result<OutlierResult> keep_outliers(const QuantChoice& choice, const LayerConfig& config, const float* w,
+                                    std::int64_t rows, std::int64_t cols, const LayerInputStats& stats) {
+  OutlierSpec spec;
+  spec.target = target_of(choice);
+  spec.fraction = param(config, "fraction", 0.01);
+  std::vector<float> importance;
+  if (param(config, "channels", 0) != 0) {
+    // Whole input channels (LLM.int8()): those whose inputs are largest when
+    // calibrated (ranked by mean |x|), else those holding the largest weights.
+    spec.select = stats.x_mean_abs ? OutlierSpec::Select::InputChannelsByActivation
+                                   : OutlierSpec::Select::InputChannelsByWeight;
+    spec.act_absmax = stats.x_mean_abs;
+  } else if (stats.h) {
+    // Single weights ranked by |w| sqrt(H_jj): the size of their share of the output (SpQR-like).
+    importance.resize(static_cast<std::size_t>(cols));
+    for (std::int64_t c = 0; c < cols; ++c)
+      importance[static_cast<std::size_t>(c)] = std::sqrt(std::max(0.0f, stats.h[c * cols + c]));
+    spec.column_importance = importance.data();
+  }
+  return outlier_keep(w, rows, cols, spec);
+}
+
 Result<LayerMethodResult> quantize_with_method(const float* w, std::int64_t rows, std::int64_t cols,
                                                const QuantChoice& choice, const LayerConfig& config,
                                                const LayerInputStats& stats, OpContext& ctx, Backend* backend) {
@@ -143,23 +165,7 @@ Result<LayerMethodResult> quantize_with_method(const float* w, std::int64_t rows
     if (!r) return r.error();
     out.dequantized = std::move(r->dequantized);
   } else if (m == "outliers") {
-    OutlierSpec spec;
-    spec.target = target;
-    spec.fraction = param(config, "fraction", 0.01);
-    std::vector<float> importance;
-    if (param(config, "channels", 0) != 0) {
-      // Whole input channels (LLM.int8()): those whose inputs are largest when
-      // calibrated (ranked by mean |x|), else those holding the largest weights.
-      spec.select = stats.x_mean_abs ? OutlierSpec::Select::InputChannelsByActivation
-                                     : OutlierSpec::Select::InputChannelsByWeight;
-      spec.act_absmax = stats.x_mean_abs;
-    } else if (!diag.empty()) {
-      // Single weights ranked by |w| sqrt(H_jj): the size of their share of the output (SpQR-like).
-      importance.resize(diag.size());
-      for (std::size_t c = 0; c < diag.size(); ++c) importance[c] = std::sqrt(diag[c]);
-      spec.column_importance = importance.data();
-    }
-    auto r = outlier_keep(w, rows, cols, spec);
+    auto r = keep_outliers(choice, config, w, rows, cols, stats);
     if (!r) return r.error();
     out.dequantized = std::move(r->dequantized);
     out.figures.bits_per_weight = r->bits_per_weight;  // the side table counted

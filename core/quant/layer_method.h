@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "quant/measure.h"
+#include "quant/outlier_keep.h"
 #include "quant/plan.h"
 #include "util/op_context.h"
 #include "util/result.h"
@@ -42,6 +43,12 @@ Result<LayerMethodResult> quantize_with_method(const float* w, std::int64_t rows
                                                const QuantChoice& choice, const LayerConfig& config,
                                                const LayerInputStats& stats, OpContext& ctx,
                                                Backend* backend = nullptr);
+
+// Method "outliers" with its params (fraction, channels) and ranking (by
+// calibration when `stats` has it): outlier_keep's whole result, side table
+// included, for the exports that store it.
+Result<OutlierResult> keep_outliers(const QuantChoice& choice, const LayerConfig& config, const float* w,
+                                    std::int64_t rows, std::int64_t cols, const LayerInputStats& stats);
 
 // True for the methods that need a layer's input statistics (gptq, awq).
 bool method_needs_calibration(const std::string& method);

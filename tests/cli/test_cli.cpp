@@ -328,6 +328,37 @@ TEST_F(Cli, EvalGivesPerplexityAndKldOfAPlan) {
 // Calibrated on the first half of the eval text, scored on the second half:
 // GPTQ Q4_0 is closer to the F32 model than RTN Q4_0 (KLD and perplexity);
 // without the file the plan is refused, saying what is missing.
+// The fake-quant export applies a plan's GPTQ layers with a calibration file:
+// the written F16 checkpoint scores the perplexity the in-memory evaluation
+// of the same plan gives (F16 rounding apart); without calibration it is refused.
+TEST_F(Cli, FakeQuantExportAppliesGptqWithACalibrationFile) {
+  const std::string shared = QS_SHARED_DIR;
+  if (!std::filesystem::exists(shared + "/models")) GTEST_SKIP() << "../shared/models is absent (fresh clone)";
+  const std::string model = shared + "/models/stories260K/hf";
+  const std::string text = shared + "/models/stories260K/eval/tiny_stories_eval.txt";
+  const auto calib = dir_ / "hf.qscalib.h5";
+  ASSERT_EQ(run("calibrate --seqs 16 --ctx 128 -o " + calib.string() + " --text " + text + " " + model).code, 0);
+  const auto plan = dir_ / "gptq32.json";
+  std::ofstream(plan) << R"({"version":1,"default":{"format":"int4-g32","method":"gptq"}})";
+  const auto out = dir_ / "fq";
+  const CliRun refused = run("export -f fakequant --plan " + plan.string() + " -o " + out.string() + " " + model, true);
+  EXPECT_NE(refused.code, 0);
+  EXPECT_NE(refused.out.find("needs the layer input's Hessian: give calibration"), std::string::npos) << refused.out;
+  EXPECT_FALSE(std::filesystem::exists(out));
+  const CliRun ex = run("export --json -f fakequant --plan " + plan.string() + " --calib-file " + calib.string() + " -o " +
+                        out.string() + " " + model);
+  ASSERT_EQ(ex.code, 0) << ex.out;
+  EXPECT_TRUE(nlohmann::json::parse(ex.out)["verified"].get<bool>());
+  const CliRun on_file = run("eval --json --text " + text + " " + out.string());
+  const CliRun in_memory = run("eval --json --plan " + plan.string() + " --calib-file " + calib.string() + " --text " + text + " " + model);
+  ASSERT_EQ(on_file.code, 0) << on_file.out;
+  ASSERT_EQ(in_memory.code, 0) << in_memory.out;
+  const double a = nlohmann::json::parse(on_file.out)["perplexity"].get<double>();
+  const double b = nlohmann::json::parse(in_memory.out)["perplexity"].get<double>();
+  std::printf("  gptq int4-g32: exported F16 checkpoint ppl %.4f, in-memory plan %.4f\n", a, b);
+  EXPECT_NEAR(a, b, 0.002 * b);
+}
+
 TEST_F(Cli, EvalAppliesGptqWithACalibrationFile) {
   const std::string shared = QS_SHARED_DIR;
   if (!std::filesystem::exists(shared + "/models")) GTEST_SKIP() << "../shared/models is absent (fresh clone)";

@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <map>
@@ -11,6 +12,7 @@
 #include <nlohmann/json.hpp>
 
 #include "demo/demo_model.h"
+#include "calib/hessians.h"
 #include "export/fake_quant_export.h"
 #include "io/open_model.h"
 #include "io/safetensors.h"
@@ -18,6 +20,7 @@
 #include "quant/ggml_dequant.h"
 #include "quant/ggml_quantize.h"
 #include "quant/int_grid.h"
+#include "quant/layer_method.h"
 #include "quant/named_format.h"
 #include "export_checks.h"
 #include "test_files.h"
@@ -126,15 +129,82 @@ TEST(FakeQuantExport, ACorruptedTensorFailsTheExportAndLeavesNothing) {
 TEST(FakeQuantExport, RefusesMethodsThatNeedCalibrationAndLeavesNothing) {
   const fs::path root = fs::temp_directory_path() / ("qs_fq_refuse_" + std::to_string(::getpid()));
   fs::remove_all(root);
-  auto model = qs::open_model(qs::test::write_small_demo(root / "src", 1, 64, 96));
+  auto model = qs::open_model(qs::test::write_small_demo(root / "src", 1, 128, 256));
   ASSERT_TRUE(model.ok());
   auto plan = qs::plan_preset("gptq-w4g128", *model);
   ASSERT_TRUE(plan.ok());
   auto r = qs::export_fake_quant(*model, *plan, (root / "out").string(), {}, qs::OpContext::none());
   ASSERT_FALSE(r.ok());
-  EXPECT_NE(r.error().message.find("needs calibration"), std::string::npos) << r.error().message;
+  EXPECT_NE(r.error().message.find("method \"gptq\" needs the layer input's Hessian: give calibration"), std::string::npos)
+      << r.error().message;
   EXPECT_FALSE(fs::exists(root / "out"));
   fs::remove_all(root);
+}
+
+// With calibration every layer holds its method's result: GPTQ on the H of
+// its input (quantize_with_method, called here with the same H), outlier
+// keeping ranked by it; the embedding and the head, whose inputs have no H,
+// fall back to RTN and say so.
+TEST(FakeQuantExport, CalibratedMethodsGiveTheirOwnResult) {
+  qs::test::TempDir dir;
+  const int hidden = 128, inter = 256;
+  auto model = qs::open_model(qs::test::write_small_demo(dir.path() / "src", 1, hidden, inter));
+  ASSERT_TRUE(model.ok()) << model.error().message;
+  // Correlated inputs: H = X^T X / n of random tokens sharing a common component.
+  auto hessian = [](int cols, std::uint32_t seed) {
+    std::uint32_t s = seed;
+    auto rnd = [&] { s = s * 1664525u + 1013904223u; return static_cast<float>(s >> 8) / 16777216.0f - 0.5f; };
+    const int tokens = 4 * cols;
+    std::vector<float> x(static_cast<std::size_t>(tokens * cols)), h(static_cast<std::size_t>(cols * cols), 0.0f);
+    for (int t = 0; t < tokens; ++t) {
+      const float common = rnd();
+      for (int c = 0; c < cols; ++c) x[static_cast<std::size_t>(t * cols + c)] = common * (1 + c % 7) + rnd();
+    }
+    for (int t = 0; t < tokens; ++t)
+      for (int i = 0; i < cols; ++i)
+        for (int j = 0; j < cols; ++j)
+          h[static_cast<std::size_t>(i * cols + j)] += x[static_cast<std::size_t>(t * cols + i)] * x[static_cast<std::size_t>(t * cols + j)] / tokens;
+    return h;
+  };
+  qs::CalibrationHessians hs;
+  hs.tokens = 4 * hidden;
+  hs.blocks.push_back({hessian(hidden, 1), hessian(hidden, 2), hessian(hidden, 3), hessian(inter, 4)});
+  auto plan = qs::parse_plan(R"({"version":1,"default":{"format":"int4-g64","method":"gptq"},
+      "overrides":[{"match":{"role":"down"},"format":"q4_0","method":"outliers","params":{"fraction":0.02}}]})", "t");
+  ASSERT_TRUE(plan.ok()) << plan.error().message;
+  qs::FakeQuantOptions options;
+  options.dtype = qs::DType::F32;  // the method's values exactly
+  options.hessians = &hs;
+  const fs::path out = dir.path() / "out";
+  auto report = qs::export_fake_quant(*model, *plan, out.string(), options, qs::OpContext::none());
+  ASSERT_TRUE(report.ok()) << report.error().message;
+  auto file = qs::read_safetensors((out / "model.safetensors").string());
+  ASSERT_TRUE(file.ok()) << file.error().message;
+  int checked = 0;
+  for (const qs::FakeQuantLayer& l : report->layers) {
+    ASSERT_TRUE(l.quantized) << l.name << ": " << l.reason;
+    const qs::Layer& layer = model->layers[static_cast<std::size_t>(&l - report->layers.data())];
+    const qs::TensorInfo& src = model->tensors[layer.weight];
+    const std::vector<float>* h = hs.of(layer.role, layer.block);
+    const bool head_or_embed = layer.role == qs::LayerRole::Embed || layer.role == qs::LayerRole::LmHead;
+    EXPECT_EQ(l.method, layer.role == qs::LayerRole::Down ? "outliers" : head_or_embed ? "rtn" : "gptq") << l.name;
+    std::vector<float> w(src.numel());
+    ASSERT_TRUE(qs::convert_to_f32(src.dtype, src.bytes().data(), w.size(), w.data()).ok());
+    const qs::QuantChoice choice = qs::parse_quant_choice(l.format).value();
+    const qs::LayerConfig cfg{l.format, l.method, l.method == "outliers" ? std::map<std::string, double>{{"fraction", 0.02}}
+                                                                         : std::map<std::string, double>{}};
+    auto expect = qs::quantize_with_method(w.data(), src.rows(), src.cols(), choice, cfg,
+                                           {head_or_embed ? nullptr : h->data(), nullptr}, qs::OpContext::none());
+    ASSERT_TRUE(expect.ok()) << expect.error().message;
+    const auto it = std::find_if(file->tensors.begin(), file->tensors.end(), [&](const qs::TensorInfo& x) { return x.name == src.name; });
+    ASSERT_NE(it, file->tensors.end()) << src.name;
+    const qs::TensorInfo& t = *it;
+    std::vector<float> got(src.numel());
+    ASSERT_TRUE(qs::convert_to_f32(qs::DType::F32, t.bytes().data(), got.size(), got.data()).ok());
+    EXPECT_EQ(std::memcmp(got.data(), expect->dequantized.data(), got.size() * 4), 0) << l.name;
+    ++checked;
+  }
+  EXPECT_EQ(checked, 7 + 2);  // q k v o gate up down, the embedding and the head
 }
 
 }  // namespace

@@ -19,6 +19,8 @@
 #include "quant/ggml_dequant.h"
 #include "quant/ggml_quantize.h"
 #include "quant/int_grid.h"
+#include "quant/layer_method.h"
+#include "quant/named_format.h"
 #include "quant/metrics.h"
 #include "quant/plan.h"
 #include "test_files.h"
@@ -118,6 +120,71 @@ TEST(QuantizedH5, RoundTripsEveryKindOfTensor) {
   ASSERT_FALSE(bad.ok());
   EXPECT_NE(bad.error().message.find("config.json: not an HDF5 file"), std::string::npos) << bad.error().message;
   fs::remove_all(root);
+}
+
+// The element formats (NF4 with and without double quantization, FP8 per
+// channel, MXFP4, NVFP4) and outlier keeping's side tables (single weights on
+// an integer grid, whole channels on Q4_K) are stored with their codes: our
+// reader decodes each to exactly what the quantization core gives, and the
+// bits/weight count the table.
+TEST(QuantizedH5, ElementFormatsAndOutlierTablesRoundTrip) {
+  qs::test::TempDir dir;
+  auto model = qs::open_model(qs::test::write_small_demo(dir.path() / "src", 1, 128, 512));
+  ASSERT_TRUE(model.ok()) << model.error().message;
+  auto plan = qs::parse_plan(R"({"version":1,"default":{"format":"f16"},
+      "overrides":[{"match":{"role":"q"},"format":"nf4"},{"match":{"role":"k"},"format":"nf4-dq"},
+                   {"match":{"role":"v"},"format":"fp8-e4m3-ch"},{"match":{"role":"o"},"format":"mxfp4"},
+                   {"match":{"role":"gate"},"format":"nvfp4"},
+                   {"match":{"role":"up"},"format":"int4-g64","method":"outliers","params":{"fraction":0.02}},
+                   {"match":{"role":"down"},"format":"q4_k","method":"outliers","params":{"fraction":0.01,"channels":1}}]})",
+                             "t");
+  ASSERT_TRUE(plan.ok()) << plan.error().message;
+  const std::string out = dir.file("m.qs.h5");
+  auto report = qs::export_quantized_h5(*model, *plan, out, {}, qs::OpContext::none());
+  ASSERT_TRUE(report.ok()) << report.error().message;
+  EXPECT_TRUE(report->verified);
+  auto file = qs::read_quantized_h5(out);
+  ASSERT_TRUE(file.ok()) << file.error().message;
+  std::map<std::string, std::string> kind_of;
+  for (const auto& t : file->tensors) {
+    if (t.kind == "copy") continue;
+    kind_of[t.format] = t.kind + (t.outliers.empty() ? "" : "+" + t.outliers);
+    const qs::TensorInfo& src = model->tensors[*model->find_tensor(t.name)];
+    std::vector<float> w(src.numel()), expect(src.numel());
+    ASSERT_TRUE(qs::convert_to_f32(src.dtype, src.bytes().data(), w.size(), w.data()).ok());
+    const qs::QuantChoice choice = qs::parse_quant_choice(t.format).value();
+    double bits = choice.bits_per_weight(src.rows(), src.cols());
+    if (t.method == "outliers") {
+      const qs::LayerConfig cfg{t.format, "outliers", t.outliers == "channels" ? std::map<std::string, double>{{"fraction", 0.01}, {"channels", 1}}
+                                                                              : std::map<std::string, double>{{"fraction", 0.02}}};
+      auto kept = qs::keep_outliers(choice, cfg, w.data(), src.rows(), src.cols(), {});
+      ASSERT_TRUE(kept.ok()) << kept.error().message;
+      expect = kept->dequantized;
+      bits = kept->bits_per_weight;
+      EXPECT_EQ(t.outlier_count, static_cast<std::int64_t>(t.outliers == "channels" ? kept->kept_columns.size() : kept->row.size()));
+      EXPECT_GT(t.outlier_count, 0) << t.name;
+    } else {
+      ASSERT_TRUE(qs::rtn_named_format(choice.named, w.data(), src.rows(), src.cols(), expect.data()).ok()) << t.format;
+    }
+    auto values = qs::read_quantized_h5_values(*file, t);
+    ASSERT_TRUE(values.ok()) << values.error().message;
+    ASSERT_EQ(values->size(), expect.size());
+    std::size_t same = 0;
+    for (std::size_t i = 0; i < expect.size(); ++i) same += (*values)[i] == expect[i];
+    EXPECT_EQ(same, expect.size()) << t.name << " (" << t.kind << ")";
+    EXPECT_DOUBLE_EQ(t.bits_per_weight, bits) << t.name;
+    EXPECT_NEAR(t.sqnr_db, qs::weight_error(w.data(), expect.data(), w.size()).sqnr_db, 1e-9) << t.name;
+  }
+  const std::map<std::string, std::string> want = {{"nf4", "nf4"},     {"nf4-dq", "nf4"}, {"fp8-e4m3-ch", "fp8"},
+                                                   {"mxfp4", "mxfp4"}, {"nvfp4", "nvfp4"}, {"int4-g64", "int_grid+weights"},
+                                                   {"q4_k", "ggml+channels"}};
+  EXPECT_EQ(kind_of, want);
+  // A method the HDF5 export cannot store is refused by name.
+  auto gptq = qs::parse_plan(R"({"version":1,"default":{"format":"int4-g64","method":"gptq"}})", "t");
+  ASSERT_TRUE(gptq.ok());
+  auto refused = qs::export_quantized_h5(*model, *gptq, dir.file("g.qs.h5"), {}, qs::OpContext::none());
+  ASSERT_FALSE(refused.ok());
+  EXPECT_NE(refused.error().message.find("method \"gptq\" is not written to HDF5"), std::string::npos) << refused.error().message;
 }
 
 // A byte of a dataset changed between the write and the read-back check (the
