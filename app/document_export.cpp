@@ -26,7 +26,9 @@ void Document::requestExport(const ExportJobRequest& request) {
     watcher->deleteLater();
     onExportFinished(watcher->result());
   });
-  watcher->setFuture(QtConcurrent::run(runExportJob, model_, request, generation, exportControl_));
+  ExportJobRequest job = request;
+  job.backend = backend_;
+  watcher->setFuture(QtConcurrent::run(runExportJob, model_, job, generation, exportControl_));
 }
 
 void Document::onExportFinished(const ExportOutcome& outcome) {

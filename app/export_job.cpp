@@ -20,12 +20,18 @@ namespace {
 QString q(const std::string& s) { return QString::fromStdString(s); }
 QString q(std::string_view s) { return QString::fromUtf8(s.data(), static_cast<qsizetype>(s.size())); }
 
+// The device of the request, or null when the CPU runs the core here.
+Backend* deviceOf(const ExportJobRequest& req) {
+  return req.backend && req.backend->name() != "cpu" ? req.backend.get() : nullptr;
+}
+
 // Calibration tokens at most, as the CLI's default (--calib-tokens).
 constexpr int kCalibrationTokens = 4096;
 
 Result<ui::ExportResultView> exportGguf(const Model& model, const ExportJobRequest& req, OpContext& ctx) {
   const ui::ExportSettings& s = req.settings;
   GgufExportOptions options;
+  options.backend = deviceOf(req);
   if (s.ggufUsePlan) {
     options.plan = &req.plan;
   } else {
@@ -37,7 +43,7 @@ Result<ui::ExportResultView> exportGguf(const Model& model, const ExportJobReque
   }
   std::optional<CalibrationHessians> hessians;
   if (s.ggufUsePlan && !s.calibrationText.isEmpty()) {
-    auto h = calibrate_on_text(model, s.calibrationText.toStdString(), kCalibrationTokens, ctx);
+    auto h = calibrate_on_text(model, s.calibrationText.toStdString(), kCalibrationTokens, ctx, deviceOf(req));
     if (!h) return h.error();
     hessians = std::move(*h);
     options.hessians = &*hessians;
@@ -68,6 +74,7 @@ Result<ui::ExportResultView> exportGguf(const Model& model, const ExportJobReque
 Result<ui::ExportResultView> exportGptq(const Model& model, const ExportJobRequest& req, OpContext& ctx) {
   const ui::ExportSettings& s = req.settings;
   GptqExportOptions options{s.gptqBits, s.gptqGroup, s.gptqSymmetric};
+  options.backend = deviceOf(req);
   if (s.gptqCalibrated) {
     if (!req.calibration) return Error::invalid("GPTQ export: no calibration is loaded; calibrate the model first");
     options.capture = &req.calibration->run.capture;
@@ -132,6 +139,7 @@ Result<ui::ExportResultView> exportFakeQuant(const Model& model, const ExportJob
   const DType dtype = d == QLatin1String("F32") ? DType::F32 : d == QLatin1String("BF16") ? DType::BF16 : DType::F16;
   FakeQuantOptions options;
   options.dtype = dtype;
+  options.backend = deviceOf(req);
   if (req.calibration) options.capture = &req.calibration->run.capture;  // the plan's gptq/awq layers
   auto report = export_fake_quant(model, req.plan, req.settings.destination.toStdString(), options, ctx);
   if (!report) return report.error();

@@ -8,6 +8,7 @@
 #include <memory>
 
 #include "app/jobs.h"
+#include "backend/backend.h"
 #include "calib/calibration_file.h"
 #include "quant/plan.h"
 #include "widgets/export_dialog.h"
@@ -21,6 +22,9 @@ struct ExportJobRequest {
   // GPTQ with settings.gptqCalibrated, and the fake-quant export (its plan's gptq/awq layers): the document's calibration, whose
   // capture's Hessians GPTQ uses in place (kept alive by this pointer).
   std::shared_ptr<const CalibrationFile> calibration;
+  // The document's compute backend: a device sums the calibration Hessians and
+  // runs GPTQ (handing to the CPU what it cannot take); the CPU's: core here.
+  std::shared_ptr<Backend> backend;
 };
 
 struct ExportOutcome {

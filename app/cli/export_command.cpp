@@ -90,6 +90,16 @@ void print_layer_report(const ExportOptions& opt, const std::vector<Layer>& laye
                            .c_str());
 }
 
+// The device the run-time choice (QS_BACKEND, else "auto") finds, for the
+// Hessian sums and GPTQ; null when that is the CPU (the core runs here then).
+// The forward pass of a calibration stays on the CPU.
+static Result<std::shared_ptr<Backend>> find_device() {
+  auto backend = make_backend();
+  if (!backend) return backend.error();
+  if ((*backend)->name() == "cpu") return std::shared_ptr<Backend>();
+  return std::move(*backend);
+}
+
 static double seconds_since(std::chrono::steady_clock::time_point start) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
 }
@@ -98,7 +108,15 @@ static int run_export_fake_quant(const ExportOptions& opt) {
   std::optional<Plan> plan;
   std::optional<Model> model;
   if (!load_plan_and_model(opt, plan, model)) return 2;
+  // With calibration, a device (when the run-time choice finds one) sums the
+  // Hessians and runs GPTQ; plain RTN exports do not probe for one.
+  auto device = !opt.calib.empty() || !opt.calib_file.empty() ? find_device() : std::shared_ptr<Backend>();
+  if (!device) {
+    std::fprintf(stderr, "quantscope-cli: %s\n", device.error().message.c_str());
+    return 1;
+  }
   FakeQuantOptions options;
+  options.backend = device->get();
   options.dtype = opt.dtype == "f32" ? DType::F32 : opt.dtype == "bf16" ? DType::BF16 : DType::F16;
   const auto start = std::chrono::steady_clock::now();
   // The plan's calibrated methods take a calibration file's statistics (gptq,
@@ -114,7 +132,7 @@ static int run_export_fake_quant(const ExportOptions& opt) {
     calib_file = std::move(*c);
     options.capture = &calib_file->run.capture;
   } else if (!opt.calib.empty()) {
-    auto h = calibrate_on_text(*model, opt.calib, opt.calib_tokens);
+    auto h = calibrate_on_text(*model, opt.calib, opt.calib_tokens, OpContext::none(), device->get());
     if (!h) {
       std::fprintf(stderr, "quantscope-cli: %s\n", h.error().message.c_str());
       return 1;
@@ -155,9 +173,16 @@ static int run_export_gptq(const ExportOptions& opt) {
     return 2;
   }
   const auto start = std::chrono::steady_clock::now();
+  // With calibration, a device (when the run-time choice finds one) sums the
+  // Hessians and runs GPTQ; plain RTN exports do not probe for one.
+  auto device = !opt.calib.empty() || !opt.calib_file.empty() ? find_device() : std::shared_ptr<Backend>();
+  if (!device) {
+    std::fprintf(stderr, "quantscope-cli: %s\n", device.error().message.c_str());
+    return 1;
+  }
   std::optional<CalibrationHessians> hessians;
   if (!opt.calib.empty()) {
-    auto h = calibrate_on_text(*model, opt.calib, opt.calib_tokens);
+    auto h = calibrate_on_text(*model, opt.calib, opt.calib_tokens, OpContext::none(), device->get());
     if (!h) {
       std::fprintf(stderr, "quantscope-cli: %s\n", h.error().message.c_str());
       return 1;
@@ -174,6 +199,7 @@ static int run_export_gptq(const ExportOptions& opt) {
   options.hessians = hessians ? &*hessians : nullptr;
   options.act_order = opt.act_order;
   options.static_groups = opt.static_groups;
+  options.backend = device->get();
   auto report = export_gptq(*model, opt.out, options, OpContext::none());
   if (!report) {
     std::fprintf(stderr, "quantscope-cli: %s\n", report.error().message.c_str());
@@ -221,17 +247,16 @@ int run_export(const ExportOptions& opt) {
     plan = std::move(*p);
   }
   const auto start = std::chrono::steady_clock::now();
+  // With calibration, a device (when the run-time choice finds one) sums the
+  // Hessians and runs GPTQ; plain RTN exports do not probe for one.
+  auto device = !opt.calib.empty() || !opt.calib_file.empty() ? find_device() : std::shared_ptr<Backend>();
+  if (!device) {
+    std::fprintf(stderr, "quantscope-cli: %s\n", device.error().message.c_str());
+    return 1;
+  }
   std::optional<CalibrationHessians> hessians;
   if (!opt.calib.empty()) {
-    // The Hessian sums go to a device when the run-time choice (QS_BACKEND,
-    // else "auto") finds one; the forward pass itself stays on the CPU.
-    auto backend = make_backend();
-    if (!backend) {
-      std::fprintf(stderr, "quantscope-cli: %s\n", backend.error().message.c_str());
-      return 1;
-    }
-    Backend* device = (*backend)->name() != "cpu" ? backend->get() : nullptr;
-    auto h = calibrate_on_text(*model, opt.calib, opt.calib_tokens, OpContext::none(), device);
+    auto h = calibrate_on_text(*model, opt.calib, opt.calib_tokens, OpContext::none(), device->get());
     if (!h) {
       std::fprintf(stderr, "quantscope-cli: %s\n", h.error().message.c_str());
       return 1;
@@ -241,7 +266,7 @@ int run_export(const ExportOptions& opt) {
       std::printf("calibrated on %lld tokens of %s in %.2f s\n", static_cast<long long>(hessians->tokens), opt.calib.c_str(),
                   std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
   }
-  GgufExportOptions options{*ftype, plan ? &*plan : nullptr, hessians ? &*hessians : nullptr};
+  GgufExportOptions options{*ftype, plan ? &*plan : nullptr, hessians ? &*hessians : nullptr, device->get()};
   auto report = export_gguf(*model, opt.out, options, OpContext::none());
   if (!report) {
     std::fprintf(stderr, "quantscope-cli: %s\n", report.error().message.c_str());

@@ -7,6 +7,7 @@
 #include <nlohmann/json.hpp>
 #include <optional>
 
+#include "backend/backend.h"
 #include "calib/activation_capture.h"
 #include "calib/hessians.h"
 #include "export/content_hash.h"
@@ -143,7 +144,7 @@ Result<FakeQuantReport> export_fake_quant(const Model& source, const Plan& plan,
     if (auto it = layer_of_tensor.find(e); it != layer_of_tensor.end()) {
       const std::size_t li = it->second;
       auto q = quantize_with_method(w.data(), t.rows(), t.cols(), *choices[li], applied[li],
-                                    stats_for(options, source.layers[li], t.cols()), ctx);
+                                    stats_for(options, source.layers[li], t.cols()), ctx, options.backend);
       if (!q) return Error{q.error().code, t.name + ": " + q.error().message};
       report.layers[li].sqnr_db = q->figures.error.sqnr_db;
       encode(options.dtype, q->dequantized, bytes);

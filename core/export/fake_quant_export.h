@@ -19,6 +19,7 @@ namespace qs {
 
 struct CalibrationHessians;
 struct ActivationCapture;
+class Backend;
 
 struct FakeQuantOptions {
   DType dtype = DType::F16;  // F16, BF16 or F32
@@ -27,6 +28,8 @@ struct FakeQuantOptions {
   // Either the Hessians of calib/hessians.h or a calibration run's capture.
   const CalibrationHessians* hessians = nullptr;
   const ActivationCapture* capture = nullptr;
+  // Where GPTQ runs (quantize_with_method's backend); null: the quantization core here.
+  Backend* backend = nullptr;
   // Tests only: called with the staged model.safetensors once it is written,
   // before it is read back and verified (to corrupt it and see the export fail).
   std::function<void(const std::string& staged_file)> after_write = nullptr;

@@ -15,6 +15,7 @@
 #include <numeric>
 #include <system_error>
 
+#include "backend/backend.h"
 #include "model/model_files.h"
 #include "export/content_hash.h"
 #include "export/gguf_async_writer.h"
@@ -468,7 +469,8 @@ Result<GgufExportReport> export_gguf(const Model& source, const std::string& out
           return Error::invalid(t.name + ": the calibration Hessian does not match its " + std::to_string(cols) + " inputs");
         GptqSpec spec = methods[k].gptq;
         spec.block_type = layout.dtype;
-        auto q = gptq(x.data(), rows, cols, methods[k].hessian->data(), spec, ctx);
+        auto q = options.backend ? options.backend->gptq(x.data(), rows, cols, methods[k].hessian->data(), spec, ctx)
+                                 : gptq(x.data(), rows, cols, methods[k].hessian->data(), spec, ctx);
         if (!q) return Error::invalid(t.name + ": " + q.error().message);
         encoded = std::move(q->ggml_blocks);
         report.tensors[k].note = "gptq";

@@ -22,6 +22,8 @@ namespace qs {
 struct Plan;
 struct CalibrationHessians;
 
+class Backend;
+
 struct GgufExportOptions {
   LlamaFtype ftype = LlamaFtype::Q8_0;
   // With a plan, each layer gets the ggml type of its plan format ("q4_k",
@@ -34,6 +36,9 @@ struct GgufExportOptions {
   // plan's method "gptq" runs GPTQ onto each layer's ggml grid (Q8_0, Q4_0,
   // Q4_1, Q5_0, Q5_1, Q4_K, Q5_K, Q6_K).
   const CalibrationHessians* hessians = nullptr;
+  // Where GPTQ runs (Backend::gptq: a device takes what it can and hands the
+  // rest to the CPU); null: the quantization core here.
+  Backend* backend = nullptr;
   // Write and verify past the page cache (O_DIRECT) where the file system
   // allows it (util/atomic_file.h): same bytes, less CPU; off: plain I/O.
   bool direct_io = true;

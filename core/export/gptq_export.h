@@ -21,6 +21,7 @@
 namespace qs {
 
 struct CalibrationHessians;
+class Backend;
 struct ActivationCapture;
 
 struct GptqExportOptions {
@@ -36,6 +37,9 @@ struct GptqExportOptions {
   bool act_order = false;      // GPTQ: columns by descending H diagonal (desc_act; g_idx then maps groups)
   bool static_groups = false;  // GPTQ with act_order: groups fixed on the original column order
   double percdamp = 0.01;      // GPTQ damping, written as damp_percent
+  // Where GPTQ runs (Backend::gptq: a device takes what it can and hands the
+  // rest to the CPU); null: the quantization core here.
+  Backend* backend = nullptr;
   // Tests only: called with the staged model.safetensors once it is written,
   // before it is read back and verified (to corrupt it and see the export fail).
   std::function<void(const std::string& staged_file)> after_write = nullptr;

@@ -373,6 +373,11 @@ TEST(CudaHostLogic, EmulatedDeviceGptqMatchesCpuOnGptq1024) {
 #include "calib/spm_tokenizer.h"
 #include "io/open_model.h"
 #include "quant/layer_method.h"
+#include "export/fake_quant_export.h"
+#include "export/gguf_export.h"
+#include "export/gptq_export.h"
+#include "synthetic_calibration.h"
+#include "test_files.h"
 
 namespace {
 
@@ -448,6 +453,54 @@ TEST(CudaHostLogic, LayerMethodRunsGptqOnTheBackendItIsGiven) {
   ASSERT_TRUE(here.ok() && there.ok());
   EXPECT_EQ(picky.gptq_calls, 1);
   EXPECT_EQ(there->dequantized, here->dequantized);
+}
+
+// The exports hand GPTQ to the backend they are given (a device runs it there):
+// one call per GPTQ layer, and the same file as without one.
+TEST(CudaHostLogic, ExportsRunGptqOnTheBackendTheyAreGiven) {
+  qs::test::TempDir dir;
+  const int hidden = 128, inter = 256;
+  auto model = qs::open_model(qs::test::write_small_demo(dir.path() / "src", 1, hidden, inter));
+  ASSERT_TRUE(model.ok()) << model.error().message;
+  const qs::CalibrationHessians hs = qs::test::synthetic_hessians(1, hidden, inter);
+  const auto bytes = [](const std::filesystem::path& p) { return qs::test::read_bytes(p.string()); };
+  auto plan = qs::parse_plan(R"({"version":1,"default":{"format":"q4_0","method":"gptq"}})", "t");
+  ASSERT_TRUE(plan.ok());
+  for (const bool on_backend : {false, true}) {
+    PickyBackend picky(-1);
+    qs::Backend* backend = on_backend ? &picky : nullptr;
+    const std::string tag = on_backend ? "b" : "a";
+    qs::GptqExportOptions g;
+    g.group_size = 64;
+    g.hessians = &hs;
+    g.backend = backend;
+    ASSERT_TRUE(qs::export_gptq(*model, dir.file("gptq-" + tag), g, qs::OpContext::none()).ok());
+    qs::FakeQuantOptions f;
+    f.hessians = &hs;
+    f.backend = backend;
+    ASSERT_TRUE(qs::export_fake_quant(*model, *plan, dir.file("fq-" + tag), f, qs::OpContext::none()).ok());
+    if (on_backend) {
+      EXPECT_EQ(picky.gptq_calls, 2 * 7) << "q k v o gate up down, in each of the two exports";
+    }
+  }
+  EXPECT_EQ(bytes(dir.path() / "gptq-a" / "model.safetensors"), bytes(dir.path() / "gptq-b" / "model.safetensors"));
+  EXPECT_EQ(bytes(dir.path() / "fq-a" / "model.safetensors"), bytes(dir.path() / "fq-b" / "model.safetensors"));
+
+  // GGUF (needs a SentencePiece model: stories260K), GPTQ onto Q4_0 wherever the rows allow it.
+  QS_REQUIRE_SHARED();
+  auto stories = qs::open_model(shared + "/models/stories260K/hf");
+  ASSERT_TRUE(stories.ok()) << stories.error().message;
+  const qs::CalibrationHessians shs = qs::test::synthetic_hessians(5, 64, 172);
+  int calls = 0;
+  for (const bool on_backend : {false, true}) {
+    PickyBackend picky(-1);
+    qs::GgufExportOptions gg{qs::LlamaFtype::Q4_0, &*plan, &shs, on_backend ? &picky : nullptr};
+    auto gguf = qs::export_gguf(*stories, dir.file(on_backend ? "m-b.gguf" : "m-a.gguf"), gg, qs::OpContext::none());
+    ASSERT_TRUE(gguf.ok()) << gguf.error().message;
+    calls = picky.gptq_calls;
+  }
+  EXPECT_EQ(calls, 5 * 6) << "q k v o gate up of five blocks (the 172-wide down rows are not Q4_0 blocks)";
+  EXPECT_EQ(bytes(dir.path() / "m-a.gguf"), bytes(dir.path() / "m-b.gguf"));
 }
 
 }  // namespace

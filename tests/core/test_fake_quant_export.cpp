@@ -23,6 +23,7 @@
 #include "quant/layer_method.h"
 #include "quant/named_format.h"
 #include "export_checks.h"
+#include "synthetic_calibration.h"
 #include "test_files.h"
 #include "util/half.h"
 
@@ -150,25 +151,7 @@ TEST(FakeQuantExport, CalibratedMethodsGiveTheirOwnResult) {
   const int hidden = 128, inter = 256;
   auto model = qs::open_model(qs::test::write_small_demo(dir.path() / "src", 1, hidden, inter));
   ASSERT_TRUE(model.ok()) << model.error().message;
-  // Correlated inputs: H = X^T X / n of random tokens sharing a common component.
-  auto hessian = [](int cols, std::uint32_t seed) {
-    std::uint32_t s = seed;
-    auto rnd = [&] { s = s * 1664525u + 1013904223u; return static_cast<float>(s >> 8) / 16777216.0f - 0.5f; };
-    const int tokens = 4 * cols;
-    std::vector<float> x(static_cast<std::size_t>(tokens * cols)), h(static_cast<std::size_t>(cols * cols), 0.0f);
-    for (int t = 0; t < tokens; ++t) {
-      const float common = rnd();
-      for (int c = 0; c < cols; ++c) x[static_cast<std::size_t>(t * cols + c)] = common * (1 + c % 7) + rnd();
-    }
-    for (int t = 0; t < tokens; ++t)
-      for (int i = 0; i < cols; ++i)
-        for (int j = 0; j < cols; ++j)
-          h[static_cast<std::size_t>(i * cols + j)] += x[static_cast<std::size_t>(t * cols + i)] * x[static_cast<std::size_t>(t * cols + j)] / tokens;
-    return h;
-  };
-  qs::CalibrationHessians hs;
-  hs.tokens = 4 * hidden;
-  hs.blocks.push_back({hessian(hidden, 1), hessian(hidden, 2), hessian(hidden, 3), hessian(inter, 4)});
+  const qs::CalibrationHessians hs = qs::test::synthetic_hessians(1, hidden, inter);
   auto plan = qs::parse_plan(R"({"version":1,"default":{"format":"int4-g64","method":"gptq"},
       "overrides":[{"match":{"role":"down"},"format":"q4_0","method":"outliers","params":{"fraction":0.02}}]})", "t");
   ASSERT_TRUE(plan.ok()) << plan.error().message;
