@@ -29,6 +29,16 @@ namespace {
 
 namespace fs = std::filesystem;
 
+// The values our reader decodes for `t` are `expect`, every one bit for bit.
+void expect_decodes_to(const qs::QuantizedH5& file, const qs::QuantizedH5Tensor& t, const std::vector<float>& expect) {
+  auto values = qs::read_quantized_h5_values(file, t);
+  ASSERT_TRUE(values.ok()) << values.error().message;
+  ASSERT_EQ(values->size(), expect.size());
+  std::size_t same = 0;
+  for (std::size_t i = 0; i < expect.size(); ++i) same += (*values)[i] == expect[i];
+  EXPECT_EQ(same, expect.size()) << t.name << " (" << t.kind << ")";
+}
+
 // Written over a file of the source, the rename at the end would replace the
 // weights the export reads: refused, and the source is untouched.
 TEST(QuantizedH5, RefusesAFileOfTheSource) {
@@ -88,12 +98,7 @@ TEST(QuantizedH5, RoundTripsEveryKindOfTensor) {
       ASSERT_TRUE(qs::quantize_ggml_blocks(type, w.data(), w.size() / qs::dtype_block_elems(type), b.data()).ok());
       ASSERT_TRUE(qs::dequantize_ggml_blocks(type, b.data(), w.size() / qs::dtype_block_elems(type), expect.data()));
     }
-    auto values = qs::read_quantized_h5_values(*file, t);
-    ASSERT_TRUE(values.ok()) << values.error().message;
-    ASSERT_EQ(values->size(), expect.size());
-    std::size_t same = 0;
-    for (std::size_t i = 0; i < expect.size(); ++i) same += (*values)[i] == expect[i];
-    EXPECT_EQ(same, expect.size()) << t.name << " (" << t.kind << ")";
+    expect_decodes_to(*file, t, expect);
     if (t.kind != "copy") {
       EXPECT_NEAR(t.sqnr_db, qs::weight_error(w.data(), expect.data(), w.size()).sqnr_db, 1e-9) << t.name;
       readback[t.name.substr(0, t.name.size() - 7)] = qs::weight_error(w.data(), expect.data(), w.size()).sqnr_db;
@@ -166,12 +171,7 @@ TEST(QuantizedH5, ElementFormatsAndOutlierTablesRoundTrip) {
     } else {
       ASSERT_TRUE(qs::rtn_named_format(choice.named, w.data(), src.rows(), src.cols(), expect.data()).ok()) << t.format;
     }
-    auto values = qs::read_quantized_h5_values(*file, t);
-    ASSERT_TRUE(values.ok()) << values.error().message;
-    ASSERT_EQ(values->size(), expect.size());
-    std::size_t same = 0;
-    for (std::size_t i = 0; i < expect.size(); ++i) same += (*values)[i] == expect[i];
-    EXPECT_EQ(same, expect.size()) << t.name << " (" << t.kind << ")";
+    expect_decodes_to(*file, t, expect);
     EXPECT_DOUBLE_EQ(t.bits_per_weight, bits) << t.name;
     EXPECT_NEAR(t.sqnr_db, qs::weight_error(w.data(), expect.data(), w.size()).sqnr_db, 1e-9) << t.name;
   }
