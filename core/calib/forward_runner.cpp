@@ -73,6 +73,11 @@ Result<ForwardRunnerChoice> make_forward_runner(const LlamaModel& model, int cap
     out.runner = make_cpu_forward_runner(model, capacity, pool);
     return out;
   }
+  if (model.quantizes_inputs()) {  // the device forward passes have no W8A8 input quantization
+    if (choice != "auto") out.fallback_reason = "W8A8 activation quantization (SmoothQuant) runs on the CPU";
+    out.runner = make_cpu_forward_runner(model, capacity, pool);
+    return out;
+  }
   std::string reasons;
   for (auto& [name, factory] : candidates) {  // outside the lock: a factory uploads weights
     std::string why;

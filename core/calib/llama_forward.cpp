@@ -12,6 +12,7 @@
 #include "calib/forward_runner.h"
 #include "model/convert.h"
 #include "model/model.h"
+#include "quant/smoothquant.h"
 
 #ifdef QS_HAVE_LAPACK
 #include <cblas.h>
@@ -129,6 +130,17 @@ struct Loader {
 
 }  // namespace
 
+void LlamaModel::set_input_quant(int layer, LlamaLinearInput input, InputQuant q) {
+  if (input_quant_.empty()) input_quant_.resize(static_cast<std::size_t>(cfg_.layers) * 4);
+  input_quant_[static_cast<std::size_t>(layer) * 4 + static_cast<std::size_t>(input)] = std::move(q);
+}
+
+const LlamaModel::InputQuant* LlamaModel::input_quant(int layer, LlamaLinearInput input) const {
+  if (input_quant_.empty()) return nullptr;
+  const InputQuant& q = input_quant_[static_cast<std::size_t>(layer) * 4 + static_cast<std::size_t>(input)];
+  return q.bits > 0 ? &q : nullptr;
+}
+
 std::uint64_t LlamaModel::weight_bytes() const {
   std::uint64_t n = embed_.size() + out_norm_.size() + lm_head_.size();
   for (const Block& b : blocks_)
@@ -233,6 +245,18 @@ LlamaCache::LlamaCache(const LlamaConfig& cfg, int capacity)
 LlamaRunner::LlamaRunner(const LlamaModel& model, ThreadPool* pool)
     : model_(model), pool_(pool ? pool : &ThreadPool::global()) {}
 
+void LlamaRunner::quantize_input(int layer, LinearInput input, float* x, std::int64_t rows, std::int64_t cols) {
+  const LlamaModel::InputQuant* q = model_.input_quant(layer, input);
+  if (!q) return;
+  const float* s = q->smooth.empty() ? nullptr : q->smooth.data();
+  constexpr std::int64_t kChunk = 16;  // rows are independent: chunks over the pool
+  const std::int64_t tasks = (rows + kChunk - 1) / kChunk;
+  pool_->parallel_for(static_cast<std::size_t>(tasks), [&](std::size_t t, unsigned) {
+    const std::int64_t r0 = static_cast<std::int64_t>(t) * kChunk;
+    fake_quant_activation_rows(x + r0 * cols, std::min(kChunk, rows - r0), cols, q->bits, s);
+  });
+}
+
 Result<void> LlamaRunner::forward(LlamaCache& cache, std::span<const std::int32_t> tokens, std::vector<float>& logits,
                                   int logit_rows) {
   const LlamaConfig& c = model_.config();
@@ -281,6 +305,7 @@ Result<void> LlamaRunner::forward(LlamaCache& cache, std::span<const std::int32_
     float* kc = cache.k_[sz(l)].data() + sz(pos0 * kvd);
     float* vc = cache.v_[sz(l)].data() + sz(pos0 * kvd);
     if (observer_) observer_(l, LinearInput::Attention, xn_.data(), n, h);
+    quantize_input(l, LinearInput::Attention, xn_.data(), n, h);
     linear(xn_.data(), n, h, b.wq.data(), qd, q_.data());
     linear(xn_.data(), n, h, b.wk.data(), kvd, kc);
     linear(xn_.data(), n, h, b.wv.data(), kvd, vc);
@@ -352,12 +377,14 @@ Result<void> LlamaRunner::forward(LlamaCache& cache, std::span<const std::int32_
 #endif
     });
     if (observer_) observer_(l, LinearInput::AttentionOutput, att_.data(), n, qd);
+    quantize_input(l, LinearInput::AttentionOutput, att_.data(), n, qd);
     linear(att_.data(), n, qd, b.wo.data(), h, xn_.data());
     rows([&](std::int64_t r0, std::int64_t r1) {
       for (std::int64_t i = r0 * h; i < r1 * h; ++i) x_[sz(i)] += xn_[sz(i)];
       rms_norm(x_.data() + r0 * h, r1 - r0, h, b.ffn_norm, c.rms_eps, xn_.data() + r0 * h);
     });
     if (observer_) observer_(l, LinearInput::Mlp, xn_.data(), n, h);
+    quantize_input(l, LinearInput::Mlp, xn_.data(), n, h);
     linear(xn_.data(), n, h, b.w_gate.data(), f, gate_.data());
     linear(xn_.data(), n, h, b.w_up.data(), f, up_.data());
     rows([&](std::int64_t r0, std::int64_t r1) {
@@ -366,6 +393,7 @@ Result<void> LlamaRunner::forward(LlamaCache& cache, std::span<const std::int32_
       g = g / (1.0f + (-g).exp()) * u;  // SiLU(gate) * up
     });
     if (observer_) observer_(l, LinearInput::MlpDown, gate_.data(), n, f);
+    quantize_input(l, LinearInput::MlpDown, gate_.data(), n, f);
     linear(gate_.data(), n, f, b.w_down.data(), h, xn_.data());
     rows([&](std::int64_t r0, std::int64_t r1) {
       for (std::int64_t i = r0 * h; i < r1 * h; ++i) x_[sz(i)] += xn_[sz(i)];

@@ -44,6 +44,9 @@ struct LlamaConfig {
   bool qkv_bias = false;
 };
 
+// The inputs of a block's linear layers (q/k/v share one, gate/up another).
+enum class LlamaLinearInput { Attention /* q, k, v */, AttentionOutput /* o */, Mlp /* gate, up */, MlpDown /* down */ };
+
 class LlamaModel {
  public:
   // Reads the weights of an opened llama-family model (HF names
@@ -65,8 +68,21 @@ class LlamaModel {
   const std::vector<float>& lm_head() const { return tied() ? embed_ : lm_head_; }
   const std::vector<Block>& blocks() const { return blocks_; }
 
+  // W8A8 evaluation (SmoothQuant): a linear input divided by `smooth` (empty:
+  // by 1) and fake-quantized per token, symmetric absmax to `bits`, before its
+  // GEMMs; the weights then hold Q(W diag(s)). bits 0: the input is left alone.
+  struct InputQuant {
+    std::vector<float> smooth;
+    int bits = 0;
+  };
+  void set_input_quant(int layer, LlamaLinearInput input, InputQuant q);
+  // Null when the input is not quantized.
+  const InputQuant* input_quant(int layer, LlamaLinearInput input) const;
+  bool quantizes_inputs() const { return !input_quant_.empty(); }
+
  private:
   bool tied() const { return cfg_.tied_embeddings; }
+  std::vector<InputQuant> input_quant_;  // [layer * 4 + input] once any is set
   LlamaConfig cfg_;
   std::vector<float> embed_, out_norm_, lm_head_;
   std::vector<Block> blocks_;
@@ -103,11 +119,14 @@ class LlamaRunner {
   // The inputs of the linear layers, as forward() computes them: calibration
   // (Hessians X^T X for GPTQ, activation statistics for AWQ/SmoothQuant)
   // watches them without a second implementation of the model.
-  enum class LinearInput { Attention /* q, k, v */, AttentionOutput /* o */, Mlp /* gate, up */, MlpDown /* down */ };
+  using LinearInput = LlamaLinearInput;
   using Observer = std::function<void(int layer, LinearInput input, const float* x, std::int64_t rows, std::int64_t cols)>;
   void set_observer(Observer observer) { observer_ = std::move(observer); }
 
  private:
+  // The model's W8A8 input quantization of (layer, input), in place, when it has one.
+  void quantize_input(int layer, LinearInput input, float* x, std::int64_t rows, std::int64_t cols);
+
   Observer observer_;
   const LlamaModel& model_;
   ThreadPool* pool_;

@@ -1,9 +1,11 @@
 #include "calib/plan_model.h"
 
 #include <cctype>
+#include <cmath>
 #include <map>
 #include <optional>
 
+#include "model/convert.h"
 #include "quant/clip_search.h"
 #include "quant/fake_quant.h"
 #include "quant/ggml_dequant.h"
@@ -12,6 +14,7 @@
 #include "quant/llama_ftype.h"
 #include "quant/measure.h"
 #include "quant/named_format.h"
+#include "quant/smoothquant.h"
 #include "util/half.h"
 
 namespace qs {
@@ -28,6 +31,78 @@ std::optional<DType> ggml_type_of(const std::string& format) {
   return std::nullopt;
 }
 
+// SmoothQuant's W8A8 for a plan's "smoothquant" layers: per block, the inputs
+// that follow a norm (q/k/v's, gate/up's) are divided by s from the
+// calibration's per-channel activation max and the max over every weight
+// that reads the input (the weights multiplied by it); o's and down's inputs
+// are quantized without smoothing (no norm before them to fold 1/s into, as
+// SmoothQuant does for LLaMA). Params: alpha (0.5), act_bits (8), smooth (1;
+// 0: W8A8 without smoothing).
+using InputKey = std::pair<int, LlamaLinearInput>;
+
+std::optional<LlamaLinearInput> linear_input_of(LayerRole r) {
+  switch (r) {
+    case LayerRole::Q: case LayerRole::K: case LayerRole::V: return LlamaLinearInput::Attention;
+    case LayerRole::O: return LlamaLinearInput::AttentionOutput;
+    case LayerRole::Gate: case LayerRole::Up: return LlamaLinearInput::Mlp;
+    case LayerRole::Down: return LlamaLinearInput::MlpDown;
+    default: return std::nullopt;
+  }
+}
+
+double param_of(const LayerConfig& c, const char* key, double fallback) {
+  const auto it = c.params.find(key);
+  return it == c.params.end() ? fallback : it->second;
+}
+
+Result<std::map<InputKey, LlamaModel::InputQuant>> plan_smoothing(const Model& model, const std::vector<LayerConfig>& configs,
+                                                                  const ActivationCapture* calib) {
+  std::map<InputKey, std::vector<std::size_t>> smoothed, all;
+  for (std::size_t i = 0; i < model.layers.size(); ++i) {
+    const Layer& l = model.layers[i];
+    const auto input = linear_input_of(l.role);
+    if (input) all[{l.block, *input}].push_back(i);
+    if (configs[i].method != "smoothquant") continue;
+    if (!input) return Error::unsupported(l.name + ": method \"smoothquant\" applies to a block's linear layers");
+    smoothed[{l.block, *input}].push_back(i);
+  }
+  std::map<InputKey, LlamaModel::InputQuant> out;
+  std::vector<float> w;
+  for (const auto& [key, layers] : smoothed) {
+    const Layer& first = model.layers[layers.front()];
+    if (layers.size() != all[key].size())
+      return Error::unsupported(first.name + ": its input is shared (q/k/v, gate/up): give all of them method "
+                                "\"smoothquant\", or none");
+    const LayerConfig& c = configs[layers.front()];
+    const double alpha = param_of(c, "alpha", 0.5), bits = param_of(c, "act_bits", 8);
+    if (!(alpha >= 0.0 && alpha <= 1.0)) return Error::invalid(first.name + ": smoothquant alpha must be in [0, 1]");
+    if (!(bits >= 2 && bits <= 16)) return Error::invalid(first.name + ": smoothquant act_bits must be in 2 ... 16");
+    LlamaModel::InputQuant q;
+    q.bits = static_cast<int>(bits);
+    const bool after_norm = key.second == LlamaLinearInput::Attention || key.second == LlamaLinearInput::Mlp;
+    if (after_norm && param_of(c, "smooth", 1) != 0) {
+      const TensorInfo& t0 = model.tensors[first.weight];
+      const std::int64_t cols = t0.cols();
+      const InputStats* s = calib ? calib->find_for(first.role, first.block) : nullptr;
+      if (!s || s->abs_max.size() != static_cast<std::size_t>(cols))
+        return Error::unsupported(first.name + ": method \"smoothquant\" needs the calibration's per-channel activation "
+                                  "max of its input: give a calibration file");
+      std::vector<float> wmax(static_cast<std::size_t>(cols), 0.0f);
+      for (std::size_t i : layers) {
+        const TensorInfo& t = model.tensors[model.layers[i].weight];
+        w.resize(t.numel());
+        if (auto r = tensor_to_f32(t, w.data()); !r) return Error::unsupported(t.name + ": " + r.error().message);
+        for (std::int64_t r = 0; r < t.rows(); ++r)
+          for (std::int64_t j = 0; j < cols; ++j)
+            wmax[static_cast<std::size_t>(j)] = std::max(wmax[static_cast<std::size_t>(j)], std::fabs(w[static_cast<std::size_t>(r * cols + j)]));
+      }
+      q.smooth = smoothquant_factors_from_max(s->abs_max.data(), wmax.data(), cols, alpha);
+    }
+    out[key] = std::move(q);
+  }
+  return out;
+}
+
 void round_16bit(DType t, std::vector<float>& w) {
   for (float& v : w) v = t == DType::F16 ? f16_to_f32(f32_to_f16(v)) : bf16_to_f32(f32_to_bf16(v));
 }
@@ -40,7 +115,7 @@ Result<void> fake_quantize_planned(const LayerConfig& config, const TensorInfo& 
   out.applied = "kept";
   const std::int64_t rows = t.rows(), cols = t.cols();
   if (config.method != "rtn" && config.method != "clip" && config.method != "outliers" && !method_needs_calibration(config.method))
-    return Error::unsupported("method \"" + config.method + "\" is not applied in evaluation (rtn, clip, gptq, awq, outliers are)");
+    return Error::unsupported("method \"" + config.method + "\" is not applied in evaluation (rtn, clip, gptq, awq, outliers, smoothquant are)");
   if (method_needs_calibration(config.method) && !stats.h)
     return Error::unsupported("method \"" + config.method +
                               "\" needs the calibration statistics of the layer's input: give a calibration file");
@@ -129,6 +204,8 @@ Result<LlamaModel> load_llama_with_plan(const Model& model, const Plan& plan, st
   if (!configs) return configs.error();
   std::map<std::string, std::size_t> layer_of;  // weight tensor name -> layer
   for (std::size_t i = 0; i < model.layers.size(); ++i) layer_of[model.tensors[model.layers[i].weight].name] = i;
+  auto smoothing = plan_smoothing(model, *configs, calib);
+  if (!smoothing) return smoothing.error();
   std::vector<PlannedWeight> done;
   auto transform = [&](const TensorInfo& t, std::vector<float>& w) -> Result<void> {
     const auto it = layer_of.find(t.name);
@@ -143,6 +220,19 @@ Result<LlamaModel> load_llama_with_plan(const Model& model, const Plan& plan, st
       if (s->mean_abs.size() == static_cast<std::size_t>(t.cols())) stats.x_mean_abs = s->mean_abs.data();
     }
     LayerConfig config = (*configs)[it->second];
+    if (config.method == "smoothquant") {  // the format on W diag(s), kept in the smoothed space
+      const LlamaModel::InputQuant& q = smoothing->at({l.block, *linear_input_of(l.role)});
+      const std::int64_t cols = t.cols();
+      if (!q.smooth.empty())
+        for (std::size_t i = 0; i < w.size(); ++i) w[i] *= q.smooth[i % static_cast<std::size_t>(cols)];
+      config.method = "rtn";
+      config.params.clear();
+      if (auto r = fake_quantize_planned(config, t, w, pw, ctx); !r) return Error{r.error().code, pw.layer + ": " + r.error().message};
+      pw.applied += q.smooth.empty() ? " (W8A8: A" + std::to_string(q.bits) + " per token)"
+                                     : " (SmoothQuant W8A8: A" + std::to_string(q.bits) + " per token)";
+      done.push_back(std::move(pw));
+      return {};
+    }
     // The embedding is a lookup and the head's input is not captured: GPTQ/AWQ have no
     // statistics there, so they get RTN, as the GGUF export gives them.
     if (method_needs_calibration(config.method) && (l.role == LayerRole::Embed || l.role == LayerRole::LmHead)) {
@@ -157,6 +247,7 @@ Result<LlamaModel> load_llama_with_plan(const Model& model, const Plan& plan, st
   };
   auto lm = LlamaModel::load(model, ctx, transform);
   if (!lm) return lm.error();
+  for (const auto& [key, q] : *smoothing) lm->set_input_quant(key.first, key.second, q);
   if (report) *report = std::move(done);
   return lm;
 }

@@ -11,7 +11,10 @@
 // export writes it; integer grids: core's clip search); "outliers" (the kept
 // weights in F16 on top of the format; ranked by the calibration when given);
 // "gptq" and "awq" with a calibration capture that has the layer input's
-// statistics (quant/layer_method.h); without one they are refused, saying so.
+// statistics (quant/layer_method.h); without one they are refused, saying so;
+// "smoothquant": W8A8, the weights on W diag(s) and the inputs divided by s and
+// quantized per token in the forward pass (LlamaModel::InputQuant; s from the
+// capture's per-channel activation max for the inputs that follow a norm).
 #include <string>
 #include <vector>
 

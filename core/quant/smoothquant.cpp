@@ -46,18 +46,34 @@ double rel_sq_diff(const std::vector<float>& y, const std::vector<float>& ref) {
 
 }  // namespace
 
-std::vector<float> smoothquant_factors(const float* act_absmax, const float* w, std::int64_t rows, std::int64_t cols,
-                                       double alpha) {
-  std::vector<float> wmax(static_cast<std::size_t>(cols), 0.0f), s(static_cast<std::size_t>(cols));
-  for (std::int64_t r = 0; r < rows; ++r)
-    for (std::int64_t c = 0; c < cols; ++c)
-      wmax[static_cast<std::size_t>(c)] = std::max(wmax[static_cast<std::size_t>(c)], std::fabs(w[r * cols + c]));
+std::vector<float> smoothquant_factors_from_max(const float* act_absmax, const float* weight_absmax, std::int64_t cols,
+                                                double alpha) {
+  std::vector<float> s(static_cast<std::size_t>(cols));
   for (std::int64_t c = 0; c < cols; ++c) {
     const double a = std::max(static_cast<double>(act_absmax[c]), 1e-5);
-    const double wm = std::max(static_cast<double>(wmax[static_cast<std::size_t>(c)]), 1e-5);
+    const double wm = std::max(static_cast<double>(weight_absmax[c]), 1e-5);
     s[static_cast<std::size_t>(c)] = static_cast<float>(std::max(std::pow(a, alpha) / std::pow(wm, 1.0 - alpha), 1e-5));
   }
   return s;
+}
+
+std::vector<float> smoothquant_factors(const float* act_absmax, const float* w, std::int64_t rows, std::int64_t cols,
+                                       double alpha) {
+  std::vector<float> wmax(static_cast<std::size_t>(cols), 0.0f);
+  for (std::int64_t r = 0; r < rows; ++r)
+    for (std::int64_t c = 0; c < cols; ++c)
+      wmax[static_cast<std::size_t>(c)] = std::max(wmax[static_cast<std::size_t>(c)], std::fabs(w[r * cols + c]));
+  return smoothquant_factors_from_max(act_absmax, wmax.data(), cols, alpha);
+}
+
+void fake_quant_activation_rows(float* x, std::int64_t rows, std::int64_t cols, int bits, const float* s) {
+  for (std::int64_t r = 0; r < rows; ++r) {
+    float* row = x + r * cols;
+    if (s)
+      for (std::int64_t c = 0; c < cols; ++c) row[c] /= s[c];
+    const float sc = absmax_scale(row, cols, bits);
+    for (std::int64_t c = 0; c < cols; ++c) row[c] = sc * absmax_code(row[c], sc, bits);
+  }
 }
 
 namespace {

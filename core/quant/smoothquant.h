@@ -42,6 +42,16 @@ struct SmoothQuantResult {
   W8A8Error baseline;                    // the same W8A8 quantization without smoothing (s = 1)
 };
 
+// The activation side of W8A8 in place: each row of x [rows, cols] divided by
+// s ([cols]; nullptr: none) and fake-quantized to `bits` with its own
+// symmetric absmax scale (per token), the arithmetic w8a8_error uses.
+void fake_quant_activation_rows(float* x, std::int64_t rows, std::int64_t cols, int bits, const float* s);
+
+// s_j from the per-input-channel activation max and the per-input-channel
+// weight max (over every weight that reads the input); clamped as below.
+std::vector<float> smoothquant_factors_from_max(const float* act_absmax, const float* weight_absmax, std::int64_t cols,
+                                                double alpha);
+
 // s_j from the per-input-channel activation max (calibration) and the weight;
 // both maxima clamped to >= 1e-5 and s to >= 1e-5 as the reference.
 std::vector<float> smoothquant_factors(const float* act_absmax, const float* w, std::int64_t rows, std::int64_t cols,

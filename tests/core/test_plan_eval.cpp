@@ -212,3 +212,67 @@ TEST(PlanEval, KldGrowsFromQ8ToQ4AndRefusesCalibratedMethods) {
 }
 
 }  // namespace
+
+#include "calib/calibrate.h"
+
+namespace {
+
+// SmoothQuant W8A8 in evaluation. The identity first: with the weights kept in
+// F32 and no activation quantization the smoothed model (W diag(s), x / s) is
+// the model, so its KL divergence from it is rounding noise; then 8-bit
+// activations per token cost little and 4-bit ones much more; a plan that
+// smooths only q of q/k/v, or a smoothed plan without calibration, is refused.
+TEST(PlanEval, SmoothQuantW8A8IsAppliedOnBothSides) {
+  QS_REQUIRE_SHARED();
+  Stories s = load_stories(shared, "hf");
+  qs::CalibrationSettings set;
+  set.text_files = {shared + "/models/stories260K/eval/tiny_stories_eval.txt"};
+  set.sequences = 8;
+  set.seq_len = 128;
+  auto run = qs::calibrate(s.model, set);
+  ASSERT_TRUE(run.ok()) << run.error().message;
+  auto kld_of = [&](const std::string& json, const qs::ActivationCapture* calib) -> double {
+    auto plan = qs::parse_plan(json, "t");
+    EXPECT_TRUE(plan.ok()) << (plan.ok() ? "" : plan.error().message);
+    if (!plan.ok()) return -1;
+    auto m = qs::load_llama_with_plan(s.model, *plan, nullptr, qs::OpContext::none(), calib);
+    EXPECT_TRUE(m.ok()) << (m.ok() ? "" : m.error().message);
+    if (!m.ok()) return -1;
+    EXPECT_TRUE(m->quantizes_inputs());
+    auto c = qs::compare_models(*s.lm, *m, s.ids, s.opt);
+    EXPECT_TRUE(c.ok());
+    return c.ok() ? c->mean_kld : -1;
+  };
+  const char* base = R"({"version":1,"default":{"format":"f32"},"overrides":[{"match":{"regex":"layers"},"format":"%s",)"
+                     R"("method":"smoothquant","params":{"act_bits":%d,"smooth":%d}}]})";
+  auto plan_text = [&](const char* format, int act_bits, int smooth) {
+    char buf[512];
+    std::snprintf(buf, sizeof buf, base, format, act_bits, smooth);
+    return std::string(buf);
+  };
+  const double identity = kld_of(plan_text("f32", 16, 1), &run->capture);
+  const double w8a8 = kld_of(plan_text("int8-ch-sym", 8, 1), &run->capture);
+  const double w8a8_plain = kld_of(plan_text("int8-ch-sym", 8, 0), &run->capture);
+  const double w8a4 = kld_of(plan_text("int8-ch-sym", 4, 1), &run->capture);
+  std::printf("  mean KLD: smoothed F32 with 16-bit inputs %.2e; W8A8 smoothed %.6f, unsmoothed %.6f; W8A4 smoothed %.6f\n",
+              identity, w8a8, w8a8_plain, w8a4);
+  EXPECT_GE(identity, 0.0);
+  EXPECT_LT(identity, 1e-5);
+  EXPECT_GT(w8a8, 10 * identity);
+  EXPECT_LT(w8a8, 0.02);
+  EXPECT_GT(w8a4, 5 * w8a8);
+
+  auto partial = qs::parse_plan(R"({"version":1,"default":{"format":"f32"},"overrides":[
+      {"match":{"role":"q"},"format":"int8-ch-sym","method":"smoothquant"}]})", "t");
+  ASSERT_TRUE(partial.ok());
+  auto refused = qs::load_llama_with_plan(s.model, *partial, nullptr, qs::OpContext::none(), &run->capture);
+  ASSERT_FALSE(refused.ok());
+  EXPECT_NE(refused.error().message.find("give all of them method \"smoothquant\""), std::string::npos) << refused.error().message;
+  auto preset = qs::plan_preset("w8a8-smoothquant", s.model);
+  ASSERT_TRUE(preset.ok());
+  auto uncalibrated = qs::load_llama_with_plan(s.model, *preset);
+  ASSERT_FALSE(uncalibrated.ok());
+  EXPECT_NE(uncalibrated.error().message.find("give a calibration file"), std::string::npos) << uncalibrated.error().message;
+}
+
+}  // namespace
