@@ -1,6 +1,7 @@
 #include "io/quantized_h5.h"
 
 #include <cstdio>
+#include <optional>
 #include <mutex>
 
 #include "io/h5_id.h"
@@ -25,9 +26,16 @@ class Reader {
   Error fail(const std::string& what) const { return Error::format(path_ + ": " + what + " " + h5::take_error_stack()); }
 
   bool has_attr(hid_t loc, const char* name) const { return H5Aexists(loc, name) > 0; }
+  // H5Aread fills the whole attribute: one that holds more than one element
+  // would write past the single value read here.
+  bool scalar(hid_t attr) const {
+    Id space(H5Aget_space(attr), H5Sclose);
+    return space.ok() && H5Sget_simple_extent_npoints(space.get()) == 1;
+  }
   Result<std::string> string_attr(hid_t loc, const char* name) const {
     Id attr(H5Aopen(loc, name, H5P_DEFAULT), H5Aclose);
     if (!attr.ok()) return fail(std::string("missing attribute ") + name);
+    if (!scalar(attr.get())) return fail(std::string("attribute ") + name + " is not a single string");
     Id type(H5Aget_type(attr.get()), H5Tclose);
     if (H5Tget_class(type.get()) != H5T_STRING || H5Tis_variable_str(type.get()) > 0) return fail(std::string("attribute ") + name + " is not a fixed string");
     const std::size_t n = H5Tget_size(type.get());
@@ -41,6 +49,7 @@ class Reader {
   Result<T> number_attr(hid_t loc, const char* name) const {
     Id attr(H5Aopen(loc, name, H5P_DEFAULT), H5Aclose);
     if (!attr.ok()) return fail(std::string("missing attribute ") + name);
+    if (!scalar(attr.get())) return fail(std::string("attribute ") + name + " is not a single number");
     T v{};
     if (H5Aread(attr.get(), std::is_same_v<T, double> ? H5T_NATIVE_DOUBLE : H5T_NATIVE_INT64, &v) < 0)
       return fail(std::string("attribute ") + name);
@@ -67,6 +76,10 @@ class Reader {
     const hssize_t n = H5Sget_simple_extent_npoints(space.get());
     if (n < 0 || static_cast<std::uint64_t>(n) != expect || expect * sizeof(T) > kMaxDataset)
       return fail(std::string("dataset ") + name + " has " + std::to_string(n) + " elements, " + std::to_string(expect) + " expected");
+    // Its bytes must be in the file: an unwritten dataset reads back as fill
+    // values at any size, so a tiny crafted file could ask for gigabytes.
+    if (expect > 0 && H5Dget_storage_size(ds.get()) < expect * sizeof(T))
+      return fail(std::string("dataset ") + name + " does not hold its data in the file");
     out.resize(static_cast<std::size_t>(expect));
     if (H5Dread(ds.get(), mem, H5S_ALL, H5S_ALL, H5P_DEFAULT, out.data()) < 0) return fail(std::string("dataset ") + name);
     return {};
@@ -76,9 +89,11 @@ class Reader {
   const std::string& path_;
 };
 
-std::uint64_t numel(const std::vector<std::int64_t>& shape) {
+// Elements of a shape; nullopt when the product overflows.
+std::optional<std::uint64_t> numel(const std::vector<std::int64_t>& shape) {
   std::uint64_t n = 1;
-  for (auto d : shape) n *= static_cast<std::uint64_t>(d);
+  for (auto d : shape)
+    if (__builtin_mul_overflow(n, static_cast<std::uint64_t>(d), &n)) return std::nullopt;
   return n;
 }
 
@@ -193,7 +208,9 @@ Result<QuantizedH5> read_quantized_h5(const std::string& path) {
     if (t.kind != "copy" && rd.has_attr(g.get(), "outliers")) {
       auto mode = rd.string_attr(g.get(), "outliers");
       auto kept = rd.number_attr<std::int64_t>(g.get(), "outlier_count");
-      if (!mode || !kept || (*mode != "weights" && *mode != "channels") || *kept < 0)
+      if (!mode) return mode.error();
+      if (!kept) return kept.error();
+      if ((*mode != "weights" && *mode != "channels") || *kept < 0)
         return bad("bad outlier attributes (outliers: weights or channels, outlier_count)");
       t.outliers = *mode;
       t.outlier_count = *kept;
@@ -212,7 +229,9 @@ struct Extent {
 };
 Result<Extent> extent_of(const QuantizedH5& file, const QuantizedH5Tensor& t) {
   Extent e;
-  e.n = numel(t.shape);
+  const auto n = numel(t.shape);
+  if (!n || *n > (std::uint64_t{1} << 40)) return Error::format(file.path + ": " + t.name + ": absurd shape");
+  e.n = *n;
   e.rows = t.shape.size() >= 2 ? t.shape[0] : 1;
   e.cols = e.rows > 0 ? static_cast<std::int64_t>(e.n) / e.rows : 0;
   if (t.kind == "int_grid") {

@@ -123,6 +123,9 @@ Result<GptqResult> gptq(const float* w, std::int64_t rows, std::int64_t cols, co
   if (!(spec.percdamp >= 0)) return Error::invalid("GPTQ: percdamp must be >= 0");
   for (std::int64_t i = 0; i < rows * cols; ++i)
     if (!std::isfinite(w[i])) return Error::invalid("GPTQ: weight " + std::to_string(i) + " is not finite");
+  // An Inf passes the Cholesky and turns the walk's codes into NaN casts.
+  for (std::int64_t i = 0; i < cols * cols; ++i)
+    if (!std::isfinite(h[i])) return Error::invalid("GPTQ: Hessian entry " + std::to_string(i) + " is not finite");
   // Codes are grouped by `gs` (the ggml sub-block); grids are fitted for
   // `fit_gs` columns at a time (a K-quant super-block fits its sub-blocks together).
   const int gs = kquant ? ggml_superblock_sub(spec.block_type) : blocks ? 32 : spec.grid.group_size;  // 0: per channel

@@ -4,6 +4,7 @@
 #include <Eigen/Dense>
 #include <algorithm>
 #include <cstring>
+#include <limits>
 #include <string>
 #include <utility>
 
@@ -131,6 +132,11 @@ TEST(Gptq, BeatsRtnAndHandlesDeadInputs) {
     const float z = g->zeros[static_cast<std::size_t>(r * g->groups + 0)];
     EXPECT_EQ(static_cast<float>(code), z) << "row " << r;
   }
+  MatF bad = H;  // a Hessian with an Inf is refused, not walked into NaN codes
+  bad(5, 5) = std::numeric_limits<float>::infinity();
+  auto refused = qs::gptq(w.data(), rows, cols, bad.data(), spec, qs::OpContext::none());
+  ASSERT_FALSE(refused.ok());
+  EXPECT_NE(refused.error().message.find("Hessian entry 325 is not finite"), std::string::npos) << refused.error().message;
   qs::OpContext cancelled;
   cancelled.cancel();
   auto c = qs::gptq(w.data(), rows, cols, H.data(), spec, cancelled);
@@ -173,6 +179,12 @@ TEST(Gptq, WalkBuildsAgreeAndRowsAreIndependent) {
   qs::GptqSpec q5_1;
   q5_1.block_type = qs::DType::Q5_1;
   specs.emplace_back("q5_1", q5_1);
+  qs::GptqSpec ragged = g128;  // blocks of 96: the last one short, groups starting mid-block
+  ragged.block_size = 96;
+  specs.emplace_back("int4 g128, blocks of 96", ragged);
+  qs::GptqSpec q4k_ragged = q4k;
+  q4k_ragged.block_size = 96;
+  specs.emplace_back("q4_k, blocks of 96", q4k_ragged);
   for (const auto& [name, spec] : specs) {
     auto fast = qs::gptq(w.data(), rows, cols, H.data(), spec, qs::OpContext::none());
     qs::detail::use_portable_gptq_walk(true);

@@ -12,6 +12,10 @@
 #include <map>
 
 #include "demo/demo_model.h"
+#include <hdf5.h>
+
+#include <functional>
+
 #include "export/h5_export.h"
 #include "io/open_model.h"
 #include "io/quantized_h5.h"
@@ -185,6 +189,86 @@ TEST(QuantizedH5, ElementFormatsAndOutlierTablesRoundTrip) {
   auto refused = qs::export_quantized_h5(*model, *gptq, dir.file("g.qs.h5"), {}, qs::OpContext::none());
   ASSERT_FALSE(refused.ok());
   EXPECT_NE(refused.error().message.find("method \"gptq\" is not written to HDF5"), std::string::npos) << refused.error().message;
+}
+
+// Hostile files: an attribute holding several values where the reader reads
+// one (H5Aread would write past it), a dataset declared but never written (it
+// would read back as fill values at any size) and an absurd shape are errors
+// naming the file and the problem.
+TEST(QuantizedH5, HostileAttributesDatasetsAndShapesAreRefused) {
+  qs::test::TempDir dir;
+  auto model = qs::open_model(qs::test::write_small_demo(dir.path() / "src", 1, 64, 128));
+  ASSERT_TRUE(model.ok()) << model.error().message;
+  auto plan = qs::parse_plan(R"({"version":1,"default":{"format":"int4-g32","method":"outliers"}})", "t");
+  ASSERT_TRUE(plan.ok());
+  const std::string good = dir.file("good.qs.h5");
+  ASSERT_TRUE(qs::export_quantized_h5(*model, *plan, good, {}, qs::OpContext::none()).ok());
+  auto first_quantized = [](const qs::QuantizedH5& f) {
+    for (const auto& t : f.tensors)
+      if (t.kind == "int_grid") return t.group;
+    return -1;
+  };
+  auto file = qs::read_quantized_h5(good);
+  ASSERT_TRUE(file.ok()) << file.error().message;
+  const int group = first_quantized(*file);
+  ASSERT_GE(group, 0);
+  char gname[32];
+  std::snprintf(gname, sizeof gname, "tensors/%06d", group);
+  // Each case edits a copy of the good file with the HDF5 C API.
+  auto edited = [&](const std::string& name, const std::function<void(hid_t g)>& edit) {
+    const std::string path = dir.file(name);
+    fs::copy_file(good, path, fs::copy_options::overwrite_existing);
+    const hid_t f = H5Fopen(path.c_str(), H5F_ACC_RDWR, H5P_DEFAULT);
+    const hid_t g = H5Gopen2(f, gname, H5P_DEFAULT);
+    edit(g);
+    H5Gclose(g);
+    H5Fclose(f);
+    return path;
+  };
+  const std::string wide_attr = edited("attr.qs.h5", [](hid_t g) {
+    H5Adelete(g, "outlier_count");
+    const hsize_t four = 4;
+    const hid_t space = H5Screate_simple(1, &four, nullptr);
+    const hid_t a = H5Acreate2(g, "outlier_count", H5T_STD_I64LE, space, H5P_DEFAULT, H5P_DEFAULT);
+    const std::int64_t v[4] = {1, 2, 3, 4};
+    H5Awrite(a, H5T_NATIVE_INT64, v);
+    H5Aclose(a);
+    H5Sclose(space);
+  });
+  auto r1 = qs::read_quantized_h5(wide_attr);
+  ASSERT_FALSE(r1.ok());
+  EXPECT_NE(r1.error().message.find("attribute outlier_count is not a single number"), std::string::npos) << r1.error().message;
+
+  const std::string hollow = edited("hollow.qs.h5", [](hid_t g) {
+    const hid_t old = H5Dopen2(g, "codes", H5P_DEFAULT);
+    const hid_t space = H5Dget_space(old);
+    H5Dclose(old);
+    H5Ldelete(g, "codes", H5P_DEFAULT);
+    H5Dclose(H5Dcreate2(g, "codes", H5T_STD_U8LE, space, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT));
+    H5Sclose(space);
+  });
+  auto f2 = qs::read_quantized_h5(hollow);
+  ASSERT_TRUE(f2.ok()) << f2.error().message;
+  auto v2 = qs::read_quantized_h5_values(*f2, f2->tensors[static_cast<std::size_t>(group)]);
+  ASSERT_FALSE(v2.ok());
+  EXPECT_NE(v2.error().message.find("dataset codes does not hold its data in the file"), std::string::npos) << v2.error().message;
+  EXPECT_NE(v2.error().message.find("hollow.qs.h5"), std::string::npos) << v2.error().message;
+
+  const std::string huge = edited("shape.qs.h5", [](hid_t g) {
+    H5Adelete(g, "shape");
+    const hsize_t two = 2;
+    const hid_t space = H5Screate_simple(1, &two, nullptr);
+    const hid_t a = H5Acreate2(g, "shape", H5T_STD_I64LE, space, H5P_DEFAULT, H5P_DEFAULT);
+    const std::int64_t v[2] = {std::int64_t{1} << 32, std::int64_t{1} << 32};
+    H5Awrite(a, H5T_NATIVE_INT64, v);
+    H5Aclose(a);
+    H5Sclose(space);
+  });
+  auto f3 = qs::read_quantized_h5(huge);
+  ASSERT_TRUE(f3.ok()) << f3.error().message;
+  auto v3 = qs::read_quantized_h5_values(*f3, f3->tensors[static_cast<std::size_t>(group)]);
+  ASSERT_FALSE(v3.ok());
+  EXPECT_NE(v3.error().message.find("absurd shape"), std::string::npos) << v3.error().message;
 }
 
 // A byte of a dataset changed between the write and the read-back check (the
