@@ -120,7 +120,9 @@ void addLayerRows(ui::ExportResultView& view, const std::vector<Layer>& layers, 
 }
 
 Result<ui::ExportResultView> exportHdf5(const Model& model, const ExportJobRequest& req, OpContext& ctx) {
-  auto report = export_quantized_h5(model, req.plan, req.settings.destination.toStdString(), {}, ctx);
+  H5ExportOptions options;
+  if (req.calibration) options.capture = &req.calibration->run.capture;  // ranks the plan's outlier keeping
+  auto report = export_quantized_h5(model, req.plan, req.settings.destination.toStdString(), options, ctx);
   if (!report) return report.error();
   ui::ExportResultView view;
   view.bytes = report->bytes;

@@ -19,8 +19,9 @@ struct ExportJobRequest {
   ui::ExportSettings settings;
   Plan plan;          // the Plan tab's, for the plan-driven formats
   QString planLabel;  // how the headline names it
-  // GPTQ with settings.gptqCalibrated, and the fake-quant export (its plan's gptq/awq layers): the document's calibration, whose
-  // capture's Hessians GPTQ uses in place (kept alive by this pointer).
+  // The document's calibration (kept alive by this pointer), read in place:
+  // GPTQ with settings.gptqCalibrated, the fake-quant export's gptq/awq
+  // layers, and the ranking of outlier keeping (fake-quant and HDF5).
   std::shared_ptr<const CalibrationFile> calibration;
   // The document's compute backend: a device sums the calibration Hessians and
   // runs GPTQ (handing to the CPU what it cannot take); the CPU's: core here.

@@ -257,8 +257,9 @@ void MainWindow::startExport(const ui::ExportSettings& settings) {
   request.settings = settings;
   request.plan = plan_->tableModel()->plan();
   request.planLabel = planLabelOf(plan_->tableModel()->preset());
-  // GPTQ when asked to; the fake-quant export for the plan's calibrated methods.
-  if ((settings.format == ui::ExportFormat::Gptq && settings.gptqCalibrated) || settings.format == ui::ExportFormat::FakeQuant)
+  // GPTQ when asked to; the fake-quant and HDF5 exports for the plan's methods.
+  if ((settings.format == ui::ExportFormat::Gptq && settings.gptqCalibrated) || settings.format == ui::ExportFormat::FakeQuant ||
+      settings.format == ui::ExportFormat::Hdf5)
     request.calibration = document_->calibration();
   exportDialog_->showRunning();
   statusBar()->showMessage(tr("Exporting to %1…").arg(settings.destination));

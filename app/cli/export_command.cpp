@@ -156,7 +156,18 @@ static int run_export_hdf5(const ExportOptions& opt) {
   std::optional<Model> model;
   if (!load_plan_and_model(opt, plan, model)) return 2;
   const auto start = std::chrono::steady_clock::now();
-  auto report = export_quantized_h5(*model, *plan, opt.out, {}, OpContext::none());
+  H5ExportOptions options;
+  std::optional<CalibrationFile> calib_file;
+  if (!opt.calib_file.empty()) {  // the ranking of the plan's outlier keeping
+    auto c = read_calibration_file(opt.calib_file, &*model);
+    if (!c) {
+      std::fprintf(stderr, "quantscope-cli: %s\n", c.error().message.c_str());
+      return 2;
+    }
+    calib_file = std::move(*c);
+    options.capture = &calib_file->run.capture;
+  }
+  auto report = export_quantized_h5(*model, *plan, opt.out, options, OpContext::none());
   if (!report) {
     std::fprintf(stderr, "quantscope-cli: %s\n", report.error().message.c_str());
     return 1;
@@ -224,6 +235,16 @@ static int run_export_gptq(const ExportOptions& opt) {
 }
 
 int run_export(const ExportOptions& opt) {
+  // Which calibration each format takes: refused where it would be ignored.
+  const auto refuse = [](const std::string& why) {
+    std::fprintf(stderr, "quantscope-cli: %s\n", why.c_str());
+    return 2;
+  };
+  if (!opt.calib.empty() && !opt.calib_file.empty()) return refuse("give --calib or --calib-file, not both");
+  if (!opt.calib_file.empty() && opt.format != "fakequant" && opt.format != "hdf5")
+    return refuse("--calib-file is for -f fakequant and -f hdf5; " + opt.format + " takes --calib text");
+  if (!opt.calib.empty() && opt.format == "hdf5")
+    return refuse("-f hdf5 takes --calib-file (a calibration file ranks its outlier keeping), not --calib text");
   if (opt.format == "gptq") return run_export_gptq(opt);
   if (opt.format == "hdf5") return run_export_hdf5(opt);
   if (opt.format == "fakequant") return run_export_fake_quant(opt);

@@ -71,7 +71,8 @@ int main(int argc, char** argv) {
   exp->add_option("--calib", exporting.calib, "Calibration text (Hessians from running the model on it): GGUF, fakequant: "
                                               "for the plan's method gptq; GPTQ: quantize by GPTQ instead of RTN");
   exp->add_option("--calib-file", exporting.calib_file, "fakequant: a calibration file (quantscope-cli calibrate) for the "
-                                                        "plan's gptq and awq layers (and the ranking of clip/outliers)");
+                                                        "plan's gptq and awq layers (and the ranking of clip/outliers); "
+                                                        "hdf5: the ranking of outlier keeping");
   exp->add_option("--calib-tokens", exporting.calib_tokens, "Calibration tokens at most (chunks of 256)")
       ->check(CLI::Range(256, 1 << 24))
       ->capture_default_str();

@@ -5,6 +5,7 @@
 #include <map>
 #include <optional>
 
+#include "calib/layer_input_stats.h"
 #include "model/convert.h"
 #include "quant/clip_search.h"
 #include "quant/fake_quant.h"
@@ -213,12 +214,7 @@ Result<LlamaModel> load_llama_with_plan(const Model& model, const Plan& plan, st
     PlannedWeight pw;
     pw.layer = model.layers[it->second].name;
     const Layer& l = model.layers[it->second];
-    LayerInputStats stats;
-    if (const InputStats* s = calib ? calib->find_for(l.role, l.block) : nullptr;
-        s && s->cols == t.cols() && s->hessian.size() == static_cast<std::size_t>(t.cols() * t.cols())) {
-      stats.h = s->hessian.data();
-      if (s->mean_abs.size() == static_cast<std::size_t>(t.cols())) stats.x_mean_abs = s->mean_abs.data();
-    }
+    const LayerInputStats stats = layer_input_stats(l, t.cols(), nullptr, calib);
     LayerConfig config = (*configs)[it->second];
     if (config.method == "smoothquant") {  // the format on W diag(s), kept in the smoothed space
       const LlamaModel::InputQuant& q = smoothing->at({l.block, *linear_input_of(l.role)});

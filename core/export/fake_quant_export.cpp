@@ -8,8 +8,7 @@
 #include <optional>
 
 #include "backend/backend.h"
-#include "calib/activation_capture.h"
-#include "calib/hessians.h"
+#include "calib/layer_input_stats.h"
 #include "export/content_hash.h"
 #include "export/hf_side_files.h"
 #include "export/safetensors_verify.h"
@@ -45,15 +44,7 @@ QuantTarget target_of(const QuantChoice& c) {
 
 // A layer's input statistics from the calibration the options carry (none: empty).
 LayerInputStats stats_for(const FakeQuantOptions& o, const Layer& l, std::int64_t cols) {
-  LayerInputStats st;
-  const auto fits = [&](const std::vector<float>& h) { return h.size() == static_cast<std::size_t>(cols * cols); };
-  if (o.hessians) {
-    if (const std::vector<float>* h = o.hessians->of(l.role, l.block); h && fits(*h)) st.h = h->data();
-  } else if (const InputStats* s = o.capture ? o.capture->find_for(l.role, l.block) : nullptr; s && s->cols == cols) {
-    if (fits(s->hessian)) st.h = s->hessian.data();
-    if (s->mean_abs.size() == static_cast<std::size_t>(cols)) st.x_mean_abs = s->mean_abs.data();
-  }
-  return st;
+  return layer_input_stats(l, cols, o.hessians, o.capture);
 }
 
 void encode(DType to, const std::vector<float>& x, std::vector<std::byte>& out) {
@@ -144,7 +135,8 @@ Result<FakeQuantReport> export_fake_quant(const Model& source, const Plan& plan,
     if (auto it = layer_of_tensor.find(e); it != layer_of_tensor.end()) {
       const std::size_t li = it->second;
       auto q = quantize_with_method(w.data(), t.rows(), t.cols(), *choices[li], applied[li],
-                                    stats_for(options, source.layers[li], t.cols()), ctx, options.backend);
+                                    stats_for(options, source.layers[li], t.cols()), ctx, options.backend,
+                                    /*output_error=*/false);
       if (!q) return Error{q.error().code, t.name + ": " + q.error().message};
       report.layers[li].sqnr_db = q->figures.error.sqnr_db;
       encode(options.dtype, q->dequantized, bytes);

@@ -9,6 +9,7 @@
 #include <mutex>
 #include <span>
 
+#include "calib/layer_input_stats.h"
 #include "export/content_hash.h"
 #include "export/h5_encode.h"
 #include "io/h5_id.h"
@@ -191,7 +192,22 @@ Result<H5ExportReport> export_quantized_h5(const Model& source, const Plan& plan
                                 "\" is not written to HDF5 yet (rtn and outliers are)");
     layer_of[source.layers[i].weight] = i;
   }
-  if (auto r = ensure_free_space(out_path, source.weight_bytes()); !r) return r.error();  // at most the source's size
+  // Copies take their bytes; a quantized weight at most a byte of code, its
+  // scales and an outlier table (fraction <= 1: 6 bytes a kept weight).
+  std::uint64_t needed = 0;
+  for (std::size_t i = 0; i < source.tensors.size(); ++i) {
+    const TensorInfo& t = source.tensors[i];
+    const auto it = layer_of.find(i);
+    if (it == layer_of.end()) {
+      needed += t.nbytes;
+      continue;
+    }
+    const double fraction = (*configs)[it->second].method == "outliers"
+                                ? std::clamp((*configs)[it->second].params.count("fraction") ? (*configs)[it->second].params.at("fraction") : 0.01, 0.0, 1.0)
+                                : 0.0;
+    needed += std::max<std::uint64_t>(t.nbytes, static_cast<std::uint64_t>(static_cast<double>(t.numel()) * (1.25 + 6.0 * fraction)));
+  }
+  if (auto r = ensure_free_space(out_path, needed); !r) return r.error();
   auto file = AtomicFile::create(out_path);
   if (!file) return file.error();
 
@@ -271,7 +287,8 @@ Result<H5ExportReport> export_quantized_h5(const Model& source, const Plan& plan
       QuantizedH5Stored stored;
       layer.bits_per_weight = choice->bits_per_weight(rows, cols);
       if (cfg.method == "outliers") {
-        auto kept = keep_outliers(*choice, cfg, x.data(), rows, cols, {});
+        const LayerInputStats stats = layer_input_stats(source.layers[it->second], cols, nullptr, options.capture);
+        auto kept = keep_outliers(*choice, cfg, x.data(), rows, cols, stats);
         if (!kept) return Error{kept.error().code, t.name + ": " + kept.error().message};
         if (auto r = encode_h5_tensor_with_outliers(*choice, *kept, x.data(), rows, cols, desc, stored); !r)
           return Error{r.error().code, t.name + ": " + r.error().message};

@@ -1,8 +1,9 @@
 #pragma once
 // The QuantScope quantized checkpoint (docs/hdf5-checkpoint.md): every tensor
 // as the plan quantized it (integer-grid codes with their scales and zero
-// points, ggml blocks, or the source bytes), with the plan, the source's
-// identity and each layer's measured error. Streaming (one tensor at a time)
+// points, ggml blocks, NF4/FP8/MXFP4/NVFP4 codes and scales, outlier side
+// tables, or the source bytes), with the plan, the source's identity and each
+// layer's measured error. Streaming (one tensor at a time)
 // and atomic (a temporary file renamed on success), verified before the rename.
 #include <cmath>
 #include <cstdint>
@@ -37,13 +38,20 @@ struct H5ExportReport {
   bool verified = false;
 };
 
+struct ActivationCapture;
+
 struct H5ExportOptions {
+  // A calibration run's capture (a calibration file): method "outliers" ranks
+  // by it (|w| sqrt(H_jj), or mean |x| for channels) as the plan editor and
+  // evaluation do; without one by |w|.
+  const ActivationCapture* capture = nullptr;
   // Tests only: called with the temporary file once it is written and closed,
   // before it is read back and verified (to corrupt it and see the export fail).
   std::function<void(const std::string& temp_file)> after_write = nullptr;
 };
 
-// RTN only for now: methods that need calibration are refused.
+// Methods: "rtn" and "outliers" (any format, the side table stored); the
+// others are refused by name.
 Result<H5ExportReport> export_quantized_h5(const Model& source, const Plan& plan, const std::string& out_path,
                                            const H5ExportOptions& options, OpContext& ctx);
 

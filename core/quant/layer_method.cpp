@@ -108,7 +108,8 @@ Result<OutlierResult> keep_outliers(const QuantChoice& choice, const LayerConfig
 
 Result<LayerMethodResult> quantize_with_method(const float* w, std::int64_t rows, std::int64_t cols,
                                                const QuantChoice& choice, const LayerConfig& config,
-                                               const LayerInputStats& stats, OpContext& ctx, Backend* backend) {
+                                               const LayerInputStats& stats, OpContext& ctx, Backend* backend,
+                                               bool output_error) {
   const QuantTarget target = target_of(choice);
   if (auto r = validate_target(target, cols); !r) return Error::unsupported(r.error().message);
   const std::string& m = config.method;
@@ -177,7 +178,7 @@ Result<LayerMethodResult> quantize_with_method(const float* w, std::int64_t rows
       std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
   if (m != "outliers") out.figures.bits_per_weight = choice.bits_per_weight(rows, cols);
   out.figures.error = weight_error(w, out.dequantized.data(), static_cast<std::uint64_t>(rows * cols));
-  if (stats.h) out.rel_output_error = relative_output_error_h(w, out.dequantized.data(), rows, cols, stats.h);
+  if (stats.h && output_error) out.rel_output_error = relative_output_error_h(w, out.dequantized.data(), rows, cols, stats.h);
   return out;
 }
 

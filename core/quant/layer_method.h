@@ -38,11 +38,12 @@ struct LayerMethodResult {
 // `w` [rows, cols] row-major F32. A method that needs statistics it was not
 // given, a format the method cannot target, or an unknown method: Unsupported
 // with the reason. `backend`: where GPTQ runs (Backend::gptq; a device takes
-// integer grids); null: core's CPU code.
+// integer grids); null: core's CPU code. `output_error`: with H, also the
+// relative output error (a GEMM the size of the layer's; exports skip it).
 Result<LayerMethodResult> quantize_with_method(const float* w, std::int64_t rows, std::int64_t cols,
                                                const QuantChoice& choice, const LayerConfig& config,
                                                const LayerInputStats& stats, OpContext& ctx,
-                                               Backend* backend = nullptr);
+                                               Backend* backend = nullptr, bool output_error = true);
 
 // Method "outliers" with its params (fraction, channels) and ranking (by
 // calibration when `stats` has it): outlier_keep's whole result, side table

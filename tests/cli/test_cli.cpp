@@ -2,6 +2,7 @@
 #include <gtest/gtest.h>
 #include <sys/wait.h>
 
+#include <algorithm>
 #include <array>
 #include <cstdio>
 #include <filesystem>
@@ -10,7 +11,13 @@
 #include <map>
 #include <nlohmann/json.hpp>
 
+#include "calib/calibration_file.h"
+#include "calib/layer_input_stats.h"
 #include "demo/demo_model.h"
+#include "io/open_model.h"
+#include "io/quantized_h5.h"
+#include "model/convert.h"
+#include "quant/layer_method.h"
 
 namespace {
 
@@ -357,6 +364,66 @@ TEST_F(Cli, FakeQuantExportAppliesGptqWithACalibrationFile) {
   const double b = nlohmann::json::parse(in_memory.out)["perplexity"].get<double>();
   std::printf("  gptq int4-g32: exported F16 checkpoint ppl %.4f, in-memory plan %.4f\n", a, b);
   EXPECT_NEAR(a, b, 0.002 * b);
+}
+
+// Calibration goes where a format uses it and is refused where it would be
+// ignored; the HDF5 checkpoint's outlier keeping ranks by the calibration file.
+TEST_F(Cli, ExportCalibrationOptionsGoWhereTheyAreUsed) {
+  const std::string shared = QS_SHARED_DIR;
+  if (!std::filesystem::exists(shared + "/models")) GTEST_SKIP() << "../shared/models is absent (fresh clone)";
+  const std::string model = shared + "/models/stories260K/hf";
+  const std::string text = shared + "/models/stories260K/eval/tiny_stories_eval.txt";
+  const auto calib = dir_ / "o.qscalib.h5";
+  ASSERT_EQ(run("calibrate --seqs 8 --ctx 128 -o " + calib.string() + " --text " + text + " " + model).code, 0);
+  const auto plan = dir_ / "outliers.json";
+  std::ofstream(plan) << R"({"version":1,"default":{"format":"int4-g32","method":"outliers","params":{"fraction":0.02}}})";
+  const CliRun gptq = run("export -f gptq --calib-file " + calib.string() + " -o " + (dir_ / "g").string() + " " + model, true);
+  EXPECT_EQ(gptq.code, 2);
+  EXPECT_NE(gptq.out.find("--calib-file is for -f fakequant and -f hdf5"), std::string::npos) << gptq.out;
+  const CliRun text_h5 = run("export -f hdf5 --plan " + plan.string() + " --calib " + text + " -o " + (dir_ / "t.qs.h5").string() + " " + model, true);
+  EXPECT_EQ(text_h5.code, 2);
+  EXPECT_NE(text_h5.out.find("-f hdf5 takes --calib-file"), std::string::npos) << text_h5.out;
+  const CliRun both = run("export -f fakequant --plan " + plan.string() + " --calib " + text + " --calib-file " + calib.string() +
+                          " -o " + (dir_ / "b").string() + " " + model, true);
+  EXPECT_EQ(both.code, 2);
+  EXPECT_FALSE(std::filesystem::exists(dir_ / "g") || std::filesystem::exists(dir_ / "t.qs.h5") || std::filesystem::exists(dir_ / "b"));
+  const auto plain = dir_ / "plain.qs.h5", ranked = dir_ / "ranked.qs.h5";
+  ASSERT_EQ(run("export -f hdf5 --plan " + plan.string() + " -o " + plain.string() + " " + model).code, 0);
+  ASSERT_EQ(run("export -f hdf5 --plan " + plan.string() + " --calib-file " + calib.string() + " -o " + ranked.string() + " " + model).code, 0);
+  // Each file keeps the weights keep_outliers picks with (ranked) and without
+  // (plain) the calibration's statistics, and the two choices differ.
+  auto src = qs::open_model(model);
+  auto cal = qs::read_calibration_file(calib.string(), &*src);
+  ASSERT_TRUE(src.ok() && cal.ok());
+  int differing = 0, checked = 0;
+  for (const auto& [path, with_calib] : {std::pair{plain, false}, std::pair{ranked, true}}) {
+    auto file = qs::read_quantized_h5(path.string());
+    ASSERT_TRUE(file.ok()) << file.error().message;
+    for (const qs::Layer& l : src->layers) {
+      const qs::TensorInfo& t = src->tensors[l.weight];
+      const auto it = std::find_if(file->tensors.begin(), file->tensors.end(), [&](const auto& x) { return x.name == t.name; });
+      ASSERT_NE(it, file->tensors.end());
+      if (it->outliers != "weights") continue;  // rows that int4-g32 cannot take are kept whole
+      std::vector<float> w(t.numel());
+      ASSERT_TRUE(qs::tensor_to_f32(t, w.data()).ok());
+      const qs::LayerInputStats st = with_calib ? qs::layer_input_stats(l, t.cols(), nullptr, &cal->run.capture) : qs::LayerInputStats{};
+      auto kept = qs::keep_outliers(*qs::parse_quant_choice("int4-g32"), {"int4-g32", "outliers", {{"fraction", 0.02}}}, w.data(),
+                                    t.rows(), t.cols(), st);
+      ASSERT_TRUE(kept.ok());
+      auto stored = qs::read_quantized_h5_stored(*file, *it);
+      ASSERT_TRUE(stored.ok());
+      EXPECT_EQ(stored->outlier_rows, kept->row) << t.name;
+      EXPECT_EQ(stored->outlier_cols, kept->col) << t.name;
+      ++checked;
+      if (with_calib && st.h) {
+        auto unranked = qs::keep_outliers(*qs::parse_quant_choice("int4-g32"), {"int4-g32", "outliers", {{"fraction", 0.02}}},
+                                          w.data(), t.rows(), t.cols(), {});
+        differing += unranked->col != kept->col || unranked->row != kept->row;
+      }
+    }
+  }
+  EXPECT_GT(checked, 20);
+  EXPECT_GT(differing, 0);
 }
 
 TEST_F(Cli, EvalAppliesGptqWithACalibrationFile) {
