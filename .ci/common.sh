@@ -9,7 +9,7 @@ QS_PACKAGES=(
   g++ cmake ninja-build pkg-config git
   qt6-base-dev libqt6opengl6-dev qt6-svg-dev libqcustomplot-dev
   libeigen3-dev libopenblas-dev libhdf5-dev nlohmann-json3-dev libcli11-dev
-  libgtest-dev libbenchmark-dev libpcre2-dev libutf8proc-dev
+  libgtest-dev libbenchmark-dev libpcre2-dev libutf8proc-dev libsentencepiece-dev
   xvfb xauth fonts-dejavu-core
 )
 

@@ -97,9 +97,18 @@ Result<SpmTokenizer> SpmTokenizer::from_pieces(std::vector<SpmPiece> pieces, con
 }
 
 Result<SpmTokenizer> SpmTokenizer::from_spm_file(const std::string& path) {
-  auto pieces = read_spm_vocab(path);
+  auto bytes = read_text_file(path, std::size_t{64} << 20);  // real models: < 5 MiB
+  if (!bytes) return bytes.error();
+  const auto raw = std::as_bytes(std::span(bytes->data(), bytes->size()));
+  auto pieces = parse_spm_vocab(raw, path);
   if (!pieces) return pieces.error();
-  return from_pieces(std::move(*pieces), path);
+  auto spec = parse_spm_normalizer_spec(raw, path);
+  if (!spec) return spec.error();
+  auto t = from_pieces(std::move(*pieces), path);
+  if (!t) return t.error();
+  t->add_space_prefix_ = spec->add_dummy_prefix;
+  t->remove_extra_whitespaces_ = spec->remove_extra_whitespaces;
+  return t;
 }
 
 Result<SpmTokenizer> SpmTokenizer::from_gguf(const GgufFile& g, const std::string& label) {
@@ -258,15 +267,21 @@ Result<SpmTokenizer> SpmTokenizer::for_model(const Model& m) {
   if (fs::exists(model_file, ec)) t = from_spm_file(model_file.string());
   else if (fs::exists(json_file, ec)) t = from_hf_tokenizer_json(json_file.string());
   if (!t) return t.error();
-  const fs::path config = dir / "tokenizer_config.json";
-  if (fs::exists(config, ec)) {
-    auto text = read_text_file(config.string(), std::size_t{16} << 20);
-    if (!text) return text.error();
-    auto j = nlohmann::json::parse(*text, nullptr, false);
-    if (j.is_discarded() || !j.is_object()) return Error::format(config.string() + ": not a JSON object");
-    if (auto it = j.find("add_bos_token"); it != j.end() && it->is_boolean()) t->add_bos_ = it->get<bool>();
-  }
+  auto add_bos = read_add_bos_token((dir / "tokenizer_config.json").string());
+  if (!add_bos) return add_bos.error();
+  if (*add_bos) t->add_bos_ = **add_bos;
   return t;
+}
+
+Result<std::optional<bool>> read_add_bos_token(const std::string& tokenizer_config_path) {
+  std::error_code ec;
+  if (!std::filesystem::exists(tokenizer_config_path, ec)) return std::optional<bool>();
+  auto text = read_text_file(tokenizer_config_path, std::size_t{16} << 20);
+  if (!text) return text.error();
+  auto j = nlohmann::json::parse(*text, nullptr, false);
+  if (j.is_discarded() || !j.is_object()) return Error::format(tokenizer_config_path + ": not a JSON object");
+  if (auto it = j.find("add_bos_token"); it != j.end() && it->is_boolean()) return std::optional<bool>(it->get<bool>());
+  return std::optional<bool>();
 }
 
 std::int32_t SpmTokenizer::find(std::string_view piece) const {
@@ -277,6 +292,15 @@ std::int32_t SpmTokenizer::find(std::string_view piece) const {
 std::vector<std::int32_t> SpmTokenizer::encode(std::string_view text, bool add_bos) const {
   std::vector<std::int32_t> out;
   if (add_bos) out.push_back(bos_);
+  std::string collapsed;
+  if (remove_extra_whitespaces_) {
+    // sentencepiece's rule: only U+0020 counts (tabs and newlines stay).
+    collapsed.reserve(text.size());
+    for (const char c : text)
+      if (c != ' ' || (!collapsed.empty() && collapsed.back() != ' ')) collapsed.push_back(c);
+    if (!collapsed.empty() && collapsed.back() == ' ') collapsed.pop_back();
+    text = collapsed;
+  }
   if (text.empty()) return out;
   // User-defined pieces are matched in the raw text first (longest first), as
   // llama.cpp does even when special tokens are not parsed; the text between

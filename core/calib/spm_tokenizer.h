@@ -4,7 +4,9 @@
 // characters merged greedily by piece score, <0xXX> byte pieces for what the
 // vocabulary lacks. Vocabulary from tokenizer.model or from GGUF metadata
 // (tokenizer.ggml.tokens / scores / token_type). User-defined pieces are
-// matched in the raw text before that, as llama.cpp does.
+// matched in the raw text before that, as llama.cpp does. From tokenizer.model,
+// the normalizer spec's add_dummy_prefix and remove_extra_whitespaces apply too
+// (its precompiled rules, e.g. nmt_nfkc's, do not: docs/tokenizers.md).
 #include <array>
 #include <cstdint>
 #include <optional>
@@ -22,6 +24,10 @@ namespace qs {
 
 struct GgufFile;
 struct Model;
+
+// tokenizer_config.json's add_bos_token (nullopt when the file or the key is
+// absent); errors name the file.
+Result<std::optional<bool>> read_add_bos_token(const std::string& tokenizer_config_path);
 
 class SpmTokenizer {
  public:
@@ -56,6 +62,9 @@ class SpmTokenizer {
   std::int32_t unk_id() const { return unk_; }
   bool add_bos() const { return add_bos_; }            // the model's default for encode
   bool add_space_prefix() const { return add_space_prefix_; }
+  // tokenizer.model's remove_extra_whitespaces (never from GGUF or tokenizer.json):
+  // leading and trailing spaces dropped, runs of spaces made one, as sentencepiece does.
+  bool remove_extra_whitespaces() const { return remove_extra_whitespaces_; }
   std::int32_t find(std::string_view piece) const;     // -1 when absent
   // The Unicode form a metaspace tokenizer.json's normalizer applies (nullopt:
   // none, and always none from tokenizer.model or GGUF).
@@ -72,7 +81,7 @@ class SpmTokenizer {
   std::unordered_map<std::string, std::int32_t> merge_rank_;
   std::optional<UnicodeForm> normalizer_;
   std::int32_t bos_ = 1, eos_ = 2, unk_ = 0;
-  bool add_bos_ = true, add_space_prefix_ = true;
+  bool add_bos_ = true, add_space_prefix_ = true, remove_extra_whitespaces_ = false;
 };
 
 }  // namespace qs

@@ -24,7 +24,22 @@ Result<Tokenizer> Tokenizer::for_model(const Model& m) {
   std::error_code ec;
   const fs::path dir = fs::is_directory(m.path, ec) ? fs::path(m.path) : fs::path(m.path).parent_path();
   const fs::path json_file = dir / "tokenizer.json";
-  if (fs::exists(dir / "tokenizer.model", ec) || !fs::exists(json_file, ec)) return spm();
+  const fs::path model_file = dir / "tokenizer.model";
+  if (fs::exists(model_file, ec)) {
+#ifdef QS_HAVE_SENTENCEPIECE
+    // The library applies the model's own normalizer spec; our SpmTokenizer
+    // (the fallback in builds without it) hard-codes Llama's.
+    auto t = SentencePieceTokenizer::from_file(model_file.string());
+    if (!t) return t.error();
+    auto add_bos = read_add_bos_token((dir / "tokenizer_config.json").string());
+    if (!add_bos) return add_bos.error();
+    if (*add_bos) t->set_add_bos(**add_bos);
+    return Tokenizer(std::move(*t));
+#else
+    return spm();
+#endif
+  }
+  if (!fs::exists(json_file, ec)) return spm();
   auto byte_level = BpeTokenizer::is_byte_level_tokenizer_json(json_file.string());
   if (!byte_level) return byte_level.error();
   if (!*byte_level) return spm();

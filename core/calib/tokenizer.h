@@ -2,7 +2,9 @@
 // The tokenizer of a model, whichever kind its files hold: SentencePiece-style
 // (Llama-2 / Mistral: tokenizer.model, metaspace tokenizer.json, GGUF "llama")
 // or byte-level BPE (GPT-2 / Llama-3 / Qwen2: byte-level tokenizer.json, GGUF
-// "gpt2"). Calibration, perplexity and eval go through this.
+// "gpt2"). Calibration, perplexity and eval go through this. A tokenizer.model
+// goes through libsentencepiece when the build has it (QS_HAVE_SENTENCEPIECE,
+// a public definition of qs_core so every user sees the same layout).
 #include <cstdint>
 #include <span>
 #include <string>
@@ -12,6 +14,9 @@
 
 #include "calib/bpe_tokenizer.h"
 #include "calib/spm_tokenizer.h"
+#ifdef QS_HAVE_SENTENCEPIECE
+#include "calib/sentencepiece_tokenizer.h"
+#endif
 #include "util/result.h"
 
 namespace qs {
@@ -22,9 +27,13 @@ class Tokenizer {
  public:
   explicit Tokenizer(SpmTokenizer t) : impl_(std::move(t)) {}
   explicit Tokenizer(BpeTokenizer t) : impl_(std::move(t)) {}
+#ifdef QS_HAVE_SENTENCEPIECE
+  explicit Tokenizer(SentencePieceTokenizer t) : impl_(std::move(t)) {}
+#endif
 
   // GGUF: by tokenizer.ggml.model ("llama" SPM, "gpt2" byte-level BPE). HF
-  // directory: tokenizer.model if present (SPM), else tokenizer.json — byte-level
+  // directory: tokenizer.model if present (libsentencepiece when built with it,
+  // else our SPM reading; add_bos_token from tokenizer_config.json), else tokenizer.json — byte-level
   // BPE when it says ByteLevel (with tokenizer_config.json's BOS settings),
   // otherwise the SPM reading of it.
   static Result<Tokenizer> for_model(const Model& m);
@@ -45,9 +54,16 @@ class Tokenizer {
   bool is_byte_level() const { return std::holds_alternative<BpeTokenizer>(impl_); }
   const SpmTokenizer* spm() const { return std::get_if<SpmTokenizer>(&impl_); }
   const BpeTokenizer* bpe() const { return std::get_if<BpeTokenizer>(&impl_); }
+#ifdef QS_HAVE_SENTENCEPIECE
+  const SentencePieceTokenizer* sentencepiece() const { return std::get_if<SentencePieceTokenizer>(&impl_); }
+#endif
 
  private:
+#ifdef QS_HAVE_SENTENCEPIECE
+  std::variant<SpmTokenizer, BpeTokenizer, SentencePieceTokenizer> impl_;
+#else
   std::variant<SpmTokenizer, BpeTokenizer> impl_;
+#endif
 };
 
 }  // namespace qs

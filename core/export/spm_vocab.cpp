@@ -111,6 +111,42 @@ Result<std::vector<SpmPiece>> parse_spm_vocab(std::span<const std::byte> bytes, 
   return pieces;
 }
 
+Result<SpmNormalizerSpec> parse_spm_normalizer_spec(std::span<const std::byte> bytes, const std::string& label) {
+  Wire w(bytes, label);
+  SpmNormalizerSpec spec;
+  while (!w.done()) {
+    auto key = w.varint();
+    if (!key) return key.error();
+    const auto type = static_cast<std::uint32_t>(*key & 7);
+    if ((*key >> 3) != 3 || type != 2) {  // normalizer_spec = 3
+      if (auto r = w.skip(type); !r) return r.error();
+      continue;
+    }
+    auto sub = w.bytes();
+    if (!sub) return sub.error();
+    Wire n(*sub, label);
+    while (!n.done()) {
+      auto k = n.varint();
+      if (!k) return k.error();
+      const auto field = *k >> 3;
+      const auto t = static_cast<std::uint32_t>(*k & 7);
+      if ((field == 1 || field == 2) && t == 2) {  // name, precompiled_charsmap
+        auto v = n.bytes();
+        if (!v) return v.error();
+        if (field == 1) spec.name.assign(reinterpret_cast<const char*>(v->data()), v->size());
+        else spec.has_charsmap = !v->empty();
+      } else if ((field == 3 || field == 4) && t == 0) {  // add_dummy_prefix, remove_extra_whitespaces
+        auto v = n.varint();
+        if (!v) return v.error();
+        (field == 3 ? spec.add_dummy_prefix : spec.remove_extra_whitespaces) = *v != 0;
+      } else if (auto r = n.skip(t); !r) {
+        return r.error();
+      }
+    }
+  }
+  return spec;
+}
+
 Result<std::vector<SpmPiece>> read_spm_vocab(const std::string& path) {
   auto text = read_text_file(path, std::size_t{64} << 20);  // real models: < 5 MiB
   if (!text) return text.error();

@@ -100,7 +100,11 @@ TEST(SpmTokenizer, ByteFallbackEmptyTextAndControlTokens) {
   EXPECT_EQ(tok->encode("\xC3\xBC", false), (std::vector<std::int32_t>{space, c3, bc}));
   EXPECT_EQ(tok->decode(std::vector<std::int32_t>{space, c3, bc}), "\xC3\xBC");
   const std::string mixed = "caf\xC3\xA9  \xC3\xBC\tber\n\xE2\x9C\x93 ok";  // pieces, bytes, double space, tab, newline
-  EXPECT_EQ(tok->decode(tok->encode(mixed, true)), mixed);
+  // stories260K's normalizer spec has remove_extra_whitespaces on: the double
+  // space comes back as one, as libsentencepiece gives it.
+  EXPECT_TRUE(tok->remove_extra_whitespaces());
+  EXPECT_EQ(tok->decode(tok->encode(mixed, true)), "caf\xC3\xA9 \xC3\xBC\tber\n\xE2\x9C\x93 ok");
+  EXPECT_EQ(tok->encode("  a  ", false), tok->encode("a", false));
   EXPECT_EQ(tok->piece_text(1), "");   // <s> is a control token
   EXPECT_EQ(tok->piece_text(13), "\n");  // <0x0A>
 }

@@ -1,4 +1,5 @@
-// libFuzzer target: SentencePiece tokenizer.model parsing (GGUF export reads it).
+// libFuzzer target: SentencePiece tokenizer.model parsing (GGUF export and our
+// own SPM tokenizer read it): the pieces and the normalizer spec.
 #include <cstddef>
 #include <cstdint>
 #include <span>
@@ -6,6 +7,8 @@
 #include "export/spm_vocab.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
-  (void)qs::parse_spm_vocab(std::as_bytes(std::span(data, size)), "fuzz");
+  const auto bytes = std::as_bytes(std::span(data, size));
+  (void)qs::parse_spm_vocab(bytes, "fuzz");
+  (void)qs::parse_spm_normalizer_spec(bytes, "fuzz");
   return 0;
 }
