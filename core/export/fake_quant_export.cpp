@@ -96,8 +96,10 @@ Result<FakeQuantReport> export_fake_quant(const Model& source, const Plan& plan,
       if (method_needs_calibration(c.method) && (!st.h || (c.method == "awq" && !st.x_mean_abs)))
         return Error::unsupported(l.name + ": method \"" + c.method + "\" needs the layer input's " +
                                   (c.method == "awq" ? "Hessian and mean |x|" : "Hessian") +
-                                  (options.hessians || options.capture ? ", which the calibration given lacks"
-                                                                       : ": give calibration (--calib or --calib-file)"));
+                                  (options.hessians || options.capture
+                                       ? ", which the calibration given lacks (Hessians from text have no mean |x|: "
+                                         "give a calibration file)"
+                                       : ": give calibration (--calib or --calib-file)"));
       fl.quantized = true;
       choices[i] = *choice;
       applied[i] = c;
