@@ -100,6 +100,38 @@ static Result<std::shared_ptr<Backend>> find_device() {
   return std::move(*backend);
 }
 
+// What a calibrated export takes from the command line: the device that
+// sums the Hessians and runs GPTQ (when the run-time choice finds one; plain
+// RTN exports probe for none) and the Hessians of a run over --calib text.
+struct ExportCalibration {
+  std::shared_ptr<Backend> device;
+  std::optional<CalibrationHessians> hessians;
+};
+
+// Prints why and gives nullopt (exit 1) when the device or the run fails.
+static std::optional<ExportCalibration> calibrate_for_export(const ExportOptions& opt, const Model& model) {
+  ExportCalibration c;
+  if (opt.calib.empty() && opt.calib_file.empty()) return c;
+  auto device = find_device();
+  if (!device) {
+    std::fprintf(stderr, "quantscope-cli: %s\n", device.error().message.c_str());
+    return std::nullopt;
+  }
+  c.device = std::move(*device);
+  if (opt.calib.empty()) return c;
+  const auto start = std::chrono::steady_clock::now();
+  auto h = calibrate_on_text(model, opt.calib, opt.calib_tokens, OpContext::none(), c.device.get());
+  if (!h) {
+    std::fprintf(stderr, "quantscope-cli: %s\n", h.error().message.c_str());
+    return std::nullopt;
+  }
+  c.hessians = std::move(*h);
+  if (!opt.json)
+    std::printf("calibrated on %lld tokens of %s in %.2f s\n", static_cast<long long>(c.hessians->tokens), opt.calib.c_str(),
+                std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
+  return c;
+}
+
 static double seconds_since(std::chrono::steady_clock::time_point start) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
 }
@@ -108,21 +140,10 @@ static int run_export_fake_quant(const ExportOptions& opt) {
   std::optional<Plan> plan;
   std::optional<Model> model;
   if (!load_plan_and_model(opt, plan, model)) return 2;
-  // With calibration, a device (when the run-time choice finds one) sums the
-  // Hessians and runs GPTQ; plain RTN exports do not probe for one.
-  auto device = !opt.calib.empty() || !opt.calib_file.empty() ? find_device() : std::shared_ptr<Backend>();
-  if (!device) {
-    std::fprintf(stderr, "quantscope-cli: %s\n", device.error().message.c_str());
-    return 1;
-  }
-  FakeQuantOptions options;
-  options.backend = device->get();
-  options.dtype = opt.dtype == "f32" ? DType::F32 : opt.dtype == "bf16" ? DType::BF16 : DType::F16;
   const auto start = std::chrono::steady_clock::now();
   // The plan's calibrated methods take a calibration file's statistics (gptq,
   // awq) or the Hessians of a run over --calib text (gptq).
   std::optional<CalibrationFile> calib_file;
-  std::optional<CalibrationHessians> hessians;
   if (!opt.calib_file.empty()) {
     auto c = read_calibration_file(opt.calib_file, &*model);  // another model's file is refused here
     if (!c) {
@@ -130,16 +151,14 @@ static int run_export_fake_quant(const ExportOptions& opt) {
       return 2;
     }
     calib_file = std::move(*c);
-    options.capture = &calib_file->run.capture;
-  } else if (!opt.calib.empty()) {
-    auto h = calibrate_on_text(*model, opt.calib, opt.calib_tokens, OpContext::none(), device->get());
-    if (!h) {
-      std::fprintf(stderr, "quantscope-cli: %s\n", h.error().message.c_str());
-      return 1;
-    }
-    hessians = std::move(*h);
-    options.hessians = &*hessians;
   }
+  auto calib = calibrate_for_export(opt, *model);
+  if (!calib) return 1;
+  FakeQuantOptions options;
+  options.backend = calib->device.get();
+  options.dtype = opt.dtype == "f32" ? DType::F32 : opt.dtype == "bf16" ? DType::BF16 : DType::F16;
+  options.capture = calib_file ? &calib_file->run.capture : nullptr;
+  options.hessians = calib->hessians ? &*calib->hessians : nullptr;
   auto report = export_fake_quant(*model, *plan, opt.out, options, OpContext::none());
   if (!report) {
     std::fprintf(stderr, "quantscope-cli: %s\n", report.error().message.c_str());
@@ -184,25 +203,9 @@ static int run_export_gptq(const ExportOptions& opt) {
     return 2;
   }
   const auto start = std::chrono::steady_clock::now();
-  // With calibration, a device (when the run-time choice finds one) sums the
-  // Hessians and runs GPTQ; plain RTN exports do not probe for one.
-  auto device = !opt.calib.empty() || !opt.calib_file.empty() ? find_device() : std::shared_ptr<Backend>();
-  if (!device) {
-    std::fprintf(stderr, "quantscope-cli: %s\n", device.error().message.c_str());
-    return 1;
-  }
-  std::optional<CalibrationHessians> hessians;
-  if (!opt.calib.empty()) {
-    auto h = calibrate_on_text(*model, opt.calib, opt.calib_tokens, OpContext::none(), device->get());
-    if (!h) {
-      std::fprintf(stderr, "quantscope-cli: %s\n", h.error().message.c_str());
-      return 1;
-    }
-    hessians = std::move(*h);
-    if (!opt.json)
-      std::printf("calibrated on %lld tokens of %s in %.2f s\n", static_cast<long long>(hessians->tokens), opt.calib.c_str(),
-                  std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
-  }
+  auto calib = calibrate_for_export(opt, *model);
+  if (!calib) return 1;
+  const std::optional<CalibrationHessians>& hessians = calib->hessians;
   GptqExportOptions options;
   options.bits = opt.bits;
   options.group_size = opt.group;
@@ -210,7 +213,7 @@ static int run_export_gptq(const ExportOptions& opt) {
   options.hessians = hessians ? &*hessians : nullptr;
   options.act_order = opt.act_order;
   options.static_groups = opt.static_groups;
-  options.backend = device->get();
+  options.backend = calib->device.get();
   auto report = export_gptq(*model, opt.out, options, OpContext::none());
   if (!report) {
     std::fprintf(stderr, "quantscope-cli: %s\n", report.error().message.c_str());
@@ -268,26 +271,10 @@ int run_export(const ExportOptions& opt) {
     plan = std::move(*p);
   }
   const auto start = std::chrono::steady_clock::now();
-  // With calibration, a device (when the run-time choice finds one) sums the
-  // Hessians and runs GPTQ; plain RTN exports do not probe for one.
-  auto device = !opt.calib.empty() || !opt.calib_file.empty() ? find_device() : std::shared_ptr<Backend>();
-  if (!device) {
-    std::fprintf(stderr, "quantscope-cli: %s\n", device.error().message.c_str());
-    return 1;
-  }
-  std::optional<CalibrationHessians> hessians;
-  if (!opt.calib.empty()) {
-    auto h = calibrate_on_text(*model, opt.calib, opt.calib_tokens, OpContext::none(), device->get());
-    if (!h) {
-      std::fprintf(stderr, "quantscope-cli: %s\n", h.error().message.c_str());
-      return 1;
-    }
-    hessians = std::move(*h);
-    if (!opt.json)
-      std::printf("calibrated on %lld tokens of %s in %.2f s\n", static_cast<long long>(hessians->tokens), opt.calib.c_str(),
-                  std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
-  }
-  GgufExportOptions options{*ftype, plan ? &*plan : nullptr, hessians ? &*hessians : nullptr, device->get()};
+  auto calib = calibrate_for_export(opt, *model);
+  if (!calib) return 1;
+  const std::optional<CalibrationHessians>& hessians = calib->hessians;
+  GgufExportOptions options{*ftype, plan ? &*plan : nullptr, hessians ? &*hessians : nullptr, calib->device.get()};
   auto report = export_gguf(*model, opt.out, options, OpContext::none());
   if (!report) {
     std::fprintf(stderr, "quantscope-cli: %s\n", report.error().message.c_str());
