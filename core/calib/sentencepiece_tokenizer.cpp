@@ -2,6 +2,7 @@
 
 #include <sentencepiece_processor.h>
 
+#include "calib/spm_tokenizer.h"
 #include "util/read_text_file.h"
 
 namespace qs {
@@ -10,21 +11,6 @@ namespace {
 
 constexpr std::string_view kSpace = "\xE2\x96\x81";  // U+2581 "▁"
 
-// "<0xXX>" -> XX, else -1.
-int byte_of_piece(const std::string& p) {
-  if (p.size() != 6 || p.compare(0, 3, "<0x") != 0 || p[5] != '>') return -1;
-  int v = 0;
-  for (std::size_t i = 3; i < 5; ++i) {
-    const char c = p[i];
-    int d = -1;
-    if (c >= '0' && c <= '9') d = c - '0';
-    else if (c >= 'A' && c <= 'F') d = c - 'A' + 10;
-    else if (c >= 'a' && c <= 'f') d = c - 'a' + 10;
-    if (d < 0) return -1;
-    v = v * 16 + d;
-  }
-  return v;
-}
 
 }  // namespace
 
@@ -83,7 +69,7 @@ std::string SentencePieceTokenizer::piece_text(std::int32_t id) const {
   if (sp_->IsControl(id) || sp_->IsUnused(id)) return {};
   const std::string& piece = sp_->IdToPiece(id);
   if (sp_->IsByte(id)) {
-    const int b = byte_of_piece(piece);
+    const int b = parse_byte_piece(piece);
     return b < 0 ? std::string() : std::string(1, static_cast<char>(b));
   }
   std::string out;

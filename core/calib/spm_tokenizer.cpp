@@ -44,7 +44,10 @@ struct BigramOrder {
   }
 };
 
-int parse_byte_piece(const std::string& p) {
+
+}  // namespace
+
+int parse_byte_piece(std::string_view p) {
   // "<0xXX>" with upper- or lower-case hex digits
   if (p.size() != 6 || p[0] != '<' || p[1] != '0' || p[2] != 'x' || p[5] != '>') return -1;
   int v = 0;
@@ -59,8 +62,6 @@ int parse_byte_piece(const std::string& p) {
   }
   return v;
 }
-
-}  // namespace
 
 Result<SpmTokenizer> SpmTokenizer::from_pieces(std::vector<SpmPiece> pieces, const std::string& label) {
   if (pieces.empty()) return Error::format(label + ": the vocabulary is empty");

@@ -29,6 +29,9 @@ struct Model;
 // absent); errors name the file.
 Result<std::optional<bool>> read_add_bos_token(const std::string& tokenizer_config_path);
 
+// The byte of a byte-fallback piece "<0xXX>" (hex digits of either case), else -1.
+int parse_byte_piece(std::string_view piece);
+
 class SpmTokenizer {
  public:
   // From pieces in id order. BOS/EOS/UNK default to the pieces "<s>", "</s>"
