@@ -143,12 +143,8 @@ LayerMeasureOutcome measureLayer(std::shared_ptr<const Model> model, int layer, 
     lock = std::unique_lock<std::mutex>(scratch->mutex, std::try_to_lock);
     if (lock.owns_lock()) s = scratch;  // else another job uses it: work on our own buffers
   }
-  if (scratch && scratch->device &&  // set once at start-up: read without the lock
-      (t.dtype == DType::F32 || t.dtype == DType::F16 || t.dtype == DType::BF16)) {
-    // On the device: the tensor's own bytes go up (half the traffic for F16/BF16), no F32 copy here;
-    // the code buffers are reused as on the CPU path.
-    const auto start = std::chrono::steady_clock::now();
-    auto e = scratch->device->rtn_int(TensorData::of(t), choice->grid, s->codes, nullptr, ctx);
+  // The outcome of an integer-grid RTN measured since `start`, on either path.
+  auto measured = [&](const Result<WeightError>& e, std::chrono::steady_clock::time_point start) {
     if (!e) {
       out.cancelled = e.error().code == ErrorCode::Cancelled;
       out.error = QString::fromStdString(t.name + ": " + e.error().message);
@@ -159,6 +155,13 @@ LayerMeasureOutcome measureLayer(std::shared_ptr<const Model> model, int layer, 
     out.figures.milliseconds = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
     out.figures.bits_per_weight = choice->bits_per_weight(rows, cols);
     return out;
+  };
+  if (scratch && scratch->device &&  // set once at start-up: read without the lock
+      (t.dtype == DType::F32 || t.dtype == DType::F16 || t.dtype == DType::BF16)) {
+    // On the device: the tensor's own bytes go up (half the traffic for F16/BF16), no F32 copy here;
+    // the code buffers are reused as on the CPU path.
+    const auto start = std::chrono::steady_clock::now();
+    return measured(scratch->device->rtn_int(TensorData::of(t), choice->grid, s->codes, nullptr, ctx), start);
   }
   if (s->model != model || s->tensor != l.weight) {
     s->model.reset();
@@ -175,16 +178,7 @@ LayerMeasureOutcome measureLayer(std::shared_ptr<const Model> model, int layer, 
     return out;
   }
   const auto start = std::chrono::steady_clock::now();
-  auto e = rtn_int_measure_into(s->codes, s->weights.data(), rows, cols, choice->grid, &ThreadPool::global());
-  if (!e) {
-    out.error = QString::fromStdString(t.name + ": " + e.error().message);
-    return out;
-  }
-  out.ok = true;
-  out.figures.error = *e;
-  out.figures.milliseconds = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
-  out.figures.bits_per_weight = choice->bits_per_weight(rows, cols);
-  return out;
+  return measured(rtn_int_measure_into(s->codes, s->weights.data(), rows, cols, choice->grid, &ThreadPool::global()), start);
 }
 
 void runMeasureLayers(QPromise<LayerMeasureOutcome>& promise, std::shared_ptr<const Model> model,
