@@ -241,7 +241,9 @@ Result<GptqResult> gptq(const float* w, std::int64_t rows, std::int64_t cols, co
   const std::int64_t lane_groups = (rows + kLanes - 1) / kLanes;
   const std::int64_t tasks = std::min<std::int64_t>(lane_groups, 2 * static_cast<std::int64_t>(pool.size()));
   const bool dynamic_groups = gs > 0 && !spec.static_groups;
-  const std::int64_t blocks_n = (cols + spec.block_size - 1) / spec.block_size;
+  // A block wider than the layer is the whole layer (a plan's huge block_size allocates nothing more).
+  const std::int64_t block = std::min<std::int64_t>(spec.block_size, cols);
+  const std::int64_t blocks_n = (cols + block - 1) / block;
   // Dynamic groups are fitted, as in the reference, on the weights as they
   // stand at the start of the block: W_j - sum_{k<i1} err_k U_kj. The matrix
   // W here holds W_j - sum_{m<i1} (Q_m - W_m) G_mj instead, a different
@@ -254,7 +256,7 @@ Result<GptqResult> gptq(const float* w, std::int64_t rows, std::int64_t cols, co
   std::vector<std::int64_t> uloc_cols(static_cast<std::size_t>(blocks_n), 0);
   if (dynamic_groups) {
     pool.parallel_for(static_cast<std::size_t>(blocks_n), [&](std::size_t b, unsigned) {
-      const std::int64_t i1 = static_cast<std::int64_t>(b) * spec.block_size, i2 = std::min(cols, i1 + spec.block_size);
+      const std::int64_t i1 = static_cast<std::int64_t>(b) * block, i2 = std::min(cols, i1 + block);
       const std::int64_t first_start = (i1 + fit_gs - 1) / fit_gs * fit_gs;
       if (first_start >= i2) return;
       const std::int64_t last_start = (i2 - 1) / fit_gs * fit_gs, m = std::min(cols, last_start + fit_gs) - i1;
@@ -273,8 +275,8 @@ Result<GptqResult> gptq(const float* w, std::int64_t rows, std::int64_t cols, co
                        g1 = lane_groups * (static_cast<std::int64_t>(task) + 1) / tasks;
     const std::int64_t ra = g0 * kLanes, rb = std::min(rows, g1 * kLanes), n_rows = rb - ra;
     if (n_rows <= 0) return;
-    MatF Err(n_rows, spec.block_size), Wref, P;
-    const std::size_t bs = static_cast<std::size_t>(spec.block_size);
+    MatF Err(n_rows, block), Wref, P;
+    const std::size_t bs = static_cast<std::size_t>(block);
     // x[i][lane], x0 (the original weights), then the block's codes, values and errors; 32-byte aligned
     std::vector<float> storage(5 * bs * kLanes + kLanes);
     float* x = storage.data() + (kLanes - reinterpret_cast<std::uintptr_t>(storage.data()) / sizeof(float) % kLanes) % kLanes;
@@ -284,7 +286,7 @@ Result<GptqResult> gptq(const float* w, std::int64_t rows, std::int64_t cols, co
     float* ebuf = vbuf + bs * kLanes;
     for (std::int64_t b = 0; b < blocks_n; ++b) {
       if (ctx.cancelled()) return;
-      const std::int64_t i1 = b * spec.block_size, i2 = std::min(cols, i1 + spec.block_size), count = i2 - i1;
+      const std::int64_t i1 = b * block, i2 = std::min(cols, i1 + block), count = i2 - i1;
       const std::int64_t m = uloc_cols[static_cast<std::size_t>(b)];
       if (m > 0) {
         P.resize(n_rows, m);
@@ -348,7 +350,7 @@ Result<GptqResult> gptq(const float* w, std::int64_t rows, std::int64_t cols, co
           const std::int64_t r = r0 + l;
           std::uint8_t* codes = out.codes.data() + r * cols;
           float* deq = out.dequantized.data() + r * cols;
-          float* e = Err.data() + (r - ra) * spec.block_size;
+          float* e = Err.data() + (r - ra) * block;
           for (std::int64_t i = 0; i < count; ++i) {
             const std::int64_t c = perm[static_cast<std::size_t>(i1 + i)];
             codes[c] = static_cast<std::uint8_t>(qbuf[i * kLanes + l]);
@@ -358,7 +360,7 @@ Result<GptqResult> gptq(const float* w, std::int64_t rows, std::int64_t cols, co
         }
       }
       if (i2 < cols)
-        lapack::gemm_subtract(n_rows, cols - i2, count, Err.data(), spec.block_size, G.data() + i1 * cols + i2, cols,
+        lapack::gemm_subtract(n_rows, cols - i2, count, Err.data(), block, G.data() + i1 * cols + i2, cols,
                               W.data() + ra * cols + i2, cols);
       ctx.progress(static_cast<double>(++steps_done) / steps_total);
     }

@@ -132,6 +132,14 @@ TEST(Gptq, BeatsRtnAndHandlesDeadInputs) {
     const float z = g->zeros[static_cast<std::size_t>(r * g->groups + 0)];
     EXPECT_EQ(static_cast<float>(code), z) << "row " << r;
   }
+  // A block wider than the layer (a plan's param) is the whole layer: same codes, no huge buffers.
+  qs::GptqSpec wide = spec, whole = spec;
+  wide.block_size = 1 << 30;
+  whole.block_size = cols;
+  auto gw = qs::gptq(w.data(), rows, cols, H.data(), wide, qs::OpContext::none());
+  auto gc = qs::gptq(w.data(), rows, cols, H.data(), whole, qs::OpContext::none());
+  ASSERT_TRUE(gw.ok() && gc.ok());
+  EXPECT_EQ(gw->codes, gc->codes);
   MatF bad = H;  // a Hessian with an Inf is refused, not walked into NaN codes
   bad(5, 5) = std::numeric_limits<float>::infinity();
   auto refused = qs::gptq(w.data(), rows, cols, bad.data(), spec, qs::OpContext::none());
