@@ -129,16 +129,19 @@ Result<FakeQuantReport> export_fake_quant(const Model& source, const Plan& plan,
   std::size_t done = 0;
   auto produce = [&](std::size_t e) -> Result<std::span<const std::byte>> {
     if (ctx.cancelled()) return Error::cancelled();
-    ctx.progress(static_cast<double>(done++) / static_cast<double>(layout.size()));
+    const double begin = static_cast<double>(done++) / static_cast<double>(layout.size());
+    ctx.progress(begin);
     const TensorInfo& t = source.tensors[e];
     w.resize(t.numel());
     if (auto r = convert_to_f32(t.dtype, t.bytes().data(), w.size(), w.data()); !r) return Error::unsupported(t.name + ": " + r.error().message);
     if (t.file) t.file->release(t.offset, t.nbytes);  // stream: keep one tensor resident
     if (auto it = layer_of_tensor.find(e); it != layer_of_tensor.end()) {
       const std::size_t li = it->second;
+      OpStep step(ctx, begin, static_cast<double>(done) / static_cast<double>(layout.size()));
       auto q = quantize_with_method(w.data(), t.rows(), t.cols(), *choices[li], applied[li],
-                                    stats_for(options, source.layers[li], t.cols()), ctx, options.backend,
+                                    stats_for(options, source.layers[li], t.cols()), step.context(), options.backend,
                                     /*output_error=*/false);
+      if (!q && ctx.cancelled()) return Error::cancelled();
       if (!q) return Error{q.error().code, t.name + ": " + q.error().message};
       report.layers[li].sqnr_db = q->figures.error.sqnr_db;
       encode(options.dtype, q->dequantized, bytes);

@@ -469,14 +469,20 @@ Result<GgufExportReport> export_gguf(const Model& source, const std::string& out
           return Error::invalid(t.name + ": the calibration Hessian does not match its " + std::to_string(cols) + " inputs");
         GptqSpec spec = methods[k].gptq;
         spec.block_type = layout.dtype;
-        auto q = options.backend ? options.backend->gptq(x.data(), rows, cols, methods[k].hessian->data(), spec, ctx)
-                                 : gptq(x.data(), rows, cols, methods[k].hessian->data(), spec, ctx);
+        OpStep step(ctx, work ? static_cast<double>(done) / static_cast<double>(work) : 0.0,
+                    work ? static_cast<double>(done + info.nbytes) / static_cast<double>(work) : 1.0);
+        auto q = options.backend ? options.backend->gptq(x.data(), rows, cols, methods[k].hessian->data(), spec, step.context())
+                                 : gptq(x.data(), rows, cols, methods[k].hessian->data(), spec, step.context());
+        if (!q && ctx.cancelled()) return Error::cancelled();
         if (!q) return Error::invalid(t.name + ": " + q.error().message);
         encoded = std::move(q->ggml_blocks);
         report.tensors[k].note = "gptq";
       } else if (methods[k].clip && dtype_is_block_quantized(layout.dtype)) {
         const std::int64_t cols = t.shape.back(), rows = static_cast<std::int64_t>(x.size()) / cols;
-        auto clipped = clip_search_ggml(x.data(), rows, cols, layout.dtype, methods[k].spec, ctx);
+        OpStep step(ctx, work ? static_cast<double>(done) / static_cast<double>(work) : 0.0,
+                    work ? static_cast<double>(done + info.nbytes) / static_cast<double>(work) : 1.0);
+        auto clipped = clip_search_ggml(x.data(), rows, cols, layout.dtype, methods[k].spec, step.context());
+        if (!clipped && ctx.cancelled()) return Error::cancelled();
         if (!clipped) return Error::invalid(t.name + ": " + clipped.error().message);
         encoded = std::move(clipped->bytes);
         char note[96];

@@ -28,4 +28,25 @@ class OpContext {
   std::atomic<bool> cancelled_{false};
 };
 
+// A step of a longer operation (one layer's GPTQ inside an export): its
+// progress in [0, 1] lands in [begin, end] of the parent's, and it sees the
+// parent's cancel (at its start and whenever it reports progress), so the
+// step's own loops stop as they would for a direct cancel.
+class OpStep {
+ public:
+  OpStep(OpContext& parent, double begin, double end)
+      : ctx_([this, &parent, begin, end](double fraction) {
+          parent.progress(begin + (end - begin) * fraction);
+          if (parent.cancelled()) ctx_.cancel();
+        }) {
+    if (parent.cancelled()) ctx_.cancel();
+  }
+  OpStep(const OpStep&) = delete;
+  OpStep& operator=(const OpStep&) = delete;
+  OpContext& context() { return ctx_; }
+
+ private:
+  OpContext ctx_;
+};
+
 }  // namespace qs
