@@ -14,6 +14,7 @@
 #include "app/document.h"
 #include "app/main_window.h"
 #include "export/gguf_source.h"
+#include "quant/capability.h"
 #include "quant/llama_ftype.h"
 #include "quant/plan.h"
 #include "widgets/display_format.h"
@@ -94,21 +95,31 @@ void MainWindow::configureExportDialog() {
     exportFtypeTensors_ = std::move(tensors);
   }
 
-  // HDF5 and fake-quant apply RTN only: a plan with other methods cannot go there.
-  QString notRtn;
+  // Each export takes what the capability query says it takes; the first
+  // layer it refuses is the reason the dialog shows.
+  const auto refusal = [&](Consumer consumer) -> QString {
+    for (std::size_t i = 0; i < configs.size(); ++i) {
+      auto format = parse_quant_choice(configs[i].format);
+      const MethodRow* method = find_method(configs[i].method);
+      if (!format || !method) return tr("%1: the plan row does not parse").arg(QString::fromStdString(model->layers[i].name));
+      if (format->keeps_precision()) continue;
+      if (auto r = supports(consumer, *format, *method); !r)
+        return tr("%1: %2 (change it in the Plan tab)")
+            .arg(QString::fromStdString(model->layers[i].name), QString::fromStdString(r.error().message));
+    }
+    return {};
+  };
   std::set<std::string> methods;
   bool gptq = false;
-  for (std::size_t i = 0; i < configs.size(); ++i) {
-    methods.insert(configs[i].method);
-    gptq = gptq || configs[i].method == "gptq";
-    if (notRtn.isEmpty() && configs[i].method != "rtn")
-      notRtn = tr("the plan uses method %1 on %2; this export applies RTN only (set the method to rtn in the Plan tab)")
-                   .arg(QString::fromStdString(configs[i].method), QString::fromStdString(model->layers[i].name));
+  for (const LayerConfig& c : configs) {
+    methods.insert(c.method);
+    gptq = gptq || find_method(c.method) == &method_row(MethodId::Gptq);
   }
-  d->setFormatAvailable(ui::ExportFormat::Hdf5, notRtn.isEmpty(), notRtn);
+  const QString notHdf5 = refusal(Consumer::Hdf5Export), notFake = refusal(Consumer::FakeQuantExport);
+  d->setFormatAvailable(ui::ExportFormat::Hdf5, notHdf5.isEmpty(), notHdf5);
   const bool hf = model->format == ModelFormat::HfDirectory || model->format == ModelFormat::Safetensors;
-  d->setFormatAvailable(ui::ExportFormat::FakeQuant, hf && notRtn.isEmpty(),
-                        !hf ? tr("the fake-quant export reads Hugging Face safetensors models") : notRtn);
+  d->setFormatAvailable(ui::ExportFormat::FakeQuant, hf && notFake.isEmpty(),
+                        !hf ? tr("the fake-quant export reads Hugging Face safetensors models") : notFake);
   d->setFormatAvailable(ui::ExportFormat::Gptq, !model->layers.empty(), tr("the model has no linear layers"));
 
   QStringList methodNames;

@@ -179,20 +179,16 @@ void MainWindow::onPlanConfigsChanged(const QVector<int>& rows) {
 }
 
 bool MainWindow::planGrid(const QString& format, int& bits, bool& symmetric) {
-  static const QHash<QString, QPair<int, bool>> ggml = {
-      {QStringLiteral("q8_0"), {8, true}},  {QStringLiteral("q6_k"), {6, true}}, {QStringLiteral("q5_k"), {5, false}},
-      {QStringLiteral("q4_k"), {4, false}}, {QStringLiteral("q5_1"), {5, false}}, {QStringLiteral("q5_0"), {5, true}},
-      {QStringLiteral("q4_1"), {4, false}}, {QStringLiteral("q4_0"), {4, true}}, {QStringLiteral("q3_k"), {3, true}},
-      {QStringLiteral("q2_k"), {2, false}}};
-  if (auto it = ggml.constFind(format); it != ggml.constEnd()) {
-    bits = it->first;
-    symmetric = it->second;
+  auto choice = parse_quant_choice(format.toStdString());
+  if (!choice) return false;
+  if (choice->kind == FormatKind::IntGrid) {
+    bits = choice->grid.bits;
+    symmetric = choice->grid.symmetric;
     return true;
   }
-  auto choice = parse_quant_choice(format.toStdString());
-  if (!choice || choice->kind != QuantChoice::Kind::IntGrid) return false;
-  bits = choice->grid.bits;
-  symmetric = choice->grid.symmetric;
+  if (choice->row->code_bits == 0) return false;  // element formats and codebooks: no uniform grid to draw
+  bits = choice->row->code_bits;
+  symmetric = choice->row->symmetric_codes;
   return true;
 }
 

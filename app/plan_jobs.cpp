@@ -9,6 +9,7 @@
 #include "model/convert.h"
 #include "model/dtype.h"
 #include "quant/layer_method.h"
+#include "quant/method_table.h"
 
 namespace qs::app {
 
@@ -16,9 +17,15 @@ namespace {
 
 // f32 is stored as it is; f16/bf16 are measured (rounding an F32 checkpoint loses something).
 bool keptFormat(const QString& f, double& bits) {
-  if (f != QLatin1String("f32")) return false;
-  bits = 32;
+  auto c = parse_quant_choice(f.toStdString());
+  if (!c || !c->keeps_precision() || c->gguf_type() != DType::F32) return false;
+  bits = c->bits_per_weight(1, 1);
   return true;
+}
+
+// Plain RTN without params: the fused measurement paths below take it.
+bool plainRtn(const LayerConfig& c) {
+  return find_method(c.method) == &method_row(MethodId::Rtn) && c.params.empty();
 }
 
 // The calibration Hessian of `l`'s input, when `calib` has one of the right size.
@@ -100,7 +107,7 @@ LayerMeasureOutcome measureLayer(std::shared_ptr<const Model> model, int layer, 
   }
   // Methods other than RTN, and RTN with calibration (the output error needs
   // the dequantized weight, so no fused path): through quantize_with_method.
-  if (config->method != "rtn" || !config->params.empty() || layerHessian(calib, l, t.cols())) {
+  if (!plainRtn(*config) || layerHessian(calib, l, t.cols())) {
     std::vector<float> w;
     auto r = runMethod(*model, l, *config, calib, ctx, w);
     if (!r) {
@@ -222,7 +229,7 @@ ErrorHistogramsOutcome runErrorHistograms(std::shared_ptr<const Model> model, in
   }
   const Layer& l = model->layers[static_cast<std::size_t>(layer)];
   Result<QuantErrorHistograms> h = Error::cancelled();
-  if (config->method != "rtn" || !config->params.empty()) {
+  if (!plainRtn(*config)) {
     std::vector<float> w;
     auto r = runMethod(*model, l, *config, calib.get(), control->context(), w);
     h = r ? error_histograms_of(w.data(), r->dequantized.data(), w.size(), bins) : Result<QuantErrorHistograms>(r.error());

@@ -2,6 +2,7 @@
 
 #include "widgets/quant_error_view.h"
 #include "quant/layer_method.h"
+#include "quant/method_table.h"
 
 #include <QApplication>
 #include <QSplitter>
@@ -34,42 +35,48 @@
 namespace qs::ui {
 
 QStringList planFormats() {
-  QStringList out = {QStringLiteral("q8_0"), QStringLiteral("q6_k"), QStringLiteral("q5_k"), QStringLiteral("q4_k"),
-                     QStringLiteral("q5_1"), QStringLiteral("q5_0"), QStringLiteral("q4_1"), QStringLiteral("q4_0"),
-                     QStringLiteral("iq4_nl"), QStringLiteral("nf4"), QStringLiteral("fp8-e4m3"),
-                     QStringLiteral("mxfp4"), QStringLiteral("nvfp4")};
+  // The format table's rows that have a quantizer, integer grids in the common
+  // shapes after the element formats, and the keep rows last.
+  QStringList out, kept;
+  for (const FormatRow& r : format_table()) {
+    if (!r.fake_quant || r.kind == FormatKind::IntGrid) continue;
+    (r.keeps_precision ? kept : out) << QString::fromUtf8(r.name.data(), static_cast<int>(r.name.size()));
+  }
   for (int bits : {8, 4, 3})
     for (const char* g : {"-g128", "-g64", "-g32", "-ch"})
       for (const char* sym : {"", "-sym"}) out << QStringLiteral("int%1%2%3").arg(bits).arg(QLatin1String(g), QLatin1String(sym));
-  out << QStringLiteral("f16") << QStringLiteral("bf16");
-  return out;
+  kept.removeAll(QStringLiteral("f32"));  // F32 sources are already that; offered by typing it
+  return out + kept;
 }
 
 QStringList planMethods() {
-  return {QStringLiteral("rtn"), QStringLiteral("clip"), QStringLiteral("gptq"), QStringLiteral("awq"),
-          QStringLiteral("outliers")};
+  QStringList out;
+  for (const MethodRow& m : method_table())
+    if (m.consumers & consumer_bit(Consumer::Measure)) out << QString::fromUtf8(m.name.data(), static_cast<int>(m.name.size()));
+  return out;
 }
 
 bool methodNeedsCalibration(const QString& method) {
-  return method == QLatin1String("gptq") || method == QLatin1String("awq") || method == QLatin1String("smoothquant");
+  const MethodRow* m = find_method(method.toStdString());
+  return m && m->needs_calibration();
 }
 
+bool isRtnMethod(const QString& method) { return find_method(method.toStdString()) == &method_row(MethodId::Rtn); }
+
 bool isKeptFormat(const QString& format) {
-  return format == QLatin1String("f16") || format == QLatin1String("bf16") || format == QLatin1String("f32");
+  auto c = parse_quant_choice(format.toStdString());
+  return c && c->keeps_precision();
+}
+
+bool isStoredAsIs(const QString& format) {
+  auto c = parse_quant_choice(format.toStdString());
+  return c && c->keeps_precision() && c->gguf_type() == DType::F32;
 }
 
 QString formatMismatch(const QString& format, std::int64_t cols) {
-  if (isKeptFormat(format)) return {};
   auto choice = parse_quant_choice(format.toStdString());
   if (!choice) return QString::fromStdString(choice.error().message);
-  if (choice->kind == QuantChoice::Kind::Ggml) {
-    const auto block = static_cast<std::int64_t>(dtype_block_elems(choice->ggml_type));
-    if (block > 0 && cols % block != 0)
-      return QStringLiteral("row length %1 is not a multiple of the %2 block (%3)").arg(cols).arg(format).arg(block);
-    return {};
-  }
-  if (choice->kind != QuantChoice::Kind::IntGrid) return {};  // named formats: the measurement says if one does not fit
-  if (auto r = validate_int_grid(choice->grid, cols); !r) return QString::fromStdString(r.error().message);
+  if (auto r = choice->fits(cols); !r) return QString::fromStdString(r.error().message);
   return {};
 }
 
@@ -200,7 +207,7 @@ QVariant PlanTableModel::data(const QModelIndex& index, int role) const {
   const LayerConfig& c = configs_[static_cast<std::size_t>(index.row())];
   const int col = index.column();
   const bool ready = r.state == State::Ready;
-  const bool quantized = formatOf(c) != QLatin1String("f32");  // f32 is the only format kept as is
+  const bool quantized = !isStoredAsIs(formatOf(c));
   if (role == Qt::DisplayRole || role == Qt::EditRole) {
     switch (col) {
       case Block: return r.block >= 0 ? QVariant(r.block) : QVariant(QString());
@@ -241,7 +248,7 @@ QVariant PlanTableModel::data(const QModelIndex& index, int role) const {
   if (role == Qt::ToolTipRole) {
     if (r.state == State::Failed) return tr("%1 cannot take %2:\n%3").arg(r.name, formatOf(c), r.error);
     if (col == Layer) return r.name;
-    if (col == Method && methodOf(c) != QLatin1String("rtn"))
+    if (col == Method && !isRtnMethod(methodOf(c)))
       return methodNeedsCalibration(methodOf(c)) && !calibrated_
                  ? tr("%1 needs calibration data: load or make it (Tools ▸ Calibrate…)").arg(methodOf(c))
                  : tr("The figures are %1's result on this layer%2").arg(methodOf(c),

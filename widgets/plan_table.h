@@ -43,6 +43,10 @@ bool methodNeedsCalibration(const QString& method);
 QString formatMismatch(const QString& format, std::int64_t cols);
 // Float formats (f16, bf16, f32): no grid, nothing a block or group size could refuse.
 bool isKeptFormat(const QString& format);
+// F32: stored exactly as the source holds it (no measurement).
+bool isStoredAsIs(const QString& format);
+// The method is plain round to nearest.
+bool isRtnMethod(const QString& method);
 
 struct PlanTotals {
   double originalModelBytes = 0;  // every tensor of the checkpoint as stored

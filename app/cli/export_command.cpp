@@ -287,6 +287,7 @@ int run_export(const ExportOptions& opt) {
     out["output"] = opt.out;
     out["file_type"] = plan ? "plan " + opt.plan : std::string(llama_ftype_name(*ftype));
     out["bytes"] = report->bytes;
+    out["bits_per_weight"] = report->bits_per_weight();
     out["seconds"] = seconds;
     out["verified"] = report->verified;
     out["tensors"] = nlohmann::ordered_json::array();
@@ -306,9 +307,9 @@ int run_export(const ExportOptions& opt) {
     std::printf("%-36s %-7s -> %-7s %9s  %s\n", t.name.c_str(), std::string(dtype_name(t.from)).c_str(),
                 std::string(dtype_name(t.to)).c_str(), sqnr, t.note.c_str());
   }
-  std::printf("wrote %s: %s, %llu bytes, %zu tensors in %.2f s\n", opt.out.c_str(),
-              plan ? ("plan " + opt.plan).c_str() : std::string(llama_ftype_name(*ftype)).c_str(), static_cast<unsigned long long>(report->bytes),
-              report->tensors.size(), seconds);
+  std::printf("wrote %s: %s, %llu bytes (%.3f bits/weight), %zu tensors in %.2f s\n", opt.out.c_str(),
+              plan ? ("plan " + opt.plan).c_str() : std::string(llama_ftype_name(*ftype)).c_str(),
+              static_cast<unsigned long long>(report->bytes), report->bits_per_weight(), report->tensors.size(), seconds);
   std::printf("%s\n", verified_line(report->verified, "read back before the rename, every tensor as written").c_str());
   return 0;
 }

@@ -3,45 +3,51 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <map>
 #include <optional>
 #include <nlohmann/json.hpp>
 
 #include "calib/calibration_file.h"
+#include "calib/layer_input_stats.h"
 #include "calib/plan_model.h"
+#include "export/gguf_export.h"
 #include "io/open_model.h"
 #include "model/convert.h"
 #include "quant/allocate.h"
 #include "quant/measure.h"
+#include "quant/method_table.h"
 #include "quant/metrics.h"
 #include "quant/plan.h"
 
 namespace qs::cli {
 namespace {
 
-// The calibration input a layer reads, or none (embeddings, head, other).
-std::optional<LlamaRunner::LinearInput> input_of(LayerRole role) {
-  using In = LlamaRunner::LinearInput;
-  switch (role) {
-    case LayerRole::Q: case LayerRole::K: case LayerRole::V: return In::Attention;
-    case LayerRole::O: return In::AttentionOutput;
-    case LayerRole::Gate: case LayerRole::Up: return In::Mlp;
-    case LayerRole::Down: return In::MlpDown;
-    default: return std::nullopt;
-  }
+// The size account of a plan for the GGUF file it exports to (the default
+// target): the export's own decisions, made without reading a weight.
+Result<GgufPrediction> gguf_account(const Model& model, const Plan& plan) {
+  GgufExportOptions o;
+  o.plan = &plan;
+  return predict_gguf(model, o);
 }
 
-// tr(dW H dW^T) / tr(W H W^T) of the layer as the plan quantizes it (as eval applies it); -1 without an H.
-Result<double> output_error(const CalibrationFile& calib, const Layer& l, const TensorInfo& t, const LayerConfig& c) {
-  const auto in = input_of(l.role);
-  const InputStats* s = in ? calib.run.capture.find(l.block, *in) : nullptr;
-  if (!s || s->hessian.empty()) return -1.0;
-  if (s->cols != t.cols()) return Error::invalid(l.name + ": the calibration file's input has " + std::to_string(s->cols) + " channels, the layer " + std::to_string(t.cols()));
-  std::vector<float> w(t.numel());
-  if (auto r = convert_to_f32(t.dtype, t.bytes().data(), w.size(), w.data()); !r) return r.error();
-  std::vector<float> q = w;
-  PlannedWeight pw;
-  if (auto r = fake_quantize_planned(c, t, q, pw); !r) return r.error();
-  return relative_output_error_h(w.data(), q.data(), t.rows(), t.cols(), s->hessian.data());
+// What the GGUF file holds besides the layers that have candidates: their
+// bytes in a file with every layer kept in F16, less those layers.
+std::optional<FixedPart> gguf_fixed_part(const Model& model, const std::vector<std::vector<CandidateCost>>& costs) {
+  Plan keep;
+  keep.base.format = "f16";
+  auto account = gguf_account(model, keep);
+  if (!account) return std::nullopt;
+  std::map<std::string, const PredictedTensor*> by_source;
+  for (const PredictedTensor& t : account->tensors) by_source[t.source] = &t;
+  FixedPart fixed{8.0 * static_cast<double>(account->tensor_bytes), static_cast<double>(account->elements)};
+  for (std::size_t l = 0; l < model.layers.size(); ++l) {
+    if (costs[l].empty()) continue;
+    const auto it = by_source.find(model.tensors[model.layers[l].weight].name);
+    if (it == by_source.end()) return std::nullopt;
+    fixed.bits -= 8.0 * static_cast<double>(it->second->bytes);
+    fixed.weights -= static_cast<double>(it->second->elements);
+  }
+  return fixed;
 }
 
 std::vector<std::string> split(const std::string& s) {
@@ -81,13 +87,19 @@ int run_plan(const PlanOptions& opt) {
       std::fprintf(stderr, "quantscope-cli: %s\n", costs.error().message.c_str());
       return 2;
     }
-    auto a = allocate_to_budget(*model, *costs, opt.budget);
+    // The budget is over every weight the GGUF file writes (norms, the
+    // embedding and head, layers no candidate fits), as its account counts them.
+    const std::optional<FixedPart> fixed = gguf_fixed_part(*model, *costs);
+    if (!fixed && !opt.json)
+      std::printf("note: the model does not convert to GGUF: the budget is over the allocated layers only\n");
+    auto a = allocate_to_budget(*model, *costs, opt.budget, fixed.value_or(FixedPart{}));
     if (!a) {
       std::fprintf(stderr, "quantscope-cli: %s\n", a.error().message.c_str());
-      return 1;
+      return 2;
     }
     plan = a->plan;
-    out["bits_per_weight"] = a->bits_per_weight;
+    out["bits_per_weight"] = a->bits_per_weight;  // the file's figure below replaces it where there is an account
+    out["allocated_bits_per_weight"] = a->bits_per_weight;
     out["squared_error"] = a->squared_error;
     out["pareto"] = nlohmann::ordered_json::array();
     for (const auto& p : a->pareto) out["pareto"].push_back({p.bits_per_weight, p.squared_error});
@@ -107,6 +119,19 @@ int run_plan(const PlanOptions& opt) {
       std::fprintf(stderr, "quantscope-cli: %s\n", r.error().message.c_str());
       return 1;
     }
+  }
+  // The one account: the bytes and bits/weight of the file the plan exports to.
+  if (auto account = gguf_account(*model, plan)) {
+    out["target"] = "gguf";
+    out["bytes"] = account->bytes;
+    out["bits_per_weight"] = account->bits_per_weight();
+    if (!opt.json)
+      std::printf("GGUF file: %llu bytes, %.3f bits/weight over all %llu weights it holds\n",
+                  static_cast<unsigned long long>(account->bytes), account->bits_per_weight(),
+                  static_cast<unsigned long long>(account->elements));
+  } else {
+    out["target_error"] = account.error().message;
+    if (!opt.json) std::printf("GGUF file: not predicted: %s\n", account.error().message.c_str());
   }
   out["plan"] = nlohmann::ordered_json::parse(plan_to_json(plan));
   out["layers"] = nlohmann::ordered_json::array();
@@ -157,40 +182,57 @@ int run_measure_plan(const std::string& model_path, const std::string& plan_path
     const TensorInfo& t = model->tensors[l.weight];
     const LayerConfig& c = (*cfg)[i];
     nlohmann::ordered_json jl = {{"name", l.name}, {"format", c.format}, {"method", c.method}};
-    // Only RTN is measured here; the other methods need calibration data or run at export.
-    auto choice = parse_quant_choice(c.format);
-    Result<LayerQuantError> m = choice ? measure_quantization(t, *choice, OpContext::none()) : Result<LayerQuantError>(choice.error());
+    // The same per-layer apply as `eval` (calib/plan_model.h): the method with
+    // the calibration's statistics of the layer's input, ggml types with the
+    // GGUF export's fallback. SmoothQuant is measured on its weight side.
+    const std::int64_t rows = t.rows(), cols = t.cols();
+    const LayerInputStats stats = calib ? layer_input_stats(l, cols, nullptr, &calib->run.capture) : LayerInputStats{};
+    LayerConfig applied = config_for_layer(l, c);
+    if (const MethodRow* m = find_method(c.method); m && m->id == MethodId::SmoothQuant) {
+      applied.method = std::string(method_row(MethodId::Rtn).name);
+      applied.params.clear();
+    }
+    std::vector<float> w(static_cast<std::size_t>(t.numel()));
+    PlannedWeight pw;
+    Result<void> m = tensor_to_f32(t, w.data());
+    std::vector<float> q;
+    if (m) {
+      q = w;
+      m = fake_quantize_planned(applied, t, q, pw, OpContext::none(), stats);
+    }
+    if (m && pw.applied == "kept" && !pw.note.empty()) m = Error::unsupported(pw.note);
     if (!m) {
+      if (m.error().code != ErrorCode::Unsupported) {
+        std::fprintf(stderr, "quantscope-cli: %s: %s\n", l.name.c_str(), m.error().message.c_str());
+        return 2;
+      }
       ++skipped;
       jl["skipped"] = m.error().message;
       if (!json) std::printf("%-44s %-10s skipped: %s\n", l.name.c_str(), c.format.c_str(), m.error().message.c_str());
     } else {
+      const WeightError e = weight_error(w.data(), q.data(), w.size());
       const double n = static_cast<double>(t.numel());
-      err += m->error.mse * n;
-      ref += m->error.mse * n * std::pow(10.0, m->error.sqnr_db / 10.0);
-      bits += m->bits_per_weight * n;
+      err += e.mse * n;
+      ref += e.mse * n * std::pow(10.0, e.sqnr_db / 10.0);
+      bits += pw.bits_per_weight * n;
       weights += n;
-      jl["bits_per_weight"] = m->bits_per_weight;
-      jl["sqnr_db"] = m->error.sqnr_db;
-      jl["max_abs_error"] = m->error.max_abs;
+      jl["applied"] = pw.applied;
+      if (!pw.note.empty()) jl["note"] = pw.note;
+      jl["bits_per_weight"] = pw.bits_per_weight;
+      jl["sqnr_db"] = e.sqnr_db;
+      jl["max_abs_error"] = e.max_abs;
       std::string out_col;
-      if (calib) {
-        auto oe = output_error(*calib, l, t, c);
-        if (!oe) {
-          std::fprintf(stderr, "quantscope-cli: %s\n", oe.error().message.c_str());
-          return 2;
-        }
-        if (*oe >= 0) {
-          jl["rel_output_error"] = *oe;
-          worst_out = std::max(worst_out, *oe);
-          char buf[48];
-          std::snprintf(buf, sizeof buf, "  out err %9.3g", *oe);
-          out_col = buf;
-        }
+      if (stats.h) {
+        const double oe = relative_output_error_h(w.data(), q.data(), rows, cols, stats.h);
+        jl["rel_output_error"] = oe;
+        worst_out = std::max(worst_out, oe);
+        char buf[48];
+        std::snprintf(buf, sizeof buf, "  out err %9.3g", oe);
+        out_col = buf;
       }
       if (!json)
         std::printf("%-44s %-10s %-6s %6.3f bits  %7.2f dB  max %9.3g%s\n", l.name.c_str(), c.format.c_str(), c.method.c_str(),
-                    m->bits_per_weight, m->error.sqnr_db, m->error.max_abs, out_col.c_str());
+                    pw.bits_per_weight, e.sqnr_db, e.max_abs, out_col.c_str());
     }
     out["layers"].push_back(std::move(jl));
   }
@@ -198,8 +240,11 @@ int run_measure_plan(const std::string& model_path, const std::string& plan_path
   out["totals"] = {{"bits_per_weight", bpw}, {"sqnr_db", sqnr}, {"layers_skipped", skipped}};
   if (calib) out["totals"]["max_rel_output_error"] = worst_out;
   if (calib && !json) {
+    const auto& inputs = calib->run.capture.inputs;
+    const bool any_h = std::any_of(inputs.begin(), inputs.end(), [](const InputStats& s) { return !s.hessian.empty(); });
     if (worst_out < 0)
-      std::printf("out err: %s holds no Hessians (calibrated with --no-hessians): no output error\n", calib_file.c_str());
+      std::printf("out err: %s\n", any_h ? "no measured layer reads an input with a Hessian in the calibration file"
+                                         : "the calibration file holds no Hessians (calibrated with --no-hessians)");
     else
       std::printf("out err: tr(dW H dW^T) / tr(W H W^T) on the Hessians of %s (%lld tokens); worst layer %.3g\n",
                   calib_file.c_str(), static_cast<long long>(calib->run.capture.tokens), worst_out);

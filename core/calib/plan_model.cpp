@@ -7,6 +7,7 @@
 
 #include "calib/layer_input_stats.h"
 #include "model/convert.h"
+#include "quant/capability.h"
 #include "quant/clip_search.h"
 #include "quant/fake_quant.h"
 #include "quant/ggml_dequant.h"
@@ -14,6 +15,7 @@
 #include "quant/int_grid.h"
 #include "quant/llama_ftype.h"
 #include "quant/measure.h"
+#include "quant/method_table.h"
 #include "quant/named_format.h"
 #include "quant/smoothquant.h"
 #include "util/half.h"
@@ -22,16 +24,6 @@ namespace qs {
 namespace {
 
 // The ggml type a plan format names ("q4_k", "q3_k", "iq4_nl", ...), as the GGUF export reads it.
-std::optional<DType> ggml_type_of(const std::string& format) {
-  for (DType t : {DType::Q4_0, DType::Q4_1, DType::Q5_0, DType::Q5_1, DType::Q8_0, DType::Q2_K, DType::Q3_K, DType::Q4_K,
-                  DType::Q5_K, DType::Q6_K, DType::IQ4_NL}) {
-    std::string name(dtype_name(t));
-    for (char& c : name) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-    if (name == format) return t;
-  }
-  return std::nullopt;
-}
-
 // SmoothQuant's W8A8 for a plan's "smoothquant" layers: per block, the inputs
 // that follow a norm (q/k/v's, gate/up's) are divided by s from the
 // calibration's per-channel activation max and the max over every weight
@@ -63,7 +55,7 @@ Result<std::map<InputKey, LlamaModel::InputQuant>> plan_smoothing(const Model& m
     const Layer& l = model.layers[i];
     const auto input = linear_input_of(l.role);
     if (input) all[{l.block, *input}].push_back(i);
-    if (configs[i].method != "smoothquant") continue;
+    if (find_method(configs[i].method) != &method_row(MethodId::SmoothQuant)) continue;
     if (!input) return Error::unsupported(l.name + ": method \"smoothquant\" applies to a block's linear layers");
     smoothed[{l.block, *input}].push_back(i);
   }
@@ -115,87 +107,63 @@ Result<void> fake_quantize_planned(const LayerConfig& config, const TensorInfo& 
   out.format = config.format;
   out.applied = "kept";
   const std::int64_t rows = t.rows(), cols = t.cols();
-  if (config.method != "rtn" && config.method != "clip" && config.method != "outliers" && !method_needs_calibration(config.method))
-    return Error::unsupported("method \"" + config.method + "\" is not applied in evaluation (rtn, clip, gptq, awq, outliers, smoothquant are)");
-  if (method_needs_calibration(config.method) && !stats.h)
+  out.bits_per_weight = t.numel() > 0 ? 8.0 * static_cast<double>(t.nbytes) / static_cast<double>(t.numel()) : 0.0;
+  auto choice = parse_quant_choice(config.format);
+  if (!choice) return choice.error();
+  const MethodRow* method = find_method(config.method);
+  if (!method) return Error::invalid("unknown method \"" + config.method + "\" (" + method_names() + ")");
+  if (auto r = supports(Consumer::Evaluate, *choice, *method); !r) return r.error();
+  if (method->id == MethodId::SmoothQuant)
+    return Error::unsupported("method \"smoothquant\" is applied per block by load_llama_with_plan");
+  if ((method->needs & kNeedsHessian) && !stats.h)
     return Error::unsupported("method \"" + config.method +
                               "\" needs the calibration statistics of the layer's input: give a calibration file");
-  if (config.format == "f32") return {};
+  if (choice->keeps_precision()) {
+    if (auto t16 = choice->gguf_type(); t16 == DType::F16 || t16 == DType::BF16) {
+      round_16bit(*t16, w);
+      out.applied = std::string(dtype_name(*t16));
+    }
+    out.bits_per_weight = choice->bits_per_weight(rows, cols);
+    return {};
+  }
   if (t.channels_last) {
     out.note = "channels-last (Keras) kernels are not quantized";
     return {};
   }
-  if (const auto g = ggml_type_of(config.format)) {
-    const DType type = llama_fallback_type(*g, cols);
-    if (type != *g)
-      out.note = "fallback: rows of " + std::to_string(cols) + " are not whole " + std::string(dtype_name(*g)) + " blocks";
-    out.applied = std::string(dtype_name(type));
-    if (type == DType::F16 || type == DType::BF16) {
-      round_16bit(type, w);
+  // ggml types as the GGUF export writes them: llama-quantize's fallback where a row is not whole blocks.
+  QuantChoice target = *choice;
+  if (choice->kind == FormatKind::Ggml) {
+    auto stored = gguf_storage_of(*choice, cols);
+    if (!stored) return stored.error();
+    if (stored->row != choice->row)
+      out.note = "fallback: rows of " + std::to_string(cols) + " are not whole " + std::string(choice->row->label) + " blocks";
+    target = *stored;
+    out.applied = std::string(target.row->label);
+    if (target.keeps_precision()) {
+      round_16bit(*target.gguf_type(), w);
+      out.bits_per_weight = target.bits_per_weight(rows, cols);
       return {};
     }
-    if (!ggml_quantize_supported(type)) return Error::unsupported(std::string(dtype_name(type)) + " cannot be written yet");
-    const std::size_t blocks = w.size() / dtype_block_elems(type);
-    if (method_needs_calibration(config.method) || config.method == "outliers") {  // onto the (fallback) type's grid
-      std::string name(dtype_name(type));
-      for (char& c : name) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-      auto choice = parse_quant_choice(name);
-      if (!choice) return choice.error();
-      auto r = quantize_with_method(w.data(), rows, cols, *choice, config, stats, ctx);
-      if (!r) return r.error();
-      w = std::move(r->dequantized);
-      out.applied += " (" + config.method + ")";
-      return {};
-    }
-    if (config.method == "clip") {
-      ClipSearchSpec spec;
-      if (auto p = config.params.find("min_ratio"); p != config.params.end()) spec.min_ratio = static_cast<float>(p->second);
-      if (auto p = config.params.find("step"); p != config.params.end()) spec.step = static_cast<float>(p->second);
-      auto c = clip_search_ggml(w.data(), rows, cols, type, spec, ctx);
-      if (!c) return c.error();
-      w = std::move(c->dequantized);
-      out.applied += " (clip search)";
-      return {};
-    }
-    std::vector<std::byte> packed(blocks * dtype_block_bytes(type));
-    if (auto r = quantize_ggml_blocks(type, w.data(), blocks, packed.data()); !r) return r.error();
-    dequantize_ggml_blocks(type, packed.data(), blocks, w.data());
+    if (auto r = supports(Consumer::Evaluate, target, *method); !r) return r.error();
+  } else if (auto fits = target.fits(cols); !fits) {
+    out.note = fits.error().message;
     return {};
-  }
-  auto choice = parse_quant_choice(config.format);
-  if (!choice) return choice.error();
-  if (config.method != "rtn") {  // clip, gptq, awq, outliers on integer grids and the element formats
-    if (auto fits = validate_target(choice->kind == QuantChoice::Kind::Named ? QuantTarget::named_format(choice->named)
-                                                                            : QuantTarget::int_grid(choice->grid),
-                                    cols);
-        !fits) {
-      out.note = fits.error().message;
-      return {};
-    }
-    auto r = quantize_with_method(w.data(), rows, cols, *choice, config, stats, ctx);
-    if (!r) return r.error();
-    w = std::move(r->dequantized);
-    out.applied = config.format + " (" + config.method + ")";
-    return {};
-  }
-  if (choice->kind == QuantChoice::Kind::Named) {
-    if (auto r = check_named_format_shape(choice->named, cols); !r) {
-      out.note = r.error().message;
-      return {};
-    }
-    std::vector<float> deq(w.size());
-    if (auto r = rtn_named_format(choice->named, w.data(), rows, cols, deq.data()); !r) return r.error();
-    w = std::move(deq);
   } else {
-    if (auto r = validate_int_grid(choice->grid, cols); !r) {
-      out.note = r.error().message;
-      return {};
-    }
-    auto q = rtn_int(w.data(), rows, cols, choice->grid);
-    if (!q) return q.error();
-    dequantize_int_into(*q, w.data());
+    out.applied = config.format;
   }
-  out.applied = config.format;
+  if (method->id == MethodId::Rtn) {
+    std::vector<float> deq(w.size());
+    if (auto r = target.fake_quantize(w.data(), rows, cols, deq.data()); !r) return r.error();
+    w = std::move(deq);
+    out.bits_per_weight = target.bits_per_weight(rows, cols);
+    return {};
+  }
+  auto r = quantize_with_method(w.data(), rows, cols, target, config, stats, ctx, nullptr, false);
+  if (!r) return r.error();
+  w = std::move(r->dequantized);
+  out.bits_per_weight = r->figures.bits_per_weight;
+  out.applied += method->id == MethodId::Clip && target.kind == FormatKind::Ggml ? " (clip search)"
+                                                                                : " (" + config.method + ")";
   return {};
 }
 
@@ -216,12 +184,12 @@ Result<LlamaModel> load_llama_with_plan(const Model& model, const Plan& plan, st
     const Layer& l = model.layers[it->second];
     const LayerInputStats stats = layer_input_stats(l, t.cols(), nullptr, calib);
     LayerConfig config = (*configs)[it->second];
-    if (config.method == "smoothquant") {  // the format on W diag(s), kept in the smoothed space
+    if (find_method(config.method) == &method_row(MethodId::SmoothQuant)) {  // the format on W diag(s), kept in the smoothed space
       const LlamaModel::InputQuant& q = smoothing->at({l.block, *linear_input_of(l.role)});
       const std::int64_t cols = t.cols();
       if (!q.smooth.empty())
         for (std::size_t i = 0; i < w.size(); ++i) w[i] *= q.smooth[i % static_cast<std::size_t>(cols)];
-      config.method = "rtn";
+      config.method = std::string(method_row(MethodId::Rtn).name);
       config.params.clear();
       if (auto r = fake_quantize_planned(config, t, w, pw, ctx); !r) return Error{r.error().code, pw.layer + ": " + r.error().message};
       pw.applied += q.smooth.empty() ? " (W8A8: A" + std::to_string(q.bits) + " per token)"
@@ -231,11 +199,9 @@ Result<LlamaModel> load_llama_with_plan(const Model& model, const Plan& plan, st
     }
     // The embedding is a lookup and the head's input is not captured: GPTQ/AWQ have no
     // statistics there, so they get RTN, as the GGUF export gives them.
-    if (method_needs_calibration(config.method) && (l.role == LayerRole::Embed || l.role == LayerRole::LmHead)) {
-      config.method = "rtn";
-      config.params.clear();
-      pw.note = "no input statistics for the embedding/head: rtn";
-    }
+    bool swapped = false;
+    config = config_for_layer(l, std::move(config), &swapped);
+    if (swapped) pw.note = "no input statistics for the embedding/head: rtn";
     if (auto r = fake_quantize_planned(config, t, w, pw, ctx, stats); !r)
       return Error{r.error().code, pw.layer + ": " + r.error().message};
     done.push_back(std::move(pw));

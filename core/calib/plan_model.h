@@ -32,6 +32,7 @@ struct PlannedWeight {
   std::string layer, format;  // the plan's format
   std::string applied;        // what was applied ("Q5_0", "int4-g128", "F16", ...), or "kept"
   std::string note;           // the fallback or the reason it was kept
+  double bits_per_weight = 0; // of what was applied (side tables counted), or of the source when kept
 };
 
 // Quantizes and dequantizes `w` ([rows, cols] of tensor `t`) in place as

@@ -14,9 +14,11 @@
 #include "export/safetensors_verify.h"
 #include "io/safetensors.h"
 #include "model/convert.h"
+#include "quant/capability.h"
 #include "quant/fake_quant.h"
 #include "quant/layer_method.h"
 #include "quant/measure.h"
+#include "quant/method_table.h"
 #include "quant/metrics.h"
 #include "util/half.h"
 #include "util/read_text_file.h"
@@ -27,20 +29,6 @@ namespace qs {
 namespace {
 
 namespace fs = std::filesystem;
-
-// The format of a plan row; nullopt for "keep" formats (f16, bf16, f32).
-Result<std::optional<QuantChoice>> choice_of(const std::string& format) {
-  if (format == "f16" || format == "bf16" || format == "f32") return std::optional<QuantChoice>();
-  auto c = parse_quant_choice(format);
-  if (!c) return c.error();
-  return std::optional<QuantChoice>(*c);
-}
-
-QuantTarget target_of(const QuantChoice& c) {
-  if (c.kind == QuantChoice::Kind::Ggml) return QuantTarget::ggml(c.ggml_type);
-  if (c.kind == QuantChoice::Kind::IntGrid) return QuantTarget::int_grid(c.grid);
-  return QuantTarget::named_format(c.named);  // NF4, FP8, MXFP4, NVFP4
-}
 
 // A layer's input statistics from the calibration the options carry (none: empty).
 LayerInputStats stats_for(const FakeQuantOptions& o, const Layer& l, std::int64_t cols) {
@@ -73,29 +61,29 @@ Result<FakeQuantReport> export_fake_quant(const Model& source, const Plan& plan,
 
   FakeQuantReport report;
   std::map<std::size_t, std::size_t> layer_of_tensor;
-  std::vector<std::optional<QuantChoice>> choices(source.layers.size());
+  std::vector<std::optional<QuantChoice>> choices(source.layers.size());  // quantized layers only
   std::vector<LayerConfig> applied(source.layers.size());
   for (std::size_t i = 0; i < source.layers.size(); ++i) {
     const Layer& l = source.layers[i];
-    LayerConfig c = (*configs)[i];
-    // The embedding is a lookup and the head's input is not captured: no
-    // statistics there, so the calibrated methods give way to RTN (as the GGUF export does).
-    if (method_needs_calibration(c.method) && (l.role == LayerRole::Embed || l.role == LayerRole::LmHead)) {
-      c.method = "rtn";
-      c.params.clear();
-    }
+    const LayerConfig c = config_for_layer(l, (*configs)[i]);
     FakeQuantLayer fl{l.name, c.format, c.method, false, "", 0};
-    auto choice = choice_of(c.format);
+    auto choice = parse_quant_choice(c.format);
     if (!choice) return Error::invalid(l.name + ": " + choice.error().message);
+    const MethodRow* method = find_method(c.method);
+    if (!method) return Error::invalid(l.name + ": unknown method \"" + c.method + "\"");
+    if (auto r = supports(Consumer::FakeQuantExport, *choice, *method); !r)
+      return Error::unsupported(l.name + ": " + r.error().message);
+    if (auto r = check_method_params(*method, c.params); !r) return Error::invalid(l.name + ": " + r.error().message);
     const TensorInfo& w = source.tensors[l.weight];
-    if (!*choice) fl.reason = "kept (" + c.format + ")";
+    if (choice->keeps_precision()) fl.reason = "kept (" + c.format + ")";
     else if (w.channels_last) fl.reason = "channels-last (Keras) kernels are not quantized";
-    else if (auto v = validate_target(target_of(**choice), w.cols()); !v) fl.reason = v.error().message;
+    else if (auto v = choice->fits(w.cols()); !v) fl.reason = v.error().message;
     else {
       const LayerInputStats st = stats_for(options, l, w.cols());
-      if (method_needs_calibration(c.method) && (!st.h || (c.method == "awq" && !st.x_mean_abs)))
+      const bool wants_mean = method->needs & kNeedsInputMeanAbs;
+      if (((method->needs & kNeedsHessian) && !st.h) || (wants_mean && !st.x_mean_abs))
         return Error::unsupported(l.name + ": method \"" + c.method + "\" needs the layer input's " +
-                                  (c.method == "awq" ? "Hessian and mean |x|" : "Hessian") +
+                                  (wants_mean ? "Hessian and mean |x|" : "Hessian") +
                                   (options.hessians || options.capture
                                        ? ", which the calibration given lacks (Hessians from text have no mean |x|: "
                                          "give a calibration file)"

@@ -29,6 +29,8 @@
 #include "quant/ggml_dequant.h"
 #include "quant/ggml_quantize.h"
 #include "quant/metrics.h"
+#include "quant/capability.h"
+#include "quant/method_table.h"
 #include "quant/plan.h"
 #include "backend/thread_pool.h"
 #include "util/atomic_file.h"
@@ -64,17 +66,6 @@ Result<void> encode(DType to, std::span<const float> x, std::vector<std::byte>& 
   return {};
 }
 
-// The GGUF type of a plan format: a ggml block type or f16/bf16/f32 by name.
-std::optional<DType> gguf_type_of(const std::string& format) {
-  for (DType t : {DType::F32, DType::F16, DType::BF16, DType::Q4_0, DType::Q4_1, DType::Q5_0, DType::Q5_1, DType::Q8_0,
-                  DType::Q2_K, DType::Q3_K, DType::Q4_K, DType::Q5_K, DType::Q6_K, DType::IQ4_NL}) {
-    std::string name(dtype_name(t));
-    for (char& c : name) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-    if (name == format) return t;
-  }
-  return std::nullopt;
-}
-
 // general.file_type for a plan: the llama.cpp file type of its default format.
 LlamaFtype ftype_of(DType t) {
   switch (t) {
@@ -105,10 +96,13 @@ struct TensorMethod {
   GptqSpec gptq;
 };
 
-// Per-tensor choices from a plan, in the given order.
+// Per-tensor choices from a plan, in the given order: each layer's format
+// as the format table's GGUF type (llama-quantize's fallback where a row is
+// not whole blocks), its method as the capability query allows it for GGUF.
 Result<std::vector<FtypeChoice>> plan_choices(const Model& model, const Plan& plan, const std::vector<FtypeTensor>& in_order,
                                               const std::vector<const TensorInfo*>& sources,
-                                              const CalibrationHessians* hessians, std::vector<TensorMethod>& methods) {
+                                              const CalibrationHessians* hessians, std::vector<TensorMethod>& methods,
+                                              bool predict) {
   auto configs = resolve_plan(plan, model);
   if (!configs) return configs.error();
   std::map<std::string, std::size_t> layer_of;  // source weight name -> layer
@@ -119,40 +113,47 @@ Result<std::vector<FtypeChoice>> plan_choices(const Model& model, const Plan& pl
     c.type = in_order[k].dtype;
     const auto it = layer_of.find(sources[k]->name);
     if (it != layer_of.end()) {
-      const std::string& f = (*configs)[it->second].format;
-      const auto t = gguf_type_of(f);
-      if (!t)
-        return Error::unsupported(model.layers[it->second].name + ": plan format \"" + f +
-                                  "\" has no GGUF type (ggml block types, f16, bf16, f32); export it as GPTQ instead");
+      const Layer& l = model.layers[it->second];
       const LayerConfig& cfg = (*configs)[it->second];
-      if (cfg.method == "clip") {
-        TensorMethod m;
+      const std::int64_t nx = in_order[k].shape.back();
+      auto format = parse_quant_choice(cfg.format);
+      if (!format) return Error::invalid(l.name + ": " + format.error().message);
+      const MethodRow* method = find_method(cfg.method);
+      if (!method) return Error::invalid(l.name + ": unknown method \"" + cfg.method + "\"");
+      if (auto r = supports(Consumer::GgufExport, *format, *method, nx); !r)
+        return Error::unsupported(l.name + ": " + r.error().message);
+      if (auto r = check_method_params(*method, cfg.params); !r) return Error::invalid(l.name + ": " + r.error().message);
+      auto stored = gguf_storage_of(*format, nx);
+      if (!stored) return Error::unsupported(l.name + ": " + stored.error().message);
+      c.type = *stored->gguf_type();
+      if (c.type != *format->gguf_type())
+        c.note = "fallback: rows of " + std::to_string(nx) + " are not whole " + std::string(format->row->label) +
+                 " blocks, written as " + std::string(stored->row->label);
+      TensorMethod m;
+      if (method->id == MethodId::Clip) {
         m.clip = true;
-        if (auto p = cfg.params.find("min_ratio"); p != cfg.params.end()) m.spec.min_ratio = static_cast<float>(p->second);
-        if (auto p = cfg.params.find("step"); p != cfg.params.end()) m.spec.step = static_cast<float>(p->second);
-        methods[k] = m;
-      } else if (cfg.method == "gptq" && hessians) {
-        const Layer& l = model.layers[it->second];
-        TensorMethod m;
-        m.hessian = hessians->of(l.role, l.block);
+        m.spec.min_ratio = static_cast<float>(method->param(cfg.params, "min_ratio"));
+        m.spec.step = static_cast<float>(method->param(cfg.params, "step"));
+      } else if (method->id == MethodId::Gptq) {
         // The embedding is a lookup, not a product with an input: no Hessian, so
         // GPTQ has nothing to work with there (nor, for now, the output head);
         // those get the reference quantizer, as GPTQ tools leave them alone.
-        if (!m.hessian && l.role != LayerRole::Embed && l.role != LayerRole::LmHead)
+        const bool no_input = l.role == LayerRole::Embed || l.role == LayerRole::LmHead;
+        m.gptq.percdamp = method->param(cfg.params, "percdamp");
+        m.gptq.block_size = static_cast<int>(method->param(cfg.params, "block_size"));
+        m.gptq.act_order = method->param(cfg.params, "act_order") != 0;
+        m.gptq.static_groups = method->param(cfg.params, "static_groups") != 0;
+        if (m.gptq.act_order && !m.gptq.static_groups)
+          return Error::unsupported(l.name + ": GPTQ act_order onto ggml blocks needs static_groups = 1 (a block is a "
+                                    "run of original columns)");
+        if (!predict && !no_input && !hessians)
+          return Error::unsupported(l.name + ": method \"gptq\" needs calibration: give calibration text (--calib)");
+        m.hessian = hessians ? hessians->of(l.role, l.block) : nullptr;
+        if (!predict && !m.hessian && !no_input)
           return Error::unsupported(l.name + ": GPTQ needs the Hessian of its input; calibration gives them for the "
                                     "linear layers of the blocks only");
-        if (auto p = cfg.params.find("percdamp"); p != cfg.params.end()) m.gptq.percdamp = p->second;
-        if (auto p = cfg.params.find("block_size"); p != cfg.params.end()) m.gptq.block_size = static_cast<int>(p->second);
-        methods[k] = m;
-      } else if (cfg.method != "rtn") {
-        return Error::unsupported(model.layers[it->second].name + ": method \"" + cfg.method +
-                                  "\" needs calibration data, which GGUF export does not take yet (use rtn or clip)");
       }
-      const std::int64_t nx = in_order[k].shape.back();
-      c.type = llama_fallback_type(*t, nx);
-      if (c.type != *t)
-        c.note = "fallback: rows of " + std::to_string(nx) + " are not whole " + std::string(dtype_name(*t)) +
-                 " blocks, written as " + std::string(dtype_name(c.type));
+      methods[k] = m;
     }
     c.converted = c.type != sources[k]->dtype;
     out.push_back(std::move(c));
@@ -357,7 +358,8 @@ FtypeModelFacts facts_of(const Model& m) {
 // would label a file of mostly that type.
 LlamaFtype plan_file_type(const Plan& plan, const std::vector<FtypeChoice>& choices,
                           const std::vector<FtypeTensor>& in_order, const FtypeModelFacts& facts) {
-  const LlamaFtype by_default = ftype_of(gguf_type_of(plan.base.format).value_or(DType::Q8_0));
+  const auto base = parse_quant_choice(plan.base.format);
+  const LlamaFtype by_default = ftype_of(base && base->gguf_type() ? *base->gguf_type() : DType::Q8_0);
   std::vector<LlamaFtype> candidates;
   if (auto named = parse_llama_ftype(plan.preset)) candidates.push_back(*named);
   candidates.push_back(by_default);
@@ -370,50 +372,98 @@ LlamaFtype plan_file_type(const Plan& plan, const std::vector<FtypeChoice>& choi
   return by_default;
 }
 
+// Everything an export decides before it reads a weight: the source's
+// tensors in llama-quantize's order, their types, the methods, the header.
+// The export writes exactly this; the size account reads its bytes.
+struct GgufLayout {
+  GgufSource src;
+  std::vector<std::size_t> order;
+  std::vector<FtypeChoice> choices;
+  std::vector<TensorMethod> methods;
+  std::unique_ptr<GgufWriter> writer;
+};
+
+Result<GgufLayout> gguf_layout(const Model& source, const GgufExportOptions& options, bool predict) {
+  auto src = gguf_source_of(source);
+  if (!src) return src.error();
+  GgufLayout out;
+  out.src = std::move(*src);
+
+  // llama-quantize's order and types.
+  out.order.resize(out.src.tensors.size());
+  std::iota(out.order.begin(), out.order.end(), std::size_t{0});
+  std::stable_sort(out.order.begin(), out.order.end(), [&](std::size_t a, std::size_t b) {
+    return llama_quantize_order(out.src.tensors[a].name, out.src.tensors[b].name);
+  });
+  std::vector<FtypeTensor> in_order;
+  std::vector<const TensorInfo*> sources;
+  in_order.reserve(out.order.size());
+  for (std::size_t i : out.order) {
+    in_order.push_back({out.src.tensors[i].name, out.src.tensors[i].shape, out.src.tensors[i].natural});
+    sources.push_back(out.src.tensors[i].info);
+  }
+  out.methods.resize(in_order.size());
+  LlamaFtype file_type = options.ftype;
+  if (options.plan) {
+    auto c = plan_choices(source, *options.plan, in_order, sources, options.hessians, out.methods, predict);
+    if (!c) return c.error();
+    out.choices = std::move(*c);
+    file_type = plan_file_type(*options.plan, out.choices, in_order, facts_of(source));
+  } else {
+    out.choices = llama_ftype_choices(in_order, options.ftype, facts_of(source));
+  }
+
+  out.writer = std::make_unique<GgufWriter>(out.src.alignment);
+  GgufWriter& writer = *out.writer;
+  for (const auto& [key, value] : out.src.metadata) writer.set(key, value);
+  for (const char* key : {"split.no", "split.count", "split.tensors.count"}) writer.remove(key);
+  writer.set_u32("general.quantization_version", 2);  // GGML_QNT_VERSION
+  writer.set_u32("general.file_type", static_cast<std::uint32_t>(file_type));
+  for (std::size_t k = 0; k < out.order.size(); ++k) {
+    const GgufSourceTensor& t = out.src.tensors[out.order[k]];
+    if (auto r = writer.add_tensor(t.name, t.shape, out.choices[k].type); !r) return r.error();
+  }
+  return out;
+}
+
 }  // namespace
+
+Result<GgufPrediction> predict_gguf(const Model& source, const GgufExportOptions& options) {
+  auto layout = gguf_layout(source, options, true);
+  if (!layout) return layout.error();
+  auto header = layout->writer->header();
+  if (!header) return header.error();
+  GgufPrediction p;
+  p.header_bytes = header->size();
+  p.bytes = header->size() + layout->writer->data_bytes();
+  for (std::size_t k = 0; k < layout->order.size(); ++k) {
+    const GgufSourceTensor& t = layout->src.tensors[layout->order[k]];
+    const GgufTensorLayout& l = layout->writer->tensors()[k];
+    std::uint64_t n = 1;
+    for (auto d : t.shape) n *= static_cast<std::uint64_t>(d);
+    p.tensors.push_back({t.name, t.info->name, l.dtype, n, l.nbytes, layout->choices[k].note});
+    p.tensor_bytes += l.nbytes;
+    p.elements += n;
+  }
+  return p;
+}
 
 Result<GgufExportReport> export_gguf(const Model& source, const std::string& out_path, const GgufExportOptions& options,
                                      OpContext& ctx) {
   if (auto r = refuse_model_file(source, out_path); !r) return r.error();
-  auto src = gguf_source_of(source);
-  if (!src) return src.error();
-
-  // llama-quantize's order and types.
-  std::vector<std::size_t> order(src->tensors.size());
-  std::iota(order.begin(), order.end(), std::size_t{0});
-  std::stable_sort(order.begin(), order.end(), [&](std::size_t a, std::size_t b) {
-    return llama_quantize_order(src->tensors[a].name, src->tensors[b].name);
-  });
-  std::vector<FtypeTensor> in_order;
-  std::vector<const TensorInfo*> sources;
-  in_order.reserve(order.size());
-  for (std::size_t i : order) {
-    in_order.push_back({src->tensors[i].name, src->tensors[i].shape, src->tensors[i].natural});
-    sources.push_back(src->tensors[i].info);
-  }
-  std::vector<FtypeChoice> choices;
-  std::vector<TensorMethod> methods(in_order.size());
-  LlamaFtype file_type = options.ftype;
-  if (options.plan) {
-    auto c = plan_choices(source, *options.plan, in_order, sources, options.hessians, methods);
-    if (!c) return c.error();
-    choices = std::move(*c);
-    file_type = plan_file_type(*options.plan, choices, in_order, facts_of(source));
-  } else {
-    choices = llama_ftype_choices(in_order, options.ftype, facts_of(source));
-  }
-
-  GgufWriter writer(src->alignment);
-  for (const auto& [key, value] : src->metadata) writer.set(key, value);
-  for (const char* key : {"split.no", "split.count", "split.tensors.count"}) writer.remove(key);
-  writer.set_u32("general.quantization_version", 2);  // GGML_QNT_VERSION
-  writer.set_u32("general.file_type", static_cast<std::uint32_t>(file_type));
+  auto planned = gguf_layout(source, options, false);
+  if (!planned) return planned.error();
+  GgufLayout& lay = *planned;
+  const GgufSource* src = &lay.src;
+  const std::vector<std::size_t>& order = lay.order;
+  const std::vector<FtypeChoice>& choices = lay.choices;
+  const std::vector<TensorMethod>& methods = lay.methods;
+  GgufWriter& writer = *lay.writer;
 
   GgufExportReport report;
   std::uint64_t work = 0, done = 0;
   for (std::size_t k = 0; k < order.size(); ++k) {
     const GgufSourceTensor& t = src->tensors[order[k]];
-    if (auto r = writer.add_tensor(t.name, t.shape, choices[k].type); !r) return r.error();
     report.tensors.push_back({t.name, t.info->dtype, choices[k].type, choices[k].note});
     work += t.info->nbytes;
   }
@@ -516,6 +566,12 @@ Result<GgufExportReport> export_gguf(const Model& source, const std::string& out
   report.verified = true;
   if (auto r = file->commit(); !r) return r.error();
   report.bytes = header->size() + writer.data_bytes();
+  for (const GgufTensorLayout& l : writer.tensors()) {
+    std::uint64_t n = 1;
+    for (auto d : l.shape) n *= static_cast<std::uint64_t>(d);
+    report.tensor_bytes += l.nbytes;
+    report.elements += n;
+  }
   return report;
 }
 

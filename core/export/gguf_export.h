@@ -54,10 +54,35 @@ struct ExportedTensor {
 struct GgufExportReport {
   std::vector<ExportedTensor> tensors;  // in file order
   std::uint64_t bytes = 0;              // size of the written file
+  std::uint64_t tensor_bytes = 0, elements = 0;  // as GgufPrediction's
+  double bits_per_weight() const { return elements ? 8.0 * static_cast<double>(tensor_bytes) / static_cast<double>(elements) : 0.0; }
   // The file was read back before the rename: every tensor's name, type,
   // shape and bytes (by hash); an export that fails this fails and leaves nothing.
   bool verified = false;
 };
+
+// What export_gguf with these options writes, decided without reading a
+// weight: every tensor's type and bytes, and the file's size to the byte.
+struct PredictedTensor {
+  std::string name, source;  // the GGUF name and the source tensor's
+  DType type = DType::F32;
+  std::uint64_t elements = 0, bytes = 0;
+  std::string note;  // the fallback that chose `type`, if any
+};
+// Bits per weight, QuantScope's one account (docs/plan-format.md), as
+// llama.cpp reports a model's BPW: 8 x the bytes of every tensor the file
+// holds (embeddings, head, norms and fallbacks included; no header or padding)
+// over the count of their elements.
+struct GgufPrediction {
+  std::vector<PredictedTensor> tensors;  // in file order
+  std::uint64_t header_bytes = 0;        // metadata and tensor infos, padded
+  std::uint64_t bytes = 0;               // the whole file
+  std::uint64_t tensor_bytes = 0, elements = 0;
+  double bits_per_weight() const { return elements ? 8.0 * static_cast<double>(tensor_bytes) / static_cast<double>(elements) : 0.0; }
+};
+// Methods are checked as the export checks them, but no calibration is needed
+// (a gptq layer is predicted at its type).
+Result<GgufPrediction> predict_gguf(const Model& source, const GgufExportOptions& options);
 
 // Refuses to write over any file of the source.
 Result<GgufExportReport> export_gguf(const Model& source, const std::string& out_path, const GgufExportOptions& options,

@@ -234,7 +234,7 @@ Result<GptqExportReport> export_gptq(const Model& source, const std::string& out
   // Which tensors become which entries.
   std::map<std::size_t, std::string> module_of;  // weight tensor index -> module name, for quantized ones
   std::map<std::size_t, const std::vector<float>*> hessian_of;  // weight tensor index -> H of its input (GPTQ)
-  const std::string format = QuantTarget::int_grid({o.bits, o.sym, o.group_size > 0 ? o.group_size : 0}).name();
+  const std::string format = int_grid_name({o.bits, o.sym, o.group_size > 0 ? o.group_size : 0});
   ojson dynamic = ojson::object();
   for (const Layer& l : source.layers) {
     if (!quantizable_role(l.role) || l.block < 0) continue;

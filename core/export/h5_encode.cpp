@@ -76,13 +76,15 @@ Result<void> encode_named(NamedFormat f, const float* x, std::int64_t rows, std:
     case NamedFormat::BF16:
       break;
   }
-  return Error::unsupported(std::string(named_format_name(f)) + " is kept as a copy, not encoded");
+  return Error::unsupported(std::string(QuantChoice::named_format(f).row->label) + " is kept as a copy, not encoded");
 }
 
 }  // namespace
 
 Result<void> encode_h5_tensor(const QuantChoice& choice, const float* x, std::int64_t rows, std::int64_t cols,
                               QuantizedH5Tensor& desc, QuantizedH5Stored& stored) {
+  if (choice.row->h5 == H5Storage::None || choice.row->h5 == H5Storage::Copy16)
+    return Error::unsupported(std::string(choice.row->label) + " has no quantized HDF5 layout");
   if (choice.kind == QuantChoice::Kind::IntGrid) {
     auto q = rtn_int(x, rows, cols, choice.grid);
     if (!q) return q.error();

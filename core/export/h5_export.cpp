@@ -21,8 +21,10 @@
 #include "quant/ggml_dequant.h"
 #include "quant/ggml_quantize.h"
 #include "quant/int_grid.h"
+#include "quant/capability.h"
 #include "quant/layer_method.h"
 #include "quant/measure.h"
+#include "quant/method_table.h"
 #include "quant/metrics.h"
 #include "util/atomic_file.h"
 #include "util/disk_space.h"
@@ -186,10 +188,18 @@ Result<H5ExportReport> export_quantized_h5(const Model& source, const Plan& plan
   auto configs = resolve_plan(plan, source);
   if (!configs) return configs.error();
   std::map<std::size_t, std::size_t> layer_of;  // weight tensor -> layer
+  std::vector<const MethodRow*> methods(source.layers.size());
   for (std::size_t i = 0; i < source.layers.size(); ++i) {
-    if ((*configs)[i].method != "rtn" && (*configs)[i].method != "outliers")
-      return Error::unsupported(source.layers[i].name + ": method \"" + (*configs)[i].method +
-                                "\" is not written to HDF5 yet (rtn and outliers are)");
+    const LayerConfig& c = (*configs)[i];
+    auto format = parse_quant_choice(c.format);
+    if (!format) return Error::invalid(source.layers[i].name + ": " + format.error().message);
+    methods[i] = find_method(c.method);
+    if (!methods[i]) return Error::invalid(source.layers[i].name + ": unknown method \"" + c.method + "\"");
+    if (!format->keeps_precision())
+      if (auto r = supports(Consumer::Hdf5Export, *format, *methods[i]); !r)
+        return Error::unsupported(source.layers[i].name + ": " + r.error().message);
+    if (auto r = check_method_params(*methods[i], c.params); !r)
+      return Error::invalid(source.layers[i].name + ": " + r.error().message);
     layer_of[source.layers[i].weight] = i;
   }
   // Copies take their bytes; a quantized weight at most a byte of code, its
@@ -202,9 +212,8 @@ Result<H5ExportReport> export_quantized_h5(const Model& source, const Plan& plan
       needed += t.nbytes;
       continue;
     }
-    const double fraction = (*configs)[it->second].method == "outliers"
-                                ? std::clamp((*configs)[it->second].params.count("fraction") ? (*configs)[it->second].params.at("fraction") : 0.01, 0.0, 1.0)
-                                : 0.0;
+    const MethodRow& m = *methods[it->second];
+    const double fraction = m.id == MethodId::Outliers ? m.param((*configs)[it->second].params, "fraction") : 0.0;
     needed += std::max<std::uint64_t>(t.nbytes, static_cast<std::uint64_t>(static_cast<double>(t.numel()) * (1.25 + 6.0 * fraction)));
   }
   if (auto r = ensure_free_space(out_path, needed); !r) return r.error();
@@ -251,17 +260,10 @@ Result<H5ExportReport> export_quantized_h5(const Model& source, const Plan& plan
         const LayerConfig& cfg = (*configs)[it->second];
         layer.name = source.layers[it->second].name;
         layer.format = cfg.format;
-        auto c = cfg.format == "f16" || cfg.format == "bf16" || cfg.format == "f32" ? Result<QuantChoice>(Error::unsupported("kept"))
-                                                                                   : parse_quant_choice(cfg.format);
-        const std::int64_t cols = t.cols();
-        if (!c) layer.reason = c.error().message;
+        auto c = parse_quant_choice(cfg.format);  // known: checked above
+        if (c->keeps_precision()) layer.reason = "kept";
         else if (t.channels_last) layer.reason = "channels-last (Keras) kernels are not quantized";
-        else if (c->kind == QuantChoice::Kind::Ggml && cols % dtype_block_elems(c->ggml_type) != 0)
-          layer.reason = std::to_string(cols) + " columns are not whole " + std::string(dtype_name(c->ggml_type)) + " blocks";
-        else if (c->kind == QuantChoice::Kind::IntGrid && !validate_int_grid(c->grid, cols))
-          layer.reason = validate_int_grid(c->grid, cols).error().message;
-        else if (c->kind == QuantChoice::Kind::Named && !check_named_format_shape(c->named, cols))
-          layer.reason = check_named_format_shape(c->named, cols).error().message;
+        else if (auto fits = c->fits(t.cols()); !fits) layer.reason = fits.error().message;
         else choice = *c;
       }
       if (!choice) {
@@ -286,7 +288,7 @@ Result<H5ExportReport> export_quantized_h5(const Model& source, const Plan& plan
       desc.method = cfg.method;
       QuantizedH5Stored stored;
       layer.bits_per_weight = choice->bits_per_weight(rows, cols);
-      if (cfg.method == "outliers") {
+      if (methods[it->second]->id == MethodId::Outliers) {
         const LayerInputStats stats = layer_input_stats(source.layers[it->second], cols, nullptr, options.capture);
         auto kept = keep_outliers(*choice, cfg, x.data(), rows, cols, stats);
         if (!kept) return Error{kept.error().code, t.name + ": " + kept.error().message};

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
 
 #include "quant/measure.h"
 #include "quant/metrics.h"
@@ -12,11 +13,14 @@ namespace {
 struct Choice {
   std::vector<int> pick;  // candidate index per layer, -1 for layers without candidates
   double bits = 0, error = 0, weights = 0;
-  double average() const { return weights > 0 ? bits / weights : 0.0; }
+  FixedPart fixed;
+  double average() const { return weights + fixed.weights > 0 ? (bits + fixed.bits) / (weights + fixed.weights) : 0.0; }
 };
 
-Choice choose(const Model& model, const std::vector<std::vector<CandidateCost>>& costs, double lambda) {
+Choice choose(const Model& model, const std::vector<std::vector<CandidateCost>>& costs, double lambda,
+              const FixedPart& fixed) {
   Choice c;
+  c.fixed = fixed;
   c.pick.assign(costs.size(), -1);
   for (std::size_t l = 0; l < costs.size(); ++l) {
     if (costs[l].empty()) continue;
@@ -83,31 +87,34 @@ Result<std::vector<std::vector<CandidateCost>>> measure_candidates(const Model& 
 }
 
 Result<Allocation> allocate_to_budget(const Model& model, const std::vector<std::vector<CandidateCost>>& costs,
-                                      double target) {
+                                      double target, const FixedPart& fixed) {
   if (costs.size() != model.layers.size()) return Error::invalid("allocation: one cost list per layer expected");
   // lambda = 0 takes the most accurate candidate everywhere; a huge lambda the cheapest.
-  const Choice richest = choose(model, costs, 0.0);
-  const Choice cheapest = choose(model, costs, 1e30);
+  const Choice richest = choose(model, costs, 0.0, fixed);
+  const Choice cheapest = choose(model, costs, 1e30, fixed);
   if (richest.weights == 0) return Error::invalid("allocation: no layer takes any of the candidate formats");
-  if (cheapest.average() > target + 1e-9)
-    return Error::invalid("allocation: even the cheapest candidates need " + std::to_string(cheapest.average()) +
-                          " bits/weight, above the budget of " + std::to_string(target));
+  if (cheapest.average() > target + 1e-9) {
+    char msg[160];
+    std::snprintf(msg, sizeof msg, "allocation: the smallest budget these candidates can meet is %.4f bits/weight, above %.4f",
+                  std::ceil(cheapest.average() * 1e4) / 1e4, target);
+    return Error::invalid(msg);
+  }
   Choice best = richest;
   if (richest.average() > target) {
     // Bisect log(lambda) for the smallest price that meets the budget.
     double lo = -60.0, hi = 70.0;  // ln lambda
     for (int it = 0; it < 200; ++it) {
       const double mid = 0.5 * (lo + hi);
-      if (choose(model, costs, std::exp(mid)).average() <= target) hi = mid;
+      if (choose(model, costs, std::exp(mid), fixed).average() <= target) hi = mid;
       else lo = mid;
     }
-    best = choose(model, costs, std::exp(hi));
+    best = choose(model, costs, std::exp(hi), fixed);
   }
   Allocation a;
   a.bits_per_weight = best.average();
   a.squared_error = best.error;
   for (double ln = -60.0; ln <= 70.0; ln += 0.5) {
-    const Choice c = choose(model, costs, std::exp(ln));
+    const Choice c = choose(model, costs, std::exp(ln), fixed);
     if (a.pareto.empty() || std::fabs(a.pareto.back().bits_per_weight - c.average()) > 1e-12)
       a.pareto.push_back({c.average(), c.error});
   }

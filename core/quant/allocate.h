@@ -42,14 +42,24 @@ struct ParetoPoint {
 
 struct Allocation {
   Plan plan;                      // base: the most chosen format; one override per layer that differs
-  double bits_per_weight = 0;     // achieved average
+  double bits_per_weight = 0;     // achieved average (over the fixed part too, when given)
   double squared_error = 0;
   std::vector<ParetoPoint> pareto;  // lambda sweep, from most bits to fewest
   std::vector<std::string> fixed;   // layers no candidate fits: "f16" in the plan, not counted in the average
 };
 
-// `costs` from measure_candidates. Fails when even the cheapest choice exceeds the budget.
+// What the target file holds besides the layers that have candidates: norms,
+// copied tensors, layers no candidate fits (kept in F16). With it the budget
+// is over every weight the file writes (the size account), not just the
+// allocated layers.
+struct FixedPart {
+  double bits = 0;     // their storage, in bits
+  double weights = 0;  // their element count
+};
+
+// `costs` from measure_candidates. Fails when even the cheapest choice exceeds
+// the budget, naming the smallest budget that can be met.
 Result<Allocation> allocate_to_budget(const Model& model, const std::vector<std::vector<CandidateCost>>& costs,
-                                      double target_bits_per_weight);
+                                      double target_bits_per_weight, const FixedPart& fixed = {});
 
 }  // namespace qs

@@ -9,8 +9,10 @@
 #include "backend/backend.h"
 #include "backend/thread_pool.h"
 #include "quant/awq.h"
+#include "quant/capability.h"
 #include "quant/clip_search.h"
 #include "quant/fake_quant.h"
+#include "quant/method_table.h"
 #include "quant/gptq.h"
 #include "quant/metrics.h"
 #include "quant/outlier_keep.h"
@@ -18,27 +20,31 @@
 namespace qs {
 namespace {
 
-double param(const LayerConfig& c, const char* key, double fallback) {
-  const auto it = c.params.find(key);
-  return it == c.params.end() ? fallback : it->second;
-}
-
-QuantTarget target_of(const QuantChoice& c) {
-  if (c.kind == QuantChoice::Kind::Ggml) return QuantTarget::ggml(c.ggml_type);
-  if (c.kind == QuantChoice::Kind::Named) return QuantTarget::named_format(c.named);
-  return QuantTarget::int_grid(c.grid);
-}
-
 Error unsupported(const LayerConfig& c, const std::string& why) {
   return Error::unsupported("method \"" + c.method + "\" with " + c.format + ": " + why);
 }
 
 }  // namespace
 
-bool method_needs_calibration(const std::string& method) { return method == "gptq" || method == "awq"; }
+bool method_needs_calibration(const std::string& method) {
+  const MethodRow* m = find_method(method);
+  return m && m->needs_calibration();
+}
+
+LayerConfig config_for_layer(const Layer& layer, LayerConfig config, bool* changed) {
+  const bool no_input = layer.role == LayerRole::Embed || layer.role == LayerRole::LmHead;
+  const MethodRow* m = find_method(config.method);
+  const bool swap = no_input && m && (m->needs & (kNeedsHessian | kNeedsInputMeanAbs));
+  if (swap) {
+    config.method = std::string(method_row(MethodId::Rtn).name);
+    config.params.clear();
+  }
+  if (changed) *changed = swap;
+  return config;
+}
 
 std::string layer_config_key(const LayerConfig& config) {
-  if (config.method == "rtn" && config.params.empty()) return config.format;
+  if (find_method(config.method) == &method_row(MethodId::Rtn) && config.params.empty()) return config.format;
   std::string key = config.format + "+" + config.method;
   if (!config.params.empty()) {
     key += "(";
@@ -86,11 +92,12 @@ Result<LayerConfig> parse_layer_config_key(std::string_view key) {
 
 Result<OutlierResult> keep_outliers(const QuantChoice& choice, const LayerConfig& config, const float* w,
                                     std::int64_t rows, std::int64_t cols, const LayerInputStats& stats) {
+  const MethodRow& m = method_row(MethodId::Outliers);
   OutlierSpec spec;
-  spec.target = target_of(choice);
-  spec.fraction = param(config, "fraction", 0.01);
+  spec.target = choice;
+  spec.fraction = m.param(config.params, "fraction");
   std::vector<float> importance;
-  if (param(config, "channels", 0) != 0) {
+  if (m.param(config.params, "channels") != 0) {
     // Whole input channels (LLM.int8()): those whose inputs are largest when
     // calibrated (ranked by mean |x|), else those holding the largest weights.
     spec.select = stats.x_mean_abs ? OutlierSpec::Select::InputChannelsByActivation
@@ -110,12 +117,15 @@ Result<LayerMethodResult> quantize_with_method(const float* w, std::int64_t rows
                                                const QuantChoice& choice, const LayerConfig& config,
                                                const LayerInputStats& stats, OpContext& ctx, Backend* backend,
                                                bool output_error) {
-  const QuantTarget target = target_of(choice);
-  if (auto r = validate_target(target, cols); !r) return Error::unsupported(r.error().message);
-  const std::string& m = config.method;
-  if (method_needs_calibration(m) && !stats.h)
+  const MethodRow* method = find_method(config.method);
+  if (!method) return Error::invalid("unknown method \"" + config.method + "\" (" + method_names() + ")");
+  if (auto r = supports(Consumer::Measure, choice, *method, cols); !r) return unsupported(config, r.error().message);
+  if (auto r = check_method_params(*method, config.params); !r) return r.error();
+  if ((method->needs & kNeedsHessian) && !stats.h)
     return unsupported(config, "needs the Hessian of the layer's input: calibrate first");
-  if (m == "awq" && !stats.x_mean_abs) return unsupported(config, "needs the mean |x| of the layer's input: calibrate first");
+  if ((method->needs & kNeedsInputMeanAbs) && !stats.x_mean_abs)
+    return unsupported(config, "needs the mean |x| of the layer's input: calibrate first");
+  const auto param = [&](std::string_view key) { return method->param(config.params, key); };
 
   LayerMethodResult out;
   const auto start = std::chrono::steady_clock::now();
@@ -125,58 +135,66 @@ Result<LayerMethodResult> quantize_with_method(const float* w, std::int64_t rows
     diag.resize(static_cast<std::size_t>(cols));
     for (std::int64_t c = 0; c < cols; ++c) diag[static_cast<std::size_t>(c)] = std::max(0.0f, stats.h[c * cols + c]);
   }
-  if (m == "rtn") {
-    out.dequantized.resize(static_cast<std::size_t>(rows * cols));
-    if (auto r = fake_quantize(target, w, rows, cols, out.dequantized.data()); !r) return r.error();
-  } else if (m == "clip") {
-    ClipSearchSpec spec;
-    spec.min_ratio = static_cast<float>(param(config, "min_ratio", spec.min_ratio));
-    spec.step = static_cast<float>(param(config, "step", spec.step));
-    spec.column_weight = diag.empty() ? nullptr : diag.data();
-    if (choice.kind == QuantChoice::Kind::IntGrid) {
-      spec.grid = choice.grid;
-      auto r = clip_search(w, rows, cols, spec, ctx);
-      if (!r) return r.error();
-      out.dequantized = std::move(r->dequantized);
-    } else if (choice.kind == QuantChoice::Kind::Ggml) {
-      auto r = clip_search_ggml(w, rows, cols, choice.ggml_type, spec, ctx);
-      if (!r) return r.error();
-      out.dequantized = std::move(r->dequantized);
-    } else {
-      return unsupported(config, "the clip search covers integer grids and ggml block types");
+  switch (method->id) {
+    case MethodId::Rtn: {
+      out.dequantized.resize(static_cast<std::size_t>(rows * cols));
+      if (auto r = choice.fake_quantize(w, rows, cols, out.dequantized.data()); !r) return r.error();
+      break;
     }
-  } else if (m == "gptq") {
-    GptqSpec spec;
-    spec.percdamp = param(config, "percdamp", spec.percdamp);
-    spec.block_size = static_cast<int>(param(config, "block_size", spec.block_size));
-    spec.act_order = param(config, "act_order", 0) != 0;
-    spec.static_groups = param(config, "static_groups", 0) != 0;
-    if (choice.kind == QuantChoice::Kind::IntGrid) spec.grid = choice.grid;
-    else if (choice.kind == QuantChoice::Kind::Ggml) spec.block_type = choice.ggml_type;
-    else return unsupported(config, "GPTQ targets integer grids and ggml block types");
-    auto r = backend ? backend->gptq(w, rows, cols, stats.h, spec, ctx) : gptq(w, rows, cols, stats.h, spec, ctx);
-    if (!r) return r.error();
-    out.dequantized = std::move(r->dequantized);
-  } else if (m == "awq") {
-    AwqSpec spec;
-    spec.target = target;
-    spec.grid = static_cast<int>(param(config, "alpha_points", spec.grid));
-    spec.clip = param(config, "clip", spec.clip ? 1 : 0) != 0;
-    auto r = awq(w, rows, cols, stats.h, stats.x_mean_abs, spec, ctx);
-    if (!r) return r.error();
-    out.dequantized = std::move(r->dequantized);
-  } else if (m == "outliers") {
-    auto r = keep_outliers(choice, config, w, rows, cols, stats);
-    if (!r) return r.error();
-    out.dequantized = std::move(r->dequantized);
-    out.figures.bits_per_weight = r->bits_per_weight;  // the side table counted
-  } else {
-    return unsupported(config, "not measured per layer (rtn, clip, gptq, awq and outliers are)");
+    case MethodId::Clip: {
+      ClipSearchSpec spec;
+      spec.min_ratio = static_cast<float>(param("min_ratio"));
+      spec.step = static_cast<float>(param("step"));
+      spec.column_weight = diag.empty() ? nullptr : diag.data();
+      if (choice.kind == FormatKind::IntGrid) {
+        spec.grid = choice.grid;
+        auto r = clip_search(w, rows, cols, spec, ctx);
+        if (!r) return r.error();
+        out.dequantized = std::move(r->dequantized);
+      } else {
+        auto r = clip_search_ggml(w, rows, cols, choice.ggml_type, spec, ctx);
+        if (!r) return r.error();
+        out.dequantized = std::move(r->dequantized);
+      }
+      break;
+    }
+    case MethodId::Gptq: {
+      GptqSpec spec;
+      spec.percdamp = param("percdamp");
+      spec.block_size = static_cast<int>(param("block_size"));
+      spec.act_order = param("act_order") != 0;
+      spec.static_groups = param("static_groups") != 0;
+      if (choice.kind == FormatKind::IntGrid) spec.grid = choice.grid;
+      else spec.block_type = choice.ggml_type;
+      auto r = backend ? backend->gptq(w, rows, cols, stats.h, spec, ctx) : gptq(w, rows, cols, stats.h, spec, ctx);
+      if (!r) return r.error();
+      out.dequantized = std::move(r->dequantized);
+      break;
+    }
+    case MethodId::Awq: {
+      AwqSpec spec;
+      spec.target = choice;
+      spec.grid = static_cast<int>(param("alpha_points"));
+      spec.clip = param("clip") != 0;
+      auto r = awq(w, rows, cols, stats.h, stats.x_mean_abs, spec, ctx);
+      if (!r) return r.error();
+      out.dequantized = std::move(r->dequantized);
+      break;
+    }
+    case MethodId::Outliers: {
+      auto r = keep_outliers(choice, config, w, rows, cols, stats);
+      if (!r) return r.error();
+      out.dequantized = std::move(r->dequantized);
+      out.figures.bits_per_weight = r->bits_per_weight;  // the side table counted
+      break;
+    }
+    case MethodId::SmoothQuant:
+      return unsupported(config, "migrates scales across a block's inputs: it is applied by a plan's evaluation");
   }
   if (ctx.cancelled()) return Error::cancelled();
   out.figures.milliseconds =
       std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
-  if (m != "outliers") out.figures.bits_per_weight = choice.bits_per_weight(rows, cols);
+  if (method->id != MethodId::Outliers) out.figures.bits_per_weight = choice.bits_per_weight(rows, cols);
   out.figures.error = weight_error(w, out.dequantized.data(), static_cast<std::uint64_t>(rows * cols));
   if (stats.h && output_error) out.rel_output_error = relative_output_error_h(w, out.dequantized.data(), rows, cols, stats.h);
   return out;

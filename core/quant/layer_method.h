@@ -54,6 +54,12 @@ Result<OutlierResult> keep_outliers(const QuantChoice& choice, const LayerConfig
 // True for the methods that need a layer's input statistics (gptq, awq).
 bool method_needs_calibration(const std::string& method);
 
+// The config that applies to `layer`: the embedding is a lookup and the head's
+// input is not captured, so methods that need input statistics give way to
+// RTN there (GPTQ tooling leaves both alone too). Every consumer asks this.
+// `changed` (optional) is set when the method was replaced.
+LayerConfig config_for_layer(const Layer& layer, LayerConfig config, bool* changed = nullptr);
+
 // A layer config as one string, for caches and requests keyed by what is
 // measured: the format alone for plain RTN ("int4-g128"), else
 // "format+method" with the params sorted by name ("q4_0+gptq(act_order=1,percdamp=0.05)").

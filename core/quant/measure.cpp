@@ -14,11 +14,6 @@
 namespace qs {
 namespace {
 
-bool parse_int(std::string_view s, int& out) {
-  const auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), out);
-  return ec == std::errc() && p == s.data() + s.size();
-}
-
 // Live feedback measures one layer while the user waits: the F32 conversion and
 // the ggml quantizers run in slices on the thread pool. Every block is
 // quantized on its own, so the result does not depend on the split.
@@ -63,74 +58,11 @@ Result<void> tensor_to_f32(const TensorInfo& t, float* out) {
   return {};
 }
 
-double QuantChoice::bits_per_weight(std::int64_t rows, std::int64_t cols) const {
-  if (kind == Kind::Ggml) return 8.0 * dtype_block_bytes(ggml_type) / dtype_block_elems(ggml_type);
-  if (kind == Kind::Named) return named_format_bits_per_weight(named, rows, cols);
-  IntQuantized shape;
-  shape.rows = rows;
-  shape.cols = cols;
-  shape.spec = grid;
-  return shape.bits_per_weight();
-}
-
-Result<QuantChoice> parse_quant_choice(std::string_view text) {
-  QuantChoice c;
-  c.name = std::string(text);
-  static constexpr std::pair<std::string_view, DType> kGgml[] = {
-      {"q8_0", DType::Q8_0}, {"q4_0", DType::Q4_0}, {"q4_1", DType::Q4_1}, {"q5_0", DType::Q5_0},
-      {"q5_1", DType::Q5_1}, {"q4_k", DType::Q4_K}, {"q5_k", DType::Q5_K}, {"q6_k", DType::Q6_K},
-      {"iq4_nl", DType::IQ4_NL}};
-  for (const auto& [name, t] : kGgml)
-    if (text == name) {
-      c.kind = QuantChoice::Kind::Ggml;
-      c.ggml_type = t;
-      return c;
-    }
-  if (const auto named = named_format_from_name(text)) {
-    c.kind = QuantChoice::Kind::Named;
-    c.named = *named;
-    return c;
-  }
-  const auto bad = [&] {
-    return Error::invalid("unknown format \"" + std::string(text) +
-                          "\": use q8_0, q4_0, q4_1, q5_0, q5_1, q4_k, q5_k, q6_k, iq4_nl, nf4, nf4-dq, fp8-e4m3[-ch], "
-                          "fp8-e5m2[-ch], mxfp4, nvfp4, f16, bf16 or int<bits>[-g<group>|-ch|-tensor][-sym]");
-  };
-  // int<bits> followed by -options.
-  std::vector<std::string_view> parts;
-  for (std::size_t start = 0;;) {
-    const std::size_t dash = text.find('-', start);
-    parts.push_back(text.substr(start, dash == std::string_view::npos ? std::string_view::npos : dash - start));
-    if (dash == std::string_view::npos) break;
-    start = dash + 1;
-  }
-  if (parts[0].substr(0, 3) != "int" || !parse_int(parts[0].substr(3), c.grid.bits)) return bad();
-  c.grid.group_size = 128;
-  c.grid.symmetric = false;
-  for (std::size_t i = 1; i < parts.size(); ++i) {
-    const std::string_view part = parts[i];
-    if (part == "sym") c.grid.symmetric = true;
-    else if (part == "ch") c.grid.group_size = 0;
-    else if (part == "tensor") c.grid.group_size = -1;
-    else if (part.size() > 1 && part[0] == 'g' && parse_int(part.substr(1), c.grid.group_size) && c.grid.group_size > 0) continue;
-    else return bad();
-  }
-  if (auto r = validate_int_grid(c.grid, c.grid.group_size > 0 ? c.grid.group_size : 1); !r) return r.error();
-  return c;
-}
-
 Result<void> quantize_dequantize(const TensorInfo& t, const QuantChoice& choice, std::vector<float>& w,
                                  std::vector<float>& deq, OpContext& ctx, double* milliseconds) {
   if (t.channels_last) return Error::unsupported(t.name + ": channels-last (Keras) kernels are not quantized yet");
   const std::int64_t rows = t.rows(), cols = t.cols();
-  if (choice.kind == QuantChoice::Kind::Ggml && cols % dtype_block_elems(choice.ggml_type) != 0)
-    return Error::unsupported(t.name + ": row length " + std::to_string(cols) + " is not a multiple of the " +
-                              std::string(dtype_name(choice.ggml_type)) + " block (" +
-                              std::to_string(dtype_block_elems(choice.ggml_type)) + ")");
-  if (choice.kind == QuantChoice::Kind::IntGrid)
-    if (auto r = validate_int_grid(choice.grid, cols); !r) return Error::unsupported(t.name + ": " + r.error().message);
-  if (choice.kind == QuantChoice::Kind::Named)
-    if (auto r = check_named_format_shape(choice.named, cols); !r) return Error::unsupported(t.name + ": " + r.error().message);
+  if (auto r = choice.fits(cols); !r) return Error::unsupported(t.name + ": " + r.error().message);
   w.resize(static_cast<std::size_t>(t.numel()));
   if (auto r = tensor_to_f32(t, w.data()); !r) return Error::unsupported(t.name + ": " + r.error().message);
   if (ctx.cancelled()) return Error::cancelled();
@@ -141,8 +73,8 @@ Result<void> quantize_dequantize(const TensorInfo& t, const QuantChoice& choice,
     const std::size_t blocks = w.size() / dtype_block_elems(choice.ggml_type);
     if (auto r = quantize_dequantize_ggml(choice.ggml_type, w.data(), blocks, deq.data()); !r)
       return Error::invalid(t.name + ": " + r.error().message);
-  } else if (choice.kind == QuantChoice::Kind::Named) {
-    if (auto r = rtn_named_format(choice.named, w.data(), rows, cols, deq.data(), &ThreadPool::global()); !r)
+  } else if (choice.kind != QuantChoice::Kind::IntGrid) {
+    if (auto r = choice.fake_quantize(w.data(), rows, cols, deq.data(), &ThreadPool::global()); !r)
       return Error{r.error().code, t.name + ": " + r.error().message};
   } else {
     auto q = rtn_int(w.data(), rows, cols, choice.grid);

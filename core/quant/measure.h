@@ -9,28 +9,11 @@
 #include "model/tensor_info.h"
 #include "quant/int_grid.h"
 #include "quant/metrics.h"
-#include "quant/named_format.h"
+#include "quant/format_table.h"
 #include "util/op_context.h"
 #include "util/result.h"
 
 namespace qs {
-
-struct QuantChoice {
-  // Named: NF4, FP8, MXFP4, NVFP4, F16/BF16 (quant/named_format.h).
-  enum class Kind { Ggml, IntGrid, Named } kind = Kind::IntGrid;
-  DType ggml_type = DType::Q8_0;  // Kind::Ggml
-  IntGridSpec grid;               // Kind::IntGrid (RTN)
-  NamedFormat named = NamedFormat::Nf4;  // Kind::Named
-  std::string name;               // as the user wrote it
-
-  double bits_per_weight(std::int64_t rows, std::int64_t cols) const;
-};
-
-// "q8_0", "q4_0", "q4_1", "q5_0", "q5_1", "q4_k", "q5_k", "q6_k", "iq4_nl" (ggml blocks),
-// "nf4", "nf4-dq", "fp8-e4m3[-ch]", "fp8-e5m2[-ch]", "mxfp4", "nvfp4", "f16", "bf16"
-// (named formats), or an integer grid "int<bits>[-g<group>|-ch|-tensor][-sym]", e.g.
-// "int4-g128", "int8-ch-sym".
-Result<QuantChoice> parse_quant_choice(std::string_view text);
 
 struct LayerQuantError {
   double bits_per_weight = 0;

@@ -13,22 +13,18 @@
 namespace qs {
 namespace {
 
+// The quantizers' blocks (the format table's rows repeat them for consumers).
 struct Entry {
   NamedFormat f;
-  std::string_view name, label;
+  std::string_view label;
   int block;
 };
 constexpr Entry kFormats[] = {
-    {NamedFormat::Nf4, "nf4", "NF4", kNf4Block},
-    {NamedFormat::Nf4Dq, "nf4-dq", "NF4", kNf4Block},
-    {NamedFormat::Fp8E4M3, "fp8-e4m3", "FP8 E4M3", 1},
-    {NamedFormat::Fp8E4M3Ch, "fp8-e4m3-ch", "FP8 E4M3", 1},
-    {NamedFormat::Fp8E5M2, "fp8-e5m2", "FP8 E5M2", 1},
-    {NamedFormat::Fp8E5M2Ch, "fp8-e5m2-ch", "FP8 E5M2", 1},
-    {NamedFormat::Mxfp4, "mxfp4", "MXFP4", kMxfp4Block},
-    {NamedFormat::Nvfp4, "nvfp4", "NVFP4", kNvfp4Block},
-    {NamedFormat::F16, "f16", "F16", 1},
-    {NamedFormat::BF16, "bf16", "BF16", 1},
+    {NamedFormat::Nf4, "NF4", kNf4Block},       {NamedFormat::Nf4Dq, "NF4", kNf4Block},
+    {NamedFormat::Fp8E4M3, "FP8 E4M3", 1},      {NamedFormat::Fp8E4M3Ch, "FP8 E4M3", 1},
+    {NamedFormat::Fp8E5M2, "FP8 E5M2", 1},      {NamedFormat::Fp8E5M2Ch, "FP8 E5M2", 1},
+    {NamedFormat::Mxfp4, "MXFP4", kMxfp4Block}, {NamedFormat::Nvfp4, "NVFP4", kNvfp4Block},
+    {NamedFormat::F16, "F16", 1},               {NamedFormat::BF16, "BF16", 1},
 };
 
 const Entry& entry(NamedFormat f) {
@@ -43,14 +39,6 @@ Fp8Spec fp8_spec(NamedFormat f) {
 }
 
 }  // namespace
-
-std::optional<NamedFormat> named_format_from_name(std::string_view name) {
-  for (const Entry& e : kFormats)
-    if (e.name == name) return e.f;
-  return std::nullopt;
-}
-
-std::string_view named_format_name(NamedFormat f) { return entry(f).name; }
 
 int named_format_block(NamedFormat f) { return entry(f).block; }
 

@@ -5,8 +5,6 @@
 // point quantizes and dequantizes a [rows, cols] weight with any of them, so
 // measurement treats them alike.
 #include <cstdint>
-#include <optional>
-#include <string_view>
 
 #include "util/result.h"
 
@@ -16,9 +14,7 @@ class ThreadPool;
 
 enum class NamedFormat { Nf4, Nf4Dq, Fp8E4M3, Fp8E4M3Ch, Fp8E5M2, Fp8E5M2Ch, Mxfp4, Nvfp4, F16, BF16 };
 
-// "nf4", "nf4-dq", "fp8-e4m3", "fp8-e4m3-ch", "fp8-e5m2", "fp8-e5m2-ch", "mxfp4", "nvfp4", "f16", "bf16".
-std::optional<NamedFormat> named_format_from_name(std::string_view name);
-std::string_view named_format_name(NamedFormat f);
+// Their names, labels and storage facts are rows of the format table (format_table.h).
 // The row length must be a multiple of this (1: any).
 int named_format_block(NamedFormat f);
 // Exact storage cost: codes plus every scale, offset and tensor scale.

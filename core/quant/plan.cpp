@@ -6,6 +6,7 @@
 
 #include "quant/llama_ftype.h"
 #include "quant/measure.h"
+#include "quant/method_table.h"
 #include "util/atomic_file.h"
 #include "util/read_text_file.h"
 
@@ -14,13 +15,9 @@ namespace {
 
 using json = nlohmann::ordered_json;
 
-constexpr std::string_view kMethods[] = {"rtn", "clip", "gptq", "awq", "smoothquant", "outliers"};
 constexpr std::string_view kRoles[] = {"q", "k", "v", "o", "gate", "up", "down", "embed", "lm_head", "other"};
 
-bool known_format(const std::string& f) {
-  if (f == "f16" || f == "bf16" || f == "f32") return true;
-  return parse_quant_choice(f).ok();
-}
+bool known_format(const std::string& f) { return parse_quant_choice(f).ok(); }
 
 // Reads objects field by field so that every unknown key is an error with its place.
 class Reader {
@@ -47,8 +44,7 @@ class Reader {
   Result<std::string> method(const json& obj, const std::string& where) const {
     auto m = string(obj, where, "method");
     if (!m) return m.error();
-    if (std::find(std::begin(kMethods), std::end(kMethods), *m) == std::end(kMethods))
-      return bad(where + ".method", "unknown method \"" + *m + "\" (rtn, clip, gptq, awq, smoothquant, outliers)");
+    if (!find_method(*m)) return bad(where + ".method", "unknown method \"" + *m + "\" (" + method_names() + ")");
     return m;
   }
   Result<std::map<std::string, double>> params(const json& obj, const std::string& where) const {
@@ -58,6 +54,7 @@ class Reader {
     if (!p.is_object()) return bad(where + ".params", "must be an object of numbers");
     for (const auto& [k, v] : p.items()) {
       if (!v.is_number()) return bad(where + ".params." + k, "must be a number");
+      if (!known_method_param(k)) return bad(where + ".params." + k, "no method takes a param \"" + k + "\"");
       out[k] = v.get<double>();
     }
     return out;
@@ -206,6 +203,8 @@ Result<Plan> parse_plan(std::string_view text, const std::string& label) {
   auto params = rd.params(d, "plan.default");
   if (!params) return params.error();
   p.base.params = *params;
+  if (auto r = check_method_params(*find_method(p.base.method), p.base.params); !r)
+    return rd.bad("plan.default.params", r.error().message);
   if (j.contains("overrides")) {
     if (!j["overrides"].is_array()) return rd.bad("plan.overrides", "must be an array");
     for (std::size_t i = 0; i < j["overrides"].size(); ++i) {
@@ -230,6 +229,8 @@ Result<Plan> parse_plan(std::string_view text, const std::string& label) {
       auto pp = rd.params(o, where);
       if (!pp) return pp.error();
       po.params = *pp;
+      if (auto r = check_method_params(*find_method(po.method.value_or(p.base.method)), po.params); !r)
+        return rd.bad(where + ".params", r.error().message);
       if (!po.format && !po.method && po.params.empty()) return rd.bad(where, "changes nothing: give format, method or params");
       p.overrides.push_back(std::move(po));
     }
@@ -343,7 +344,7 @@ Result<Plan> plan_preset(std::string_view name, const Model& model) {
   }
   // Embeddings and the output head stay as they are in every uniform preset but
   // the ggml ones, as GPTQ/NF4/SmoothQuant tooling does.
-  if (p.base.method != "rtn" || n == "nf4") {
+  if (find_method(p.base.method)->id != MethodId::Rtn || n == "nf4") {
     for (const char* role : {"embed", "lm_head"}) {
       PlanOverride o;
       o.match.role = role;

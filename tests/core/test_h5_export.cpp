@@ -188,7 +188,7 @@ TEST(QuantizedH5, ElementFormatsAndOutlierTablesRoundTrip) {
   ASSERT_TRUE(gptq.ok());
   auto refused = qs::export_quantized_h5(*model, *gptq, dir.file("g.qs.h5"), {}, qs::OpContext::none());
   ASSERT_FALSE(refused.ok());
-  EXPECT_NE(refused.error().message.find("method \"gptq\" is not written to HDF5"), std::string::npos) << refused.error().message;
+  EXPECT_NE(refused.error().message.find("method \"gptq\" is not applied by hdf5"), std::string::npos) << refused.error().message;
 }
 
 // Hostile files: an attribute holding several values where the reader reads

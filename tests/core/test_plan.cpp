@@ -90,7 +90,7 @@ TEST(Plan, OverridesApplyInOrderBySelector) {
     "overrides": [
       {"match": {"role": "down"}, "format": "q6_k"},
       {"match": {"blocks": [4, 5], "role": "down"}, "format": "q8_0"},
-      {"match": {"regex": "layers\\.0\\.self_attn\\.[qk]_proj"}, "method": "clip", "params": {"ratio_steps": 50}},
+      {"match": {"regex": "layers\\.0\\.self_attn\\.[qk]_proj"}, "method": "clip", "params": {"step": 0.02}},
       {"match": {"name": "model.layers.2.mlp.up_proj.weight"}, "format": "int4-g128"}
     ]})", "t");
   ASSERT_TRUE(plan.ok()) << plan.error().message;
@@ -109,7 +109,7 @@ TEST(Plan, OverridesApplyInOrderBySelector) {
     EXPECT_EQ(c.format, want_format) << l.name;
     EXPECT_EQ(c.method, want_method) << l.name;
     EXPECT_EQ(c.params.at("alpha"), 0.5) << l.name;  // merged, not replaced
-    EXPECT_EQ(c.params.count("ratio_steps"), qk0 ? 1u : 0u) << l.name;
+    EXPECT_EQ(c.params.count("step"), qk0 ? 1u : 0u) << l.name;
     ++checked;
   }
   EXPECT_EQ(checked, 44);

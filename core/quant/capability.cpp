@@ -1,0 +1,85 @@
+#include "quant/capability.h"
+
+#include "quant/llama_ftype.h"
+
+namespace qs {
+namespace {
+
+// What a consumer demands of a format's row, whatever the method.
+Result<void> format_ok(Consumer consumer, const QuantChoice& f) {
+  const FormatRow& r = *f.row;
+  if (!r.fake_quant && !(consumer == Consumer::GgufExport && r.keeps_precision))
+    return Error::unsupported(std::string(r.label) + ": " + std::string(r.missing));
+  switch (consumer) {
+    case Consumer::Measure:
+    case Consumer::Evaluate:
+    case Consumer::FakeQuantExport:
+      return {};  // they store dequantized weights: every format with a quantizer
+    case Consumer::GgufExport:
+      if (!r.gguf)
+        return Error::unsupported(std::string(r.label) + " has no GGUF type (ggml block types, f16, bf16, f32 have): "
+                                  "export it as fake-quant, HDF5 or GPTQ");
+      return {};
+    case Consumer::GptqExport:
+      if (!r.gptq_packing)
+        return Error::unsupported(std::string(r.label) + " does not pack as GPTQ (integer grids of 2, 3, 4 or 8 bits do)");
+      if (f.grid.bits != 2 && f.grid.bits != 3 && f.grid.bits != 4 && f.grid.bits != 8)
+        return Error::unsupported(f.name + ": GPTQ packs 2, 3, 4 or 8 bits");
+      if (f.grid.group_size < 0) return Error::unsupported(f.name + ": GPTQ has no per-tensor scale (use -ch or -g<N>)");
+      return {};
+    case Consumer::Hdf5Export:
+      if (r.h5 == H5Storage::None)
+        return Error::unsupported(std::string(r.label) + " has no HDF5 checkpoint layout yet (docs/hdf5-checkpoint.md)");
+      return {};
+  }
+  return {};
+}
+
+}  // namespace
+
+Result<void> supports(Consumer consumer, const QuantChoice& format, const MethodRow& method) {
+  if (auto r = format_ok(consumer, format); !r) return r;
+  if (!(method.consumers & consumer_bit(consumer))) {
+    std::string takes;
+    for (const MethodRow& m : method_table())
+      if (m.consumers & consumer_bit(consumer)) takes += (takes.empty() ? "" : ", ") + std::string(m.name);
+    return Error::unsupported("method \"" + std::string(method.name) + "\" is not applied by " +
+                              std::string(consumer_name(consumer)) + " (" + takes + " are)");
+  }
+  if (format.keeps_precision() && method.id != MethodId::Rtn)
+    return Error::unsupported(std::string(format.row->label) + " keeps the weights: method \"" +
+                              std::string(method.name) + "\" has nothing to do (use rtn)");
+  if (!(method.kinds & kind_bit(format.kind)) && !format.keeps_precision())
+    return Error::unsupported("method \"" + std::string(method.name) + "\" cannot target " +
+                              std::string(format.row->label));
+  if (method.targets)
+    if (auto r = method.targets(format); !r) return r;
+  return {};
+}
+
+Result<QuantChoice> gguf_storage_of(const QuantChoice& format, std::int64_t cols) {
+  const auto t = format.gguf_type();
+  if (!t) return Error::unsupported(std::string(format.row->label) + " has no GGUF type");
+  const DType stored = dtype_is_block_quantized(*t) ? llama_fallback_type(*t, cols) : *t;
+  auto c = quant_choice_of(stored);
+  if (!c) return Error::unsupported(std::string(dtype_name(stored)) + " is not a format QuantScope writes");
+  return *c;
+}
+
+Result<void> supports(Consumer consumer, const QuantChoice& format, const MethodRow& method, std::int64_t cols) {
+  if (auto r = supports(consumer, format, method); !r) return r;
+  if (consumer == Consumer::GgufExport) {
+    auto stored = gguf_storage_of(format, cols);
+    if (!stored) return stored.error();
+    if (stored->row != format.row) {
+      if (stored->keeps_precision()) return {};  // written as a copy: the method does not reach it
+      return supports(consumer, *stored, method);  // the fallback must take the method too
+    }
+    return stored->fits(cols);
+  }
+  if (consumer == Consumer::GptqExport && (cols % 32 != 0))
+    return Error::unsupported("GPTQ packs rows of a multiple of 32 inputs; this layer has " + std::to_string(cols));
+  return format.fits(cols);
+}
+
+}  // namespace qs

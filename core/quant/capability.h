@@ -1,0 +1,27 @@
+#pragma once
+// The one capability query: can this consumer (the plan editor's measurement,
+// `eval`, an export) apply this format with this method? Ok, or Unsupported
+// with the reason a person can act on. The plan table, the export dialog and
+// the CLI show that reason; every consumer refuses exactly what it answers no
+// to. The answer comes from the format's and the method's rows alone.
+#include <cstdint>
+
+#include "quant/format_table.h"
+#include "quant/method_table.h"
+#include "util/result.h"
+
+namespace qs {
+
+// Format × method × consumer, independent of the layer's shape.
+Result<void> supports(Consumer consumer, const QuantChoice& format, const MethodRow& method);
+// The same for one layer's row length (the format's blocks or groups must fit;
+// for the GGUF export a format whose blocks do not fit still goes, as
+// llama.cpp's fallback type: gguf_storage_of says which).
+Result<void> supports(Consumer consumer, const QuantChoice& format, const MethodRow& method, std::int64_t cols);
+
+// What the GGUF export writes for a layer of `cols` inputs planned as `format`:
+// its GGUF type, or llama-quantize's fallback type where a row is not whole
+// blocks (Q4_K -> Q5_0 -> F16, ...). Unsupported when the format has no GGUF type.
+Result<QuantChoice> gguf_storage_of(const QuantChoice& format, std::int64_t cols);
+
+}  // namespace qs
