@@ -121,7 +121,7 @@ Result<void> fake_quantize_planned(const LayerConfig& config, const TensorInfo& 
   if (choice->keeps_precision()) {
     if (auto t16 = choice->gguf_type(); t16 == DType::F16 || t16 == DType::BF16) {
       round_16bit(*t16, w);
-      out.applied = std::string(dtype_name(*t16));
+      out.applied = config.format;
     }
     out.bits_per_weight = choice->bits_per_weight(rows, cols);
     return {};

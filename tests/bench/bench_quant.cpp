@@ -10,6 +10,7 @@
 #include "quant/ggml_quantize.h"
 #include "quant/int_grid.h"
 #include "quant/metrics.h"
+#include "quant/format_table.h"
 #include "quant/named_format.h"
 
 namespace {
@@ -79,7 +80,7 @@ void BM_NamedFormat(benchmark::State& state) {
     if (!qs::rtn_named_format(f, w.data(), 4096, 11008, deq.data())) state.SkipWithError("quantize failed");
     benchmark::DoNotOptimize(deq.data());
   }
-  state.SetLabel(std::string(qs::named_format_name(f)) + ", 4096x11008, quantize + dequantize, " +
+  state.SetLabel(qs::QuantChoice::named_format(f).name + ", 4096x11008, quantize + dequantize, " +
                  std::to_string(qs::ThreadPool::global().size()) + " threads");
 }
 BENCHMARK(BM_NamedFormat)

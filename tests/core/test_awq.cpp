@@ -203,10 +203,10 @@ TEST(Awq, Gptq1024NamedFormatTargets) {
     ASSERT_TRUE(r.ok()) << r.error().message;
     const double test = qs::relative_output_error_h(c.w.data(), r->dequantized.data(), c.kRows, c.kCols, c.test.h.data());
     std::printf("  gptq1024 %s: AWQ alpha %.2f calibration %.5f (plain %.5f), held-out %.5f (plain %.5f)\n",
-                t.name().c_str(), r->alpha, r->error.rel_output_error, cal_plain, test, test_plain);
-    EXPECT_LE(r->error.rel_output_error, cal_plain * 1.0001) << t.name();
-    EXPECT_LT(test, (f == qs::NamedFormat::Mxfp4 ? 1.0 : 0.5) * test_plain) << t.name();
-    EXPECT_EQ(r->bits_per_weight, qs::named_format_bits_per_weight(f, c.kRows, c.kCols)) << t.name();
+                t.name.c_str(), r->alpha, r->error.rel_output_error, cal_plain, test, test_plain);
+    EXPECT_LE(r->error.rel_output_error, cal_plain * 1.0001) << t.name;
+    EXPECT_LT(test, (f == qs::NamedFormat::Mxfp4 ? 1.0 : 0.5) * test_plain) << t.name;
+    EXPECT_EQ(r->bits_per_weight, qs::named_format_bits_per_weight(f, c.kRows, c.kCols)) << t.name;
   }
 }
 

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "model/convert.h"
+#include "quant/format_table.h"
 #include "quant/fp4_formats.h"
 #include "quant/fp8_quant.h"
 #include "quant/named_format.h"
@@ -310,10 +311,12 @@ TEST(NamedFormats, NamesBitsShapesAndNonFiniteInput) {
   for (auto [name, f] : {std::pair{"nf4", F::Nf4}, {"nf4-dq", F::Nf4Dq}, {"fp8-e4m3", F::Fp8E4M3}, {"fp8-e4m3-ch", F::Fp8E4M3Ch},
                          {"fp8-e5m2", F::Fp8E5M2}, {"fp8-e5m2-ch", F::Fp8E5M2Ch}, {"mxfp4", F::Mxfp4}, {"nvfp4", F::Nvfp4},
                          {"f16", F::F16}, {"bf16", F::BF16}}) {
-    EXPECT_EQ(qs::named_format_from_name(name), f) << name;
-    EXPECT_EQ(qs::named_format_name(f), name);
+    auto c = qs::parse_quant_choice(name);
+    ASSERT_TRUE(c.ok()) << name;
+    EXPECT_EQ(c->named, f) << name;  // the format table's row is the quantizer's
+    EXPECT_EQ(qs::QuantChoice::named_format(f).name, name);
   }
-  EXPECT_FALSE(qs::named_format_from_name("nf3"));
+  EXPECT_FALSE(qs::parse_quant_choice("nf3").ok());
   EXPECT_DOUBLE_EQ(qs::named_format_bits_per_weight(F::Mxfp4, 4, 64), 4.25);
   EXPECT_DOUBLE_EQ(qs::named_format_bits_per_weight(F::F16, 4, 64), 16.0);
   EXPECT_DOUBLE_EQ(qs::named_format_bits_per_weight(F::Fp8E4M3Ch, 4, 64), 8.5);
@@ -328,7 +331,7 @@ TEST(NamedFormats, NamesBitsShapesAndNonFiniteInput) {
     w[70] = bad;
     for (F f : {F::Nf4, F::Nf4Dq, F::Fp8E4M3, F::Fp8E5M2Ch, F::Mxfp4, F::Nvfp4, F::F16, F::BF16}) {
       auto r = qs::rtn_named_format(f, w.data(), 2, 64, d.data());
-      ASSERT_FALSE(r.ok()) << qs::named_format_name(f);
+      ASSERT_FALSE(r.ok()) << qs::QuantChoice::named_format(f).name;
       EXPECT_EQ(r.error().code, qs::ErrorCode::InvalidArgument);
       EXPECT_NE(r.error().message.find("weight 70 is not finite (row 1, column 6)"), std::string::npos) << r.error().message;
     }

@@ -178,9 +178,9 @@ TEST(LayerMethod, RefusalsSayWhy) {
   };
   EXPECT_NE(message("int4-g128", "gptq", {}).find("calibrate first"), std::string::npos);
   EXPECT_NE(message("int4-g128", "awq", {l.st.h.data(), nullptr}).find("mean |x|"), std::string::npos);
-  EXPECT_NE(message("nf4", "clip", {}).find("integer grids and ggml"), std::string::npos);
-  EXPECT_NE(message("nf4", "gptq", l.stats()).find("GPTQ targets"), std::string::npos);
-  EXPECT_NE(message("int4-g128", "smoothquant", l.stats()).find("not measured per layer"), std::string::npos);
+  EXPECT_NE(message("nf4", "clip", {}).find("cannot target NF4"), std::string::npos);
+  EXPECT_NE(message("nf4", "gptq", l.stats()).find("cannot target NF4"), std::string::npos);
+  EXPECT_NE(message("int4-g128", "smoothquant", l.stats()).find("not applied by measure"), std::string::npos);
   EXPECT_NE(message("int4-g100", "rtn", {}), "ok");
 }
 

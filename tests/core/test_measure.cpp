@@ -41,7 +41,7 @@ TEST(Measure, ParsesFormatNames) {
   ASSERT_TRUE(ch.ok());
   EXPECT_EQ(ch->grid.group_size, 0);
   EXPECT_FALSE(ch->grid.symmetric);
-  for (const char* bad : {"q3_k", "int", "int9", "int4-g0", "int4-x", "fp8", "nf4-g32", "fp8-e4m3-tensor", "mxfp8", ""}) {
+  for (const char* bad : {"int", "int9", "int4-g0", "int4-x", "nf4-g32", "fp8-e4m3-tensor", "mxfp8", ""}) {
     auto r = qs::parse_quant_choice(bad);
     EXPECT_FALSE(r.ok()) << bad;
   }

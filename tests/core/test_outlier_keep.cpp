@@ -108,7 +108,7 @@ TEST(OutlierKeep, Gptq1024KeepingLowersMaxError) {
   QS_REQUIRE_SHARED();
   const auto& c = qs::test::Gptq1024::get(shared);
   const std::int64_t n = c.kRows * c.kCols;
-  for (const auto target : {qs::QuantTarget::int_grid({4, false, 128}), qs::QuantTarget::int_grid({3, false, 128}),
+  for (const auto& target : {qs::QuantTarget::int_grid({4, false, 128}), qs::QuantTarget::int_grid({3, false, 128}),
                             qs::QuantTarget::ggml(qs::DType::Q4_0)}) {
     qs::OutlierSpec none;
     none.target = target;
@@ -127,7 +127,7 @@ TEST(OutlierKeep, Gptq1024KeepingLowersMaxError) {
       const double out = qs::relative_output_error_h(c.w.data(), r->dequantized.data(), c.kRows, c.kCols, c.test.h.data());
       std::printf("  gptq1024 %s keep %.1f %%: %.4f bits/weight, max error %.4g (none kept %.4g), MSE %.4g (%.4g), "
                   "rel. output error held-out %.5f (%.5f)\n",
-                  target.name().c_str(), 100 * f, r->bits_per_weight, r->error.max_abs, base->error.max_abs, r->error.mse,
+                  target.name.c_str(), 100 * f, r->bits_per_weight, r->error.max_abs, base->error.max_abs, r->error.mse,
                   base->error.mse, out, base_out);
       EXPECT_LT(r->error.max_abs, base->error.max_abs);
       EXPECT_LT(r->error.mse, base->error.mse);

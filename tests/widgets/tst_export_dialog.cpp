@@ -218,15 +218,16 @@ void TstExportDialog::optionsFollowTheFormat() {
   QVERIFY(d->settings().destination.endsWith(QStringLiteral("gptq-w8g128")));
   bits->setCurrentIndex(bits->findData(4));
 
-  // A plan with a method the HDF5 and fake-quant exports cannot apply takes them off the list.
+  // A plan with a method the HDF5 export does not apply (the capability query says so) takes it off the
+  // list; the fake-quant export applies clip and stays.
   d->close();
   auto* table = w->planEditor()->tableModel();
   table->applyToRows({0}, std::nullopt, QStringLiteral("clip"));
   w->openExportDialog();
   QVERIFY(!d->isFormatAvailable(ExportFormat::Hdf5));
-  QVERIFY(!d->isFormatAvailable(ExportFormat::FakeQuant));
+  QVERIFY(d->isFormatAvailable(ExportFormat::FakeQuant));
   QVERIFY(d->isFormatAvailable(ExportFormat::Gptq));
-  QVERIFY(items->item(static_cast<int>(ExportFormat::Hdf5))->toolTip().contains(QStringLiteral("RTN only")));
+  QVERIFY(items->item(static_cast<int>(ExportFormat::Hdf5))->toolTip().contains(QStringLiteral("not applied by hdf5")));
   table->undoStack()->undo();
   w->openExportDialog();
   QVERIFY(d->isFormatAvailable(ExportFormat::Hdf5));
