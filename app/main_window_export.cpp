@@ -15,6 +15,7 @@
 #include "app/main_window.h"
 #include "export/gguf_source.h"
 #include "quant/capability.h"
+#include "quant/layer_method.h"
 #include "quant/llama_ftype.h"
 #include "quant/plan.h"
 #include "widgets/display_format.h"
@@ -99,8 +100,9 @@ void MainWindow::configureExportDialog() {
   // layer it refuses is the reason the dialog shows.
   const auto refusal = [&](Consumer consumer) -> QString {
     for (std::size_t i = 0; i < configs.size(); ++i) {
-      auto format = parse_quant_choice(configs[i].format);
-      const MethodRow* method = find_method(configs[i].method);
+      const LayerConfig c = config_for_layer(model->layers[i], configs[i]);
+      auto format = parse_quant_choice(c.format);
+      const MethodRow* method = find_method(c.method);
       if (!format || !method) return tr("%1: the plan row does not parse").arg(QString::fromStdString(model->layers[i].name));
       if (format->keeps_precision()) continue;
       if (auto r = supports(consumer, *format, *method); !r)
@@ -126,7 +128,7 @@ void MainWindow::configureExportDialog() {
   for (const std::string& m : methods) methodNames << QString::fromStdString(m);
   const ui::PlanTotals totals = plan_->tableModel()->totals();
   QString planText = tr("%1 · method %2").arg(planLabelOf(plan_->tableModel()->preset()), methodNames.join(QStringLiteral(", ")));
-  if (totals.measured > 0) planText += tr(" · %1 bits/weight on the linear layers").arg(totals.averageBits, 0, 'f', 2);
+  if (totals.measured > 0) planText += tr(" · %1 bits/weight over the model").arg(totals.averageBits, 0, 'f', 2);
   if (gptq) planText += tr(" · gptq needs calibration text");
   d->setPlanDescription(planText, gptq);
 

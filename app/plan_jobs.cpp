@@ -8,6 +8,8 @@
 #include "backend/thread_pool.h"
 #include "model/convert.h"
 #include "model/dtype.h"
+#include "export/size_account.h"
+#include "quant/capability.h"
 #include "quant/layer_method.h"
 #include "quant/method_table.h"
 
@@ -62,49 +64,12 @@ Result<LayerMethodResult> runMethod(const Model& model, const Layer& l, const La
   return r;
 }
 
-}  // namespace
-
-void warmMeasureScratch(std::shared_ptr<const Model> model, int layer, std::shared_ptr<MeasureScratch> scratch) {
-  if (!model || !scratch || layer < 0 || static_cast<std::size_t>(layer) >= model->layers.size()) return;
-  if (scratch->device && scratch->device->name() != "cpu") return;
-  const std::size_t tensor = model->layers[static_cast<std::size_t>(layer)].weight;
-  const TensorInfo& t = model->tensors[tensor];
-  if (t.channels_last) return;
-  std::unique_lock<std::mutex> lock(scratch->mutex, std::try_to_lock);
-  if (!lock.owns_lock() || (scratch->model == model && scratch->tensor == tensor)) return;
-  scratch->model.reset();
-  scratch->weights.resize(static_cast<std::size_t>(t.numel()));
-  if (!tensor_to_f32(t, scratch->weights.data())) return;  // the edit's own measurement reports the problem
-  // The code buffer too: its first use would otherwise fault in rows * cols fresh pages.
-  scratch->codes.codes.resize(scratch->weights.size());
-  scratch->model = model;
-  scratch->tensor = tensor;
-}
-
-LayerMeasureOutcome measureLayer(std::shared_ptr<const Model> model, int layer, const QString& format,
-                                 OpContext& ctx, MeasureScratch* scratch, const CalibrationFile* calib) {
-  LayerMeasureOutcome out;
-  out.layer = layer;
-  out.format = format;
-  if (layer < 0 || static_cast<std::size_t>(layer) >= model->layers.size()) {
-    out.error = QStringLiteral("no layer %1").arg(layer);
-    return out;
-  }
-  const Layer& l = model->layers[static_cast<std::size_t>(layer)];
+// The measurement of one config on one layer (the plan editor's live figures).
+LayerMeasureOutcome measureConfig(LayerMeasureOutcome out, std::shared_ptr<const Model> model, const Layer& l,
+                                  const LayerConfig& cfg, OpContext& ctx, MeasureScratch* scratch,
+                                  const CalibrationFile* calib) {
   const TensorInfo& t = model->tensors[l.weight];
-  double keptBits = 0;
-  if (keptFormat(format, keptBits)) {
-    out.ok = true;
-    out.figures.bits_per_weight = keptBits;
-    out.figures.error.sqnr_db = std::numeric_limits<double>::infinity();
-    return out;
-  }
-  // `format` is the row's config key: the format alone for plain RTN, else with method and params.
-  auto config = parse_layer_config_key(format.toStdString());
-  if (!config) {
-    out.error = QString::fromStdString(config.error().message);
-    return out;
-  }
+  const auto* config = &cfg;
   // Methods other than RTN, and RTN with calibration (the output error needs
   // the dequantized weight, so no fused path): through quantize_with_method.
   if (!plainRtn(*config) || layerHessian(calib, l, t.cols())) {
@@ -188,6 +153,26 @@ LayerMeasureOutcome measureLayer(std::shared_ptr<const Model> model, int layer, 
   return measured(rtn_int_measure_into(s->codes, s->weights.data(), rows, cols, choice->grid, &ThreadPool::global()), start);
 }
 
+}  // namespace
+
+void warmMeasureScratch(std::shared_ptr<const Model> model, int layer, std::shared_ptr<MeasureScratch> scratch) {
+  if (!model || !scratch || layer < 0 || static_cast<std::size_t>(layer) >= model->layers.size()) return;
+  if (scratch->device && scratch->device->name() != "cpu") return;
+  const std::size_t tensor = model->layers[static_cast<std::size_t>(layer)].weight;
+  const TensorInfo& t = model->tensors[tensor];
+  if (t.channels_last) return;
+  std::unique_lock<std::mutex> lock(scratch->mutex, std::try_to_lock);
+  if (!lock.owns_lock() || (scratch->model == model && scratch->tensor == tensor)) return;
+  scratch->model.reset();
+  scratch->weights.resize(static_cast<std::size_t>(t.numel()));
+  if (!tensor_to_f32(t, scratch->weights.data())) return;  // the edit's own measurement reports the problem
+  // The code buffer too: its first use would otherwise fault in rows * cols fresh pages.
+  scratch->codes.codes.resize(scratch->weights.size());
+  scratch->model = model;
+  scratch->tensor = tensor;
+}
+
+
 void runMeasureLayers(QPromise<LayerMeasureOutcome>& promise, std::shared_ptr<const Model> model,
                       QVector<LayerMeasureRequest> requests, std::shared_ptr<JobControl> control,
                       std::shared_ptr<MeasureScratch> scratch, std::shared_ptr<const CalibrationFile> calib) {
@@ -201,6 +186,59 @@ void runMeasureLayers(QPromise<LayerMeasureOutcome>& promise, std::shared_ptr<co
     promise.addResult(std::move(out));
   }
 }
+
+LayerMeasureOutcome measureLayer(std::shared_ptr<const Model> model, int layer, const QString& format,
+                                 OpContext& ctx, MeasureScratch* scratch, const CalibrationFile* calib) {
+  LayerMeasureOutcome out;
+  out.layer = layer;
+  out.format = format;
+  if (layer < 0 || static_cast<std::size_t>(layer) >= model->layers.size()) {
+    out.error = QStringLiteral("no layer %1").arg(layer);
+    return out;
+  }
+  const Layer& l = model->layers[static_cast<std::size_t>(layer)];
+  const TensorInfo& t = model->tensors[l.weight];
+  double keptBits = 0;
+  if (keptFormat(format, keptBits)) {
+    out.ok = true;
+    out.figures.bits_per_weight = keptBits;
+    out.figures.error.sqnr_db = std::numeric_limits<double>::infinity();
+    return out;
+  }
+  // `format` is the row's config key: the format alone for plain RTN, else with method and params.
+  auto config = parse_layer_config_key(format.toStdString());
+  if (!config) {
+    out.error = QString::fromStdString(config.error().message);
+    return out;
+  }
+  *config = config_for_layer(model->layers[static_cast<std::size_t>(layer)], std::move(*config));
+  // A ggml format is what llama.cpp stores: on rows that are not whole blocks
+  // the GGUF export (and `eval`, `measure --plan`) write llama-quantize's
+  // fallback type, so that is what is measured, with a note saying so.
+  std::string applied, note;
+  if (auto f = parse_quant_choice(config->format); f && f->kind == FormatKind::Ggml && !f->fits(t.cols())) {
+    if (auto stored = gguf_storage_of(*f, t.cols()); stored && stored->row != f->row) {
+      applied = stored->name;
+      note = "rows of " + std::to_string(t.cols()) + " are not whole " + std::string(f->row->label) +
+             " blocks: stored as " + std::string(stored->row->label) + " (llama.cpp's fallback)";
+      config->format = stored->name;
+      if (stored->keeps_precision()) *config = {stored->name, std::string(method_row(MethodId::Rtn).name), {}};
+      if (keptFormat(QString::fromStdString(stored->name), keptBits)) {
+        out.ok = true;
+        out.figures.bits_per_weight = keptBits;
+        out.figures.error.sqnr_db = std::numeric_limits<double>::infinity();
+        out.figures.applied = applied;
+        out.figures.note = note;
+        return out;
+      }
+    }
+  }
+  out = measureConfig(std::move(out), model, l, *config, ctx, scratch, calib);
+  out.figures.applied = applied;
+  out.figures.note = note;
+  return out;
+}
+
 
 ErrorHistogramsOutcome runErrorHistograms(std::shared_ptr<const Model> model, int layer, QString format, int bins,
                                           quint64 generation, std::shared_ptr<JobControl> control,
@@ -227,6 +265,7 @@ ErrorHistogramsOutcome runErrorHistograms(std::shared_ptr<const Model> model, in
     out.error = QString::fromStdString(config.error().message);
     return out;
   }
+  *config = config_for_layer(model->layers[static_cast<std::size_t>(layer)], std::move(*config));
   const Layer& l = model->layers[static_cast<std::size_t>(layer)];
   Result<QuantErrorHistograms> h = Error::cancelled();
   if (!plainRtn(*config)) {
@@ -277,7 +316,9 @@ AllocateOutcome runAllocate(std::shared_ptr<const Model> model, QStringList form
     costs = std::make_shared<const CandidateCosts>(std::move(*measured));
   }
   out.costs = costs;
-  auto allocation = allocate_to_budget(*model, *costs, target);
+  // The budget is over every weight of the file the plan exports to (the CLI's account).
+  const AccountedFixedPart fixed = allocation_fixed_part(*model, *costs);
+  auto allocation = allocate_to_budget(*model, *costs, target, fixed.fixed);
   if (!allocation) {
     out.error = QString::fromStdString(allocation.error().message);
     return out;

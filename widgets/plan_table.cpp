@@ -135,6 +135,8 @@ void PlanTableModel::setLayers(const Model& model, const std::vector<LayerConfig
   configs_.resize(model.layers.size());
   preset_ = preset;
   modelBytes_ = static_cast<double>(model.weight_bytes());
+  modelWeights_ = 0;
+  for (const TensorInfo& t : model.tensors) modelWeights_ += static_cast<double>(t.numel());
   for (const qs::Layer& l : model.layers) {
     const TensorInfo& t = model.tensors[l.weight];
     Row r;
@@ -162,6 +164,7 @@ void PlanTableModel::clear() {
   configs_.clear();
   preset_.clear();
   modelBytes_ = 0;
+  modelWeights_ = 0;
   endResetModel();
   undo_->clear();
   emit totalsChanged();
@@ -216,7 +219,9 @@ QVariant PlanTableModel::data(const QModelIndex& index, int role) const {
       case Shape: return QStringLiteral("%1 × %2").arg(r.rows).arg(r.cols);
       case Format:
         if (role == Qt::EditRole) return formatOf(c);
-        return r.state == State::Failed ? tr("%1 ✗").arg(formatOf(c)) : formatOf(c);
+        if (r.state == State::Failed) return tr("%1 ✗").arg(formatOf(c));
+        if (ready && !r.m.applied.empty()) return tr("%1 → %2").arg(formatOf(c), QString::fromStdString(r.m.applied));
+        return formatOf(c);
       case Method: return methodOf(c);
       default: break;
     }
@@ -248,6 +253,7 @@ QVariant PlanTableModel::data(const QModelIndex& index, int role) const {
   if (role == Qt::ToolTipRole) {
     if (r.state == State::Failed) return tr("%1 cannot take %2:\n%3").arg(r.name, formatOf(c), r.error);
     if (col == Layer) return r.name;
+    if (col == Format && ready && !r.m.note.empty()) return QString::fromStdString(r.m.note);
     if (col == Method && !isRtnMethod(methodOf(c)))
       return methodNeedsCalibration(methodOf(c)) && !calibrated_
                  ? tr("%1 needs calibration data: load or make it (Tools ▸ Calibrate…)").arg(methodOf(c))
@@ -458,7 +464,11 @@ PlanTotals PlanTableModel::totals() const {
       t.worstRow = static_cast<int>(i);
     }
   }
-  t.averageBits = t.layerWeights > 0 ? bits / t.layerWeights : 0;
+  t.layerAverageBits = t.layerWeights > 0 ? bits / t.layerWeights : 0;
+  // The one account: every tensor of the model, each layer as measured (its
+  // stored size until then, and where its format does not fit), the rest as stored.
+  t.modelWeights = modelWeights_;
+  t.averageBits = modelWeights_ > 0 ? 8.0 * t.planModelBytes / modelWeights_ : 0;
   return t;
 }
 

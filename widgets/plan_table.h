@@ -52,7 +52,11 @@ struct PlanTotals {
   double originalModelBytes = 0;  // every tensor of the checkpoint as stored
   double planModelBytes = 0;      // the same with each layer at its planned size (unmeasured: as stored)
   double layerWeights = 0;        // weights of the measured layers
-  double averageBits = 0;         // over the measured layers, weighted by weight count
+  double modelWeights = 0;        // every tensor's elements
+  // Bits per weight of the whole model as planned: 8 planModelBytes / modelWeights
+  // (embeddings, norms and layers that do not fit counted as stored; docs/plan-format.md).
+  double averageBits = 0;
+  double layerAverageBits = 0;    // over the measured layers only
   double squaredError = 0;        // sum over measured layers of mse * weights
   double worstSqnrDb = 0;         // lowest SQNR among measured layers (+inf if none is lossy)
   int worstRow = -1;
@@ -137,7 +141,7 @@ class PlanTableModel : public QAbstractTableModel {
   std::vector<Row> rows_;
   std::vector<LayerConfig> configs_;
   QString preset_;
-  double modelBytes_ = 0;
+  double modelBytes_ = 0, modelWeights_ = 0;
   QUndoStack* undo_;
 };
 

@@ -14,6 +14,7 @@
 #include "export/gptq_export.h"
 #include "export/h5_export.h"
 #include "io/open_model.h"
+#include "quant/method_table.h"
 #include "quant/plan.h"
 
 namespace qs::cli {
@@ -202,17 +203,34 @@ static int run_export_gptq(const ExportOptions& opt) {
     std::fprintf(stderr, "quantscope-cli: %s\n", model.error().message.c_str());
     return 2;
   }
-  const auto start = std::chrono::steady_clock::now();
-  auto calib = calibrate_for_export(opt, *model);
-  if (!calib) return 1;
-  const std::optional<CalibrationHessians>& hessians = calib->hessians;
   GptqExportOptions options;
   options.bits = opt.bits;
   options.group_size = opt.group;
   options.sym = !opt.asym;
-  options.hessians = hessians ? &*hessians : nullptr;
   options.act_order = opt.act_order;
   options.static_groups = opt.static_groups;
+  bool plan_gptq = false;
+  if (!opt.plan.empty()) {  // the plan's grid and method, not the flags'
+    if (opt.gptq_flags_given)
+      return std::fprintf(stderr, "quantscope-cli: --plan sets the GPTQ grid and method; drop --bits/--group/--asym/"
+                                  "--act-order/--static-groups\n"), 2;
+    auto plan = read_plan(opt.plan);
+    if (!plan) return std::fprintf(stderr, "quantscope-cli: %s\n", plan.error().message.c_str()), 2;
+    auto from_plan = gptq_options_from_plan(*model, *plan, options);
+    if (!from_plan) return std::fprintf(stderr, "quantscope-cli: %s: %s\n", opt.plan.c_str(), from_plan.error().message.c_str()), 2;
+    options = std::move(from_plan->options);
+    plan_gptq = from_plan->gptq;
+    if (plan_gptq && opt.calib.empty())
+      return std::fprintf(stderr, "quantscope-cli: %s: method gptq needs calibration: give --calib text\n", opt.plan.c_str()), 2;
+    if (!plan_gptq && !opt.calib.empty())
+      return std::fprintf(stderr, "quantscope-cli: %s: method rtn takes no calibration: --calib would be ignored\n",
+                          opt.plan.c_str()), 2;
+  }
+  const auto start = std::chrono::steady_clock::now();
+  auto calib = calibrate_for_export(opt, *model);
+  if (!calib) return 1;
+  const std::optional<CalibrationHessians>& hessians = calib->hessians;
+  options.hessians = hessians ? &*hessians : nullptr;
   options.backend = calib->device.get();
   auto report = export_gptq(*model, opt.out, options, OpContext::none());
   if (!report) {
@@ -222,7 +240,7 @@ static int run_export_gptq(const ExportOptions& opt) {
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   int quantized = 0;
   for (const auto& m : report->modules) quantized += m.quantized;
-  const char* method = hessians ? (opt.act_order ? (opt.static_groups ? "gptq act-order static-groups" : "gptq act-order") : "gptq")
+  const char* method = hessians ? (options.act_order ? (options.static_groups ? "gptq act-order static-groups" : "gptq act-order") : "gptq")
                                 : "rtn";
   nlohmann::ordered_json head;
   head["source"] = model->path;

@@ -18,6 +18,7 @@ struct ExportOptions {
   bool asym = false;           // GPTQ
   bool act_order = false;      // GPTQ with calibration
   bool static_groups = false;  // GPTQ with act_order
+  bool gptq_flags_given = false;  // any of --bits/--group/--asym/--act-order/--static-groups was given
   bool json = false;
 };
 

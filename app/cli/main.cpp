@@ -67,7 +67,8 @@ int main(int argc, char** argv) {
   exp->add_option("--dtype", exporting.dtype, "fakequant: f16, bf16 or f32")->check(CLI::IsMember({"f16", "bf16", "f32"}))->capture_default_str();
   exp->add_option("-t,--type", exporting.ftype, "GGUF file type: " + qs::llama_ftype_names())->capture_default_str();
   exp->add_option("--plan", exporting.plan, "GGUF: per-layer types from a plan.json (ggml formats) instead of a file type; "
-                                            "fakequant, hdf5: the plan to apply");
+                                            "fakequant, hdf5: the plan to apply; gptq: the grid and method of the plan "
+                                            "(one for the blocks' layers; its kept layers stay F16)");
   exp->add_option("--calib", exporting.calib, "Calibration text (Hessians from running the model on it): GGUF, fakequant: "
                                               "for the plan's method gptq; GPTQ: quantize by GPTQ instead of RTN");
   exp->add_option("--calib-file", exporting.calib_file, "fakequant: a calibration file (quantscope-cli calibrate) for the "
@@ -76,11 +77,15 @@ int main(int argc, char** argv) {
   exp->add_option("--calib-tokens", exporting.calib_tokens, "Calibration tokens at most (chunks of 256)")
       ->check(CLI::Range(256, 1 << 24))
       ->capture_default_str();
-  exp->add_option("--bits", exporting.bits, "GPTQ bits: 2, 3, 4 or 8")->check(CLI::IsMember({2, 3, 4, 8}))->capture_default_str();
-  exp->add_option("--group", exporting.group, "GPTQ group size (-1: per output channel)")->capture_default_str();
-  exp->add_flag("--asym", exporting.asym, "GPTQ: asymmetric grid with zero-points (written as gptq_v2)");
-  exp->add_flag("--act-order", exporting.act_order, "GPTQ with --calib: columns by descending Hessian diagonal (desc_act)");
-  exp->add_flag("--static-groups", exporting.static_groups, "GPTQ with --act-order: groups fixed on the original column order");
+  std::vector<CLI::Option*> gptq_grid_flags = {
+      exp->add_option("--bits", exporting.bits, "GPTQ bits: 2, 3, 4 or 8")->check(CLI::IsMember({2, 3, 4, 8}))->capture_default_str(),
+      exp->add_option("--group", exporting.group, "GPTQ group size (-1: per output channel)")->capture_default_str(),
+      exp->add_flag("--asym", exporting.asym, "GPTQ: asymmetric grid with zero-points (written as gptq_v2)"),
+      exp->add_flag("--act-order", exporting.act_order, "GPTQ with --calib: columns by descending Hessian diagonal (desc_act)"),
+      exp->add_flag("--static-groups", exporting.static_groups, "GPTQ with --act-order: groups fixed on the original column order")};
+  exp->callback([&exporting, gptq_grid_flags] {
+    for (const CLI::Option* o : gptq_grid_flags) exporting.gptq_flags_given = exporting.gptq_flags_given || o->count() > 0;
+  });
   exp->add_flag("--json", exporting.json, "Machine-readable output");
 
   qs::cli::PlanOptions planning;

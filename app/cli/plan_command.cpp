@@ -11,6 +11,7 @@
 #include "calib/layer_input_stats.h"
 #include "calib/plan_model.h"
 #include "export/gguf_export.h"
+#include "export/size_account.h"
 #include "io/open_model.h"
 #include "model/convert.h"
 #include "quant/allocate.h"
@@ -28,26 +29,6 @@ Result<GgufPrediction> gguf_account(const Model& model, const Plan& plan) {
   GgufExportOptions o;
   o.plan = &plan;
   return predict_gguf(model, o);
-}
-
-// What the GGUF file holds besides the layers that have candidates: their
-// bytes in a file with every layer kept in F16, less those layers.
-std::optional<FixedPart> gguf_fixed_part(const Model& model, const std::vector<std::vector<CandidateCost>>& costs) {
-  Plan keep;
-  keep.base.format = "f16";
-  auto account = gguf_account(model, keep);
-  if (!account) return std::nullopt;
-  std::map<std::string, const PredictedTensor*> by_source;
-  for (const PredictedTensor& t : account->tensors) by_source[t.source] = &t;
-  FixedPart fixed{8.0 * static_cast<double>(account->tensor_bytes), static_cast<double>(account->elements)};
-  for (std::size_t l = 0; l < model.layers.size(); ++l) {
-    if (costs[l].empty()) continue;
-    const auto it = by_source.find(model.tensors[model.layers[l].weight].name);
-    if (it == by_source.end()) return std::nullopt;
-    fixed.bits -= 8.0 * static_cast<double>(it->second->bytes);
-    fixed.weights -= static_cast<double>(it->second->elements);
-  }
-  return fixed;
 }
 
 std::vector<std::string> split(const std::string& s) {
@@ -89,10 +70,11 @@ int run_plan(const PlanOptions& opt) {
     }
     // The budget is over every weight the GGUF file writes (norms, the
     // embedding and head, layers no candidate fits), as its account counts them.
-    const std::optional<FixedPart> fixed = gguf_fixed_part(*model, *costs);
-    if (!fixed && !opt.json)
-      std::printf("note: the model does not convert to GGUF: the budget is over the allocated layers only\n");
-    auto a = allocate_to_budget(*model, *costs, opt.budget, fixed.value_or(FixedPart{}));
+    const AccountedFixedPart fixed = allocation_fixed_part(*model, *costs);
+    if (fixed.target != "gguf" && !opt.json)
+      std::printf("note: the model does not convert to GGUF (%s): the budget is over its tensors as stored\n",
+                  fixed.why.c_str());
+    auto a = allocate_to_budget(*model, *costs, opt.budget, fixed.fixed);
     if (!a) {
       std::fprintf(stderr, "quantscope-cli: %s\n", a.error().message.c_str());
       return 2;

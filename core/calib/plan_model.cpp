@@ -23,7 +23,6 @@
 namespace qs {
 namespace {
 
-// The ggml type a plan format names ("q4_k", "q3_k", "iq4_nl", ...), as the GGUF export reads it.
 // SmoothQuant's W8A8 for a plan's "smoothquant" layers: per block, the inputs
 // that follow a norm (q/k/v's, gate/up's) are divided by s from the
 // calibration's per-channel activation max and the max over every weight
@@ -41,11 +40,6 @@ std::optional<LlamaLinearInput> linear_input_of(LayerRole r) {
     case LayerRole::Down: return LlamaLinearInput::MlpDown;
     default: return std::nullopt;
   }
-}
-
-double param_of(const LayerConfig& c, const char* key, double fallback) {
-  const auto it = c.params.find(key);
-  return it == c.params.end() ? fallback : it->second;
 }
 
 Result<std::map<InputKey, LlamaModel::InputQuant>> plan_smoothing(const Model& model, const std::vector<LayerConfig>& configs,
@@ -67,13 +61,14 @@ Result<std::map<InputKey, LlamaModel::InputQuant>> plan_smoothing(const Model& m
       return Error::unsupported(first.name + ": its input is shared (q/k/v, gate/up): give all of them method "
                                 "\"smoothquant\", or none");
     const LayerConfig& c = configs[layers.front()];
-    const double alpha = param_of(c, "alpha", 0.5), bits = param_of(c, "act_bits", 8);
+    const MethodRow& smooth = method_row(MethodId::SmoothQuant);
+    const double alpha = smooth.param(c.params, "alpha"), bits = smooth.param(c.params, "act_bits");
     if (!(alpha >= 0.0 && alpha <= 1.0)) return Error::invalid(first.name + ": smoothquant alpha must be in [0, 1]");
     if (!(bits >= 2 && bits <= 16)) return Error::invalid(first.name + ": smoothquant act_bits must be in 2 ... 16");
     LlamaModel::InputQuant q;
     q.bits = static_cast<int>(bits);
     const bool after_norm = key.second == LlamaLinearInput::Attention || key.second == LlamaLinearInput::Mlp;
-    if (after_norm && param_of(c, "smooth", 1) != 0) {
+    if (after_norm && smooth.param(c.params, "smooth") != 0) {
       const TensorInfo& t0 = model.tensors[first.weight];
       const std::int64_t cols = t0.cols();
       const InputStats* s = calib ? calib->find_for(first.role, first.block) : nullptr;
@@ -115,9 +110,6 @@ Result<void> fake_quantize_planned(const LayerConfig& config, const TensorInfo& 
   if (auto r = supports(Consumer::Evaluate, *choice, *method); !r) return r.error();
   if (method->id == MethodId::SmoothQuant)
     return Error::unsupported("method \"smoothquant\" is applied per block by load_llama_with_plan");
-  if ((method->needs & kNeedsHessian) && !stats.h)
-    return Error::unsupported("method \"" + config.method +
-                              "\" needs the calibration statistics of the layer's input: give a calibration file");
   if (choice->keeps_precision()) {
     if (auto t16 = choice->gguf_type(); t16 == DType::F16 || t16 == DType::BF16) {
       round_16bit(*t16, w);
@@ -126,6 +118,9 @@ Result<void> fake_quantize_planned(const LayerConfig& config, const TensorInfo& 
     out.bits_per_weight = choice->bits_per_weight(rows, cols);
     return {};
   }
+  if ((method->needs & kNeedsHessian) && !stats.h)
+    return Error::unsupported("method \"" + config.method +
+                              "\" needs the calibration statistics of the layer's input: give a calibration file");
   if (t.channels_last) {
     out.note = "channels-last (Keras) kernels are not quantized";
     return {};

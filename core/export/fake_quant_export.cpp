@@ -75,9 +75,24 @@ Result<FakeQuantReport> export_fake_quant(const Model& source, const Plan& plan,
       return Error::unsupported(l.name + ": " + r.error().message);
     if (auto r = check_method_params(*method, c.params); !r) return Error::invalid(l.name + ": " + r.error().message);
     const TensorInfo& w = source.tensors[l.weight];
+    // A ggml type is what llama.cpp stores: on rows that are not whole blocks,
+    // llama-quantize's fallback type, as the GGUF export and `eval` apply it.
+    QuantChoice target = *choice;
+    LayerConfig target_config = c;
+    if (choice->kind == FormatKind::Ggml && !w.channels_last) {
+      auto stored = gguf_storage_of(*choice, w.cols());
+      if (!stored) return Error::unsupported(l.name + ": " + stored.error().message);
+      if (stored->row != choice->row) {
+        target = *stored;
+        target_config.format = stored->name;
+        if (stored->keeps_precision()) target_config = {stored->name, std::string(method_row(MethodId::Rtn).name), {}};
+        fl.reason = "fallback: rows of " + std::to_string(w.cols()) + " are not whole " + std::string(choice->row->label) +
+                    " blocks, written as " + std::string(stored->row->label);
+      }
+    }
     if (choice->keeps_precision()) fl.reason = "kept (" + c.format + ")";
     else if (w.channels_last) fl.reason = "channels-last (Keras) kernels are not quantized";
-    else if (auto v = choice->fits(w.cols()); !v) fl.reason = v.error().message;
+    else if (auto v = target.fits(w.cols()); !v) fl.reason = v.error().message;
     else {
       const LayerInputStats st = stats_for(options, l, w.cols());
       const bool wants_mean = method->needs & kNeedsInputMeanAbs;
@@ -89,8 +104,8 @@ Result<FakeQuantReport> export_fake_quant(const Model& source, const Plan& plan,
                                          "give a calibration file)"
                                        : ": give calibration (--calib or --calib-file)"));
       fl.quantized = true;
-      choices[i] = *choice;
-      applied[i] = c;
+      choices[i] = target;
+      applied[i] = target_config;
       layer_of_tensor[l.weight] = i;
     }
     report.layers.push_back(std::move(fl));

@@ -39,7 +39,7 @@ struct FakeQuantLayer {
   std::string name, format;
   std::string method = "rtn";  // as applied (gptq/awq on the embedding or head: rtn)
   bool quantized = false;
-  std::string reason;  // why it was copied as it is
+  std::string reason;  // why it was copied as it is (or, quantized, the fallback type it was written as)
   double sqnr_db = 0;  // of the dequantized weight (F32) against the source
   // Of the weight as read back from the written file (in the output type, so
   // its rounding included) against the source; NaN when not quantized.

@@ -30,6 +30,7 @@
 #include "quant/ggml_quantize.h"
 #include "quant/metrics.h"
 #include "quant/capability.h"
+#include "quant/layer_method.h"
 #include "quant/method_table.h"
 #include "quant/plan.h"
 #include "backend/thread_pool.h"
@@ -93,6 +94,9 @@ struct TensorMethod {
   bool clip = false;
   ClipSearchSpec spec;
   const std::vector<float>* hessian = nullptr;  // method gptq: H of the layer's input
+  // method clip with calibration: diag(H) weights the search's error, as every
+  // other consumer's clip (quantize_with_method) does
+  const std::vector<float>* clip_hessian = nullptr;
   GptqSpec gptq;
 };
 
@@ -114,13 +118,20 @@ Result<std::vector<FtypeChoice>> plan_choices(const Model& model, const Plan& pl
     const auto it = layer_of.find(sources[k]->name);
     if (it != layer_of.end()) {
       const Layer& l = model.layers[it->second];
-      const LayerConfig& cfg = (*configs)[it->second];
+      // The embedding is a lookup and the head's input is not captured: no
+      // Hessian there, so GPTQ gives way to RTN (as every consumer does).
+      const LayerConfig cfg = config_for_layer(l, (*configs)[it->second]);
       const std::int64_t nx = in_order[k].shape.back();
       auto format = parse_quant_choice(cfg.format);
       if (!format) return Error::invalid(l.name + ": " + format.error().message);
       const MethodRow* method = find_method(cfg.method);
       if (!method) return Error::invalid(l.name + ": unknown method \"" + cfg.method + "\"");
-      if (auto r = supports(Consumer::GgufExport, *format, *method, nx); !r)
+      // A tensor the source already holds in the written type is copied: no quantizer needed (a Q3_K
+      // GGUF re-exported by the q3_k_m preset).
+      const auto stored_type = gguf_storage_of(*format, nx);
+      const bool copy = stored_type && stored_type->gguf_type() == sources[k]->dtype && method->id == MethodId::Rtn &&
+                        in_order[k].dtype == sources[k]->dtype;
+      if (auto r = supports(Consumer::GgufExport, *format, *method, nx); !r && !copy)
         return Error::unsupported(l.name + ": " + r.error().message);
       if (auto r = check_method_params(*method, cfg.params); !r) return Error::invalid(l.name + ": " + r.error().message);
       auto stored = gguf_storage_of(*format, nx);
@@ -134,11 +145,8 @@ Result<std::vector<FtypeChoice>> plan_choices(const Model& model, const Plan& pl
         m.clip = true;
         m.spec.min_ratio = static_cast<float>(method->param(cfg.params, "min_ratio"));
         m.spec.step = static_cast<float>(method->param(cfg.params, "step"));
-      } else if (method->id == MethodId::Gptq) {
-        // The embedding is a lookup, not a product with an input: no Hessian, so
-        // GPTQ has nothing to work with there (nor, for now, the output head);
-        // those get the reference quantizer, as GPTQ tools leave them alone.
-        const bool no_input = l.role == LayerRole::Embed || l.role == LayerRole::LmHead;
+        m.clip_hessian = hessians ? hessians->of(l.role, l.block) : nullptr;
+      } else if (method->id == MethodId::Gptq && !stored_type->keeps_precision()) {
         m.gptq.percdamp = method->param(cfg.params, "percdamp");
         m.gptq.block_size = static_cast<int>(method->param(cfg.params, "block_size"));
         m.gptq.act_order = method->param(cfg.params, "act_order") != 0;
@@ -146,10 +154,10 @@ Result<std::vector<FtypeChoice>> plan_choices(const Model& model, const Plan& pl
         if (m.gptq.act_order && !m.gptq.static_groups)
           return Error::unsupported(l.name + ": GPTQ act_order onto ggml blocks needs static_groups = 1 (a block is a "
                                     "run of original columns)");
-        if (!predict && !no_input && !hessians)
+        if (!predict && !hessians)
           return Error::unsupported(l.name + ": method \"gptq\" needs calibration: give calibration text (--calib)");
         m.hessian = hessians ? hessians->of(l.role, l.block) : nullptr;
-        if (!predict && !m.hessian && !no_input)
+        if (!predict && !m.hessian)
           return Error::unsupported(l.name + ": GPTQ needs the Hessian of its input; calibration gives them for the "
                                     "linear layers of the blocks only");
       }
@@ -531,7 +539,14 @@ Result<GgufExportReport> export_gguf(const Model& source, const std::string& out
         const std::int64_t cols = t.shape.back(), rows = static_cast<std::int64_t>(x.size()) / cols;
         OpStep step(ctx, work ? static_cast<double>(done) / static_cast<double>(work) : 0.0,
                     work ? static_cast<double>(done + info.nbytes) / static_cast<double>(work) : 1.0);
-        auto clipped = clip_search_ggml(x.data(), rows, cols, layout.dtype, methods[k].spec, step.context());
+        ClipSearchSpec spec = methods[k].spec;
+        std::vector<float> diag;
+        if (const std::vector<float>* h = methods[k].clip_hessian; h && h->size() == static_cast<std::size_t>(cols * cols)) {
+          diag.resize(static_cast<std::size_t>(cols));
+          for (std::int64_t c = 0; c < cols; ++c) diag[static_cast<std::size_t>(c)] = std::max(0.0f, (*h)[static_cast<std::size_t>(c * cols + c)]);
+          spec.column_weight = diag.data();
+        }
+        auto clipped = clip_search_ggml(x.data(), rows, cols, layout.dtype, spec, step.context());
         if (!clipped && ctx.cancelled()) return Error::cancelled();
         if (!clipped) return Error::invalid(t.name + ": " + clipped.error().message);
         encoded = std::move(clipped->bytes);

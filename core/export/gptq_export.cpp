@@ -5,6 +5,7 @@
 #include <cstring>
 #include <filesystem>
 #include <map>
+#include <optional>
 #include <nlohmann/json.hpp>
 
 #include "backend/backend.h"
@@ -16,7 +17,10 @@
 #include "model/convert.h"
 #include "calib/activation_capture.h"
 #include "calib/hessians.h"
+#include "quant/capability.h"
 #include "quant/fake_quant.h"
+#include "quant/method_table.h"
+#include "quant/plan.h"
 #include "quant/gptq.h"
 #include "quant/int_grid.h"
 #include "quant/metrics.h"
@@ -104,6 +108,7 @@ Result<PackedModule> quantize_module(const TensorInfo& t, const GptqExportOption
     GptqSpec g;
     g.grid = spec;
     g.percdamp = o.percdamp;
+    g.block_size = o.block_size;
     g.act_order = o.act_order;
     g.static_groups = o.static_groups;
     g.f16_scales = true;
@@ -208,6 +213,54 @@ Result<void> verify_written(const Model& source, const std::vector<SafetensorsLa
 
 }  // namespace
 
+Result<GptqPlanOptions> gptq_options_from_plan(const Model& source, const Plan& plan, GptqExportOptions base) {
+  auto configs = resolve_plan(plan, source);
+  if (!configs) return configs.error();
+  std::optional<LayerConfig> common;
+  std::string common_layer;
+  base.kept_layers.clear();
+  for (std::size_t i = 0; i < source.layers.size(); ++i) {
+    const Layer& l = source.layers[i];
+    if (!quantizable_role(l.role) || l.block < 0) continue;  // embeddings and the head are copied in F16 anyway
+    const LayerConfig& c = (*configs)[i];
+    auto format = parse_quant_choice(c.format);
+    if (!format) return Error::invalid(l.name + ": " + format.error().message);
+    const MethodRow* method = find_method(c.method);
+    if (!method) return Error::invalid(l.name + ": unknown method \"" + c.method + "\"");
+    if (format->keeps_precision()) {
+      base.kept_layers.push_back(l.name);
+      continue;
+    }
+    if (auto r = supports(Consumer::GptqExport, *format, *method); !r) return Error::unsupported(l.name + ": " + r.error().message);
+    if (auto r = check_method_params(*method, c.params); !r) return Error::invalid(l.name + ": " + r.error().message);
+    if (!common) {
+      common = c;
+      common_layer = l.name;
+    } else if (format->name != parse_quant_choice(common->format)->name || method != find_method(common->method) ||
+               c.params != common->params) {
+      return Error::unsupported(l.name + ": " + c.format + "+" + c.method + " differs from " + common_layer + "'s " +
+                                common->format + "+" + common->method +
+                                ": a GPTQ checkpoint holds one grid and method (export mixed plans as GGUF, HDF5 or fake-quant)");
+    }
+  }
+  if (!common) return Error::unsupported("the plan quantizes none of the blocks' linear layers");
+  const QuantChoice grid = *parse_quant_choice(common->format);
+  base.bits = grid.grid.bits;
+  base.group_size = grid.grid.group_size > 0 ? grid.grid.group_size : -1;
+  base.sym = grid.grid.symmetric;
+  const MethodRow& m = *find_method(common->method);
+  base.act_order = m.id == MethodId::Gptq && m.param(common->params, "act_order") != 0;
+  base.static_groups = m.id == MethodId::Gptq && m.param(common->params, "static_groups") != 0;
+  if (m.id == MethodId::Gptq) {
+    base.percdamp = m.param(common->params, "percdamp");
+    base.block_size = static_cast<int>(m.param(common->params, "block_size"));
+  }
+  if (base.static_groups && !base.act_order)
+    return Error::unsupported(common_layer + ": static_groups goes with act_order in a GPTQ checkpoint (without it "
+                              "groups are static anyway): drop it or set act_order = 1");
+  return GptqPlanOptions{std::move(base), m.id == MethodId::Gptq};
+}
+
 Result<GptqExportReport> export_gptq(const Model& source, const std::string& out_dir, const GptqExportOptions& o,
                                      OpContext& ctx) {
   if (source.format != ModelFormat::HfDirectory && source.format != ModelFormat::Safetensors)
@@ -240,7 +293,8 @@ Result<GptqExportReport> export_gptq(const Model& source, const std::string& out
     if (!quantizable_role(l.role) || l.block < 0) continue;
     const TensorInfo& t = source.tensors[l.weight];
     std::string why;
-    if (t.shape.size() != 2 || t.channels_last) why = "not a plain 2-D weight";
+    if (std::find(o.kept_layers.begin(), o.kept_layers.end(), l.name) != o.kept_layers.end()) why = "kept by the plan";
+    else if (t.shape.size() != 2 || t.channels_last) why = "not a plain 2-D weight";
     else if (auto p = gptq_shape_problem(t.rows(), t.cols(), o.bits); !p.empty()) why = p;
     else if (o.group_size > 0 && t.cols() % o.group_size != 0)
       why = std::to_string(t.cols()) + " inputs are not a multiple of the group size " + std::to_string(o.group_size);
@@ -254,6 +308,17 @@ Result<GptqExportReport> export_gptq(const Model& source, const std::string& out
     if (why.empty()) module_of[l.weight] = l.name;
     else dynamic["-:^" + l.name + "$"] = ojson::object();
     report.modules.push_back({l.name, format, why.empty(), why, 0});
+  }
+
+  if (module_of.empty()) {
+    std::string first;
+    for (const GptqExportedModule& m : report.modules)
+      if (!m.reason.empty()) {
+        first = m.name + ": " + m.reason;
+        break;
+      }
+    return Error::unsupported("GPTQ export: no layer can take " + format + (first.empty() ? "" : " (" + first + ")") +
+                              "; nothing would be quantized");
   }
 
   std::vector<SafetensorsLayoutEntry> layout;

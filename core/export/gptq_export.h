@@ -37,9 +37,13 @@ struct GptqExportOptions {
   bool act_order = false;      // GPTQ: columns by descending H diagonal (desc_act; g_idx then maps groups)
   bool static_groups = false;  // GPTQ with act_order: groups fixed on the original column order
   double percdamp = 0.01;      // GPTQ damping, written as damp_percent
+  int block_size = 128;        // GPTQ: columns per lazy-update block
   // Where GPTQ runs (Backend::gptq: a device takes what it can and hands the
   // rest to the CPU); null: the quantization core here.
   Backend* backend = nullptr;
+  // Layers a plan keeps (f16/bf16/f32): left in F16 like those whose shape the
+  // format cannot take, and listed as exclusions (by layer name).
+  std::vector<std::string> kept_layers = {};
   // Tests only: called with the staged model.safetensors once it is written,
   // before it is read back and verified (to corrupt it and see the export fail).
   std::function<void(const std::string& staged_file)> after_write = nullptr;
@@ -66,6 +70,21 @@ struct GptqExportReport {
   // its measured error. An export that fails this fails and leaves nothing.
   bool verified = false;
 };
+
+struct Plan;
+
+// The options a plan gives the GPTQ export: one integer grid (bits, group,
+// symmetry) and one method (rtn, or gptq with its params) over the quantized
+// layers of the blocks, as a GPTQ checkpoint holds one quantization_config;
+// layers the plan keeps (f16/bf16/f32) become exclusions. A plan whose
+// blocks' layers differ in grid or method, or whose formats or methods the
+// capability query refuses for GPTQ, is Unsupported with the layer and the
+// reason. Calibration and the backend are not touched.
+struct GptqPlanOptions {
+  GptqExportOptions options;
+  bool gptq = false;  // the method is GPTQ (it needs calibration), else RTN
+};
+Result<GptqPlanOptions> gptq_options_from_plan(const Model& source, const Plan& plan, GptqExportOptions base = {});
 
 // `out_dir` must not exist yet (or be empty): it is written as a temporary
 // sibling directory and renamed into place at the end. The weights are

@@ -45,7 +45,7 @@ struct Allocation {
   double bits_per_weight = 0;     // achieved average (over the fixed part too, when given)
   double squared_error = 0;
   std::vector<ParetoPoint> pareto;  // lambda sweep, from most bits to fewest
-  std::vector<std::string> fixed;   // layers no candidate fits: "f16" in the plan, not counted in the average
+  std::vector<std::string> fixed;   // layers no candidate fits: "f16" in the plan (in the average through FixedPart)
 };
 
 // What the target file holds besides the layers that have candidates: norms,

@@ -46,10 +46,10 @@ Result<void> supports(Consumer consumer, const QuantChoice& format, const Method
     return Error::unsupported("method \"" + std::string(method.name) + "\" is not applied by " +
                               std::string(consumer_name(consumer)) + " (" + takes + " are)");
   }
-  if (format.keeps_precision() && method.id != MethodId::Rtn)
-    return Error::unsupported(std::string(format.row->label) + " keeps the weights: method \"" +
-                              std::string(method.name) + "\" has nothing to do (use rtn)");
-  if (!(method.kinds & kind_bit(format.kind)) && !format.keeps_precision())
+  // A kept format (f16/bf16/f32) is a copy: the method does not reach it, as
+  // it does not reach a layer written at llama.cpp's F16 fallback.
+  if (format.keeps_precision()) return {};
+  if (!(method.kinds & kind_bit(format.kind)))
     return Error::unsupported("method \"" + std::string(method.name) + "\" cannot target " +
                               std::string(format.row->label));
   if (method.targets)
@@ -67,16 +67,14 @@ Result<QuantChoice> gguf_storage_of(const QuantChoice& format, std::int64_t cols
 }
 
 Result<void> supports(Consumer consumer, const QuantChoice& format, const MethodRow& method, std::int64_t cols) {
-  if (auto r = supports(consumer, format, method); !r) return r;
   if (consumer == Consumer::GgufExport) {
+    // What is written decides: llama.cpp's fallback where a row is not whole blocks.
     auto stored = gguf_storage_of(format, cols);
     if (!stored) return stored.error();
-    if (stored->row != format.row) {
-      if (stored->keeps_precision()) return {};  // written as a copy: the method does not reach it
-      return supports(consumer, *stored, method);  // the fallback must take the method too
-    }
-    return stored->fits(cols);
+    if (auto r = supports(consumer, *stored, method); !r) return r;
+    return stored->keeps_precision() ? Result<void>() : stored->fits(cols);
   }
+  if (auto r = supports(consumer, format, method); !r) return r;
   if (consumer == Consumer::GptqExport && (cols % 32 != 0))
     return Error::unsupported("GPTQ packs rows of a multiple of 32 inputs; this layer has " + std::to_string(cols));
   return format.fits(cols);

@@ -1,5 +1,7 @@
 #include "quant/format_table.h"
 
+#include <algorithm>
+#include <cctype>
 #include <charconv>
 #include <cstring>
 
@@ -18,7 +20,7 @@ double ggml_bits(const QuantChoice& c, std::int64_t, std::int64_t) {
   return 8.0 * dtype_block_bytes(c.ggml_type) / dtype_block_elems(c.ggml_type);
 }
 Result<void> ggml_fits(const QuantChoice& c, std::int64_t cols) {
-  return detail::check_whole_blocks(cols, dtype_block_elems(c.ggml_type), c.row->label.data());
+  return detail::check_whole_blocks(cols, dtype_block_elems(c.ggml_type), std::string(c.row->label).c_str());
 }
 Result<void> ggml_fake_quant(const QuantChoice& c, const float* w, std::int64_t rows, std::int64_t cols, float* out,
                              ThreadPool*) {
@@ -50,7 +52,7 @@ double element_bits(const QuantChoice& c, std::int64_t rows, std::int64_t cols) 
   return named_format_bits_per_weight(c.named, rows, cols);
 }
 Result<void> element_fits(const QuantChoice& c, std::int64_t cols) {
-  return detail::check_whole_blocks(cols, c.row->block, c.row->label.data());
+  return detail::check_whole_blocks(cols, c.row->block, std::string(c.row->label).c_str());
 }
 Result<void> element_fake_quant(const QuantChoice& c, const float* w, std::int64_t rows, std::int64_t cols, float* out,
                                 ThreadPool* pool) {
@@ -132,6 +134,10 @@ const FormatRow kRows[] = {
 
 const FormatRow& int_row() { return kRows[std::size(kRows) - 1]; }
 
+// A ggml type no row describes (IQ2_XXS, ...): it parses from nothing and fits nothing.
+constexpr FormatRow kUnknownGgml{"", "ggml type", "", K::Ggml, 0, std::nullopt, H::None, false, false, "", std::nullopt,
+                                 ggml_bits, ggml_fits, nullptr, "QuantScope has no quantizer for this ggml type"};
+
 bool parse_int(std::string_view s, int& out) {
   const auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), out);
   return ec == std::errc() && p == s.data() + s.size();
@@ -204,8 +210,11 @@ QuantChoice QuantChoice::int_grid(const IntGridSpec& g) {
 
 QuantChoice QuantChoice::ggml(DType t) {
   if (const FormatRow* r = format_row_of(t)) return choice_of(*r);
-  QuantChoice c = choice_of(kRows[0]);  // not a row: the fits() check below refuses it by its row's block
+  QuantChoice c;
+  c.row = &kUnknownGgml;  // fits() refuses it, naming why
+  c.kind = K::Ggml;
   c.ggml_type = t;
+  c.name = std::string(dtype_name(t));
   return c;
 }
 

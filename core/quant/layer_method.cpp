@@ -121,6 +121,7 @@ Result<LayerMethodResult> quantize_with_method(const float* w, std::int64_t rows
   if (!method) return Error::invalid("unknown method \"" + config.method + "\" (" + method_names() + ")");
   if (auto r = supports(Consumer::Measure, choice, *method, cols); !r) return unsupported(config, r.error().message);
   if (auto r = check_method_params(*method, config.params); !r) return r.error();
+  if (choice.keeps_precision()) method = &method_row(MethodId::Rtn);  // a copy: the method does not reach it
   if ((method->needs & kNeedsHessian) && !stats.h)
     return unsupported(config, "needs the Hessian of the layer's input: calibrate first");
   if ((method->needs & kNeedsInputMeanAbs) && !stats.x_mean_abs)

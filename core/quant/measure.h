@@ -21,6 +21,9 @@ struct LayerQuantError {
   double milliseconds = 0;  // quantize + dequantize + error
   // tr(dW H dW^T) / tr(W H W^T) on the layer input's calibration Hessian; -1: not measured (no H)
   double rel_output_error = -1;
+  // When what is stored differs from the plan's format (llama.cpp's fallback for
+  // a ggml type on rows that are not whole blocks): its name, and why.
+  std::string applied, note;
 };
 
 // The tensor's elements as F32 (row slices converted in parallel).

@@ -59,7 +59,7 @@ const MethodRow kMethods[] = {
      kc({C::Measure, C::Evaluate, C::GgufExport, C::FakeQuantExport}), kClipParams, nullptr},
     {MethodId::Gptq, "gptq", "GPTQ", "column by column rounding with error feedback through H^-1", kNeedsHessian,
      kind_bit(FormatKind::Ggml) | kind_bit(FormatKind::IntGrid),
-     kc({C::Measure, C::Evaluate, C::GgufExport, C::FakeQuantExport}), kGptqParams, gptq_targets},
+     kc({C::Measure, C::Evaluate, C::GgufExport, C::GptqExport, C::FakeQuantExport}), kGptqParams, gptq_targets},
     {MethodId::Awq, "awq", "AWQ", "activation-aware per-input-channel scales searched on the output error",
      kNeedsHessian | kNeedsInputMeanAbs, kAllKinds, kc({C::Measure, C::Evaluate, C::FakeQuantExport}), kAwqParams,
      nullptr},

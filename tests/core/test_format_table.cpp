@@ -174,7 +174,8 @@ TEST(Capability, AnswersFromTheRowsWithTheReason) {
       {C::GgufExport, "iq4_nl", "gptq", 256, "IQ4_NL"},
       {C::GgufExport, "q3_k", "rtn", 256, "no quantizer"},
       {C::Measure, "iq4_nl", "gptq", 256, "IQ4_NL"},
-      {C::Measure, "f16", "gptq", 256, "nothing to do"},
+      {C::Measure, "f16", "gptq", 256, nullptr},  // a copy: the method does not reach it
+      {C::GgufExport, "q3_k", "rtn", 172, nullptr},  // written as F16: no Q3_K quantizer needed
       {C::Measure, "nf4", "clip", 256, "cannot target"},
       {C::Measure, "mxfp6", "awq", 256, nullptr},
       {C::Measure, "mxfp6", "rtn", 40, "MXFP6"},
@@ -185,6 +186,9 @@ TEST(Capability, AnswersFromTheRowsWithTheReason) {
       {C::Hdf5Export, "int4-g64", "gptq", 256, "not applied by hdf5"},
       {C::FakeQuantExport, "mxfp6", "rtn", 256, nullptr},
       {C::GptqExport, "int4-g128", "rtn", 256, nullptr},
+      {C::GptqExport, "int4-g128", "gptq", 256, nullptr},
+      {C::GptqExport, "int4-g128", "awq", 256, "not applied by gptq"},
+      {C::GptqExport, "int4-g32", "rtn", 40, "multiple of 32"},
       {C::GptqExport, "int5-g128", "rtn", 256, "2, 3, 4 or 8"},
       {C::GptqExport, "int4-tensor", "rtn", 256, "per-tensor"},
       {C::GptqExport, "q4_0", "rtn", 256, "does not pack"},

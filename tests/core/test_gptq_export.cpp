@@ -259,7 +259,7 @@ TEST(GptqExport, RefusesANonEmptyOutputAndGgufSources) {
   fs::remove_all(root);
   auto model = qs::open_model(qs::test::write_small_demo(root / "src", 1, 64, 96));
   ASSERT_TRUE(model.ok());
-  auto r = qs::export_gptq(*model, (root / "src").string(), {}, qs::OpContext::none());
+  auto r = qs::export_gptq(*model, (root / "src").string(), {4, 32, true}, qs::OpContext::none());
   ASSERT_FALSE(r.ok());
   EXPECT_NE(r.error().message.find("not an empty directory"), std::string::npos) << r.error().message;
   auto bad = qs::export_gptq(*model, (root / "o").string(), {5, 128, true}, qs::OpContext::none());

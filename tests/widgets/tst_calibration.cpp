@@ -28,6 +28,7 @@
 #include "calib/calibration_file.h"
 #include "demo/demo_model.h"
 #include "io/open_model.h"
+#include "export/size_account.h"
 #include "quant/allocate.h"
 #include "quant/layer_method.h"
 #include "quant/measure.h"
@@ -417,10 +418,10 @@ void TstCalibration::allocationMinimisesTheOutputError() {
   QVERIFY(settle(*w));
   const auto model = w->document()->model();
   const auto calib = w->document()->calibration();
-  const QStringList formats = {QStringLiteral("q8_0"), QStringLiteral("q4_0"), QStringLiteral("int3-g32")};
+  const QStringList formats = {QStringLiteral("q8_0"), QStringLiteral("q4_0"), QStringLiteral("q5_1")};
   QSignalSpy allocated(w.get(), &MainWindow::planAllocated);
   w->allocateDialog()->show();
-  w->allocate(5.5, formats, true);
+  w->allocate(7.0, formats, true);  // over every weight of the GGUF file (at least 6.73 with these candidates)
   QVERIFY(allocated.wait(kWaitMs));
   QCOMPARE(w->allocateDialog()->errorLabel(), QStringLiteral("summed relative output error"));
 
@@ -431,9 +432,11 @@ void TstCalibration::allocationMinimisesTheOutputError() {
     hessians.push_back(st && st->cols == cols && st->hessian.size() == static_cast<std::size_t>(cols * cols) ? st->hessian.data()
                                                                                                               : nullptr);
   }
-  auto costs = qs::measure_candidates(*model, {"q8_0", "q4_0", "int3-g32"}, qs::OpContext::none(), &hessians);
+  auto costs = qs::measure_candidates(*model, {"q8_0", "q4_0", "q5_1"}, qs::OpContext::none(), &hessians);
   QVERIFY(costs.ok());
-  auto a = qs::allocate_to_budget(*model, *costs, 5.5);
+  const qs::AccountedFixedPart fixed = qs::allocation_fixed_part(*model, *costs);
+  QCOMPARE(QString::fromStdString(fixed.target), QStringLiteral("gguf"));
+  auto a = qs::allocate_to_budget(*model, *costs, 7.0, fixed.fixed);
   QVERIFY(a.ok());
   auto configs = qs::resolve_plan(a->plan, *model);
   QVERIFY(configs.ok());
