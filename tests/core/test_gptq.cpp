@@ -49,7 +49,7 @@ struct Setting {
   double reference_test_error;  // README / case.json: GPTQ err (test)
 };
 
-TEST(Gptq, WithinTwoPercentOfTheReferenceOnHeldOutData) {
+TEST(Gptq, WithinATenthOfAPercentOfTheReferenceOnHeldOutData) {
   QS_REQUIRE_SHARED();
   const std::string dir = shared + "/cases/gptq1024/";
   const Case& c = Case::get(dir);
@@ -68,7 +68,8 @@ TEST(Gptq, WithinTwoPercentOfTheReferenceOnHeldOutData) {
     RecordProperty("err_w" + std::to_string(s.bits) + "_g" + std::to_string(s.group) + (s.act_order ? "_act" : "") +
                        (s.static_groups ? "_static" : ""),
                    std::to_string(err));
-    EXPECT_LE(err, s.reference_test_error * 1.02)
+    // Within 0.1 % of the reference's error (its figures are rounded to 5 decimals: half a unit allowed too).
+    EXPECT_NEAR(err, s.reference_test_error, 0.001 * s.reference_test_error + 0.5e-5)
         << s.bits << "-bit group " << s.group << " act-order " << s.act_order << " static " << s.static_groups
         << ": ours " << err << ", reference " << s.reference_test_error;
     // The stored parameters reproduce the dequantized weight through g_idx.
@@ -96,12 +97,12 @@ TEST(Gptq, PrimarySettingAgreesWithTheReferenceCodes) {
   const double share = static_cast<double>(same) / static_cast<double>(r->codes.size());
   RecordProperty("identical_codes", std::to_string(share));
   // GPTQ is sequential and float-order sensitive: near-identical, not bitwise.
-  EXPECT_GT(share, 0.95) << "share of codes equal to the reference: " << share;
+  EXPECT_GE(share, 0.999) << "share of codes equal to the reference: " << share;  // 0.99964 measured
   const auto ref_q = load_f32(dir + "Q_gptq_w4_g128_asym_actF.f32", 1024 * 1024);
   const double ours = qs::relative_output_error_h(c.w.data(), r->dequantized.data(), 1024, 1024, c.h_test.data());
   const double theirs = qs::relative_output_error_h(c.w.data(), ref_q.data(), 1024, 1024, c.h_test.data());
   EXPECT_NEAR(theirs, 0.03761, 0.00005);  // our metric reproduces the README's figure
-  EXPECT_LE(ours, theirs * 1.02);
+  EXPECT_NEAR(ours, theirs, 0.001 * theirs);  // within 0.1 % of the reference's own weights
 }
 
 TEST(Gptq, BeatsRtnAndHandlesDeadInputs) {
