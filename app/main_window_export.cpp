@@ -14,6 +14,7 @@
 #include "app/document.h"
 #include "app/main_window.h"
 #include "export/gguf_source.h"
+#include "export/gptq_export.h"
 #include "quant/capability.h"
 #include "quant/layer_method.h"
 #include "quant/llama_ftype.h"
@@ -203,21 +204,16 @@ void MainWindow::updateExportEstimate() {
       }
       break;
     case ui::ExportFormat::Gptq: {
-      // Layers of the blocks on the grid (codes + F16 scales + packed zero points per group), the rest in F16.
-      double bytes = 0, quantized = 0;
-      std::vector<bool> inLayer(model->tensors.size(), false);
-      for (const Layer& l : model->layers) {
-        const TensorInfo& t = model->tensors[l.weight];
-        const std::int64_t cols = t.cols(), group = s.gptqGroup > 0 ? s.gptqGroup : cols;
-        if (l.block < 0 || cols % group != 0) continue;
-        inLayer[l.weight] = true;
-        const double n = static_cast<double>(t.numel()), groups = n / static_cast<double>(group);
-        bytes += n * s.gptqBits / 8.0 + groups * (2.0 + s.gptqBits / 8.0);
-        quantized += 1;
-      }
-      for (std::size_t i = 0; i < model->tensors.size(); ++i)
-        if (!inLayer[i]) bytes += static_cast<double>(model->tensors[i].numel()) * 2.0;
-      text = line(bytes, tr("%1 layers on the grid, the rest F16").arg(quantized));
+      // The export's own layout (headers only): model.safetensors to the byte.
+      GptqExportOptions o;
+      o.bits = s.gptqBits;
+      o.group_size = s.gptqGroup;
+      o.sym = s.gptqSymmetric;
+      auto p = predict_gptq(*model, o);
+      text = p ? line(static_cast<double>(p->bytes), tr("%1 of %2 modules on the grid, the rest F16")
+                                                          .arg(p->quantized_modules)
+                                                          .arg(p->modules))
+               : QString::fromStdString(p.error().message);
       break;
     }
     case ui::ExportFormat::Hdf5: text = line(totals.planModelBytes, tr("the plan's formats as measured")); break;

@@ -245,6 +245,10 @@ static int run_export_gptq(const ExportOptions& opt) {
   nlohmann::ordered_json head;
   head["source"] = model->path;
   head["checkpoint_format"] = report->checkpoint_format;
+  // The one account: every tensor of model.safetensors over the weights it holds (the
+  // prediction is the written file to the byte: test SizeAccount.GptqPredictionIsTheWrittenFile).
+  if (auto account = predict_gptq(*model, options); account && account->bytes == report->bytes)
+    head["bits_per_weight"] = account->bits_per_weight();
   head["method"] = method;
   if (hessians) head["calibration_tokens"] = hessians->tokens;
   print_layer_report(opt, report->modules, report->bytes, seconds,

@@ -261,34 +261,52 @@ Result<GptqPlanOptions> gptq_options_from_plan(const Model& source, const Plan& 
   return GptqPlanOptions{std::move(base), m.id == MethodId::Gptq};
 }
 
-Result<GptqExportReport> export_gptq(const Model& source, const std::string& out_dir, const GptqExportOptions& o,
-                                     OpContext& ctx) {
+namespace {
+
+// Everything the export decides before it reads a weight: which modules are
+// quantized (and why the others are not), their Hessians, and the file's
+// entries in order. `predict`: no calibration is needed (a GPTQ module is the
+// same size as an RTN one).
+struct GptqLayout {
+  GptqExportReport report;
+  std::map<std::size_t, std::string> module_of;                 // weight tensor index -> module name, quantized ones
+  std::map<std::size_t, const std::vector<float>*> hessian_of;  // weight tensor index -> H of its input (GPTQ)
+  ojson dynamic = ojson::object();
+  std::vector<SafetensorsLayoutEntry> layout;
+  std::vector<EntrySource> sources;
+  bool v2 = false, calibrated = false;
+};
+
+Result<GptqLayout> gptq_layout(const Model& source, const GptqExportOptions& o, bool predict) {
   if (source.format != ModelFormat::HfDirectory && source.format != ModelFormat::Safetensors)
     return Error::unsupported(source.path + ": GPTQ export reads Hugging Face safetensors models");
   if (o.bits != 2 && o.bits != 3 && o.bits != 4 && o.bits != 8)
     return Error::invalid("GPTQ export: bits must be 2, 3, 4 or 8, not " + std::to_string(o.bits));
   if (o.group_size == 0 || o.group_size < -1) return Error::invalid("GPTQ export: group size must be > 0 or -1");
   // The H of a layer's input, from whichever form the calibration came in.
+  GptqLayout lay;
   const bool calibrated = o.hessians || o.capture;
+  lay.calibrated = calibrated;
   auto hessian_for = [&](const Layer& l) -> const std::vector<float>* {
     if (o.hessians) return o.hessians->of(l.role, l.block);
     const InputStats* s = o.capture ? o.capture->find_for(l.role, l.block) : nullptr;
     return s && !s->hessian.empty() ? &s->hessian : nullptr;
   };
-  if ((o.act_order || o.static_groups) && !calibrated)
+  if ((o.act_order || o.static_groups) && !calibrated && !predict)
     return Error::invalid("GPTQ export: act-order and static groups are GPTQ options; they need calibration (Hessians)");
   if (o.static_groups && !o.act_order)
     return Error::invalid("GPTQ export: static groups go with act-order (without it groups are static anyway)");
   if (calibrated && !(o.percdamp >= 0)) return Error::invalid("GPTQ export: the damping must be >= 0");
   const bool v2 = !o.sym;
-  GptqExportReport report;
+  lay.v2 = v2;
+  GptqExportReport& report = lay.report;
   report.checkpoint_format = v2 ? "gptq_v2" : "gptq";
 
   // Which tensors become which entries.
-  std::map<std::size_t, std::string> module_of;  // weight tensor index -> module name, for quantized ones
-  std::map<std::size_t, const std::vector<float>*> hessian_of;  // weight tensor index -> H of its input (GPTQ)
+  std::map<std::size_t, std::string>& module_of = lay.module_of;
+  std::map<std::size_t, const std::vector<float>*>& hessian_of = lay.hessian_of;
   const std::string format = int_grid_name({o.bits, o.sym, o.group_size > 0 ? o.group_size : 0});
-  ojson dynamic = ojson::object();
+  ojson& dynamic = lay.dynamic;
   for (const Layer& l : source.layers) {
     if (!quantizable_role(l.role) || l.block < 0) continue;
     const TensorInfo& t = source.tensors[l.weight];
@@ -298,7 +316,7 @@ Result<GptqExportReport> export_gptq(const Model& source, const std::string& out
     else if (auto p = gptq_shape_problem(t.rows(), t.cols(), o.bits); !p.empty()) why = p;
     else if (o.group_size > 0 && t.cols() % o.group_size != 0)
       why = std::to_string(t.cols()) + " inputs are not a multiple of the group size " + std::to_string(o.group_size);
-    if (why.empty() && calibrated) {
+    if (why.empty() && calibrated && !predict) {
       hessian_of[l.weight] = hessian_for(l);
       const std::vector<float>* h = hessian_of[l.weight];
       if (!h) return Error::invalid(l.name + ": the calibration has no Hessian for this layer (block " + std::to_string(l.block) + ")");
@@ -321,8 +339,8 @@ Result<GptqExportReport> export_gptq(const Model& source, const std::string& out
                               "; nothing would be quantized");
   }
 
-  std::vector<SafetensorsLayoutEntry> layout;
-  std::vector<EntrySource> sources;
+  std::vector<SafetensorsLayoutEntry>& layout = lay.layout;
+  std::vector<EntrySource>& sources = lay.sources;
   for (std::size_t i = 0; i < source.tensors.size(); ++i) {
     const TensorInfo& t = source.tensors[i];
     if (auto it = module_of.find(i); it != module_of.end()) {
@@ -341,6 +359,41 @@ Result<GptqExportReport> export_gptq(const Model& source, const std::string& out
     }
   }
 
+  return lay;
+}
+
+}  // namespace
+
+Result<GptqPrediction> predict_gptq(const Model& source, const GptqExportOptions& options) {
+  auto lay = gptq_layout(source, options, true);
+  if (!lay) return lay.error();
+  auto bytes = safetensors_file_bytes(lay->layout);
+  if (!bytes) return bytes.error();
+  GptqPrediction p;
+  p.bytes = *bytes;
+  for (const auto& e : lay->layout) {
+    std::uint64_t n = 1;
+    for (auto d : e.shape) n *= static_cast<std::uint64_t>(d);
+    p.tensor_bytes += n * dtype_bits(e.dtype) / 8;
+  }
+  for (const TensorInfo& t : source.tensors) p.weights += static_cast<std::uint64_t>(t.numel());
+  for (const auto& m : lay->report.modules) p.quantized_modules += m.quantized;
+  p.modules = lay->report.modules.size();
+  return p;
+}
+
+Result<GptqExportReport> export_gptq(const Model& source, const std::string& out_dir, const GptqExportOptions& o,
+                                     OpContext& ctx) {
+  auto planned = gptq_layout(source, o, false);
+  if (!planned) return planned.error();
+  GptqLayout& lay = *planned;
+  const bool v2 = lay.v2, calibrated = lay.calibrated;
+  GptqExportReport& report = lay.report;
+  const std::map<std::size_t, std::string>& module_of = lay.module_of;
+  const std::map<std::size_t, const std::vector<float>*>& hessian_of = lay.hessian_of;
+  const ojson& dynamic = lay.dynamic;
+  const std::vector<SafetensorsLayoutEntry>& layout = lay.layout;
+  const std::vector<EntrySource>& sources = lay.sources;
   std::uint64_t needed = 0;
   for (const auto& e : layout) {
     std::uint64_t n = 1;
@@ -389,7 +442,7 @@ Result<GptqExportReport> export_gptq(const Model& source, const std::string& out
       cached = std::move(*m);
       cached_tensor = s.tensor;
       for (auto& mod : report.modules)
-        if (mod.name == module_of[s.tensor]) mod.sqnr_db = cached.sqnr_db;
+        if (mod.name == module_of.at(s.tensor)) mod.sqnr_db = cached.sqnr_db;
       if (s.part != 2) scales_of[s.tensor] = std::move(cached.scales);
       else scales_out = std::move(cached.scales);
     }

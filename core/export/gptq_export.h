@@ -86,6 +86,18 @@ struct GptqPlanOptions {
 };
 Result<GptqPlanOptions> gptq_options_from_plan(const Model& source, const Plan& plan, GptqExportOptions base = {});
 
+// What export_gptq writes with these options, decided without reading a
+// weight or needing calibration: model.safetensors to the byte, and bits per
+// weight over every tensor it holds (docs/plan-format.md's account).
+struct GptqPrediction {
+  std::uint64_t bytes = 0;         // model.safetensors
+  std::uint64_t tensor_bytes = 0;  // its tensors' data (no header)
+  std::uint64_t weights = 0;       // elements of the source's tensors
+  std::size_t modules = 0, quantized_modules = 0;
+  double bits_per_weight() const { return weights ? 8.0 * static_cast<double>(tensor_bytes) / static_cast<double>(weights) : 0.0; }
+};
+Result<GptqPrediction> predict_gptq(const Model& source, const GptqExportOptions& options);
+
 // `out_dir` must not exist yet (or be empty): it is written as a temporary
 // sibling directory and renamed into place at the end. The weights are
 // quantized onto the GPTQ grid with F16 scales (what GPTQ tooling stores), by

@@ -38,14 +38,24 @@ Result<void> write_safetensors(const std::string& path, std::vector<SafetensorsW
       path, layout, [&](std::size_t i) -> Result<std::span<const std::byte>> { return entries[i].data; }, metadata);
 }
 
-Result<void> write_safetensors_streaming(const std::string& path, const std::vector<SafetensorsLayoutEntry>& entries,
-                                         const SafetensorsProducer& produce,
+namespace {
+
+// The file's layout from names, dtypes and shapes: the reference order
+// (larger element types first, so every tensor is aligned to its element
+// size, then by name), each entry's byte size, and the padded header text.
+struct SafetensorsPlan {
+  std::vector<std::size_t> order;
+  std::vector<std::uint64_t> sizes;
+  std::string header;
+  std::uint64_t data_bytes = 0;
+};
+
+Result<SafetensorsPlan> plan_safetensors(const std::string& path, const std::vector<SafetensorsLayoutEntry>& entries,
                                          const std::map<std::string, std::string>& metadata) {
-  // Reference order: larger element types first (so every tensor is aligned to
-  // its element size), then by name.
-  std::vector<std::size_t> order(entries.size());
-  for (std::size_t i = 0; i < order.size(); ++i) order[i] = i;
-  std::stable_sort(order.begin(), order.end(), [&](std::size_t ia, std::size_t ib) {
+  SafetensorsPlan p;
+  p.order.resize(entries.size());
+  for (std::size_t i = 0; i < p.order.size(); ++i) p.order[i] = i;
+  std::stable_sort(p.order.begin(), p.order.end(), [&](std::size_t ia, std::size_t ib) {
     const auto& a = entries[ia];
     const auto& b = entries[ib];
     const unsigned ba = dtype_bits(a.dtype), bb = dtype_bits(b.dtype);
@@ -55,17 +65,17 @@ Result<void> write_safetensors_streaming(const std::string& path, const std::vec
   nlohmann::ordered_json header = nlohmann::ordered_json::object();
   if (!metadata.empty()) header["__metadata__"] = metadata;
   std::uint64_t offset = 0;
-  std::vector<std::uint64_t> sizes(entries.size());
-  for (std::size_t k = 0; k < order.size(); ++k) {
-    const auto& e = entries[order[k]];
-    if (k > 0 && entries[order[k - 1]].name == e.name) return Error::invalid(path + ": duplicate tensor name \"" + e.name + "\"");
+  p.sizes.resize(entries.size());
+  for (std::size_t k = 0; k < p.order.size(); ++k) {
+    const auto& e = entries[p.order[k]];
+    if (k > 0 && entries[p.order[k - 1]].name == e.name) return Error::invalid(path + ": duplicate tensor name \"" + e.name + "\"");
     std::uint64_t numel = 1;
     for (auto d : e.shape) {
       if (d < 0 || !checked_mul(numel, static_cast<std::uint64_t>(d), numel))
         return Error::invalid(path + ": tensor \"" + e.name + "\": bad shape " + shape_to_string(e.shape));
     }
     const std::uint64_t bytes = numel * dtype_bits(e.dtype) / 8;
-    sizes[order[k]] = bytes;
+    p.sizes[p.order[k]] = bytes;
     nlohmann::ordered_json entry;
     entry["dtype"] = std::string(dtype_name(e.dtype));
     entry["shape"] = e.shape;
@@ -73,8 +83,29 @@ Result<void> write_safetensors_streaming(const std::string& path, const std::vec
     header[e.name] = std::move(entry);
     offset += bytes;
   }
-  std::string text = header.dump();
-  text.append((8 - text.size() % 8) % 8, ' ');
+  p.header = header.dump();
+  p.header.append((8 - p.header.size() % 8) % 8, ' ');
+  p.data_bytes = offset;
+  return p;
+}
+
+}  // namespace
+
+Result<std::uint64_t> safetensors_file_bytes(const std::vector<SafetensorsLayoutEntry>& entries,
+                                             const std::map<std::string, std::string>& metadata) {
+  auto p = plan_safetensors("safetensors layout", entries, metadata);
+  if (!p) return p.error();
+  return 8 + p->header.size() + p->data_bytes;
+}
+
+Result<void> write_safetensors_streaming(const std::string& path, const std::vector<SafetensorsLayoutEntry>& entries,
+                                         const SafetensorsProducer& produce,
+                                         const std::map<std::string, std::string>& metadata) {
+  auto plan = plan_safetensors(path, entries, metadata);
+  if (!plan) return plan.error();
+  const std::vector<std::size_t>& order = plan->order;
+  const std::vector<std::uint64_t>& sizes = plan->sizes;
+  const std::string& text = plan->header;
   const std::uint64_t n = text.size();
 
   auto file = AtomicFile::create(path);

@@ -71,5 +71,8 @@ using SafetensorsProducer = std::function<Result<std::span<const std::byte>>(std
 Result<void> write_safetensors_streaming(const std::string& path, const std::vector<SafetensorsLayoutEntry>& entries,
                                          const SafetensorsProducer& produce,
                                          const std::map<std::string, std::string>& metadata = {{"format", "pt"}});
+// The size of the file write_safetensors_streaming writes for these entries, to the byte.
+Result<std::uint64_t> safetensors_file_bytes(const std::vector<SafetensorsLayoutEntry>& entries,
+                                             const std::map<std::string, std::string>& metadata = {{"format", "pt"}});
 
 }  // namespace qs

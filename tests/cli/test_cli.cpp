@@ -566,6 +566,10 @@ TEST_F(Cli, GptqExportFollowsThePlan) {
   ASSERT_EQ(kept.code, 0) << kept.out;
   int quantized = 0, kept_v = 0;
   const auto kj = nlohmann::json::parse(kept.out);  // (a temporary's member would die before the loop)
+  // The file's account: int4-g32 (4.5 bits) on 15 of the 64x64 attention layers, the rest F16.
+  ASSERT_TRUE(kj.contains("bits_per_weight")) << kept.out;
+  EXPECT_GT(kj["bits_per_weight"].get<double>(), 4.5);
+  EXPECT_LT(kj["bits_per_weight"].get<double>(), 16.0);
   for (const auto& l : kj["layers"]) {
     quantized += l["quantized"].get<bool>();
     if (l["name"].get<std::string>().find("v_proj") != std::string::npos) {
