@@ -304,10 +304,15 @@ AllocateOutcome runAllocate(std::shared_ptr<const Model> model, QStringList form
     std::vector<std::string> names;
     for (const QString& f : formats) names.push_back(f.toStdString());
     // With calibration, the allocation minimises the summed relative output error.
-    std::vector<const float*> hessians;
+    std::vector<const float*> hessians, means;
     if (calib)
-      for (const Layer& l : model->layers) hessians.push_back(layerHessian(calib.get(), l, model->tensors[l.weight].cols()));
-    auto measured = measure_candidates(*model, names, control->context(), calib ? &hessians : nullptr);
+      for (const Layer& l : model->layers) {
+        const LayerInputStats s = layerStats(calib.get(), l, model->tensors[l.weight].cols());
+        hessians.push_back(s.h);
+        means.push_back(s.x_mean_abs);
+      }
+    auto measured = measure_candidates(*model, names, control->context(), calib ? &hessians : nullptr,
+                                       calib ? &means : nullptr);
     if (!measured) {
       out.cancelled = measured.error().code == ErrorCode::Cancelled;
       out.error = QString::fromStdString(measured.error().message);

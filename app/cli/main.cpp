@@ -96,8 +96,14 @@ int main(int argc, char** argv) {
   pl->add_flag("--demo", plan_demo, "Plan for the built-in demo model");
   pl->add_option("--preset", planning.preset, "Preset: q8_0, q6_k, q4_k, ..., q4_k_m, q5_k_m, q3_k_m, gptq-w4g128, nf4, "
                                               "w8a8-smoothquant");
-  pl->add_option("--budget", planning.budget, "Target average bits per weight")->check(CLI::PositiveNumber);
-  pl->add_option("--candidates", planning.candidates, "Formats the budget allocation may choose from")->capture_default_str();
+  pl->add_option("--budget", planning.budget, "Target bits per weight over every tensor of the GGUF file the plan "
+                                              "exports to (docs/plan-format.md)")->check(CLI::PositiveNumber);
+  pl->add_option("--candidates", planning.candidates, "What the budget allocation may choose from: formats, or formats "
+                                                      "with a method (q4_0+clip, int4-g128+gptq, q4_k+awq(alpha_points=10))")
+      ->capture_default_str();
+  pl->add_option("--calib-file", planning.calib_file, "Calibration file (quantscope-cli calibrate): the allocation "
+                                                      "minimises the summed relative output error, and gptq/awq "
+                                                      "candidates use its statistics");
   pl->add_option("-o,--out", planning.out, "Write the plan here (atomically)");
   pl->add_flag("--json", planning.json, "Machine-readable output");
 

@@ -48,6 +48,10 @@ int run_plan(const PlanOptions& opt) {
     std::fprintf(stderr, "quantscope-cli plan: give --preset or --budget (one of them)\n");
     return 2;
   }
+  if (!opt.calib_file.empty() && opt.budget <= 0) {
+    std::fprintf(stderr, "quantscope-cli plan: --calib-file is for --budget (a preset measures nothing)\n");
+    return 2;
+  }
   auto model = open_model(opt.path);
   if (!model) {
     std::fprintf(stderr, "quantscope-cli: %s\n", model.error().message.c_str());
@@ -63,7 +67,24 @@ int run_plan(const PlanOptions& opt) {
     }
     plan = std::move(*p);
   } else {
-    auto costs = measure_candidates(*model, split(opt.candidates), OpContext::none());
+    // With a calibration file: relative output errors, and the statistics gptq/awq candidates need.
+    std::optional<CalibrationFile> calib;
+    std::vector<const float*> hessians, means;
+    if (!opt.calib_file.empty()) {
+      auto c = read_calibration_file(opt.calib_file, &*model);
+      if (!c) {
+        std::fprintf(stderr, "quantscope-cli: %s\n", c.error().message.c_str());
+        return 2;
+      }
+      calib = std::move(*c);
+      for (const Layer& l : model->layers) {
+        const LayerInputStats s = layer_input_stats(l, model->tensors[l.weight].cols(), nullptr, &calib->run.capture);
+        hessians.push_back(s.h);
+        means.push_back(s.x_mean_abs);
+      }
+    }
+    auto costs = measure_candidates(*model, split(opt.candidates), OpContext::none(), calib ? &hessians : nullptr,
+                                    calib ? &means : nullptr);
     if (!costs) {
       std::fprintf(stderr, "quantscope-cli: %s\n", costs.error().message.c_str());
       return 2;
@@ -87,9 +108,10 @@ int run_plan(const PlanOptions& opt) {
     for (const auto& p : a->pareto) out["pareto"].push_back({p.bits_per_weight, p.squared_error});
     out["unallocated"] = a->fixed;
     if (!opt.json)
-      std::printf("allocated %.3f bits/weight (budget %.3f), squared weight error %.4g; %zu Pareto points; %zu layers "
+      std::printf("allocated %.3f bits/weight (budget %.3f), %s %.4g; %zu Pareto points; %zu layers "
                   "no candidate fits\n",
-                  a->bits_per_weight, opt.budget, a->squared_error, a->pareto.size(), a->fixed.size());
+                  a->bits_per_weight, opt.budget, opt.calib_file.empty() ? "squared weight error" : "summed relative output error",
+                  a->squared_error, a->pareto.size(), a->fixed.size());
   }
   auto cfg = resolve_plan(plan, *model);
   if (!cfg) {

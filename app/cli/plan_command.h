@@ -8,7 +8,8 @@ struct PlanOptions {
   std::string out;         // plan.json
   std::string preset;      // or
   double budget = 0;       // target bits/weight (> 0)
-  std::string candidates = "q4_0,q4_k,q5_k,q6_k,q8_0";
+  std::string candidates = "q4_0,q4_k,q5_k,q6_k,q8_0";  // formats or layer config keys ("q4_0+clip")
+  std::string calib_file;  // calibration statistics for the allocation (output error; gptq/awq candidates)
   bool json = false;
 };
 

@@ -3,7 +3,10 @@
 #include <map>
 
 #include "export/gguf_export.h"
+#include "quant/capability.h"
 #include "quant/format_table.h"
+#include "quant/layer_method.h"
+#include "quant/method_table.h"
 #include "quant/plan.h"
 
 namespace qs {
@@ -33,8 +36,13 @@ AccountedFixedPart allocation_fixed_part(const Model& model, const std::vector<s
   AccountedFixedPart out;
   // A plan with a candidate GGUF cannot hold goes elsewhere: its account is the model's own.
   for (const auto& layer : costs)
-    for (const CandidateCost& c : layer)
-      if (auto f = parse_quant_choice(c.format); !f || !f->gguf_type()) out.why = "candidate " + c.format + " has no GGUF type";
+    for (const CandidateCost& c : layer) {
+      auto config = parse_layer_config_key(c.format);
+      auto f = config ? parse_quant_choice(config->format) : Result<QuantChoice>(config.error());
+      const MethodRow* m = config ? find_method(config->method) : nullptr;
+      if (!f || !m) out.why = "candidate " + c.format + " does not parse";
+      else if (auto r = supports(Consumer::GgufExport, *f, *m); !r) out.why = "candidate " + c.format + ": " + r.error().message;
+    }
   if (!out.why.empty()) return model_account(model, costs, std::move(out));
   Plan keep;  // every layer F16: the layers without candidates as the allocation's plan keeps them
   keep.base.format = "f16";

@@ -4,7 +4,10 @@
 #include <cmath>
 #include <cstdio>
 
+#include "quant/capability.h"
+#include "quant/layer_method.h"
 #include "quant/measure.h"
+#include "quant/method_table.h"
 #include "quant/metrics.h"
 
 namespace qs {
@@ -44,42 +47,82 @@ Choice choose(const Model& model, const std::vector<std::vector<CandidateCost>>&
 }  // namespace
 
 Result<std::vector<std::vector<CandidateCost>>> measure_candidates(const Model& model,
-                                                                   const std::vector<std::string>& formats,
+                                                                   const std::vector<std::string>& candidates,
                                                                    OpContext& ctx,
-                                                                   const std::vector<const float*>* hessians) {
+                                                                   const std::vector<const float*>* hessians,
+                                                                   const std::vector<const float*>* x_mean_abs) {
   if (hessians && hessians->size() != model.layers.size())
     return Error::invalid("allocation: one Hessian entry per layer expected");
-  std::vector<QuantChoice> choices;
-  for (const auto& f : formats) {
-    auto c = parse_quant_choice(f);
-    if (!c) return c.error();
-    choices.push_back(std::move(*c));
+  if (x_mean_abs && x_mean_abs->size() != model.layers.size())
+    return Error::invalid("allocation: one mean |x| entry per layer expected");
+  // Each candidate is a layer config: a format, and a method with its params when not plain RTN.
+  struct Candidate {
+    LayerConfig config;
+    QuantChoice format;
+    const MethodRow* method;
+    std::string key;  // the canonical spelling the plan gets
+  };
+  std::vector<Candidate> cands;
+  for (const auto& text : candidates) {
+    auto config = parse_layer_config_key(text);
+    if (!config) return config.error();
+    auto format = parse_quant_choice(config->format);
+    if (!format) return format.error();
+    const MethodRow* method = find_method(config->method);
+    if (!method) return Error::invalid("candidate \"" + text + "\": unknown method (" + method_names() + ")");
+    if (auto r = supports(Consumer::Measure, *format, *method); !r)
+      return Error::invalid("candidate \"" + text + "\": " + r.error().message);
+    if (auto r = check_method_params(*method, config->params); !r) return Error::invalid("candidate \"" + text + "\": " + r.error().message);
+    if (((method->needs & kNeedsHessian) && !hessians) || ((method->needs & kNeedsInputMeanAbs) && !x_mean_abs))
+      return Error::invalid("candidate \"" + text + "\": method " + config->method +
+                            " needs calibration statistics (a calibration file)");
+    config->format = format->name;
+    cands.push_back({*config, *format, method, layer_config_key(*config)});
   }
   std::vector<std::vector<CandidateCost>> out(model.layers.size());
   for (std::size_t l = 0; l < model.layers.size(); ++l) {
-    const TensorInfo& t = model.tensors[model.layers[l].weight];
-    for (const auto& c : choices) {
+    const Layer& layer = model.layers[l];
+    const TensorInfo& t = model.tensors[layer.weight];
+    const float* h = hessians ? (*hessians)[l] : nullptr;
+    std::vector<float> w;  // the layer as F32, once, for the methods
+    for (const Candidate& c : cands) {
       if (ctx.cancelled()) return Error::cancelled();
-      const float* h = hessians ? (*hessians)[l] : nullptr;
+      const LayerConfig config = config_for_layer(layer, c.config);  // no input statistics on the embedding/head: rtn
+      const bool plain = find_method(config.method)->id == MethodId::Rtn && config.params.empty();
+      if (!plain) {
+        if (w.empty()) {
+          w.resize(static_cast<std::size_t>(t.numel()));
+          if (auto r = tensor_to_f32(t, w.data()); !r) return Error::unsupported(t.name + ": " + r.error().message);
+        }
+        LayerInputStats stats{h, x_mean_abs ? (*x_mean_abs)[l] : nullptr};
+        auto r = quantize_with_method(w.data(), t.rows(), t.cols(), c.format, config, stats, ctx, nullptr, h != nullptr);
+        if (!r) {
+          if (r.error().code == ErrorCode::Unsupported) continue;  // the shape (or missing statistics) rules it out here
+          return Error{r.error().code, t.name + ": " + r.error().message};
+        }
+        const double relative = std::isfinite(r->figures.error.sqnr_db) ? std::pow(10.0, -r->figures.error.sqnr_db / 10.0) : 0.0;
+        out[l].push_back({c.key, r->figures.bits_per_weight,
+                          h ? r->rel_output_error : hessians ? relative : r->figures.error.mse * static_cast<double>(t.numel())});
+        continue;
+      }
       if (h) {  // the relative output error needs the dequantized weight
-        std::vector<float> w, deq;
-        if (auto r = quantize_dequantize(t, c, w, deq, ctx); !r) {
+        std::vector<float> wf, deq;
+        if (auto r = quantize_dequantize(t, c.format, wf, deq, ctx); !r) {
           if (r.error().code == ErrorCode::Unsupported) continue;
           return r.error();
         }
-        out[l].push_back({c.name, c.bits_per_weight(t.rows(), t.cols()),
-                          relative_output_error_h(w.data(), deq.data(), t.rows(), t.cols(), h)});
+        out[l].push_back({c.key, c.format.bits_per_weight(t.rows(), t.cols()),
+                          relative_output_error_h(wf.data(), deq.data(), t.rows(), t.cols(), h)});
         continue;
       }
-      auto m = measure_quantization(t, c, ctx);
+      auto m = measure_quantization(t, c.format, ctx);
       if (!m) {
         if (m.error().code == ErrorCode::Unsupported) continue;  // shape the format cannot take
         return m.error();
       }
       // SQNR = 10 log10(||W||^2 / ||dW||^2): the relative weight error is its inverse power.
       const double relative = std::isfinite(m->error.sqnr_db) ? std::pow(10.0, -m->error.sqnr_db / 10.0) : 0.0;
-      out[l].push_back({c.name, m->bits_per_weight,
-                        hessians ? relative : m->error.mse * static_cast<double>(t.numel())});
+      out[l].push_back({c.key, m->bits_per_weight, hessians ? relative : m->error.mse * static_cast<double>(t.numel())});
     }
     ctx.progress(static_cast<double>(l + 1) / static_cast<double>(model.layers.size()));
   }
@@ -123,7 +166,14 @@ Result<Allocation> allocate_to_budget(const Model& model, const std::vector<std:
   for (std::size_t l = 0; l < costs.size(); ++l)
     if (best.pick[l] >= 0) ++votes[costs[l][static_cast<std::size_t>(best.pick[l])].format];
   a.plan.preset = "budget";
-  a.plan.base.format = std::max_element(votes.begin(), votes.end(), [](auto& x, auto& y) { return x.second < y.second; })->first;
+  // Candidates are layer config keys ("q4_0", "q4_k+gptq(act_order=1)"): known good, they parse.
+  const auto config_of = [](const std::string& key) {
+    auto c = parse_layer_config_key(key);
+    return c ? *c : LayerConfig{key, std::string(method_row(MethodId::Rtn).name), {}};
+  };
+  const std::string base_key =
+      std::max_element(votes.begin(), votes.end(), [](auto& x, auto& y) { return x.second < y.second; })->first;
+  a.plan.base = config_of(base_key);
   for (std::size_t l = 0; l < costs.size(); ++l) {
     if (best.pick[l] < 0) {  // kept in F16, outside the budget
       a.fixed.push_back(model.layers[l].name);
@@ -133,11 +183,16 @@ Result<Allocation> allocate_to_budget(const Model& model, const std::vector<std:
       a.plan.overrides.push_back(std::move(o));
       continue;
     }
-    const std::string& f = costs[l][static_cast<std::size_t>(best.pick[l])].format;
-    if (f == a.plan.base.format) continue;
+    const std::string& key = costs[l][static_cast<std::size_t>(best.pick[l])].format;
+    if (key == base_key) continue;
+    const LayerConfig c = config_of(key);
     PlanOverride o;
     o.match.name = model.layers[l].name;
-    o.format = f;
+    if (c.format != a.plan.base.format) o.format = c.format;
+    if (c.method != a.plan.base.method || c.params != a.plan.base.params) {
+      o.method = c.method;
+      o.params = c.params;
+    }
     a.plan.overrides.push_back(std::move(o));
   }
   return a;

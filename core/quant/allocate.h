@@ -17,23 +17,29 @@
 namespace qs {
 
 struct CandidateCost {
-  std::string format;
+  std::string format;  // the candidate as a layer config key: "q4_0", "q4_k+clip", "int4-g128+gptq(act_order=1)"
   double bits_per_weight = 0;
   // The error the allocation sums: without calibration the squared weight error
   // (sum over the layer's weights); with it, relative (see measure_candidates).
   double squared_error = 0;
 };
 
-// Every candidate that fits each layer, measured (RTN); Model::layers order.
+// Every candidate that fits each layer, measured; Model::layers order. A
+// candidate is a format ("q4_k") or a format with a method and its params as
+// a layer config key (quant/layer_method.h: "q4_0+clip",
+// "int4-g128+gptq(act_order=1,static_groups=1)"); methods that need a Hessian
+// or mean |x| need `hessians` / `x_mean_abs` (one per layer; a layer without
+// them gets no such candidate, the embedding and head get RTN).
 // Layers no candidate fits get an empty list. `hessians` (optional, one per
 // layer, nullptr where the layer's input has none): with it every cost is a
 // relative error, tr(dW H dW^T) / tr(W H W^T) where H is known and
 // ||dW||^2 / ||W||^2 elsewhere, so that the allocation minimises the summed
 // relative output error (what the plan editor's totals show when calibrated).
 Result<std::vector<std::vector<CandidateCost>>> measure_candidates(const Model& model,
-                                                                   const std::vector<std::string>& formats,
+                                                                   const std::vector<std::string>& candidates,
                                                                    OpContext& ctx,
-                                                                   const std::vector<const float*>* hessians = nullptr);
+                                                                   const std::vector<const float*>* hessians = nullptr,
+                                                                   const std::vector<const float*>* x_mean_abs = nullptr);
 
 struct ParetoPoint {
   double bits_per_weight = 0;  // average over the layers that have candidates

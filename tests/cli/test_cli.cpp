@@ -603,6 +603,38 @@ TEST_F(Cli, GptqExportFollowsThePlan) {
   for (const char* d : {"mixed", "flags", "nocalib", "awq", "none"}) EXPECT_FALSE(std::filesystem::exists(dir_ / d)) << d;
 }
 
+// Methods as allocation candidates: with a calibration file the allocation may
+// choose q4_0 by GPTQ or AWQ where that lowers the output error, and meets the
+// same budget with a smaller summed relative output error than formats alone.
+TEST_F(Cli, BudgetAllocationTakesMethodsAsCandidates) {
+  const std::string shared = QS_SHARED_DIR;
+  if (!std::filesystem::exists(shared + "/models")) GTEST_SKIP() << "../shared/models is absent (fresh clone)";
+  const std::string model = shared + "/models/stories260K/gguf/stories260K-f32.gguf";
+  const auto calib = dir_ / "alloc.qscalib.h5";
+  ASSERT_EQ(run("calibrate --seqs 8 --ctx 128 -o " + calib.string() + " --text " + shared +
+                "/models/stories260K/eval/tiny_stories_eval.txt " + model).code, 0);
+  const auto allocate = [&](const std::string& candidates) {
+    const CliRun r = run("plan --json --budget 7.2 --candidates '" + candidates + "' --calib-file " + calib.string() + " " + model);
+    EXPECT_EQ(r.code, 0) << r.out;
+    return nlohmann::json::parse(r.code == 0 ? r.out : "{}");
+  };
+  const auto formats = allocate("q4_0,q5_0,q8_0");
+  const auto methods = allocate("q4_0,q4_0+gptq,q5_0,q5_0+clip,q8_0");
+  ASSERT_TRUE(formats.contains("squared_error") && methods.contains("squared_error"));
+  std::printf("  budget 7.2 bits/weight: summed relative output error %.5f with formats, %.5f with methods\n",
+              formats["squared_error"].get<double>(), methods["squared_error"].get<double>());
+  EXPECT_LT(methods["squared_error"].get<double>(), 0.9 * formats["squared_error"].get<double>());
+  EXPECT_LE(methods["bits_per_weight"].get<double>(), 7.2 + 1e-9);
+  int gptq = 0;
+  for (const auto& l : methods["layers"]) gptq += l["method"] == "gptq";
+  EXPECT_GT(gptq, 0) << methods.dump();
+  EXPECT_EQ(methods["target"], "gguf");  // GGUF applies gptq and clip: the budget is over its file
+  // gptq candidates without a calibration file are refused by name.
+  const CliRun r = run("plan --budget 7.2 --candidates q4_0+gptq " + model, true);
+  EXPECT_EQ(r.code, 2);
+  EXPECT_NE(r.out.find("needs calibration statistics"), std::string::npos) << r.out;
+}
+
 // plan --budget allocates over every weight the GGUF file holds, and the file
 // exported from the plan has exactly the bytes and bits/weight plan predicted.
 TEST_F(Cli, BudgetPlanIsTheFileItExports) {
