@@ -19,8 +19,13 @@ namespace qs {
 namespace {
 
 using MatF = Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
-// Rows per tile of the walk's lazy-update GEMM (a multiple of every BLAS row unroll).
-constexpr std::int64_t kGemmRows = 32;
+// Rows per task of the walk, and the row count of every lazy-update GEMM it
+// makes (the last task's rows padded with zeros): BLAS picks kernels and
+// blockings by the shape, whose sums round differently, so one shape for
+// every call keeps a row's result independent of the layer's height (OpenBLAS
+// on Zen differs in the last bit between 32 and 64 rows). 256 rows keep the
+// calls large enough that packing the shared operand costs little.
+constexpr std::int64_t kGemmRows = 256;
 
 // GPTQ's walk is written with U, the upper Cholesky factor of H^-1 (H^-1 =
 // U^T U): the reference pushes column i's error err_i = (w_i - q_i) / U_ii
@@ -241,7 +246,8 @@ Result<GptqResult> gptq(const float* w, std::int64_t rows, std::int64_t cols, co
   // column.
   constexpr std::int64_t kLanes = detail::kGptqLanes;
   const std::int64_t lane_groups = (rows + kLanes - 1) / kLanes;
-  const std::int64_t tasks = std::min<std::int64_t>(lane_groups, 2 * static_cast<std::int64_t>(pool.size()));
+  static_assert(kGemmRows % kLanes == 0);
+  const std::int64_t tasks = (rows + kGemmRows - 1) / kGemmRows;
   const bool dynamic_groups = gs > 0 && !spec.static_groups;
   // A block wider than the layer is the whole layer (a plan's huge block_size allocates nothing more).
   const std::int64_t block = std::min<std::int64_t>(spec.block_size, cols);
@@ -273,12 +279,12 @@ Result<GptqResult> gptq(const float* w, std::int64_t rows, std::int64_t cols, co
   std::atomic<std::int64_t> steps_done{0};
   const double steps_total = static_cast<double>(tasks * blocks_n);
   pool.parallel_for(static_cast<std::size_t>(tasks), [&](std::size_t task, unsigned) {
-    const std::int64_t g0 = lane_groups * static_cast<std::int64_t>(task) / tasks,
-                       g1 = lane_groups * (static_cast<std::int64_t>(task) + 1) / tasks;
+    const std::int64_t g0 = static_cast<std::int64_t>(task) * (kGemmRows / kLanes),
+                       g1 = std::min(lane_groups, g0 + kGemmRows / kLanes);
     const std::int64_t ra = g0 * kLanes, rb = std::min(rows, g1 * kLanes), n_rows = rb - ra;
     if (n_rows <= 0) return;
-    // Row tiles of the task's GEMMs (see kGemmRows); rows past n_rows are zero.
-    const std::int64_t padded = (n_rows + kGemmRows - 1) / kGemmRows * kGemmRows;
+    // The task's GEMMs are kGemmRows high; rows past n_rows are zero.
+    const std::int64_t padded = kGemmRows;
     MatF Err = MatF::Zero(padded, block), Wref, P, Tail;
     const std::size_t bs = static_cast<std::size_t>(block);
     // x[i][lane], x0 (the original weights), then the block's codes, values and errors; 32-byte aligned
@@ -293,21 +299,15 @@ Result<GptqResult> gptq(const float* w, std::int64_t rows, std::int64_t cols, co
       const std::int64_t i1 = b * block, i2 = std::min(cols, i1 + block), count = i2 - i1;
       const std::int64_t m = uloc_cols[static_cast<std::size_t>(b)];
       if (m > 0) {
-        // One GEMM per tile of kGemmRows rows, every call the same shape (zero
-        // rows pad the last tile): BLAS picks kernels and blockings by the
-        // shape, whose sums round differently, and a row's result must not
-        // depend on how many rows the layer or the task has (OpenBLAS on Zen
-        // differs in the last bit between 32 and 64 rows; test
-        // Gptq.WalkBuildsAgreeAndRowsAreIndependent).
+        // kGemmRows high (test Gptq.WalkBuildsAgreeAndRowsAreIndependent).
         P.setZero(padded, m);
         Wref.setZero(padded, m);
         Wref.topRows(n_rows) = W0.block(ra, i1, n_rows, m);
         for (std::int64_t r = 0; r < n_rows; ++r)
           for (std::int64_t k = 0; k < m; ++k)
             P(r, k) = (W(ra + r, i1 + k) - W0(ra + r, i1 + k)) * adiag[static_cast<std::size_t>(i1 + k)];
-        for (std::int64_t t0 = 0; t0 < padded; t0 += kGemmRows)
-          lapack::gemm(false, kGemmRows, m, m, 1.0f, P.data() + t0 * m, m, uloc[static_cast<std::size_t>(b)].data(), m,
-                       1.0f, Wref.data() + t0 * m, m);
+        lapack::gemm(false, padded, m, m, 1.0f, P.data(), m, uloc[static_cast<std::size_t>(b)].data(), m, 1.0f,
+                     Wref.data(), m);
       }
       // A column starts a new run of the walk where the lanes' grids change:
       // a dynamic group's fit, or another group (sub-block, static group).
@@ -372,21 +372,17 @@ Result<GptqResult> gptq(const float* w, std::int64_t rows, std::int64_t cols, co
         }
       }
       if (i2 < cols) {
-        // In tiles of kGemmRows rows; the last, partial one through a padded copy.
+        // kGemmRows high: a short last task goes through a padded copy of its rows.
         const std::int64_t rest = cols - i2;
-        for (std::int64_t t0 = 0; t0 < n_rows; t0 += kGemmRows) {
-          const std::int64_t n = std::min(kGemmRows, n_rows - t0);
-          float* c = W.data() + (ra + t0) * cols + i2;
-          if (n == kGemmRows) {
-            lapack::gemm_subtract(kGemmRows, rest, count, Err.data() + t0 * block, block, G.data() + i1 * cols + i2, cols,
-                                  c, cols);
-            continue;
-          }
+        float* c = W.data() + ra * cols + i2;
+        if (n_rows == kGemmRows) {
+          lapack::gemm_subtract(kGemmRows, rest, count, Err.data(), block, G.data() + i1 * cols + i2, cols, c, cols);
+        } else {
           Tail.setZero(kGemmRows, rest);
-          for (std::int64_t r = 0; r < n; ++r) std::copy(c + r * cols, c + r * cols + rest, Tail.data() + r * rest);
-          lapack::gemm_subtract(kGemmRows, rest, count, Err.data() + t0 * block, block, G.data() + i1 * cols + i2, cols,
-                                Tail.data(), rest);
-          for (std::int64_t r = 0; r < n; ++r) std::copy(Tail.data() + r * rest, Tail.data() + (r + 1) * rest, c + r * cols);
+          for (std::int64_t r = 0; r < n_rows; ++r) std::copy(c + r * cols, c + r * cols + rest, Tail.data() + r * rest);
+          lapack::gemm_subtract(kGemmRows, rest, count, Err.data(), block, G.data() + i1 * cols + i2, cols, Tail.data(), rest);
+          for (std::int64_t r = 0; r < n_rows; ++r)
+            std::copy(Tail.data() + r * rest, Tail.data() + (r + 1) * rest, c + r * cols);
         }
       }
       ctx.progress(static_cast<double>(++steps_done) / steps_total);
