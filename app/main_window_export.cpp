@@ -13,6 +13,7 @@
 
 #include "app/document.h"
 #include "app/main_window.h"
+#include "export/gguf_export.h"
 #include "export/gguf_source.h"
 #include "export/gptq_export.h"
 #include "quant/capability.h"
@@ -188,7 +189,18 @@ void MainWindow::updateExportEstimate() {
   switch (s.format) {
     case ui::ExportFormat::Gguf:
       if (s.ggufUsePlan) {
-        text = line(totals.planModelBytes, tr("the plan's formats as measured"));
+        // The export's own layout for the plan (headers and the tokenizer only): the file to the byte.
+        const Plan plan = plan_->tableModel()->plan();
+        GgufExportOptions o;
+        o.plan = &plan;
+        if (auto p = predict_gguf(*model, o))
+          text = tr("%1 (%2 bytes) · %3 bits/weight over its %4 tensors · the file as it will be written")
+                     .arg(ui::humanBytes(p->bytes))
+                     .arg(p->bytes)
+                     .arg(p->bits_per_weight(), 0, 'f', 3)
+                     .arg(p->tensors.size());
+        else
+          text = QString::fromStdString(p.error().message);
       } else if (auto ftype = parse_llama_ftype(s.ggufFileType.toStdString()); ftype && !exportFtypeTensors_.empty()) {
         // llama-quantize's per-tensor types (rules and fallbacks) for this file type.
         const auto choices = llama_ftype_choices(exportFtypeTensors_, *ftype,

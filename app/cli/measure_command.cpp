@@ -17,6 +17,7 @@ int run_measure(const MeasureOptions& opt) {
       std::fprintf(stderr, "quantscope-cli: %s\n", c.error().message.c_str());
       return 2;
     }
+    c->name = f;  // reported under the spelling asked for ("int4", not "int4-g128": scripts key on it)
     choices.push_back(std::move(*c));
   }
   auto model = open_model(opt.path);
