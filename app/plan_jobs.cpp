@@ -64,6 +64,24 @@ Result<LayerMethodResult> runMethod(const Model& model, const Layer& l, const La
   return r;
 }
 
+// What is stored for `config` on `l`: a ggml format is what llama.cpp
+// stores, so on rows that are not whole blocks the GGUF export (and `eval`,
+// `measure --plan`) write llama-quantize's fallback type; that is what the
+// editor measures and shows, with `applied` and `note` saying so.
+LayerConfig storedConfig(const Layer& l, std::int64_t cols, LayerConfig config, std::string& applied, std::string& note) {
+  config = config_for_layer(l, std::move(config));
+  auto f = parse_quant_choice(config.format);
+  if (!f || f->kind != FormatKind::Ggml || f->fits(cols)) return config;
+  auto stored = gguf_storage_of(*f, cols);
+  if (!stored || stored->row == f->row) return config;
+  applied = stored->name;
+  note = "rows of " + std::to_string(cols) + " are not whole " + std::string(f->row->label) + " blocks: stored as " +
+         std::string(stored->row->label) + " (llama.cpp's fallback)";
+  config.format = stored->name;
+  if (stored->keeps_precision()) config = {stored->name, std::string(method_row(MethodId::Rtn).name), {}};
+  return config;
+}
+
 // The measurement of one config on one layer (the plan editor's live figures).
 LayerMeasureOutcome measureConfig(LayerMeasureOutcome out, std::shared_ptr<const Model> model, const Layer& l,
                                   const LayerConfig& cfg, OpContext& ctx, MeasureScratch* scratch,
@@ -211,27 +229,15 @@ LayerMeasureOutcome measureLayer(std::shared_ptr<const Model> model, int layer, 
     out.error = QString::fromStdString(config.error().message);
     return out;
   }
-  *config = config_for_layer(model->layers[static_cast<std::size_t>(layer)], std::move(*config));
-  // A ggml format is what llama.cpp stores: on rows that are not whole blocks
-  // the GGUF export (and `eval`, `measure --plan`) write llama-quantize's
-  // fallback type, so that is what is measured, with a note saying so.
   std::string applied, note;
-  if (auto f = parse_quant_choice(config->format); f && f->kind == FormatKind::Ggml && !f->fits(t.cols())) {
-    if (auto stored = gguf_storage_of(*f, t.cols()); stored && stored->row != f->row) {
-      applied = stored->name;
-      note = "rows of " + std::to_string(t.cols()) + " are not whole " + std::string(f->row->label) +
-             " blocks: stored as " + std::string(stored->row->label) + " (llama.cpp's fallback)";
-      config->format = stored->name;
-      if (stored->keeps_precision()) *config = {stored->name, std::string(method_row(MethodId::Rtn).name), {}};
-      if (keptFormat(QString::fromStdString(stored->name), keptBits)) {
-        out.ok = true;
-        out.figures.bits_per_weight = keptBits;
-        out.figures.error.sqnr_db = std::numeric_limits<double>::infinity();
-        out.figures.applied = applied;
-        out.figures.note = note;
-        return out;
-      }
-    }
+  *config = storedConfig(l, t.cols(), std::move(*config), applied, note);
+  if (!applied.empty() && keptFormat(QString::fromStdString(applied), keptBits)) {
+    out.ok = true;
+    out.figures.bits_per_weight = keptBits;
+    out.figures.error.sqnr_db = std::numeric_limits<double>::infinity();
+    out.figures.applied = applied;
+    out.figures.note = note;
+    return out;
   }
   out = measureConfig(std::move(out), model, l, *config, ctx, scratch, calib);
   out.figures.applied = applied;
@@ -265,8 +271,9 @@ ErrorHistogramsOutcome runErrorHistograms(std::shared_ptr<const Model> model, in
     out.error = QString::fromStdString(config.error().message);
     return out;
   }
-  *config = config_for_layer(model->layers[static_cast<std::size_t>(layer)], std::move(*config));
   const Layer& l = model->layers[static_cast<std::size_t>(layer)];
+  std::string applied, note;
+  *config = storedConfig(l, model->tensors[l.weight].cols(), std::move(*config), applied, note);
   Result<QuantErrorHistograms> h = Error::cancelled();
   if (!plainRtn(*config)) {
     std::vector<float> w;
