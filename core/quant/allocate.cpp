@@ -171,19 +171,36 @@ Result<Allocation> allocate_to_budget(const Model& model, const std::vector<std:
     auto c = parse_layer_config_key(key);
     return c ? *c : LayerConfig{key, std::string(method_row(MethodId::Rtn).name), {}};
   };
-  const std::string base_key =
-      std::max_element(votes.begin(), votes.end(), [](auto& x, auto& y) { return x.second < y.second; })->first;
+  // The default must carry no params: an override's params merge over the
+  // default's and cannot remove one, so a layer would inherit what it did not
+  // choose. Among keys without params the most chosen; if every pick has
+  // params, the most chosen format with plain RTN (every layer then overrides).
+  std::string base_key;
+  int base_votes = -1;
+  for (const auto& [key, n] : votes)
+    if (config_of(key).params.empty() && n > base_votes) {
+      base_key = key;
+      base_votes = n;
+    }
+  if (base_key.empty()) {
+    const std::string most =
+        std::max_element(votes.begin(), votes.end(), [](auto& x, auto& y) { return x.second < y.second; })->first;
+    base_key = config_of(most).format;  // a format alone is the key of plain RTN
+  }
   a.plan.base = config_of(base_key);
+  a.chosen.assign(costs.size(), std::string());
   for (std::size_t l = 0; l < costs.size(); ++l) {
-    if (best.pick[l] < 0) {  // kept in F16, outside the budget
+    if (best.pick[l] < 0) {  // kept in F16 (a copy: the method does not reach it)
       a.fixed.push_back(model.layers[l].name);
       PlanOverride o;
       o.match.name = model.layers[l].name;
       o.format = "f16";
+      o.method = std::string(method_row(MethodId::Rtn).name);
       a.plan.overrides.push_back(std::move(o));
       continue;
     }
     const std::string& key = costs[l][static_cast<std::size_t>(best.pick[l])].format;
+    a.chosen[l] = key;
     if (key == base_key) continue;
     const LayerConfig c = config_of(key);
     PlanOverride o;

@@ -52,6 +52,7 @@ struct Allocation {
   double squared_error = 0;
   std::vector<ParetoPoint> pareto;  // lambda sweep, from most bits to fewest
   std::vector<std::string> fixed;   // layers no candidate fits: "f16" in the plan (in the average through FixedPart)
+  std::vector<std::string> chosen;  // per layer, the candidate key chosen ("" for the fixed ones); the plan resolves to it
 };
 
 // What the target file holds besides the layers that have candidates: norms,

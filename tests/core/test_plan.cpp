@@ -6,6 +6,7 @@
 
 #include <filesystem>
 #include <random>
+#include <set>
 
 #include "demo/demo_model.h"
 #include "io/gguf.h"
@@ -13,6 +14,7 @@
 #include "quant/allocate.h"
 #include "quant/measure.h"
 #include "quant/metrics.h"
+#include "quant/layer_method.h"
 #include "quant/plan.h"
 #include "test_files.h"
 
@@ -288,6 +290,51 @@ TEST(Allocate, CalibratedCostsAreRelativeOutputErrors) {
   EXPECT_GT(without, 0);
   std::vector<const float*> wrong(3, nullptr);
   EXPECT_FALSE(qs::measure_candidates(m, {"q8_0"}, qs::OpContext::none(), &wrong).ok());
+}
+
+// Methods with params as candidates: the plan the allocation writes resolves,
+// layer by layer, to exactly the candidate it chose (an override's params
+// merge over the default's, so the default carries none), and each cost is
+// that candidate's measurement.
+TEST(Allocate, MethodCandidatesResolveToWhatWasChosen) {
+  const qs::Model& m = demo();
+  const std::vector<std::string> candidates = {"q8_0", "int4-g64+clip(step=0.05)", "int4-g64+outliers(fraction=0.02)"};
+  auto costs = qs::measure_candidates(m, candidates, qs::OpContext::none());
+  ASSERT_TRUE(costs.ok()) << costs.error().message;
+  for (const double budget : {5.0, 6.5, 8.0}) {
+    auto a = qs::allocate_to_budget(m, *costs, budget);
+    ASSERT_TRUE(a.ok()) << a.error().message;
+    EXPECT_TRUE(a->plan.base.params.empty()) << qs::layer_config_key(a->plan.base);
+    auto resolved = qs::resolve_plan(a->plan, m);
+    ASSERT_TRUE(resolved.ok());
+    ASSERT_EQ(a->chosen.size(), m.layers.size());
+    std::set<std::string> used;
+    for (std::size_t l = 0; l < m.layers.size(); ++l) {
+      if (a->chosen[l].empty()) continue;
+      EXPECT_EQ(qs::layer_config_key((*resolved)[l]), a->chosen[l]) << m.layers[l].name << " at " << budget;
+      used.insert(a->chosen[l]);
+    }
+    if (budget == 6.5) {
+      EXPECT_GE(used.size(), 2u);  // a real mix, not one candidate everywhere
+    }
+  }
+  // A cost is the candidate's own measurement (outlier keeping's side table in its bits).
+  const qs::TensorInfo& t = m.tensors[m.layers[1].weight];
+  std::vector<float> w(static_cast<std::size_t>(t.numel()));
+  ASSERT_TRUE(qs::tensor_to_f32(t, w.data()).ok());
+  auto config = qs::parse_layer_config_key("int4-g64+outliers(fraction=0.02)");
+  auto r = qs::quantize_with_method(w.data(), t.rows(), t.cols(), *qs::parse_quant_choice("int4-g64"), *config, {},
+                                    qs::OpContext::none());
+  ASSERT_TRUE(r.ok());
+  bool found = false;
+  for (const qs::CandidateCost& c : (*costs)[1])
+    if (c.format == "int4-g64+outliers(fraction=0.02)") {
+      found = true;
+      EXPECT_DOUBLE_EQ(c.bits_per_weight, r->figures.bits_per_weight);
+      EXPECT_GT(c.bits_per_weight, 4.5);
+      EXPECT_DOUBLE_EQ(c.squared_error, r->figures.error.mse * static_cast<double>(t.numel()));
+    }
+  EXPECT_TRUE(found);
 }
 
 }  // namespace
