@@ -8,7 +8,7 @@ namespace {
 // What a consumer demands of a format's row, whatever the method.
 Result<void> format_ok(Consumer consumer, const QuantChoice& f) {
   const FormatRow& r = *f.row;
-  if (!r.fake_quant && !(consumer == Consumer::GgufExport && r.keeps_precision))
+  if (!r.fake_quant)
     return Error::unsupported(std::string(r.label) + ": " + std::string(r.missing));
   switch (consumer) {
     case Consumer::Measure:
