@@ -101,6 +101,10 @@ int main(int argc, char** argv) {
   pl->add_option("--candidates", planning.candidates, "What the budget allocation may choose from: formats, or formats "
                                                       "with a method (q4_0+clip, int4-g128+gptq, q4_k+awq(alpha_points=10))")
       ->capture_default_str();
+  pl->add_option("--target", planning.target, "The file the plan's bytes and bits/weight are of: gguf (the budget is "
+                                              "over it) or gptq (a preset's checkpoint); hdf5 and fakequant not yet")
+      ->check(CLI::IsMember({"gguf", "gptq", "hdf5", "fakequant"}))
+      ->capture_default_str();
   pl->add_option("--calib-file", planning.calib_file, "Calibration file (quantscope-cli calibrate): the allocation "
                                                       "minimises the summed relative output error, and gptq/awq "
                                                       "candidates use its statistics");

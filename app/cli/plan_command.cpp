@@ -11,6 +11,7 @@
 #include "calib/layer_input_stats.h"
 #include "calib/plan_model.h"
 #include "export/gguf_export.h"
+#include "export/gptq_export.h"
 #include "export/size_account.h"
 #include "io/open_model.h"
 #include "model/convert.h"
@@ -46,6 +47,16 @@ std::vector<std::string> split(const std::string& s) {
 int run_plan(const PlanOptions& opt) {
   if (opt.preset.empty() == (opt.budget <= 0)) {
     std::fprintf(stderr, "quantscope-cli plan: give --preset or --budget (one of them)\n");
+    return 2;
+  }
+  if (opt.target != "gguf" && opt.target != "gptq") {
+    std::fprintf(stderr, "quantscope-cli plan: the size account of --target %s is not built yet (gguf and gptq are; "
+                         "docs/engine.md)\n", opt.target.c_str());
+    return 2;
+  }
+  if (opt.target == "gptq" && opt.budget > 0) {
+    std::fprintf(stderr, "quantscope-cli plan: --budget mixes formats per layer, and a GPTQ checkpoint holds one grid "
+                         "and method: allocate for --target gguf, or give a preset (gptq-w4g128)\n");
     return 2;
   }
   if (!opt.calib_file.empty() && opt.budget <= 0) {
@@ -125,7 +136,22 @@ int run_plan(const PlanOptions& opt) {
     }
   }
   // The one account: the bytes and bits/weight of the file the plan exports to.
-  if (auto account = gguf_account(*model, plan)) {
+  if (opt.target == "gptq") {
+    auto options = gptq_options_from_plan(*model, plan);
+    auto account = options ? predict_gptq(*model, options->options) : Result<GptqPrediction>(options.error());
+    if (!account) {
+      std::fprintf(stderr, "quantscope-cli: --target gptq: %s\n", account.error().message.c_str());
+      return 2;
+    }
+    out["target"] = "gptq";
+    out["bytes"] = account->bytes;
+    out["bits_per_weight"] = account->bits_per_weight();
+    if (!opt.json)
+      std::printf("GPTQ model.safetensors: %llu bytes, %.3f bits/weight over all %llu weights it holds (%zu of %zu "
+                  "modules on the grid)\n",
+                  static_cast<unsigned long long>(account->bytes), account->bits_per_weight(),
+                  static_cast<unsigned long long>(account->weights), account->quantized_modules, account->modules);
+  } else if (auto account = gguf_account(*model, plan)) {
     out["target"] = "gguf";
     out["bytes"] = account->bytes;
     out["bits_per_weight"] = account->bits_per_weight();

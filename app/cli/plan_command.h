@@ -9,6 +9,7 @@ struct PlanOptions {
   std::string preset;      // or
   double budget = 0;       // target bits/weight (> 0)
   std::string candidates = "q4_0,q4_k,q5_k,q6_k,q8_0";  // formats or layer config keys ("q4_0+clip")
+  std::string target = "gguf";  // the file the plan's account is of: gguf or gptq (hdf5, fakequant: not yet)
   std::string calib_file;  // calibration statistics for the allocation (output error; gptq/awq candidates)
   bool json = false;
 };

@@ -603,6 +603,26 @@ TEST_F(Cli, GptqExportFollowsThePlan) {
   for (const char* d : {"mixed", "flags", "nocalib", "awq", "none"}) EXPECT_FALSE(std::filesystem::exists(dir_ / d)) << d;
 }
 
+// plan --target gptq: the account of the GPTQ checkpoint a preset makes, model.safetensors
+// to the byte (RTN writes the same bytes' worth as GPTQ); budgets and unbuilt targets refused.
+TEST_F(Cli, PlanTargetGptqIsTheCheckpointItMakes) {
+  const CliRun p = run("plan --json --preset gptq-w4g128 --target gptq " + dir_.string());
+  ASSERT_EQ(p.code, 0) << p.out;
+  const auto pj = nlohmann::json::parse(p.out);
+  EXPECT_EQ(pj["target"], "gptq");
+  const auto out = dir_ / "target-gptq";
+  ASSERT_EQ(run("export -f gptq --bits 4 --group 128 --asym -o " + out.string() + " " + dir_.string()).code, 0);
+  EXPECT_EQ(pj["bytes"].get<std::uint64_t>(), std::filesystem::file_size(out / "model.safetensors"));
+  EXPECT_GT(pj["bits_per_weight"].get<double>(), 4.0);
+  EXPECT_LT(pj["bits_per_weight"].get<double>(), 16.0);
+  CliRun r = run("plan --budget 6 --target gptq " + dir_.string(), true);
+  EXPECT_EQ(r.code, 2);
+  EXPECT_NE(r.out.find("one grid"), std::string::npos) << r.out;
+  r = run("plan --preset q8_0 --target hdf5 " + dir_.string(), true);
+  EXPECT_EQ(r.code, 2);
+  EXPECT_NE(r.out.find("not built yet"), std::string::npos) << r.out;
+}
+
 // Methods as allocation candidates: with a calibration file the allocation may
 // choose q4_0 by GPTQ or AWQ where that lowers the output error, and meets the
 // same budget with a smaller summed relative output error than formats alone.
