@@ -40,12 +40,12 @@ QStringList planFormats() {
   QStringList out, kept;
   for (const FormatRow& r : format_table()) {
     if (!r.fake_quant || r.kind == FormatKind::IntGrid) continue;
+    if (r.keeps_precision && r.gguf == DType::F32) continue;  // F32 sources are already that; offered by typing it
     (r.keeps_precision ? kept : out) << QString::fromUtf8(r.name.data(), static_cast<int>(r.name.size()));
   }
   for (int bits : {8, 4, 3})
     for (const char* g : {"-g128", "-g64", "-g32", "-ch"})
       for (const char* sym : {"", "-sym"}) out << QStringLiteral("int%1%2%3").arg(bits).arg(QLatin1String(g), QLatin1String(sym));
-  kept.removeAll(QStringLiteral("f32"));  // F32 sources are already that; offered by typing it
   return out + kept;
 }
 
