@@ -10,6 +10,8 @@ Result<void> format_ok(Consumer consumer, const QuantChoice& f) {
   const FormatRow& r = *f.row;
   if (!r.fake_quant)
     return Error::unsupported(std::string(r.label) + ": " + std::string(r.missing));
+  // A kept format is a copy: the GPTQ and HDF5 checkpoints hold the layer as it is (F16 / "copy").
+  if (r.keeps_precision && (consumer == Consumer::GptqExport || consumer == Consumer::Hdf5Export)) return {};
   switch (consumer) {
     case Consumer::Measure:
     case Consumer::Evaluate:
@@ -75,7 +77,7 @@ Result<void> supports(Consumer consumer, const QuantChoice& format, const Method
     return stored->keeps_precision() ? Result<void>() : stored->fits(cols);
   }
   if (auto r = supports(consumer, format, method); !r) return r;
-  if (consumer == Consumer::GptqExport && (cols % 32 != 0))
+  if (consumer == Consumer::GptqExport && !format.keeps_precision() && cols % 32 != 0)
     return Error::unsupported("GPTQ packs rows of a multiple of 32 inputs; this layer has " + std::to_string(cols));
   return format.fits(cols);
 }

@@ -183,6 +183,8 @@ TEST(Capability, AnswersFromTheRowsWithTheReason) {
       {C::Measure, "q4_k", "smoothquant", 256, "not applied by measure"},
       {C::Evaluate, "int8-ch-sym", "smoothquant", 256, nullptr},
       {C::Hdf5Export, "mxfp6", "rtn", 256, "HDF5"},
+      {C::Hdf5Export, "f32", "rtn", 256, nullptr},  // a copy
+      {C::GptqExport, "f16", "gptq", 256, nullptr},  // kept: left in F16
       {C::Hdf5Export, "nf4", "outliers", 256, nullptr},
       {C::Hdf5Export, "int4-g64", "gptq", 256, "not applied by hdf5"},
       {C::FakeQuantExport, "mxfp6", "rtn", 256, nullptr},
