@@ -32,8 +32,12 @@ class Reader {
     return {};
   }
   Result<std::string> string(const json& obj, const std::string& where, const char* key) const {
-    if (!obj[key].is_string()) return bad(where + "." + key, "must be a string");
-    return obj[key].get<std::string>();
+    // (operator[] of a const object with a missing key is undefined: a plan
+    // whose "default" had no "format" crashed here)
+    const auto it = obj.find(key);
+    if (it == obj.end()) return bad(where + "." + key, "missing");
+    if (!it->is_string()) return bad(where + "." + key, "must be a string");
+    return it->get<std::string>();
   }
   Result<std::string> format(const json& obj, const std::string& where) const {
     auto f = string(obj, where, "format");

@@ -75,6 +75,10 @@ TEST(Plan, BadPlansAreErrorsThatNameThePlace) {
        "plan.overrides[0]: changes nothing"},
       {R"({"version":1,"default":{"format":"q4_k","params":{"alpha":"high"}}})", "plan.default.params.alpha: must be a number"},
       {R"({"version":1,"default":)", "invalid JSON"},
+      {R"({"version":1,"default":{"method":"rtn"}})", "plan.default.format: missing"},  // crashed (#17)
+      {R"({"version":1,"default":{"format":7}})", "plan.default.format: must be a string"},
+      {R"({"version":1,"default":{"format":"q4_k","method":"awq","params":{"alpha_points":1e9}}})",
+       "alpha_points"},  // a bad_alloc abort before the method table's ranges (#17)
   };
   for (const auto& c : cases) {
     auto p = qs::parse_plan(c.json, "my_plan.json");
