@@ -265,14 +265,19 @@ int run_export(const ExportOptions& opt) {
     std::fprintf(stderr, "quantscope-cli: %s\n", why.c_str());
     return 2;
   };
+  const std::optional<Consumer> target = export_consumer_of(opt.format);
+  if (!target) return refuse("unknown export format '" + opt.format + "' (gguf, gptq, hdf5, fakequant)");
   if (!opt.calib.empty() && !opt.calib_file.empty()) return refuse("give --calib or --calib-file, not both");
-  if (!opt.calib_file.empty() && opt.format != "fakequant" && opt.format != "hdf5")
+  if (!opt.calib_file.empty() && *target != Consumer::FakeQuantExport && *target != Consumer::Hdf5Export)
     return refuse("--calib-file is for -f fakequant and -f hdf5; " + opt.format + " takes --calib text");
-  if (!opt.calib.empty() && opt.format == "hdf5")
+  if (!opt.calib.empty() && *target == Consumer::Hdf5Export)
     return refuse("-f hdf5 takes --calib-file (a calibration file ranks its outlier keeping), not --calib text");
-  if (opt.format == "gptq") return run_export_gptq(opt);
-  if (opt.format == "hdf5") return run_export_hdf5(opt);
-  if (opt.format == "fakequant") return run_export_fake_quant(opt);
+  switch (*target) {
+    case Consumer::GptqExport: return run_export_gptq(opt);
+    case Consumer::Hdf5Export: return run_export_hdf5(opt);
+    case Consumer::FakeQuantExport: return run_export_fake_quant(opt);
+    default: break;  // GGUF, below
+  }
   const auto ftype = parse_llama_ftype(opt.ftype);
   if (!ftype) {
     std::fprintf(stderr, "quantscope-cli: unknown file type '%s' (one of %s)\n", opt.ftype.c_str(), llama_ftype_names().c_str());

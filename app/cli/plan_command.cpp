@@ -49,12 +49,13 @@ int run_plan(const PlanOptions& opt) {
     std::fprintf(stderr, "quantscope-cli plan: give --preset or --budget (one of them)\n");
     return 2;
   }
-  if (opt.target != "gguf" && opt.target != "gptq") {
+  const std::optional<Consumer> target = export_consumer_of(opt.target);
+  if (target != Consumer::GgufExport && target != Consumer::GptqExport) {
     std::fprintf(stderr, "quantscope-cli plan: the size account of --target %s is not built yet (gguf and gptq are; "
                          "docs/engine.md)\n", opt.target.c_str());
     return 2;
   }
-  if (opt.target == "gptq" && opt.budget > 0) {
+  if (target == Consumer::GptqExport && opt.budget > 0) {
     std::fprintf(stderr, "quantscope-cli plan: --budget mixes formats per layer, and a GPTQ checkpoint holds one grid "
                          "and method: allocate for --target gguf, or give a preset (gptq-w4g128)\n");
     return 2;
@@ -103,7 +104,7 @@ int run_plan(const PlanOptions& opt) {
     // The budget is over every weight the GGUF file writes (norms, the
     // embedding and head, layers no candidate fits), as its account counts them.
     const AccountedFixedPart fixed = allocation_fixed_part(*model, *costs);
-    if (fixed.target != "gguf" && !opt.json)
+    if (!fixed.gguf && !opt.json)
       std::printf("note: the model does not convert to GGUF (%s): the budget is over its tensors as stored\n",
                   fixed.why.c_str());
     auto a = allocate_to_budget(*model, *costs, opt.budget, fixed.fixed);
@@ -136,7 +137,7 @@ int run_plan(const PlanOptions& opt) {
     }
   }
   // The one account: the bytes and bits/weight of the file the plan exports to.
-  if (opt.target == "gptq") {
+  if (target == Consumer::GptqExport) {
     auto options = gptq_options_from_plan(*model, plan);
     auto account = options ? predict_gptq(*model, options->options) : Result<GptqPrediction>(options.error());
     if (!account) {

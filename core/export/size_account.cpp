@@ -26,7 +26,6 @@ AccountedFixedPart model_account(const Model& model, const std::vector<std::vect
     out.fixed.bits += kept16[i] ? 16.0 * n : 8.0 * static_cast<double>(t.nbytes);
     out.fixed.weights += n;
   }
-  out.target = "model";
   return out;
 }
 
@@ -66,7 +65,7 @@ AccountedFixedPart allocation_fixed_part(const Model& model, const std::vector<s
     }
     if (complete) {
       out.fixed = f;
-      out.target = "gguf";
+      out.gguf = true;
       return out;
     }
     out.why = "a layer is not a tensor of the GGUF file";

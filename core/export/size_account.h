@@ -14,8 +14,8 @@ namespace qs {
 
 struct AccountedFixedPart {
   FixedPart fixed;
-  std::string target;  // "gguf": from the GGUF export's own layout; "model": the tensors as stored
-  std::string why;     // why not GGUF, when target is "model"
+  bool gguf = false;  // from the GGUF export's own layout; else the model's tensors as stored
+  std::string why;    // why not GGUF
 };
 
 // `costs` from measure_candidates (Model::layers order). For a model that

@@ -86,6 +86,12 @@ std::string_view consumer_name(Consumer c) {
   return "?";
 }
 
+std::optional<Consumer> export_consumer_of(std::string_view name) {
+  for (Consumer c : {C::GgufExport, C::GptqExport, C::FakeQuantExport, C::Hdf5Export})
+    if (consumer_name(c) == name) return c;
+  return std::nullopt;
+}
+
 double MethodRow::param(const std::map<std::string, double>& given, std::string_view key) const {
   if (const auto it = given.find(std::string(key)); it != given.end()) return it->second;
   for (const MethodParam& p : params)

@@ -6,6 +6,7 @@
 // (capability.h asks). Adding a method is adding a row here and its case in
 // quantize_with_method (layer_method.cpp).
 #include <map>
+#include <optional>
 #include <span>
 #include <string>
 #include <string_view>
@@ -36,6 +37,8 @@ enum class Consumer : unsigned {
 };
 constexpr unsigned consumer_bit(Consumer c) { return static_cast<unsigned>(c); }
 std::string_view consumer_name(Consumer c);  // "measure", "eval", "gguf", "gptq", "fakequant", "hdf5"
+// The export an `export -f` / `plan --target` name means ("gguf", "gptq", "hdf5", "fakequant"); none otherwise.
+std::optional<Consumer> export_consumer_of(std::string_view name);
 
 struct MethodParam {
   std::string_view name;
