@@ -71,15 +71,12 @@ Result<LayerMethodResult> runMethod(const Model& model, const Layer& l, const La
 LayerConfig storedConfig(const Layer& l, std::int64_t cols, LayerConfig config, std::string& applied, std::string& note) {
   config = config_for_layer(l, std::move(config));
   auto f = parse_quant_choice(config.format);
-  if (!f || f->kind != FormatKind::Ggml || f->fits(cols)) return config;
-  auto stored = gguf_storage_of(*f, cols);
-  if (!stored || stored->row == f->row) return config;
-  applied = stored->name;
-  note = "rows of " + std::to_string(cols) + " are not whole " + std::string(f->row->label) + " blocks: stored as " +
-         std::string(stored->row->label) + " (llama.cpp's fallback)";
-  config.format = stored->name;
-  if (stored->keeps_precision()) config = {stored->name, std::string(method_row(MethodId::Rtn).name), {}};
-  return config;
+  if (!f) return config;  // the measurement reports it
+  auto stored = stored_layer(*f, config, cols);
+  if (!stored || stored->note.empty()) return config;
+  applied = stored->format.name;
+  note = stored->note;
+  return stored->config;
 }
 
 // The measurement of one config on one layer (the plan editor's live figures).

@@ -126,13 +126,11 @@ Result<void> fake_quantize_planned(const LayerConfig& config, const TensorInfo& 
     return {};
   }
   // ggml types as the GGUF export writes them: llama-quantize's fallback where a row is not whole blocks.
-  QuantChoice target = *choice;
+  auto stored = stored_layer(*choice, config, cols);
+  if (!stored) return stored.error();
+  const QuantChoice& target = stored->format;
   if (choice->kind == FormatKind::Ggml) {
-    auto stored = gguf_storage_of(*choice, cols);
-    if (!stored) return stored.error();
-    if (stored->row != choice->row)
-      out.note = "fallback: rows of " + std::to_string(cols) + " are not whole " + std::string(choice->row->label) + " blocks";
-    target = *stored;
+    out.note = stored->note;
     out.applied = std::string(target.row->label);
     if (target.keeps_precision()) {
       round_16bit(*target.gguf_type(), w);

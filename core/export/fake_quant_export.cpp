@@ -79,16 +79,12 @@ Result<FakeQuantReport> export_fake_quant(const Model& source, const Plan& plan,
     // llama-quantize's fallback type, as the GGUF export and `eval` apply it.
     QuantChoice target = *choice;
     LayerConfig target_config = c;
-    if (choice->kind == FormatKind::Ggml && !w.channels_last) {
-      auto stored = gguf_storage_of(*choice, w.cols());
+    if (!w.channels_last) {
+      auto stored = stored_layer(*choice, c, w.cols());
       if (!stored) return Error::unsupported(l.name + ": " + stored.error().message);
-      if (stored->row != choice->row) {
-        target = *stored;
-        target_config.format = stored->name;
-        if (stored->keeps_precision()) target_config = {stored->name, std::string(method_row(MethodId::Rtn).name), {}};
-        fl.reason = "fallback: rows of " + std::to_string(w.cols()) + " are not whole " + std::string(choice->row->label) +
-                    " blocks, written as " + std::string(stored->row->label);
-      }
+      target = stored->format;
+      target_config = stored->config;
+      fl.reason = stored->note;
     }
     if (choice->keeps_precision()) fl.reason = "kept (" + c.format + ")";
     else if (w.channels_last) fl.reason = "channels-last (Keras) kernels are not quantized";

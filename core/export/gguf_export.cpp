@@ -128,13 +128,12 @@ Result<std::vector<FtypeChoice>> plan_choices(const Model& model, const Plan& pl
       if (!method) return Error::invalid(l.name + ": unknown method \"" + cfg.method + "\"");
       // A tensor the source already holds in the written type is copied: no quantizer needed (a Q3_K
       // GGUF re-exported by the q3_k_m preset).
-      const auto stored_type = gguf_storage_of(*format, nx);
-      const bool copy = stored_type && stored_type->gguf_type() == sources[k]->dtype && method->id == MethodId::Rtn &&
+      const auto stored = gguf_storage_of(*format, nx);
+      const bool copy = stored && stored->gguf_type() == sources[k]->dtype && method->id == MethodId::Rtn &&
                         in_order[k].dtype == sources[k]->dtype;
       if (auto r = supports(Consumer::GgufExport, *format, *method, nx); !r && !copy)
         return Error::unsupported(l.name + ": " + r.error().message);
       if (auto r = check_method_params(*method, cfg.params); !r) return Error::invalid(l.name + ": " + r.error().message);
-      auto stored = gguf_storage_of(*format, nx);
       if (!stored) return Error::unsupported(l.name + ": " + stored.error().message);
       c.type = *stored->gguf_type();
       if (c.type != *format->gguf_type())
@@ -146,7 +145,7 @@ Result<std::vector<FtypeChoice>> plan_choices(const Model& model, const Plan& pl
         m.spec.min_ratio = static_cast<float>(method->param(cfg.params, "min_ratio"));
         m.spec.step = static_cast<float>(method->param(cfg.params, "step"));
         m.clip_hessian = hessians ? hessians->of(l.role, l.block) : nullptr;
-      } else if (method->id == MethodId::Gptq && !stored_type->keeps_precision()) {
+      } else if (method->id == MethodId::Gptq && !stored->keeps_precision()) {
         m.gptq.percdamp = method->param(cfg.params, "percdamp");
         m.gptq.block_size = static_cast<int>(method->param(cfg.params, "block_size"));
         m.gptq.act_order = method->param(cfg.params, "act_order") != 0;

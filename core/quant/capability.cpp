@@ -68,6 +68,20 @@ Result<QuantChoice> gguf_storage_of(const QuantChoice& format, std::int64_t cols
   return *c;
 }
 
+Result<StoredLayer> stored_layer(const QuantChoice& format, const LayerConfig& config, std::int64_t cols) {
+  StoredLayer out{format, config, {}};
+  if (format.kind != FormatKind::Ggml) return out;
+  auto stored = gguf_storage_of(format, cols);
+  if (!stored) return stored.error();
+  if (stored->row == format.row) return out;
+  out.format = *stored;
+  out.config.format = stored->name;
+  if (stored->keeps_precision()) out.config = {stored->name, std::string(method_row(MethodId::Rtn).name), {}};
+  out.note = "rows of " + std::to_string(cols) + " are not whole " + std::string(format.row->label) + " blocks: stored as " +
+             std::string(stored->row->label) + " (llama.cpp's fallback)";
+  return out;
+}
+
 Result<void> supports(Consumer consumer, const QuantChoice& format, const MethodRow& method, std::int64_t cols) {
   if (consumer == Consumer::GgufExport) {
     // What is written decides: llama.cpp's fallback where a row is not whole blocks.

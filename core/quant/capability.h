@@ -8,6 +8,7 @@
 
 #include "quant/format_table.h"
 #include "quant/method_table.h"
+#include "quant/plan.h"
 #include "util/result.h"
 
 namespace qs {
@@ -23,5 +24,17 @@ Result<void> supports(Consumer consumer, const QuantChoice& format, const Method
 // its GGUF type, or llama-quantize's fallback type where a row is not whole
 // blocks (Q4_K -> Q5_0 -> F16, ...). Unsupported when the format has no GGUF type.
 Result<QuantChoice> gguf_storage_of(const QuantChoice& format, std::int64_t cols);
+
+// What a layer planned as (`format`, `config`) with rows of `cols` is stored
+// as, for every consumer alike: a ggml format is what llama.cpp stores, so on
+// rows that are not whole blocks it becomes llama-quantize's fallback type
+// (and a kept fallback takes no method); any other format is itself. `note`
+// says why it differs, empty when it does not.
+struct StoredLayer {
+  QuantChoice format;
+  LayerConfig config;
+  std::string note;
+};
+Result<StoredLayer> stored_layer(const QuantChoice& format, const LayerConfig& config, std::int64_t cols);
 
 }  // namespace qs
