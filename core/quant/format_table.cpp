@@ -22,13 +22,25 @@ double ggml_bits(const QuantChoice& c, std::int64_t, std::int64_t) {
 Result<void> ggml_fits(const QuantChoice& c, std::int64_t cols) {
   return detail::check_whole_blocks(cols, dtype_block_elems(c.ggml_type), std::string(c.row->label).c_str());
 }
+// In slices of whole blocks on the pool (inline when called from a pool task):
+// every block is quantized on its own, so the result does not depend on the split.
+constexpr std::size_t kBlocksPerTask = 2048;
+
 Result<void> ggml_fake_quant(const QuantChoice& c, const float* w, std::int64_t rows, std::int64_t cols, float* out,
-                             ThreadPool*) {
-  const std::size_t n = static_cast<std::size_t>(rows * cols), blocks = n / dtype_block_elems(c.ggml_type);
-  std::vector<std::byte> bytes(blocks * dtype_block_bytes(c.ggml_type));
-  if (auto r = quantize_ggml_blocks(c.ggml_type, w, blocks, bytes.data()); !r) return r.error();
-  if (!dequantize_ggml_blocks(c.ggml_type, bytes.data(), blocks, out))
-    return Error::unsupported(std::string("cannot decode ").append(c.row->label));
+                             ThreadPool* pool) {
+  const std::size_t elems = dtype_block_elems(c.ggml_type), bytes = dtype_block_bytes(c.ggml_type);
+  const std::size_t blocks = static_cast<std::size_t>(rows * cols) / elems;
+  const std::size_t tasks = (blocks + kBlocksPerTask - 1) / kBlocksPerTask;
+  std::vector<Result<void>> results(tasks);
+  (pool ? *pool : ThreadPool::global()).parallel_for(tasks, [&](std::size_t task, unsigned) {
+    const std::size_t b0 = task * kBlocksPerTask, n = std::min(blocks - b0, kBlocksPerTask);
+    std::vector<std::byte> packed(n * bytes);
+    results[task] = quantize_ggml_blocks(c.ggml_type, w + b0 * elems, n, packed.data());
+    if (results[task] && !dequantize_ggml_blocks(c.ggml_type, packed.data(), n, out + b0 * elems))
+      results[task] = Error::unsupported(std::string("cannot decode ").append(c.row->label));
+  });
+  for (auto& r : results)
+    if (!r) return r;  // the first failing slice names the problem
   return {};
 }
 

@@ -8,32 +8,12 @@
 
 #include "backend/thread_pool.h"
 #include "model/convert.h"
-#include "quant/ggml_dequant.h"
-#include "quant/ggml_quantize.h"
 
 namespace qs {
 namespace {
 
-// Live feedback measures one layer while the user waits: the F32 conversion and
-// the ggml quantizers run in slices on the thread pool. Every block is
-// quantized on its own, so the result does not depend on the split.
-constexpr std::size_t kBlocksPerTask = 2048;
-
-Result<void> quantize_dequantize_ggml(DType type, const float* w, std::size_t blocks, float* deq) {
-  const std::size_t elems = dtype_block_elems(type), bytes = dtype_block_bytes(type);
-  const std::size_t tasks = (blocks + kBlocksPerTask - 1) / kBlocksPerTask;
-  std::vector<Result<void>> results(tasks);
-  ThreadPool::global().parallel_for(tasks, [&](std::size_t task, unsigned) {
-    const std::size_t b0 = task * kBlocksPerTask, n = std::min(blocks - b0, kBlocksPerTask);
-    std::vector<std::byte> packed(n * bytes);
-    results[task] = quantize_ggml_blocks(type, w + b0 * elems, n, packed.data());
-    if (results[task]) dequantize_ggml_blocks(type, packed.data(), n, deq + b0 * elems);
-  });
-  for (auto& r : results)
-    if (!r) return r;  // the first failing slice names the problem
-  return {};
-}
-
+// Live feedback measures one layer while the user waits: the F32 conversion
+// runs in slices on the thread pool (so do the quantizers: format_table.cpp).
 }  // namespace
 
 Result<void> tensor_to_f32(const TensorInfo& t, float* out) {
@@ -69,11 +49,7 @@ Result<void> quantize_dequantize(const TensorInfo& t, const QuantChoice& choice,
 
   const auto start = std::chrono::steady_clock::now();
   deq.resize(w.size());
-  if (choice.kind == QuantChoice::Kind::Ggml) {
-    const std::size_t blocks = w.size() / dtype_block_elems(choice.ggml_type);
-    if (auto r = quantize_dequantize_ggml(choice.ggml_type, w.data(), blocks, deq.data()); !r)
-      return Error::invalid(t.name + ": " + r.error().message);
-  } else if (choice.kind != QuantChoice::Kind::IntGrid) {
+  if (choice.kind != QuantChoice::Kind::IntGrid) {
     if (auto r = choice.fake_quantize(w.data(), rows, cols, deq.data(), &ThreadPool::global()); !r)
       return Error{r.error().code, t.name + ": " + r.error().message};
   } else {
