@@ -11,6 +11,7 @@
 
 #include "backend/thread_pool.h"
 #include "calib/calibrate.h"
+#include "calib/importance_matrix.h"
 #include "calib/calibration_file.h"
 #include "io/open_model.h"
 #include "model/model_files.h"
@@ -65,11 +66,14 @@ int run_calibrate(const CalibrateOptions& opt) {
   set.sequences = opt.sequences;
   set.seq_len = opt.ctx;
   set.seed = opt.seed;
-  set.capture.hessians = !opt.no_hessians;
+  set.consecutive = !opt.imatrix.empty();  // llama-imatrix's chunks, so that its matrix and ours describe the same text
+  // With --imatrix alone only the importance matrix is written: no Hessians, no calibration file.
+  const bool want_file = opt.imatrix.empty() || !opt.out.empty();
+  set.capture.hessians = !opt.no_hessians && want_file;
   set.capture.heatmap_tokens = opt.heatmap_tokens;
   set.backend = opt.backend;
   const std::string out_path = opt.out.empty() ? default_calibration_path(*model) : opt.out;
-  if (opt.out.empty()) {
+  if (opt.out.empty() && want_file) {
     // A folder marked read-only (shared model stores) is left alone even where
     // the user could write it anyway (root).
     namespace fs = std::filesystem;
@@ -78,8 +82,10 @@ int run_calibrate(const CalibrateOptions& opt) {
     if (!pec && (p & (fs::perms::owner_write | fs::perms::group_write | fs::perms::others_write)) == fs::perms::none)
       return fail(fs::path(out_path).parent_path().string() + " is read-only: choose where the calibration file goes with -o", 2);
   }
-  // Before any work: the file must not replace the model (the write would rename over it).
+  // Before any work: the files must not replace the model (the write would rename over it).
   if (auto r = refuse_model_file(*model, out_path); !r) return fail(r.error().message, 2);
+  if (!opt.imatrix.empty())
+    if (auto r = refuse_model_file(*model, opt.imatrix); !r) return fail(r.error().message, 2);
   int last_pct = -1;
   OpContext ctx([&](double p) {
     const int pct = static_cast<int>(p * 100);
@@ -93,12 +99,21 @@ int run_calibrate(const CalibrateOptions& opt) {
   if (!run->runner_fallback.empty())
     std::fprintf(stderr, "quantscope-cli: forward pass on the CPU: %s\n", run->runner_fallback.c_str());
   const auto t1 = std::chrono::steady_clock::now();
-  if (auto r = write_calibration_file(out_path, *model, *run); !r)
-    return fail(r.error().message + (opt.out.empty() ? " (choose another place with -o)" : ""), 2);
+  if (want_file)
+    if (auto r = write_calibration_file(out_path, *model, *run); !r)
+      return fail(r.error().message + (opt.out.empty() ? " (choose another place with -o)" : ""), 2);
+  std::size_t imatrix_entries = 0;
+  if (!opt.imatrix.empty()) {
+    std::string dataset;
+    for (const std::string& t : opt.texts) dataset += (dataset.empty() ? "" : ",") + t;
+    const ImportanceMatrix m = importance_matrix_of(run->capture, dataset);
+    if (auto r = write_imatrix(opt.imatrix, m); !r) return fail(r.error().message, 2);
+    imatrix_entries = m.columns.size();
+  }
   const double write_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t1).count();
   const double total_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   std::error_code ec;
-  const auto file_bytes = std::filesystem::file_size(out_path, ec);
+  const auto file_bytes = want_file ? std::filesystem::file_size(out_path, ec) : 0;
   const ActivationCapture& cap = run->capture;
   const double tok_s = cap.seconds > 0 ? static_cast<double>(cap.tokens) / cap.seconds : 0.0;
   const double rss = peak_rss_mib();
@@ -128,7 +143,9 @@ int run_calibrate(const CalibrateOptions& opt) {
                                 {"tokens", cap.tokens},
                                 {"hessians", !opt.no_hessians},
                                 {"heatmap_tokens", opt.heatmap_tokens},
-                                {"output", out_path},
+                                {"output", want_file ? out_path : ""},
+                                {"imatrix", opt.imatrix},
+                                {"imatrix_entries", imatrix_entries},
                                 {"output_bytes", ec ? 0 : file_bytes},
                                 {"capture_bytes", held},
                                 {"seconds", cap.seconds},
@@ -167,7 +184,11 @@ int run_calibrate(const CalibrateOptions& opt) {
               cap.seconds, tok_s, run->forward_runner.c_str(), run->load_seconds, write_s, total_s);
   std::printf("memory: %.1f MiB of statistics%s, peak RSS %.1f MiB\n", static_cast<double>(held) / (1 << 20),
               opt.no_hessians ? "" : " (Hessians included)", rss);
-  std::printf("written: %s (%.1f MiB)\n", out_path.c_str(), ec ? 0.0 : static_cast<double>(file_bytes) / (1 << 20));
+  if (want_file)
+    std::printf("written: %s (%.1f MiB)\n", out_path.c_str(), ec ? 0.0 : static_cast<double>(file_bytes) / (1 << 20));
+  if (!opt.imatrix.empty())
+    std::printf("written: %s (importance matrix of %zu weights, llama.cpp's imatrix.dat layout)\n", opt.imatrix.c_str(),
+                imatrix_entries);
   return 0;
 }
 

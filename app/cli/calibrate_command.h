@@ -13,7 +13,8 @@ struct CalibrateOptions {
   std::uint64_t seed = 0;
   int heatmap_tokens = 128;
   bool no_hessians = false;
-  std::string out;                  // calibration file; empty: next to the model
+  std::string out;                  // calibration file; empty: next to the model (none with --imatrix alone)
+  std::string imatrix;              // also (or only) an importance matrix in llama.cpp's layout
   bool json = false;
   std::string backend;              // forward pass: auto, cpu, cuda (empty: $QS_BACKEND or auto)
 };

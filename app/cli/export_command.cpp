@@ -7,6 +7,7 @@
 #include <nlohmann/json.hpp>
 
 #include "export/gguf_export.h"
+#include "io/imatrix_file.h"
 #include "backend/registry.h"
 #include "calib/calibrate_text.h"
 #include "calib/calibration_file.h"
@@ -272,6 +273,8 @@ int run_export(const ExportOptions& opt) {
     return refuse("--calib-file is for -f fakequant and -f hdf5; " + opt.format + " takes --calib text");
   if (!opt.calib.empty() && *target == Consumer::Hdf5Export)
     return refuse("-f hdf5 takes --calib-file (a calibration file ranks its outlier keeping), not --calib text");
+  if ((opt.pure || !opt.imatrix.empty()) && *target != Consumer::GgufExport)
+    return refuse("--pure and --imatrix are for -f gguf (llama-quantize's options)");
   switch (*target) {
     case Consumer::GptqExport: return run_export_gptq(opt);
     case Consumer::Hdf5Export: return run_export_hdf5(opt);
@@ -297,11 +300,19 @@ int run_export(const ExportOptions& opt) {
     }
     plan = std::move(*p);
   }
+  std::optional<ImportanceMatrix> imatrix;
+  if (!opt.imatrix.empty()) {
+    auto m = read_imatrix(opt.imatrix);
+    if (!m) return refuse(m.error().message);
+    imatrix = std::move(*m);
+  }
   const auto start = std::chrono::steady_clock::now();
   auto calib = calibrate_for_export(opt, *model);
   if (!calib) return 1;
   const std::optional<CalibrationHessians>& hessians = calib->hessians;
   GgufExportOptions options{*ftype, plan ? &*plan : nullptr, hessians ? &*hessians : nullptr, calib->device.get()};
+  options.pure = opt.pure;
+  options.imatrix = imatrix ? &*imatrix : nullptr;
   auto report = export_gguf(*model, opt.out, options, OpContext::none());
   if (!report) {
     std::fprintf(stderr, "quantscope-cli: %s\n", report.error().message.c_str());

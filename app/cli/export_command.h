@@ -9,6 +9,8 @@ struct ExportOptions {
   std::string format = "gguf";  // "gguf", "gptq", "hdf5" or "fakequant"
   std::string dtype = "f16";     // fakequant: f16, bf16 or f32
   std::string ftype = "q8_0";  // GGUF: llama.cpp file type
+  bool pure = false;           // GGUF: llama-quantize --pure (no per-tensor rules)
+  std::string imatrix;         // GGUF: llama-quantize --imatrix (legacy .dat or GGUF importance matrix)
   std::string plan;            // GGUF: a plan.json instead of a file type
   std::string calib;           // calibration text: GGUF for the plan's method gptq; GPTQ: GPTQ instead of RTN
   int calib_tokens = 4096;     // at most this many calibration tokens, in chunks of 256

@@ -66,6 +66,11 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   exp->add_option("--dtype", exporting.dtype, "fakequant: f16, bf16 or f32")->check(CLI::IsMember({"f16", "bf16", "f32"}))->capture_default_str();
   exp->add_option("-t,--type", exporting.ftype, "GGUF file type: " + qs::llama_ftype_names())->capture_default_str();
+  exp->add_flag("--pure", exporting.pure, "GGUF: every weight matrix in the file type's base type, without llama.cpp's "
+                                          "per-tensor rules (llama-quantize --pure)");
+  exp->add_option("--imatrix", exporting.imatrix, "GGUF: an importance matrix (llama-imatrix's imatrix.dat or GGUF, or "
+                                                  "quantscope-cli calibrate --imatrix) that weights each quantizer's "
+                                                  "scale search, as llama-quantize --imatrix");
   exp->add_option("--plan", exporting.plan, "GGUF: per-layer types from a plan.json (ggml formats) instead of a file type; "
                                             "fakequant, hdf5: the plan to apply; gptq: the grid and method of the plan "
                                             "(one for the blocks' layers; its kept layers stay F16)");
@@ -138,6 +143,11 @@ int main(int argc, char** argv) {
   cal->add_flag("--no-hessians", calib.no_hessians, "Do not accumulate the Hessians (4 x cols^2 bytes per input)");
   cal->add_option("-o,--out", calib.out, "Calibration file (default: <model file>.qscalib.h5, or quantscope.qscalib.h5 "
                                          "inside a model directory)");
+  cal->add_option("--imatrix", calib.imatrix, "Write an importance matrix (llama-imatrix's imatrix.dat layout: each "
+                                             "weight's mean x^2 per input column) that export --imatrix and "
+                                             "llama-quantize --imatrix read. The text runs in consecutive chunks of "
+                                             "--ctx tokens (at most --seqs), as llama-imatrix -c reads it; without -o, "
+                                             "no calibration file is written");
   cal->add_flag("--json", calib.json, "Machine-readable output");
   cal->add_option("--backend", calib.backend, "Forward pass: auto, cpu or cuda (default: $QS_BACKEND or auto; an unusable "
                                               "device falls back to the CPU with the reason on stderr)");

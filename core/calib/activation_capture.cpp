@@ -168,6 +168,23 @@ Result<std::vector<std::vector<std::int32_t>>> draw_calibration_sequences(std::s
   return out;
 }
 
+Result<std::vector<std::vector<std::int32_t>>> consecutive_calibration_chunks(std::span<const std::int32_t> tokens,
+                                                                              int max_count, int len, std::int32_t bos) {
+  if (max_count < 1) return Error::invalid("calibration: the number of sequences must be at least 1");
+  if (len < 2) return Error::invalid("calibration: sequences must hold at least 2 tokens");
+  const std::size_t n = std::min(static_cast<std::size_t>(max_count), tokens.size() / static_cast<std::size_t>(len));
+  if (n == 0)
+    return Error::invalid("calibration: the text has " + std::to_string(tokens.size()) + " tokens, fewer than one chunk of " +
+                          std::to_string(len) + "; give more text or a shorter --ctx");
+  std::vector<std::vector<std::int32_t>> out(n);
+  for (std::size_t i = 0; i < n; ++i) {
+    const auto first = tokens.begin() + static_cast<std::ptrdiff_t>(i * static_cast<std::size_t>(len));
+    out[i].assign(first, first + len);
+    if (bos >= 0) out[i][0] = bos;
+  }
+  return out;
+}
+
 int longest_calibration_sequence(const std::vector<std::vector<std::int32_t>>& sequences) {
   std::size_t n = 0;
   for (const auto& s : sequences) n = std::max(n, s.size());

@@ -95,6 +95,11 @@ Result<ActivationCapture> capture_activations(const LlamaModel& model, const std
 Result<ActivationCapture> capture_activations(ForwardRunner& runner, const LlamaConfig& c,
                                               const std::vector<std::vector<std::int32_t>>& sequences,
                                               const CaptureOptions& options, OpContext& ctx = OpContext::none());
+// The first min(max_count, tokens / len) consecutive windows of `len` tokens,
+// each's first token replaced by `bos` (>= 0): llama-imatrix's chunks.
+Result<std::vector<std::vector<std::int32_t>>> consecutive_calibration_chunks(std::span<const std::int32_t> tokens,
+                                                                              int max_count, int len, std::int32_t bos);
+
 // Tokens in the longest sequence (the cache a runner needs for them).
 int longest_calibration_sequence(const std::vector<std::vector<std::int32_t>>& sequences);
 

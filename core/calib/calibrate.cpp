@@ -22,8 +22,9 @@ Result<CalibrationRun> calibrate(const Model& model, const CalibrationSettings& 
     const auto part = tok->encode(*text, tok->add_bos());
     ids.insert(ids.end(), part.begin(), part.end());
   }
-  auto sequences =
-      draw_calibration_sequences(ids, settings.sequences, settings.seq_len, settings.seed, tok->add_bos() ? tok->bos_id() : -1);
+  const std::int32_t bos = tok->add_bos() ? tok->bos_id() : -1;
+  auto sequences = settings.consecutive ? consecutive_calibration_chunks(ids, settings.sequences, settings.seq_len, bos)
+                                        : draw_calibration_sequences(ids, settings.sequences, settings.seq_len, settings.seed, bos);
   if (!sequences) return sequences.error();
   if (ctx.cancelled()) return Error::cancelled();
   // Loading reports no progress of its own, so the caller sees one 0 → 1 sweep (the capture).

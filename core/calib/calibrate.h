@@ -21,6 +21,10 @@ struct CalibrationSettings {
   int sequences = 128;
   int seq_len = 256;
   std::uint64_t seed = 0;
+  // The text in consecutive windows of seq_len from its start (at most
+  // `sequences` of them), as llama-imatrix and llama-perplexity read it,
+  // instead of seeded random windows.
+  bool consecutive = false;
   CaptureOptions capture;
   // Where the forward pass runs: "cpu", "auto" or a device name ("cuda"); see
   // make_forward_runner (a device that cannot start falls back to the CPU).

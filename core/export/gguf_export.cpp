@@ -22,11 +22,13 @@
 #include "export/gguf_source.h"
 #include "export/gguf_writer.h"
 #include "io/gguf.h"
+#include "io/imatrix_file.h"
 #include "model/convert.h"
 #include "calib/hessians.h"
 #include "quant/clip_search.h"
 #include "quant/gptq.h"
 #include "quant/ggml_dequant.h"
+#include "quant/ggml_imatrix_quants.h"
 #include "quant/ggml_quantize.h"
 #include "quant/metrics.h"
 #include "quant/capability.h"
@@ -43,7 +45,9 @@ namespace qs {
 namespace {
 
 // The tensor's values re-encoded as `to`, from F32.
-Result<void> encode(DType to, std::span<const float> x, std::vector<std::byte>& out, const std::string& name) {
+// `importance`: the columns' importance (llama-quantize --imatrix), or null.
+Result<void> encode(DType to, std::span<const float> x, std::vector<std::byte>& out, const std::string& name,
+                    const std::vector<float>* importance = nullptr, std::int64_t cols = 0) {
   const auto nbytes = dtype_bytes(to, x.size());
   if (!nbytes) return Error::invalid(name + ": not whole " + std::string(dtype_name(to)) + " blocks");
   out.resize(*nbytes);
@@ -62,8 +66,9 @@ Result<void> encode(DType to, std::span<const float> x, std::vector<std::byte>& 
   }
   if (!ggml_quantize_supported(to))
     return Error::unsupported(name + ": writing " + std::string(dtype_name(to)) + " is not implemented yet");
-  if (auto r = quantize_ggml_blocks(to, x.data(), x.size() / dtype_block_elems(to), out.data()); !r)
-    return Error::invalid(name + ": " + r.error().message);
+  auto r = importance ? quantize_ggml_rows(to, x.data(), static_cast<std::int64_t>(x.size()) / cols, cols, importance->data(), out.data())
+                      : quantize_ggml_blocks(to, x.data(), x.size() / dtype_block_elems(to), out.data());
+  if (!r) return Error::invalid(name + ": " + r.error().message);
   return {};
 }
 
@@ -417,7 +422,9 @@ Result<GgufLayout> gguf_layout(const Model& source, const GgufExportOptions& opt
     out.choices = std::move(*c);
     file_type = plan_file_type(*options.plan, out.choices, in_order, facts_of(source));
   } else {
-    out.choices = llama_ftype_choices(in_order, options.ftype, facts_of(source));
+    FtypeModelFacts facts = facts_of(source);
+    facts.has_imatrix = options.imatrix != nullptr;
+    out.choices = llama_ftype_choices(in_order, options.ftype, facts, options.pure);
   }
 
   out.writer = std::make_unique<GgufWriter>(out.src.alignment);
@@ -426,6 +433,13 @@ Result<GgufLayout> gguf_layout(const Model& source, const GgufExportOptions& opt
   for (const char* key : {"split.no", "split.count", "split.tensors.count"}) writer.remove(key);
   writer.set_u32("general.quantization_version", 2);  // GGML_QNT_VERSION
   writer.set_u32("general.file_type", static_cast<std::uint32_t>(file_type));
+  if (const ImportanceMatrix* m = options.imatrix) {
+    // What llama-quantize --imatrix records, in its order.
+    if (!m->file.empty()) writer.set_string("quantize.imatrix.file", m->file);
+    if (!m->dataset.empty()) writer.set_string("quantize.imatrix.dataset", m->dataset);
+    writer.set_i32("quantize.imatrix.entries_count", static_cast<std::int32_t>(m->columns.size()));
+    if (m->chunks > 0) writer.set_i32("quantize.imatrix.chunks_count", m->chunks);
+  }
   for (std::size_t k = 0; k < out.order.size(); ++k) {
     const GgufSourceTensor& t = out.src.tensors[out.order[k]];
     if (auto r = writer.add_tensor(t.name, t.shape, out.choices[k].type); !r) return r.error();
@@ -495,7 +509,14 @@ Result<GgufExportReport> export_gguf(const Model& source, const std::string& out
     std::span<const std::byte> bytes = info.bytes();
     std::optional<std::uint64_t> hash;
     const bool plain = !methods[k].hessian && !methods[k].clip;
-    if (plain && t.permute_heads == 0 && layout.dtype != info.dtype && ggml_block_quantizer(layout.dtype) &&
+    // The importance of its columns, as llama-quantize takes it: by the tensor's GGUF name, for the
+    // quantizers that read one; a tensor the matrix does not name is quantized without.
+    const std::vector<float>* importance = nullptr;
+    if (options.imatrix && plain && layout.dtype != info.dtype && ggml_uses_importance(layout.dtype))
+      if ((importance = options.imatrix->find(t.name)); importance && static_cast<std::int64_t>(importance->size()) != t.shape.back())
+        return Error::invalid(t.name + ": the importance matrix has " + std::to_string(importance->size()) +
+                              " columns for its " + std::to_string(t.shape.back()));
+    if (plain && !importance && t.permute_heads == 0 && layout.dtype != info.dtype && ggml_block_quantizer(layout.dtype) &&
         dtype_is_float_convertible(info.dtype)) {
       auto s = encode_streamed(info.dtype, bytes, static_cast<std::size_t>(info.numel()), layout.dtype, encoded, t.name);
       if (!s) return s.error();
@@ -553,9 +574,10 @@ Result<GgufExportReport> export_gguf(const Model& source, const std::string& out
         std::snprintf(note, sizeof note, "clip search: SQNR %.2f -> %.2f dB", clipped->plain_error.sqnr_db,
                       clipped->error.sqnr_db);
         report.tensors[k].note = note;
-      } else if (auto r = encode(layout.dtype, x, encoded, t.name); !r) {
+      } else if (auto r = encode(layout.dtype, x, encoded, t.name, importance, t.shape.back()); !r) {
         return r.error();
       }
+      if (importance) report.tensors[k].note += std::string(report.tensors[k].note.empty() ? "" : "; ") + "importance matrix";
       bytes = encoded;
       report.tensors[k].sqnr_db = encoded_sqnr(layout.dtype, bytes, x);
     }

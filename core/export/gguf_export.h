@@ -21,6 +21,7 @@ namespace qs {
 
 struct Plan;
 struct CalibrationHessians;
+struct ImportanceMatrix;
 
 class Backend;
 
@@ -42,6 +43,13 @@ struct GgufExportOptions {
   // Write and verify past the page cache (O_DIRECT) where the file system
   // allows it (util/atomic_file.h): same bytes, less CPU; off: plain I/O.
   bool direct_io = true;
+  // llama-quantize --pure: every weight matrix in the file type's base type,
+  // without its per-tensor rules (no effect with a plan).
+  bool pure = false;
+  // llama-quantize --imatrix: each converted tensor the matrix names is
+  // quantized with its columns' importance (ggml_imatrix_quants.h); the
+  // others as without. Plans' gptq and clip layers do not read it.
+  const ImportanceMatrix* imatrix = nullptr;
 };
 
 struct ExportedTensor {

@@ -95,6 +95,13 @@ void GgufWriter::set_u32(std::string key, std::uint32_t v) {
   set(std::move(key), std::move(value));
 }
 
+void GgufWriter::set_i32(std::string key, std::int32_t v) {
+  GgufValue value;
+  value.type = GgufType::I32;
+  value.v = std::int64_t{v};
+  set(std::move(key), std::move(value));
+}
+
 void GgufWriter::set_string(std::string key, std::string v) {
   GgufValue value;
   value.type = GgufType::STRING;

@@ -35,6 +35,7 @@ class GgufWriter {
   // may view bytes of a source file: it must outlive header().
   void set(std::string key, GgufValue value);
   void set_u32(std::string key, std::uint32_t v);
+  void set_i32(std::string key, std::int32_t v);
   void set_string(std::string key, std::string v);
   void remove(std::string_view key);
   const GgufValue* find(std::string_view key) const;

@@ -82,6 +82,24 @@ void iq4_nl(const u8* b, float* y) {
   }
 }
 
+// IQ4_XS: d, u16 high scale bits, 4 bytes of low scale nibbles, then 8 blocks
+// of 32 as IQ4_NL's codes, each scaled by d * (its 6-bit scale - 32).
+void iq4_xs(const u8* b, float* y) {
+  const float d = half_at(b);
+  std::uint16_t high;
+  std::memcpy(&high, b + 2, 2);
+  const u8* low = b + 4;
+  const u8* qs = b + 8;
+  for (int ib = 0; ib < 8; ++ib, qs += 16, y += 32) {
+    const int ls = ((low[ib / 2] >> (4 * (ib % 2))) & 0x0F) | (((high >> (2 * ib)) & 3) << 4);
+    const float dl = d * static_cast<float>(ls - 32);
+    for (int j = 0; j < 16; ++j) {
+      y[j] = dl * static_cast<float>(kIq4nlValues[qs[j] & 0x0F]);
+      y[j + 16] = dl * static_cast<float>(kIq4nlValues[qs[j] >> 4]);
+    }
+  }
+}
+
 // Q2_K: scales[16] (low nibble scale, high nibble min), qs[64], d, dmin.
 // Per 128-element half: 4 shifts x 2 groups of 16, 2-bit codes.
 void q2_k(const u8* b, float* y) {
@@ -198,6 +216,7 @@ bool dequantize_ggml_blocks(DType t, const std::byte* src, std::size_t blocks, f
     case DType::Q5_1: fn = q5_1; break;
     case DType::Q8_0: fn = q8_0; break;
     case DType::IQ4_NL: fn = iq4_nl; break;
+    case DType::IQ4_XS: fn = iq4_xs; break;
     case DType::Q2_K: fn = q2_k; break;
     case DType::Q3_K: fn = q3_k; break;
     case DType::Q4_K: fn = q4_k; break;

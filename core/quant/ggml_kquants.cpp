@@ -7,31 +7,12 @@
 #include <cstring>
 
 #include "quant/ggml_dequant.h"
-#include "util/half.h"
+#include "quant/ggml_kquant_parts.h"
 
 namespace qs::kquant {
 namespace {
 
-using u8 = std::uint8_t;
-constexpr int kSuper = 256;
-
-// ggml's nearest_int: round to nearest even through the float mantissa.
-inline int nearest_int(float v) {
-  float f = v + 12582912.0f;
-  std::int32_t i;
-  std::memcpy(&i, &f, 4);
-  return (i & 0x007FFFFF) - 0x00400000;
-}
-
-void store_half(u8* p, float v) {
-  const std::uint16_t h = f32_to_f16(v);
-  std::memcpy(p, &h, 2);
-}
-float load_half(const u8* p) {
-  std::uint16_t h;
-  std::memcpy(&h, p, 2);
-  return f16_to_f32(h);
-}
+using namespace parts;
 
 // Scale and offset of each of the 8 sub-blocks of 32 of a super-block on an
 // asymmetric grid 0..nmax, by weighted least squares over a sweep of candidate
@@ -90,7 +71,7 @@ typedef std::int32_t v8i __attribute__((vector_size(32)));
   for (int i = 0; i < n; ++i) {
     code_of(iscale * (xt[i] - lo), top, best[i]);
     const v8f diff = scale * best[i] + lo - xt[i];
-    best_err += wt[i] * diff * diff;
+    best_err += wt[i] * (diff * diff);  // the reference's grouping: (w * d) * d rounds differently
   }
   for (int step = 0; step <= nstep; ++step) {
     const v8f is = (rmin + rdelta * static_cast<float>(step) + top) / (hi - base);
@@ -112,7 +93,7 @@ typedef std::int32_t v8i __attribute__((vector_size(32)));
     v8f err = zero;
     for (int i = 0; i < n; ++i) {
       const v8f diff = s * trial[i] + m - xt[i];
-      err += wt[i] * diff * diff;
+      err += wt[i] * (diff * diff);
     }
     const v8i win = valid & (err < best_err);  // strictly better: ties keep the earlier candidate
     best_err = win ? err : best_err;
@@ -129,18 +110,6 @@ typedef std::int32_t v8i __attribute__((vector_size(32)));
 }
 #pragma GCC diagnostic pop
 
-// Pack eight 6-bit scales and mins into 12 bytes (formats.md 3.8).
-void pack_scales_k4(const u8* sc, const u8* mn, u8* s) {
-  for (int j = 0; j < 4; ++j) {
-    s[j] = sc[j];
-    s[j + 4] = mn[j];
-  }
-  for (int j = 4; j < 8; ++j) {
-    s[j + 4] = static_cast<u8>((sc[j] & 0x0F) | ((mn[j] & 0x0F) << 4));
-    s[j - 4] = static_cast<u8>(s[j - 4] | ((sc[j] >> 4) << 6));
-    s[j] = static_cast<u8>(s[j] | ((mn[j] >> 4) << 6));
-  }
-}
 // Shared by Q4_K and Q5_K: codes in [0, nmax] for all 256 values plus d, dmin and packed scales.
 [[gnu::always_inline]] inline void quantize_k_asym(const float* x, int nmax, float rmin, int nstep,
                                                    u8* head /* d, dmin, scales[12] */, u8* L) {
@@ -222,30 +191,181 @@ float fit_signed_scale(const float* x, int n, int nmax, std::int8_t* codes) {
   return scale;
 }
 
+// Q2_K's sub-block fit (ggml's make_qkx2_quants with its mean-absolute-error
+// option): 16 values onto 0..3 with an offset, weights |x|, the candidate
+// inverse scales (rmin + 0.1 k + 3) / (max - min) for k = 0..15. Scalar: Q2_K
+// is rare enough that the vector version of the 4-/5-bit fit is not worth a copy.
+float fit_q2_sub_block(const float* x, u8* L, float& neg_min) {
+  constexpr int n = 16, nmax = 3, nstep = 15;
+  constexpr float rmin = -0.5f, rdelta = 0.1f;
+  float w[n];
+  for (int i = 0; i < n; ++i) w[i] = std::fabs(x[i]);
+  float lo = x[0], hi = x[0], sum_w = w[0], sum_x = w[0] * x[0];
+  for (int i = 1; i < n; ++i) {
+    lo = x[i] < lo ? x[i] : lo;
+    hi = x[i] > hi ? x[i] : hi;
+    sum_w += w[i];
+    sum_x += w[i] * x[i];
+  }
+  if (lo > 0) lo = 0;
+  if (hi == lo) {
+    std::memset(L, 0, n);
+    neg_min = -lo;
+    return 0.0f;
+  }
+  float iscale = nmax / (hi - lo), scale = 1 / iscale, best_err = 0;
+  for (int i = 0; i < n; ++i) {
+    L[i] = static_cast<u8>(std::clamp(nearest_int(iscale * (x[i] - lo)), 0, nmax));
+    best_err += w[i] * std::fabs(scale * L[i] + lo - x[i]);
+  }
+  u8 trial[n];
+  for (int step = 0; step <= nstep; ++step) {
+    iscale = (rmin + rdelta * static_cast<float>(step) + nmax) / (hi - lo);
+    float sum_l = 0, sum_l2 = 0, sum_xl = 0;
+    for (int i = 0; i < n; ++i) {
+      const int l = std::clamp(nearest_int(iscale * (x[i] - lo)), 0, nmax);
+      trial[i] = static_cast<u8>(l);
+      sum_l += w[i] * l;
+      sum_l2 += w[i] * l * l;
+      sum_xl += w[i] * l * x[i];
+    }
+    const float det = sum_w * sum_l2 - sum_l * sum_l;
+    if (!(det > 0)) continue;
+    float s = (sum_w * sum_xl - sum_x * sum_l) / det, m = (sum_l2 * sum_x - sum_l * sum_xl) / det;
+    if (m > 0) {
+      m = 0;
+      s = sum_xl / sum_l2;
+    }
+    float err = 0;
+    for (int i = 0; i < n; ++i) err += w[i] * std::fabs(s * trial[i] + m - x[i]);
+    if (err < best_err) {
+      std::memcpy(L, trial, n);
+      best_err = err;
+      scale = s;
+      lo = m;  // as in the 4-/5-bit fit, later candidates start from the winner's offset
+    }
+  }
+  neg_min = -lo;
+  return scale;
+}
+
+// Q3_K's sub-block fit (ggml's make_q3_quants with its refinement): 16 values
+// onto -4..3, weights x^2, a start at -4 / (the extreme value), then up to 5
+// sweeps that move single codes while that raises (sum w x l)^2 / (sum w l^2).
+// Codes out are 0..7 (an all-zero sub-block: 0 with scale 0, as the reference).
+float fit_q3_sub_block(const float* x, std::int8_t* L) {
+  constexpr int n = 16, nmax = 4;
+  float amax = 0, extreme = 0;
+  for (int i = 0; i < n; ++i) {
+    const float a = std::fabs(x[i]);
+    if (a > amax) {
+      amax = a;
+      extreme = x[i];
+    }
+  }
+  if (amax < 1e-15f) {
+    std::memset(L, 0, n);
+    return 0.0f;
+  }
+  const float iscale = -nmax / extreme;
+  float sum_lx = 0, sum_l2 = 0;
+  for (int i = 0; i < n; ++i) {
+    const int l = std::clamp(nearest_int(iscale * x[i]), -nmax, nmax - 1);
+    L[i] = static_cast<std::int8_t>(l);
+    const float w = x[i] * x[i];
+    sum_lx += w * x[i] * l;
+    sum_l2 += w * l * l;
+  }
+  for (int sweep = 0; sweep < 5; ++sweep) {
+    int changed = 0;
+    for (int i = 0; i < n; ++i) {
+      const float w = x[i] * x[i];
+      float slx = sum_lx - w * x[i] * L[i];
+      if (!(slx > 0)) continue;
+      float sl2 = sum_l2 - w * L[i] * L[i];
+      const int l = std::clamp(nearest_int(x[i] * sl2 / slx), -nmax, nmax - 1);
+      if (l == L[i]) continue;
+      slx += w * x[i] * l;
+      sl2 += w * l * l;
+      if (sl2 > 0 && slx * slx * sum_l2 > sum_lx * sum_lx * sl2) {
+        L[i] = static_cast<std::int8_t>(l);
+        sum_lx = slx;
+        sum_l2 = sl2;
+        ++changed;
+      }
+    }
+    if (!changed) break;
+  }
+  for (int i = 0; i < n; ++i) L[i] = static_cast<std::int8_t>(L[i] + nmax);
+  return sum_l2 > 0 ? sum_lx / sum_l2 : 0.0f;
+}
+
 }  // namespace
+
+// Q2_K: scales[16] (low nibble scale, high nibble min), qs[64], d, dmin (formats.md 3.6).
+void quantize_q2_k(const float* x, u8* out) {
+  u8 L[kSuper];
+  float scales[16], mins[16];
+  float max_scale = 0, max_min = 0;
+  for (int j = 0; j < 16; ++j) {
+    scales[j] = fit_q2_sub_block(x + 16 * j, L + 16 * j, mins[j]);
+    max_scale = scales[j] > max_scale ? scales[j] : max_scale;
+    max_min = mins[j] > max_min ? mins[j] : max_min;
+  }
+  u8* sc = out;
+  std::memset(sc, 0, 16);
+  store_half(out + 80, 0.0f);
+  store_half(out + 82, 0.0f);
+  if (max_scale > 0) {
+    const float iscale = 15.0f / max_scale;
+    for (int j = 0; j < 16; ++j) sc[j] = static_cast<u8>(nearest_int(iscale * scales[j]));
+    store_half(out + 80, max_scale / 15.0f);
+  }
+  if (max_min > 0) {
+    const float iscale = 15.0f / max_min;
+    for (int j = 0; j < 16; ++j) sc[j] = static_cast<u8>(sc[j] | (nearest_int(iscale * mins[j]) << 4));
+    store_half(out + 82, max_min / 15.0f);
+  }
+  q2_k_requantize_and_pack(x, L, out);
+}
+
+void quantize_q3_k(const float* x, u8* out) {
+  std::int8_t L[kSuper];
+  float scales[16];
+  float max_scale = 0, amax = 0;
+  for (int j = 0; j < 16; ++j) {
+    scales[j] = fit_q3_sub_block(x + 16 * j, L + 16 * j);
+    if (std::fabs(scales[j]) > amax) {
+      amax = std::fabs(scales[j]);
+      max_scale = scales[j];
+    }
+  }
+  int ls[16] = {};
+  if (max_scale != 0.0f) {
+    const float iscale = -32.0f / max_scale;
+    // (int8_t, as the reference holds it, before the clamp)
+    for (int j = 0; j < 16; ++j) ls[j] = std::clamp<int>(static_cast<std::int8_t>(nearest_int(iscale * scales[j])), -32, 31) + 32;
+    pack_scales_q3(ls, out + 96);
+    store_half(out + 108, 1 / iscale);
+  } else {
+    std::memset(out + 96, 0, 12);
+    store_half(out + 108, 0.0f);
+  }
+  q3_k_requantize_and_pack(x, L, out);
+}
 
 namespace {
 
 [[gnu::always_inline]] inline void q4_k_body(const float* x, u8* out) {
   u8 L[kSuper];
   quantize_k_asym(x, 15, -1.0f, 20, out, L);
-  u8* qs = out + 16;
-  for (int c = 0; c < 4; ++c)
-    for (int l = 0; l < 32; ++l) qs[32 * c + l] = static_cast<u8>(L[64 * c + l] | (L[64 * c + 32 + l] << 4));
+  pack_q4_k_codes(L, out);
 }
 
 [[gnu::always_inline]] inline void q5_k_body(const float* x, u8* out) {
   u8 L[kSuper];
   quantize_k_asym(x, 31, -0.5f, 15, out, L);
-  u8* qh = out + 16;
-  u8* qs = out + 48;
-  std::memset(qh, 0, 32);
-  for (int c = 0; c < 4; ++c)
-    for (int l = 0; l < 32; ++l) {
-      const int lo = L[64 * c + l], hi = L[64 * c + 32 + l];
-      qs[32 * c + l] = static_cast<u8>((lo & 0x0F) | ((hi & 0x0F) << 4));
-      qh[l] = static_cast<u8>(qh[l] | ((lo >> 4) << (2 * c)) | ((hi >> 4) << (2 * c + 1)));
-    }
+  pack_q5_k_codes(L, out);
 }
 
 // The scale search runs its 8 sub-blocks as 8 float lanes: one AVX register
@@ -315,15 +435,7 @@ void quantize_q6_k(const float* x, u8* out) {
       L[i] = static_cast<u8>(q + 32);
     }
   }
-  u8* ql = out;
-  u8* qh = out + 128;
-  for (int h = 0; h < 2; ++h)
-    for (int l = 0; l < 32; ++l) {
-      const u8* q = L + 128 * h;
-      ql[64 * h + l] = static_cast<u8>((q[l] & 0x0F) | ((q[l + 64] & 0x0F) << 4));
-      ql[64 * h + l + 32] = static_cast<u8>((q[l + 32] & 0x0F) | ((q[l + 96] & 0x0F) << 4));
-      qh[32 * h + l] = static_cast<u8>((q[l] >> 4) | ((q[l + 32] >> 4) << 2) | ((q[l + 64] >> 4) << 4) | ((q[l + 96] >> 4) << 6));
-    }
+  pack_q6_k_codes(L, out);
 }
 
 }  // namespace qs::kquant

@@ -9,6 +9,7 @@
 #include <string>
 
 #include "backend/thread_pool.h"
+#include "quant/ggml_imatrix_quants.h"
 #include "quant/ggml_kquants.h"
 #include "quant/iq4_nl_quantize.h"
 #include "util/half.h"
@@ -185,8 +186,9 @@ void q5_1(const float* x, u8* b) {
   pack5(q, b + 4, b + 8);
 }
 
-// llama-quantize's IQ4_NL (quantize_iq4_nl: the 15-scale search).
+// llama-quantize's IQ4_NL (quantize_iq4_nl: the 15-scale search) and IQ4_XS.
 void iq4_nl(const float* x, u8* b) { iq4nl::quantize_block(x, b, 7); }
+void iq4_xs(const float* x, u8* b) { iq4nl::quantize_xs_block(x, b); }
 
 }  // namespace
 
@@ -198,7 +200,8 @@ void use_portable_quantizers(bool portable) {
 bool ggml_quantize_supported(DType t) {
   switch (t) {
     case DType::Q8_0: case DType::Q4_0: case DType::Q4_1: case DType::Q5_0: case DType::Q5_1:
-    case DType::Q4_K: case DType::Q5_K: case DType::Q6_K: case DType::IQ4_NL:
+    case DType::Q2_K: case DType::Q3_K: case DType::Q4_K: case DType::Q5_K: case DType::Q6_K:
+    case DType::IQ4_NL: case DType::IQ4_XS:
       return true;
     default:
       return false;
@@ -220,10 +223,13 @@ GgmlBlockQuantizer ggml_block_quantizer(DType t) {
     case DType::Q4_1: return q4_1;
     case DType::Q5_0: return q5_0;
     case DType::Q5_1: return q5_1;
+    case DType::Q2_K: return kquant::quantize_q2_k;
+    case DType::Q3_K: return kquant::quantize_q3_k;
     case DType::Q4_K: return kquant::quantize_q4_k;
     case DType::Q5_K: return kquant::quantize_q5_k;
     case DType::Q6_K: return kquant::quantize_q6_k;
     case DType::IQ4_NL: return iq4_nl;
+    case DType::IQ4_XS: return iq4_xs;
     default: return nullptr;
   }
 }
@@ -262,6 +268,29 @@ Result<void> quantize_ggml_blocks(DType t, const float* src, std::size_t blocks,
   ThreadPool::global().parallel_for(tasks, [&](std::size_t task, unsigned) {
     const std::size_t end = std::min(blocks, (task + 1) * kBlocksPerTask);
     for (std::size_t i = task * kBlocksPerTask; i < end; ++i) fn(src + elems * i, out + bytes * i);
+  });
+  return {};
+}
+
+Result<void> quantize_ggml_rows(DType t, const float* src, std::int64_t rows, std::int64_t cols, const float* importance,
+                                std::byte* dst) {
+  if (!importance || !ggml_uses_importance(t))
+    return quantize_ggml_blocks(t, src, static_cast<std::size_t>(rows * cols) / dtype_block_elems(t), dst);
+  const std::size_t n = static_cast<std::size_t>(rows * cols);
+  if (cols % static_cast<std::int64_t>(dtype_block_elems(t)) != 0)
+    return Error::invalid("rows of " + std::to_string(cols) + " are not whole " + std::string(dtype_name(t)) + " blocks");
+  if (const std::size_t i = first_non_finite(src, n); i < n)
+    return Error::invalid("value " + std::to_string(i) + " is not finite (" + std::to_string(src[i]) +
+                          "): quantizing it would write undefined bytes");
+  const std::size_t row_bytes = static_cast<std::size_t>(cols) / dtype_block_elems(t) * dtype_block_bytes(t);
+  auto* out = reinterpret_cast<u8*>(dst);
+  // Rows are independent; a task takes rows worth about 64k values (the weighted searches cost ~40 fits per value).
+  const std::size_t per_task = std::max<std::size_t>(1, 65536 / static_cast<std::size_t>(cols));
+  const std::size_t tasks = (static_cast<std::size_t>(rows) + per_task - 1) / per_task;
+  ThreadPool::global().parallel_for(tasks, [&](std::size_t task, unsigned) {
+    const std::size_t end = std::min(static_cast<std::size_t>(rows), (task + 1) * per_task);
+    for (std::size_t r = task * per_task; r < end; ++r)
+      quantize_ggml_row_with_importance(t, src + r * static_cast<std::size_t>(cols), cols, importance, out + r * row_bytes);
   });
   return {};
 }

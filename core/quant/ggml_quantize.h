@@ -11,10 +11,17 @@ namespace qs {
 
 // Quantizes `blocks` blocks of dtype_block_elems(t) floats from `src` into `dst`
 // (blocks * dtype_block_bytes(t) bytes). Supported: Q8_0, Q4_0, Q4_1, Q5_0, Q5_1,
-// Q4_K, Q5_K, Q6_K, IQ4_NL (quantize_iq4_nl without imatrix, as llama-quantize).
+// Q2_K, Q3_K, Q4_K, Q5_K, Q6_K, IQ4_NL and IQ4_XS (quantize_iq4_nl / _xs
+// without imatrix, as llama-quantize).
 // Non-finite input is refused with the index of the first bad value: the
 // reference would write undefined bytes for it.
 Result<void> quantize_ggml_blocks(DType t, const float* src, std::size_t blocks, std::byte* dst);
+
+// With an importance matrix (llama-quantize --imatrix): `rows` rows of `cols`
+// values, column c's importance importance[c] (ggml_imatrix_quants.h). Null,
+// or a type that reads none (Q8_0): quantize_ggml_blocks. Rows in parallel.
+Result<void> quantize_ggml_rows(DType t, const float* src, std::int64_t rows, std::int64_t cols, const float* importance,
+                                std::byte* dst);
 
 bool ggml_quantize_supported(DType t);
 

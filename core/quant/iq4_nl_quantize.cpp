@@ -1,9 +1,11 @@
 #include "quant/iq4_nl_quantize.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 
 #include "quant/ggml_dequant.h"
+#include "quant/ggml_kquant_parts.h"
 #include "util/half.h"
 
 namespace qs::iq4nl {
@@ -54,15 +56,27 @@ inline void fit(const float* x, const float* weight, float id, std::uint8_t* L, 
   sumq2 = b;
 }
 
-constexpr float kGroupMaxEps = 1e-15f;  // GROUP_MAX_EPS
 
 }  // namespace
 
-void quantize_block(const float* x, std::uint8_t* out, int ntry) {
-  const std::int8_t* values = kIq4nlValues;
-  float weight[32];
-  std::uint8_t L[32];
-  for (int j = 0; j < 32; ++j) weight[j] = x[j] * x[j];
+namespace {
+
+// The weights of one super-block of n values.
+void weights_of(const float* x, int n, const float* importance, float* weight) {
+  if (!importance) {
+    for (int j = 0; j < n; ++j) weight[j] = x[j] * x[j];
+    return;
+  }
+  float sigma2 = 0.0f;
+  for (int j = 0; j < n; ++j) sigma2 += x[j] * x[j];
+  sigma2 *= 2.0f / static_cast<float>(n);
+  for (int j = 0; j < n; ++j) weight[j] = importance[j] * std::sqrt(sigma2 + x[j] * x[j]);
+}
+
+// The scale of one block of 32: a first scale -max / values[0] refitted, then
+// 2 ntry + 1 candidates (itry + values[0]) / max, the best refit kept. L gets
+// the first pass's codes. An all-zero block has scale 0 (L untouched).
+float fit_block(const float* x, const float* weight, int ntry, std::uint8_t* L) {
   float amax = 0.0f, max = 0.0f;
   for (int j = 0; j < 32; ++j) {
     const float ax = std::fabs(x[j]);
@@ -71,26 +85,38 @@ void quantize_block(const float* x, std::uint8_t* out, int ntry) {
       max = x[j];
     }
   }
-  float scale = 0.0f;
-  if (amax >= kGroupMaxEps) {
-    const float v0 = static_cast<float>(values[0]);
-    float d = ntry > 0 ? -max / v0 : max / v0;
-    float id = 1.0f / d;
-    float sumqx = 0.0f, sumq2 = 0.0f;
-    fit(x, weight, id, L, sumqx, sumq2);
-    d = sumq2 > 0 ? sumqx / sumq2 : 0.0f;
-    float best = d * sumqx;
-    std::uint8_t Ltry[32];
-    for (int itry = -ntry; itry <= ntry; ++itry) {
-      id = static_cast<float>(itry + values[0]) / max;
-      fit(x, weight, id, Ltry, sumqx, sumq2);
-      if (sumq2 > 0 && sumqx * sumqx > best * sumq2) {
-        d = sumqx / sumq2;
-        best = d * sumqx;
-      }
+  if (amax < kquant::parts::kGroupMaxEps) return 0.0f;
+  const float v0 = static_cast<float>(kIq4nlValues[0]);
+  float d = ntry > 0 ? -max / v0 : max / v0;
+  float id = 1.0f / d;
+  float sumqx = 0.0f, sumq2 = 0.0f;
+  fit(x, weight, id, L, sumqx, sumq2);
+  d = sumq2 > 0 ? sumqx / sumq2 : 0.0f;
+  float best = d * sumqx;
+  std::uint8_t Ltry[32];
+  for (int itry = -ntry; itry <= ntry; ++itry) {
+    id = static_cast<float>(itry + kIq4nlValues[0]) / max;
+    fit(x, weight, id, Ltry, sumqx, sumq2);
+    if (sumq2 > 0 && sumqx * sumqx > best * sumq2) {
+      d = sumqx / sumq2;
+      best = d * sumqx;
     }
-    scale = d;
   }
+  return d;
+}
+
+void pack_codes(const std::uint8_t* L, int n, std::uint8_t* qs) {
+  for (int i = 0; i < n / 32; ++i)
+    for (int j = 0; j < 16; ++j) qs[16 * i + j] = static_cast<std::uint8_t>(L[32 * i + j] | (L[32 * i + 16 + j] << 4));
+}
+
+}  // namespace
+
+void quantize_block(const float* x, std::uint8_t* out, int ntry, const float* importance) {
+  float weight[32];
+  std::uint8_t L[32];
+  weights_of(x, 32, importance, weight);
+  const float scale = fit_block(x, weight, ntry, L);
   const std::uint16_t h = f32_to_f16(scale);
   std::memcpy(out, &h, 2);
   // The reference re-quantizes only with a search (ntry > 0); for ntry <= 0 the
@@ -101,7 +127,40 @@ void quantize_block(const float* x, std::uint8_t* out, int ntry) {
     const float id = scale != 0.0f ? 1.0f / scale : 0.0f;
     for (int j = 0; j < 32; ++j) L[j] = best_index(id * x[j]);
   }
-  for (int j = 0; j < 16; ++j) out[2 + j] = static_cast<std::uint8_t>(L[j] | (L[j + 16] << 4));
+  pack_codes(L, 32, out + 2);
+}
+
+void quantize_xs_block(const float* x, std::uint8_t* out, const float* importance) {
+  float weight[256], scales[8];
+  std::uint8_t L[256];
+  weights_of(x, 256, importance, weight);
+  float max_scale = 0.0f, amax_scale = 0.0f;
+  for (int ib = 0; ib < 8; ++ib) {
+    scales[ib] = fit_block(x + 32 * ib, weight + 32 * ib, 7, L + 32 * ib);
+    if (std::fabs(scales[ib]) > amax_scale) {
+      amax_scale = std::fabs(scales[ib]);
+      max_scale = scales[ib];
+    }
+  }
+  // d is negative when the largest scale is positive (and -0 when all are zero, as the reference writes it).
+  const float d = -max_scale / 32;
+  const std::uint16_t h = f32_to_f16(d);
+  std::memcpy(out, &h, 2);
+  const float id = d != 0.0f ? 1 / d : 0.0f;
+  std::uint16_t scales_h = 0;
+  std::uint8_t* scales_l = out + 4;
+  std::memset(scales_l, 0, 4);
+  for (int ib = 0; ib < 8; ++ib) {
+    const int l = std::clamp(kquant::parts::nearest_int(id * scales[ib]), -32, 31);
+    const float dl = d * static_cast<float>(l);
+    const float idl = dl != 0.0f ? 1 / dl : 0.0f;
+    for (int j = 0; j < 32; ++j) L[32 * ib + j] = best_index(idl * x[32 * ib + j]);
+    const int stored = l + 32;
+    scales_l[ib / 2] = static_cast<std::uint8_t>(scales_l[ib / 2] | ((stored & 0xF) << (4 * (ib % 2))));
+    scales_h = static_cast<std::uint16_t>(scales_h | ((stored >> 4) << (2 * ib)));
+  }
+  std::memcpy(out + 2, &scales_h, 2);
+  pack_codes(L, 256, out + 8);
 }
 
 }  // namespace qs::iq4nl

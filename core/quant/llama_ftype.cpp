@@ -25,6 +25,7 @@ constexpr FtypeRow kFtypes[] = {
     {LlamaFtype::Q4_K_S, "Q4_K_S", DType::Q4_K}, {LlamaFtype::Q4_K_M, "Q4_K_M", DType::Q4_K},
     {LlamaFtype::Q5_K_S, "Q5_K_S", DType::Q5_K}, {LlamaFtype::Q5_K_M, "Q5_K_M", DType::Q5_K},
     {LlamaFtype::Q6_K, "Q6_K", DType::Q6_K},    {LlamaFtype::IQ4_NL, "IQ4_NL", DType::IQ4_NL},
+    {LlamaFtype::IQ4_XS, "IQ4_XS", DType::IQ4_XS},
 };
 
 bool is_quantized(DType t) { return dtype_is_block_quantized(t); }
@@ -115,7 +116,7 @@ bool llama_quantize_order(std::string_view a, std::string_view b) {
 }
 
 std::vector<FtypeChoice> llama_ftype_choices(const std::vector<FtypeTensor>& tensors, LlamaFtype ftype,
-                                             const FtypeModelFacts& facts) {
+                                             const FtypeModelFacts& facts, bool pure) {
   using F = LlamaFtype;
   const DType base = llama_ftype_base_type(ftype);
   int n_attention_wv = 0, i_attention_wv = 0, i_ffn_down = 0;
@@ -142,7 +143,7 @@ std::vector<FtypeChoice> llama_ftype_choices(const std::vector<FtypeTensor>& ten
     const std::string_view name = t.name;
     const std::int64_t nx = t.shape.back();  // ggml ne[0]: the row length
     DType type = base;
-    if (is_quantized(base)) {
+    if (is_quantized(base) && !pure) {
       if (name == "output.weight" || (!has_output && name == "token_embd.weight")) {
         if (nx % dtype_block_elems(type) != 0) type = DType::Q8_0;
         else if (type != DType::Q8_0) type = DType::Q6_K;
@@ -152,7 +153,7 @@ std::vector<FtypeChoice> llama_ftype_choices(const std::vector<FtypeTensor>& ten
         if (ftype == F::Q2_K) type = n_gqa >= 4 ? DType::Q4_K : DType::Q3_K;
         else if (ftype == F::Q3_K_M) type = i_attention_wv < 2 ? DType::Q5_K : DType::Q4_K;
         else if (ftype == F::Q3_K_L) type = DType::Q5_K;
-        else if (ftype == F::IQ4_NL && n_gqa >= 4) type = DType::Q5_K;
+        else if ((ftype == F::IQ4_NL || ftype == F::IQ4_XS) && n_gqa >= 4) type = DType::Q5_K;
         else if ((ftype == F::Q4_K_M || ftype == F::Q5_K_M) && use_more_bits(i_attention_wv, n_attention_wv)) type = DType::Q6_K;
         else if (ftype == F::Q4_K_S && i_attention_wv < 4) type = DType::Q5_K;
         if (is_70b && (type == DType::Q3_K || type == DType::Q4_K)) type = DType::Q5_K;
@@ -163,9 +164,12 @@ std::vector<FtypeChoice> llama_ftype_choices(const std::vector<FtypeTensor>& ten
         else if (ftype == F::Q3_K_M) type = i < n / 16 ? DType::Q5_K : DType::Q4_K;
         else if (ftype == F::Q3_K_L) type = DType::Q5_K;
         else if (ftype == F::Q4_K_M) { if (use_more_bits(i, n)) type = DType::Q6_K; }
-        else if (i < n / 8 && ftype == F::IQ4_NL) type = DType::Q5_K;
+        else if (i < n / 8 && (ftype == F::IQ4_NL || ftype == F::IQ4_XS) && !facts.has_imatrix) type = DType::Q5_K;
         else if (ftype == F::Q5_K_M && use_more_bits(i, n)) type = DType::Q6_K;
         else if (ftype == F::Q4_K_S && i < n / 8) type = DType::Q5_K;
+        // With an importance matrix llama.cpp guards the first ffn_down layers of Q4_0/Q5_0 with the _1 types.
+        else if ((ftype == F::Q4_0 || ftype == F::Q5_0) && facts.has_imatrix && i < n / 8)
+          type = ftype == F::Q4_0 ? DType::Q4_1 : DType::Q5_1;
         ++i_ffn_down;
       } else if (contains(name, "attn_output.weight")) {
         if (ftype == F::Q2_K) type = DType::Q3_K;
@@ -177,6 +181,8 @@ std::vector<FtypeChoice> llama_ftype_choices(const std::vector<FtypeTensor>& ten
         else if (ftype == F::Q5_K_M) type = DType::Q6_K;
       }
       if (type != base) c.note = "rule: " + type_name(type);
+    }
+    if (is_quantized(base)) {
       if (nx % dtype_block_elems(type) != 0) {
         const DType wanted = type;
         type = llama_fallback_type(type, nx);

@@ -19,7 +19,7 @@ namespace qs {
 enum class LlamaFtype : std::uint32_t {
   F32 = 0, F16 = 1, Q4_0 = 2, Q4_1 = 3, Q8_0 = 7, Q5_0 = 8, Q5_1 = 9,
   Q2_K = 10, Q3_K_S = 11, Q3_K_M = 12, Q3_K_L = 13, Q4_K_S = 14, Q4_K_M = 15,
-  Q5_K_S = 16, Q5_K_M = 17, Q6_K = 18, IQ4_NL = 25, BF16 = 32,
+  Q5_K_S = 16, Q5_K_M = 17, Q6_K = 18, IQ4_NL = 25, IQ4_XS = 30, BF16 = 32,
 };
 
 // "q4_k_m", "Q6_K", "f16", ... (case-insensitive); nullopt when unknown.
@@ -38,6 +38,7 @@ struct FtypeTensor {
 struct FtypeModelFacts {
   std::int64_t num_layers = 0;  // llama.block_count
   std::int64_t num_heads = 0, num_kv_heads = 0;
+  bool has_imatrix = false;  // the run quantizes with an importance matrix (some rules depend on it)
 };
 
 struct FtypeChoice {
@@ -47,9 +48,12 @@ struct FtypeChoice {
 };
 
 // The type of every tensor, given in llama-quantize's order (llama_quantize_order):
-// its layer counters advance in that order. One choice per tensor.
+// its layer counters advance in that order. One choice per tensor. `pure`:
+// llama-quantize --pure, every weight matrix in the file type's base type (no
+// per-tensor rules; rows the type cannot take still fall back, where
+// llama-quantize would abort).
 std::vector<FtypeChoice> llama_ftype_choices(const std::vector<FtypeTensor>& tensors, LlamaFtype ftype,
-                                             const FtypeModelFacts& facts);
+                                             const FtypeModelFacts& facts, bool pure = false);
 
 // llama-quantize's fallback for rows of `row_length` that `wanted` cannot take
 // (Q2_K/Q3_K -> IQ4_NL, Q4_K -> Q5_0, Q5_K -> Q5_1, Q6_K -> Q8_0, then F16; where

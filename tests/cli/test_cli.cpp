@@ -13,6 +13,8 @@
 
 #include "calib/calibration_file.h"
 #include "calib/layer_input_stats.h"
+#include "io/gguf.h"
+#include "io/imatrix_file.h"
 #include "demo/demo_model.h"
 #include "io/open_model.h"
 #include "io/quantized_h5.h"
@@ -168,6 +170,86 @@ TEST_F(Cli, ExportWritesWhatLlamaQuantizeWritesAndRefusesBadTypes) {
   EXPECT_EQ(bad.code, 2);
   EXPECT_NE(bad.out.find("unknown file type 'q9_k'"), std::string::npos) << bad.out;
   EXPECT_FALSE(std::filesystem::exists(dir_ / "x.gguf"));
+}
+
+// llama-quantize --imatrix, file for file: run where llama.cpp ran (the
+// matrix named "imatrix.dat", as it records it in the file's metadata), the
+// whole file is byte-identical, header included.
+TEST_F(Cli, ExportWithAnImportanceMatrixWritesLlamaQuantizesFile) {
+  const std::string shared = QS_SHARED_DIR;
+  if (!std::filesystem::exists(shared + "/models")) GTEST_SKIP() << "../shared/models is absent (fresh clone)";
+  const std::string dir = shared + "/models/stories260K/imatrix";
+  for (const std::string type : {"Q2_K", "Q3_K_M", "Q4_K_M"}) {
+    const auto out = dir_ / ("imx-" + type + ".gguf");
+    const std::string cmd = "cd " + dir + " && " + std::string(QS_CLI_PATH) + " export --json -t " + type +
+                            " --imatrix imatrix.dat -o " + out.string() + " ../gguf/stories260K-f32.gguf";
+    FILE* p = popen(cmd.c_str(), "r");
+    ASSERT_NE(p, nullptr);
+    std::string text;
+    char buf[4096];
+    std::size_t n;
+    while ((n = fread(buf, 1, sizeof buf, p)) > 0) text.append(buf, n);
+    ASSERT_EQ(pclose(p), 0) << text;
+    const auto j = nlohmann::json::parse(text);
+    int weighted = 0;
+    for (const auto& t : j["tensors"]) weighted += t["note"].get<std::string>().find("importance matrix") != std::string::npos;
+    EXPECT_GT(weighted, 0) << type;
+    std::ifstream a(out, std::ios::binary), b(dir + "/stories260K-imx-" + type + ".gguf", std::ios::binary);
+    const std::string ours((std::istreambuf_iterator<char>(a)), {}), theirs((std::istreambuf_iterator<char>(b)), {});
+    EXPECT_EQ(ours.size(), theirs.size()) << type;
+    EXPECT_TRUE(ours == theirs) << type << ": not llama-quantize's file";
+  }
+  // A matrix that is not one is refused with the file named, before anything is written.
+  const auto bogus = dir_ / "bogus.dat";
+  std::ofstream(bogus) << "not an importance matrix";
+  const CliRun bad = run("export -t q4_k_m --imatrix " + bogus.string() + " -o " + (dir_ / "y.gguf").string() + " " +
+                             shared + "/models/stories260K/gguf/stories260K-f32.gguf", true);
+  EXPECT_EQ(bad.code, 2);
+  EXPECT_NE(bad.out.find("bogus.dat"), std::string::npos) << bad.out;
+  EXPECT_FALSE(std::filesystem::exists(dir_ / "y.gguf"));
+  const CliRun gptq = run("export -f gptq --imatrix " + bogus.string() + " -o " + (dir_ / "g").string() + " " + dir_.string(), true);
+  EXPECT_EQ(gptq.code, 2);
+  EXPECT_NE(gptq.out.find("--imatrix are for -f gguf"), std::string::npos) << gptq.out;
+}
+
+// calibrate --imatrix: llama-imatrix's chunks of the text, its layout; the
+// matrix names what llama-imatrix's names (35 matrices on stories260K), no
+// calibration file is written beside the model, and the export takes it.
+TEST_F(Cli, CalibrateWritesAnImportanceMatrixTheExportTakes) {
+  const std::string shared = QS_SHARED_DIR;
+  if (!std::filesystem::exists(shared + "/models")) GTEST_SKIP() << "../shared/models is absent (fresh clone)";
+  const std::string base = shared + "/models/stories260K/";
+  const auto dat = dir_ / "ours.dat";
+  const CliRun r = run("calibrate --json --ctx 256 --seqs 1000 --backend cpu --text " + base + "eval/tiny_stories_eval.txt" +
+                       " --imatrix " + dat.string() + " " + base + "gguf/stories260K-f32.gguf");
+  ASSERT_EQ(r.code, 0) << r.out;
+  const auto j = nlohmann::json::parse(r.out);
+  EXPECT_EQ(j["imatrix_entries"], 35);
+  EXPECT_EQ(j["output"], "");
+  EXPECT_EQ(j["sequences"], 8);  // llama-imatrix -c 256 made 8 chunks of this text
+  auto ours = qs::read_imatrix(dat.string());
+  auto theirs = qs::read_imatrix(base + "imatrix/imatrix.dat");
+  ASSERT_TRUE(ours.ok() && theirs.ok());
+  EXPECT_EQ(ours->columns.size(), theirs->columns.size());
+  EXPECT_EQ(ours->chunks, theirs->chunks);
+  for (const auto& [name, v] : theirs->columns) {
+    ASSERT_TRUE(ours->find(name)) << name;
+    EXPECT_EQ(ours->find(name)->size(), v.size()) << name;
+  }
+  const auto out = dir_ / "ours-q4km.gguf";
+  const CliRun e = run("export --json -t q4_k_m --imatrix " + dat.string() + " -o " + out.string() + " " + base +
+                       "gguf/stories260K-f32.gguf");
+  ASSERT_EQ(e.code, 0) << e.out;
+  // llama-quantize's tensor types, and the matrix recorded as llama-quantize records it.
+  auto mine = qs::read_gguf(out.string());
+  auto ref = qs::read_gguf(base + "imatrix/stories260K-imx-Q4_K_M.gguf");
+  ASSERT_TRUE(mine.ok() && ref.ok());
+  ASSERT_EQ(mine->tensors.size(), ref->tensors.size());
+  for (std::size_t i = 0; i < ref->tensors.size(); ++i) EXPECT_EQ(mine->tensors[i].dtype, ref->tensors[i].dtype) << ref->tensors[i].name;
+  ASSERT_NE(mine->find("quantize.imatrix.entries_count"), nullptr);
+  EXPECT_EQ(mine->find("quantize.imatrix.entries_count")->as_int(), 35);
+  EXPECT_EQ(mine->find("quantize.imatrix.chunks_count")->as_int(), 8);
+  EXPECT_EQ(*mine->find("quantize.imatrix.file")->as_string(), dat.string());
 }
 
 TEST_F(Cli, GptqExportWithCalibrationRunsGptqWithActOrder) {

