@@ -2,6 +2,7 @@
 
 #include <cstring>
 
+#include "quant/iq3_quantize.h"
 #include "util/half.h"
 
 namespace qs {
@@ -217,6 +218,8 @@ bool dequantize_ggml_blocks(DType t, const std::byte* src, std::size_t blocks, f
     case DType::Q8_0: fn = q8_0; break;
     case DType::IQ4_NL: fn = iq4_nl; break;
     case DType::IQ4_XS: fn = iq4_xs; break;
+    case DType::IQ3_XXS: fn = iq::dequantize_iq3_xxs; break;
+    case DType::IQ3_S: fn = iq::dequantize_iq3_s; break;
     case DType::Q2_K: fn = q2_k; break;
     case DType::Q3_K: fn = q3_k; break;
     case DType::Q4_K: fn = q4_k; break;

@@ -4,6 +4,7 @@
 #include <cstring>
 
 #include "quant/ggml_kquant_parts.h"
+#include "quant/iq3_quantize.h"
 #include "quant/iq4_nl_quantize.h"
 
 namespace qs {
@@ -328,7 +329,7 @@ bool ggml_uses_importance(DType t) {
   switch (t) {
     case DType::Q4_0: case DType::Q4_1: case DType::Q5_0: case DType::Q5_1:
     case DType::Q2_K: case DType::Q3_K: case DType::Q4_K: case DType::Q5_K: case DType::Q6_K:
-    case DType::IQ4_NL: case DType::IQ4_XS:
+    case DType::IQ4_NL: case DType::IQ4_XS: case DType::IQ3_XXS: case DType::IQ3_S:
       return true;
     default:
       return false;
@@ -356,6 +357,8 @@ bool quantize_ggml_row_with_importance(DType t, const float* x, std::int64_t n, 
     case DType::Q5_K: super = [](const float* v, const float* i, std::uint8_t* o) { q45_k(v, i, 31, o); }; break;
     case DType::Q6_K: super = q6_k; break;
     case DType::IQ4_XS: super = [](const float* v, const float* i, std::uint8_t* o) { iq4nl::quantize_xs_block(v, o, i); }; break;
+    case DType::IQ3_XXS: super = iq::quantize_iq3_xxs; break;
+    case DType::IQ3_S: super = iq::quantize_iq3_s; break;
     default: return false;
   }
   for (std::int64_t b = 0; b < blocks; ++b) super(x + kSuper * b, imp + kSuper * b, out + bytes * b);

@@ -11,6 +11,7 @@
 #include "backend/thread_pool.h"
 #include "quant/ggml_imatrix_quants.h"
 #include "quant/ggml_kquants.h"
+#include "quant/iq3_quantize.h"
 #include "quant/iq4_nl_quantize.h"
 #include "util/half.h"
 
@@ -189,6 +190,9 @@ void q5_1(const float* x, u8* b) {
 // llama-quantize's IQ4_NL (quantize_iq4_nl: the 15-scale search) and IQ4_XS.
 void iq4_nl(const float* x, u8* b) { iq4nl::quantize_block(x, b, 7); }
 void iq4_xs(const float* x, u8* b) { iq4nl::quantize_xs_block(x, b); }
+// The i-quants: the same searches as with an importance matrix, weighted by x^2.
+void iq3_xxs(const float* x, u8* b) { iq::quantize_iq3_xxs(x, nullptr, b); }
+void iq3_s(const float* x, u8* b) { iq::quantize_iq3_s(x, nullptr, b); }
 
 }  // namespace
 
@@ -201,7 +205,7 @@ bool ggml_quantize_supported(DType t) {
   switch (t) {
     case DType::Q8_0: case DType::Q4_0: case DType::Q4_1: case DType::Q5_0: case DType::Q5_1:
     case DType::Q2_K: case DType::Q3_K: case DType::Q4_K: case DType::Q5_K: case DType::Q6_K:
-    case DType::IQ4_NL: case DType::IQ4_XS:
+    case DType::IQ4_NL: case DType::IQ4_XS: case DType::IQ3_XXS: case DType::IQ3_S:
       return true;
     default:
       return false;
@@ -230,6 +234,8 @@ GgmlBlockQuantizer ggml_block_quantizer(DType t) {
     case DType::Q6_K: return kquant::quantize_q6_k;
     case DType::IQ4_NL: return iq4_nl;
     case DType::IQ4_XS: return iq4_xs;
+    case DType::IQ3_XXS: return iq3_xxs;
+    case DType::IQ3_S: return iq3_s;
     default: return nullptr;
   }
 }

@@ -25,7 +25,8 @@ constexpr FtypeRow kFtypes[] = {
     {LlamaFtype::Q4_K_S, "Q4_K_S", DType::Q4_K}, {LlamaFtype::Q4_K_M, "Q4_K_M", DType::Q4_K},
     {LlamaFtype::Q5_K_S, "Q5_K_S", DType::Q5_K}, {LlamaFtype::Q5_K_M, "Q5_K_M", DType::Q5_K},
     {LlamaFtype::Q6_K, "Q6_K", DType::Q6_K},    {LlamaFtype::IQ4_NL, "IQ4_NL", DType::IQ4_NL},
-    {LlamaFtype::IQ4_XS, "IQ4_XS", DType::IQ4_XS},
+    {LlamaFtype::IQ4_XS, "IQ4_XS", DType::IQ4_XS}, {LlamaFtype::IQ3_XXS, "IQ3_XXS", DType::IQ3_XXS},
+    {LlamaFtype::IQ3_S, "IQ3_S", DType::IQ3_S},    {LlamaFtype::IQ3_M, "IQ3_M", DType::IQ3_S},
 };
 
 bool is_quantized(DType t) { return dtype_is_block_quantized(t); }
@@ -149,8 +150,12 @@ std::vector<FtypeChoice> llama_ftype_choices(const std::vector<FtypeTensor>& ten
         else if (type != DType::Q8_0) type = DType::Q6_K;
       } else if (name == "token_embd.weight") {
         // Only the IQ1/IQ2/IQ3 file types change it.
+        if (ftype == F::IQ3_XXS) type = DType::IQ3_S;
       } else if (contains(name, "attn_v.weight")) {
         if (ftype == F::Q2_K) type = n_gqa >= 4 ? DType::Q4_K : DType::Q3_K;
+        else if (ftype == F::IQ3_XXS) type = n_gqa >= 4 ? DType::Q4_K : !facts.has_imatrix ? DType::IQ3_S : DType::IQ3_XXS;
+        else if (ftype == F::IQ3_S && n_gqa >= 4) type = DType::Q4_K;
+        else if (ftype == F::IQ3_M) type = DType::Q4_K;
         else if (ftype == F::Q3_K_M) type = i_attention_wv < 2 ? DType::Q5_K : DType::Q4_K;
         else if (ftype == F::Q3_K_L) type = DType::Q5_K;
         else if ((ftype == F::IQ4_NL || ftype == F::IQ4_XS) && n_gqa >= 4) type = DType::Q5_K;
@@ -161,7 +166,9 @@ std::vector<FtypeChoice> llama_ftype_choices(const std::vector<FtypeTensor>& ten
       } else if (contains(name, "ffn_down")) {
         const int i = i_ffn_down, n = n_ffn_down;
         if (ftype == F::Q2_K) type = DType::Q3_K;
+        else if (ftype == F::IQ3_XXS && !facts.has_imatrix) type = i < n / 8 ? DType::Q4_K : DType::Q3_K;
         else if (ftype == F::Q3_K_M) type = i < n / 16 ? DType::Q5_K : DType::Q4_K;
+        else if (ftype == F::IQ3_M && i < n / 8) type = DType::Q4_K;
         else if (ftype == F::Q3_K_L) type = DType::Q5_K;
         else if (ftype == F::Q4_K_M) { if (use_more_bits(i, n)) type = DType::Q6_K; }
         else if (i < n / 8 && (ftype == F::IQ4_NL || ftype == F::IQ4_XS) && !facts.has_imatrix) type = DType::Q5_K;
@@ -171,12 +178,15 @@ std::vector<FtypeChoice> llama_ftype_choices(const std::vector<FtypeTensor>& ten
         else if ((ftype == F::Q4_0 || ftype == F::Q5_0) && facts.has_imatrix && i < n / 8)
           type = ftype == F::Q4_0 ? DType::Q4_1 : DType::Q5_1;
         ++i_ffn_down;
+      } else if (contains(name, "attn_k.weight") || contains(name, "attn_q.weight")) {
+        if (ftype == F::IQ3_XXS) type = DType::IQ2_S;
       } else if (contains(name, "attn_output.weight")) {
         if (ftype == F::Q2_K) type = DType::Q3_K;
-        else if (ftype == F::Q3_K_M) type = DType::Q4_K;
+        else if (ftype == F::IQ3_XXS) type = DType::IQ3_S;
+        else if (ftype == F::Q3_K_M || ftype == F::IQ3_M) type = DType::Q4_K;
         else if (ftype == F::Q3_K_L) type = DType::Q5_K;
       } else if (contains(name, "attn_qkv.weight")) {
-        if (ftype == F::Q3_K_M || ftype == F::Q3_K_L) type = DType::Q4_K;
+        if (ftype == F::Q3_K_M || ftype == F::Q3_K_L || ftype == F::IQ3_M) type = DType::Q4_K;
         else if (ftype == F::Q4_K_M) type = DType::Q5_K;
         else if (ftype == F::Q5_K_M) type = DType::Q6_K;
       }

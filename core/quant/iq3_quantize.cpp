@@ -1,0 +1,325 @@
+#include "quant/iq3_quantize.h"
+
+#include <algorithm>
+#include <cfloat>
+#include <cmath>
+#include <cstring>
+
+#include "quant/ggml_kquant_parts.h"
+#include "quant/iq_lattice.h"
+
+namespace qs::iq {
+namespace {
+
+using kquant::parts::nearest_int;
+
+constexpr float kGroupMaxEps = 1e-8f;  // ggml's GROUP_MAX_EPS_IQ3_XXS
+constexpr int kMaxQ = 8;               // levels 0..7, positions 1, 3, ..., 15
+// The magnitudes IQ3_XXS's decoder gives levels 0..7 (ggml's iq3xxs_grid bytes: not 2 l + 1 at the top).
+constexpr float kLevels[8] = {4, 12, 20, 28, 36, 44, 52, 62};
+
+std::uint32_t code_of(const std::int8_t* L) {
+  std::uint32_t u = 0;
+  for (int i = 0; i < 4; ++i) u |= static_cast<std::uint32_t>(L[i]) << (3 * i);
+  return u;
+}
+
+// The candidate nearest to xval under `weight` at `scale` (the first of equals); its levels into L.
+int best_neighbour(const Lattice& g, std::uint32_t code, const float* xval, const float* weight, float scale, std::int8_t* L) {
+  float best = FLT_MAX;
+  int index = -1;
+  for (std::uint16_t j : g.neighbours(code)) {
+    float d2 = 0;
+    for (int i = 0; i < 4; ++i) {
+      const float diff = scale * static_cast<float>(g.position(j, i)) - xval[i];
+      d2 += weight[i] * diff * diff;
+    }
+    if (d2 < best) {
+      best = d2;
+      index = j;
+    }
+  }
+  for (int i = 0; i < 4; ++i) L[i] = static_cast<std::int8_t>((g.position(index, i) - 1) / 2);
+  return index;
+}
+
+}  // namespace
+
+void quantize_iq3_xxs(const float* x, const float* importance, std::uint8_t* out) {
+  const Lattice& g = iq3xxs_lattice();
+  std::uint8_t q3[96] = {};
+  std::uint8_t* index = q3;                // 64 point indices
+  std::uint32_t signs_and_scales[8] = {};  // stored after them
+  float scales[8], weight[32], waux[32], xval[32];
+  std::int8_t L[32], Laux[32];
+  bool on_grid[8], on_grid_aux[8];
+  std::uint8_t block_signs[4];
+  float sumx2 = 0;
+  for (int i = 0; i < 256; ++i) sumx2 += x[i] * x[i];
+  const float sigma2 = 2 * sumx2 / 256;
+  float max_scale = 0;
+  for (int ib = 0; ib < 8; ++ib) {
+    const float* xb = x + 32 * ib;
+    if (importance)
+      for (int i = 0; i < 32; ++i) weight[i] = importance[32 * ib + i] * std::sqrt(sigma2 + xb[i] * xb[i]);
+    else
+      for (int i = 0; i < 32; ++i) weight[i] = xb[i] * xb[i];
+    for (int i = 0; i < 32; ++i) waux[i] = std::sqrt(weight[i]);
+    // Magnitudes and signs; an odd number of negatives flips the least important value (w x^2) to even parity.
+    for (int k = 0; k < 4; ++k) {
+      int flips = 0;
+      std::uint8_t s = 0;
+      for (int i = 0; i < 8; ++i) {
+        const float v = xb[8 * k + i];
+        if (v >= 0) {
+          xval[8 * k + i] = v;
+        } else {
+          xval[8 * k + i] = -v;
+          ++flips;
+          s = static_cast<std::uint8_t>(s | (1 << i));
+        }
+      }
+      if (flips % 2) {
+        int imin = 0;
+        float least = weight[8 * k] * xb[8 * k] * xb[8 * k];
+        for (int i = 1; i < 8; ++i) {
+          const float a = weight[8 * k + i] * xb[8 * k + i] * xb[8 * k + i];
+          if (a < least) {
+            least = a;
+            imin = i;
+          }
+        }
+        xval[8 * k + imin] = -xval[8 * k + imin];
+        s = static_cast<std::uint8_t>(s ^ (1 << imin));
+      }
+      block_signs[k] = s & 127;
+    }
+    float max = xval[0];
+    for (int i = 1; i < 32; ++i) max = std::max(max, xval[i]);
+    std::memset(L, 0, 32);
+    if (max < kGroupMaxEps) {
+      scales[ib] = 0;
+      continue;
+    }
+    float best = 0, scale = max / (2 * kMaxQ - 1);
+    std::fill(on_grid, on_grid + 8, true);
+    for (int is = -15; is <= 15; ++is) {
+      const float id = (2 * kMaxQ - 1 + static_cast<float>(is) * 0.2f) / max;
+      const float this_scale = 1 / id;
+      for (int k = 0; k < 8; ++k) {
+        for (int i = 0; i < 4; ++i)
+          Laux[4 * k + i] = static_cast<std::int8_t>(std::clamp(nearest_int(0.5f * (id * xval[4 * k + i] - 1)), 0, kMaxQ - 1));
+        const std::uint32_t u = code_of(Laux + 4 * k);
+        on_grid_aux[k] = g.index_of(u) >= 0;
+        if (!on_grid_aux[k]) best_neighbour(g, u, xval + 4 * k, waux + 4 * k, this_scale, Laux + 4 * k);
+      }
+      float sumqx = 0, sumq2 = 0;
+      for (int i = 0; i < 32; ++i) {
+        const float w = weight[i], q = static_cast<float>(2 * Laux[i] + 1);
+        sumqx += w * xval[i] * q;
+        sumq2 += w * q * q;
+      }
+      if (sumq2 > 0 && sumqx * sumqx > best * sumq2) {
+        scale = sumqx / sumq2;
+        best = scale * sumqx;
+        std::memcpy(L, Laux, 32);
+        std::copy(on_grid_aux, on_grid_aux + 8, on_grid);
+      }
+    }
+    // Groups that needed a neighbour are matched again at the chosen scale, and the scale refitted.
+    const bool any_off = std::find(on_grid, on_grid + 8, false) != on_grid + 8;
+    if (any_off && scale > 0) {
+      const float id = 1 / scale;
+      for (int k = 0; k < 8; ++k) {
+        if (on_grid[k]) continue;
+        std::int8_t l4[4];
+        for (int i = 0; i < 4; ++i)
+          l4[i] = static_cast<std::int8_t>(std::clamp(nearest_int(0.5f * (id * xval[4 * k + i] - 1)), 0, kMaxQ - 1));
+        const std::uint32_t u = code_of(l4);
+        int gi = g.index_of(u);
+        if (gi < 0) gi = best_neighbour(g, u, xval + 4 * k, waux + 4 * k, scale, L + 4 * k);
+        for (int i = 0; i < 4; ++i) L[4 * k + i] = static_cast<std::int8_t>((g.position(gi, i) - 1) / 2);
+      }
+      float sumqx = 0, sumq2 = 0;
+      for (int i = 0; i < 32; ++i) {
+        const float w = weight[i], q = static_cast<float>(2 * L[i] + 1);
+        sumqx += w * xval[i] * q;
+        sumq2 += w * q * q;
+      }
+      if (sumq2 > 0) scale = sumqx / sumq2;
+    }
+    if (scale < 0) {  // not expected; the reference flips scale and signs so that the stored scale is unsigned
+      scale = -scale;
+      for (int k = 0; k < 4; ++k) block_signs[k] = static_cast<std::uint8_t>(~block_signs[k] & 127);
+    }
+    for (int k = 0; k < 8; ++k) index[8 * ib + k] = static_cast<std::uint8_t>(g.index_of(code_of(L + 4 * k)));
+    signs_and_scales[ib] = block_signs[0] | (block_signs[1] << 7) | (block_signs[2] << 14) | (static_cast<std::uint32_t>(block_signs[3]) << 21);
+    scales[ib] = scale;
+    max_scale = std::max(max_scale, scale);
+  }
+  std::memset(out, 0, kIq3xxsBlockBytes);
+  if (max_scale == 0) return;  // d = 0 and nothing else
+  const float d = max_scale / 31;
+  kquant::parts::store_half(out, d * 1.0125f);  // the reference's fudge factor on the stored scale
+  const float id = 1 / d;
+  for (int ib = 0; ib < 8; ++ib) {
+    const int l = std::clamp(nearest_int(0.5f * (id * scales[ib] - 1)), 0, 15);
+    signs_and_scales[ib] |= static_cast<std::uint32_t>(l) << 28;
+  }
+  std::memcpy(q3 + 64, signs_and_scales, 32);
+  std::memcpy(out + 2, q3, 96);
+}
+
+void dequantize_iq3_xxs(const std::uint8_t* block, float* y) {
+  const Lattice& g = iq3xxs_lattice();
+  const float d = kquant::parts::load_half(block);
+  const std::uint8_t* qs = block + 2;
+  const std::uint8_t* ss = block + 2 + 64;
+  for (int ib = 0; ib < 8; ++ib, qs += 8) {
+    std::uint32_t aux;
+    std::memcpy(&aux, ss + 4 * ib, 4);
+    const float db = d * (0.5f + static_cast<float>(aux >> 28)) * 0.5f;
+    for (int l = 0; l < 4; ++l, y += 8) {
+      const std::uint8_t signs = signs_with_parity(static_cast<std::uint8_t>((aux >> (7 * l)) & 127));
+      for (int half = 0; half < 2; ++half) {
+        const std::uint16_t p = g.point(qs[2 * l + half]);
+        for (int j = 0; j < 4; ++j)
+          y[4 * half + j] = db * kLevels[(p >> (3 * j)) & 7] * ((signs >> (4 * half + j)) & 1 ? -1.0f : 1.0f);
+      }
+    }
+  }
+}
+
+void quantize_iq3_s(const float* x, const float* importance, std::uint8_t* out) {
+  const Lattice& g = iq3s_lattice();
+  std::memset(out, 0, kIq3sBlockBytes);
+  std::uint8_t* qs = out + 2;
+  std::uint8_t* qh = out + 66;
+  std::uint8_t* signs = out + 74;
+  std::uint8_t* packed_scales = out + 106;
+  float scales[8], weight[32], waux[32], xval[32];
+  std::int8_t L[32], Laux[32];
+  bool on_grid[8], on_grid_aux[8];
+  std::uint8_t block_signs[4];
+  float sumx2 = 0;
+  for (int i = 0; i < 256; ++i) sumx2 += x[i] * x[i];
+  const float sigma2 = 2 * sumx2 / 256;
+  float max_scale = 0;
+  for (int ib = 0; ib < 8; ++ib) {
+    const float* xb = x + 32 * ib;
+    if (importance)
+      for (int i = 0; i < 32; ++i) weight[i] = importance[32 * ib + i] * std::sqrt(sigma2 + xb[i] * xb[i]);
+    else
+      for (int i = 0; i < 32; ++i) weight[i] = xb[i] * xb[i];
+    for (int i = 0; i < 32; ++i) waux[i] = std::sqrt(weight[i]);
+    for (int k = 0; k < 4; ++k) {
+      std::uint8_t s = 0;
+      for (int i = 0; i < 8; ++i) {
+        const float v = xb[8 * k + i];
+        xval[8 * k + i] = v >= 0 ? v : -v;
+        if (v < 0) s = static_cast<std::uint8_t>(s | (1 << i));
+      }
+      block_signs[k] = s;
+    }
+    float max = xval[0];
+    for (int i = 1; i < 32; ++i) max = std::max(max, xval[i]);
+    std::memset(L, 0, 32);
+    if (max == 0) {
+      // The reference skips the sub-block without advancing its index and sign
+      // pointers: the next sub-block's indices and signs land in this one's place.
+      scales[ib] = 0;
+      continue;
+    }
+    float best = 0, scale = max / (2 * kMaxQ - 1);
+    std::fill(on_grid, on_grid + 8, false);
+    for (int is = -9; is <= 9; ++is) {
+      const float id = (2 * kMaxQ - 1 + static_cast<float>(is) * 0.2f) / max;
+      const float this_scale = 1 / id;
+      for (int k = 0; k < 8; ++k) {
+        for (int i = 0; i < 4; ++i)
+          Laux[4 * k + i] = static_cast<std::int8_t>(std::clamp(nearest_int(0.5f * (id * xval[4 * k + i] - 1)), 0, kMaxQ - 1));
+        const std::uint32_t u = code_of(Laux + 4 * k);
+        on_grid_aux[k] = g.index_of(u) >= 0;
+        if (!on_grid_aux[k]) best_neighbour(g, u, xval + 4 * k, waux + 4 * k, this_scale, Laux + 4 * k);
+      }
+      float sumqx = 0, sumq2 = 0;
+      for (int i = 0; i < 32; ++i) {
+        const float w = weight[i], q = static_cast<float>(2 * Laux[i] + 1);
+        sumqx += w * xval[i] * q;
+        sumq2 += w * q * q;
+      }
+      if (sumq2 > 0 && sumqx * sumqx > best * sumq2) {
+        scale = sumqx / sumq2;
+        best = scale * sumqx;
+        std::memcpy(L, Laux, 32);
+        std::copy(on_grid_aux, on_grid_aux + 8, on_grid);
+      }
+    }
+    // With any group off the lattice, every group is matched again at the chosen scale.
+    const bool any_off = std::find(on_grid, on_grid + 8, false) != on_grid + 8;
+    if (any_off && scale > 0) {
+      const float id = 1 / scale;
+      for (int k = 0; k < 8; ++k) {
+        std::int8_t l4[4];
+        for (int i = 0; i < 4; ++i)
+          l4[i] = static_cast<std::int8_t>(std::clamp(nearest_int(0.5f * (id * xval[4 * k + i] - 1)), 0, kMaxQ - 1));
+        const std::uint32_t u = code_of(l4);
+        int gi = g.index_of(u);
+        if (gi < 0) gi = best_neighbour(g, u, xval + 4 * k, waux + 4 * k, scale, L + 4 * k);
+        for (int i = 0; i < 4; ++i) L[4 * k + i] = static_cast<std::int8_t>((g.position(gi, i) - 1) / 2);
+      }
+      float sumqx = 0, sumq2 = 0;
+      for (int i = 0; i < 32; ++i) {
+        const float w = weight[i], q = static_cast<float>(2 * L[i] + 1);
+        sumqx += w * xval[i] * q;
+        sumq2 += w * q * q;
+      }
+      if (sumq2 > 0) scale = sumqx / sumq2;
+    }
+    if (scale < 0) {
+      scale = -scale;
+      for (int k = 0; k < 4; ++k) block_signs[k] = static_cast<std::uint8_t>(~block_signs[k]);
+    }
+    for (int k = 0; k < 8; ++k) {
+      const int gi = g.index_of(code_of(L + 4 * k));
+      qs[k] = static_cast<std::uint8_t>(gi & 255);
+      qh[ib] = static_cast<std::uint8_t>(qh[ib] | ((gi >> 8) << k));
+    }
+    qs += 8;
+    std::memcpy(signs, block_signs, 4);
+    signs += 4;
+    scales[ib] = scale;
+    max_scale = std::max(max_scale, scale);
+  }
+  if (max_scale == 0) return;
+  const float d = max_scale / 31;
+  kquant::parts::store_half(out, d * 1.033f);  // the reference's fudge factor
+  const float id = 1 / d;
+  for (int ib = 0; ib < 8; ib += 2) {
+    const int l1 = std::clamp(nearest_int(0.5f * (id * scales[ib] - 1)), 0, 15);
+    const int l2 = std::clamp(nearest_int(0.5f * (id * scales[ib + 1] - 1)), 0, 15);
+    packed_scales[ib / 2] = static_cast<std::uint8_t>(l1 | (l2 << 4));
+  }
+}
+
+void dequantize_iq3_s(const std::uint8_t* block, float* y) {
+  const Lattice& g = iq3s_lattice();
+  const float d = kquant::parts::load_half(block);
+  const std::uint8_t* qs = block + 2;
+  const std::uint8_t* qh = block + 66;
+  const std::uint8_t* signs = block + 74;
+  const std::uint8_t* sc = block + 106;
+  for (int ib = 0; ib < 8; ++ib, qs += 8, signs += 4) {
+    const float db = d * static_cast<float>(1 + 2 * ((sc[ib / 2] >> (4 * (ib % 2))) & 0xF));
+    for (int k = 0; k < 8; ++k) {
+      const int gi = qs[k] | (((qh[ib] >> k) & 1) << 8);
+      const std::uint16_t p = g.point(gi);
+      for (int j = 0; j < 4; ++j) {
+        const int e = 4 * k + j;
+        y[32 * ib + e] = db * static_cast<float>(2 * ((p >> (3 * j)) & 7) + 1) * ((signs[e / 8] >> (e % 8)) & 1 ? -1.0f : 1.0f);
+      }
+    }
+  }
+}
+
+}  // namespace qs::iq

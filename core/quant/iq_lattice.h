@@ -1,0 +1,60 @@
+#pragma once
+// The lattices of ggml's i-quants (IQ1_S/M, IQ2_XXS/XS/S, IQ3_XXS/S): a grid
+// type stores each group of 4 (IQ3) or 8 (IQ1, IQ2) magnitudes as the index
+// of one lattice point. A quantizer rounds each coordinate to a level, packs
+// the levels into a code and looks the code up; a code that is no lattice
+// point is replaced by the best of its nearest points (the candidates ggml's
+// quantizers search, in the same order, so the same ties win).
+#include <cstdint>
+#include <span>
+#include <vector>
+
+namespace qs::iq {
+
+// The points, as ggml publishes them (iq_lattice_points.cpp): field i of an
+// entry (`bits` bits wide) is coordinate i's level l, standing for 2 l + 1.
+extern const std::uint16_t kIq2xxsPoints[256], kIq2xsPoints[512], kIq2sPoints[1024], kIq1sPoints[2048];
+extern const std::uint16_t kIq3xxsPoints[256], kIq3sPoints[512];
+
+class Lattice {
+ public:
+  // `max_level`: the highest level a quantizer rounds to (codes with higher
+  // levels are never looked up); `nwant`: a neighbour list holds every point
+  // within the code's `nwant` smallest distinct squared distances.
+  Lattice(const std::uint16_t* points, int count, int dims, int bits, int max_level, int nwant);
+
+  int dims() const { return dims_; }
+  int bits() const { return bits_; }
+  int size() const { return static_cast<int>(points_.size()); }
+  std::uint16_t point(int index) const { return points_[static_cast<std::size_t>(index)]; }
+  // Coordinate i of point `index` as 2 l + 1.
+  int position(int index, int i) const { return 2 * ((points_[static_cast<std::size_t>(index)] >> (bits_ * i)) & mask_) + 1; }
+  // The point's index for a code of levels, or -1 when the code is no point.
+  int index_of(std::uint32_t code) const { return map_[code]; }
+  // For a code that is no point: its candidates, nearest first (by squared
+  // distance of the 2 l + 1 positions, then by index).
+  std::span<const std::uint16_t> neighbours(std::uint32_t code) const;
+
+ private:
+  int dims_, bits_, mask_;
+  std::vector<std::uint16_t> points_;
+  std::vector<std::int32_t> map_;            // code -> index, or -1
+  std::vector<std::uint32_t> first_;          // code -> start of its list in lists_ (off-lattice reachable codes)
+  std::vector<std::uint16_t> lists_;
+  std::vector<std::uint16_t> counts_;        // code -> list length
+};
+
+// Built once, on first use (a few hundred ms for IQ1's 2048 points).
+const Lattice& iq2xxs_lattice();
+const Lattice& iq2xs_lattice();
+const Lattice& iq2s_lattice();
+const Lattice& iq1s_lattice();
+const Lattice& iq3xxs_lattice();
+const Lattice& iq3s_lattice();
+
+// The 7 sign bits of a group of 8 stored, the 8th implied by even parity (ggml's ksigns_iq2xs).
+inline std::uint8_t signs_with_parity(std::uint8_t seven) {
+  return static_cast<std::uint8_t>(seven | ((__builtin_popcount(seven) & 1) << 7));
+}
+
+}  // namespace qs::iq
