@@ -91,12 +91,14 @@ using K = FormatKind;
 using H = H5Storage;
 using N = NamedFormat;
 
+// `no_quantizer`: why QuantScope cannot quantize to the type without more (empty: it can).
 constexpr FormatRow ggml_row(std::string_view name, std::string_view label, DType t, int block, int code_bits,
-                             bool symmetric, std::string_view about, bool quantizer = true) {
+                             bool symmetric, std::string_view about, std::string_view no_quantizer = "") {
   return {name, label, "", K::Ggml, block, t, H::GgmlBlocks, false, false, about, std::nullopt,
-          ggml_bits, ggml_fits, quantizer ? ggml_fake_quant : nullptr,
-          quantizer ? "" : "no quantizer for this ggml type yet (llama-quantize writes it)", code_bits, symmetric};
+          ggml_bits, ggml_fits, no_quantizer.empty() ? ggml_fake_quant : nullptr, no_quantizer, code_bits, symmetric};
 }
+constexpr std::string_view kNeedsImatrix =
+    "needs an importance matrix (GGUF export with --imatrix; plans and measurement do not take one yet)";
 constexpr FormatRow element_row(std::string_view name, std::string_view label, std::string_view aliases, N f, int block,
                                 std::optional<DType> gguf, H h5, bool keeps, std::string_view about) {
   return {name, label, aliases, K::Element, block, gguf, h5, false, keeps, about, f,
@@ -122,6 +124,14 @@ const FormatRow kRows[] = {
              "ggml i-quant: magnitudes of 4 as one of 512 lattice points, 8 sign bits, 4-bit scales per 32 (3.4375)"),
     ggml_row("q3_k", "Q3_K", DType::Q3_K, 256, 3, true, "ggml k-quant: 3-bit codes in 256-blocks, 6-bit sub-scales (3.4375)"),
     ggml_row("q2_k", "Q2_K", DType::Q2_K, 256, 2, false, "ggml k-quant: 2-bit codes in 256-blocks, 4-bit sub-scales and mins (2.625)"),
+    ggml_row("iq2_s", "IQ2_S", DType::IQ2_S, 256, 0, false,
+             "ggml i-quant: magnitudes of 8 as one of 1024 lattice points, 8 sign bits, 4-bit scales per 16 (2.5625)"),
+    ggml_row("iq2_xs", "IQ2_XS", DType::IQ2_XS, 256, 0, false,
+             "ggml i-quant: magnitudes of 8 as one of 512 lattice points, 7 sign bits, 4-bit scales per 16 (2.3125)",
+             kNeedsImatrix),
+    ggml_row("iq2_xxs", "IQ2_XXS", DType::IQ2_XXS, 256, 0, false,
+             "ggml i-quant: magnitudes of 8 as one of 256 lattice points, 7 sign bits, 4-bit scales per 32 (2.0625)",
+             kNeedsImatrix),
     element_row("nf4", "NF4", "", N::Nf4, 64, std::nullopt, H::Nf4, false,
                 "bitsandbytes NormalFloat4: 16 normal quantiles, F32 absmax per 64"),
     element_row("nf4-dq", "NF4 (double quant.)", "", N::Nf4Dq, 64, std::nullopt, H::Nf4, false,

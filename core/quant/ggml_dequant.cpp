@@ -2,6 +2,7 @@
 
 #include <cstring>
 
+#include "quant/iq2_quantize.h"
 #include "quant/iq3_quantize.h"
 #include "util/half.h"
 
@@ -220,6 +221,9 @@ bool dequantize_ggml_blocks(DType t, const std::byte* src, std::size_t blocks, f
     case DType::IQ4_XS: fn = iq4_xs; break;
     case DType::IQ3_XXS: fn = iq::dequantize_iq3_xxs; break;
     case DType::IQ3_S: fn = iq::dequantize_iq3_s; break;
+    case DType::IQ2_XXS: fn = iq::dequantize_iq2_xxs; break;
+    case DType::IQ2_XS: fn = iq::dequantize_iq2_xs; break;
+    case DType::IQ2_S: fn = iq::dequantize_iq2_s; break;
     case DType::Q2_K: fn = q2_k; break;
     case DType::Q3_K: fn = q3_k; break;
     case DType::Q4_K: fn = q4_k; break;

@@ -4,6 +4,7 @@
 #include <cstring>
 
 #include "quant/ggml_kquant_parts.h"
+#include "quant/iq2_quantize.h"
 #include "quant/iq3_quantize.h"
 #include "quant/iq4_nl_quantize.h"
 
@@ -124,65 +125,6 @@ float fit_asymmetric(int n, int nmax, const float* x, const float* w, std::uint8
   return scale;
 }
 
-// A scale for non-negative values (the sub-block scales or mins of a
-// K-quant) on codes 0..nmax, weighted by each sub-block's total weight
-// (ggml's make_qp_quants): the best of 9 inverse scales by weighted error,
-// then up to 5 sweeps moving single codes while the least-squares fit improves.
-float fit_positive(int n, int nmax, const float* x, const float* w, std::uint8_t* L) {
-  float max = 0;
-  for (int i = 0; i < n; ++i) max = max > x[i] ? max : x[i];
-  if (max < kGroupMaxEps) {
-    std::memset(L, 0, static_cast<std::size_t>(n));
-    return 0.0f;
-  }
-  float iscale = nmax / max;
-  const float scale = 1 / iscale;
-  float best = 0;
-  for (int i = 0; i < n; ++i) {
-    const float diff = x[i] - scale * static_cast<float>(nearest_int(iscale * x[i]));
-    best += w[i] * diff * diff;
-  }
-  for (int k = -4; k <= 4; ++k) {
-    if (k == 0) continue;
-    const float is = (0.1f * static_cast<float>(k) + nmax) / max, s = 1 / is;
-    float err = 0;
-    for (int i = 0; i < n; ++i) {
-      const float diff = x[i] - s * static_cast<float>(std::min(nmax, nearest_int(is * x[i])));
-      err += w[i] * diff * diff;
-    }
-    if (err < best) {
-      best = err;
-      iscale = is;
-    }
-  }
-  float sum_lx = 0, sum_l2 = 0;
-  for (int i = 0; i < n; ++i) {
-    const int l = std::min(nmax, nearest_int(iscale * x[i]));
-    L[i] = static_cast<std::uint8_t>(l);
-    sum_lx += w[i] * x[i] * l;
-    sum_l2 += w[i] * l * l;
-  }
-  for (int sweep = 0; sweep < 5; ++sweep) {
-    int changed = 0;
-    for (int i = 0; i < n; ++i) {
-      float slx = sum_lx - w[i] * x[i] * L[i], sl2 = sum_l2 - w[i] * L[i] * L[i];
-      if (!(slx > 0 && sl2 > 0)) continue;
-      const int l = std::min(nmax, nearest_int(x[i] * sl2 / slx));
-      if (l == L[i]) continue;
-      slx += w[i] * x[i] * l;
-      sl2 += w[i] * l * l;
-      if (slx * slx * sum_l2 > sum_lx * sum_lx * sl2) {
-        L[i] = static_cast<std::uint8_t>(l);
-        sum_lx = slx;
-        sum_l2 = sl2;
-        ++changed;
-      }
-    }
-    if (!changed) break;
-  }
-  return sum_l2 > 0 ? sum_lx / sum_l2 : 0.0f;
-}
-
 float mean_square(const float* x, std::int64_t n) {
   float s = 0;
   for (std::int64_t j = 0; j < n; ++j) s += x[j] * x[j];
@@ -242,7 +184,7 @@ void q2_k(const float* x, const float* imp, std::uint8_t* out) {
     for (int l = 0; l < 16; ++l) sw[j] += w[l];
     scales[j] = fit_asymmetric(16, 3, x + 16 * j, w, L + 16 * j, mins[j]);
   }
-  const float dm = fit_positive(16, 15, scales, sw, Ls), mm = fit_positive(16, 15, mins, sw, Lm);
+  const float dm = fit_positive_scale(16, 15, scales, sw, Ls), mm = fit_positive_scale(16, 15, mins, sw, Lm);
   store_half(out + 80, dm);
   store_half(out + 82, mm);
   for (int j = 0; j < 16; ++j) out[j] = static_cast<std::uint8_t>(Ls[j] | (Lm[j] << 4));
@@ -278,7 +220,7 @@ void q45_k(const float* x, const float* imp, int nmax, std::uint8_t* out) {
     for (int l = 0; l < 32; ++l) sw[j] += w[l];
     scales[j] = fit_asymmetric(32, nmax, x + 32 * j, w, L + 32 * j, mins[j]);
   }
-  const float d = fit_positive(8, 63, scales, sw, Ls), dmin = fit_positive(8, 63, mins, sw, Lm);
+  const float d = fit_positive_scale(8, 63, scales, sw, Ls), dmin = fit_positive_scale(8, 63, mins, sw, Lm);
   pack_scales_k4(Ls, Lm, out + 4);
   store_half(out, d);
   store_half(out + 2, dmin);
@@ -325,15 +267,84 @@ void q6_k(const float* x, const float* imp, std::uint8_t* out) {
 
 }  // namespace
 
+namespace kquant::parts {
+
+// A scale for non-negative values (the sub-block scales or mins of a
+// K-quant) on codes 0..nmax, weighted by each sub-block's total weight
+// (ggml's make_qp_quants): the best of 9 inverse scales by weighted error,
+// then up to 5 sweeps moving single codes while the least-squares fit improves.
+float fit_positive_scale(int n, int nmax, const float* x, const float* w, std::uint8_t* L) {
+  float max = 0;
+  for (int i = 0; i < n; ++i) max = max > x[i] ? max : x[i];
+  if (max < kGroupMaxEps) {
+    std::memset(L, 0, static_cast<std::size_t>(n));
+    return 0.0f;
+  }
+  float iscale = nmax / max;
+  const float scale = 1 / iscale;
+  float best = 0;
+  for (int i = 0; i < n; ++i) {
+    // The reference holds these codes in bytes: a negative input (IQ2_XXS's parity-flipped value) wraps.
+    const float diff = x[i] - scale * static_cast<float>(static_cast<std::uint8_t>(nearest_int(iscale * x[i])));
+    best += w[i] * diff * diff;
+  }
+  for (int k = -4; k <= 4; ++k) {
+    if (k == 0) continue;
+    const float is = (0.1f * static_cast<float>(k) + nmax) / max, s = 1 / is;
+    float err = 0;
+    for (int i = 0; i < n; ++i) {
+      const float diff = x[i] - s * static_cast<float>(std::min(nmax, nearest_int(is * x[i])));
+      err += w[i] * diff * diff;
+    }
+    if (err < best) {
+      best = err;
+      iscale = is;
+    }
+  }
+  float sum_lx = 0, sum_l2 = 0;
+  for (int i = 0; i < n; ++i) {
+    const int l = std::min(nmax, nearest_int(iscale * x[i]));
+    L[i] = static_cast<std::uint8_t>(l);
+    sum_lx += w[i] * x[i] * l;
+    sum_l2 += w[i] * l * l;
+  }
+  for (int sweep = 0; sweep < 5; ++sweep) {
+    int changed = 0;
+    for (int i = 0; i < n; ++i) {
+      float slx = sum_lx - w[i] * x[i] * L[i], sl2 = sum_l2 - w[i] * L[i] * L[i];
+      if (!(slx > 0 && sl2 > 0)) continue;
+      const int l = std::min(nmax, nearest_int(x[i] * sl2 / slx));
+      if (l == L[i]) continue;
+      slx += w[i] * x[i] * l;
+      sl2 += w[i] * l * l;
+      if (slx * slx * sum_l2 > sum_lx * sum_lx * sl2) {
+        L[i] = static_cast<std::uint8_t>(l);
+        sum_lx = slx;
+        sum_l2 = sl2;
+        ++changed;
+      }
+    }
+    if (!changed) break;
+  }
+  return sum_l2 > 0 ? sum_lx / sum_l2 : 0.0f;
+}
+
+}  // namespace kquant::parts
+
 bool ggml_uses_importance(DType t) {
   switch (t) {
     case DType::Q4_0: case DType::Q4_1: case DType::Q5_0: case DType::Q5_1:
     case DType::Q2_K: case DType::Q3_K: case DType::Q4_K: case DType::Q5_K: case DType::Q6_K:
     case DType::IQ4_NL: case DType::IQ4_XS: case DType::IQ3_XXS: case DType::IQ3_S:
+    case DType::IQ2_XXS: case DType::IQ2_XS: case DType::IQ2_S:
       return true;
     default:
       return false;
   }
+}
+
+bool ggml_needs_importance(DType t) {
+  return t == DType::IQ2_XXS || t == DType::IQ2_XS || t == DType::IQ1_S || t == DType::IQ1_M;
 }
 
 bool quantize_ggml_row_with_importance(DType t, const float* x, std::int64_t n, const float* imp, std::uint8_t* out) {
@@ -359,6 +370,9 @@ bool quantize_ggml_row_with_importance(DType t, const float* x, std::int64_t n, 
     case DType::IQ4_XS: super = [](const float* v, const float* i, std::uint8_t* o) { iq4nl::quantize_xs_block(v, o, i); }; break;
     case DType::IQ3_XXS: super = iq::quantize_iq3_xxs; break;
     case DType::IQ3_S: super = iq::quantize_iq3_s; break;
+    case DType::IQ2_XXS: super = iq::quantize_iq2_xxs; break;
+    case DType::IQ2_XS: super = iq::quantize_iq2_xs; break;
+    case DType::IQ2_S: super = iq::quantize_iq2_s; break;
     default: return false;
   }
   for (std::int64_t b = 0; b < blocks; ++b) super(x + kSuper * b, imp + kSuper * b, out + bytes * b);

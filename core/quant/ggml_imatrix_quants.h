@@ -14,6 +14,8 @@ namespace qs {
 
 // Whether llama-quantize's quantizer for `t` reads the importance (Q8_0 does not).
 bool ggml_uses_importance(DType t);
+// Whether it cannot do without one (IQ2_XXS, IQ2_XS, IQ1_S, IQ1_M: llama-quantize refuses them without).
+bool ggml_needs_importance(DType t);
 
 // One row of n values (a whole number of t's blocks) with its columns'
 // importance[0..n), into n / block * block_bytes bytes. False when `t` takes

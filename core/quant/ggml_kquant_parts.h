@@ -33,6 +33,12 @@ inline float load_half(const u8* p) {
   return f16_to_f32(h);
 }
 
+// A scale for non-negative values on codes 0..nmax under weights w (ggml's
+// make_qp_quants: the K-quants' sub-block scales and mins with an importance
+// matrix, IQ2_XXS's first scale): the best of 9 inverse scales by weighted
+// error, then up to 5 sweeps moving single codes while the fit improves.
+float fit_positive_scale(int n, int nmax, const float* x, const float* w, u8* L);
+
 // Q4_K / Q5_K: eight 6-bit scales and mins into 12 bytes.
 inline void pack_scales_k4(const u8* sc, const u8* mn, u8* s) {
   for (int j = 0; j < 4; ++j) {

@@ -11,6 +11,7 @@
 #include "backend/thread_pool.h"
 #include "quant/ggml_imatrix_quants.h"
 #include "quant/ggml_kquants.h"
+#include "quant/iq2_quantize.h"
 #include "quant/iq3_quantize.h"
 #include "quant/iq4_nl_quantize.h"
 #include "util/half.h"
@@ -193,6 +194,7 @@ void iq4_xs(const float* x, u8* b) { iq4nl::quantize_xs_block(x, b); }
 // The i-quants: the same searches as with an importance matrix, weighted by x^2.
 void iq3_xxs(const float* x, u8* b) { iq::quantize_iq3_xxs(x, nullptr, b); }
 void iq3_s(const float* x, u8* b) { iq::quantize_iq3_s(x, nullptr, b); }
+void iq2_s(const float* x, u8* b) { iq::quantize_iq2_s(x, nullptr, b); }
 
 }  // namespace
 
@@ -205,7 +207,8 @@ bool ggml_quantize_supported(DType t) {
   switch (t) {
     case DType::Q8_0: case DType::Q4_0: case DType::Q4_1: case DType::Q5_0: case DType::Q5_1:
     case DType::Q2_K: case DType::Q3_K: case DType::Q4_K: case DType::Q5_K: case DType::Q6_K:
-    case DType::IQ4_NL: case DType::IQ4_XS: case DType::IQ3_XXS: case DType::IQ3_S:
+    case DType::IQ4_NL: case DType::IQ4_XS: case DType::IQ3_XXS: case DType::IQ3_S: case DType::IQ2_S:
+    case DType::IQ2_XXS: case DType::IQ2_XS:  // with an importance matrix only (quantize_ggml_rows)
       return true;
     default:
       return false;
@@ -236,6 +239,7 @@ GgmlBlockQuantizer ggml_block_quantizer(DType t) {
     case DType::IQ4_XS: return iq4_xs;
     case DType::IQ3_XXS: return iq3_xxs;
     case DType::IQ3_S: return iq3_s;
+    case DType::IQ2_S: return iq2_s;
     default: return nullptr;
   }
 }
@@ -261,6 +265,9 @@ std::size_t first_non_finite(const float* x, std::size_t n) {
 
 Result<void> quantize_ggml_blocks(DType t, const float* src, std::size_t blocks, std::byte* dst) {
   const GgmlBlockQuantizer fn = ggml_block_quantizer(t);
+  if (!fn && ggml_needs_importance(t))
+    return Error::unsupported(std::string(dtype_name(t)) + " needs an importance matrix (llama-quantize --imatrix; "
+                              "quantscope-cli calibrate --imatrix makes one)");
   if (!fn) return Error::unsupported("quantizing to " + std::string(dtype_name(t)) + " is not implemented yet");
   const std::size_t n = blocks * dtype_block_elems(t);
   if (const std::size_t i = first_non_finite(src, n); i < n)

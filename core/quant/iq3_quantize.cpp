@@ -1,7 +1,6 @@
 #include "quant/iq3_quantize.h"
 
 #include <algorithm>
-#include <cfloat>
 #include <cmath>
 #include <cstring>
 
@@ -17,31 +16,6 @@ constexpr float kGroupMaxEps = 1e-8f;  // ggml's GROUP_MAX_EPS_IQ3_XXS
 constexpr int kMaxQ = 8;               // levels 0..7, positions 1, 3, ..., 15
 // The magnitudes IQ3_XXS's decoder gives levels 0..7 (ggml's iq3xxs_grid bytes: not 2 l + 1 at the top).
 constexpr float kLevels[8] = {4, 12, 20, 28, 36, 44, 52, 62};
-
-std::uint32_t code_of(const std::int8_t* L) {
-  std::uint32_t u = 0;
-  for (int i = 0; i < 4; ++i) u |= static_cast<std::uint32_t>(L[i]) << (3 * i);
-  return u;
-}
-
-// The candidate nearest to xval under `weight` at `scale` (the first of equals); its levels into L.
-int best_neighbour(const Lattice& g, std::uint32_t code, const float* xval, const float* weight, float scale, std::int8_t* L) {
-  float best = FLT_MAX;
-  int index = -1;
-  for (std::uint16_t j : g.neighbours(code)) {
-    float d2 = 0;
-    for (int i = 0; i < 4; ++i) {
-      const float diff = scale * static_cast<float>(g.position(j, i)) - xval[i];
-      d2 += weight[i] * diff * diff;
-    }
-    if (d2 < best) {
-      best = d2;
-      index = j;
-    }
-  }
-  for (int i = 0; i < 4; ++i) L[i] = static_cast<std::int8_t>((g.position(index, i) - 1) / 2);
-  return index;
-}
 
 }  // namespace
 
@@ -65,35 +39,7 @@ void quantize_iq3_xxs(const float* x, const float* importance, std::uint8_t* out
     else
       for (int i = 0; i < 32; ++i) weight[i] = xb[i] * xb[i];
     for (int i = 0; i < 32; ++i) waux[i] = std::sqrt(weight[i]);
-    // Magnitudes and signs; an odd number of negatives flips the least important value (w x^2) to even parity.
-    for (int k = 0; k < 4; ++k) {
-      int flips = 0;
-      std::uint8_t s = 0;
-      for (int i = 0; i < 8; ++i) {
-        const float v = xb[8 * k + i];
-        if (v >= 0) {
-          xval[8 * k + i] = v;
-        } else {
-          xval[8 * k + i] = -v;
-          ++flips;
-          s = static_cast<std::uint8_t>(s | (1 << i));
-        }
-      }
-      if (flips % 2) {
-        int imin = 0;
-        float least = weight[8 * k] * xb[8 * k] * xb[8 * k];
-        for (int i = 1; i < 8; ++i) {
-          const float a = weight[8 * k + i] * xb[8 * k + i] * xb[8 * k + i];
-          if (a < least) {
-            least = a;
-            imin = i;
-          }
-        }
-        xval[8 * k + imin] = -xval[8 * k + imin];
-        s = static_cast<std::uint8_t>(s ^ (1 << imin));
-      }
-      block_signs[k] = s & 127;
-    }
+    split_signs(xb, weight, 32, true, xval, block_signs);
     float max = xval[0];
     for (int i = 1; i < 32; ++i) max = std::max(max, xval[i]);
     std::memset(L, 0, 32);
@@ -109,9 +55,9 @@ void quantize_iq3_xxs(const float* x, const float* importance, std::uint8_t* out
       for (int k = 0; k < 8; ++k) {
         for (int i = 0; i < 4; ++i)
           Laux[4 * k + i] = static_cast<std::int8_t>(std::clamp(nearest_int(0.5f * (id * xval[4 * k + i] - 1)), 0, kMaxQ - 1));
-        const std::uint32_t u = code_of(Laux + 4 * k);
+        const std::uint32_t u = g.code_of(Laux + 4 * k);
         on_grid_aux[k] = g.index_of(u) >= 0;
-        if (!on_grid_aux[k]) best_neighbour(g, u, xval + 4 * k, waux + 4 * k, this_scale, Laux + 4 * k);
+        if (!on_grid_aux[k]) g.best_neighbour(u, xval + 4 * k, waux + 4 * k, this_scale, Laux + 4 * k);
       }
       float sumqx = 0, sumq2 = 0;
       for (int i = 0; i < 32; ++i) {
@@ -135,9 +81,9 @@ void quantize_iq3_xxs(const float* x, const float* importance, std::uint8_t* out
         std::int8_t l4[4];
         for (int i = 0; i < 4; ++i)
           l4[i] = static_cast<std::int8_t>(std::clamp(nearest_int(0.5f * (id * xval[4 * k + i] - 1)), 0, kMaxQ - 1));
-        const std::uint32_t u = code_of(l4);
+        const std::uint32_t u = g.code_of(l4);
         int gi = g.index_of(u);
-        if (gi < 0) gi = best_neighbour(g, u, xval + 4 * k, waux + 4 * k, scale, L + 4 * k);
+        if (gi < 0) gi = g.best_neighbour(u, xval + 4 * k, waux + 4 * k, scale, L + 4 * k);
         for (int i = 0; i < 4; ++i) L[4 * k + i] = static_cast<std::int8_t>((g.position(gi, i) - 1) / 2);
       }
       float sumqx = 0, sumq2 = 0;
@@ -152,7 +98,7 @@ void quantize_iq3_xxs(const float* x, const float* importance, std::uint8_t* out
       scale = -scale;
       for (int k = 0; k < 4; ++k) block_signs[k] = static_cast<std::uint8_t>(~block_signs[k] & 127);
     }
-    for (int k = 0; k < 8; ++k) index[8 * ib + k] = static_cast<std::uint8_t>(g.index_of(code_of(L + 4 * k)));
+    for (int k = 0; k < 8; ++k) index[8 * ib + k] = static_cast<std::uint8_t>(g.index_of(g.code_of(L + 4 * k)));
     signs_and_scales[ib] = block_signs[0] | (block_signs[1] << 7) | (block_signs[2] << 14) | (static_cast<std::uint32_t>(block_signs[3]) << 21);
     scales[ib] = scale;
     max_scale = std::max(max_scale, scale);
@@ -212,15 +158,7 @@ void quantize_iq3_s(const float* x, const float* importance, std::uint8_t* out) 
     else
       for (int i = 0; i < 32; ++i) weight[i] = xb[i] * xb[i];
     for (int i = 0; i < 32; ++i) waux[i] = std::sqrt(weight[i]);
-    for (int k = 0; k < 4; ++k) {
-      std::uint8_t s = 0;
-      for (int i = 0; i < 8; ++i) {
-        const float v = xb[8 * k + i];
-        xval[8 * k + i] = v >= 0 ? v : -v;
-        if (v < 0) s = static_cast<std::uint8_t>(s | (1 << i));
-      }
-      block_signs[k] = s;
-    }
+    split_signs(xb, weight, 32, false, xval, block_signs);
     float max = xval[0];
     for (int i = 1; i < 32; ++i) max = std::max(max, xval[i]);
     std::memset(L, 0, 32);
@@ -238,9 +176,9 @@ void quantize_iq3_s(const float* x, const float* importance, std::uint8_t* out) 
       for (int k = 0; k < 8; ++k) {
         for (int i = 0; i < 4; ++i)
           Laux[4 * k + i] = static_cast<std::int8_t>(std::clamp(nearest_int(0.5f * (id * xval[4 * k + i] - 1)), 0, kMaxQ - 1));
-        const std::uint32_t u = code_of(Laux + 4 * k);
+        const std::uint32_t u = g.code_of(Laux + 4 * k);
         on_grid_aux[k] = g.index_of(u) >= 0;
-        if (!on_grid_aux[k]) best_neighbour(g, u, xval + 4 * k, waux + 4 * k, this_scale, Laux + 4 * k);
+        if (!on_grid_aux[k]) g.best_neighbour(u, xval + 4 * k, waux + 4 * k, this_scale, Laux + 4 * k);
       }
       float sumqx = 0, sumq2 = 0;
       for (int i = 0; i < 32; ++i) {
@@ -263,9 +201,9 @@ void quantize_iq3_s(const float* x, const float* importance, std::uint8_t* out) 
         std::int8_t l4[4];
         for (int i = 0; i < 4; ++i)
           l4[i] = static_cast<std::int8_t>(std::clamp(nearest_int(0.5f * (id * xval[4 * k + i] - 1)), 0, kMaxQ - 1));
-        const std::uint32_t u = code_of(l4);
+        const std::uint32_t u = g.code_of(l4);
         int gi = g.index_of(u);
-        if (gi < 0) gi = best_neighbour(g, u, xval + 4 * k, waux + 4 * k, scale, L + 4 * k);
+        if (gi < 0) gi = g.best_neighbour(u, xval + 4 * k, waux + 4 * k, scale, L + 4 * k);
         for (int i = 0; i < 4; ++i) L[4 * k + i] = static_cast<std::int8_t>((g.position(gi, i) - 1) / 2);
       }
       float sumqx = 0, sumq2 = 0;
@@ -281,7 +219,7 @@ void quantize_iq3_s(const float* x, const float* importance, std::uint8_t* out) 
       for (int k = 0; k < 4; ++k) block_signs[k] = static_cast<std::uint8_t>(~block_signs[k]);
     }
     for (int k = 0; k < 8; ++k) {
-      const int gi = g.index_of(code_of(L + 4 * k));
+      const int gi = g.index_of(g.code_of(L + 4 * k));
       qs[k] = static_cast<std::uint8_t>(gi & 255);
       qh[ib] = static_cast<std::uint8_t>(qh[ib] | ((gi >> 8) << k));
     }

@@ -1,6 +1,7 @@
 #include "quant/iq_lattice.h"
 
 #include <algorithm>
+#include <cfloat>
 #include <utility>
 
 #include "backend/thread_pool.h"
@@ -55,6 +56,55 @@ Lattice::Lattice(const std::uint16_t* points, int count, int dims, int bits, int
 
 std::span<const std::uint16_t> Lattice::neighbours(std::uint32_t code) const {
   return {lists_.data() + first_[code], counts_[code]};
+}
+
+int Lattice::best_neighbour(std::uint32_t code, const float* xval, const float* weight, float scale, std::int8_t* L) const {
+  float best = FLT_MAX;
+  int index = -1;
+  for (std::uint16_t j : neighbours(code)) {
+    float d2 = 0;
+    for (int i = 0; i < dims_; ++i) {
+      const float diff = scale * static_cast<float>(position(j, i)) - xval[i];
+      d2 += weight[i] * diff * diff;
+    }
+    if (d2 < best) {
+      best = d2;
+      index = j;
+    }
+  }
+  for (int i = 0; i < dims_; ++i) L[i] = static_cast<std::int8_t>((position(index, i) - 1) / 2);
+  return index;
+}
+
+void split_signs(const float* x, const float* weight, int n, bool even_parity, float* xval, std::uint8_t* signs) {
+  for (int k = 0; k < n / 8; ++k) {
+    int flips = 0;
+    std::uint8_t s = 0;
+    for (int i = 0; i < 8; ++i) {
+      const float v = x[8 * k + i];
+      if (v >= 0) {
+        xval[8 * k + i] = v;
+      } else {
+        xval[8 * k + i] = -v;
+        ++flips;
+        s = static_cast<std::uint8_t>(s | (1 << i));
+      }
+    }
+    if (even_parity && flips % 2) {
+      int imin = 0;
+      float least = weight[8 * k] * x[8 * k] * x[8 * k];
+      for (int i = 1; i < 8; ++i) {
+        const float a = weight[8 * k + i] * x[8 * k + i] * x[8 * k + i];
+        if (a < least) {
+          least = a;
+          imin = i;
+        }
+      }
+      xval[8 * k + imin] = -xval[8 * k + imin];
+      s = static_cast<std::uint8_t>(s ^ (1 << imin));
+    }
+    signs[k] = even_parity ? s & 127 : s;
+  }
 }
 
 // Levels: IQ2 and IQ1 quantizers round to 0..2 (their grids use no level 3), IQ3 to 0..7.

@@ -34,6 +34,16 @@ class Lattice {
   // For a code that is no point: its candidates, nearest first (by squared
   // distance of the 2 l + 1 positions, then by index).
   std::span<const std::uint16_t> neighbours(std::uint32_t code) const;
+  // The code's candidate nearest to xval (dims() values) at `scale` under
+  // `weight`, sum w (scale (2 l + 1) - x)^2 summed in coordinate order; the
+  // first of equals wins. Its levels go to L; returns its index.
+  int best_neighbour(std::uint32_t code, const float* xval, const float* weight, float scale, std::int8_t* L) const;
+  // Packs dims() levels into a code.
+  std::uint32_t code_of(const std::int8_t* L) const {
+    std::uint32_t u = 0;
+    for (int i = 0; i < dims_; ++i) u |= static_cast<std::uint32_t>(L[i]) << (bits_ * i);
+    return u;
+  }
 
  private:
   int dims_, bits_, mask_;
@@ -51,6 +61,12 @@ const Lattice& iq2s_lattice();
 const Lattice& iq1s_lattice();
 const Lattice& iq3xxs_lattice();
 const Lattice& iq3s_lattice();
+
+// Magnitudes and sign bits of n values in groups of 8. With `even_parity`
+// (the types that store 7 sign bits per 8), a group with an odd number of
+// negatives gets its least important value (smallest w x^2, the first of
+// equals) flipped, so that the stored 7 bits imply the 8th.
+void split_signs(const float* x, const float* weight, int n, bool even_parity, float* xval, std::uint8_t* signs);
 
 // The 7 sign bits of a group of 8 stored, the 8th implied by even parity (ggml's ksigns_iq2xs).
 inline std::uint8_t signs_with_parity(std::uint8_t seven) {

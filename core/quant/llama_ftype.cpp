@@ -27,6 +27,9 @@ constexpr FtypeRow kFtypes[] = {
     {LlamaFtype::Q6_K, "Q6_K", DType::Q6_K},    {LlamaFtype::IQ4_NL, "IQ4_NL", DType::IQ4_NL},
     {LlamaFtype::IQ4_XS, "IQ4_XS", DType::IQ4_XS}, {LlamaFtype::IQ3_XXS, "IQ3_XXS", DType::IQ3_XXS},
     {LlamaFtype::IQ3_S, "IQ3_S", DType::IQ3_S},    {LlamaFtype::IQ3_M, "IQ3_M", DType::IQ3_S},
+    {LlamaFtype::IQ2_XXS, "IQ2_XXS", DType::IQ2_XXS}, {LlamaFtype::IQ2_XS, "IQ2_XS", DType::IQ2_XS},
+    // llama.cpp gives its IQ2_S file type IQ2_XS tensors (its IQ2_M is the one of IQ2_S).
+    {LlamaFtype::IQ2_S, "IQ2_S", DType::IQ2_XS},   {LlamaFtype::IQ2_M, "IQ2_M", DType::IQ2_S},
 };
 
 bool is_quantized(DType t) { return dtype_is_block_quantized(t); }
@@ -131,6 +134,7 @@ std::vector<FtypeChoice> llama_ftype_choices(const std::vector<FtypeTensor>& ten
   const std::int64_t n_gqa = facts.num_kv_heads > 0 ? facts.num_heads / facts.num_kv_heads : 1;
   // llama.cpp calls a llama with 80 blocks and grouped KV heads "70B" and gives its attn_v more bits.
   const bool is_70b = facts.num_layers == 80 && facts.num_heads != facts.num_kv_heads;
+  const bool lowest = ftype == F::IQ2_XXS || ftype == F::IQ2_XS || ftype == F::IQ2_S || ftype == F::IQ2_M;
 
   std::vector<FtypeChoice> out;
   out.reserve(tensors.size());
@@ -147,10 +151,24 @@ std::vector<FtypeChoice> llama_ftype_choices(const std::vector<FtypeTensor>& ten
     if (is_quantized(base) && !pure) {
       if (name == "output.weight" || (!has_output && name == "token_embd.weight")) {
         if (nx % dtype_block_elems(type) != 0) type = DType::Q8_0;
+        else if (lowest) type = DType::Q5_K;
         else if (type != DType::Q8_0) type = DType::Q6_K;
       } else if (name == "token_embd.weight") {
         // Only the IQ1/IQ2/IQ3 file types change it.
-        if (ftype == F::IQ3_XXS) type = DType::IQ3_S;
+        if (ftype == F::IQ2_XXS || ftype == F::IQ2_XS) type = DType::Q2_K;
+        else if (ftype == F::IQ2_S || ftype == F::IQ2_M || ftype == F::IQ3_XXS) type = DType::IQ3_S;
+      } else if (lowest) {
+        // The 2-bit i-quant file types have rules of their own (the others' do not apply).
+        const bool s_or_m = ftype == F::IQ2_S || ftype == F::IQ2_M;
+        if (contains(name, "attn_v.weight") || contains(name, "attn_qkv.weight") || contains(name, "attn_kv_b.weight")) {
+          type = n_gqa >= 4 ? DType::Q4_K : s_or_m ? DType::IQ3_S : DType::Q2_K;
+          ++i_attention_wv;
+        } else if (contains(name, "ffn_down")) {
+          if (i_ffn_down < n_ffn_down / 8) type = s_or_m ? DType::IQ3_S : DType::Q2_K;
+          ++i_ffn_down;
+        } else if (contains(name, "attn_output.weight")) {
+          if (s_or_m) type = DType::IQ3_S;
+        }
       } else if (contains(name, "attn_v.weight")) {
         if (ftype == F::Q2_K) type = n_gqa >= 4 ? DType::Q4_K : DType::Q3_K;
         else if (ftype == F::IQ3_XXS) type = n_gqa >= 4 ? DType::Q4_K : !facts.has_imatrix ? DType::IQ3_S : DType::IQ3_XXS;
