@@ -2,6 +2,7 @@
 
 #include <cstring>
 
+#include "quant/iq1_quantize.h"
 #include "quant/iq2_quantize.h"
 #include "quant/iq3_quantize.h"
 #include "util/half.h"
@@ -224,6 +225,8 @@ bool dequantize_ggml_blocks(DType t, const std::byte* src, std::size_t blocks, f
     case DType::IQ2_XXS: fn = iq::dequantize_iq2_xxs; break;
     case DType::IQ2_XS: fn = iq::dequantize_iq2_xs; break;
     case DType::IQ2_S: fn = iq::dequantize_iq2_s; break;
+    case DType::IQ1_S: fn = iq::dequantize_iq1_s; break;
+    case DType::IQ1_M: fn = iq::dequantize_iq1_m; break;
     case DType::Q2_K: fn = q2_k; break;
     case DType::Q3_K: fn = q3_k; break;
     case DType::Q4_K: fn = q4_k; break;

@@ -4,6 +4,7 @@
 #include <cstring>
 
 #include "quant/ggml_kquant_parts.h"
+#include "quant/iq1_quantize.h"
 #include "quant/iq2_quantize.h"
 #include "quant/iq3_quantize.h"
 #include "quant/iq4_nl_quantize.h"
@@ -336,7 +337,7 @@ bool ggml_uses_importance(DType t) {
     case DType::Q4_0: case DType::Q4_1: case DType::Q5_0: case DType::Q5_1:
     case DType::Q2_K: case DType::Q3_K: case DType::Q4_K: case DType::Q5_K: case DType::Q6_K:
     case DType::IQ4_NL: case DType::IQ4_XS: case DType::IQ3_XXS: case DType::IQ3_S:
-    case DType::IQ2_XXS: case DType::IQ2_XS: case DType::IQ2_S:
+    case DType::IQ2_XXS: case DType::IQ2_XS: case DType::IQ2_S: case DType::IQ1_S: case DType::IQ1_M:
       return true;
     default:
       return false;
@@ -373,6 +374,8 @@ bool quantize_ggml_row_with_importance(DType t, const float* x, std::int64_t n, 
     case DType::IQ2_XXS: super = iq::quantize_iq2_xxs; break;
     case DType::IQ2_XS: super = iq::quantize_iq2_xs; break;
     case DType::IQ2_S: super = iq::quantize_iq2_s; break;
+    case DType::IQ1_S: super = iq::quantize_iq1_s; break;
+    case DType::IQ1_M: super = iq::quantize_iq1_m; break;
     default: return false;
   }
   for (std::int64_t b = 0; b < blocks; ++b) super(x + kSuper * b, imp + kSuper * b, out + bytes * b);

@@ -208,7 +208,7 @@ bool ggml_quantize_supported(DType t) {
     case DType::Q8_0: case DType::Q4_0: case DType::Q4_1: case DType::Q5_0: case DType::Q5_1:
     case DType::Q2_K: case DType::Q3_K: case DType::Q4_K: case DType::Q5_K: case DType::Q6_K:
     case DType::IQ4_NL: case DType::IQ4_XS: case DType::IQ3_XXS: case DType::IQ3_S: case DType::IQ2_S:
-    case DType::IQ2_XXS: case DType::IQ2_XS:  // with an importance matrix only (quantize_ggml_rows)
+    case DType::IQ2_XXS: case DType::IQ2_XS: case DType::IQ1_S: case DType::IQ1_M:  // with an importance matrix only
       return true;
     default:
       return false;

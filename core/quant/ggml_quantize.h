@@ -12,8 +12,8 @@ namespace qs {
 // Quantizes `blocks` blocks of dtype_block_elems(t) floats from `src` into `dst`
 // (blocks * dtype_block_bytes(t) bytes). Supported: Q8_0, Q4_0, Q4_1, Q5_0, Q5_1,
 // Q2_K, Q3_K, Q4_K, Q5_K, Q6_K, IQ4_NL, IQ4_XS, IQ3_XXS, IQ3_S and IQ2_S
-// (without imatrix, as llama-quantize). IQ2_XXS and IQ2_XS are refused: they
-// need an importance matrix (quantize_ggml_rows).
+// (without imatrix, as llama-quantize). IQ2_XXS, IQ2_XS, IQ1_S and IQ1_M are
+// refused: they need an importance matrix (quantize_ggml_rows).
 // Non-finite input is refused with the index of the first bad value: the
 // reference would write undefined bytes for it.
 Result<void> quantize_ggml_blocks(DType t, const float* src, std::size_t blocks, std::byte* dst);
@@ -24,7 +24,7 @@ Result<void> quantize_ggml_blocks(DType t, const float* src, std::size_t blocks,
 Result<void> quantize_ggml_rows(DType t, const float* src, std::int64_t rows, std::int64_t cols, const float* importance,
                                 std::byte* dst);
 
-// Whether QuantScope writes `t` (IQ2_XXS, IQ2_XS: given an importance matrix).
+// Whether QuantScope writes `t` (IQ2_XXS, IQ2_XS, IQ1_S, IQ1_M: given an importance matrix).
 bool ggml_quantize_supported(DType t);
 
 // The reference quantizer of one block of `t` (nullptr when unsupported), for

@@ -30,6 +30,7 @@ constexpr FtypeRow kFtypes[] = {
     {LlamaFtype::IQ2_XXS, "IQ2_XXS", DType::IQ2_XXS}, {LlamaFtype::IQ2_XS, "IQ2_XS", DType::IQ2_XS},
     // llama.cpp gives its IQ2_S file type IQ2_XS tensors (its IQ2_M is the one of IQ2_S).
     {LlamaFtype::IQ2_S, "IQ2_S", DType::IQ2_XS},   {LlamaFtype::IQ2_M, "IQ2_M", DType::IQ2_S},
+    {LlamaFtype::IQ1_S, "IQ1_S", DType::IQ1_S},    {LlamaFtype::IQ1_M, "IQ1_M", DType::IQ1_M},
 };
 
 bool is_quantized(DType t) { return dtype_is_block_quantized(t); }
@@ -134,7 +135,8 @@ std::vector<FtypeChoice> llama_ftype_choices(const std::vector<FtypeTensor>& ten
   const std::int64_t n_gqa = facts.num_kv_heads > 0 ? facts.num_heads / facts.num_kv_heads : 1;
   // llama.cpp calls a llama with 80 blocks and grouped KV heads "70B" and gives its attn_v more bits.
   const bool is_70b = facts.num_layers == 80 && facts.num_heads != facts.num_kv_heads;
-  const bool lowest = ftype == F::IQ2_XXS || ftype == F::IQ2_XS || ftype == F::IQ2_S || ftype == F::IQ2_M;
+  const bool lowest = ftype == F::IQ2_XXS || ftype == F::IQ2_XS || ftype == F::IQ2_S || ftype == F::IQ2_M ||
+                      ftype == F::IQ1_S || ftype == F::IQ1_M;
 
   std::vector<FtypeChoice> out;
   out.reserve(tensors.size());
@@ -155,7 +157,7 @@ std::vector<FtypeChoice> llama_ftype_choices(const std::vector<FtypeTensor>& ten
         else if (type != DType::Q8_0) type = DType::Q6_K;
       } else if (name == "token_embd.weight") {
         // Only the IQ1/IQ2/IQ3 file types change it.
-        if (ftype == F::IQ2_XXS || ftype == F::IQ2_XS) type = DType::Q2_K;
+        if (ftype == F::IQ2_XXS || ftype == F::IQ2_XS || ftype == F::IQ1_S || ftype == F::IQ1_M) type = DType::Q2_K;
         else if (ftype == F::IQ2_S || ftype == F::IQ2_M || ftype == F::IQ3_XXS) type = DType::IQ3_S;
       } else if (lowest) {
         // The 2-bit i-quant file types have rules of their own (the others' do not apply).
@@ -168,6 +170,7 @@ std::vector<FtypeChoice> llama_ftype_choices(const std::vector<FtypeTensor>& ten
           ++i_ffn_down;
         } else if (contains(name, "attn_output.weight")) {
           if (s_or_m) type = DType::IQ3_S;
+          else if (ftype == F::IQ1_S || ftype == F::IQ1_M) type = DType::IQ2_XXS;
         }
       } else if (contains(name, "attn_v.weight")) {
         if (ftype == F::Q2_K) type = n_gqa >= 4 ? DType::Q4_K : DType::Q3_K;

@@ -163,21 +163,32 @@ TEST(LlamaQuantizeConformance, Q4KPortableBuildMatchesTheReferenceToo) {
   for (const auto& t : ours->tensors) EXPECT_EQ(tensor_bytes(t), theirs[t.name]) << t.name;
 }
 
-// The decoders of the types this case brought in (Q2_K, Q3_K, IQ4_XS) read
-// llama-quantize's blocks back to values near the F16 source: an independent
-// check of our layouts (a misplaced scale bit costs tens of dB).
+// Our decoders of the types this case brought in (Q2_K, Q3_K, IQ4_XS, the
+// i-quants) read llama-quantize's blocks back to values near the F16 source:
+// an independent check of our layouts, lattices and level tables (a misread
+// scale, index or sign bit costs several dB). Plain SQNR: the i-quant files
+// were made with the case's synthetic importance matrix (log-normal, unrelated
+// to the outlier columns), so they trade plain accuracy for it, and their
+// figures are low; the band around each measured figure is what is checked.
+// (Checked once beside ggml's own decoders: every value of these tensors
+// decodes to the same float.)
 TEST(LlamaQuantizeConformance, ReferenceBlocksDecodeNearTheSource) {
   QS_REQUIRE_SHARED();
   const std::string dir = case_dir(shared);
   auto source = qs::read_gguf(dir + "model-f16.gguf");
   ASSERT_TRUE(source.ok()) << source.error().message;
-  // Measured: Q2_K 13.63 dB, Q3_K 19.58 dB, IQ4_XS 21.30 dB; a misread scale or code bit costs far more than 1.5 dB.
-  const std::map<std::string, double> floor_db = {{"pure-Q2_K.gguf", 12.1}, {"pure-Q3_K_M.gguf", 18.1}, {"pure-IQ4_XS.gguf", 19.8}};
-  for (const auto& [file, floor] : floor_db) {
+  // Measured (dB) on this VM; a floor 1 dB below, a ceiling 2 dB above.
+  const std::map<std::string, double> measured_db = {
+      {"pure-Q2_K.gguf", 13.63},        {"pure-Q3_K_M.gguf", 19.58},     {"pure-IQ4_XS.gguf", 21.30},
+      {"pure-imx-IQ3_XXS.gguf", 9.00},  {"pure-imx-IQ3_S.gguf", 9.80},   {"pure-imx-IQ2_XXS.gguf", 2.63},
+      {"pure-imx-IQ2_XS.gguf", 4.50},   {"mix-imx-IQ2_M.gguf", 4.66},    {"pure-imx-IQ1_S.gguf", 3.57},
+      {"pure-imx-IQ1_M.gguf", 5.05}};
+  const std::string name = "blk.0.ffn_up.weight";
+  for (const auto& [file, expected] : measured_db) {
     auto q = qs::read_gguf(dir + file);
     ASSERT_TRUE(q.ok()) << q.error().message;
-    const qs::TensorInfo* src = find_tensor(*source, "blk.0.ffn_up.weight");
-    const qs::TensorInfo* enc = find_tensor(*q, "blk.0.ffn_up.weight");
+    const qs::TensorInfo* src = find_tensor(*source, name);
+    const qs::TensorInfo* enc = find_tensor(*q, name);
     ASSERT_TRUE(src && enc);
     const std::size_t n = static_cast<std::size_t>(src->numel());
     std::vector<float> x(n), y(n);
@@ -190,9 +201,9 @@ TEST(LlamaQuantizeConformance, ReferenceBlocksDecodeNearTheSource) {
       e += double(x[i] - y[i]) * (x[i] - y[i]);
     }
     const double sqnr = 10 * std::log10(s / e);
-    std::printf("%s: blk.0.ffn_up SQNR %.2f dB\n", file.c_str(), sqnr);
-    EXPECT_GT(sqnr, floor) << file;
-    EXPECT_LT(sqnr, floor + 3) << file << ": better than its bits allow: the decoder is not reading these blocks";
+    std::printf("%s (%s): %s SQNR %.2f dB\n", file.c_str(), std::string(qs::dtype_name(enc->dtype)).c_str(), name.c_str(), sqnr);
+    EXPECT_GT(sqnr, expected - 1) << file;
+    EXPECT_LT(sqnr, expected + 2) << file;
   }
 }
 
