@@ -7,6 +7,7 @@
 
 #include "calib/calibrate_text.h"
 #include "export/fake_quant_export.h"
+#include "calib/importance_matrix.h"
 #include "export/gguf_export.h"
 #include "export/gptq_export.h"
 #include "export/h5_export.h"
@@ -41,6 +42,11 @@ Result<ui::ExportResultView> exportGguf(const Model& model, const ExportJobReque
                             llama_ftype_names() + ")");
     options.ftype = *ftype;
   }
+  std::optional<ImportanceMatrix> imatrix;
+  if (s.ggufImportance && req.calibration) {
+    imatrix = importance_matrix_of(req.calibration->run.capture, req.calibration->path);
+    options.imatrix = &*imatrix;
+  }
   std::optional<CalibrationHessians> hessians;
   if (s.ggufUsePlan && !s.calibrationText.isEmpty()) {
     auto h = calibrate_on_text(model, s.calibrationText.toStdString(), kCalibrationTokens, ctx, deviceOf(req));
@@ -67,7 +73,10 @@ Result<ui::ExportResultView> exportGguf(const Model& model, const ExportJobReque
                       .arg(what)
                       .arg(report->tensors.size())
                       .arg(converted)
-                      .arg(hessians ? QStringLiteral(", calibrated on %1 tokens").arg(hessians->tokens) : QString());
+                      .arg(hessians ? QStringLiteral(", calibrated on %1 tokens").arg(hessians->tokens) : QString()) +
+                  (imatrix ? QStringLiteral(", quantizers weighted by the calibration's importance (%1 tokens)")
+                                 .arg(req.calibration->run.capture.tokens)
+                           : QString());
   return view;
 }
 

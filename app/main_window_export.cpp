@@ -145,6 +145,13 @@ void MainWindow::configureExportDialog() {
                         .arg(QFileInfo(QString::fromStdString(calib->path)).fileName());
   }
   d->setGptqCalibration(calibration);
+  // Any calibration has each input's mean x^2: the importance the GGUF quantizers can weight by.
+  QString importance;
+  if (const auto calib = document_->calibration())
+    importance = tr("%1 tokens · %2")
+                     .arg(calib->run.capture.tokens)
+                     .arg(QFileInfo(QString::fromStdString(calib->path)).fileName());
+  d->setImportanceSource(importance);
   updateExportEstimate();
 }
 
@@ -278,9 +285,9 @@ void MainWindow::startExport(const ui::ExportSettings& settings) {
   request.settings = settings;
   request.plan = plan_->tableModel()->plan();
   request.planLabel = planLabelOf(plan_->tableModel()->preset());
-  // GPTQ when asked to; the fake-quant and HDF5 exports for the plan's methods.
+  // GPTQ when asked to; the fake-quant and HDF5 exports for the plan's methods; GGUF for its importance.
   if ((settings.format == ui::ExportFormat::Gptq && settings.gptqCalibrated) || settings.format == ui::ExportFormat::FakeQuant ||
-      settings.format == ui::ExportFormat::Hdf5)
+      settings.format == ui::ExportFormat::Hdf5 || (settings.format == ui::ExportFormat::Gguf && settings.ggufImportance))
     request.calibration = document_->calibration();
   exportDialog_->showRunning();
   statusBar()->showMessage(tr("Exporting to %1…").arg(settings.destination));

@@ -130,6 +130,11 @@ ExportDialog::ExportDialog(QWidget* parent)
   ftypeRow->addStretch(1);
   ggufLayout->addLayout(ftypeRow);
   ggufLayout->addWidget(calibrationRow_);
+  ggufImportance_ = new QCheckBox(tr("Weight the quantizers by the calibration's importance matrix"), ggufOptions_);
+  ggufImportance_->setObjectName(QStringLiteral("ggufImportance"));
+  ggufImportance_->setChecked(true);
+  ggufLayout->addWidget(ggufImportance_);
+  connect(ggufImportance_, &QCheckBox::toggled, this, &ExportDialog::settingsChanged);
 
   // GPTQ: the grid, and the method: RTN, or GPTQ with the Hessians of the
   // calibration the app has loaded (act-order and static groups need it).
@@ -270,6 +275,7 @@ ExportDialog::ExportDialog(QWidget* parent)
     reject();
   });
   setGptqCalibration({});
+  setImportanceSource({});
   onFormatChanged();
 }
 
@@ -341,6 +347,18 @@ void ExportDialog::setGptqCalibration(const QString& description) {
   updateVisibility();
 }
 
+void ExportDialog::setImportanceSource(const QString& description) {
+  importanceSource_ = description;
+  const bool have = !description.isEmpty();
+  ggufImportance_->setEnabled(have);
+  ggufImportance_->setToolTip(have ? tr("Each ggml quantizer's scale search weights the input channels by their mean "
+                                        "x² in the loaded calibration (%1), as llama-quantize --imatrix does; "
+                                        "needed for IQ2_XXS, IQ2_XS, IQ1_S and IQ1_M")
+                                         .arg(description)
+                                   : tr("Calibrate first (Tools ▸ Calibrate…, or open a calibration file): the "
+                                        "importance of each input channel comes from its activations"));
+}
+
 void ExportDialog::setDestination(const QString& path) { destination_->setText(path); }
 void ExportDialog::setCalibrationText(const QString& path) { calibration_->setText(path); }
 void ExportDialog::setSummary(const QString& text) { summary_->setText(text); }
@@ -355,6 +373,7 @@ ExportSettings ExportDialog::settings() const {
   s.ggufUsePlan = ggufPlan_->isChecked();
   s.ggufFileType = ggufFileType_->currentText();
   s.calibrationText = needsCalibration() ? calibration_->text().trimmed() : QString();
+  s.ggufImportance = !importanceSource_.isEmpty() && ggufImportance_->isChecked();
   s.gptqBits = gptqBits_->currentData().toInt();
   s.gptqGroup = gptqGroup_->currentData().toInt();
   s.gptqSymmetric = gptqZero_->currentData().toBool();
@@ -371,6 +390,7 @@ void ExportDialog::setSettings(const ExportSettings& s) {
   (s.ggufUsePlan ? ggufPlan_ : ggufFileTypeRadio_)->setChecked(true);
   if (const int i = ggufFileType_->findText(s.ggufFileType); i >= 0) ggufFileType_->setCurrentIndex(i);
   calibration_->setText(s.calibrationText);
+  ggufImportance_->setChecked(s.ggufImportance || importanceSource_.isEmpty());
   if (const int i = gptqBits_->findData(s.gptqBits); i >= 0) gptqBits_->setCurrentIndex(i);
   if (const int i = gptqGroup_->findData(s.gptqGroup); i >= 0) gptqGroup_->setCurrentIndex(i);
   gptqZero_->setCurrentIndex(s.gptqSymmetric ? 0 : 1);

@@ -34,6 +34,9 @@ struct ExportSettings {
   bool ggufUsePlan = true;          // else the llama.cpp file type below
   QString ggufFileType = QStringLiteral("Q8_0");
   QString calibrationText;          // GGUF from a plan with method gptq: the text its Hessians come from
+  // GGUF: weight the ggml quantizers by the loaded calibration's importance
+  // (mean x^2 per input channel), as llama-quantize --imatrix does.
+  bool ggufImportance = true;
   int gptqBits = 4;                 // 2, 3, 4, 8
   int gptqGroup = 128;              // > 0, or -1: one group per output channel
   bool gptqSymmetric = true;
@@ -82,6 +85,9 @@ class ExportDialog : public QDialog {
   // ("16384 tokens · quantscope.qscalib.h5"); empty when there is none: the
   // GPTQ option is then disabled, its tooltip saying to calibrate first.
   void setGptqCalibration(const QString& description);
+  // The calibration whose importance can weight the GGUF quantizers (any
+  // loaded calibration), in words; empty: none, the option is disabled.
+  void setImportanceSource(const QString& description);
   // The one-line estimate the app computes for the current settings (settingsChanged).
   void setSummary(const QString& text);
 
@@ -138,6 +144,7 @@ class ExportDialog : public QDialog {
   QCheckBox* gptqActOrder_;
   QCheckBox* gptqStaticGroups_;
   QLabel* gptqCalibrationNote_;
+  QCheckBox* ggufImportance_ = nullptr;
   QWidget* hdf5Options_;
   QWidget* fakeQuantOptions_;
   QComboBox* fakeQuantDtype_;
@@ -159,6 +166,7 @@ class ExportDialog : public QDialog {
   QString planDescription_;
   bool planNeedsCalibration_ = false;
   QString gptqCalibration_;  // empty: no calibration with Hessians loaded
+  QString importanceSource_;  // empty: no calibration loaded
   bool running_ = false;
 };
 

@@ -5,6 +5,8 @@
 // an independent computation (GPTQ codes unpacked by hand, Q8_0 blocks made by
 // the reference quantizer, the Q8_0 error bound). Cancel leaves nothing; the
 // source as destination is refused with the reason.
+#include <cstring>
+
 #include <QAction>
 #include <QCheckBox>
 #include <QComboBox>
@@ -38,6 +40,7 @@
 #include "io/open_model.h"
 #include "io/quantized_h5.h"
 #include "io/safetensors.h"
+#include "quant/ggml_imatrix_quants.h"
 #include "model/convert.h"
 #include "quant/ggml_quantize.h"
 #include "quant/gptq.h"
@@ -333,6 +336,7 @@ void TstExportDialog::gptqCheckpointReadsBackAndDequantizesAsReported() {
   // The exporter read the file back before moving it into place, and the dialog says so.
   QVERIFY2(d->messageLabel()->text().contains(QStringLiteral("Verified")), qPrintable(d->messageLabel()->text()));
   QVERIFY(d->messageLabel()->text().contains(QStringLiteral("by RTN")));
+
   // Without calibration GPTQ proper is offered but disabled, saying why.
   QVERIFY(!d->gptqCalibrateBox()->isEnabled());
   QVERIFY(d->gptqCalibrateBox()->toolTip().contains(QStringLiteral("Calibrate first")));
@@ -415,6 +419,45 @@ void TstExportDialog::gptqWithTheLoadedCalibrationHoldsGptqsResult() {
   QVERIFY(!d->settings().gptqCalibrated);
   QVERIFY(exportTo(QStringLiteral("rtn")));
   QVERIFY(d->messageLabel()->text().contains(QStringLiteral("by RTN")));
+
+  // GGUF: the loaded calibration's importance (mean x^2 per input channel) weights the ggml
+  // quantizers as llama-quantize --imatrix; the file records it as llama-quantize does.
+  d->formatCombo()->setCurrentIndex(static_cast<int>(ExportFormat::Gguf));
+  auto* importance = d->findChild<QCheckBox*>(QStringLiteral("ggufImportance"));
+  QVERIFY(importance && importance->isVisible() && importance->isEnabled());
+  QVERIFY2(importance->toolTip().contains(QString::number(calib->run.capture.tokens)), qPrintable(importance->toolTip()));
+  ExportSettings gguf = d->settings();
+  gguf.ggufUsePlan = false;
+  gguf.ggufFileType = QStringLiteral("Q4_K_M");
+  gguf.ggufImportance = true;
+  d->setSettings(gguf);
+  QVERIFY(d->settings().ggufImportance);
+  QVERIFY(exportTo(QStringLiteral("imx.gguf")));
+  QVERIFY2(d->messageLabel()->text().contains(QStringLiteral("weighted by the calibration's importance")),
+           qPrintable(d->messageLabel()->text()));
+  importance->click();
+  QVERIFY(!d->settings().ggufImportance);
+  QVERIFY(exportTo(QStringLiteral("plain.gguf")));
+  auto imx = qs::read_gguf(out.filePath(QStringLiteral("imx.gguf")).toStdString());
+  auto plain = qs::read_gguf(out.filePath(QStringLiteral("plain.gguf")).toStdString());
+  QVERIFY(imx.ok() && plain.ok());
+  QVERIFY(imx->find("quantize.imatrix.entries_count"));
+  QCOMPARE(imx->find("quantize.imatrix.entries_count")->as_int().value_or(-1), 35);  // 5 blocks x 7 matrices
+  QCOMPARE(imx->find("quantize.imatrix.chunks_count")->as_int().value_or(-1), 8);    // the 8 sequences
+  QVERIFY(!plain->find("quantize.imatrix.entries_count"));
+  // Same types, other bytes where the weights changed the searches (the Q5_0/Q8_0 fallbacks of 64-wide rows).
+  // Exactly the block matrices whose type reads an importance differ (not F16 copies, not Q8_0, not the
+  // embeddings and head the calibration has no importance for).
+  int differing = 0, weighted = 0;
+  for (std::size_t i = 0; i < plain->tensors.size(); ++i) {
+    const auto& t = imx->tensors[i];
+    QVERIFY(t.dtype == plain->tensors[i].dtype);
+    const auto a = t.bytes(), b = plain->tensors[i].bytes();
+    differing += a.size() != b.size() || std::memcmp(a.data(), b.data(), a.size()) != 0;
+    weighted += t.name.rfind("blk.", 0) == 0 && t.shape.size() == 2 && qs::ggml_uses_importance(t.dtype);
+  }
+  QVERIFY(weighted > 0);
+  QCOMPARE(differing, weighted);
 
   auto fileG = qs::read_safetensors(out.filePath(QStringLiteral("gptq/model.safetensors")).toStdString());
   auto fileR = qs::read_safetensors(out.filePath(QStringLiteral("rtn/model.safetensors")).toStdString());
