@@ -13,6 +13,7 @@
 
 #include "app/document.h"
 #include "app/main_window.h"
+#include "calib/importance_matrix.h"
 #include "export/gguf_export.h"
 #include "export/gguf_source.h"
 #include "export/gptq_export.h"
@@ -209,17 +210,24 @@ void MainWindow::updateExportEstimate() {
         else
           text = QString::fromStdString(p.error().message);
       } else if (auto ftype = parse_llama_ftype(s.ggufFileType.toStdString()); ftype && !exportFtypeTensors_.empty()) {
-        // llama-quantize's per-tensor types (rules and fallbacks) for this file type.
-        const auto choices = llama_ftype_choices(exportFtypeTensors_, *ftype,
-                                                 {model->arch.num_layers, model->arch.num_heads, model->arch.num_kv_heads});
-        double bytes = 0;
-        for (std::size_t i = 0; i < choices.size(); ++i) {
-          const auto& shape = exportFtypeTensors_[i].shape;
-          const std::uint64_t n = std::accumulate(shape.begin(), shape.end(), std::uint64_t{1},
-                                                  [](std::uint64_t a, std::int64_t b) { return a * static_cast<std::uint64_t>(b); });
-          bytes += static_cast<double>(dtype_bytes(choices[i].type, n).value_or(n * 2));
+        // llama-quantize's per-tensor types (rules and fallbacks) for this file type, in the export's
+        // own layout (metadata, tokenizer and the importance matrix's record included): the file to the byte.
+        GgufExportOptions o;
+        o.ftype = *ftype;
+        std::optional<ImportanceMatrix> imatrix;
+        if (const auto calib = document_->calibration(); calib && s.ggufImportance) {
+          imatrix = importance_matrix_of(calib->run.capture, calib->path);
+          o.imatrix = &*imatrix;
         }
-        text = line(bytes, tr("llama.cpp's types for %1").arg(s.ggufFileType));
+        if (auto p = predict_gguf(*model, o))
+          text = tr("%1 (%2 bytes) · %3 bits/weight over its %4 tensors · llama.cpp's types for %5")
+                     .arg(ui::humanBytes(p->bytes))
+                     .arg(p->bytes)
+                     .arg(p->bits_per_weight(), 0, 'f', 3)
+                     .arg(p->tensors.size())
+                     .arg(s.ggufFileType);
+        else
+          text = QString::fromStdString(p.error().message);
       }
       break;
     case ui::ExportFormat::Gptq: {

@@ -432,9 +432,15 @@ void TstExportDialog::gptqWithTheLoadedCalibrationHoldsGptqsResult() {
   gguf.ggufImportance = true;
   d->setSettings(gguf);
   QVERIFY(d->settings().ggufImportance);
+  const QString estimate = d->summaryLabel()->text();
   QVERIFY(exportTo(QStringLiteral("imx.gguf")));
+  // The file type's estimate is the file to the byte (tokenizer and the importance's record included).
+  const QString written = QString::number(QFileInfo(out.filePath(QStringLiteral("imx.gguf"))).size());
+  QVERIFY2(estimate.contains(QStringLiteral("(%1 bytes)").arg(written)), qPrintable(estimate + QStringLiteral(" vs ") + written));
   QVERIFY2(d->messageLabel()->text().contains(QStringLiteral("weighted by the calibration's importance")),
            qPrintable(d->messageLabel()->text()));
+  if (const QByteArray shots = qgetenv("QS_SHOT_DIR"); !shots.isEmpty())
+    d->grab().save(QDir(QString::fromLocal8Bit(shots)).filePath(QStringLiteral("export-gguf-importance.png")));
   importance->click();
   QVERIFY(!d->settings().ggufImportance);
   QVERIFY(exportTo(QStringLiteral("plain.gguf")));
