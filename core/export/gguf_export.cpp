@@ -481,6 +481,14 @@ Result<GgufExportReport> export_gguf(const Model& source, const std::string& out
   const std::vector<TensorMethod>& methods = lay.methods;
   GgufWriter& writer = *lay.writer;
 
+  // Refused before any work, as llama-quantize does: the types that cannot do without an importance matrix.
+  for (std::size_t k = 0; k < order.size(); ++k) {
+    const std::string& name = src->tensors[order[k]].name;
+    if (choices[k].converted && ggml_needs_importance(choices[k].type) && !(options.imatrix && options.imatrix->find(name)))
+      return Error::invalid(name + ": " + std::string(dtype_name(choices[k].type)) + " needs an importance matrix" +
+                            (options.imatrix ? " and " + options.imatrix->file + " has none for it"
+                                             : " (--imatrix; quantscope-cli calibrate --imatrix makes one)"));
+  }
   GgufExportReport report;
   std::uint64_t work = 0, done = 0;
   for (std::size_t k = 0; k < order.size(); ++k) {

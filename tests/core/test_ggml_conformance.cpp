@@ -9,6 +9,7 @@
 #include <cmath>
 #include <cstdio>
 #include <cstring>
+#include <filesystem>
 #include <map>
 #include <ostream>
 #include <string>
@@ -161,6 +162,32 @@ TEST(LlamaQuantizeConformance, Q4KPortableBuildMatchesTheReferenceToo) {
   std::map<std::string, std::string> theirs;
   for (const auto& t : reference->tensors) theirs[t.name] = tensor_bytes(t);
   for (const auto& t : ours->tensors) EXPECT_EQ(tensor_bytes(t), theirs[t.name]) << t.name;
+}
+
+// IQ2_XXS, IQ2_XS, IQ1_S and IQ1_M cannot do without an importance matrix:
+// refused before anything is written, naming the tensor (and the matrix that
+// lacks it), as llama-quantize refuses them.
+TEST(LlamaQuantizeConformance, LowestBitTypesNeedAnImportanceMatrixUpFront) {
+  QS_REQUIRE_SHARED();
+  const std::string dir = case_dir(shared);
+  auto model = qs::open_model(dir + "model-f16.gguf");
+  ASSERT_TRUE(model.ok()) << model.error().message;
+  qs::test::TempDir tmp;
+  qs::GgufExportOptions options{qs::LlamaFtype::IQ2_XXS};
+  options.pure = true;
+  auto r = qs::export_gguf(*model, tmp.file("a.gguf"), options, qs::OpContext::none());
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.error().message.find("IQ2_XXS needs an importance matrix"), std::string::npos) << r.error().message;
+  EXPECT_FALSE(std::filesystem::exists(tmp.file("a.gguf")));
+  auto m = qs::read_imatrix(dir + "imatrix.dat");
+  ASSERT_TRUE(m.ok());
+  m->columns.erase("blk.0.ffn_up.weight");
+  options.imatrix = &*m;
+  r = qs::export_gguf(*model, tmp.file("b.gguf"), options, qs::OpContext::none());
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.error().message.find("blk.0.ffn_up.weight"), std::string::npos) << r.error().message;
+  EXPECT_NE(r.error().message.find("imatrix.dat has none for it"), std::string::npos) << r.error().message;
+  EXPECT_TRUE(std::filesystem::is_empty(tmp.path()));
 }
 
 // Our decoders of the types this case brought in (Q2_K, Q3_K, IQ4_XS, the
