@@ -10,6 +10,7 @@
 #include "plan_command.h"
 #include "perplexity_command.h"
 #include "calibrate_command.h"
+#include "compare_command.h"
 #include "eval_command.h"
 #include "model/dtype.h"
 #include "quant/llama_ftype.h"
@@ -166,6 +167,19 @@ int main(int argc, char** argv) {
   ev->add_option("--backend", eval.backend, "Forward pass: auto, cpu or cuda (default: $QS_BACKEND or auto; an unusable "
                                             "device falls back to the CPU with the reason on stderr)");
 
+  qs::cli::CompareOptions comparing;
+  auto* cmp = app.add_subcommand("compare", "Quantized files of one model against it on a text (llama-perplexity's "
+                                            "protocol): size, bits/weight, perplexity, KL divergence and same-top-token "
+                                            "rate per file, sorted by size (GGUF files of any tool, HF directories)");
+  cmp->add_option("reference", comparing.reference, "The unquantized model: HF directory with a tokenizer, or .gguf")
+      ->required();
+  cmp->add_option("files", comparing.files, "Quantized models of it")->required();
+  cmp->add_option("--text", comparing.text, "Evaluation text file")->required();
+  cmp->add_option("--ctx", comparing.ctx, "Tokens per chunk")->check(CLI::Range(4, 1 << 20))->capture_default_str();
+  cmp->add_option("--chunks", comparing.chunks, "Score at most this many chunks (-1: all)")->capture_default_str();
+  cmp->add_flag("--json", comparing.json, "Machine-readable output");
+  cmp->add_option("--backend", comparing.backend, "Forward pass: auto, cpu or cuda (default: $QS_BACKEND or auto)");
+
   std::string demo_out = qs::default_demo_dir();
   qs::DemoSpec demo_spec;
   std::string demo_dtype = "f16";
@@ -220,6 +234,7 @@ int main(int argc, char** argv) {
   if (*pp) return qs::cli::run_perplexity(ppl);
   if (*cal) return qs::cli::run_calibrate(calib);
   if (*ev) return qs::cli::run_eval(eval);
+  if (*cmp) return qs::cli::run_compare(comparing);
   if (*pl) {
     if (plan_demo == !planning.path.empty()) {
       std::fprintf(stderr, "quantscope-cli plan: give a PATH or --demo (one of them)\n");

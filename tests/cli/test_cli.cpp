@@ -252,6 +252,42 @@ TEST_F(Cli, CalibrateWritesAnImportanceMatrixTheExportTakes) {
   EXPECT_EQ(*mine->find("quantize.imatrix.file")->as_string(), dat.string());
 }
 
+// compare: llama-quantize's files against the F32 model on the text of
+// ../shared/models/stories260K/imatrix/README.md; the perplexities are the
+// ones llama-perplexity printed for those files (README), within 0.1 %.
+TEST_F(Cli, CompareGivesEachFilesSizePerplexityAndKld) {
+  const std::string shared = QS_SHARED_DIR;
+  if (!std::filesystem::exists(shared + "/models")) GTEST_SKIP() << "../shared/models is absent (fresh clone)";
+  const std::string s = shared + "/models/stories260K/";
+  const CliRun r = run("compare --json --backend cpu --text " + s + "eval/tiny_stories_eval.txt " + s +
+                       "gguf/stories260K-f32.gguf " + s + "imatrix/stories260K-imx-Q4_K_M.gguf " + s +
+                       "imatrix/stories260K-imx-Q2_K.gguf " + s + "gguf/stories260K-Q4_K_M.gguf " + s +
+                       "imatrix/stories260K-imx-Q3_K_M.gguf");
+  ASSERT_EQ(r.code, 0) << r.out;
+  const auto j = nlohmann::json::parse(r.out);
+  ASSERT_EQ(j["files"].size(), 4u);
+  // llama-perplexity -c 256 (imatrix/README.md and ../README.md).
+  const std::map<std::string, double> llama = {{"stories260K-imx-Q4_K_M.gguf", 4.7787}, {"stories260K-imx-Q3_K_M.gguf", 4.8487},
+                                               {"stories260K-imx-Q2_K.gguf", 4.8359}, {"stories260K-Q4_K_M.gguf", 4.8044}};
+  std::uint64_t last = 0;
+  std::map<std::string, double> kld;
+  for (const auto& f : j["files"]) {
+    const std::string name = std::filesystem::path(f["file"].get<std::string>()).filename().string();
+    EXPECT_GE(f["bytes"].get<std::uint64_t>(), last) << "rows are sorted by size";
+    last = f["bytes"].get<std::uint64_t>();
+    EXPECT_EQ(last, std::filesystem::file_size(f["file"].get<std::string>()));
+    EXPECT_NEAR(f["perplexity"].get<double>(), llama.at(name), 1e-3 * llama.at(name)) << name;
+    kld[name] = f["mean_kld"].get<double>();
+    EXPECT_GT(f["same_top_token"].get<double>(), 0.85) << name;
+    EXPECT_LT(f["same_top_token"].get<double>(), 1.0) << name;
+  }
+  // More bits, less divergence; the importance matrix helps at equal size.
+  EXPECT_LT(kld["stories260K-imx-Q4_K_M.gguf"], kld["stories260K-Q4_K_M.gguf"]);
+  EXPECT_LT(kld["stories260K-Q4_K_M.gguf"], kld["stories260K-imx-Q3_K_M.gguf"]);
+  EXPECT_LT(kld["stories260K-imx-Q3_K_M.gguf"], kld["stories260K-imx-Q2_K.gguf"]);
+  EXPECT_NEAR(j["reference_perplexity"].get<double>(), 4.6576, 1e-3 * 4.6576);  // ../shared/models/README.md, f32
+}
+
 TEST_F(Cli, GptqExportWithCalibrationRunsGptqWithActOrder) {
   const std::string shared = QS_SHARED_DIR;
   if (!std::filesystem::exists(shared + "/models")) GTEST_SKIP() << "../shared/models is absent (fresh clone)";
