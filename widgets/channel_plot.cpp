@@ -182,6 +182,9 @@ void ChannelPlot::setAxis(Axis axis) {
 void ChannelPlot::setInputOnly(bool on, const QString& symbol) {
   inputOnly_ = on;
   symbol_ = symbol;
+  // An input's activations: the RMS line is the square root of each channel's importance (mean x²),
+  // the weight llama.cpp's importance matrix gives that column.
+  rmsLine_->setName(on ? tr("RMS = √importance (mean x²)") : tr("RMS"));
   if (on) setAxis(Axis::Input);
   axisBox_->setEnabled(!on);
   applyYScale();
@@ -360,6 +363,7 @@ QString ChannelPlot::readoutAt(double x) const {
                      .arg(outlier ? tr("  (outlier)") : QString())
                      .arg(number(absMax_[a][c]));
   if (c < rms_[a].size()) text += tr("\nRMS %1").arg(number(rms_[a][c]));
+  if (inputOnly_ && c < rms_[a].size()) text += tr("\nimportance (mean x²) %1").arg(number(rms_[a][c] * rms_[a][c]));
   if (sorted_) text += tr("\nrank %1 of %2").arg(pos + 1).arg(order_.size());
   return text;
 }

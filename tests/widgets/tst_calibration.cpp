@@ -244,6 +244,15 @@ void TstCalibration::activationViewsShowTheCoresNumbers() {
               1e-5 * std::max(1.0, rms[c]));
     }
     QCOMPARE(ch->outlierChannels(), qs::outlier_channels(ref->abs_max, w->document()->outlierFactor()));
+    // Each input channel's importance (its mean x², llama.cpp's imatrix value) in the hover read-out.
+    QVERIFY(!ch->sortByRange());  // x = channel index
+    {
+      const QString readout = ch->readoutAt(3);
+      const double importance = ref->mean_sq[3];
+      QVERIFY2(readout.contains(QStringLiteral("importance (mean x²)")), qPrintable(readout));
+      const QString value = readout.section(QStringLiteral("importance (mean x²) "), 1).section(QLatin1Char('\n'), 0, 0);
+      QVERIFY2(std::fabs(value.toDouble() - importance) <= 1e-3 * importance, qPrintable(value));
+    }
     // Heatmap: channel x token |x| (64 tokens x the input's channels: full resolution here).
     QSignalSpy heat(w.get(), &MainWindow::heatmapShown);
     w->showTab(QStringLiteral("heatmap"));
