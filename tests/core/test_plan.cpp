@@ -23,11 +23,11 @@ namespace {
 namespace fs = std::filesystem;
 
 const qs::Model& demo() {
+  // Removed at exit: constructed before the model, so destroyed after it (the model maps its files).
+  static const qs::test::TempDir dir;
   static const qs::Model model = [] {
-    const fs::path dir = fs::temp_directory_path() / ("qs_plan_demo_" + std::to_string(::getpid()));
-    fs::remove_all(dir);
-    EXPECT_TRUE(qs::write_demo_model(dir.string()).ok());
-    auto m = qs::open_model(dir.string());
+    EXPECT_TRUE(qs::write_demo_model(dir.path().string()).ok());
+    auto m = qs::open_model(dir.path().string());
     EXPECT_TRUE(m.ok());
     return std::move(*m);
   }();
