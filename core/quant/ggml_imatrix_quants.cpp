@@ -17,55 +17,6 @@ using namespace kquant::parts;
 // The reference's arithmetic in its order, in float (the build does not
 // contract into FMA): its rounding decides ties and so the bytes.
 
-// A symmetric scale for codes in [-nmax, nmax - 1] under weights w (ggml's
-// make_qx_quants, weighted least squares form): a start at -nmax / (the
-// extreme value), then 18 more candidates (nmax + 0.1 k) around it; the one
-// that maximises (sum w x l)^2 / (sum w l^2) wins. Codes out are l + nmax; an
-// all-zero group gets codes 0 and scale 0, as the reference.
-float fit_symmetric(int n, int nmax, const float* x, const float* w, std::int8_t* L) {
-  float amax = 0, extreme = 0;
-  for (int i = 0; i < n; ++i) {
-    const float a = std::fabs(x[i]);
-    if (a > amax) {
-      amax = a;
-      extreme = x[i];
-    }
-  }
-  if (amax < kGroupMaxEps) {
-    std::memset(L, 0, static_cast<std::size_t>(n));
-    return 0.0f;
-  }
-  const auto sums = [&](float iscale, float& sum_lx, float& sum_l2) {
-    sum_lx = 0;
-    sum_l2 = 0;
-    for (int i = 0; i < n; ++i) {
-      const int l = std::clamp(nearest_int(iscale * x[i]), -nmax, nmax - 1);
-      sum_lx += w[i] * x[i] * l;
-      sum_l2 += w[i] * l * l;
-    }
-  };
-  const auto set_codes = [&](float iscale) {
-    for (int i = 0; i < n; ++i) L[i] = static_cast<std::int8_t>(nmax + std::clamp(nearest_int(iscale * x[i]), -nmax, nmax - 1));
-  };
-  float iscale = -static_cast<float>(nmax) / extreme;
-  float sum_lx, sum_l2;
-  sums(iscale, sum_lx, sum_l2);
-  set_codes(iscale);
-  float scale = sum_l2 != 0 ? sum_lx / sum_l2 : 0.0f;
-  float best = scale * sum_lx;
-  for (int k = -9; k <= 9; ++k) {
-    if (k == 0) continue;
-    iscale = -(static_cast<float>(nmax) + 0.1f * static_cast<float>(k)) / extreme;
-    sums(iscale, sum_lx, sum_l2);
-    if (sum_l2 > 0 && sum_lx * sum_lx > best * sum_l2) {
-      set_codes(iscale);
-      scale = sum_lx / sum_l2;
-      best = scale * sum_lx;
-    }
-  }
-  return scale;
-}
-
 // A scale and a (non-positive) offset for codes 0..nmax under weights w
 // (ggml's make_qkx3_quants, squared error): candidates (rmin + rdelta k + nmax)
 // / (max - min) for k = 0..nstep, each refitted by weighted least squares.
@@ -158,7 +109,7 @@ void row_32(DType t, const float* x, std::int64_t n, const float* imp, std::uint
     weights_of(xb, imp + 32 * b, sigma2, 32, w);
     if (t == DType::Q4_0 || t == DType::Q5_0) {
       std::int8_t L[32];
-      const float d = fit_symmetric(32, t == DType::Q4_0 ? 8 : 16, xb, w, L);
+      const float d = fit_symmetric_scale(32, t == DType::Q4_0 ? 8 : 16, xb, w, L);
       store_half(out, d);
       pack_low_high(reinterpret_cast<const std::uint8_t*>(L), t == DType::Q4_0 ? out + 2 : out + 6,
                     t == DType::Q4_0 ? nullptr : out + 2);
@@ -200,9 +151,9 @@ void q3_k(const float* x, const float* imp, std::uint8_t* out) {
     weights_of(x + 16 * j, imp + 16 * j, sigma2, 16, w);
     sw[j] = 0;
     for (int l = 0; l < 16; ++l) sw[j] += w[l];
-    scales[j] = fit_symmetric(16, 4, x + 16 * j, w, L + 16 * j);
+    scales[j] = fit_symmetric_scale(16, 4, x + 16 * j, w, L + 16 * j);
   }
-  const float d = fit_symmetric(16, 32, scales, sw, Ls);
+  const float d = fit_symmetric_scale(16, 32, scales, sw, Ls);
   int ls[16];
   for (int j = 0; j < 16; ++j) ls[j] = Ls[j];
   pack_scales_q3(ls, out + 96);
@@ -239,36 +190,58 @@ void q45_k(const float* x, const float* imp, int nmax, std::uint8_t* out) {
   else pack_q5_k_codes(L, out);
 }
 
-// Q6_K: the sub-block fit weighs by the importance alone (no sigma2 term).
-void q6_k(const float* x, const float* imp, std::uint8_t* out) {
-  std::int8_t L[kSuper];
-  float scales[16];
-  float max_scale = 0, max_abs = 0;
-  for (int b = 0; b < 16; ++b) {
-    scales[b] = fit_symmetric(16, 32, x + 16 * b, imp + 16 * b, L + 16 * b);
-    if (std::fabs(scales[b]) > max_abs) {
-      max_abs = std::fabs(scales[b]);
-      max_scale = scales[b];
-    }
-  }
-  std::memset(out, 0, 210);
-  if (max_abs < kGroupMaxEps) return;
-  const float iscale = -128.0f / max_scale;
-  store_half(out + 208, 1 / iscale);
-  auto* sc = reinterpret_cast<std::int8_t*>(out + 192);
-  for (int b = 0; b < 16; ++b) sc[b] = static_cast<std::int8_t>(std::min(127, nearest_int(iscale * scales[b])));
-  const float d = load_half(out + 208);
-  for (int b = 0; b < 16; ++b) {
-    const float D = d * static_cast<float>(sc[b]);
-    if (D == 0.0f) continue;
-    for (int i = 0; i < 16; ++i) L[16 * b + i] = static_cast<std::int8_t>(std::clamp(nearest_int(x[16 * b + i] / D), -32, 31) + 32);
-  }
-  pack_q6_k_codes(reinterpret_cast<const std::uint8_t*>(L), out);
-}
-
 }  // namespace
 
 namespace kquant::parts {
+
+// A symmetric scale for codes in [-nmax, nmax - 1] under weights w (ggml's
+// make_qx_quants, weighted least squares form): a start at -nmax / (the
+// extreme value), then 18 more candidates (nmax + 0.1 k) around it; the one
+// that maximises (sum w x l)^2 / (sum w l^2) wins. Codes out are l + nmax; an
+// all-zero group gets codes 0 and scale 0, as the reference.
+float fit_symmetric_scale(int n, int nmax, const float* x, const float* w, std::int8_t* L) {
+  float amax = 0, extreme = 0;
+  for (int i = 0; i < n; ++i) {
+    const float a = std::fabs(x[i]);
+    if (a > amax) {
+      amax = a;
+      extreme = x[i];
+    }
+  }
+  if (amax < kGroupMaxEps) {
+    std::memset(L, 0, static_cast<std::size_t>(n));
+    return 0.0f;
+  }
+  const auto sums = [&](float iscale, float& sum_lx, float& sum_l2) {
+    sum_lx = 0;
+    sum_l2 = 0;
+    for (int i = 0; i < n; ++i) {
+      const int l = std::clamp(nearest_int(iscale * x[i]), -nmax, nmax - 1);
+      sum_lx += w[i] * x[i] * l;
+      sum_l2 += w[i] * l * l;
+    }
+  };
+  const auto set_codes = [&](float iscale) {
+    for (int i = 0; i < n; ++i) L[i] = static_cast<std::int8_t>(nmax + std::clamp(nearest_int(iscale * x[i]), -nmax, nmax - 1));
+  };
+  float iscale = -static_cast<float>(nmax) / extreme;
+  float sum_lx, sum_l2;
+  sums(iscale, sum_lx, sum_l2);
+  set_codes(iscale);
+  float scale = sum_l2 != 0 ? sum_lx / sum_l2 : 0.0f;
+  float best = scale * sum_lx;
+  for (int k = -9; k <= 9; ++k) {
+    if (k == 0) continue;
+    iscale = -(static_cast<float>(nmax) + 0.1f * static_cast<float>(k)) / extreme;
+    sums(iscale, sum_lx, sum_l2);
+    if (sum_l2 > 0 && sum_lx * sum_lx > best * sum_l2) {
+      set_codes(iscale);
+      scale = sum_lx / sum_l2;
+      best = scale * sum_lx;
+    }
+  }
+  return scale;
+}
 
 // A scale for non-negative values (the sub-block scales or mins of a
 // K-quant) on codes 0..nmax, weighted by each sub-block's total weight
@@ -367,7 +340,7 @@ bool quantize_ggml_row_with_importance(DType t, const float* x, std::int64_t n, 
     case DType::Q3_K: super = q3_k; break;
     case DType::Q4_K: super = [](const float* v, const float* i, std::uint8_t* o) { q45_k(v, i, 15, o); }; break;
     case DType::Q5_K: super = [](const float* v, const float* i, std::uint8_t* o) { q45_k(v, i, 31, o); }; break;
-    case DType::Q6_K: super = q6_k; break;
+    case DType::Q6_K: super = q6_k_with_weights; break;  // the importance alone, no sigma2 term
     case DType::IQ4_XS: super = [](const float* v, const float* i, std::uint8_t* o) { iq4nl::quantize_xs_block(v, o, i); }; break;
     case DType::IQ3_XXS: super = iq::quantize_iq3_xxs; break;
     case DType::IQ3_S: super = iq::quantize_iq3_s; break;

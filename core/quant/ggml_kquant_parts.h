@@ -33,11 +33,23 @@ inline float load_half(const u8* p) {
   return f16_to_f32(h);
 }
 
+// A symmetric scale for codes l in [-nmax, nmax - 1] under weights w (ggml's
+// make_qx_quants, weighted least squares): a start at -nmax / (the extreme
+// value), 18 more candidates (nmax + 0.1 k) around it, the one maximising
+// (sum w x l)^2 / (sum w l^2) kept. L gets l + nmax; an all-zero group gets
+// codes 0 and scale 0, as the reference. (Q3_K/Q6_K sub-blocks, Q4_0/Q5_0 with
+// an importance matrix, the K-quants' sub-block scales.)
+float fit_symmetric_scale(int n, int nmax, const float* x, const float* w, std::int8_t* L);
+
 // A scale for non-negative values on codes 0..nmax under weights w (ggml's
 // make_qp_quants: the K-quants' sub-block scales and mins with an importance
 // matrix, IQ2_XXS's first scale): the best of 9 inverse scales by weighted
 // error, then up to 5 sweeps moving single codes while the fit improves.
 float fit_positive_scale(int n, int nmax, const float* x, const float* w, u8* L);
+
+// Q6_K from per-value weights: x^2 (llama-quantize without an importance
+// matrix) or the importance itself (with one; Q6_K adds no sigma2 term).
+void q6_k_with_weights(const float* x, const float* w, u8* out);
 
 // Q4_K / Q5_K: eight 6-bit scales and mins into 12 bytes.
 inline void pack_scales_k4(const u8* sc, const u8* mn, u8* s) {

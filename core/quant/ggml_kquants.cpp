@@ -142,55 +142,6 @@ typedef std::int32_t v8i __attribute__((vector_size(32)));
   }
 }
 
-// A signed scale for codes in [-nmax, nmax-1] (Q6_K's sub-blocks of 16), fitted with
-// weights x^2 over 19 candidate inverse scales around -nmax / (the extreme value).
-float fit_signed_scale(const float* x, int n, int nmax, std::int8_t* codes) {
-  float amax = 0, extreme = 0;
-  for (int i = 0; i < n; ++i) {
-    const float a = std::fabs(x[i]);
-    if (a > amax) {
-      amax = a;
-      extreme = x[i];
-    }
-  }
-  if (amax < 1e-15f) {
-    // An all-zero group: the reference stores raw code 0 (= -nmax here), not the
-    // grid's zero; with scale 0 it decodes to 0 either way, but the bytes differ.
-    std::fill(codes, codes + n, static_cast<std::int8_t>(-nmax));
-    return 0.0f;
-  }
-  auto fit = [&](float iscale, float& sum_lx, float& sum_l2) {
-    sum_lx = 0;
-    sum_l2 = 0;
-    for (int i = 0; i < n; ++i) {
-      const int l = std::clamp(nearest_int(iscale * x[i]), -nmax, nmax - 1);
-      const float w = x[i] * x[i];
-      sum_lx += w * x[i] * l;
-      sum_l2 += w * l * l;
-    }
-  };
-  auto set_codes = [&](float iscale) {
-    for (int i = 0; i < n; ++i) codes[i] = static_cast<std::int8_t>(std::clamp(nearest_int(iscale * x[i]), -nmax, nmax - 1));
-  };
-  float iscale = -static_cast<float>(nmax) / extreme;
-  float sum_lx, sum_l2;
-  fit(iscale, sum_lx, sum_l2);
-  set_codes(iscale);
-  float scale = sum_l2 != 0 ? sum_lx / sum_l2 : 0.0f;
-  float best = scale * sum_lx;
-  for (int k = -9; k <= 9; ++k) {
-    if (k == 0) continue;
-    iscale = -(static_cast<float>(nmax) + 0.1f * static_cast<float>(k)) / extreme;
-    fit(iscale, sum_lx, sum_l2);
-    if (sum_l2 > 0 && sum_lx * sum_lx > best * sum_l2) {
-      set_codes(iscale);
-      scale = sum_lx / sum_l2;
-      best = scale * sum_lx;
-    }
-  }
-  return scale;
-}
-
 // Q2_K's sub-block fit (ggml's make_qkx2_quants with its mean-absolute-error
 // option): 16 values onto 0..3 with an offset, weights |x|, the candidate
 // inverse scales (rmin + 0.1 k + 3) / (max - min) for k = 0..15. Scalar: Q2_K
@@ -406,36 +357,42 @@ void quantize_q5_k(const float* x, u8* out) {
   q5_k_body(x, out);
 }
 
-void quantize_q6_k(const float* x, u8* out) {
-  std::int8_t codes[kSuper];
+namespace parts {
+
+void q6_k_with_weights(const float* x, const float* w, u8* out) {
+  std::int8_t L[kSuper];  // codes + 32
   float scales[16];
   float max_scale = 0, max_abs = 0;
   for (int b = 0; b < 16; ++b) {
-    scales[b] = fit_signed_scale(x + 16 * b, 16, 32, codes + 16 * b);
-    const float a = std::fabs(scales[b]);
-    if (a > max_abs) {
-      max_abs = a;
+    scales[b] = fit_symmetric_scale(16, 32, x + 16 * b, w + 16 * b, L + 16 * b);
+    if (std::fabs(scales[b]) > max_abs) {
+      max_abs = std::fabs(scales[b]);
       max_scale = scales[b];
     }
   }
   std::memset(out, 0, 210);
-  if (max_abs < 1e-15f) return;  // an all-zero super-block is all zero bytes
+  if (max_abs < kGroupMaxEps) return;  // an all-zero super-block is all zero bytes
   const float iscale = -128.0f / max_scale;
   store_half(out + 208, 1.0f / iscale);
   auto* sc = reinterpret_cast<std::int8_t*>(out + 192);
   for (int b = 0; b < 16; ++b) sc[b] = static_cast<std::int8_t>(std::min(127, nearest_int(iscale * scales[b])));
   const float d = load_half(out + 208);
-  u8 L[kSuper];
   for (int b = 0; b < 16; ++b) {
     const float D = d * static_cast<float>(sc[b]);
-    for (int l = 0; l < 16; ++l) {
-      const int i = 16 * b + l;
-      // Sub-blocks whose stored scale is zero keep their first-pass codes.
-      const int q = D == 0.0f ? codes[i] : std::clamp(nearest_int(x[i] / D), -32, 31);
-      L[i] = static_cast<u8>(q + 32);
-    }
+    if (D == 0.0f) continue;  // sub-blocks whose stored scale is zero keep their first-pass codes
+    for (int l = 0; l < 16; ++l)
+      L[16 * b + l] = static_cast<std::int8_t>(std::clamp(nearest_int(x[16 * b + l] / D), -32, 31) + 32);
   }
-  pack_q6_k_codes(L, out);
+  pack_q6_k_codes(reinterpret_cast<const u8*>(L), out);
+}
+
+}  // namespace parts
+
+// Without an importance matrix the sub-block fits weigh by x^2.
+void quantize_q6_k(const float* x, u8* out) {
+  float w[kSuper];
+  for (int i = 0; i < kSuper; ++i) w[i] = x[i] * x[i];
+  parts::q6_k_with_weights(x, w, out);
 }
 
 }  // namespace qs::kquant

@@ -17,6 +17,70 @@ constexpr int kMaxQ = 8;               // levels 0..7, positions 1, 3, ..., 15
 // The magnitudes IQ3_XXS's decoder gives levels 0..7 (ggml's iq3xxs_grid bytes: not 2 l + 1 at the top).
 constexpr float kLevels[8] = {4, 12, 20, 28, 36, 44, 52, 62};
 
+// The search both IQ3 types run on 32 magnitudes (8 lattice groups of 4):
+// inverse scales (15 + 0.2 is) / max for is = -span..span, each group rounded
+// to levels and, off the lattice, replaced by its best neighbour at that
+// scale; the best weighted fit (sum w x q)^2 / (sum w q^2) kept. Then, if any
+// group of the winner needed a neighbour, groups are matched again at the
+// chosen scale (IQ3_XXS: those groups; IQ3_S: all, `rematch_all`) and the
+// scale refitted. The on-lattice flags start true for IQ3_XXS and false for
+// IQ3_S, as the reference's (it matters only when no candidate wins).
+float search_32(const Lattice& g, const float* xval, const float* weight, const float* waux, float max, int span,
+                bool rematch_all, std::int8_t* L) {
+  std::int8_t Laux[32];
+  bool on_grid[8], on_aux[8];
+  std::fill(on_grid, on_grid + 8, !rematch_all);
+  float best = 0, scale = max / (2 * kMaxQ - 1);
+  const auto levels_at = [&](float id, int k, std::int8_t* out) {
+    for (int i = 0; i < 4; ++i)
+      out[i] = static_cast<std::int8_t>(std::clamp(nearest_int(0.5f * (id * xval[4 * k + i] - 1)), 0, kMaxQ - 1));
+  };
+  const auto fit = [&](const std::int8_t* levels, float& sumqx, float& sumq2) {
+    sumqx = 0;
+    sumq2 = 0;
+    for (int i = 0; i < 32; ++i) {
+      const float w = weight[i], q = static_cast<float>(2 * levels[i] + 1);
+      sumqx += w * xval[i] * q;
+      sumq2 += w * q * q;
+    }
+  };
+  for (int is = -span; is <= span; ++is) {
+    const float id = (2 * kMaxQ - 1 + static_cast<float>(is) * 0.2f) / max;
+    const float this_scale = 1 / id;
+    for (int k = 0; k < 8; ++k) {
+      levels_at(id, k, Laux + 4 * k);
+      const std::uint32_t u = g.code_of(Laux + 4 * k);
+      on_aux[k] = g.index_of(u) >= 0;
+      if (!on_aux[k]) g.best_neighbour(u, xval + 4 * k, waux + 4 * k, this_scale, Laux + 4 * k);
+    }
+    float sumqx, sumq2;
+    fit(Laux, sumqx, sumq2);
+    if (sumq2 > 0 && sumqx * sumqx > best * sumq2) {
+      scale = sumqx / sumq2;
+      best = scale * sumqx;
+      std::memcpy(L, Laux, 32);
+      std::copy(on_aux, on_aux + 8, on_grid);
+    }
+  }
+  const bool any_off = std::find(on_grid, on_grid + 8, false) != on_grid + 8;
+  if (any_off && scale > 0) {
+    const float id = 1 / scale;
+    for (int k = 0; k < 8; ++k) {
+      if (on_grid[k] && !rematch_all) continue;
+      std::int8_t l4[4];
+      levels_at(id, k, l4);
+      const std::uint32_t u = g.code_of(l4);
+      int gi = g.index_of(u);
+      if (gi < 0) gi = g.best_neighbour(u, xval + 4 * k, waux + 4 * k, scale, L + 4 * k);
+      for (int i = 0; i < 4; ++i) L[4 * k + i] = static_cast<std::int8_t>((g.position(gi, i) - 1) / 2);
+    }
+    float sumqx, sumq2;
+    fit(L, sumqx, sumq2);
+    if (sumq2 > 0) scale = sumqx / sumq2;
+  }
+  return scale;
+}
+
 }  // namespace
 
 void quantize_iq3_xxs(const float* x, const float* importance, std::uint8_t* out) {
@@ -25,8 +89,7 @@ void quantize_iq3_xxs(const float* x, const float* importance, std::uint8_t* out
   std::uint8_t* index = q3;                // 64 point indices
   std::uint32_t signs_and_scales[8] = {};  // stored after them
   float scales[8], weight[32], waux[32], xval[32];
-  std::int8_t L[32], Laux[32];
-  bool on_grid[8], on_grid_aux[8];
+  std::int8_t L[32];
   std::uint8_t block_signs[4];
   float sumx2 = 0;
   for (int i = 0; i < 256; ++i) sumx2 += x[i] * x[i];
@@ -47,53 +110,7 @@ void quantize_iq3_xxs(const float* x, const float* importance, std::uint8_t* out
       scales[ib] = 0;
       continue;
     }
-    float best = 0, scale = max / (2 * kMaxQ - 1);
-    std::fill(on_grid, on_grid + 8, true);
-    for (int is = -15; is <= 15; ++is) {
-      const float id = (2 * kMaxQ - 1 + static_cast<float>(is) * 0.2f) / max;
-      const float this_scale = 1 / id;
-      for (int k = 0; k < 8; ++k) {
-        for (int i = 0; i < 4; ++i)
-          Laux[4 * k + i] = static_cast<std::int8_t>(std::clamp(nearest_int(0.5f * (id * xval[4 * k + i] - 1)), 0, kMaxQ - 1));
-        const std::uint32_t u = g.code_of(Laux + 4 * k);
-        on_grid_aux[k] = g.index_of(u) >= 0;
-        if (!on_grid_aux[k]) g.best_neighbour(u, xval + 4 * k, waux + 4 * k, this_scale, Laux + 4 * k);
-      }
-      float sumqx = 0, sumq2 = 0;
-      for (int i = 0; i < 32; ++i) {
-        const float w = weight[i], q = static_cast<float>(2 * Laux[i] + 1);
-        sumqx += w * xval[i] * q;
-        sumq2 += w * q * q;
-      }
-      if (sumq2 > 0 && sumqx * sumqx > best * sumq2) {
-        scale = sumqx / sumq2;
-        best = scale * sumqx;
-        std::memcpy(L, Laux, 32);
-        std::copy(on_grid_aux, on_grid_aux + 8, on_grid);
-      }
-    }
-    // Groups that needed a neighbour are matched again at the chosen scale, and the scale refitted.
-    const bool any_off = std::find(on_grid, on_grid + 8, false) != on_grid + 8;
-    if (any_off && scale > 0) {
-      const float id = 1 / scale;
-      for (int k = 0; k < 8; ++k) {
-        if (on_grid[k]) continue;
-        std::int8_t l4[4];
-        for (int i = 0; i < 4; ++i)
-          l4[i] = static_cast<std::int8_t>(std::clamp(nearest_int(0.5f * (id * xval[4 * k + i] - 1)), 0, kMaxQ - 1));
-        const std::uint32_t u = g.code_of(l4);
-        int gi = g.index_of(u);
-        if (gi < 0) gi = g.best_neighbour(u, xval + 4 * k, waux + 4 * k, scale, L + 4 * k);
-        for (int i = 0; i < 4; ++i) L[4 * k + i] = static_cast<std::int8_t>((g.position(gi, i) - 1) / 2);
-      }
-      float sumqx = 0, sumq2 = 0;
-      for (int i = 0; i < 32; ++i) {
-        const float w = weight[i], q = static_cast<float>(2 * L[i] + 1);
-        sumqx += w * xval[i] * q;
-        sumq2 += w * q * q;
-      }
-      if (sumq2 > 0) scale = sumqx / sumq2;
-    }
+    float scale = search_32(g, xval, weight, waux, max, 15, false, L);
     if (scale < 0) {  // not expected; the reference flips scale and signs so that the stored scale is unsigned
       scale = -scale;
       for (int k = 0; k < 4; ++k) block_signs[k] = static_cast<std::uint8_t>(~block_signs[k] & 127);
@@ -144,8 +161,7 @@ void quantize_iq3_s(const float* x, const float* importance, std::uint8_t* out) 
   std::uint8_t* signs = out + 74;
   std::uint8_t* packed_scales = out + 106;
   float scales[8], weight[32], waux[32], xval[32];
-  std::int8_t L[32], Laux[32];
-  bool on_grid[8], on_grid_aux[8];
+  std::int8_t L[32];
   std::uint8_t block_signs[4];
   float sumx2 = 0;
   for (int i = 0; i < 256; ++i) sumx2 += x[i] * x[i];
@@ -168,52 +184,7 @@ void quantize_iq3_s(const float* x, const float* importance, std::uint8_t* out) 
       scales[ib] = 0;
       continue;
     }
-    float best = 0, scale = max / (2 * kMaxQ - 1);
-    std::fill(on_grid, on_grid + 8, false);
-    for (int is = -9; is <= 9; ++is) {
-      const float id = (2 * kMaxQ - 1 + static_cast<float>(is) * 0.2f) / max;
-      const float this_scale = 1 / id;
-      for (int k = 0; k < 8; ++k) {
-        for (int i = 0; i < 4; ++i)
-          Laux[4 * k + i] = static_cast<std::int8_t>(std::clamp(nearest_int(0.5f * (id * xval[4 * k + i] - 1)), 0, kMaxQ - 1));
-        const std::uint32_t u = g.code_of(Laux + 4 * k);
-        on_grid_aux[k] = g.index_of(u) >= 0;
-        if (!on_grid_aux[k]) g.best_neighbour(u, xval + 4 * k, waux + 4 * k, this_scale, Laux + 4 * k);
-      }
-      float sumqx = 0, sumq2 = 0;
-      for (int i = 0; i < 32; ++i) {
-        const float w = weight[i], q = static_cast<float>(2 * Laux[i] + 1);
-        sumqx += w * xval[i] * q;
-        sumq2 += w * q * q;
-      }
-      if (sumq2 > 0 && sumqx * sumqx > best * sumq2) {
-        scale = sumqx / sumq2;
-        best = scale * sumqx;
-        std::memcpy(L, Laux, 32);
-        std::copy(on_grid_aux, on_grid_aux + 8, on_grid);
-      }
-    }
-    // With any group off the lattice, every group is matched again at the chosen scale.
-    const bool any_off = std::find(on_grid, on_grid + 8, false) != on_grid + 8;
-    if (any_off && scale > 0) {
-      const float id = 1 / scale;
-      for (int k = 0; k < 8; ++k) {
-        std::int8_t l4[4];
-        for (int i = 0; i < 4; ++i)
-          l4[i] = static_cast<std::int8_t>(std::clamp(nearest_int(0.5f * (id * xval[4 * k + i] - 1)), 0, kMaxQ - 1));
-        const std::uint32_t u = g.code_of(l4);
-        int gi = g.index_of(u);
-        if (gi < 0) gi = g.best_neighbour(u, xval + 4 * k, waux + 4 * k, scale, L + 4 * k);
-        for (int i = 0; i < 4; ++i) L[4 * k + i] = static_cast<std::int8_t>((g.position(gi, i) - 1) / 2);
-      }
-      float sumqx = 0, sumq2 = 0;
-      for (int i = 0; i < 32; ++i) {
-        const float w = weight[i], q = static_cast<float>(2 * L[i] + 1);
-        sumqx += w * xval[i] * q;
-        sumq2 += w * q * q;
-      }
-      if (sumq2 > 0) scale = sumqx / sumq2;
-    }
+    float scale = search_32(g, xval, weight, waux, max, 9, true, L);
     if (scale < 0) {
       scale = -scale;
       for (int k = 0; k < 4; ++k) block_signs[k] = static_cast<std::uint8_t>(~block_signs[k]);
