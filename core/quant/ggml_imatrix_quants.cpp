@@ -17,65 +17,8 @@ using namespace kquant::parts;
 // The reference's arithmetic in its order, in float (the build does not
 // contract into FMA): its rounding decides ties and so the bytes.
 
-// A scale and a (non-positive) offset for codes 0..nmax under weights w
-// (ggml's make_qkx3_quants, squared error): candidates (rmin + rdelta k + nmax)
-// / (max - min) for k = 0..nstep, each refitted by weighted least squares.
-// Returns the scale; neg_min = -offset.
-float fit_asymmetric(int n, int nmax, const float* x, const float* w, std::uint8_t* L, float& neg_min) {
-  constexpr float rmin = -0.9f, rdelta = 0.05f;
-  constexpr int nstep = 36;
-  float lo = x[0], hi = x[0], sum_w = w[0], sum_x = w[0] * x[0];
-  for (int i = 1; i < n; ++i) {
-    lo = x[i] < lo ? x[i] : lo;
-    hi = x[i] > hi ? x[i] : hi;
-    sum_w += w[i];
-    sum_x += w[i] * x[i];
-  }
-  if (lo > 0) lo = 0;
-  if (hi <= lo) {
-    std::memset(L, 0, static_cast<std::size_t>(n));
-    neg_min = -lo;
-    return 0.0f;
-  }
-  float iscale = nmax / (hi - lo), scale = 1 / iscale, best = 0;
-  for (int i = 0; i < n; ++i) {
-    L[i] = static_cast<std::uint8_t>(std::clamp(nearest_int(iscale * (x[i] - lo)), 0, nmax));
-    const float diff = scale * L[i] + lo - x[i];
-    best += w[i] * (diff * diff);
-  }
-  std::uint8_t trial[32];
-  for (int step = 0; step <= nstep; ++step) {
-    iscale = (rmin + rdelta * static_cast<float>(step) + nmax) / (hi - lo);
-    float sum_l = 0, sum_l2 = 0, sum_xl = 0;
-    for (int i = 0; i < n; ++i) {
-      const int l = std::clamp(nearest_int(iscale * (x[i] - lo)), 0, nmax);
-      trial[i] = static_cast<std::uint8_t>(l);
-      sum_l += w[i] * l;
-      sum_l2 += w[i] * l * l;
-      sum_xl += w[i] * l * x[i];
-    }
-    const float det = sum_w * sum_l2 - sum_l * sum_l;
-    if (!(det > 0)) continue;
-    float s = (sum_w * sum_xl - sum_x * sum_l) / det, m = (sum_l2 * sum_x - sum_l * sum_xl) / det;
-    if (m > 0) {
-      m = 0;
-      s = sum_xl / sum_l2;
-    }
-    float err = 0;
-    for (int i = 0; i < n; ++i) {
-      const float diff = s * trial[i] + m - x[i];
-      err += w[i] * (diff * diff);
-    }
-    if (err < best) {
-      std::memcpy(L, trial, static_cast<std::size_t>(n));
-      best = err;
-      scale = s;
-      lo = m;  // the reference's quirk: later candidates start from the winner's offset
-    }
-  }
-  neg_min = -lo;
-  return scale;
-}
+// ggml's make_qkx3_quants as the importance-weighted quantizers call it: 37 candidates, squared error.
+constexpr AsymmetricSweep kSweep{-0.9f, 0.05f, 36, false};
 
 float mean_square(const float* x, std::int64_t n) {
   float s = 0;
@@ -116,7 +59,7 @@ void row_32(DType t, const float* x, std::int64_t n, const float* imp, std::uint
     } else {  // Q4_1, Q5_1
       std::uint8_t L[32];
       float neg_min;
-      const float d = fit_asymmetric(32, t == DType::Q4_1 ? 15 : 31, xb, w, L, neg_min);
+      const float d = fit_asymmetric_scale(32, t == DType::Q4_1 ? 15 : 31, xb, w, kSweep, L, neg_min);
       store_half(out, d);
       store_half(out + 2, -neg_min);
       pack_low_high(L, t == DType::Q4_1 ? out + 4 : out + 8, t == DType::Q4_1 ? nullptr : out + 4);
@@ -134,7 +77,7 @@ void q2_k(const float* x, const float* imp, std::uint8_t* out) {
     weights_of(x + 16 * j, imp + 16 * j, sigma2, 16, w);
     sw[j] = 0;
     for (int l = 0; l < 16; ++l) sw[j] += w[l];
-    scales[j] = fit_asymmetric(16, 3, x + 16 * j, w, L + 16 * j, mins[j]);
+    scales[j] = fit_asymmetric_scale(16, 3, x + 16 * j, w, kSweep, L + 16 * j, mins[j]);
   }
   const float dm = fit_positive_scale(16, 15, scales, sw, Ls), mm = fit_positive_scale(16, 15, mins, sw, Lm);
   store_half(out + 80, dm);
@@ -170,7 +113,7 @@ void q45_k(const float* x, const float* imp, int nmax, std::uint8_t* out) {
     weights_of(x + 32 * j, imp + 32 * j, sigma2, 32, w);
     sw[j] = 0;
     for (int l = 0; l < 32; ++l) sw[j] += w[l];
-    scales[j] = fit_asymmetric(32, nmax, x + 32 * j, w, L + 32 * j, mins[j]);
+    scales[j] = fit_asymmetric_scale(32, nmax, x + 32 * j, w, kSweep, L + 32 * j, mins[j]);
   }
   const float d = fit_positive_scale(8, 63, scales, sw, Ls), dmin = fit_positive_scale(8, 63, mins, sw, Lm);
   pack_scales_k4(Ls, Lm, out + 4);

@@ -47,6 +47,21 @@ float fit_symmetric_scale(int n, int nmax, const float* x, const float* w, std::
 // error, then up to 5 sweeps moving single codes while the fit improves.
 float fit_positive_scale(int n, int nmax, const float* x, const float* w, u8* L);
 
+// A scale and a non-positive offset for codes 0..nmax (n <= 32) under
+// weights w, by weighted least squares over the candidate inverse scales
+// (rmin + rdelta k + nmax) / (max - min), k = 0..steps (ggml's make_qkx2_quants
+// with `absolute` error for Q2_K, make_qkx3_quants with squared error for the
+// importance-weighted Q2_K/Q4_1/Q5_1/Q4_K/Q5_K). Returns the scale; neg_min
+// gets -offset. (The 4-/5-bit fit without importance has a vector twin in
+// ggml_kquants.cpp.)
+struct AsymmetricSweep {
+  float rmin, rdelta;
+  int steps;
+  bool absolute;  // mean absolute error instead of squared
+};
+float fit_asymmetric_scale(int n, int nmax, const float* x, const float* w, const AsymmetricSweep& sweep, u8* L,
+                           float& neg_min);
+
 // Q6_K from per-value weights: x^2 (llama-quantize without an importance
 // matrix) or the importance itself (with one; Q6_K adds no sigma2 term).
 void q6_k_with_weights(const float* x, const float* w, u8* out);

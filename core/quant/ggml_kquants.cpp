@@ -142,64 +142,6 @@ typedef std::int32_t v8i __attribute__((vector_size(32)));
   }
 }
 
-// Q2_K's sub-block fit (ggml's make_qkx2_quants with its mean-absolute-error
-// option): 16 values onto 0..3 with an offset, weights |x|, the candidate
-// inverse scales (rmin + 0.1 k + 3) / (max - min) for k = 0..15. Scalar: Q2_K
-// is rare enough that the vector version of the 4-/5-bit fit is not worth a copy.
-float fit_q2_sub_block(const float* x, u8* L, float& neg_min) {
-  constexpr int n = 16, nmax = 3, nstep = 15;
-  constexpr float rmin = -0.5f, rdelta = 0.1f;
-  float w[n];
-  for (int i = 0; i < n; ++i) w[i] = std::fabs(x[i]);
-  float lo = x[0], hi = x[0], sum_w = w[0], sum_x = w[0] * x[0];
-  for (int i = 1; i < n; ++i) {
-    lo = x[i] < lo ? x[i] : lo;
-    hi = x[i] > hi ? x[i] : hi;
-    sum_w += w[i];
-    sum_x += w[i] * x[i];
-  }
-  if (lo > 0) lo = 0;
-  if (hi == lo) {
-    std::memset(L, 0, n);
-    neg_min = -lo;
-    return 0.0f;
-  }
-  float iscale = nmax / (hi - lo), scale = 1 / iscale, best_err = 0;
-  for (int i = 0; i < n; ++i) {
-    L[i] = static_cast<u8>(std::clamp(nearest_int(iscale * (x[i] - lo)), 0, nmax));
-    best_err += w[i] * std::fabs(scale * L[i] + lo - x[i]);
-  }
-  u8 trial[n];
-  for (int step = 0; step <= nstep; ++step) {
-    iscale = (rmin + rdelta * static_cast<float>(step) + nmax) / (hi - lo);
-    float sum_l = 0, sum_l2 = 0, sum_xl = 0;
-    for (int i = 0; i < n; ++i) {
-      const int l = std::clamp(nearest_int(iscale * (x[i] - lo)), 0, nmax);
-      trial[i] = static_cast<u8>(l);
-      sum_l += w[i] * l;
-      sum_l2 += w[i] * l * l;
-      sum_xl += w[i] * l * x[i];
-    }
-    const float det = sum_w * sum_l2 - sum_l * sum_l;
-    if (!(det > 0)) continue;
-    float s = (sum_w * sum_xl - sum_x * sum_l) / det, m = (sum_l2 * sum_x - sum_l * sum_xl) / det;
-    if (m > 0) {
-      m = 0;
-      s = sum_xl / sum_l2;
-    }
-    float err = 0;
-    for (int i = 0; i < n; ++i) err += w[i] * std::fabs(s * trial[i] + m - x[i]);
-    if (err < best_err) {
-      std::memcpy(L, trial, n);
-      best_err = err;
-      scale = s;
-      lo = m;  // as in the 4-/5-bit fit, later candidates start from the winner's offset
-    }
-  }
-  neg_min = -lo;
-  return scale;
-}
-
 // Q3_K's sub-block fit (ggml's make_q3_quants with its refinement): 16 values
 // onto -4..3, weights x^2, a start at -4 / (the extreme value), then up to 5
 // sweeps that move single codes while that raises (sum w x l)^2 / (sum w l^2).
@@ -259,7 +201,10 @@ void quantize_q2_k(const float* x, u8* out) {
   float scales[16], mins[16];
   float max_scale = 0, max_min = 0;
   for (int j = 0; j < 16; ++j) {
-    scales[j] = fit_q2_sub_block(x + 16 * j, L + 16 * j, mins[j]);
+    // ggml's make_qkx2_quants for Q2_K: weights |x|, 16 candidates, mean absolute error.
+    float w[16];
+    for (int i = 0; i < 16; ++i) w[i] = std::fabs(x[16 * j + i]);
+    scales[j] = fit_asymmetric_scale(16, 3, x + 16 * j, w, {-0.5f, 0.1f, 15, true}, L + 16 * j, mins[j]);
     max_scale = scales[j] > max_scale ? scales[j] : max_scale;
     max_min = mins[j] > max_min ? mins[j] : max_min;
   }
@@ -358,6 +303,59 @@ void quantize_q5_k(const float* x, u8* out) {
 }
 
 namespace parts {
+
+float fit_asymmetric_scale(int n, int nmax, const float* x, const float* w, const AsymmetricSweep& sweep, u8* L,
+                           float& neg_min) {
+  float lo = x[0], hi = x[0], sum_w = w[0], sum_x = w[0] * x[0];
+  for (int i = 1; i < n; ++i) {
+    lo = x[i] < lo ? x[i] : lo;
+    hi = x[i] > hi ? x[i] : hi;
+    sum_w += w[i];
+    sum_x += w[i] * x[i];
+  }
+  if (lo > 0) lo = 0;
+  if (hi <= lo) {
+    std::memset(L, 0, static_cast<std::size_t>(n));
+    neg_min = -lo;
+    return 0.0f;
+  }
+  // (w * e) with e = |d| or d * d: the reference's grouping.
+  const auto error_of = [&](float d) { return sweep.absolute ? std::fabs(d) : d * d; };
+  float iscale = nmax / (hi - lo), scale = 1 / iscale, best = 0;
+  for (int i = 0; i < n; ++i) {
+    L[i] = static_cast<u8>(std::clamp(nearest_int(iscale * (x[i] - lo)), 0, nmax));
+    best += w[i] * error_of(scale * L[i] + lo - x[i]);
+  }
+  u8 trial[32];
+  for (int step = 0; step <= sweep.steps; ++step) {
+    iscale = (sweep.rmin + sweep.rdelta * static_cast<float>(step) + nmax) / (hi - lo);
+    float sum_l = 0, sum_l2 = 0, sum_xl = 0;
+    for (int i = 0; i < n; ++i) {
+      const int l = std::clamp(nearest_int(iscale * (x[i] - lo)), 0, nmax);
+      trial[i] = static_cast<u8>(l);
+      sum_l += w[i] * l;
+      sum_l2 += w[i] * l * l;
+      sum_xl += w[i] * l * x[i];
+    }
+    const float det = sum_w * sum_l2 - sum_l * sum_l;
+    if (!(det > 0)) continue;
+    float s = (sum_w * sum_xl - sum_x * sum_l) / det, m = (sum_l2 * sum_x - sum_l * sum_xl) / det;
+    if (m > 0) {
+      m = 0;
+      s = sum_xl / sum_l2;
+    }
+    float err = 0;
+    for (int i = 0; i < n; ++i) err += w[i] * error_of(s * trial[i] + m - x[i]);
+    if (err < best) {
+      std::memcpy(L, trial, static_cast<std::size_t>(n));
+      best = err;
+      scale = s;
+      lo = m;  // the reference's quirk: later candidates start from the winner's offset
+    }
+  }
+  neg_min = -lo;
+  return scale;
+}
 
 void q6_k_with_weights(const float* x, const float* w, u8* out) {
   std::int8_t L[kSuper];  // codes + 32
