@@ -129,6 +129,8 @@ Result<Model> open_model(const std::string& path) {
     return model;
   }
 
+  // A FIFO, socket or device is refused before anything opens it (opening a FIFO waits for a writer).
+  if (!fs::is_regular_file(p, ec)) return Error::io(path + ": not a regular file");
   if (p.filename() == "model.safetensors.index.json") return open_sharded_safetensors(path);
   const std::string kind = sniff_format(path);
   if (kind == "GGUF" || p.extension() == ".gguf") return open_gguf_model(path);  // (a bad magic is reported there)

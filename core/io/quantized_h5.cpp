@@ -1,6 +1,7 @@
 #include "io/quantized_h5.h"
 
 #include <cstdio>
+#include <filesystem>
 #include <optional>
 #include <mutex>
 
@@ -106,6 +107,9 @@ DType dtype_named(const std::string& s) {
 }  // namespace
 
 Result<QuantizedH5> read_quantized_h5(const std::string& path) {
+  // libhdf5 would open a FIFO and wait for a writer: refused first.
+  std::error_code ec;
+  if (!std::filesystem::is_regular_file(path, ec)) return Error::io(path + ": not a regular file");
   h5::silence_errors();
   std::lock_guard lock(h5::library_mutex());
   Reader rd(path);

@@ -2,10 +2,15 @@
 // names the file, without crashing and without allocating more than the file is worth.
 #include <gtest/gtest.h>
 
+#include <sys/stat.h>
+
 #include <algorithm>
 
 #include "alloc_tracker.h"
+#include "io/gguf.h"
+#include "io/imatrix_file.h"
 #include "io/open_model.h"
+#include "io/quantized_h5.h"
 #include "io/safetensors.h"
 #include "test_files.h"
 
@@ -159,6 +164,24 @@ TEST(OpenModel, BrokenConfigJsonIsAnErrorNamingIt) {
   ASSERT_FALSE(r.ok());
   EXPECT_NE(r.error().message.find("config.json"), std::string::npos);
   EXPECT_NE(r.error().message.find("not valid JSON"), std::string::npos);
+}
+
+// A FIFO in place of a model, a GGUF, a quantized checkpoint or an importance
+// matrix: refused at once as not a regular file (opening a FIFO for reading
+// waits for a writer: before, open_model and every GGUF read hung here).
+TEST(HostileInput, FifosAreRefusedWithoutWaitingForAWriter) {
+  qs::test::TempDir tmp;
+  for (const char* name : {"model.safetensors", "model.gguf", "ckpt.qs.h5", "plain"}) {
+    const std::string fifo = tmp.file(name);
+    ASSERT_EQ(::mkfifo(fifo.c_str(), 0600), 0);
+    auto m = qs::open_model(fifo);
+    ASSERT_FALSE(m.ok()) << name;
+    EXPECT_NE(m.error().message.find("not a regular file"), std::string::npos) << m.error().message;
+    EXPECT_NE(m.error().message.find(name), std::string::npos) << m.error().message;
+    EXPECT_FALSE(qs::read_gguf(fifo).ok()) << name;
+    EXPECT_FALSE(qs::read_quantized_h5(fifo).ok()) << name;
+    EXPECT_FALSE(qs::read_imatrix(fifo).ok()) << name;
+  }
 }
 
 }  // namespace
