@@ -10,6 +10,11 @@ namespace qs::iq {
 
 Lattice::Lattice(const std::uint16_t* points, int count, int dims, int bits, int max_level, int nwant)
     : dims_(dims), bits_(bits), mask_((1 << bits) - 1), points_(points, points + count) {
+  positions_.resize(static_cast<std::size_t>(count * dims));
+  for (int j = 0; j < count; ++j)
+    for (int i = 0; i < dims; ++i)
+      positions_[static_cast<std::size_t>(j * dims + i)] =
+          static_cast<std::int8_t>(2 * ((points_[static_cast<std::size_t>(j)] >> (bits * i)) & mask_) + 1);
   const std::size_t codes = std::size_t{1} << (dims * bits);
   map_.assign(codes, -1);
   for (int i = 0; i < count; ++i) map_[points_[static_cast<std::size_t>(i)]] = i;

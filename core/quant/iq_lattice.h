@@ -28,7 +28,7 @@ class Lattice {
   int size() const { return static_cast<int>(points_.size()); }
   std::uint16_t point(int index) const { return points_[static_cast<std::size_t>(index)]; }
   // Coordinate i of point `index` as 2 l + 1.
-  int position(int index, int i) const { return 2 * ((points_[static_cast<std::size_t>(index)] >> (bits_ * i)) & mask_) + 1; }
+  int position(int index, int i) const { return positions_[static_cast<std::size_t>(index * dims_ + i)]; }
   // The point's index for a code of levels, or -1 when the code is no point.
   int index_of(std::uint32_t code) const { return map_[code]; }
   // For a code that is no point: its candidates, nearest first (by squared
@@ -48,6 +48,7 @@ class Lattice {
  private:
   int dims_, bits_, mask_;
   std::vector<std::uint16_t> points_;
+  std::vector<std::int8_t> positions_;       // point x coordinate -> 2 l + 1 (the searches' inner loops read these)
   std::vector<std::int32_t> map_;            // code -> index, or -1
   std::vector<std::uint32_t> first_;          // code -> start of its list in lists_ (off-lattice reachable codes)
   std::vector<std::uint16_t> lists_;
