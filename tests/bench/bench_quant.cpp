@@ -71,6 +71,35 @@ void BM_GgmlQuantize(benchmark::State& state) {
 BENCHMARK(BM_GgmlQuantize)->Arg(static_cast<long>(qs::DType::Q8_0))->Arg(static_cast<long>(qs::DType::Q4_0))->Arg(static_cast<long>(qs::DType::Q4_K))->Arg(static_cast<long>(qs::DType::Q6_K))->Arg(static_cast<long>(qs::DType::IQ4_NL))
     ->Unit(benchmark::kMillisecond)->UseRealTime();
 
+// With an importance matrix (llama-quantize --imatrix, export --imatrix): rows over the pool, a
+// log-normal importance per column (the spread of real ones). 1024 x 4096: the i-quants' lattice
+// searches cost ~10x the K-quants' per value. The lattice is built before timing (once per process).
+void BM_GgmlQuantizeImatrix(benchmark::State& state) {
+  constexpr std::int64_t rows = 1024, cols = 4096;
+  const auto& all = weights_4096x11008();
+  const std::vector<float> w(all.begin(), all.begin() + rows * cols);
+  std::vector<float> importance(cols);
+  std::mt19937 rng(11);
+  std::lognormal_distribution<float> spread(0.0f, 1.5f);
+  for (float& v : importance) v = spread(rng);
+  const auto t = static_cast<qs::DType>(state.range(0));
+  std::vector<std::byte> out(*qs::dtype_bytes(t, w.size()));
+  if (!qs::quantize_ggml_rows(t, w.data(), 1, cols, importance.data(), out.data())) state.SkipWithError("quantize failed");
+  for (auto _ : state) {
+    auto r = qs::quantize_ggml_rows(t, w.data(), rows, cols, importance.data(), out.data());
+    benchmark::DoNotOptimize(r);
+  }
+  state.SetBytesProcessed(static_cast<std::int64_t>(state.iterations() * w.size() * 4));
+  state.SetLabel(std::string(qs::dtype_name(t)) + ", 1024x4096 with importance, " +
+                 std::to_string(qs::ThreadPool::global().size()) + " threads");
+}
+BENCHMARK(BM_GgmlQuantizeImatrix)
+    ->Arg(static_cast<long>(qs::DType::Q4_K))->Arg(static_cast<long>(qs::DType::Q2_K))
+    ->Arg(static_cast<long>(qs::DType::IQ4_XS))->Arg(static_cast<long>(qs::DType::IQ3_XXS))
+    ->Arg(static_cast<long>(qs::DType::IQ2_XS))->Arg(static_cast<long>(qs::DType::IQ2_XXS))
+    ->Arg(static_cast<long>(qs::DType::IQ1_S))
+    ->Unit(benchmark::kMillisecond)->UseRealTime();
+
 // NF4, FP8, MXFP4, NVFP4, BF16: RTN quantize + dequantize (what measure runs per layer).
 void BM_NamedFormat(benchmark::State& state) {
   const auto& w = weights_4096x11008();
