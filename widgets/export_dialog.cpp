@@ -130,7 +130,7 @@ ExportDialog::ExportDialog(QWidget* parent)
   ftypeRow->addStretch(1);
   ggufLayout->addLayout(ftypeRow);
   ggufLayout->addWidget(calibrationRow_);
-  ggufImportance_ = new QCheckBox(tr("Weight the quantizers by the calibration's importance matrix"), ggufOptions_);
+  ggufImportance_ = new QCheckBox(tr("Weight the file type's quantizers by the calibration's importance matrix"), ggufOptions_);
   ggufImportance_->setObjectName(QStringLiteral("ggufImportance"));
   ggufImportance_->setChecked(true);
   ggufLayout->addWidget(ggufImportance_);
@@ -350,13 +350,13 @@ void ExportDialog::setGptqCalibration(const QString& description) {
 void ExportDialog::setImportanceSource(const QString& description) {
   importanceSource_ = description;
   const bool have = !description.isEmpty();
-  ggufImportance_->setEnabled(have);
   ggufImportance_->setToolTip(have ? tr("Each ggml quantizer's scale search weights the input channels by their mean "
                                         "x² in the loaded calibration (%1), as llama-quantize --imatrix does; "
                                         "needed for IQ2_XXS, IQ2_XS, IQ1_S and IQ1_M")
                                          .arg(description)
                                    : tr("Calibrate first (Tools ▸ Calibrate…, or open a calibration file): the "
                                         "importance of each input channel comes from its activations"));
+  updateVisibility();
 }
 
 void ExportDialog::setDestination(const QString& path) { destination_->setText(path); }
@@ -373,7 +373,7 @@ ExportSettings ExportDialog::settings() const {
   s.ggufUsePlan = ggufPlan_->isChecked();
   s.ggufFileType = ggufFileType_->currentText();
   s.calibrationText = needsCalibration() ? calibration_->text().trimmed() : QString();
-  s.ggufImportance = !importanceSource_.isEmpty() && ggufImportance_->isChecked();
+  s.ggufImportance = !importanceSource_.isEmpty() && !s.ggufUsePlan && ggufImportance_->isChecked();
   s.gptqBits = gptqBits_->currentData().toInt();
   s.gptqGroup = gptqGroup_->currentData().toInt();
   s.gptqSymmetric = gptqZero_->currentData().toBool();
@@ -427,6 +427,9 @@ void ExportDialog::updateVisibility() {
   gptqActOrder_->setEnabled(gptq);
   gptqStaticGroups_->setEnabled(gptq && gptqActOrder_->isChecked());
   ggufFileType_->setEnabled(ggufFileTypeRadio_->isChecked() && !running_);
+  // llama-quantize's --imatrix: for a file type. A plan's layers are written as the plan editor
+  // measures them, and plans do not take an importance matrix yet.
+  ggufImportance_->setEnabled(!importanceSource_.isEmpty() && ggufFileTypeRadio_->isChecked() && !running_);
   const QString note = formatDescription(f);
   formatNote_->setText(available_[i] ? note
                                      : QStringLiteral("<span style='color:#c62828'>%1</span>")

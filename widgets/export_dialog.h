@@ -34,8 +34,9 @@ struct ExportSettings {
   bool ggufUsePlan = true;          // else the llama.cpp file type below
   QString ggufFileType = QStringLiteral("Q8_0");
   QString calibrationText;          // GGUF from a plan with method gptq: the text its Hessians come from
-  // GGUF: weight the ggml quantizers by the loaded calibration's importance
-  // (mean x^2 per input channel), as llama-quantize --imatrix does.
+  // GGUF with a llama.cpp file type: weight the ggml quantizers by the loaded
+  // calibration's importance (mean x^2 per input channel), as llama-quantize
+  // --imatrix does (a plan's layers are written as the plan editor measures them).
   bool ggufImportance = true;
   int gptqBits = 4;                 // 2, 3, 4, 8
   int gptqGroup = 128;              // > 0, or -1: one group per output channel

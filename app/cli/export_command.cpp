@@ -300,6 +300,9 @@ int run_export(const ExportOptions& opt) {
     }
     plan = std::move(*p);
   }
+  if (!opt.imatrix.empty() && plan)
+    return refuse("--imatrix weights a file type's quantizers (-t); a plan's layers are written as `measure --plan` "
+                  "measures them, and plans do not take an importance matrix yet");
   std::optional<ImportanceMatrix> imatrix;
   if (!opt.imatrix.empty()) {
     auto m = read_imatrix(opt.imatrix);

@@ -71,7 +71,7 @@ int main(int argc, char** argv) {
                                           "per-tensor rules (llama-quantize --pure)");
   exp->add_option("--imatrix", exporting.imatrix, "GGUF: an importance matrix (llama-imatrix's imatrix.dat or GGUF, or "
                                                   "quantscope-cli calibrate --imatrix) that weights each quantizer's "
-                                                  "scale search, as llama-quantize --imatrix");
+                                                  "scale search, as llama-quantize --imatrix (with -t, not --plan)");
   exp->add_option("--plan", exporting.plan, "GGUF: per-layer types from a plan.json (ggml formats) instead of a file type; "
                                             "fakequant, hdf5: the plan to apply; gptq: the grid and method of the plan "
                                             "(one for the blocks' layers; its kept layers stay F16)");

@@ -396,6 +396,9 @@ struct GgufLayout {
 };
 
 Result<GgufLayout> gguf_layout(const Model& source, const GgufExportOptions& options, bool predict) {
+  if (options.plan && options.imatrix)
+    return Error::invalid("an importance matrix weights a llama.cpp file type's quantizers; a plan's layers are "
+                          "written as the plan is measured, and plans do not take one yet");
   auto src = gguf_source_of(source);
   if (!src) return src.error();
   GgufLayout out;

@@ -46,9 +46,10 @@ struct GgufExportOptions {
   // llama-quantize --pure: every weight matrix in the file type's base type,
   // without its per-tensor rules (no effect with a plan).
   bool pure = false;
-  // llama-quantize --imatrix: each converted tensor the matrix names is
-  // quantized with its columns' importance (ggml_imatrix_quants.h); the
-  // others as without. Plans' gptq and clip layers do not read it.
+  // llama-quantize --imatrix, with a file type: each converted tensor the
+  // matrix names is quantized with its columns' importance
+  // (ggml_imatrix_quants.h); the others as without. Refused with a plan: its
+  // layers are written as the plan is measured, and plans take none yet.
   const ImportanceMatrix* imatrix = nullptr;
 };
 

@@ -207,6 +207,15 @@ TEST_F(Cli, ExportWithAnImportanceMatrixWritesLlamaQuantizesFile) {
   EXPECT_EQ(bad.code, 2);
   EXPECT_NE(bad.out.find("bogus.dat"), std::string::npos) << bad.out;
   EXPECT_FALSE(std::filesystem::exists(dir_ / "y.gguf"));
+  // With a plan it is refused: the plan's layers are written as `measure --plan` measures them.
+  const auto plan = dir_ / "q4km-plan.json";
+  ASSERT_EQ(run("plan --preset q4_k_m -o " + plan.string() + " " + shared + "/models/stories260K/gguf/stories260K-f32.gguf").code, 0);
+  const CliRun planned = run("export --plan " + plan.string() + " --imatrix " + dir + "/imatrix.dat -o " +
+                                 (dir_ / "p.gguf").string() + " " + shared + "/models/stories260K/gguf/stories260K-f32.gguf",
+                             true);
+  EXPECT_EQ(planned.code, 2);
+  EXPECT_NE(planned.out.find("plans do not take an importance matrix yet"), std::string::npos) << planned.out;
+  EXPECT_FALSE(std::filesystem::exists(dir_ / "p.gguf"));
   const CliRun gptq = run("export -f gptq --imatrix " + bogus.string() + " -o " + (dir_ / "g").string() + " " + dir_.string(), true);
   EXPECT_EQ(gptq.code, 2);
   EXPECT_NE(gptq.out.find("--imatrix are for -f gguf"), std::string::npos) << gptq.out;

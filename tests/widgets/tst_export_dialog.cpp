@@ -424,13 +424,20 @@ void TstExportDialog::gptqWithTheLoadedCalibrationHoldsGptqsResult() {
   // quantizers as llama-quantize --imatrix; the file records it as llama-quantize does.
   d->formatCombo()->setCurrentIndex(static_cast<int>(ExportFormat::Gguf));
   auto* importance = d->findChild<QCheckBox*>(QStringLiteral("ggufImportance"));
-  QVERIFY(importance && importance->isVisible() && importance->isEnabled());
+  QVERIFY(importance && importance->isVisible());
   QVERIFY2(importance->toolTip().contains(QString::number(calib->run.capture.tokens)), qPrintable(importance->toolTip()));
+  // From the plan it does not apply (the plan's layers are written as measured): disabled, off.
+  ExportSettings planned = d->settings();
+  planned.ggufUsePlan = true;
+  d->setSettings(planned);
+  QVERIFY(!importance->isEnabled());
+  QVERIFY(!d->settings().ggufImportance);
   ExportSettings gguf = d->settings();
   gguf.ggufUsePlan = false;
   gguf.ggufFileType = QStringLiteral("Q4_K_M");
   gguf.ggufImportance = true;
   d->setSettings(gguf);
+  QVERIFY(importance->isEnabled());
   QVERIFY(d->settings().ggufImportance);
   const QString estimate = d->summaryLabel()->text();
   QVERIFY(exportTo(QStringLiteral("imx.gguf")));
