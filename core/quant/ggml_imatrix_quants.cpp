@@ -20,17 +20,6 @@ using namespace kquant::parts;
 // ggml's make_qkx3_quants as the importance-weighted quantizers call it: 37 candidates, squared error.
 constexpr AsymmetricSweep kSweep{-0.9f, 0.05f, 36, false};
 
-float mean_square(const float* x, std::int64_t n) {
-  float s = 0;
-  for (std::int64_t j = 0; j < n; ++j) s += x[j] * x[j];
-  return s / static_cast<float>(n);
-}
-
-// imp * sqrt(sigma2 + x^2) for n values.
-void weights_of(const float* x, const float* imp, float sigma2, int n, float* w) {
-  for (int j = 0; j < n; ++j) w[j] = imp[j] * std::sqrt(sigma2 + x[j] * x[j]);
-}
-
 // ---- blocks of 32 (sigma2 over the whole row) -------------------------------
 
 void pack_low_high(const std::uint8_t* L, std::uint8_t* qs, std::uint8_t* qh /* or null */) {
@@ -44,12 +33,12 @@ void pack_low_high(const std::uint8_t* L, std::uint8_t* qs, std::uint8_t* qh /* 
 }
 
 void row_32(DType t, const float* x, std::int64_t n, const float* imp, std::uint8_t* out) {
-  const float sigma2 = mean_square(x, n);
+  const float sigma2 = sum_of_squares(x, n) / static_cast<float>(n);
   const std::size_t bytes = dtype_block_bytes(t);
   float w[32];
   for (std::int64_t b = 0; b < n / 32; ++b, out += bytes) {
     const float* xb = x + 32 * b;
-    weights_of(xb, imp + 32 * b, sigma2, 32, w);
+    importance_weights(xb, imp + 32 * b, sigma2, 32, w);
     if (t == DType::Q4_0 || t == DType::Q5_0) {
       std::int8_t L[32];
       const float d = fit_symmetric_scale(32, t == DType::Q4_0 ? 8 : 16, xb, w, L);
@@ -70,11 +59,11 @@ void row_32(DType t, const float* x, std::int64_t n, const float* imp, std::uint
 // ---- K-quant super-blocks ---------------------------------------------------
 
 void q2_k(const float* x, const float* imp, std::uint8_t* out) {
-  const float sigma2 = mean_square(x, kSuper);
+  const float sigma2 = sum_of_squares(x, kSuper) / kSuper;
   std::uint8_t L[kSuper], Ls[16], Lm[16];
   float scales[16], mins[16], sw[16], w[16];
   for (int j = 0; j < 16; ++j) {
-    weights_of(x + 16 * j, imp + 16 * j, sigma2, 16, w);
+    importance_weights(x + 16 * j, imp + 16 * j, sigma2, 16, w);
     sw[j] = 0;
     for (int l = 0; l < 16; ++l) sw[j] += w[l];
     scales[j] = fit_asymmetric_scale(16, 3, x + 16 * j, w, kSweep, L + 16 * j, mins[j]);
@@ -87,11 +76,11 @@ void q2_k(const float* x, const float* imp, std::uint8_t* out) {
 }
 
 void q3_k(const float* x, const float* imp, std::uint8_t* out) {
-  const float sigma2 = 2 * mean_square(x, kSuper);
+  const float sigma2 = 2 * (sum_of_squares(x, kSuper) / kSuper);
   std::int8_t L[kSuper], Ls[16];
   float scales[16], sw[16], w[16];
   for (int j = 0; j < 16; ++j) {
-    weights_of(x + 16 * j, imp + 16 * j, sigma2, 16, w);
+    importance_weights(x + 16 * j, imp + 16 * j, sigma2, 16, w);
     sw[j] = 0;
     for (int l = 0; l < 16; ++l) sw[j] += w[l];
     scales[j] = fit_symmetric_scale(16, 4, x + 16 * j, w, L + 16 * j);
@@ -106,11 +95,11 @@ void q3_k(const float* x, const float* imp, std::uint8_t* out) {
 
 // Q4_K (nmax 15) and Q5_K (nmax 31).
 void q45_k(const float* x, const float* imp, int nmax, std::uint8_t* out) {
-  const float sigma2 = 2 * mean_square(x, kSuper);
+  const float sigma2 = 2 * (sum_of_squares(x, kSuper) / kSuper);
   std::uint8_t L[kSuper], Ls[8], Lm[8];
   float scales[8], mins[8], sw[8], w[32];
   for (int j = 0; j < 8; ++j) {
-    weights_of(x + 32 * j, imp + 32 * j, sigma2, 32, w);
+    importance_weights(x + 32 * j, imp + 32 * j, sigma2, 32, w);
     sw[j] = 0;
     for (int l = 0; l < 32; ++l) sw[j] += w[l];
     scales[j] = fit_asymmetric_scale(32, nmax, x + 32 * j, w, kSweep, L + 32 * j, mins[j]);

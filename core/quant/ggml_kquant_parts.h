@@ -4,6 +4,7 @@
 // fields, and the packings of scales and codes (docs/formats.md 3.6-3.10).
 // The layouts are the format's; the writers differ only in how they choose.
 #include <algorithm>
+#include <cmath>
 #include <cstdint>
 #include <cstring>
 
@@ -31,6 +32,22 @@ inline float load_half(const u8* p) {
   std::uint16_t h;
   std::memcpy(&h, p, 2);
   return f16_to_f32(h);
+}
+
+// sum x^2 over n values, in order (the reference's sigma2 starts from it).
+inline float sum_of_squares(const float* x, std::int64_t n) {
+  float s = 0;
+  for (std::int64_t j = 0; j < n; ++j) s += x[j] * x[j];
+  return s;
+}
+
+// The weights every ggml search takes with an importance matrix,
+// imp * sqrt(sigma2 + x^2); without one (imp null), x^2.
+inline void importance_weights(const float* x, const float* imp, float sigma2, int n, float* w) {
+  if (imp)
+    for (int j = 0; j < n; ++j) w[j] = imp[j] * std::sqrt(sigma2 + x[j] * x[j]);
+  else
+    for (int j = 0; j < n; ++j) w[j] = x[j] * x[j];
 }
 
 // A symmetric scale for codes l in [-nmax, nmax - 1] under weights w (ggml's

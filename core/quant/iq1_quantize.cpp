@@ -53,12 +53,6 @@ void split_levels(const int* order, int n, int i1, int i2, std::int8_t* L) {
   for (int j = 0; j < n; ++j) L[order[j]] = static_cast<std::int8_t>(j < i1 ? 0 : j < i2 ? 1 : 2);
 }
 
-void weights_of(const float* xb, const float* imp, float sigma2, int n, float* w) {
-  if (imp)
-    for (int i = 0; i < n; ++i) w[i] = imp[i] * std::sqrt(sigma2 + xb[i] * xb[i]);
-  else
-    for (int i = 0; i < n; ++i) w[i] = xb[i] * xb[i];
-}
 
 }  // namespace
 
@@ -72,13 +66,11 @@ void quantize_iq1_s(const float* x, const float* importance, std::uint8_t* out) 
   int order[bs];
   std::int8_t L[bs];
   int shifts[8];
-  float sumx2 = 0;
-  for (int i = 0; i < 256; ++i) sumx2 += x[i] * x[i];
-  const float sigma2 = 2 * sumx2 / 256;
+  const float sigma2 = 2 * kquant::parts::sum_of_squares(x, 256) / 256;
   float max_scale = 0;
   for (int ib = 0; ib < 8; ++ib) {
     const float* xb = x + bs * ib;
-    weights_of(xb, importance + bs * ib, sigma2, bs, weight);
+    kquant::parts::importance_weights(xb, importance + bs * ib, sigma2, bs, weight);
     float max = std::fabs(xb[0]);
     for (int i = 1; i < bs; ++i) max = std::max(max, std::fabs(xb[i]));
     if (max < 1e-12f) {  // ggml's GROUP_MAX_EPS_IQ1_S
@@ -179,15 +171,13 @@ void quantize_iq1_m(const float* x, const float* importance, std::uint8_t* out) 
   int order[bs];
   std::int8_t L[bs];
   int shifts[16];
-  float sumx2 = 0;
-  for (int i = 0; i < 256; ++i) sumx2 += x[i] * x[i];
-  const float sigma2 = 2 * sumx2 / 256;
+  const float sigma2 = 2 * kquant::parts::sum_of_squares(x, 256) / 256;
   // Shift k: bit 1 the first group of 8's sign (0 +, 1 -), bit 0 the second's.
   const auto values = [](int k, int group) { return (group == 0 ? k < 2 : k % 2 == 0) ? kPlus : kMinus; };
   float max_scale = 0;
   for (int ib = 0; ib < 16; ++ib) {
     const float* xb = x + bs * ib;
-    weights_of(xb, importance ? importance + bs * ib : nullptr, sigma2, bs, weight);
+    kquant::parts::importance_weights(xb, importance ? importance + bs * ib : nullptr, sigma2, bs, weight);
     float max = std::fabs(xb[0]);
     for (int i = 1; i < bs; ++i) max = std::max(max, std::fabs(xb[i]));
     if (max < 1e-7f) {  // ggml's GROUP_MAX_EPS_IQ1_M
@@ -274,7 +264,7 @@ void quantize_iq1_m(const float* x, const float* importance, std::uint8_t* out) 
       sc[ib / 4] = static_cast<std::uint16_t>(sc[ib / 4] | (l << (3 * (ib % 4))));
       qh[ib] = static_cast<std::uint8_t>(qh[ib] | kMasks[shifts[ib]]);
       const float* xb = x + bs * ib;
-      weights_of(xb, importance ? importance + bs * ib : nullptr, sigma2, bs, weight);
+      kquant::parts::importance_weights(xb, importance ? importance + bs * ib : nullptr, sigma2, bs, weight);
       for (int k = 0; k < 2; ++k) {
         const float* xx = values(shifts[ib], k);
         const int gi = qs[2 * ib + k] | (((qh[ib] >> (4 * k)) & 7) << 8);

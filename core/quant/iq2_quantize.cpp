@@ -80,11 +80,6 @@ float search_16(const Lattice& g, const float* xval, const float* weight, const 
   return scale;
 }
 
-float sum_squares(const float* x, int n) {
-  float s = 0;
-  for (int i = 0; i < n; ++i) s += x[i] * x[i];
-  return s;
-}
 
 // 4-bit scales of n groups (l = round((s / d - 1) / 2)), as the decoders read d (0.5 + l) / 4.
 int scale_code(float id, float s) { return std::clamp(nearest_int(0.5f * (id * s - 1)), 0, 15); }
@@ -97,11 +92,11 @@ void quantize_iq2_xxs(const float* x, const float* importance, std::uint8_t* out
   float scales[8], weight[32], waux[32], xval[32];
   std::int8_t L[32], Laux[32];
   std::uint8_t block_signs[4];
-  const float sigma2 = sum_squares(x, 256) / 256;
+  const float sigma2 = kquant::parts::sum_of_squares(x, 256) / 256;
   float max_scale = 0;
   for (int ib = 0; ib < 8; ++ib) {
     const float* xb = x + 32 * ib;
-    for (int i = 0; i < 32; ++i) weight[i] = importance[32 * ib + i] * std::sqrt(sigma2 + xb[i] * xb[i]);
+    kquant::parts::importance_weights(xb, importance + 32 * ib, sigma2, 32, weight);
     for (int i = 0; i < 32; ++i) waux[i] = std::sqrt(weight[i]);
     split_signs(xb, weight, 32, true, xval, block_signs);
     float max = xval[0];
@@ -178,11 +173,11 @@ void quantize_iq2_xs(const float* x, const float* importance, std::uint8_t* out)
   float scales[16], weight[16], waux[16], xval[16];
   std::int8_t L[16];
   std::uint8_t block_signs[2];
-  const float sigma2 = sum_squares(x, 256) / 256;
+  const float sigma2 = kquant::parts::sum_of_squares(x, 256) / 256;
   float max_scale = 0;
   for (int ib = 0; ib < 16; ++ib) {
     const float* xb = x + 16 * ib;
-    for (int i = 0; i < 16; ++i) weight[i] = importance[16 * ib + i] * std::sqrt(sigma2 + xb[i] * xb[i]);
+    kquant::parts::importance_weights(xb, importance + 16 * ib, sigma2, 16, weight);
     for (int i = 0; i < 16; ++i) waux[i] = std::sqrt(weight[i]);
     split_signs(xb, weight, 16, true, xval, block_signs);
     float max = xval[0];
@@ -221,12 +216,12 @@ void quantize_iq2_s(const float* x, const float* importance, std::uint8_t* out) 
   float scales[16], weight[16], waux[16], xval[16];
   std::int8_t L[16];
   std::uint8_t block_signs[2];
-  const float sigma2 = 2 * sum_squares(x, 256) / 256;
+  const float sigma2 = 2 * kquant::parts::sum_of_squares(x, 256) / 256;
   float max_scale = 0;
   for (int ib = 0; ib < 16; ++ib) {
     const float* xb = x + 16 * ib;
     if (importance)
-      for (int i = 0; i < 16; ++i) weight[i] = importance[16 * ib + i] * std::sqrt(sigma2 + xb[i] * xb[i]);
+      kquant::parts::importance_weights(xb, importance + 16 * ib, sigma2, 16, weight);
     else
       for (int i = 0; i < 16; ++i) weight[i] = 0.25f * sigma2 + xb[i] * xb[i];
     for (int i = 0; i < 16; ++i) waux[i] = std::sqrt(weight[i]);

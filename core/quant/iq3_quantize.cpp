@@ -81,6 +81,19 @@ float search_32(const Lattice& g, const float* xval, const float* weight, const 
   return scale;
 }
 
+// One sub-block of 32: its weights (and their square roots, which the
+// neighbour search weighs by), magnitudes and sign bits (7 with even parity
+// for IQ3_XXS, 8 for IQ3_S). Returns the largest magnitude.
+float prepare_32(const float* xb, const float* imp, float sigma2, bool even_parity, float* weight, float* waux,
+                 float* xval, std::uint8_t* signs) {
+  kquant::parts::importance_weights(xb, imp, sigma2, 32, weight);
+  for (int i = 0; i < 32; ++i) waux[i] = std::sqrt(weight[i]);
+  split_signs(xb, weight, 32, even_parity, xval, signs);
+  float max = xval[0];
+  for (int i = 1; i < 32; ++i) max = std::max(max, xval[i]);
+  return max;
+}
+
 }  // namespace
 
 void quantize_iq3_xxs(const float* x, const float* importance, std::uint8_t* out) {
@@ -91,20 +104,11 @@ void quantize_iq3_xxs(const float* x, const float* importance, std::uint8_t* out
   float scales[8], weight[32], waux[32], xval[32];
   std::int8_t L[32];
   std::uint8_t block_signs[4];
-  float sumx2 = 0;
-  for (int i = 0; i < 256; ++i) sumx2 += x[i] * x[i];
-  const float sigma2 = 2 * sumx2 / 256;
+  const float sigma2 = 2 * kquant::parts::sum_of_squares(x, 256) / 256;
   float max_scale = 0;
   for (int ib = 0; ib < 8; ++ib) {
-    const float* xb = x + 32 * ib;
-    if (importance)
-      for (int i = 0; i < 32; ++i) weight[i] = importance[32 * ib + i] * std::sqrt(sigma2 + xb[i] * xb[i]);
-    else
-      for (int i = 0; i < 32; ++i) weight[i] = xb[i] * xb[i];
-    for (int i = 0; i < 32; ++i) waux[i] = std::sqrt(weight[i]);
-    split_signs(xb, weight, 32, true, xval, block_signs);
-    float max = xval[0];
-    for (int i = 1; i < 32; ++i) max = std::max(max, xval[i]);
+    const float max = prepare_32(x + 32 * ib, importance ? importance + 32 * ib : nullptr, sigma2, true, weight, waux,
+                                 xval, block_signs);
     std::memset(L, 0, 32);
     if (max < kGroupMaxEps) {
       scales[ib] = 0;
@@ -163,20 +167,11 @@ void quantize_iq3_s(const float* x, const float* importance, std::uint8_t* out) 
   float scales[8], weight[32], waux[32], xval[32];
   std::int8_t L[32];
   std::uint8_t block_signs[4];
-  float sumx2 = 0;
-  for (int i = 0; i < 256; ++i) sumx2 += x[i] * x[i];
-  const float sigma2 = 2 * sumx2 / 256;
+  const float sigma2 = 2 * kquant::parts::sum_of_squares(x, 256) / 256;
   float max_scale = 0;
   for (int ib = 0; ib < 8; ++ib) {
-    const float* xb = x + 32 * ib;
-    if (importance)
-      for (int i = 0; i < 32; ++i) weight[i] = importance[32 * ib + i] * std::sqrt(sigma2 + xb[i] * xb[i]);
-    else
-      for (int i = 0; i < 32; ++i) weight[i] = xb[i] * xb[i];
-    for (int i = 0; i < 32; ++i) waux[i] = std::sqrt(weight[i]);
-    split_signs(xb, weight, 32, false, xval, block_signs);
-    float max = xval[0];
-    for (int i = 1; i < 32; ++i) max = std::max(max, xval[i]);
+    const float max = prepare_32(x + 32 * ib, importance ? importance + 32 * ib : nullptr, sigma2, false, weight, waux,
+                                 xval, block_signs);
     std::memset(L, 0, 32);
     if (max == 0) {
       // The reference skips the sub-block without advancing its index and sign

@@ -61,16 +61,10 @@ inline void fit(const float* x, const float* weight, float id, std::uint8_t* L, 
 
 namespace {
 
-// The weights of one super-block of n values.
+// The weights of one super-block of n values (sigma2: twice its mean square).
 void weights_of(const float* x, int n, const float* importance, float* weight) {
-  if (!importance) {
-    for (int j = 0; j < n; ++j) weight[j] = x[j] * x[j];
-    return;
-  }
-  float sigma2 = 0.0f;
-  for (int j = 0; j < n; ++j) sigma2 += x[j] * x[j];
-  sigma2 *= 2.0f / static_cast<float>(n);
-  for (int j = 0; j < n; ++j) weight[j] = importance[j] * std::sqrt(sigma2 + x[j] * x[j]);
+  const float sigma2 = importance ? kquant::parts::sum_of_squares(x, n) * (2.0f / static_cast<float>(n)) : 0.0f;
+  kquant::parts::importance_weights(x, importance, sigma2, n, weight);
 }
 
 // The scale of one block of 32: a first scale -max / values[0] refitted, then
