@@ -1,0 +1,46 @@
+#pragma once
+// What the quantscope-cli tests share: running the binary, and a suite whose
+// demo model lives in a scratch folder removed at the end.
+#include <gtest/gtest.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <array>
+#include <cstdio>
+#include <filesystem>
+#include <string>
+
+#include "demo/demo_model.h"
+
+namespace qs::test {
+
+struct CliRun {
+  int code = -1;
+  std::string out;
+};
+
+// Runs quantscope-cli with `args` through the shell; stderr joins stdout when asked.
+inline CliRun run(const std::string& args, bool merge_stderr = false) {
+  const std::string cmd = std::string(QS_CLI_PATH) + " " + args + (merge_stderr ? " 2>&1" : " 2>/dev/null");
+  CliRun r;
+  FILE* p = popen(cmd.c_str(), "r");
+  if (!p) return r;
+  std::array<char, 4096> buf{};
+  std::size_t n;
+  while ((n = fread(buf.data(), 1, buf.size(), p)) > 0) r.out.append(buf.data(), n);
+  const int status = pclose(p);
+  r.code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  return r;
+}
+
+class Cli : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    dir_ = std::filesystem::temp_directory_path() / ("qs-cli-test-" + std::to_string(::getpid()));
+    ASSERT_TRUE(qs::write_demo_model(dir_.string()).ok());
+  }
+  static void TearDownTestSuite() { std::filesystem::remove_all(dir_); }
+  inline static std::filesystem::path dir_;
+};
+
+}  // namespace qs::test
