@@ -18,28 +18,6 @@ constexpr float kDelta = 0.125f;  // ggml's IQ1S_DELTA (= IQ1M_DELTA)
 constexpr float kPlus[3] = {-1 + kDelta, kDelta, 1 + kDelta};
 constexpr float kMinus[3] = {-1 - kDelta, -kDelta, 1 - kDelta};
 
-// The group's candidate nearest to xb at `scale` (values xx[level]) under
-// weight, the first of equals; its levels into L.
-int best_neighbour(const Lattice& g, std::uint32_t code, const float* xb, const float* weight, float scale,
-                   const float* xx, std::int8_t* L) {
-  float best = FLT_MAX;
-  int index = -1;
-  for (std::uint16_t j : g.neighbours(code)) {
-    float d2 = 0;
-    for (int i = 0; i < 8; ++i) {
-      const float q = xx[(g.position(j, i) - 1) / 2];
-      const float diff = scale * q - xb[i];
-      d2 += weight[i] * diff * diff;
-    }
-    if (d2 < best) {
-      best = d2;
-      index = j;
-    }
-  }
-  for (int i = 0; i < 8; ++i) L[i] = static_cast<std::int8_t>((g.position(index, i) - 1) / 2);
-  return index;
-}
-
 // The values of a block in ascending order (equal values in their original
 // order: the reference sorts 32 or 16 pairs with glibc's qsort, a stable merge
 // sort at these sizes); returns the permutation.
@@ -123,7 +101,7 @@ void quantize_iq1_s(const float* x, const float* importance, std::uint8_t* out) 
       index[k] = g.index_of(u);
       if (index[k] < 0) {
         all_on = false;
-        index[k] = best_neighbour(g, u, xb + 8 * k, weight + 8 * k, scale, xx, L + 8 * k);
+        index[k] = g.best_neighbour(u, xb + 8 * k, weight + 8 * k, scale, L + 8 * k, xx);
       }
     }
     if (!all_on) {
@@ -232,7 +210,7 @@ void quantize_iq1_m(const float* x, const float* importance, std::uint8_t* out) 
       index[k] = g.index_of(u);
       if (index[k] < 0) {
         all_on = false;
-        index[k] = best_neighbour(g, u, xb + 8 * k, weight + 8 * k, scale, values(best_k, k), L + 8 * k);
+        index[k] = g.best_neighbour(u, xb + 8 * k, weight + 8 * k, scale, L + 8 * k, values(best_k, k));
       }
     }
     if (!all_on) {

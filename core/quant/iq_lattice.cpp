@@ -63,13 +63,15 @@ std::span<const std::uint16_t> Lattice::neighbours(std::uint32_t code) const {
   return {lists_.data() + first_[code], counts_[code]};
 }
 
-int Lattice::best_neighbour(std::uint32_t code, const float* xval, const float* weight, float scale, std::int8_t* L) const {
+int Lattice::best_neighbour(std::uint32_t code, const float* xval, const float* weight, float scale, std::int8_t* L,
+                            const float* level_value) const {
   float best = FLT_MAX;
   int index = -1;
   for (std::uint16_t j : neighbours(code)) {
     float d2 = 0;
     for (int i = 0; i < dims_; ++i) {
-      const float diff = scale * static_cast<float>(position(j, i)) - xval[i];
+      const float q = level_value ? level_value[(position(j, i) - 1) / 2] : static_cast<float>(position(j, i));
+      const float diff = scale * q - xval[i];
       d2 += weight[i] * diff * diff;
     }
     if (d2 < best) {

@@ -23,9 +23,6 @@ class Lattice {
   // within the code's `nwant` smallest distinct squared distances.
   Lattice(const std::uint16_t* points, int count, int dims, int bits, int max_level, int nwant);
 
-  int dims() const { return dims_; }
-  int bits() const { return bits_; }
-  int size() const { return static_cast<int>(points_.size()); }
   std::uint16_t point(int index) const { return points_[static_cast<std::size_t>(index)]; }
   // Coordinate i of point `index` as 2 l + 1.
   int position(int index, int i) const { return positions_[static_cast<std::size_t>(index * dims_ + i)]; }
@@ -34,11 +31,13 @@ class Lattice {
   // For a code that is no point: its candidates, nearest first (by squared
   // distance of the 2 l + 1 positions, then by index).
   std::span<const std::uint16_t> neighbours(std::uint32_t code) const;
-  // The code's candidate nearest to xval (dims() values) at `scale` under
-  // `weight`, sum w (scale (2 l + 1) - x)^2 summed in coordinate order; the
-  // first of equals wins. Its levels go to L; returns its index.
-  int best_neighbour(std::uint32_t code, const float* xval, const float* weight, float scale, std::int8_t* L) const;
-  // Packs dims() levels into a code.
+  // The code's candidate nearest to xval (one value per coordinate) at
+  // `scale` under `weight`, sum w (scale q - x)^2 summed in coordinate order,
+  // q = 2 l + 1 or, with `level_value`, level_value[l] (IQ1's shifted -1/0/1);
+  // the first of equals wins. Its levels go to L; returns its index.
+  int best_neighbour(std::uint32_t code, const float* xval, const float* weight, float scale, std::int8_t* L,
+                     const float* level_value = nullptr) const;
+  // Packs one level per coordinate into a code.
   std::uint32_t code_of(const std::int8_t* L) const {
     std::uint32_t u = 0;
     for (int i = 0; i < dims_; ++i) u |= static_cast<std::uint32_t>(L[i]) << (bits_ * i);
