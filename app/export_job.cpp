@@ -5,7 +5,7 @@
 #include <filesystem>
 #include <optional>
 
-#include "calib/calibrate_text.h"
+#include "calib/activation_capture.h"
 #include "export/fake_quant_export.h"
 #include "calib/importance_matrix.h"
 #include "export/gguf_export.h"
@@ -26,9 +26,6 @@ Backend* deviceOf(const ExportJobRequest& req) {
   return req.backend && req.backend->name() != "cpu" ? req.backend.get() : nullptr;
 }
 
-// Calibration tokens at most, as the CLI's default (--calib-tokens).
-constexpr int kCalibrationTokens = 4096;
-
 Result<ui::ExportResultView> exportGguf(const Model& model, const ExportJobRequest& req, OpContext& ctx) {
   const ui::ExportSettings& s = req.settings;
   GgufExportOptions options;
@@ -47,13 +44,10 @@ Result<ui::ExportResultView> exportGguf(const Model& model, const ExportJobReque
     imatrix = importance_matrix_of(req.calibration->run.capture, req.calibration->path);
     options.imatrix = &*imatrix;
   }
-  std::optional<CalibrationHessians> hessians;
-  if (s.ggufUsePlan && !s.calibrationText.isEmpty()) {
-    auto h = calibrate_on_text(model, s.calibrationText.toStdString(), kCalibrationTokens, ctx, deviceOf(req));
-    if (!h) return h.error();
-    hessians = std::move(*h);
-    options.hessians = &*hessians;
-  }
+  // A plan's gptq and clip layers take the loaded calibration's Hessians: the
+  // ones the plan editor measured them with.
+  const ActivationCapture* capture = s.ggufUsePlan && req.calibration ? &req.calibration->run.capture : nullptr;
+  options.capture = capture;
   auto report = export_gguf(model, s.destination.toStdString(), options, ctx);
   if (!report) return report.error();
   ui::ExportResultView view;
@@ -73,7 +67,8 @@ Result<ui::ExportResultView> exportGguf(const Model& model, const ExportJobReque
                       .arg(what)
                       .arg(report->tensors.size())
                       .arg(converted)
-                      .arg(hessians ? QStringLiteral(", calibrated on %1 tokens").arg(hessians->tokens) : QString()) +
+                      .arg(capture ? QStringLiteral(", calibration of %1 tokens for the plan's methods").arg(capture->tokens)
+                                   : QString()) +
                   (imatrix ? QStringLiteral(", quantizers weighted by the calibration's importance (%1 tokens)")
                                  .arg(req.calibration->run.capture.tokens)
                            : QString());

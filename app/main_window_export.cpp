@@ -42,11 +42,6 @@ ui::ExportDialog* MainWindow::exportDialog() {
   exportDialog_->setFileTypes(ftypes, QStringLiteral("Q8_0"));
   connect(exportDialog_, &ui::ExportDialog::settingsChanged, this, &MainWindow::updateExportEstimate);
   connect(exportDialog_, &ui::ExportDialog::browseRequested, this, &MainWindow::chooseExportDestination);
-  connect(exportDialog_, &ui::ExportDialog::calibrationBrowseRequested, this, [this] {
-    const QString path = QFileDialog::getOpenFileName(this, tr("Calibration Text"), exportDir_,
-                                                      tr("Text files (*.txt);;All files (*)"));
-    if (!path.isEmpty()) exportDialog_->setCalibrationText(path);
-  });
   connect(exportDialog_, &ui::ExportDialog::exportRequested, this, &MainWindow::startExport);
   // GPTQ's calibration option follows the document's calibration (loaded, re-run, or gone).
   connect(document_, &Document::calibrationChanged, this, [this] {
@@ -132,7 +127,7 @@ void MainWindow::configureExportDialog() {
   const ui::PlanTotals totals = plan_->tableModel()->totals();
   QString planText = tr("%1 · method %2").arg(planLabelOf(plan_->tableModel()->preset()), methodNames.join(QStringLiteral(", ")));
   if (totals.measured > 0) planText += tr(" · %1 bits/weight over the model").arg(totals.averageBits, 0, 'f', 2);
-  if (gptq) planText += tr(" · gptq needs calibration text");
+  if (gptq) planText += tr(" · gptq takes the calibration's Hessians");
   d->setPlanDescription(planText, gptq);
 
   // GPTQ proper needs Hessians: those of the loaded calibration, when it captured them.
@@ -293,9 +288,11 @@ void MainWindow::startExport(const ui::ExportSettings& settings) {
   request.settings = settings;
   request.plan = plan_->tableModel()->plan();
   request.planLabel = planLabelOf(plan_->tableModel()->preset());
-  // GPTQ when asked to; the fake-quant and HDF5 exports for the plan's methods; GGUF for its importance.
+  // GPTQ when asked to; the plan's methods in the fake-quant, HDF5 and GGUF-from-plan exports (the
+  // calibration the plan editor measured them with); a GGUF file type for its importance.
   if ((settings.format == ui::ExportFormat::Gptq && settings.gptqCalibrated) || settings.format == ui::ExportFormat::FakeQuant ||
-      settings.format == ui::ExportFormat::Hdf5 || (settings.format == ui::ExportFormat::Gguf && settings.ggufImportance))
+      settings.format == ui::ExportFormat::Hdf5 ||
+      (settings.format == ui::ExportFormat::Gguf && (settings.ggufUsePlan || settings.ggufImportance)))
     request.calibration = document_->calibration();
   exportDialog_->showRunning();
   statusBar()->showMessage(tr("Exporting to %1…").arg(settings.destination));

@@ -1,6 +1,6 @@
 // H += X^T X on the device: SSYRK into the lower triangle (column-major) of a
 // device-resident F32 sum, mirrored into a full matrix when read. F32 products
-// summed in F32 like the CPU's SGEMM (calib/hessians.cpp); PEDANTIC math keeps
+// summed in F32 like the CPU's SGEMM (calib/activation_capture.cpp); PEDANTIC math keeps
 // cuBLAS off TF32 whatever the environment says.
 #include <cublas_v2.h>
 

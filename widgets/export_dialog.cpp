@@ -71,8 +71,7 @@ ExportDialog::ExportDialog(QWidget* parent)
       ggufFileTypeRadio_(new QRadioButton(tr("llama.cpp file type:"), this)),
       ggufFileType_(new QComboBox(this)),
       planText_(noteLabel(this)),
-      calibrationRow_(new QWidget(this)),
-      calibration_(new QLineEdit(this)),
+      ggufCalibrationNote_(noteLabel(this)),
       gptqOptions_(new QWidget(this)),
       gptqBits_(new QComboBox(this)),
       gptqGroup_(new QComboBox(this)),
@@ -106,17 +105,7 @@ ExportDialog::ExportDialog(QWidget* parent)
   ggufMode->addButton(ggufFileTypeRadio_);
   ggufPlan_->setChecked(true);
   ggufFileType_->setObjectName(QStringLiteral("ggufFileType"));
-  calibration_->setObjectName(QStringLiteral("calibrationText"));
-  calibration_->setPlaceholderText(tr("a text file in the model's language"));
-  calibrationRow_->setObjectName(QStringLiteral("calibrationRow"));
-  auto* calibrationBrowse = new QPushButton(tr("Browse…"), calibrationRow_);
-  auto* calibrationLayout = new QHBoxLayout(calibrationRow_);
-  calibrationLayout->setContentsMargins(0, 0, 0, 0);
-  calibrationLayout->addWidget(new QLabel(tr("Calibration text:"), calibrationRow_));
-  calibrationLayout->addWidget(calibration_, 1);
-  calibrationLayout->addWidget(calibrationBrowse);
-  calibration_->setToolTip(tr("The plan's method gptq runs GPTQ onto each layer's ggml grid with the Hessians "
-                              "of this text's activations"));
+  ggufCalibrationNote_->setObjectName(QStringLiteral("ggufCalibrationNote"));
   auto* ggufLayout = new QVBoxLayout(ggufOptions_);
   ggufLayout->setContentsMargins(0, 0, 0, 0);
   ggufLayout->addWidget(ggufPlan_);
@@ -129,7 +118,10 @@ ExportDialog::ExportDialog(QWidget* parent)
   ftypeRow->addWidget(ggufFileType_);
   ftypeRow->addStretch(1);
   ggufLayout->addLayout(ftypeRow);
-  ggufLayout->addWidget(calibrationRow_);
+  auto* calibrationIndent = new QHBoxLayout;
+  calibrationIndent->addSpacing(22);
+  calibrationIndent->addWidget(ggufCalibrationNote_, 1);
+  ggufLayout->addLayout(calibrationIndent);
   ggufImportance_ = new QCheckBox(tr("Weight the file type's quantizers by the calibration's importance matrix"), ggufOptions_);
   ggufImportance_->setObjectName(QStringLiteral("ggufImportance"));
   ggufImportance_->setChecked(true);
@@ -263,9 +255,7 @@ ExportDialog::ExportDialog(QWidget* parent)
       emit settingsChanged();
     });
   connect(destination_, &QLineEdit::textChanged, this, &ExportDialog::updateExportEnabled);
-  connect(calibration_, &QLineEdit::textChanged, this, &ExportDialog::updateExportEnabled);
   connect(browse_, &QPushButton::clicked, this, &ExportDialog::browseRequested);
-  connect(calibrationBrowse, &QPushButton::clicked, this, &ExportDialog::calibrationBrowseRequested);
   connect(export_, &QPushButton::clicked, this, [this] {
     if (export_->isEnabled()) emit exportRequested(settings());
   });
@@ -360,7 +350,6 @@ void ExportDialog::setImportanceSource(const QString& description) {
 }
 
 void ExportDialog::setDestination(const QString& path) { destination_->setText(path); }
-void ExportDialog::setCalibrationText(const QString& path) { calibration_->setText(path); }
 void ExportDialog::setSummary(const QString& text) { summary_->setText(text); }
 
 bool ExportDialog::needsCalibration() const {
@@ -372,7 +361,6 @@ ExportSettings ExportDialog::settings() const {
   s.format = currentFormat();
   s.ggufUsePlan = ggufPlan_->isChecked();
   s.ggufFileType = ggufFileType_->currentText();
-  s.calibrationText = needsCalibration() ? calibration_->text().trimmed() : QString();
   s.ggufImportance = !importanceSource_.isEmpty() && !s.ggufUsePlan && ggufImportance_->isChecked();
   s.gptqBits = gptqBits_->currentData().toInt();
   s.gptqGroup = gptqGroup_->currentData().toInt();
@@ -389,7 +377,6 @@ void ExportDialog::setSettings(const ExportSettings& s) {
   format_->setCurrentIndex(static_cast<int>(s.format));
   (s.ggufUsePlan ? ggufPlan_ : ggufFileTypeRadio_)->setChecked(true);
   if (const int i = ggufFileType_->findText(s.ggufFileType); i >= 0) ggufFileType_->setCurrentIndex(i);
-  calibration_->setText(s.calibrationText);
   ggufImportance_->setChecked(s.ggufImportance || importanceSource_.isEmpty());
   if (const int i = gptqBits_->findData(s.gptqBits); i >= 0) gptqBits_->setCurrentIndex(i);
   if (const int i = gptqGroup_->findData(s.gptqGroup); i >= 0) gptqGroup_->setCurrentIndex(i);
@@ -420,7 +407,17 @@ void ExportDialog::updateVisibility() {
   gptqOptions_->setVisible(f == ExportFormat::Gptq);
   hdf5Options_->setVisible(f == ExportFormat::Hdf5);
   fakeQuantOptions_->setVisible(f == ExportFormat::FakeQuant);
-  calibrationRow_->setVisible(needsCalibration());
+  // The plan editor measured the gptq layers with the loaded calibration's
+  // Hessians; the file takes the same ones (there is no other source here).
+  ggufCalibrationNote_->setVisible(needsCalibration());
+  ggufCalibrationNote_->setText(
+      !gptqCalibration_.isEmpty()
+          ? tr("GPTQ layers: the Hessians of the loaded calibration (%1), as the plan editor measured them")
+                .arg(gptqCalibration_)
+          : QStringLiteral("<span style='color:#c62828'>%1</span>")
+                .arg(tr("The plan's gptq layers need the Hessians of a calibration: calibrate first (Tools ▸ "
+                        "Calibrate…) or open a calibration file with Hessians.")
+                         .toHtmlEscaped()));
   planText_->setEnabled(ggufPlan_->isChecked());
   // Act-order needs GPTQ; static groups go with act-order (without it groups are static anyway).
   const bool gptq = !gptqCalibration_.isEmpty() && gptqCalibrate_->isChecked();
@@ -446,7 +443,7 @@ void ExportDialog::updateVisibility() {
 
 void ExportDialog::updateExportEnabled() {
   const bool ok = !running_ && available_[static_cast<int>(currentFormat())] && !destination_->text().trimmed().isEmpty() &&
-                  (!needsCalibration() || !calibration_->text().trimmed().isEmpty());
+                  (!needsCalibration() || !gptqCalibration_.isEmpty());
   export_->setEnabled(ok);
 }
 

@@ -33,7 +33,6 @@ struct ExportSettings {
   ExportFormat format = ExportFormat::Gguf;
   bool ggufUsePlan = true;          // else the llama.cpp file type below
   QString ggufFileType = QStringLiteral("Q8_0");
-  QString calibrationText;          // GGUF from a plan with method gptq: the text its Hessians come from
   // GGUF with a llama.cpp file type: weight the ggml quantizers by the loaded
   // calibration's importance (mean x^2 per input channel), as llama-quantize
   // --imatrix does (a plan's layers are written as the plan editor measures them).
@@ -75,16 +74,17 @@ class ExportDialog : public QDialog {
   // llama.cpp's file types ("Q8_0", "Q4_K_M", ...), `preferred` selected.
   void setFileTypes(const QStringList& names, const QString& preferred);
   // The plan the plan-driven formats use, in words ("q4_k_m preset · rtn on 44 layers"),
-  // and whether its methods need calibration text (GGUF only: GPTQ onto ggml grids).
+  // and whether its methods need the Hessians of a calibration (GGUF: GPTQ onto
+  // ggml grids; they come from the loaded calibration, the plan editor's).
   void setPlanDescription(const QString& text, bool needsCalibration);
   // The path Browse… starts from and the one proposed when the format changes
   // (kept once the user has typed their own).
   void setSuggestedDestination(ExportFormat format, const QString& path);
   void setDestination(const QString& path);
-  void setCalibrationText(const QString& path);
   // The calibration GPTQ can use (the document's, with Hessians), in words
   // ("16384 tokens · quantscope.qscalib.h5"); empty when there is none: the
-  // GPTQ option is then disabled, its tooltip saying to calibrate first.
+  // GPTQ option is then disabled, its tooltip saying to calibrate first, and
+  // a GGUF plan with gptq layers cannot be exported.
   void setGptqCalibration(const QString& description);
   // The calibration whose importance can weight the GGUF quantizers (any
   // loaded calibration), in words; empty: none, the option is disabled.
@@ -118,7 +118,6 @@ class ExportDialog : public QDialog {
   void exportRequested(const qs::ui::ExportSettings& settings);
   void cancelRequested();
   void browseRequested();             // for the destination
-  void calibrationBrowseRequested();  // for the calibration text
   void settingsChanged();             // the app answers with setSummary
 
  private:
@@ -135,8 +134,7 @@ class ExportDialog : public QDialog {
   QRadioButton* ggufFileTypeRadio_;
   QComboBox* ggufFileType_;
   QLabel* planText_;
-  QWidget* calibrationRow_;
-  QLineEdit* calibration_;
+  QLabel* ggufCalibrationNote_;  // a plan with gptq layers: which calibration's Hessians they take
   QWidget* gptqOptions_;
   QComboBox* gptqBits_;
   QComboBox* gptqGroup_;

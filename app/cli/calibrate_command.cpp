@@ -66,7 +66,8 @@ int run_calibrate(const CalibrateOptions& opt) {
   set.sequences = opt.sequences;
   set.seq_len = opt.ctx;
   set.seed = opt.seed;
-  set.consecutive = !opt.imatrix.empty();  // llama-imatrix's chunks, so that its matrix and ours describe the same text
+  // llama-imatrix's chunks with --imatrix, so that its matrix and ours describe the same text.
+  set.consecutive = opt.consecutive || !opt.imatrix.empty();
   // With --imatrix alone only the importance matrix is written: no Hessians, no calibration file.
   const bool want_file = opt.imatrix.empty() || !opt.out.empty();
   set.capture.hessians = !opt.no_hessians && want_file;

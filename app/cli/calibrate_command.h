@@ -11,6 +11,7 @@ struct CalibrateOptions {
   int sequences = 128;
   int ctx = 256;                    // tokens per sequence
   std::uint64_t seed = 0;
+  bool consecutive = false;         // consecutive windows from the start instead of drawn ones
   int heatmap_tokens = 128;
   bool no_hessians = false;
   std::string out;                  // calibration file; empty: next to the model (none with --imatrix alone)

@@ -9,7 +9,7 @@
 #include "export/gguf_export.h"
 #include "io/imatrix_file.h"
 #include "backend/registry.h"
-#include "calib/calibrate_text.h"
+#include "calib/calibrate.h"
 #include "calib/calibration_file.h"
 #include "export/fake_quant_export.h"
 #include "export/gptq_export.h"
@@ -104,16 +104,31 @@ static Result<std::shared_ptr<Backend>> find_device() {
 
 // What a calibrated export takes from the command line: the device that
 // sums the Hessians and runs GPTQ (when the run-time choice finds one; plain
-// RTN exports probe for none) and the Hessians of a run over --calib text.
+// RTN exports probe for none) and the capture the layers' methods read: a
+// calibration file's (--calib-file: the one the plan was measured with) or a
+// run over --calib text (text_calibration_request: the same pipeline and
+// numbers as `calibrate --text T --consecutive --ctx 256`).
 struct ExportCalibration {
   std::shared_ptr<Backend> device;
-  std::optional<CalibrationHessians> hessians;
+  std::optional<CalibrationFile> file;
+  std::optional<CalibrationRun> run;
+  const ActivationCapture* capture() const { return file ? &file->run.capture : run ? &run->capture : nullptr; }
 };
 
-// Prints why and gives nullopt (exit 1) when the device or the run fails.
-static std::optional<ExportCalibration> calibrate_for_export(const ExportOptions& opt, const Model& model) {
+// Prints why and gives nullopt (exit 2 for a bad file, 1 for a failed run) when the device, file or run fails.
+static std::optional<ExportCalibration> calibrate_for_export(const ExportOptions& opt, const Model& model, int& exit_code) {
   ExportCalibration c;
   if (opt.calib.empty() && opt.calib_file.empty()) return c;
+  if (!opt.calib_file.empty()) {
+    auto f = read_calibration_file(opt.calib_file, &model);  // another model's file is refused here
+    if (!f) {
+      std::fprintf(stderr, "quantscope-cli: %s\n", f.error().message.c_str());
+      exit_code = 2;
+      return std::nullopt;
+    }
+    c.file = std::move(*f);
+  }
+  exit_code = 1;
   auto device = find_device();
   if (!device) {
     std::fprintf(stderr, "quantscope-cli: %s\n", device.error().message.c_str());
@@ -122,14 +137,16 @@ static std::optional<ExportCalibration> calibrate_for_export(const ExportOptions
   c.device = std::move(*device);
   if (opt.calib.empty()) return c;
   const auto start = std::chrono::steady_clock::now();
-  auto h = calibrate_on_text(model, opt.calib, opt.calib_tokens, OpContext::none(), c.device.get());
-  if (!h) {
-    std::fprintf(stderr, "quantscope-cli: %s\n", h.error().message.c_str());
+  CalibrationSettings request = text_calibration_request(opt.calib, opt.calib_tokens);
+  request.capture.hessian_backend = c.device.get();
+  auto run = calibrate(model, request);
+  if (!run) {
+    std::fprintf(stderr, "quantscope-cli: %s\n", run.error().message.c_str());
     return std::nullopt;
   }
-  c.hessians = std::move(*h);
+  c.run = std::move(*run);
   if (!opt.json)
-    std::printf("calibrated on %lld tokens of %s in %.2f s\n", static_cast<long long>(c.hessians->tokens), opt.calib.c_str(),
+    std::printf("calibrated on %lld tokens of %s in %.2f s\n", static_cast<long long>(c.run->capture.tokens), opt.calib.c_str(),
                 std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
   return c;
 }
@@ -143,24 +160,13 @@ static int run_export_fake_quant(const ExportOptions& opt) {
   std::optional<Model> model;
   if (!load_plan_and_model(opt, plan, model)) return 2;
   const auto start = std::chrono::steady_clock::now();
-  // The plan's calibrated methods take a calibration file's statistics (gptq,
-  // awq) or the Hessians of a run over --calib text (gptq).
-  std::optional<CalibrationFile> calib_file;
-  if (!opt.calib_file.empty()) {
-    auto c = read_calibration_file(opt.calib_file, &*model);  // another model's file is refused here
-    if (!c) {
-      std::fprintf(stderr, "quantscope-cli: %s\n", c.error().message.c_str());
-      return 2;
-    }
-    calib_file = std::move(*c);
-  }
-  auto calib = calibrate_for_export(opt, *model);
-  if (!calib) return 1;
+  int failed = 1;
+  auto calib = calibrate_for_export(opt, *model, failed);
+  if (!calib) return failed;
   FakeQuantOptions options;
   options.backend = calib->device.get();
   options.dtype = opt.dtype == "f32" ? DType::F32 : opt.dtype == "bf16" ? DType::BF16 : DType::F16;
-  options.capture = calib_file ? &calib_file->run.capture : nullptr;
-  options.hessians = calib->hessians ? &*calib->hessians : nullptr;
+  options.capture = calib->capture();
   auto report = export_fake_quant(*model, *plan, opt.out, options, OpContext::none());
   if (!report) {
     std::fprintf(stderr, "quantscope-cli: %s\n", report.error().message.c_str());
@@ -178,16 +184,10 @@ static int run_export_hdf5(const ExportOptions& opt) {
   if (!load_plan_and_model(opt, plan, model)) return 2;
   const auto start = std::chrono::steady_clock::now();
   H5ExportOptions options;
-  std::optional<CalibrationFile> calib_file;
-  if (!opt.calib_file.empty()) {  // the ranking of the plan's outlier keeping
-    auto c = read_calibration_file(opt.calib_file, &*model);
-    if (!c) {
-      std::fprintf(stderr, "quantscope-cli: %s\n", c.error().message.c_str());
-      return 2;
-    }
-    calib_file = std::move(*c);
-    options.capture = &calib_file->run.capture;
-  }
+  int failed = 1;
+  auto calib = calibrate_for_export(opt, *model, failed);  // the ranking of the plan's outlier keeping
+  if (!calib) return failed;
+  options.capture = calib->capture();
   auto report = export_quantized_h5(*model, *plan, opt.out, options, OpContext::none());
   if (!report) {
     std::fprintf(stderr, "quantscope-cli: %s\n", report.error().message.c_str());
@@ -221,17 +221,20 @@ static int run_export_gptq(const ExportOptions& opt) {
     if (!from_plan) return std::fprintf(stderr, "quantscope-cli: %s: %s\n", opt.plan.c_str(), from_plan.error().message.c_str()), 2;
     options = std::move(from_plan->options);
     plan_gptq = from_plan->gptq;
-    if (plan_gptq && opt.calib.empty())
-      return std::fprintf(stderr, "quantscope-cli: %s: method gptq needs calibration: give --calib text\n", opt.plan.c_str()), 2;
-    if (!plan_gptq && !opt.calib.empty())
-      return std::fprintf(stderr, "quantscope-cli: %s: method rtn takes no calibration: --calib would be ignored\n",
+    const bool calibrated = !opt.calib.empty() || !opt.calib_file.empty();
+    if (plan_gptq && !calibrated)
+      return std::fprintf(stderr, "quantscope-cli: %s: method gptq needs calibration: give --calib text or --calib-file\n",
                           opt.plan.c_str()), 2;
+    if (!plan_gptq && calibrated)
+      return std::fprintf(stderr, "quantscope-cli: %s: method rtn takes no calibration: --calib/--calib-file would be "
+                                  "ignored\n", opt.plan.c_str()), 2;
   }
   const auto start = std::chrono::steady_clock::now();
-  auto calib = calibrate_for_export(opt, *model);
-  if (!calib) return 1;
-  const std::optional<CalibrationHessians>& hessians = calib->hessians;
-  options.hessians = hessians ? &*hessians : nullptr;
+  int failed = 1;
+  auto calib = calibrate_for_export(opt, *model, failed);
+  if (!calib) return failed;
+  const ActivationCapture* capture = calib->capture();
+  options.capture = capture;
   options.backend = calib->device.get();
   auto report = export_gptq(*model, opt.out, options, OpContext::none());
   if (!report) {
@@ -241,7 +244,7 @@ static int run_export_gptq(const ExportOptions& opt) {
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   int quantized = 0;
   for (const auto& m : report->modules) quantized += m.quantized;
-  const char* method = hessians ? (options.act_order ? (options.static_groups ? "gptq act-order static-groups" : "gptq act-order") : "gptq")
+  const char* method = capture ? (options.act_order ? (options.static_groups ? "gptq act-order static-groups" : "gptq act-order") : "gptq")
                                 : "rtn";
   nlohmann::ordered_json head;
   head["source"] = model->path;
@@ -251,7 +254,7 @@ static int run_export_gptq(const ExportOptions& opt) {
   if (auto account = predict_gptq(*model, options); account && account->bytes == report->bytes)
     head["bits_per_weight"] = account->bits_per_weight();
   head["method"] = method;
-  if (hessians) head["calibration_tokens"] = hessians->tokens;
+  if (capture) head["calibration_tokens"] = capture->tokens;
   print_layer_report(opt, report->modules, report->bytes, seconds,
                      "wrote " + opt.out + ": " + report->checkpoint_format + " by " + method + ", " +
                          std::to_string(quantized) + " of " + std::to_string(report->modules.size()) +
@@ -269,10 +272,6 @@ int run_export(const ExportOptions& opt) {
   const std::optional<Consumer> target = export_consumer_of(opt.format);
   if (!target) return refuse("unknown export format '" + opt.format + "' (gguf, gptq, hdf5, fakequant)");
   if (!opt.calib.empty() && !opt.calib_file.empty()) return refuse("give --calib or --calib-file, not both");
-  if (!opt.calib_file.empty() && *target != Consumer::FakeQuantExport && *target != Consumer::Hdf5Export)
-    return refuse("--calib-file is for -f fakequant and -f hdf5; " + opt.format + " takes --calib text");
-  if (!opt.calib.empty() && *target == Consumer::Hdf5Export)
-    return refuse("-f hdf5 takes --calib-file (a calibration file ranks its outlier keeping), not --calib text");
   if ((opt.pure || !opt.imatrix.empty()) && *target != Consumer::GgufExport)
     return refuse("--pure and --imatrix are for -f gguf (llama-quantize's options)");
   switch (*target) {
@@ -300,6 +299,9 @@ int run_export(const ExportOptions& opt) {
     }
     plan = std::move(*p);
   }
+  if (!plan && (!opt.calib.empty() || !opt.calib_file.empty()))
+    return refuse("a file type's quantizers take no calibration (--calib/--calib-file go with --plan); weight them by an "
+                  "importance matrix with --imatrix (quantscope-cli calibrate --imatrix makes one)");
   if (!opt.imatrix.empty() && plan)
     return refuse("--imatrix weights a file type's quantizers (-t); a plan's layers are written as `measure --plan` "
                   "measures them, and plans do not take an importance matrix yet");
@@ -310,10 +312,10 @@ int run_export(const ExportOptions& opt) {
     imatrix = std::move(*m);
   }
   const auto start = std::chrono::steady_clock::now();
-  auto calib = calibrate_for_export(opt, *model);
-  if (!calib) return 1;
-  const std::optional<CalibrationHessians>& hessians = calib->hessians;
-  GgufExportOptions options{*ftype, plan ? &*plan : nullptr, hessians ? &*hessians : nullptr, calib->device.get()};
+  int failed = 1;
+  auto calib = calibrate_for_export(opt, *model, failed);
+  if (!calib) return failed;
+  GgufExportOptions options{*ftype, plan ? &*plan : nullptr, calib->capture(), calib->device.get()};
   options.pure = opt.pure;
   options.imatrix = imatrix ? &*imatrix : nullptr;
   auto report = export_gguf(*model, opt.out, options, OpContext::none());

@@ -75,11 +75,11 @@ int main(int argc, char** argv) {
   exp->add_option("--plan", exporting.plan, "GGUF: per-layer types from a plan.json (ggml formats) instead of a file type; "
                                             "fakequant, hdf5: the plan to apply; gptq: the grid and method of the plan "
                                             "(one for the blocks' layers; its kept layers stay F16)");
-  exp->add_option("--calib", exporting.calib, "Calibration text (Hessians from running the model on it): GGUF, fakequant: "
-                                              "for the plan's method gptq; GPTQ: quantize by GPTQ instead of RTN");
-  exp->add_option("--calib-file", exporting.calib_file, "fakequant: a calibration file (quantscope-cli calibrate) for the "
-                                                        "plan's gptq and awq layers (and the ranking of clip/outliers); "
-                                                        "hdf5: the ranking of outlier keeping");
+  exp->add_option("--calib", exporting.calib, "Calibration text, run as `calibrate --consecutive --ctx 256` (GGUF, "
+                                              "fakequant: the plan's gptq layers; gptq: GPTQ instead of RTN)");
+  exp->add_option("--calib-file", exporting.calib_file, "A calibration file (quantscope-cli calibrate), the one the plan "
+                                                        "was measured with: the plan's gptq and awq layers, the ranking "
+                                                        "of clip/outliers; gptq: GPTQ instead of RTN");
   exp->add_option("--calib-tokens", exporting.calib_tokens, "Calibration tokens at most (chunks of 256)")
       ->check(CLI::Range(256, 1 << 24))
       ->capture_default_str();
@@ -139,6 +139,9 @@ int main(int argc, char** argv) {
   cal->add_option("--seqs", calib.sequences, "Sequences to run")->check(CLI::Range(1, 1 << 20))->capture_default_str();
   cal->add_option("--ctx", calib.ctx, "Tokens per sequence")->check(CLI::Range(2, 1 << 20))->capture_default_str();
   cal->add_option("--seed", calib.seed, "Seed of the sequence draw (uniform window starts)")->capture_default_str();
+  cal->add_flag("--consecutive", calib.consecutive, "Consecutive windows of --ctx tokens from the text's start (at most "
+                                                    "--seqs) instead of drawn ones: export --calib T --calib-tokens N "
+                                                    "runs this request with --ctx 256 --seqs N/256");
   cal->add_option("--heatmap-tokens", calib.heatmap_tokens, "Tokens kept for the channel x token map")
       ->check(CLI::Range(0, 1 << 16))->capture_default_str();
   cal->add_flag("--no-hessians", calib.no_hessians, "Do not accumulate the Hessians (4 x cols^2 bytes per input)");

@@ -90,7 +90,7 @@ int run_plan(const PlanOptions& opt) {
       }
       calib = std::move(*c);
       for (const Layer& l : model->layers) {
-        const LayerInputStats s = layer_input_stats(l, model->tensors[l.weight].cols(), nullptr, &calib->run.capture);
+        const LayerInputStats s = layer_input_stats(l, model->tensors[l.weight].cols(), &calib->run.capture);
         hessians.push_back(s.h);
         means.push_back(s.x_mean_abs);
       }
@@ -217,7 +217,7 @@ int run_measure_plan(const std::string& model_path, const std::string& plan_path
     // the calibration's statistics of the layer's input, ggml types with the
     // GGUF export's fallback. SmoothQuant is measured on its weight side.
     const std::int64_t rows = t.rows(), cols = t.cols();
-    const LayerInputStats stats = calib ? layer_input_stats(l, cols, nullptr, &calib->run.capture) : LayerInputStats{};
+    const LayerInputStats stats = calib ? layer_input_stats(l, cols, &calib->run.capture) : LayerInputStats{};
     LayerConfig applied = config_for_layer(l, c);
     if (const MethodRow* m = find_method(c.method); m && m->id == MethodId::SmoothQuant) {
       applied.method = std::string(method_row(MethodId::Rtn).name);

@@ -5,8 +5,12 @@
 #include <chrono>
 #include <cmath>
 #include <limits>
+#include <memory>
+#include <optional>
 
+#include "backend/backend.h"
 #include "backend/lapack.h"
+#include "calib/linear_input.h"
 
 namespace qs {
 
@@ -114,30 +118,13 @@ const InputStats* ActivationCapture::find(int block, Input input) const {
 }
 
 const InputStats* ActivationCapture::find_for(LayerRole role, int block) const {
-  switch (role) {
-    case LayerRole::Q: case LayerRole::K: case LayerRole::V: return find(block, Input::Attention);
-    case LayerRole::O: return find(block, Input::AttentionOutput);
-    case LayerRole::Gate: case LayerRole::Up: return find(block, Input::Mlp);
-    case LayerRole::Down: return find(block, Input::MlpDown);
-    default: return nullptr;
-  }
+  const auto input = linear_input_of(role);
+  return input ? find(block, *input) : nullptr;
 }
 
-CalibrationHessians ActivationCapture::release_hessians() {
-  CalibrationHessians out;
-  out.tokens = tokens;
-  for (InputStats& s : inputs) {
-    if (s.block < 0) continue;
-    if (static_cast<std::size_t>(s.block) >= out.blocks.size()) out.blocks.resize(static_cast<std::size_t>(s.block) + 1);
-    BlockHessians& b = out.blocks[static_cast<std::size_t>(s.block)];
-    std::vector<float>& dst = s.input == Input::Attention         ? b.attention
-                              : s.input == Input::AttentionOutput ? b.attention_output
-                              : s.input == Input::Mlp             ? b.mlp
-                                                                  : b.mlp_down;
-    dst = std::move(s.hessian);
-    s.hessian.clear();
-  }
-  return out;
+const std::vector<float>* ActivationCapture::hessian_for(LayerRole role, int block) const {
+  const InputStats* s = find_for(role, block);
+  return s && !s->hessian.empty() ? &s->hessian : nullptr;
 }
 
 std::uint64_t estimate_capture_bytes(const LlamaConfig& c, const CaptureOptions& options) {
@@ -234,12 +221,27 @@ Result<ActivationCapture> capture_activations(ForwardRunner& runner, const Llama
     }
   auto slot = [](int layer, Input in) { return static_cast<std::size_t>(layer) * 4 + static_cast<std::size_t>(in); };
 
+  // With a device: one accumulator per input, made at its first chunk; null
+  // where the device could not make one (that H is summed here).
+  std::vector<std::unique_ptr<HessianAccumulator>> device(options.hessian_backend ? out.inputs.size() : 0);
+  std::vector<bool> tried(device.size(), false);
+  std::optional<Error> device_error;
   runner.set_observer([&](int layer, Input in, const float* x, std::int64_t rows, std::int64_t cols) {
     const std::size_t k = slot(layer, in);
     InputStats& s = out.inputs[k];
     accumulate(s, acc[k], x, rows, cols, options);
-    if (options.hessians)
-      lapack::gemm(true, cols, cols, rows, 1.0f, x, cols, x, cols, 1.0f, s.hessian.data(), cols);  // H += X^T X
+    if (!options.hessians) return;
+    if (!device.empty()) {
+      if (!tried[k]) {
+        tried[k] = true;
+        if (auto made = options.hessian_backend->hessian_accumulator(cols)) device[k] = std::move(*made);
+      }
+      if (device[k]) {
+        if (auto r = device[k]->add(x, rows); !r && !device_error) device_error = r.error();
+        return;
+      }
+    }
+    lapack::gemm(true, cols, cols, rows, 1.0f, x, cols, x, cols, 1.0f, s.hessian.data(), cols);  // H += X^T X
   });
   // The observer refers to this frame; the runner may outlive it.
   struct ObserverReset {
@@ -252,9 +254,14 @@ Result<ActivationCapture> capture_activations(ForwardRunner& runner, const Llama
     runner.clear();
     // Only the linear inputs are wanted: ask for no logits (the head is skipped).
     if (auto r = runner.forward(sequences[k], logits, 0); !r) return r.error();
+    if (device_error) return Error{device_error->code, "calibration: " + device_error->message};
     out.tokens += static_cast<std::int64_t>(sequences[k].size());
     ctx.progress(static_cast<double>(k + 1) / static_cast<double>(sequences.size()));
   }
+  for (std::size_t k = 0; k < device.size(); ++k)
+    if (device[k])
+      if (auto r = device[k]->read(out.inputs[k].hessian.data()); !r)
+        return Error{r.error().code, "calibration: " + r.error().message};
   for (std::size_t k = 0; k < out.inputs.size(); ++k) {
     InputStats& s = out.inputs[k];
     const double inv = 1.0 / static_cast<double>(s.tokens);
@@ -265,7 +272,7 @@ Result<ActivationCapture> capture_activations(ForwardRunner& runner, const Llama
       s.mean_sq[j] = static_cast<float>(acc[k].sum_sq[j] * inv);
     }
     s.heatmap.resize(static_cast<std::size_t>(s.heatmap_tokens * s.cols));
-    const float invf = 1.0f / static_cast<float>(s.tokens);  // as collect_hessians scales
+    const float invf = 1.0f / static_cast<float>(s.tokens);  // one F32 scale of the F32 sum
     for (float& v : s.hessian) v *= invf;
   }
   out.sequences = static_cast<int>(sequences.size());

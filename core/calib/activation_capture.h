@@ -25,12 +25,14 @@
 #include <vector>
 
 #include "calib/forward_runner.h"
-#include "calib/hessians.h"
 #include "calib/llama_forward.h"
+#include "model/layer.h"
 #include "util/op_context.h"
 #include "util/result.h"
 
 namespace qs {
+
+class Backend;
 
 // Histogram layout: bin i covers |x| in [2^(lo + i/4)…) for quarter-octave
 // edges 2^e·(1 + k/4), k = 0…3, e from kActHistLog2Min to kActHistLog2Max - 1.
@@ -47,6 +49,10 @@ const char* linear_input_roles(LlamaRunner::LinearInput input);
 struct CaptureOptions {
   bool hessians = true;
   int heatmap_tokens = 128;  // tokens kept for the channel × token map (the first ones run)
+  // Where H is summed: a device backend keeps each running sum in its memory
+  // (Backend::hessian_accumulator); an H it cannot hold, and every H without
+  // one (null), is summed here by the same F32 SGEMM.
+  Backend* hessian_backend = nullptr;
 };
 
 struct InputStats {
@@ -68,11 +74,11 @@ struct ActivationCapture {
   double seconds = 0;              // forward + accumulation
 
   const InputStats* find(int block, LlamaRunner::LinearInput input) const;
-  // The input a layer of `role` in `block` reads (q/k/v: attention, o, gate/up: mlp, down);
-  // nullptr for roles without one (embeddings, head, other) or blocks not captured.
+  // The input a layer of `role` in `block` reads (linear_input_of); nullptr
+  // for roles without one (embeddings, head, other) or blocks not captured.
   const InputStats* find_for(LayerRole role, int block) const;
-  // The Hessians in the form GPTQ and the GGUF export take (moved out: `inputs` lose theirs).
-  CalibrationHessians release_hessians();
+  // The H of that input: nullptr where there is none or it was not captured.
+  const std::vector<float>* hessian_for(LayerRole role, int block) const;
 };
 
 // Bytes the capture holds for `model` (H, map, sums; not the model or forward scratch).

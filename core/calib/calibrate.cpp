@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <limits>
 
 #include "calib/forward_runner.h"
 #include "calib/llama_forward.h"
@@ -9,6 +10,17 @@
 #include "util/read_text_file.h"
 
 namespace qs {
+
+CalibrationSettings text_calibration_request(const std::string& text_file, int max_tokens) {
+  CalibrationSettings s;
+  s.text_files = {text_file};
+  s.seq_len = kTextCalibrationWindow;
+  s.sequences = max_tokens > 0 ? std::max(1, max_tokens / kTextCalibrationWindow) : std::numeric_limits<int>::max();
+  s.consecutive = true;
+  s.capture.hessians = true;
+  s.capture.heatmap_tokens = 0;
+  return s;
+}
 
 Result<CalibrationRun> calibrate(const Model& model, const CalibrationSettings& settings, OpContext& ctx) {
   if (settings.text_files.empty()) return Error::invalid("calibration: no text file given");
@@ -34,6 +46,7 @@ Result<CalibrationRun> calibrate(const Model& model, const CalibrationSettings& 
   if (!choice) return choice.error();
   CalibrationRun run;
   run.settings = settings;
+  run.settings.capture.hessian_backend = nullptr;
   run.text_tokens = static_cast<std::int64_t>(ids.size());
   run.forward_runner = choice->runner->description();
   run.runner_fallback = choice->fallback_reason;

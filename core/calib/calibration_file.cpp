@@ -7,6 +7,7 @@
 #include <mutex>
 #include <nlohmann/json.hpp>
 
+#include "calib/linear_input.h"
 #include "io/h5_id.h"
 #include "io/h5_writer.h"
 #include "model/model_files.h"
@@ -38,7 +39,8 @@ std::string settings_json(const CalibrationSettings& s) {
                               {"sequences", s.sequences},
                               {"seq_len", s.seq_len},
                               {"seed", s.seed},
-                              {"sampling", "uniform window starts, splitmix64(seed), first token -> BOS"},
+                              {"sampling", s.consecutive ? "consecutive windows from the start, first token -> BOS"
+                                                         : "uniform window starts, splitmix64(seed), first token -> BOS"},
                               {"hessians", s.capture.hessians},
                               {"heatmap_tokens", s.capture.heatmap_tokens}};
   return j.dump();
@@ -49,11 +51,7 @@ std::string layers_reading(const Model& model, int block, Input input) {
   std::string out;
   for (const Layer& l : model.layers) {
     if (l.block != block) continue;
-    const bool reads = input == Input::Attention         ? (l.role == LayerRole::Q || l.role == LayerRole::K || l.role == LayerRole::V)
-                       : input == Input::AttentionOutput ? l.role == LayerRole::O
-                       : input == Input::Mlp             ? (l.role == LayerRole::Gate || l.role == LayerRole::Up)
-                                                         : l.role == LayerRole::Down;
-    if (reads) out.append(out.empty() ? "" : ",").append(l.name);
+    if (linear_input_of(l.role) == input) out.append(out.empty() ? "" : ",").append(l.name);
   }
   return out;
 }
@@ -266,6 +264,8 @@ Result<CalibrationFile> read_calibration_file(const std::string& path, const Mod
       run.settings.sequences = j.at("sequences").get<int>();
       run.settings.seq_len = j.at("seq_len").get<int>();
       run.settings.seed = j.at("seed").get<std::uint64_t>();
+      // Files from before consecutive windows were recorded are the drawn kind.
+      run.settings.consecutive = j.value("sampling", std::string()).starts_with("consecutive");
       run.settings.capture.hessians = j.at("hessians").get<bool>();
       run.settings.capture.heatmap_tokens = j.at("heatmap_tokens").get<int>();
     } catch (const nlohmann::json::exception& e) {

@@ -1,9 +1,9 @@
 #pragma once
 // A linear layer's input statistics for the quantization methods
-// (quant/layer_method.h) from a calibration: the Hessians of calib/hessians.h
-// (H only) or a calibration run's capture (H and mean |x|). Shared by the
-// evaluation of a plan and the exports, so that each ranks and fits a layer
-// from the same numbers.
+// (quant/layer_method.h) from a calibration run's capture: H and mean |x| of
+// the input the layer reads. Shared by the plan editor's measurement, `measure`,
+// the evaluation of a plan and every export, so that each ranks and fits a
+// layer from the same numbers.
 #include <cstdint>
 
 #include "model/layer.h"
@@ -12,11 +12,9 @@
 namespace qs {
 
 struct ActivationCapture;
-struct CalibrationHessians;
 
-// Empty (null pointers) where the calibration has nothing for the layer (the
-// embedding, the head) or its sizes do not match `cols`.
-LayerInputStats layer_input_stats(const Layer& layer, std::int64_t cols, const CalibrationHessians* hessians,
-                                  const ActivationCapture* capture);
+// Empty (null pointers) where the capture has nothing for the layer (the
+// embedding, the head, no capture) or its sizes do not match `cols`.
+LayerInputStats layer_input_stats(const Layer& layer, std::int64_t cols, const ActivationCapture* capture);
 
 }  // namespace qs

@@ -6,6 +6,7 @@
 #include <optional>
 
 #include "calib/layer_input_stats.h"
+#include "calib/linear_input.h"
 #include "model/convert.h"
 #include "quant/capability.h"
 #include "quant/clip_search.h"
@@ -31,16 +32,6 @@ namespace {
 // SmoothQuant does for LLaMA). Params: alpha (0.5), act_bits (8), smooth (1;
 // 0: W8A8 without smoothing).
 using InputKey = std::pair<int, LlamaLinearInput>;
-
-std::optional<LlamaLinearInput> linear_input_of(LayerRole r) {
-  switch (r) {
-    case LayerRole::Q: case LayerRole::K: case LayerRole::V: return LlamaLinearInput::Attention;
-    case LayerRole::O: return LlamaLinearInput::AttentionOutput;
-    case LayerRole::Gate: case LayerRole::Up: return LlamaLinearInput::Mlp;
-    case LayerRole::Down: return LlamaLinearInput::MlpDown;
-    default: return std::nullopt;
-  }
-}
 
 Result<std::map<InputKey, LlamaModel::InputQuant>> plan_smoothing(const Model& model, const std::vector<LayerConfig>& configs,
                                                                   const ActivationCapture* calib) {
@@ -175,7 +166,7 @@ Result<LlamaModel> load_llama_with_plan(const Model& model, const Plan& plan, st
     PlannedWeight pw;
     pw.layer = model.layers[it->second].name;
     const Layer& l = model.layers[it->second];
-    const LayerInputStats stats = layer_input_stats(l, t.cols(), nullptr, calib);
+    const LayerInputStats stats = layer_input_stats(l, t.cols(), calib);
     LayerConfig config = (*configs)[it->second];
     if (find_method(config.method) == &method_row(MethodId::SmoothQuant)) {  // the format on W diag(s), kept in the smoothed space
       const LlamaModel::InputQuant& q = smoothing->at({l.block, *linear_input_of(l.role)});

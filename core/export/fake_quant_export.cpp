@@ -32,7 +32,7 @@ namespace fs = std::filesystem;
 
 // A layer's input statistics from the calibration the options carry (none: empty).
 LayerInputStats stats_for(const FakeQuantOptions& o, const Layer& l, std::int64_t cols) {
-  return layer_input_stats(l, cols, o.hessians, o.capture);
+  return layer_input_stats(l, cols, o.capture);
 }
 
 void encode(DType to, const std::vector<float>& x, std::vector<std::byte>& out) {
@@ -95,10 +95,8 @@ Result<FakeQuantReport> export_fake_quant(const Model& source, const Plan& plan,
       if (((method->needs & kNeedsHessian) && !st.h) || (wants_mean && !st.x_mean_abs))
         return Error::unsupported(l.name + ": method \"" + c.method + "\" needs the layer input's " +
                                   (wants_mean ? "Hessian and mean |x|" : "Hessian") +
-                                  (options.hessians || options.capture
-                                       ? ", which the calibration given lacks (Hessians from text have no mean |x|: "
-                                         "give a calibration file)"
-                                       : ": give calibration (--calib or --calib-file)"));
+                                  (options.capture ? ", which the calibration given lacks"
+                                                   : ": give calibration (--calib or --calib-file)"));
       fl.quantized = true;
       choices[i] = target;
       applied[i] = target_config;

@@ -17,7 +17,6 @@
 
 namespace qs {
 
-struct CalibrationHessians;
 struct ActivationCapture;
 class Backend;
 
@@ -25,8 +24,8 @@ struct FakeQuantOptions {
   DType dtype = DType::F16;  // F16, BF16 or F32
   // The layers' input statistics for the plan's methods (quant/layer_method.h):
   // gptq needs H, awq H and mean |x|; clip and outliers rank by them when given.
-  // Either the Hessians of calib/hessians.h or a calibration run's capture.
-  const CalibrationHessians* hessians = nullptr;
+  // A calibration run's capture (calib/calibrate.h: a calibration file, or
+  // the run of an export's calibration text).
   const ActivationCapture* capture = nullptr;
   // Where GPTQ runs (quantize_with_method's backend); null: the quantization core here.
   Backend* backend = nullptr;

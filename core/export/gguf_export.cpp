@@ -24,7 +24,7 @@
 #include "io/gguf.h"
 #include "io/imatrix_file.h"
 #include "model/convert.h"
-#include "calib/hessians.h"
+#include "calib/activation_capture.h"
 #include "quant/clip_search.h"
 #include "quant/gptq.h"
 #include "quant/ggml_dequant.h"
@@ -110,7 +110,7 @@ struct TensorMethod {
 // not whole blocks), its method as the capability query allows it for GGUF.
 Result<std::vector<FtypeChoice>> plan_choices(const Model& model, const Plan& plan, const std::vector<FtypeTensor>& in_order,
                                               const std::vector<const TensorInfo*>& sources,
-                                              const CalibrationHessians* hessians, std::vector<TensorMethod>& methods,
+                                              const ActivationCapture* capture, std::vector<TensorMethod>& methods,
                                               bool predict) {
   auto configs = resolve_plan(plan, model);
   if (!configs) return configs.error();
@@ -149,7 +149,7 @@ Result<std::vector<FtypeChoice>> plan_choices(const Model& model, const Plan& pl
         m.clip = true;
         m.spec.min_ratio = static_cast<float>(method->param(cfg.params, "min_ratio"));
         m.spec.step = static_cast<float>(method->param(cfg.params, "step"));
-        m.clip_hessian = hessians ? hessians->of(l.role, l.block) : nullptr;
+        m.clip_hessian = capture ? capture->hessian_for(l.role, l.block) : nullptr;
       } else if (method->id == MethodId::Gptq && !stored->keeps_precision()) {
         m.gptq.percdamp = method->param(cfg.params, "percdamp");
         m.gptq.block_size = static_cast<int>(method->param(cfg.params, "block_size"));
@@ -158,9 +158,10 @@ Result<std::vector<FtypeChoice>> plan_choices(const Model& model, const Plan& pl
         if (m.gptq.act_order && !m.gptq.static_groups)
           return Error::unsupported(l.name + ": GPTQ act_order onto ggml blocks needs static_groups = 1 (a block is a "
                                     "run of original columns)");
-        if (!predict && !hessians)
-          return Error::unsupported(l.name + ": method \"gptq\" needs calibration: give calibration text (--calib)");
-        m.hessian = hessians ? hessians->of(l.role, l.block) : nullptr;
+        if (!predict && !capture)
+          return Error::unsupported(l.name + ": method \"gptq\" needs calibration: give calibration text (--calib) or a "
+                                    "calibration file (--calib-file)");
+        m.hessian = capture ? capture->hessian_for(l.role, l.block) : nullptr;
         if (!predict && !m.hessian)
           return Error::unsupported(l.name + ": GPTQ needs the Hessian of its input; calibration gives them for the "
                                     "linear layers of the blocks only");
@@ -420,7 +421,7 @@ Result<GgufLayout> gguf_layout(const Model& source, const GgufExportOptions& opt
   out.methods.resize(in_order.size());
   LlamaFtype file_type = options.ftype;
   if (options.plan) {
-    auto c = plan_choices(source, *options.plan, in_order, sources, options.hessians, out.methods, predict);
+    auto c = plan_choices(source, *options.plan, in_order, sources, options.capture, out.methods, predict);
     if (!c) return c.error();
     out.choices = std::move(*c);
     file_type = plan_file_type(*options.plan, out.choices, in_order, facts_of(source));

@@ -20,7 +20,7 @@
 namespace qs {
 
 struct Plan;
-struct CalibrationHessians;
+struct ActivationCapture;
 struct ImportanceMatrix;
 
 class Backend;
@@ -33,10 +33,11 @@ struct GgufExportOptions {
   // then says the llama.cpp file type whose types the plan reproduces exactly
   // (its preset's, e.g. Q4_K_M), else the one of the plan's default format.
   const Plan* plan = nullptr;
-  // Calibration Hessians of the source model (calib/hessians.h): with them a
-  // plan's method "gptq" runs GPTQ onto each layer's ggml grid (Q8_0, Q4_0,
-  // Q4_1, Q5_0, Q5_1, Q4_K, Q5_K, Q6_K).
-  const CalibrationHessians* hessians = nullptr;
+  // A calibration run's capture of the source model (calib/calibrate.h): with
+  // its Hessians a plan's method "gptq" runs GPTQ onto each layer's ggml grid
+  // (Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q4_K, Q5_K, Q6_K) and "clip" weights its
+  // search by diag(H).
+  const ActivationCapture* capture = nullptr;
   // Where GPTQ runs (Backend::gptq: a device takes what it can and hands the
   // rest to the CPU); null: the quantization core here.
   Backend* backend = nullptr;

@@ -16,7 +16,6 @@
 #include "io/safetensors.h"
 #include "model/convert.h"
 #include "calib/activation_capture.h"
-#include "calib/hessians.h"
 #include "quant/capability.h"
 #include "quant/fake_quant.h"
 #include "quant/method_table.h"
@@ -283,15 +282,10 @@ Result<GptqLayout> gptq_layout(const Model& source, const GptqExportOptions& o, 
   if (o.bits != 2 && o.bits != 3 && o.bits != 4 && o.bits != 8)
     return Error::invalid("GPTQ export: bits must be 2, 3, 4 or 8, not " + std::to_string(o.bits));
   if (o.group_size == 0 || o.group_size < -1) return Error::invalid("GPTQ export: group size must be > 0 or -1");
-  // The H of a layer's input, from whichever form the calibration came in.
   GptqLayout lay;
-  const bool calibrated = o.hessians || o.capture;
+  const bool calibrated = o.capture != nullptr;
   lay.calibrated = calibrated;
-  auto hessian_for = [&](const Layer& l) -> const std::vector<float>* {
-    if (o.hessians) return o.hessians->of(l.role, l.block);
-    const InputStats* s = o.capture ? o.capture->find_for(l.role, l.block) : nullptr;
-    return s && !s->hessian.empty() ? &s->hessian : nullptr;
-  };
+  auto hessian_for = [&](const Layer& l) { return o.capture ? o.capture->hessian_for(l.role, l.block) : nullptr; };
   if ((o.act_order || o.static_groups) && !calibrated && !predict)
     return Error::invalid("GPTQ export: act-order and static groups are GPTQ options; they need calibration (Hessians)");
   if (o.static_groups && !o.act_order)

@@ -20,7 +20,6 @@
 
 namespace qs {
 
-struct CalibrationHessians;
 class Backend;
 struct ActivationCapture;
 
@@ -28,11 +27,10 @@ struct GptqExportOptions {
   int bits = 4;          // 2, 3, 4, 8
   int group_size = 128;  // > 0, or -1: one group per output channel
   bool sym = true;
-  // With Hessians (calib/hessians.h) every layer is quantized by GPTQ
-  // (quant/gptq.h) with the H of its input; without them by RTN.
-  const CalibrationHessians* hessians = nullptr;
-  // Or those of a calibration run's capture (a calibration file the app has
-  // loaded), read where they are: no copy of every block's H.
+  // With a calibration run's capture (calib/calibrate.h: a calibration file,
+  // or the run of an export's calibration text) every layer is quantized by
+  // GPTQ (quant/gptq.h) with the H of its input, read where it is; without
+  // one by RTN.
   const ActivationCapture* capture = nullptr;
   bool act_order = false;      // GPTQ: columns by descending H diagonal (desc_act; g_idx then maps groups)
   bool static_groups = false;  // GPTQ with act_order: groups fixed on the original column order

@@ -289,7 +289,7 @@ Result<H5ExportReport> export_quantized_h5(const Model& source, const Plan& plan
       QuantizedH5Stored stored;
       layer.bits_per_weight = choice->bits_per_weight(rows, cols);
       if (methods[it->second]->id == MethodId::Outliers) {
-        const LayerInputStats stats = layer_input_stats(source.layers[it->second], cols, nullptr, options.capture);
+        const LayerInputStats stats = layer_input_stats(source.layers[it->second], cols, options.capture);
         auto kept = keep_outliers(*choice, cfg, x.data(), rows, cols, stats);
         if (!kept) return Error{kept.error().code, t.name + ": " + kept.error().message};
         if (auto r = encode_h5_tensor_with_outliers(*choice, *kept, x.data(), rows, cols, desc, stored); !r)

@@ -8,6 +8,8 @@
 #include <array>
 #include <cstdio>
 #include <filesystem>
+#include <fstream>
+#include <iterator>
 #include <string>
 
 #include "demo/demo_model.h"
@@ -20,6 +22,12 @@ struct CliRun {
 };
 
 // Runs quantscope-cli with `args` through the shell; stderr joins stdout when asked.
+// A file's bytes (empty when it cannot be read).
+inline std::string file_bytes(const std::filesystem::path& p) {
+  std::ifstream in(p, std::ios::binary);
+  return std::string(std::istreambuf_iterator<char>(in), {});
+}
+
 inline CliRun run(const std::string& args, bool merge_stderr = false) {
   const std::string cmd = std::string(QS_CLI_PATH) + " " + args + (merge_stderr ? " 2>&1" : " 2>/dev/null");
   CliRun r;

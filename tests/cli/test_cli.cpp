@@ -317,6 +317,9 @@ TEST_F(Cli, FakeQuantExportAppliesGptqWithACalibrationFile) {
 
 // Calibration goes where a format uses it and is refused where it would be
 // ignored; the HDF5 checkpoint's outlier keeping ranks by the calibration file.
+// One pipeline: --calib T --calib-tokens 512 is the request `calibrate --text T
+// --consecutive --ctx 256 --seqs 2` makes, so the GGUF and GPTQ exports given
+// either are the same files, byte for byte.
 TEST_F(Cli, ExportCalibrationOptionsGoWhereTheyAreUsed) {
   const std::string shared = QS_SHARED_DIR;
   if (!std::filesystem::exists(shared + "/models")) GTEST_SKIP() << "../shared/models is absent (fresh clone)";
@@ -326,16 +329,32 @@ TEST_F(Cli, ExportCalibrationOptionsGoWhereTheyAreUsed) {
   ASSERT_EQ(run("calibrate --seqs 8 --ctx 128 -o " + calib.string() + " --text " + text + " " + model).code, 0);
   const auto plan = dir_ / "outliers.json";
   std::ofstream(plan) << R"({"version":1,"default":{"format":"int4-g32","method":"outliers","params":{"fraction":0.02}}})";
-  const CliRun gptq = run("export -f gptq --calib-file " + calib.string() + " -o " + (dir_ / "g").string() + " " + model, true);
-  EXPECT_EQ(gptq.code, 2);
-  EXPECT_NE(gptq.out.find("--calib-file is for -f fakequant and -f hdf5"), std::string::npos) << gptq.out;
-  const CliRun text_h5 = run("export -f hdf5 --plan " + plan.string() + " --calib " + text + " -o " + (dir_ / "t.qs.h5").string() + " " + model, true);
-  EXPECT_EQ(text_h5.code, 2);
-  EXPECT_NE(text_h5.out.find("-f hdf5 takes --calib-file"), std::string::npos) << text_h5.out;
+  const CliRun ftype = run("export -t Q4_K_M --calib-file " + calib.string() + " -o " + (dir_ / "g.gguf").string() + " " + model, true);
+  EXPECT_EQ(ftype.code, 2);
+  EXPECT_NE(ftype.out.find("a file type's quantizers take no calibration"), std::string::npos) << ftype.out;
   const CliRun both = run("export -f fakequant --plan " + plan.string() + " --calib " + text + " --calib-file " + calib.string() +
                           " -o " + (dir_ / "b").string() + " " + model, true);
   EXPECT_EQ(both.code, 2);
-  EXPECT_FALSE(std::filesystem::exists(dir_ / "g") || std::filesystem::exists(dir_ / "t.qs.h5") || std::filesystem::exists(dir_ / "b"));
+  EXPECT_FALSE(std::filesystem::exists(dir_ / "g.gguf") || std::filesystem::exists(dir_ / "b"));
+
+  const auto consecutive = dir_ / "c512.qscalib.h5";
+  ASSERT_EQ(run("calibrate --consecutive --seqs 2 --ctx 256 -o " + consecutive.string() + " --text " + text + " " + model).code, 0);
+  const auto gptq_plan = dir_ / "gptq-q4_0.json";
+  std::ofstream(gptq_plan) << R"({"version":1,"default":{"format":"q4_0","method":"gptq"}})";
+  const std::string from_text = " --calib " + text + " --calib-tokens 512 ", from_file = " --calib-file " + consecutive.string() + " ";
+  ASSERT_EQ(run("export --plan " + gptq_plan.string() + from_text + "-o " + (dir_ / "t.gguf").string() + " " + model).code, 0);
+  ASSERT_EQ(run("export --plan " + gptq_plan.string() + from_file + "-o " + (dir_ / "f.gguf").string() + " " + model).code, 0);
+  const std::string gguf_t = qs::test::file_bytes(dir_ / "t.gguf");
+  EXPECT_GT(gguf_t.size(), 200000u);
+  EXPECT_TRUE(gguf_t == qs::test::file_bytes(dir_ / "f.gguf"));
+  ASSERT_EQ(run("export -f gptq --group 32" + from_text + "-o " + (dir_ / "gt").string() + " " + model).code, 0);
+  ASSERT_EQ(run("export -f gptq --group 32" + from_file + "-o " + (dir_ / "gf").string() + " " + model).code, 0);
+  EXPECT_TRUE(qs::test::file_bytes(dir_ / "gt" / "model.safetensors") ==
+              qs::test::file_bytes(dir_ / "gf" / "model.safetensors"));
+  // and the text's file is not the same file as the drawn sequences' (the request matters).
+  ASSERT_EQ(run("export -f gptq --group 32 --calib-file " + calib.string() + " -o " + (dir_ / "gd").string() + " " + model).code, 0);
+  EXPECT_FALSE(qs::test::file_bytes(dir_ / "gd" / "model.safetensors") ==
+               qs::test::file_bytes(dir_ / "gf" / "model.safetensors"));
   const auto plain = dir_ / "plain.qs.h5", ranked = dir_ / "ranked.qs.h5";
   ASSERT_EQ(run("export -f hdf5 --plan " + plan.string() + " -o " + plain.string() + " " + model).code, 0);
   ASSERT_EQ(run("export -f hdf5 --plan " + plan.string() + " --calib-file " + calib.string() + " -o " + ranked.string() + " " + model).code, 0);
@@ -355,7 +374,7 @@ TEST_F(Cli, ExportCalibrationOptionsGoWhereTheyAreUsed) {
       if (it->outliers != "weights") continue;  // rows that int4-g32 cannot take are kept whole
       std::vector<float> w(t.numel());
       ASSERT_TRUE(qs::tensor_to_f32(t, w.data()).ok());
-      const qs::LayerInputStats st = with_calib ? qs::layer_input_stats(l, t.cols(), nullptr, &cal->run.capture) : qs::LayerInputStats{};
+      const qs::LayerInputStats st = with_calib ? qs::layer_input_stats(l, t.cols(), &cal->run.capture) : qs::LayerInputStats{};
       auto kept = qs::keep_outliers(*qs::parse_quant_choice("int4-g32"), {"int4-g32", "outliers", {{"fraction", 0.02}}}, w.data(),
                                     t.rows(), t.cols(), st);
       ASSERT_TRUE(kept.ok());
@@ -502,13 +521,9 @@ TEST_F(Cli, GptqExportFollowsThePlan) {
   const std::string uniform = write("g32.json", R"({"version":1,"default":{"format":"int4-g32-sym","method":"rtn"}})");
   ASSERT_EQ(run("export -f gptq --plan " + uniform + " -o " + (dir_ / "by-plan").string() + " " + model).code, 0);
   ASSERT_EQ(run("export -f gptq --bits 4 --group 32 -o " + (dir_ / "by-flags").string() + " " + model).code, 0);
-  const auto slurp = [](const std::filesystem::path& p) {
-    std::ifstream in(p, std::ios::binary);
-    return std::string(std::istreambuf_iterator<char>(in), {});
-  };
-  const std::string by_plan = slurp(dir_ / "by-plan" / "model.safetensors");
+  const std::string by_plan = qs::test::file_bytes(dir_ / "by-plan" / "model.safetensors");
   EXPECT_GT(by_plan.size(), 100000u);
-  EXPECT_TRUE(by_plan == slurp(dir_ / "by-flags" / "model.safetensors"));
+  EXPECT_TRUE(by_plan == qs::test::file_bytes(dir_ / "by-flags" / "model.safetensors"));
 
   const std::string keep_v = write("keep-v.json", R"({"version":1,"default":{"format":"int4-g32-sym","method":"rtn"},
       "overrides":[{"match":{"role":"v"},"format":"f16"}]})");

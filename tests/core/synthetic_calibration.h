@@ -1,11 +1,15 @@
 #pragma once
-// Calibration Hessians for the small demo models of the export tests, without
-// running a model: per input, H = X^T X / n of random tokens that share a
-// common component (so H is far from diagonal, as real activations make it).
+// Calibration for tests. synthetic_capture: Hessians for the small demo models
+// of the export tests without running a model (per input, H = X^T X / n of
+// random tokens that share a common component, so H is far from diagonal, as
+// real activations make it). hessians_of: a real model's Hessians over
+// consecutive chunks of a token stream, through the one calibration pipeline.
 #include <cstdint>
+#include <limits>
+#include <span>
 #include <vector>
 
-#include "calib/hessians.h"
+#include "calib/activation_capture.h"
 
 namespace qs::test {
 
@@ -31,16 +35,37 @@ inline std::vector<float> synthetic_hessian(int cols, std::uint32_t seed) {
 }
 
 // Every block's four inputs (attention, attention output, MLP, MLP down) for
-// a model of `hidden` and `intermediate` widths.
-inline CalibrationHessians synthetic_hessians(int blocks, int hidden, int intermediate) {
-  CalibrationHessians hs;
-  hs.tokens = 4 * hidden;
+// a model of `hidden` and `intermediate` widths: H only (no |x| statistics).
+inline ActivationCapture synthetic_capture(int blocks, int hidden, int intermediate) {
+  ActivationCapture cap;
+  cap.tokens = 4 * hidden;
   for (int b = 0; b < blocks; ++b) {
     const auto seed = static_cast<std::uint32_t>(4 * b);
-    hs.blocks.push_back({synthetic_hessian(hidden, seed + 1), synthetic_hessian(hidden, seed + 2),
-                         synthetic_hessian(hidden, seed + 3), synthetic_hessian(intermediate, seed + 4)});
+    const LlamaLinearInput inputs[] = {LlamaLinearInput::Attention, LlamaLinearInput::AttentionOutput,
+                                       LlamaLinearInput::Mlp, LlamaLinearInput::MlpDown};
+    for (int k = 0; k < 4; ++k) {
+      InputStats s;
+      s.block = b;
+      s.input = inputs[k];
+      s.cols = k == 3 ? intermediate : hidden;
+      s.tokens = cap.tokens;
+      s.hessian = synthetic_hessian(static_cast<int>(s.cols), seed + static_cast<std::uint32_t>(k) + 1);
+      cap.inputs.push_back(std::move(s));
+    }
   }
-  return hs;
+  return cap;
+}
+
+// The Hessians of `tokens` in consecutive chunks of n_ctx, each from `bos`
+// (what an export's --calib text gives), summed by `backend` when one is given.
+inline Result<ActivationCapture> hessians_of(const LlamaModel& model, std::span<const std::int32_t> tokens, int n_ctx,
+                                             std::int32_t bos, Backend* backend = nullptr) {
+  auto chunks = consecutive_calibration_chunks(tokens, std::numeric_limits<int>::max(), n_ctx, bos);
+  if (!chunks) return chunks.error();
+  CaptureOptions options;
+  options.heatmap_tokens = 0;
+  options.hessian_backend = backend;
+  return capture_activations(model, *chunks, options);
 }
 
 }  // namespace qs::test

@@ -1,6 +1,6 @@
 // Activation capture and the HDF5 calibration file: statistics against sums
-// computed here from the inputs a plain observer sees, Hessians against
-// collect_hessians, the sequence draw, and the file's round trip and refusals.
+// computed here from the inputs a plain observer sees, an export's text
+// request, the sequence draw, and the file's round trip and refusals.
 #include <gtest/gtest.h>
 #include <hdf5.h>
 
@@ -14,9 +14,10 @@
 #include "calib/calibrate.h"
 #include "calib/calibration_file.h"
 #include "calib/forward_runner.h"
-#include "calib/hessians.h"
+#include "calib/tokenizer.h"
 #include "calib/llama_forward.h"
 #include "io/open_model.h"
+#include "synthetic_calibration.h"
 #include "test_files.h"
 
 namespace {
@@ -179,32 +180,32 @@ TEST(ActivationCapture, SequencesAreSeededWindowsStartingWithBos) {
   EXPECT_NE(short_text.error().message.find("30 tokens"), std::string::npos) << short_text.error().message;
 }
 
-// On stories260K: consecutive chunks give exactly the Hessians of collect_hessians (the GPTQ path).
-TEST(ActivationCapture, HessiansEqualCollectHessiansOnStories260K) {
+// An export's calibration text is a calibrate() request: the text's first
+// tokens (BOS first) in consecutive windows of 256, each from BOS, Hessians
+// only — the Hessians of exactly those chunks.
+TEST(ActivationCapture, TextRequestIsConsecutiveWindowsOfTheText) {
   QS_REQUIRE_SHARED();
   auto m = qs::open_model(shared + "/models/stories260K/gguf/stories260K-f32.gguf");
   ASSERT_TRUE(m.ok()) << m.error().message;
+  const std::string text = shared + "/models/stories260K/eval/tiny_stories_eval.txt";
+  const qs::CalibrationSettings request = qs::text_calibration_request(text, 600);  // two whole windows
+  EXPECT_TRUE(request.consecutive);
+  auto run = qs::calibrate(*m, request);
+  ASSERT_TRUE(run.ok()) << run.error().message;
+  EXPECT_EQ(run->capture.sequences, 2);
+  EXPECT_EQ(run->capture.tokens, 512);
+  auto tok = qs::Tokenizer::for_model(*m);
+  ASSERT_TRUE(tok.ok()) << tok.error().message;
+  const auto ids = tok->encode(qs::test::read_bytes(text), true);
   auto lm = qs::LlamaModel::load(*m);
   ASSERT_TRUE(lm.ok()) << lm.error().message;
-  std::vector<std::int32_t> tokens(4 * 128);
-  for (std::size_t i = 0; i < tokens.size(); ++i) tokens[i] = static_cast<std::int32_t>(3 + (i * 97) % 500);
-  auto ref = qs::collect_hessians(*lm, tokens, 128, 1);
+  auto ref = qs::test::hessians_of(*lm, std::span(ids).first(512), 256, tok->bos_id());
   ASSERT_TRUE(ref.ok()) << ref.error().message;
-  std::vector<std::vector<std::int32_t>> seqs;
-  for (int k = 0; k < 4; ++k) {
-    seqs.emplace_back(tokens.begin() + k * 128, tokens.begin() + (k + 1) * 128);
-    seqs.back()[0] = 1;
-  }
-  auto cap = qs::capture_activations(*lm, seqs, {});
-  ASSERT_TRUE(cap.ok()) << cap.error().message;
-  auto h = cap->release_hessians();
-  EXPECT_EQ(h.tokens, ref->tokens);
-  ASSERT_EQ(h.blocks.size(), ref->blocks.size());
-  for (std::size_t b = 0; b < h.blocks.size(); ++b) {
-    EXPECT_EQ(h.blocks[b].attention, ref->blocks[b].attention) << b;
-    EXPECT_EQ(h.blocks[b].attention_output, ref->blocks[b].attention_output) << b;
-    EXPECT_EQ(h.blocks[b].mlp, ref->blocks[b].mlp) << b;
-    EXPECT_EQ(h.blocks[b].mlp_down, ref->blocks[b].mlp_down) << b;
+  ASSERT_EQ(run->capture.inputs.size(), ref->inputs.size());
+  for (std::size_t k = 0; k < ref->inputs.size(); ++k) {
+    EXPECT_TRUE(run->capture.inputs[k].heatmap.empty());
+    EXPECT_FALSE(ref->inputs[k].hessian.empty());
+    EXPECT_EQ(run->capture.inputs[k].hessian, ref->inputs[k].hessian) << k;
   }
 }
 

@@ -368,7 +368,6 @@ TEST(CudaHostLogic, EmulatedDeviceGptqMatchesCpuOnGptq1024) {
 
 }  // namespace
 
-#include "calib/hessians.h"
 #include "calib/llama_forward.h"
 #include "calib/spm_tokenizer.h"
 #include "io/open_model.h"
@@ -424,20 +423,18 @@ TEST(CudaHostLogic, CalibrationThroughBackendAccumulatorsEqualsTheCpuSums) {
   auto model = qs::LlamaModel::load(*src);
   ASSERT_TRUE(model.ok()) << model.error().message;
   const std::span<const std::int32_t> calib(ids.data(), 512);
-  auto here = qs::collect_hessians(*model, calib, 256, tok->bos_id());
+  auto here = qs::test::hessians_of(*model, calib, 256, tok->bos_id());
   ASSERT_TRUE(here.ok()) << here.error().message;
   // The FFN width's H (down) refused: summed here, the others by the backend; all equal bit for bit.
   PickyBackend picky(model->config().ffn);
-  auto there = qs::collect_hessians(*model, calib, 256, tok->bos_id(), qs::OpContext::none(), &picky);
+  auto there = qs::test::hessians_of(*model, calib, 256, tok->bos_id(), &picky);
   ASSERT_TRUE(there.ok()) << there.error().message;
-  EXPECT_EQ(picky.asked, static_cast<int>(here->blocks.size()) * 4);
-  ASSERT_EQ(there->blocks.size(), here->blocks.size());
+  EXPECT_EQ(picky.asked, static_cast<int>(here->inputs.size()));
+  ASSERT_EQ(there->inputs.size(), here->inputs.size());
   EXPECT_EQ(there->tokens, here->tokens);
-  for (std::size_t b = 0; b < here->blocks.size(); ++b) {
-    EXPECT_EQ(there->blocks[b].attention, here->blocks[b].attention) << b;
-    EXPECT_EQ(there->blocks[b].attention_output, here->blocks[b].attention_output) << b;
-    EXPECT_EQ(there->blocks[b].mlp, here->blocks[b].mlp) << b;
-    EXPECT_EQ(there->blocks[b].mlp_down, here->blocks[b].mlp_down) << b;
+  for (std::size_t k = 0; k < here->inputs.size(); ++k) {
+    ASSERT_FALSE(here->inputs[k].hessian.empty());
+    EXPECT_EQ(there->inputs[k].hessian, here->inputs[k].hessian) << k;
   }
 }
 
@@ -462,7 +459,7 @@ TEST(CudaHostLogic, ExportsRunGptqOnTheBackendTheyAreGiven) {
   const int hidden = 128, inter = 256;
   auto model = qs::open_model(qs::test::write_small_demo(dir.path() / "src", 1, hidden, inter));
   ASSERT_TRUE(model.ok()) << model.error().message;
-  const qs::CalibrationHessians hs = qs::test::synthetic_hessians(1, hidden, inter);
+  const qs::ActivationCapture hs = qs::test::synthetic_capture(1, hidden, inter);
   const auto bytes = [](const std::filesystem::path& p) { return qs::test::read_bytes(p.string()); };
   auto plan = qs::parse_plan(R"({"version":1,"default":{"format":"q4_0","method":"gptq"}})", "t");
   ASSERT_TRUE(plan.ok());
@@ -472,11 +469,11 @@ TEST(CudaHostLogic, ExportsRunGptqOnTheBackendTheyAreGiven) {
     const std::string tag = on_backend ? "b" : "a";
     qs::GptqExportOptions g;
     g.group_size = 64;
-    g.hessians = &hs;
+    g.capture = &hs;
     g.backend = backend;
     ASSERT_TRUE(qs::export_gptq(*model, dir.file("gptq-" + tag), g, qs::OpContext::none()).ok());
     qs::FakeQuantOptions f;
-    f.hessians = &hs;
+    f.capture = &hs;
     f.backend = backend;
     ASSERT_TRUE(qs::export_fake_quant(*model, *plan, dir.file("fq-" + tag), f, qs::OpContext::none()).ok());
     if (on_backend) {
@@ -490,7 +487,7 @@ TEST(CudaHostLogic, ExportsRunGptqOnTheBackendTheyAreGiven) {
   QS_REQUIRE_SHARED();
   auto stories = qs::open_model(shared + "/models/stories260K/hf");
   ASSERT_TRUE(stories.ok()) << stories.error().message;
-  const qs::CalibrationHessians shs = qs::test::synthetic_hessians(5, 64, 172);
+  const qs::ActivationCapture shs = qs::test::synthetic_capture(5, 64, 172);
   int calls = 0;
   for (const bool on_backend : {false, true}) {
     PickyBackend picky(-1);

@@ -15,7 +15,7 @@
 #include <cmath>
 #include <cstdio>
 
-#include "calib/hessians.h"
+#include "synthetic_calibration.h"
 #include "calib/llama_forward.h"
 #include "calib/spm_tokenizer.h"
 #include "cuda_device.h"
@@ -327,21 +327,18 @@ TEST(CudaQuantParity, CalibrationHessiansOnTheDevice) {
   auto model = qs::LlamaModel::load(*src);
   ASSERT_TRUE(model.ok()) << model.error().message;
   const std::span<const std::int32_t> calib(ids.data(), 1024);
-  auto hc = qs::collect_hessians(*model, calib, 256, tok->bos_id());
-  auto hg = qs::collect_hessians(*model, calib, 256, tok->bos_id(), qs::OpContext::none(), gpu.get());
+  auto hc = qs::test::hessians_of(*model, calib, 256, tok->bos_id());
+  auto hg = qs::test::hessians_of(*model, calib, 256, tok->bos_id(), gpu.get());
   ASSERT_TRUE(hc.ok() && hg.ok()) << (hg.ok() ? "" : hg.error().message);
-  ASSERT_EQ(hg->blocks.size(), hc->blocks.size());
+  ASSERT_EQ(hg->inputs.size(), hc->inputs.size());
   double worst = 0;
-  for (std::size_t b = 0; b < hc->blocks.size(); ++b) {
-    const qs::BlockHessians &c = hc->blocks[b], &g = hg->blocks[b];
-    for (auto [hcpu, hgpu] : {std::pair{&c.attention, &g.attention}, std::pair{&c.attention_output, &g.attention_output},
-                              std::pair{&c.mlp, &g.mlp}, std::pair{&c.mlp_down, &g.mlp_down}}) {
-      double scale = 0;
-      for (float v : *hcpu) scale = std::max(scale, static_cast<double>(std::abs(v)));
-      const Diff d = compare(*hgpu, *hcpu);
-      worst = std::max(worst, d.max_abs / scale);
-      EXPECT_LE(d.max_abs, 1e-5 * scale) << "block " << b;
-    }
+  for (std::size_t k = 0; k < hc->inputs.size(); ++k) {
+    const std::vector<float>&hcpu = hc->inputs[k].hessian, &hgpu = hg->inputs[k].hessian;
+    double scale = 0;
+    for (float v : hcpu) scale = std::max(scale, static_cast<double>(std::abs(v)));
+    const Diff d = compare(hgpu, hcpu);
+    worst = std::max(worst, d.max_abs / scale);
+    EXPECT_LE(d.max_abs, 1e-5 * scale) << "block " << hc->inputs[k].block;
   }
   std::printf("calibration Hessians of stories260K (1024 tokens) on the device: max abs diff %.3g of max |H|\n", worst);
 }

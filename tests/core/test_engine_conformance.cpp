@@ -9,7 +9,6 @@
 #include <cstring>
 #include <map>
 
-#include "calib/hessians.h"
 #include "calib/layer_input_stats.h"
 #include "calib/plan_model.h"
 #include "export/fake_quant_export.h"
@@ -54,7 +53,7 @@ TEST(EngineConformance, EveryConsumerGetsTheSameWeights) {
   auto model = qs::open_model(shared + "/models/stories260K/hf");
   ASSERT_TRUE(model.ok()) << model.error().message;
   // Hessians of the model's widths (64 hidden, 172 intermediate), shared by every consumer.
-  const qs::CalibrationHessians hessians = qs::test::synthetic_hessians(model->arch.num_layers, 64, 172);
+  const qs::ActivationCapture hessians = qs::test::synthetic_capture(model->arch.num_layers, 64, 172);
   // v (64 wide: Q4_K falls back to Q5_0) and down (172 wide: every ggml type falls back to F16),
   // as the GGUF file names them (not permuted: q and k are).
   const std::map<std::string, std::string> gguf_name = {{"model.layers.1.self_attn.v_proj", "blk.1.attn_v.weight"},
@@ -79,7 +78,7 @@ TEST(EngineConformance, EveryConsumerGetsTheSameWeights) {
     const std::string fq_dir = tmp.file("fq-" + std::to_string(compared));
     qs::FakeQuantOptions fo;
     fo.dtype = qs::DType::F32;  // the dequantized weights exactly
-    fo.hessians = &hessians;
+    fo.capture = &hessians;
     auto fq = qs::export_fake_quant(*model, plan, fq_dir, fo, qs::OpContext::none());
     ASSERT_EQ(fq.ok(), qs::supports(qs::Consumer::FakeQuantExport, *choice, m).ok())
         << label << ": " << (fq ? "written" : fq.error().message);
@@ -91,7 +90,7 @@ TEST(EngineConformance, EveryConsumerGetsTheSameWeights) {
     const std::string gguf_path = tmp.file("g-" + std::to_string(compared) + ".gguf");
     qs::GgufExportOptions go;
     go.plan = &plan;
-    go.hessians = &hessians;
+    go.capture = &hessians;
     auto gguf = qs::export_gguf(*model, gguf_path, go, qs::OpContext::none());
     ASSERT_EQ(gguf.ok(), qs::supports(qs::Consumer::GgufExport, *choice, m).ok())
         << label << ": " << (gguf ? "written" : gguf.error().message);
@@ -108,7 +107,7 @@ TEST(EngineConformance, EveryConsumerGetsTheSameWeights) {
       ASSERT_NE(layer, nullptr) << layer_name;
       const qs::TensorInfo& t = model->tensors[layer->weight];
       const std::vector<float> w = f32_of(t);
-      const qs::LayerInputStats stats = qs::layer_input_stats(*layer, t.cols(), &hessians, nullptr);
+      const qs::LayerInputStats stats = qs::layer_input_stats(*layer, t.cols(), &hessians);
       const std::string what = label + " on " + layer_name;
 
       // `measure --plan` and `eval`: the per-layer apply.

@@ -12,7 +12,6 @@
 #include <nlohmann/json.hpp>
 
 #include "demo/demo_model.h"
-#include "calib/hessians.h"
 #include "export/fake_quant_export.h"
 #include "io/open_model.h"
 #include "io/safetensors.h"
@@ -151,13 +150,13 @@ TEST(FakeQuantExport, CalibratedMethodsGiveTheirOwnResult) {
   const int hidden = 128, inter = 256;
   auto model = qs::open_model(qs::test::write_small_demo(dir.path() / "src", 1, hidden, inter));
   ASSERT_TRUE(model.ok()) << model.error().message;
-  const qs::CalibrationHessians hs = qs::test::synthetic_hessians(1, hidden, inter);
+  const qs::ActivationCapture hs = qs::test::synthetic_capture(1, hidden, inter);
   auto plan = qs::parse_plan(R"({"version":1,"default":{"format":"int4-g64","method":"gptq"},
       "overrides":[{"match":{"role":"down"},"format":"q4_0","method":"outliers","params":{"fraction":0.02}}]})", "t");
   ASSERT_TRUE(plan.ok()) << plan.error().message;
   qs::FakeQuantOptions options;
   options.dtype = qs::DType::F32;  // the method's values exactly
-  options.hessians = &hs;
+  options.capture = &hs;
   const fs::path out = dir.path() / "out";
   auto report = qs::export_fake_quant(*model, *plan, out.string(), options, qs::OpContext::none());
   ASSERT_TRUE(report.ok()) << report.error().message;
@@ -168,7 +167,7 @@ TEST(FakeQuantExport, CalibratedMethodsGiveTheirOwnResult) {
     ASSERT_TRUE(l.quantized) << l.name << ": " << l.reason;
     const qs::Layer& layer = model->layers[static_cast<std::size_t>(&l - report->layers.data())];
     const qs::TensorInfo& src = model->tensors[layer.weight];
-    const std::vector<float>* h = hs.of(layer.role, layer.block);
+    const std::vector<float>* h = hs.hessian_for(layer.role, layer.block);
     const bool head_or_embed = layer.role == qs::LayerRole::Embed || layer.role == qs::LayerRole::LmHead;
     EXPECT_EQ(l.method, layer.role == qs::LayerRole::Down ? "outliers" : head_or_embed ? "rtn" : "gptq") << l.name;
     std::vector<float> w(src.numel());

@@ -7,7 +7,7 @@
 
 #include <filesystem>
 
-#include "calib/hessians.h"
+#include "synthetic_calibration.h"
 #include "calib/llama_forward.h"
 #include "calib/perplexity.h"
 #include "calib/spm_tokenizer.h"
@@ -46,10 +46,10 @@ TEST(GptqGguf, CalibratedGptqBeatsTheReferenceQuantizerOnHeldOutText) {
 
   auto model = qs::LlamaModel::load(*src);
   ASSERT_TRUE(model.ok()) << model.error().message;
-  auto hessians = qs::collect_hessians(*model, calib, 256, tok->bos_id());
+  auto hessians = qs::test::hessians_of(*model, calib, 256, tok->bos_id());
   ASSERT_TRUE(hessians.ok()) << hessians.error().message;
   EXPECT_EQ(hessians->tokens, 1024);
-  ASSERT_EQ(hessians->blocks.size(), 5u);
+  ASSERT_EQ(hessians->inputs.size(), 5u * 4);
 
   const fs::path dir = fs::temp_directory_path() / ("qs_gptq_gguf_" + std::to_string(::getpid()));
   fs::remove_all(dir);
@@ -62,7 +62,7 @@ TEST(GptqGguf, CalibratedGptqBeatsTheReferenceQuantizerOnHeldOutText) {
     ASSERT_TRUE(plan.ok());
     qs::GgufExportOptions opt;
     opt.plan = &*plan;
-    opt.hessians = &*hessians;
+    opt.capture = &*hessians;
     const std::string out = (dir / (gptq ? "gptq.gguf" : "rtn.gguf")).string();
     auto r = qs::export_gguf(*src, out, opt, qs::OpContext::none());
     ASSERT_TRUE(r.ok()) << r.error().message;

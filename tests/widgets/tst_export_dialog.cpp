@@ -6,6 +6,7 @@
 // the reference quantizer, the Q8_0 error bound). Cancel leaves nothing; the
 // source as destination is refused with the reason.
 #include <cstring>
+#include <numeric>
 
 #include <QAction>
 #include <QCheckBox>
@@ -33,6 +34,7 @@
 #include "app/main_window.h"
 #include "backend/registry.h"
 #include "calib/calibrate.h"
+#include "export/gguf_export.h"
 #include "calib/calibration_file.h"
 #include "demo/demo_model.h"
 #include "export/gptq_pack.h"
@@ -244,24 +246,25 @@ void TstExportDialog::calibrationIsAskedForOnlyWhereTheExportTakesIt() {
   d.setPlanDescription(QStringLiteral("edited plan · method gptq, rtn"), true);
   d.setDestination(QStringLiteral("/tmp/out.gguf"));
   d.show();
-  auto* row = d.findChild<QWidget*>(QStringLiteral("calibrationRow"));
-  QVERIFY(row);
+  auto* note = d.findChild<QLabel*>(QStringLiteral("ggufCalibrationNote"));
+  QVERIFY(note);
   d.formatCombo()->setCurrentIndex(static_cast<int>(ExportFormat::Gguf));
-  QVERIFY(row->isVisible());
-  QVERIFY(!d.exportButton()->isEnabled());  // GPTQ onto ggml grids needs the text
-  d.setCalibrationText(QStringLiteral("/tmp/calib.txt"));
+  QVERIFY(note->isVisible());
+  // GPTQ onto ggml grids takes the loaded calibration's Hessians (the plan editor's): none, no export.
+  QVERIFY(!d.exportButton()->isEnabled());
+  QVERIFY2(note->text().contains(QStringLiteral("calibrate first")), qPrintable(note->text()));
+  d.setGptqCalibration(QStringLiteral("2048 tokens · x.qscalib.h5"));
   QVERIFY(d.exportButton()->isEnabled());
-  QCOMPARE(d.settings().calibrationText, QStringLiteral("/tmp/calib.txt"));
-  // A llama.cpp file type takes no calibration; nor do the other formats.
+  QVERIFY2(note->text().contains(QStringLiteral("2048 tokens · x.qscalib.h5")), qPrintable(note->text()));
+  // A llama.cpp file type takes no calibration; nor do the other formats ask for it.
   ExportSettings s = d.settings();
   s.ggufUsePlan = false;
   d.setSettings(s);
-  QVERIFY(!row->isVisible());
+  QVERIFY(!note->isVisible());
   QCOMPARE(d.settings().ggufFileType, QStringLiteral("Q4_K_M"));
-  QVERIFY(d.settings().calibrationText.isEmpty());
   for (ExportFormat f : {ExportFormat::Gptq, ExportFormat::Hdf5, ExportFormat::FakeQuant}) {
     d.formatCombo()->setCurrentIndex(static_cast<int>(f));
-    QVERIFY(!row->isVisible());
+    QVERIFY(!note->isVisible());
   }
   // No destination, no export.
   d.setDestination(QString());
@@ -471,6 +474,35 @@ void TstExportDialog::gptqWithTheLoadedCalibrationHoldsGptqsResult() {
   }
   QVERIFY(weighted > 0);
   QCOMPARE(differing, weighted);
+
+  // GGUF from a plan with gptq layers: they take the loaded calibration's Hessians, the ones the plan
+  // editor measured them with — the same file, byte for byte, as core's export with that capture.
+  auto* table = w->planEditor()->tableModel();
+  QVector<int> rows(table->rowCount());
+  std::iota(rows.begin(), rows.end(), 0);
+  table->applyToRows(rows, QStringLiteral("q4_0"), QStringLiteral("gptq"));
+  w->openExportDialog();
+  ExportSettings fromPlan = d->settings();
+  fromPlan.format = ExportFormat::Gguf;
+  fromPlan.ggufUsePlan = true;
+  d->setSettings(fromPlan);
+  auto* note = d->findChild<QLabel*>(QStringLiteral("ggufCalibrationNote"));
+  QVERIFY(note && note->isVisible());
+  QVERIFY2(note->text().contains(QString::number(calib->run.capture.tokens)), qPrintable(note->text()));
+  QVERIFY(exportTo(QStringLiteral("plan-gptq.gguf")));
+  QVERIFY2(d->messageLabel()->text().contains(QStringLiteral("calibration of %1 tokens").arg(calib->run.capture.tokens)),
+           qPrintable(d->messageLabel()->text()));
+  const qs::Plan plan = table->plan();
+  qs::GgufExportOptions core;
+  core.plan = &plan;
+  core.capture = &calib->run.capture;
+  const QString coreFile = out.filePath(QStringLiteral("core-gptq.gguf"));
+  auto byCore = qs::export_gguf(*model, coreFile.toStdString(), core, qs::OpContext::none());
+  QVERIFY2(byCore.ok(), byCore.ok() ? "" : byCore.error().message.c_str());
+  QFile a(out.filePath(QStringLiteral("plan-gptq.gguf"))), b(coreFile);
+  QVERIFY(a.open(QIODevice::ReadOnly) && b.open(QIODevice::ReadOnly));
+  QVERIFY(a.readAll() == b.readAll());
+  table->undoStack()->undo();
 
   auto fileG = qs::read_safetensors(out.filePath(QStringLiteral("gptq/model.safetensors")).toStdString());
   auto fileR = qs::read_safetensors(out.filePath(QStringLiteral("rtn/model.safetensors")).toStdString());
