@@ -3,6 +3,7 @@
 #include <QFutureWatcher>
 #include <QtConcurrent/QtConcurrentRun>
 
+#include "backend/cpu_backend.h"
 #include "stats/outliers.h"
 
 namespace qs::app {
@@ -10,7 +11,8 @@ namespace qs::app {
 Document::Document(std::shared_ptr<Backend> backend, QObject* parent)
     : QObject(parent), backend_(std::move(backend)), outlierFactor_(kDefaultOutlierFactor),
       measureScratch_(std::make_shared<MeasureScratch>()) {
-  if (backend_ && backend_->name() != "cpu") measureScratch_->device = backend_;
+  if (!backend_) backend_ = cpu_backend();  // the CPU is a device like any other, never a null pointer
+  if (!backend_->is_host()) measureScratch_->device = backend_;
   // Plan edits: an edit when nothing live is pending or running is measured at
   // once; edits that come while one is (rapid typing, spin boxes) collect for
   // 50 ms and then the latest of each layer is measured (the rest superseded).

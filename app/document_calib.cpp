@@ -27,7 +27,7 @@ void Document::requestCalibration(const CalibrateJobRequest& request) {
   });
   // The forward pass goes where the statistics do: the document's compute backend.
   CalibrateJobRequest job = request;
-  job.backend = QString::fromStdString(backend_ ? backend_->name() : std::string("cpu"));
+  job.backend = QString::fromStdString(backend_->name());  // the same device makes the forward pass
   watcher->setFuture(QtConcurrent::run(runCalibrate, model_, job, generation, calibrateControl_));
 }
 

@@ -5,6 +5,7 @@
 #include <filesystem>
 #include <optional>
 
+#include "backend/cpu_backend.h"
 #include "calib/activation_capture.h"
 #include "export/fake_quant_export.h"
 #include "calib/importance_matrix.h"
@@ -21,10 +22,8 @@ namespace {
 QString q(const std::string& s) { return QString::fromStdString(s); }
 QString q(std::string_view s) { return QString::fromUtf8(s.data(), static_cast<qsizetype>(s.size())); }
 
-// The device of the request, or null when the CPU runs the core here.
-Backend* deviceOf(const ExportJobRequest& req) {
-  return req.backend && req.backend->name() != "cpu" ? req.backend.get() : nullptr;
-}
+// The backend of the request's device (the CPU's when it names none).
+Backend* deviceOf(const ExportJobRequest& req) { return req.backend ? req.backend.get() : cpu_backend().get(); }
 
 Result<ui::ExportResultView> exportGguf(const Model& model, const ExportJobRequest& req, OpContext& ctx) {
   const ui::ExportSettings& s = req.settings;

@@ -17,7 +17,7 @@
 #include "app/document.h"
 #include "app/main_window.h"
 #include "app/register_backends.h"
-#include "backend/registry.h"
+#include "calib/device.h"
 #include "widgets/export_dialog.h"
 #include "widgets/heatmap_plot.h"
 #include "widgets/plan_table.h"

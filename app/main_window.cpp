@@ -23,7 +23,7 @@
 
 #include "app/document.h"
 #include "app/recent_files.h"
-#include "backend/registry.h"
+#include "calib/device.h"
 #include "quant/int_grid.h"
 #include "widgets/channel_plot.h"
 #include "widgets/display_format.h"

@@ -172,7 +172,7 @@ LayerMeasureOutcome measureConfig(LayerMeasureOutcome out, std::shared_ptr<const
 
 void warmMeasureScratch(std::shared_ptr<const Model> model, int layer, std::shared_ptr<MeasureScratch> scratch) {
   if (!model || !scratch || layer < 0 || static_cast<std::size_t>(layer) >= model->layers.size()) return;
-  if (scratch->device && scratch->device->name() != "cpu") return;
+  if (scratch->device && !scratch->device->is_host()) return;
   const std::size_t tensor = model->layers[static_cast<std::size_t>(layer)].weight;
   const TensorInfo& t = model->tensors[tensor];
   if (t.channels_last) return;

@@ -3,16 +3,14 @@
 #include "app/register_backends.h"
 
 #ifdef QS_HAVE_CUDA
-#include "cuda_backend.h"
-#include "cuda_llama.h"
+#include "cuda_compute_device.h"
 #endif
 
 namespace qs {
 
 void register_optional_backends() {
 #ifdef QS_HAVE_CUDA
-  register_cuda_backend();
-  register_cuda_forward_runner();
+  register_cuda_device();
 #endif
 }
 

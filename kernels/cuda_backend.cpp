@@ -6,7 +6,7 @@
 #include <cmath>
 #include <limits>
 
-#include "backend/registry.h"
+#include "backend/cpu_backend.h"
 #include "stats/percentiles.h"
 #include "cuda_ops.h"
 #include "cuda_quant.h"
@@ -165,13 +165,11 @@ class CudaBackend final : public Backend {
 
 }  // namespace
 
-void register_cuda_backend() {
-  register_backend_factory("cuda", [](std::string& why_not) -> std::unique_ptr<Backend> {
-    std::string name;
-    why_not = cuda::probe_device(name);
-    if (!why_not.empty()) return nullptr;
-    return std::make_unique<CudaBackend>(name);
-  });
+std::shared_ptr<Backend> make_cuda_backend(std::string& why_not) {
+  std::string name;
+  why_not = cuda::probe_device(name);
+  if (!why_not.empty()) return nullptr;
+  return std::make_shared<CudaBackend>(name);
 }
 
 }  // namespace qs

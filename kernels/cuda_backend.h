@@ -1,5 +1,12 @@
 #pragma once
+// The CUDA backend: core's Backend interface over the kernels in cuda_ops.h.
+#include <memory>
+#include <string>
+
+#include "backend/backend.h"
+
 namespace qs {
-// Registers the "cuda" backend factory (see core/backend/registry.h).
-void register_cuda_backend();
+// The backend on the current CUDA device, or nullptr with the reason (no
+// device, no driver).
+std::shared_ptr<Backend> make_cuda_backend(std::string& why_not);
 }  // namespace qs

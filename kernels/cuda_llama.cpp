@@ -64,7 +64,9 @@ static_assert(static_cast<int>(LlamaRunner::LinearInput::MlpDown) == static_cast
 
 const float* or_null(const std::vector<float>& v) { return v.empty() ? nullptr : v.data(); }
 
-std::unique_ptr<ForwardRunner> make_cuda_runner(const LlamaModel& model, int capacity, std::string& why_not) {
+}  // namespace
+
+std::unique_ptr<ForwardRunner> make_cuda_forward_runner(const LlamaModel& model, int capacity, std::string& why_not) {
   std::string name;
   why_not = cuda::probe_device(name);
   if (!why_not.empty()) return nullptr;
@@ -97,10 +99,6 @@ std::unique_ptr<ForwardRunner> make_cuda_runner(const LlamaModel& model, int cap
   if (!why_not.empty()) return nullptr;
   return std::make_unique<CudaForwardRunner>(std::move(dev), name, c.vocab);
 }
-
-}  // namespace
-
-void register_cuda_forward_runner() { register_forward_runner_factory("cuda", make_cuda_runner); }
 
 bool set_cuda_device_observer(ForwardRunner& runner, cuda::LlamaDeviceRunner::DeviceObserver observer) {
   auto* cuda_runner = dynamic_cast<CudaForwardRunner*>(&runner);

@@ -3,7 +3,7 @@
 #include <cmath>
 #include <limits>
 
-#include "backend/registry.h"
+#include "backend/cpu_backend.h"
 #include "cuda_ops.h"
 #include "quant/gptq_plan.h"
 

@@ -1,3 +1,4 @@
+#include "backend/cpu_backend.h"
 #include "export_command.h"
 
 #include <chrono>
@@ -8,7 +9,7 @@
 
 #include "export/gguf_export.h"
 #include "io/imatrix_file.h"
-#include "backend/registry.h"
+#include "calib/device.h"
 #include "calib/calibrate.h"
 #include "calib/calibration_file.h"
 #include "export/fake_quant_export.h"
@@ -92,16 +93,6 @@ void print_layer_report(const ExportOptions& opt, const std::vector<Layer>& laye
                            .c_str());
 }
 
-// The device the run-time choice (QS_BACKEND, else "auto") finds, for the
-// Hessian sums and GPTQ; null when that is the CPU (the core runs here then).
-// The forward pass of a calibration stays on the CPU.
-static Result<std::shared_ptr<Backend>> find_device() {
-  auto backend = make_backend();
-  if (!backend) return backend.error();
-  if ((*backend)->name() == "cpu") return std::shared_ptr<Backend>();
-  return std::move(*backend);
-}
-
 // What a calibrated export takes from the command line: the device that
 // sums the Hessians and runs GPTQ (when the run-time choice finds one; plain
 // RTN exports probe for none) and the capture the layers' methods read: a
@@ -109,7 +100,7 @@ static Result<std::shared_ptr<Backend>> find_device() {
 // run over --calib text (text_calibration_request: the same pipeline and
 // numbers as `calibrate --text T --consecutive --ctx 256`).
 struct ExportCalibration {
-  std::shared_ptr<Backend> device;
+  std::shared_ptr<Backend> device = cpu_backend();
   std::optional<CalibrationFile> file;
   std::optional<CalibrationRun> run;
   const ActivationCapture* capture() const { return file ? &file->run.capture : run ? &run->capture : nullptr; }
@@ -129,7 +120,8 @@ static std::optional<ExportCalibration> calibrate_for_export(const ExportOptions
     c.file = std::move(*f);
   }
   exit_code = 1;
-  auto device = find_device();
+  // The run-time choice (QS_BACKEND, else "auto"): a device sums the Hessians and runs GPTQ.
+  auto device = make_backend();
   if (!device) {
     std::fprintf(stderr, "quantscope-cli: %s\n", device.error().message.c_str());
     return std::nullopt;

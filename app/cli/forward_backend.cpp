@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <cstdio>
 
+#include "calib/device.h"
+
 namespace qs::cli {
 
 Result<std::unique_ptr<ForwardRunner>> pick_forward_runner(const LlamaModel& model, std::span<const std::int32_t> tokens,

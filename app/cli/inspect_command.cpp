@@ -4,7 +4,7 @@
 #include <cstdio>
 #include <nlohmann/json.hpp>
 
-#include "backend/registry.h"
+#include "calib/device.h"
 #include "io/open_model.h"
 #include "stats/layer_summary.h"
 

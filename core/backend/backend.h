@@ -71,6 +71,8 @@ class Backend {
   virtual ~Backend() = default;
   virtual std::string name() const = 0;         // "cpu" or "cuda"
   virtual std::string description() const = 0;  // for the status bar: "CPU (8 threads)", GPU name
+  // The CPU's: its ops run the core's loops in this process's memory (nothing to upload).
+  virtual bool is_host() const { return false; }
 
   // One pass (two for F32) over the tensor: moments, min/max, NaN/Inf counts and a histogram.
   virtual Result<TensorStats> tensor_stats(const TensorData& t, const HistogramSpec& spec, OpContext& ctx) = 0;

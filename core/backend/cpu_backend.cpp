@@ -19,6 +19,11 @@ Result<void> validate_histogram_spec(const HistogramSpec& spec) {
   return {};
 }
 
+std::shared_ptr<Backend> cpu_backend() {
+  static const std::shared_ptr<Backend> cpu = std::make_shared<CpuBackend>();
+  return cpu;
+}
+
 CpuBackend::CpuBackend(ThreadPool* pool) : pool_(pool ? *pool : ThreadPool::global()) {}
 
 std::string CpuBackend::description() const {

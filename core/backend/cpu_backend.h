@@ -1,4 +1,6 @@
 #pragma once
+#include <memory>
+
 #include "backend/backend.h"
 
 namespace qs {
@@ -11,6 +13,7 @@ class CpuBackend final : public Backend {
  public:
   explicit CpuBackend(ThreadPool* pool = nullptr);  // nullptr: ThreadPool::global()
   std::string name() const override { return "cpu"; }
+  bool is_host() const override { return true; }
   std::string description() const override;
   Result<TensorStats> tensor_stats(const TensorData& t, const HistogramSpec& spec, OpContext& ctx) override;
   Result<ChannelAbsMax> channel_absmax(const TensorData& t, OpContext& ctx) override;
@@ -19,5 +22,8 @@ class CpuBackend final : public Backend {
  private:
   ThreadPool& pool_;
 };
+
+// The process-wide CPU backend (the CPU device's, calib/device.h).
+std::shared_ptr<Backend> cpu_backend();
 
 }  // namespace qs

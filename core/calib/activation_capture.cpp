@@ -223,7 +223,8 @@ Result<ActivationCapture> capture_activations(ForwardRunner& runner, const Llama
 
   // With a device: one accumulator per input, made at its first chunk; null
   // where the device could not make one (that H is summed here).
-  std::vector<std::unique_ptr<HessianAccumulator>> device(options.hessian_backend ? out.inputs.size() : 0);
+  Backend* const offload = options.hessian_backend && !options.hessian_backend->is_host() ? options.hessian_backend : nullptr;
+  std::vector<std::unique_ptr<HessianAccumulator>> device(offload ? out.inputs.size() : 0);
   std::vector<bool> tried(device.size(), false);
   std::optional<Error> device_error;
   runner.set_observer([&](int layer, Input in, const float* x, std::int64_t rows, std::int64_t cols) {
@@ -234,7 +235,7 @@ Result<ActivationCapture> capture_activations(ForwardRunner& runner, const Llama
     if (!device.empty()) {
       if (!tried[k]) {
         tried[k] = true;
-        if (auto made = options.hessian_backend->hessian_accumulator(cols)) device[k] = std::move(*made);
+        if (auto made = offload->hessian_accumulator(cols)) device[k] = std::move(*made);
       }
       if (device[k]) {
         if (auto r = device[k]->add(x, rows); !r && !device_error) device_error = r.error();

@@ -49,9 +49,9 @@ const char* linear_input_roles(LlamaRunner::LinearInput input);
 struct CaptureOptions {
   bool hessians = true;
   int heatmap_tokens = 128;  // tokens kept for the channel × token map (the first ones run)
-  // Where H is summed: a device backend keeps each running sum in its memory
-  // (Backend::hessian_accumulator); an H it cannot hold, and every H without
-  // one (null), is summed here by the same F32 SGEMM.
+  // Where H is summed: a device's backend keeps each running sum in its memory
+  // (Backend::hessian_accumulator); an H it cannot hold, and every H of the
+  // CPU's backend (or none), is summed here by the same F32 SGEMM.
   Backend* hessian_backend = nullptr;
 };
 

@@ -4,6 +4,7 @@
 #include <chrono>
 #include <limits>
 
+#include "calib/device.h"
 #include "calib/forward_runner.h"
 #include "calib/llama_forward.h"
 #include "calib/tokenizer.h"

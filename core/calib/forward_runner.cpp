@@ -1,9 +1,6 @@
 #include "calib/forward_runner.h"
 
 #include <algorithm>
-#include <cstdlib>
-#include <map>
-#include <mutex>
 
 #include "backend/thread_pool.h"
 
@@ -29,67 +26,10 @@ class CpuForwardRunner final : public ForwardRunner {
   unsigned threads_;
 };
 
-std::mutex g_mutex;
-std::map<std::string, ForwardRunnerFactory>& factories() {
-  static std::map<std::string, ForwardRunnerFactory> f;
-  return f;
-}
-
 }  // namespace
 
 std::unique_ptr<ForwardRunner> make_cpu_forward_runner(const LlamaModel& model, int capacity, ThreadPool* pool) {
   return std::make_unique<CpuForwardRunner>(model, capacity, pool);
-}
-
-void register_forward_runner_factory(const std::string& name, ForwardRunnerFactory factory) {
-  std::lock_guard lock(g_mutex);
-  factories()[name] = std::move(factory);
-}
-
-Result<ForwardRunnerChoice> make_forward_runner(const LlamaModel& model, int capacity, std::string choice, ThreadPool* pool) {
-  if (choice.empty()) {
-    const char* env = std::getenv("QS_BACKEND");
-    choice = (env && *env) ? env : "auto";
-  }
-  ForwardRunnerChoice out;
-  if (choice == "cpu") {
-    out.runner = make_cpu_forward_runner(model, capacity, pool);
-    return out;
-  }
-  std::vector<std::pair<std::string, ForwardRunnerFactory>> candidates;
-  {
-    std::lock_guard lock(g_mutex);
-    if (choice == "auto") {
-      for (const auto& [name, f] : factories()) candidates.emplace_back(name, f);
-    } else if (auto it = factories().find(choice); it != factories().end()) {
-      candidates.emplace_back(it->first, it->second);
-    } else if (choice != "cuda") {
-      return Error::invalid("unknown backend \"" + choice + "\" for the forward pass (use auto, cpu or cuda)");
-    }
-  }
-  if (candidates.empty()) {
-    // "auto" without any device runner in this build is the ordinary CPU case: no reason to report.
-    if (choice != "auto") out.fallback_reason = "this build has no " + choice + " forward pass (nvcc was not found when it was built)";
-    out.runner = make_cpu_forward_runner(model, capacity, pool);
-    return out;
-  }
-  if (model.quantizes_inputs()) {  // the device forward passes have no W8A8 input quantization
-    if (choice != "auto") out.fallback_reason = "W8A8 activation quantization (SmoothQuant) runs on the CPU";
-    out.runner = make_cpu_forward_runner(model, capacity, pool);
-    return out;
-  }
-  std::string reasons;
-  for (auto& [name, factory] : candidates) {  // outside the lock: a factory uploads weights
-    std::string why;
-    if (auto r = factory(model, capacity, why)) {
-      out.runner = std::move(r);
-      return out;
-    }
-    reasons += (reasons.empty() ? "" : "; ") + name + ": " + (why.empty() ? std::string("unavailable") : why);
-  }
-  out.fallback_reason = reasons;
-  out.runner = make_cpu_forward_runner(model, capacity, pool);
-  return out;
 }
 
 Result<std::vector<std::int32_t>> generate_greedy(ForwardRunner& runner, std::span<const std::int32_t> prompt,

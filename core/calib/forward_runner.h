@@ -1,7 +1,7 @@
 #pragma once
 // One interface over "a llama forward pass with its own KV cache", so that
-// perplexity and greedy decoding run on the CPU (LlamaRunner) or on a device
-// runner that kernels/ registers at start-up — core never depends on CUDA.
+// perplexity and greedy decoding run on the CPU (LlamaRunner) or on a device's
+// runner (calib/device.h: make_forward_runner) — core never depends on CUDA.
 // The contract is LlamaRunner::forward's: tokens run at positions
 // position() …, are appended to the cache, and the logits of the last
 // `logit_rows` tokens (all when < 0) come back row-major [rows, vocab].
@@ -34,29 +34,6 @@ class ForwardRunner {
 
 // LlamaRunner + LlamaCache behind the interface. `pool`: nullptr = ThreadPool::global().
 std::unique_ptr<ForwardRunner> make_cpu_forward_runner(const LlamaModel& model, int capacity, ThreadPool* pool = nullptr);
-
-// A device runner for `model` with a cache of `capacity` positions, or
-// nullptr with the reason (no device, no memory, unsupported shape).
-// The model must outlive the runner only if the factory says so; the CUDA one
-// copies the weights to the device and keeps no reference.
-using ForwardRunnerFactory =
-    std::function<std::unique_ptr<ForwardRunner>(const LlamaModel& model, int capacity, std::string& why_not)>;
-void register_forward_runner_factory(const std::string& name, ForwardRunnerFactory factory);
-
-struct ForwardRunnerChoice {
-  std::unique_ptr<ForwardRunner> runner;
-  // Set when a device was asked for ("auto" or by name) and the CPU runs
-  // instead: why, in words a user can act on. Empty otherwise.
-  std::string fallback_reason;
-};
-
-// `choice`: "auto" (a registered device runner if one starts, else the CPU),
-// "cpu", or a registered name such as "cuda"; empty means $QS_BACKEND, else
-// "auto". A named device that cannot start falls back to the CPU too, with
-// the reason set: evaluation is worth finishing on the CPU. Only an unknown
-// name is an error.
-Result<ForwardRunnerChoice> make_forward_runner(const LlamaModel& model, int capacity, std::string choice = {},
-                                                ThreadPool* pool = nullptr);
 
 // Greedy decoding on any runner (see generate_greedy in llama_forward.h);
 // the runner's cache is cleared first and must hold prompt + max_new_tokens.

@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "backend/cpu_backend.h"
 #include "model/model.h"
 #include "quant/plan.h"
 #include "util/op_context.h"
@@ -27,8 +28,8 @@ struct FakeQuantOptions {
   // A calibration run's capture (calib/calibrate.h: a calibration file, or
   // the run of an export's calibration text).
   const ActivationCapture* capture = nullptr;
-  // Where GPTQ runs (quantize_with_method's backend); null: the quantization core here.
-  Backend* backend = nullptr;
+  // Where GPTQ runs (quantize_with_method's backend): the chosen device's, the CPU's by default.
+  Backend* backend = cpu_backend().get();
   // Tests only: called with the staged model.safetensors once it is written,
   // before it is read back and verified (to corrupt it and see the export fail).
   std::function<void(const std::string& staged_file)> after_write = nullptr;

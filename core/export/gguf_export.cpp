@@ -561,8 +561,7 @@ Result<GgufExportReport> export_gguf(const Model& source, const std::string& out
         spec.block_type = layout.dtype;
         OpStep step(ctx, work ? static_cast<double>(done) / static_cast<double>(work) : 0.0,
                     work ? static_cast<double>(done + info.nbytes) / static_cast<double>(work) : 1.0);
-        auto q = options.backend ? options.backend->gptq(x.data(), rows, cols, methods[k].hessian->data(), spec, step.context())
-                                 : gptq(x.data(), rows, cols, methods[k].hessian->data(), spec, step.context());
+        auto q = options.backend->gptq(x.data(), rows, cols, methods[k].hessian->data(), spec, step.context());
         if (!q && ctx.cancelled()) return Error::cancelled();
         if (!q) return Error::invalid(t.name + ": " + q.error().message);
         encoded = std::move(q->ggml_blocks);

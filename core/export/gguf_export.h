@@ -12,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include "backend/cpu_backend.h"
 #include "model/model.h"
 #include "quant/llama_ftype.h"
 #include "util/op_context.h"
@@ -39,8 +40,8 @@ struct GgufExportOptions {
   // search by diag(H).
   const ActivationCapture* capture = nullptr;
   // Where GPTQ runs (Backend::gptq: a device takes what it can and hands the
-  // rest to the CPU); null: the quantization core here.
-  Backend* backend = nullptr;
+  // rest to the CPU): the chosen device's backend, the CPU's by default.
+  Backend* backend = cpu_backend().get();
   // Write and verify past the page cache (O_DIRECT) where the file system
   // allows it (util/atomic_file.h): same bytes, less CPU; off: plain I/O.
   bool direct_io = true;

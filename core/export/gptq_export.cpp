@@ -111,7 +111,7 @@ Result<PackedModule> quantize_module(const TensorInfo& t, const GptqExportOption
     g.act_order = o.act_order;
     g.static_groups = o.static_groups;
     g.f16_scales = true;
-    auto q = o.backend ? o.backend->gptq(w.data(), out, in, hessian->data(), g, ctx) : gptq(w.data(), out, in, hessian->data(), g, ctx);
+    auto q = o.backend->gptq(w.data(), out, in, hessian->data(), g, ctx);
     if (!q) return Error::invalid(t.name + ": " + q.error().message);
     return pack_module(t.name, w, q->codes.data(), q->scales.data(), q->zeros.data(), q->g_idx.data(), out, in, groups,
                        o.bits, v2);

@@ -14,6 +14,7 @@
 #include <string>
 #include <vector>
 
+#include "backend/cpu_backend.h"
 #include "model/model.h"
 #include "util/op_context.h"
 #include "util/result.h"
@@ -37,8 +38,8 @@ struct GptqExportOptions {
   double percdamp = 0.01;      // GPTQ damping, written as damp_percent
   int block_size = 128;        // GPTQ: columns per lazy-update block
   // Where GPTQ runs (Backend::gptq: a device takes what it can and hands the
-  // rest to the CPU); null: the quantization core here.
-  Backend* backend = nullptr;
+  // rest to the CPU): the chosen device's backend, the CPU's by default.
+  Backend* backend = cpu_backend().get();
   // Layers a plan keeps (f16/bf16/f32): left in F16 like those whose shape the
   // format cannot take, and listed as exclusions (by layer name).
   std::vector<std::string> kept_layers = {};

@@ -9,7 +9,7 @@
 #include <random>
 #include <vector>
 
-#include "backend/registry.h"
+#include "calib/device.h"
 #include "util/half.h"
 
 namespace {

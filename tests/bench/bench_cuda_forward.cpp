@@ -11,6 +11,7 @@
 #include <memory>
 
 #include "app/register_backends.h"
+#include "calib/device.h"
 #include "calib/forward_runner.h"
 #include "io/open_model.h"
 

@@ -8,7 +8,7 @@
 #include <vector>
 
 #include "backend/cpu_backend.h"
-#include "backend/registry.h"
+#include "calib/device.h"
 #include "backend/thread_pool.h"
 #include "util/half.h"
 

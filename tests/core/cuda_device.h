@@ -5,7 +5,7 @@
 #include <string>
 
 #include "app/register_backends.h"
-#include "backend/registry.h"
+#include "calib/device.h"
 
 namespace qs::test {
 

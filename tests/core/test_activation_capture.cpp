@@ -13,11 +13,13 @@
 #include "calib/activation_capture.h"
 #include "calib/calibrate.h"
 #include "calib/calibration_file.h"
+#include "calib/device.h"
 #include "calib/forward_runner.h"
 #include "calib/tokenizer.h"
 #include "calib/llama_forward.h"
 #include "io/open_model.h"
 #include "synthetic_calibration.h"
+#include "test_device.h"
 #include "test_files.h"
 
 namespace {
@@ -368,14 +370,9 @@ class CountingRunner final : public qs::ForwardRunner {
 // its compute backend), falls back to the CPU with the reason, and says which ran.
 TEST(CalibrationFile, CalibrateRunsOnTheChosenForwardRunner) {
   QS_REQUIRE_SHARED();
-  qs::register_forward_runner_factory(
-      "zz-calib", [](const qs::LlamaModel& m, int capacity, std::string& why) -> std::unique_ptr<qs::ForwardRunner> {
-        if (!g_device_up) {
-          why = "test device absent";
-          return nullptr;
-        }
-        return std::make_unique<CountingRunner>(qs::make_cpu_forward_runner(m, capacity));
-      });
+  qs::test::register_test_device("zz-calib", &g_device_up, [](const qs::LlamaModel& m, int capacity) {
+    return std::unique_ptr<qs::ForwardRunner>(std::make_unique<CountingRunner>(qs::make_cpu_forward_runner(m, capacity)));
+  });
   auto m = qs::open_model(shared + "/models/stories260K/hf");
   ASSERT_TRUE(m.ok()) << m.error().message;
   qs::CalibrationSettings set;

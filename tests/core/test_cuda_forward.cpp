@@ -26,6 +26,7 @@
 #include <random>
 
 #include "app/register_backends.h"
+#include "calib/device.h"
 #include "calib/forward_runner.h"
 #include "calib/perplexity.h"
 #include "calib/spm_tokenizer.h"

@@ -11,7 +11,7 @@
 #include <cstdio>
 #include <random>
 
-#include "backend/registry.h"
+#include "backend/cpu_backend.h"
 #include "gptq_emulation.h"
 #include "grid_math.h"
 #include "method_case.h"
@@ -465,7 +465,7 @@ TEST(CudaHostLogic, ExportsRunGptqOnTheBackendTheyAreGiven) {
   ASSERT_TRUE(plan.ok());
   for (const bool on_backend : {false, true}) {
     PickyBackend picky(-1);
-    qs::Backend* backend = on_backend ? &picky : nullptr;
+    qs::Backend* backend = on_backend ? &picky : qs::cpu_backend().get();
     const std::string tag = on_backend ? "b" : "a";
     qs::GptqExportOptions g;
     g.group_size = 64;
@@ -491,7 +491,7 @@ TEST(CudaHostLogic, ExportsRunGptqOnTheBackendTheyAreGiven) {
   int calls = 0;
   for (const bool on_backend : {false, true}) {
     PickyBackend picky(-1);
-    qs::GgufExportOptions gg{qs::LlamaFtype::Q4_0, &*plan, &shs, on_backend ? &picky : nullptr};
+    qs::GgufExportOptions gg{qs::LlamaFtype::Q4_0, &*plan, &shs, on_backend ? &picky : qs::cpu_backend().get()};
     auto gguf = qs::export_gguf(*stories, dir.file(on_backend ? "m-b.gguf" : "m-a.gguf"), gg, qs::OpContext::none());
     ASSERT_TRUE(gguf.ok()) << gguf.error().message;
     calls = picky.gptq_calls;

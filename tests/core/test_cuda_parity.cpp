@@ -4,6 +4,7 @@
 
 #include <random>
 
+#include "backend/cpu_backend.h"
 #include "cuda_device.h"
 #include "util/half.h"
 

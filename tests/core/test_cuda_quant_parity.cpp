@@ -15,6 +15,7 @@
 #include <cmath>
 #include <cstdio>
 
+#include "backend/cpu_backend.h"
 #include "synthetic_calibration.h"
 #include "calib/llama_forward.h"
 #include "calib/spm_tokenizer.h"

@@ -4,7 +4,7 @@
 #include <algorithm>
 #include <atomic>
 
-#include "backend/registry.h"
+#include "backend/cpu_backend.h"
 #include "demo/demo_model.h"
 #include "io/open_model.h"
 #include "stats/layer_summary.h"

@@ -7,7 +7,10 @@
 #include <cmath>
 
 #include "calib/device_forward_plan.h"
+#include "calib/device.h"
 #include "calib/forward_runner.h"
+#include "test_device.h"
+#include "backend/cpu_backend.h"
 #include "calib/perplexity.h"
 #include "calib/spm_tokenizer.h"
 #include "io/open_model.h"
@@ -73,14 +76,9 @@ TEST(DeviceForwardPlan, MemoryCountsEveryBuffer) {
 // A registered device runner that fails or works on demand (a CPU runner under another name).
 bool g_fake_up = false;
 void register_fake_device() {
-  qs::register_forward_runner_factory(
-      "zz-test", [](const qs::LlamaModel& m, int capacity, std::string& why) -> std::unique_ptr<qs::ForwardRunner> {
-        if (!g_fake_up) {
-          why = "test device absent";
-          return nullptr;
-        }
-        return qs::make_cpu_forward_runner(m, capacity);
-      });
+  qs::test::register_test_device("zz-test", &g_fake_up, [](const qs::LlamaModel& m, int capacity) {
+    return qs::make_cpu_forward_runner(m, capacity);
+  });
 }
 
 struct Stories {
@@ -131,6 +129,48 @@ TEST(ForwardRunnerRegistry, ChoosesFallsBackAndRefuses) {
   auto bad = qs::make_forward_runner(*s.lm, 64, "tpu");
   ASSERT_FALSE(bad.ok());
   EXPECT_NE(bad.error().message.find("\"tpu\""), std::string::npos) << bad.error().message;
+}
+
+// One registry: a choice gives one device, whose backend and forward runner
+// go together; the CPU is a device object (never null), and a device asked
+// for by name that is down is an error only where the caller is strict.
+TEST(DeviceRegistry, OneDeviceGivesBackendAndRunner) {
+  register_fake_device();
+  auto cpu = qs::choose_device("cpu");
+  ASSERT_TRUE(cpu.ok());
+  ASSERT_TRUE(cpu->device);
+  EXPECT_TRUE(cpu->device->is_host());
+  EXPECT_EQ(cpu->device->backend(), qs::cpu_backend());
+  EXPECT_TRUE(cpu->device->backend()->is_host());
+  EXPECT_EQ(cpu->device, qs::cpu_device());
+
+  g_fake_up = false;
+  auto down = qs::choose_device("zz-test");
+  ASSERT_TRUE(down.ok());
+  EXPECT_EQ(down->device, qs::cpu_device());
+  EXPECT_EQ(down->fallback_reason, "zz-test: test device absent");
+  auto strict = qs::choose_device("zz-test", true);
+  ASSERT_FALSE(strict.ok());
+  EXPECT_NE(strict.error().message.find("test device absent"), std::string::npos) << strict.error().message;
+  EXPECT_FALSE(qs::make_backend("zz-test").ok());  // a backend asked for by name is strict
+
+  g_fake_up = true;
+  auto up = qs::choose_device("zz-test");
+  ASSERT_TRUE(up.ok());
+  EXPECT_EQ(up->device->name(), "zz-test");
+  EXPECT_FALSE(up->device->is_host());
+  EXPECT_TRUE(up->fallback_reason.empty());
+  auto backend = qs::make_backend("zz-test");
+  ASSERT_TRUE(backend.ok());
+  EXPECT_EQ(*backend, up->device->backend());
+  g_fake_up = false;
+
+  EXPECT_FALSE(qs::choose_device("tpu").ok());
+  // "cuda" in a build or registry without it: the CPU, saying why, unless strict.
+  auto cuda = qs::choose_device("cuda");
+  if (cuda.ok() && cuda->device->is_host()) {
+    EXPECT_FALSE(cuda->fallback_reason.empty());
+  }
 }
 
 // The runner interface gives the CPU forward's own results: perplexity as

@@ -7,7 +7,7 @@
 #include <map>
 
 #include "alloc_tracker.h"
-#include "backend/registry.h"
+#include "backend/cpu_backend.h"
 #include "gguf_builder.h"
 #include "io/gguf.h"
 #include "io/open_model.h"

@@ -8,7 +8,7 @@
 #include <fstream>
 #include <regex>
 
-#include "backend/registry.h"
+#include "backend/cpu_backend.h"
 #include "io/open_model.h"
 #include "test_files.h"
 

@@ -4,7 +4,7 @@
 
 #include <cstring>
 
-#include "backend/registry.h"
+#include "backend/cpu_backend.h"
 #include "io/open_model.h"
 #include "test_files.h"
 

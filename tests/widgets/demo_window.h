@@ -12,7 +12,7 @@
 
 #include "app/document.h"
 #include "app/main_window.h"
-#include "backend/registry.h"
+#include "backend/cpu_backend.h"
 #include "demo/demo_model.h"
 
 namespace qs::test {

@@ -23,7 +23,7 @@
 
 #include "app/document.h"
 #include "app/main_window.h"
-#include "backend/registry.h"
+#include "backend/cpu_backend.h"
 #include "calib/calibrate.h"
 #include "calib/calibration_file.h"
 #include "demo/demo_model.h"

@@ -32,7 +32,7 @@
 
 #include "app/document.h"
 #include "app/main_window.h"
-#include "backend/registry.h"
+#include "backend/cpu_backend.h"
 #include "calib/calibrate.h"
 #include "export/gguf_export.h"
 #include "calib/calibration_file.h"

@@ -20,7 +20,7 @@
 #include "app/document.h"
 #include "app/main_window.h"
 #include "demo_window.h"
-#include "backend/registry.h"
+#include "backend/cpu_backend.h"
 #include "demo/demo_model.h"
 #include "util/half.h"
 #include "widgets/histogram_plot.h"

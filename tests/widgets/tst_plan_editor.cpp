@@ -23,7 +23,7 @@
 #include "app/document.h"
 #include "app/main_window.h"
 #include "demo_window.h"
-#include "backend/registry.h"
+#include "backend/cpu_backend.h"
 #include "demo/demo_model.h"
 #include "io/safetensors.h"
 #include "export/size_account.h"
