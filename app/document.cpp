@@ -3,6 +3,7 @@
 #include <QFutureWatcher>
 #include <QtConcurrent/QtConcurrentRun>
 
+#include "app/plan_document.h"
 #include "backend/cpu_backend.h"
 #include "stats/outliers.h"
 
@@ -13,6 +14,7 @@ Document::Document(std::shared_ptr<Backend> backend, QObject* parent)
       measureScratch_(std::make_shared<MeasureScratch>()) {
   if (!backend_) backend_ = cpu_backend();  // the CPU is a device like any other, never a null pointer
   if (!backend_->is_host()) measureScratch_->device = backend_;
+  plan_ = new PlanDocument(this);
   // Plan edits: an edit when nothing live is pending or running is measured at
   // once; edits that come while one is (rapid typing, spin boxes) collect for
   // 50 ms and then the latest of each layer is measured (the rest superseded).

@@ -19,11 +19,16 @@
 
 namespace qs::app {
 
+class PlanDocument;
+
 class Document : public QObject {
   Q_OBJECT
  public:
   explicit Document(std::shared_ptr<Backend> backend, QObject* parent = nullptr);
   ~Document() override;
+
+  // The plan being edited (its configs, undo stack and figures).
+  PlanDocument* plan() const { return plan_; }
 
   // Opening keeps the current model until the new one is ready; a failure leaves it as is.
   void open(const QString& path);
@@ -176,6 +181,7 @@ class Document : public QObject {
   void setCalibration(std::shared_ptr<const CalibrationFile> file);
 
   std::shared_ptr<Backend> backend_;
+  PlanDocument* plan_ = nullptr;  // child
   std::shared_ptr<const Model> model_;
   QHash<int, std::shared_ptr<const LayerSummary>> cache_;
   double outlierFactor_;

@@ -18,6 +18,7 @@
 #include "app/document.h"
 #include "app/export_job.h"
 #include "app/main_window.h"
+#include "app/plan_document.h"
 #include "stats/layer_summary.h"
 #include "stats/outliers.h"
 #include "widgets/calibrate_dialog.h"
@@ -286,7 +287,7 @@ void MainWindow::onCalibrationChanged() {
   plan_->setOutputErrorAvailable(on);
   // The before/after view of a clip/GPTQ/AWQ row depends on the statistics: ask again on selection.
   plan_->errorView()->showPlaceholder(tr("Select a row to see its weights before and after quantization"));
-  if (on) plan_->tableModel()->invalidateMeasurements();
+  if (on) document_->plan()->remeasureAll();
   if (const int row = plan_->selectedRows().value(0, -1); row >= 0) onPlanLayerSelected(row);
   if (activations_) {
     heatmapTensor_ = -1;

@@ -1,7 +1,7 @@
-// MainWindow: the plan editor tab. The table edits configs; this file asks
-// the Document to measure what changed, does the plan files (core's
-// write_plan / read_plan), presets, allocation, autosave and the histogram's
-// grid overlay for the selected row.
+// MainWindow: the plan editor tab. The table shows and edits the Document's
+// plan (which has what changed measured); this file does the plan files
+// (core's write_plan / read_plan), presets, allocation, autosave and the
+// histogram's grid overlay for the selected row.
 #include <QCloseEvent>
 #include <QHash>
 #include <QDir>
@@ -19,6 +19,7 @@
 
 #include "app/document.h"
 #include "app/main_window.h"
+#include "app/plan_document.h"
 #include "quant/layer_method.h"
 #include "quant/plan.h"
 #include "widgets/allocate_dialog.h"
@@ -33,15 +34,18 @@ namespace {
 QString modelMarkerPath(const QString& autosave) { return autosave + QStringLiteral(".model"); }
 }  // namespace
 
-QUndoStack* MainWindow::planUndoStack() const { return plan_->tableModel()->undoStack(); }
+QUndoStack* MainWindow::planUndoStack() const { return document_->plan()->undoStack(); }
 
 void MainWindow::connectPlanEditor() {
   QStringList presets;
   for (const std::string& n : plan_preset_names()) presets << QString::fromStdString(n);
   plan_->setPresetNames(presets);
 
-  ui::PlanTableModel* table = plan_->tableModel();
-  connect(table, &ui::PlanTableModel::configsChanged, this, &MainWindow::onPlanConfigsChanged);
+  // The editor shows the document's plan; the plan asks the document to measure what changes.
+  PlanDocument* plan = document_->plan();
+  plan_->setSource(plan);
+  connect(plan, &PlanDocument::configsChanged, this, &MainWindow::onPlanConfigsChanged);
+  connect(plan, &PlanDocument::settled, this, &MainWindow::planMeasured);
   connect(plan_, &ui::PlanEditor::presetRequested, this, [this](const QString& name) { applyPreset(name); });
   connect(plan_, &ui::PlanEditor::layerSelected, this, &MainWindow::onPlanLayerSelected);
   connect(plan_, &ui::PlanEditor::layerActivated, this, [this](int row) {
@@ -52,15 +56,6 @@ void MainWindow::connectPlanEditor() {
     ui::AllocateDialog* d = allocateDialog();
     d->show();
     d->raise();
-  });
-  connect(document_, &Document::layerMeasured, this,
-          [this](int layer, const QString& format, const LayerQuantError& m) {
-            plan_->tableModel()->setMeasurement(layer, format, m);
-            if (plan_->tableModel()->allSettled()) emit planMeasured();
-          });
-  connect(document_, &Document::layerMeasureFailed, this, [this](int layer, const QString& format, const QString& why) {
-    plan_->tableModel()->setMeasurementFailed(layer, format, why);
-    if (plan_->tableModel()->allSettled()) emit planMeasured();
   });
   connect(document_, &Document::measureProgress, plan_, &ui::PlanEditor::setProgress);
   connect(document_, &Document::errorHistogramsReady, this, [this](int layer, const QString& format) {
@@ -116,7 +111,7 @@ void MainWindow::connectPlanEditor() {
   autosaveTimer_.setSingleShot(true);
   autosaveTimer_.setInterval(1500);
   connect(&autosaveTimer_, &QTimer::timeout, this, &MainWindow::autosaveNow);
-  connect(table->undoStack(), &QUndoStack::cleanChanged, this, [this](bool clean) {
+  connect(plan->undoStack(), &QUndoStack::cleanChanged, this, [this](bool clean) {
     setWindowModified(!clean);
     if (clean) {
       autosaveTimer_.stop();
@@ -124,7 +119,7 @@ void MainWindow::connectPlanEditor() {
       QFile::remove(modelMarkerPath(autosavePath()));
     }
   });
-  connect(table->undoStack(), &QUndoStack::indexChanged, this, [this] {
+  connect(plan->undoStack(), &QUndoStack::indexChanged, this, [this] {
     if (!planUndoStack()->isClean()) autosaveTimer_.start();
   });
 }
@@ -137,16 +132,12 @@ void MainWindow::resetPlan() {
   document_->cancelErrorHistograms();
   plan_->errorView()->showPlaceholder(tr("Select a row to see its weights before and after quantization"));
   if (!model) {
-    plan_->clear();
+    document_->plan()->reset(nullptr, {});
     return;
   }
   auto configs = resolve_plan(Plan{}, *model);
-  plan_->setLayers(*model, configs ? *configs : std::vector<LayerConfig>(model->layers.size()));
+  document_->plan()->reset(model, configs ? *configs : std::vector<LayerConfig>(model->layers.size()));
   planUndoStack()->setClean();
-  QVector<QPair<int, QString>> all;
-  for (int i = 0; i < plan_->tableModel()->rowCount(); ++i)
-    all.push_back({i, QString::fromStdString(layer_config_key(plan_->tableModel()->configs()[static_cast<std::size_t>(i)]))});
-  document_->requestMeasurements(all, false);
 
   // A plan left unsaved by a crash on this model: offer it back.
   const QString marker = modelMarkerPath(autosavePath());
@@ -166,12 +157,8 @@ void MainWindow::resetPlan() {
   }
 }
 
-void MainWindow::onPlanConfigsChanged(const QVector<int>& rows) {
-  QVector<QPair<int, QString>> layers;
-  const auto& configs = plan_->tableModel()->configs();
-  for (int r : rows) layers.push_back({r, QString::fromStdString(layer_config_key(configs[static_cast<std::size_t>(r)]))});
-  // One edited cell: debounced, superseding; many (preset, allocation, apply): at once, with progress.
-  document_->requestMeasurements(layers, rows.size() == 1);
+void MainWindow::onPlanConfigsChanged(const QVector<int>&) {
+  // The selected row's overlay and before/after view follow its new config.
   if (planOverlayTensor_ >= 0) {
     const int row = plan_->tableModel()->rowCount() > 0 ? plan_->selectedRows().value(0, -1) : -1;
     if (row >= 0) onPlanLayerSelected(row);

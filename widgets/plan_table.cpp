@@ -84,38 +84,6 @@ namespace {
 
 QString formatOf(const LayerConfig& c) { return QString::fromStdString(c.format); }
 QString methodOf(const LayerConfig& c) { return QString::fromStdString(c.method); }
-// What a measurement of the row is for: format, method and params (quant/layer_method.h).
-QString keyOf(const LayerConfig& c) { return QString::fromStdString(layer_config_key(c)); }
-
-// One undoable edit: new configs for some rows. Single-cell edits of the same
-// cell merge with the one before.
-class SetConfigsCommand : public QUndoCommand {
- public:
-  SetConfigsCommand(PlanTableModel* model, QVector<int> rows, QVector<LayerConfig> after, QString presetAfter,
-                    const QString& text, int mergeColumn = -1)
-      : QUndoCommand(text), model_(model), rows_(std::move(rows)), after_(std::move(after)),
-        presetAfter_(std::move(presetAfter)), presetBefore_(model->preset()), mergeColumn_(mergeColumn) {
-    for (int r : rows_) before_ << model->configs()[static_cast<std::size_t>(r)];
-  }
-  void undo() override { model_->assignConfigs(rows_, before_, presetBefore_); }
-  void redo() override { model_->assignConfigs(rows_, after_, presetAfter_); }
-  int id() const override { return mergeColumn_ >= 0 ? 0x51 : -1; }
-  bool mergeWith(const QUndoCommand* other) override {
-    const auto* o = dynamic_cast<const SetConfigsCommand*>(other);
-    if (!o || o->mergeColumn_ != mergeColumn_ || o->rows_ != rows_) return false;
-    after_ = o->after_;
-    presetAfter_ = o->presetAfter_;
-    setText(o->text());
-    return true;
-  }
-
- private:
-  PlanTableModel* model_;
-  QVector<int> rows_;
-  QVector<LayerConfig> before_, after_;
-  QString presetAfter_, presetBefore_;
-  int mergeColumn_;
-};
 
 QString sqnrText(double db) {
   if (std::isinf(db)) return QStringLiteral("exact");
@@ -126,49 +94,57 @@ QString sqnrText(double db) {
 
 // ---- model ----------------------------------------------------------------------
 
-PlanTableModel::PlanTableModel(QObject* parent) : QAbstractTableModel(parent), undo_(new QUndoStack(this)) {}
+PlanTableModel::PlanTableModel(QObject* parent) : QAbstractTableModel(parent) {}
 
-void PlanTableModel::setLayers(const Model& model, const std::vector<LayerConfig>& configs, const QString& preset) {
-  beginResetModel();
-  rows_.clear();
-  configs_ = configs;
-  configs_.resize(model.layers.size());
-  preset_ = preset;
-  modelBytes_ = static_cast<double>(model.weight_bytes());
-  modelWeights_ = 0;
-  for (const TensorInfo& t : model.tensors) modelWeights_ += static_cast<double>(t.numel());
-  for (const qs::Layer& l : model.layers) {
-    const TensorInfo& t = model.tensors[l.weight];
-    Row r;
-    r.name = QString::fromStdString(l.name);
-    std::string_view rest;
-    const int block = tensor_block(l.name, &rest);
-    r.shortName = block >= 0 ? QString::fromUtf8(rest.data(), static_cast<qsizetype>(rest.size())) : r.name;
-    r.role = fromStd(layer_role_name(l.role));
-    r.block = l.block;
-    r.tensor = l.weight;
-    r.rows = t.rows();
-    r.cols = t.cols();
-    r.weights = static_cast<double>(t.numel());
-    r.storedBytes = static_cast<double>(t.nbytes);
-    rows_.push_back(std::move(r));
-  }
-  endResetModel();
-  undo_->clear();
-  emit totalsChanged();
+void PlanTableModel::setSource(PlanSource* source) {
+  if (source_) disconnect(source_, nullptr, this, nullptr);
+  source_ = source;
+  rebuildRows();
+  if (!source_) return;
+  connect(source_, &PlanSource::layersReset, this, &PlanTableModel::rebuildRows);
+  connect(source_, &PlanSource::configsChanged, this, [this](const QVector<int>& rows) {
+    for (int r : rows)
+      if (r >= 0 && r < rowCount()) emit dataChanged(index(r, Format), index(r, ColumnCount - 1));
+    emit configsChanged(rows);
+    emit totalsChanged();
+  });
+  connect(source_, &PlanSource::figuresChanged, this, [this](int r) {
+    if (r >= 0 && r < rowCount()) emit dataChanged(index(r, Format), index(r, ColumnCount - 1));
+    emit totalsChanged();
+  });
 }
 
-void PlanTableModel::clear() {
+void PlanTableModel::rebuildRows() {
   beginResetModel();
   rows_.clear();
-  configs_.clear();
-  preset_.clear();
   modelBytes_ = 0;
   modelWeights_ = 0;
+  const std::shared_ptr<const Model> model = source_ ? source_->model() : nullptr;
+  if (model) {
+    modelBytes_ = static_cast<double>(model->weight_bytes());
+    for (const TensorInfo& t : model->tensors) modelWeights_ += static_cast<double>(t.numel());
+    for (const qs::Layer& l : model->layers) {
+      const TensorInfo& t = model->tensors[l.weight];
+      Row r;
+      r.name = QString::fromStdString(l.name);
+      std::string_view rest;
+      const int block = tensor_block(l.name, &rest);
+      r.shortName = block >= 0 ? QString::fromUtf8(rest.data(), static_cast<qsizetype>(rest.size())) : r.name;
+      r.role = fromStd(layer_role_name(l.role));
+      r.block = l.block;
+      r.tensor = l.weight;
+      r.rows = t.rows();
+      r.cols = t.cols();
+      r.weights = static_cast<double>(t.numel());
+      r.storedBytes = static_cast<double>(t.nbytes);
+      rows_.push_back(std::move(r));
+    }
+  }
   endResetModel();
-  undo_->clear();
   emit totalsChanged();
 }
+
+const LayerConfig& PlanTableModel::config(int row) const { return source_->configs()[static_cast<std::size_t>(row)]; }
 
 int PlanTableModel::rowCount(const QModelIndex& parent) const {
   return parent.isValid() ? 0 : static_cast<int>(rows_.size());
@@ -207,9 +183,10 @@ Qt::ItemFlags PlanTableModel::flags(const QModelIndex& index) const {
 QVariant PlanTableModel::data(const QModelIndex& index, int role) const {
   if (!index.isValid() || index.row() >= static_cast<int>(rows_.size())) return {};
   const Row& r = rows_[static_cast<std::size_t>(index.row())];
-  const LayerConfig& c = configs_[static_cast<std::size_t>(index.row())];
+  const LayerConfig& c = config(index.row());
+  const LayerFiguresState& fig = source_->figures(index.row());
   const int col = index.column();
-  const bool ready = r.state == State::Ready;
+  const bool ready = fig.state == State::Ready;
   const bool quantized = !isStoredAsIs(formatOf(c));
   if (role == Qt::DisplayRole || role == Qt::EditRole) {
     switch (col) {
@@ -219,41 +196,41 @@ QVariant PlanTableModel::data(const QModelIndex& index, int role) const {
       case Shape: return QStringLiteral("%1 × %2").arg(r.rows).arg(r.cols);
       case Format:
         if (role == Qt::EditRole) return formatOf(c);
-        if (r.state == State::Failed) return tr("%1 ✗").arg(formatOf(c));
-        if (ready && !r.m.applied.empty()) return tr("%1 → %2").arg(formatOf(c), QString::fromStdString(r.m.applied));
+        if (fig.state == State::Failed) return tr("%1 ✗").arg(formatOf(c));
+        if (ready && !fig.m.applied.empty()) return tr("%1 → %2").arg(formatOf(c), QString::fromStdString(fig.m.applied));
         return formatOf(c);
       case Method: return methodOf(c);
       default: break;
     }
-    if (r.state == State::Failed) return col == Bits ? QVariant(tr("does not fit")) : QVariant(QStringLiteral("—"));
+    if (fig.state == State::Failed) return col == Bits ? QVariant(tr("does not fit")) : QVariant(QStringLiteral("—"));
     if (!ready) return col == Bits ? QVariant(tr("measuring…")) : QVariant(QString());
     switch (col) {
-      case Bits: return QString::number(r.m.bits_per_weight, 'f', 3);
+      case Bits: return QString::number(fig.m.bits_per_weight, 'f', 3);
       case Bytes: return humanBytes(static_cast<std::uint64_t>(std::llround(planBytes(index.row()))));
-      case Sqnr: return quantized ? sqnrText(r.m.error.sqnr_db) : tr("kept");
-      case MaxError: return quantized ? QString::number(r.m.error.max_abs, 'g', 3) : QStringLiteral("0");
+      case Sqnr: return quantized ? sqnrText(fig.m.error.sqnr_db) : tr("kept");
+      case MaxError: return quantized ? QString::number(fig.m.error.max_abs, 'g', 3) : QStringLiteral("0");
       case OutputError:
         if (!quantized) return QStringLiteral("0");
-        return r.m.rel_output_error >= 0 ? QString::number(r.m.rel_output_error, 'e', 2) : QStringLiteral("—");
-      case Time: return quantized ? QString::number(r.m.milliseconds, 'f', r.m.milliseconds < 10 ? 2 : 1) : QString();
+        return fig.m.rel_output_error >= 0 ? QString::number(fig.m.rel_output_error, 'e', 2) : QStringLiteral("—");
+      case Time: return quantized ? QString::number(fig.m.milliseconds, 'f', fig.m.milliseconds < 10 ? 2 : 1) : QString();
       default: return {};
     }
   }
   if (role == Qt::UserRole) {  // raw numbers, for sorting and tests
     switch (col) {
-      case Bits: return ready ? QVariant(r.m.bits_per_weight) : QVariant();
+      case Bits: return ready ? QVariant(fig.m.bits_per_weight) : QVariant();
       case Bytes: return ready ? QVariant(planBytes(index.row())) : QVariant();
-      case Sqnr: return ready ? QVariant(r.m.error.sqnr_db) : QVariant();
-      case MaxError: return ready ? QVariant(r.m.error.max_abs) : QVariant();
-      case OutputError: return ready && r.m.rel_output_error >= 0 ? QVariant(r.m.rel_output_error) : QVariant();
-      case Time: return ready ? QVariant(r.m.milliseconds) : QVariant();
+      case Sqnr: return ready ? QVariant(fig.m.error.sqnr_db) : QVariant();
+      case MaxError: return ready ? QVariant(fig.m.error.max_abs) : QVariant();
+      case OutputError: return ready && fig.m.rel_output_error >= 0 ? QVariant(fig.m.rel_output_error) : QVariant();
+      case Time: return ready ? QVariant(fig.m.milliseconds) : QVariant();
       default: return {};
     }
   }
   if (role == Qt::ToolTipRole) {
-    if (r.state == State::Failed) return tr("%1 cannot take %2:\n%3").arg(r.name, formatOf(c), r.error);
+    if (fig.state == State::Failed) return tr("%1 cannot take %2:\n%3").arg(r.name, formatOf(c), fig.error);
     if (col == Layer) return r.name;
-    if (col == Format && ready && !r.m.note.empty()) return QString::fromStdString(r.m.note);
+    if (col == Format && ready && !fig.m.note.empty()) return QString::fromStdString(fig.m.note);
     if (col == Method && !isRtnMethod(methodOf(c)))
       return methodNeedsCalibration(methodOf(c)) && !calibrated_
                  ? tr("%1 needs calibration data: load or make it (Tools ▸ Calibrate…)").arg(methodOf(c))
@@ -266,13 +243,13 @@ QVariant PlanTableModel::data(const QModelIndex& index, int role) const {
     return {};
   }
   if (role == Qt::ForegroundRole) {
-    if (r.state == State::Failed && (col == Format || col == Bits)) return QBrush(QColor(0xc6, 0x28, 0x28));
+    if (fig.state == State::Failed && (col == Format || col == Bits)) return QBrush(QColor(0xc6, 0x28, 0x28));
     if (col == Method && methodNeedsCalibration(methodOf(c))) return QBrush(QColor(0xa0, 0x60, 0x00));
     if (col >= Bits && !ready) return QBrush(QColor(0x80, 0x80, 0x80));
     return {};
   }
   if (role == Qt::BackgroundRole) {
-    if (r.state == State::Failed) return QBrush(QColor(0xfd, 0xec, 0xea));
+    if (fig.state == State::Failed) return QBrush(QColor(0xfd, 0xec, 0xea));
     if (r.block >= 0 && r.block % 2 == 1) return QBrush(QColor(0xf3, 0xf5, 0xf9));  // blocks in bands
     return {};
   }
@@ -282,157 +259,75 @@ QVariant PlanTableModel::data(const QModelIndex& index, int role) const {
 }
 
 bool PlanTableModel::setData(const QModelIndex& index, const QVariant& value, int role) {
-  if (role != Qt::EditRole || !index.isValid() || (index.column() != Format && index.column() != Method)) return false;
+  if (role != Qt::EditRole || !index.isValid() || !source_ || (index.column() != Format && index.column() != Method))
+    return false;
   const int row = index.row();
   const QString text = value.toString().trimmed();
   if (text.isEmpty()) return false;
-  LayerConfig c = configs_[static_cast<std::size_t>(row)];
-  if (index.column() == Format) {
-    if (text == formatOf(c)) return false;
-    c.format = text.toStdString();
-  } else {
-    if (text == methodOf(c)) return false;
-    c.method = text.toStdString();
-  }
-  const QString what = index.column() == Format ? tr("format") : tr("method");
-  undo_->push(new SetConfigsCommand(this, {row}, {c}, preset_,
-                                    tr("Set %1 of %2 to %3").arg(what, rows_[static_cast<std::size_t>(row)].name, text),
-                                    index.column()));
+  LayerConfig c = config(row);
+  const bool format = index.column() == Format;
+  if (text == (format ? formatOf(c) : methodOf(c))) return false;
+  (format ? c.format : c.method) = text.toStdString();
+  const QString what = format ? tr("format") : tr("method");
+  source_->setLayerConfig({row}, format ? kFormatField : kMethodField, c,
+                          tr("Set %1 of %2 to %3").arg(what, rows_[static_cast<std::size_t>(row)].name, text));
   return true;
 }
 
 void PlanTableModel::applyToRows(const QVector<int>& rows, const std::optional<QString>& format,
                                  const std::optional<QString>& method) {
-  QVector<int> changed;
-  QVector<LayerConfig> after;
-  for (int r : rows) {
-    if (r < 0 || r >= static_cast<int>(configs_.size())) continue;
-    LayerConfig c = configs_[static_cast<std::size_t>(r)];
-    if (format) c.format = format->toStdString();
-    if (method) c.method = method->toStdString();
-    if (c == configs_[static_cast<std::size_t>(r)]) continue;
-    changed << r;
-    after << c;
-  }
-  if (changed.isEmpty()) return;
+  if (!source_ || (!format && !method)) return;
+  LayerConfig value;
+  unsigned fields = 0;
   QStringList what;
-  if (format) what << *format;
-  if (method) what << *method;
-  undo_->push(new SetConfigsCommand(this, changed, after, preset_,
-                                    tr("Apply %1 to %n layer(s)", nullptr, static_cast<int>(changed.size()))
-                                        .arg(what.join(QStringLiteral(" + ")))));
+  if (format) {
+    value.format = format->toStdString();
+    fields |= kFormatField;
+    what << *format;
+  }
+  if (method) {
+    value.method = method->toStdString();
+    fields |= kMethodField;
+    what << *method;
+  }
+  int changing = 0;
+  for (int r : rows)
+    if (r >= 0 && r < rowCount() &&
+        ((format && formatOf(config(r)) != *format) || (method && methodOf(config(r)) != *method)))
+      ++changing;
+  source_->setLayerConfig(rows, fields, value,
+                          tr("Apply %1 to %n layer(s)", nullptr, changing).arg(what.join(QStringLiteral(" + "))));
 }
 
 void PlanTableModel::replaceConfigs(const std::vector<LayerConfig>& configs, const QString& preset,
                                     const QString& text) {
-  QVector<int> rows;
-  QVector<LayerConfig> after;
-  for (std::size_t i = 0; i < configs_.size() && i < configs.size(); ++i) {
-    rows << static_cast<int>(i);
-    after << configs[i];
-  }
-  undo_->push(new SetConfigsCommand(this, rows, after, preset, text));
+  if (source_) source_->replaceConfigs(configs, preset, text);
 }
 
-void PlanTableModel::assignConfigs(const QVector<int>& rows, const QVector<LayerConfig>& configs,
-                                   const QString& preset) {
-  preset_ = preset;
-  QVector<int> changed;
-  for (qsizetype i = 0; i < rows.size() && i < configs.size(); ++i) {
-    const int r = rows[i];
-    if (r < 0 || r >= static_cast<int>(configs_.size())) continue;
-    LayerConfig& c = configs_[static_cast<std::size_t>(r)];
-    const bool formatChanged = c.format != configs[i].format || c.method != configs[i].method;
-    c = configs[i];
-    if (!formatChanged) continue;
-    Row& row = rows_[static_cast<std::size_t>(r)];
-    row.state = State::Pending;
-    row.error.clear();
-    changed << r;
-    emit dataChanged(index(r, Format), index(r, ColumnCount - 1));
-  }
-  if (!changed.isEmpty()) {
-    emit configsChanged(changed);
-    emit totalsChanged();
-  }
+const std::vector<LayerConfig>& PlanTableModel::configs() const {
+  static const std::vector<LayerConfig> none;
+  return source_ ? source_->configs() : none;
 }
 
-Plan PlanTableModel::plan() const {
-  Plan p;
-  p.preset = preset_.toStdString();
-  if (configs_.empty()) return p;
-  // The most common config (ties: the first in model order) becomes the default.
-  std::map<std::pair<std::string, std::string>, int> count;
-  std::size_t best = 0;
-  int bestCount = 0;
-  for (std::size_t i = 0; i < configs_.size(); ++i) {
-    const int n = ++count[{configs_[i].format, configs_[i].method}];
-    if (n > bestCount) {
-      best = i;
-      bestCount = n;
-    }
-  }
-  p.base = configs_[best];
-  for (std::size_t i = 0; i < configs_.size(); ++i) {
-    const LayerConfig& c = configs_[i];
-    if (c == p.base) continue;
-    PlanOverride o;
-    o.match.name = rows_[i].name.toStdString();
-    if (c.format != p.base.format) o.format = c.format;
-    if (c.method != p.base.method) o.method = c.method;
-    for (const auto& [key, v] : c.params) {
-      auto it = p.base.params.find(key);
-      if (it == p.base.params.end() || it->second != v) o.params[key] = v;
-    }
-    if (!o.format && !o.method && o.params.empty()) o.format = c.format;  // params the default has but this lacks
-    p.overrides.push_back(std::move(o));
-  }
-  return p;
-}
+QString PlanTableModel::preset() const { return source_ ? source_->preset() : QString(); }
+QUndoStack* PlanTableModel::undoStack() const { return source_ ? source_->undoStack() : nullptr; }
+Plan PlanTableModel::plan() const { return source_ ? source_->plan() : Plan{}; }
+
+PlanTableModel::State PlanTableModel::state(int row) const { return source_->figures(row).state; }
+const LayerQuantError& PlanTableModel::measurement(int row) const { return source_->figures(row).m; }
+QString PlanTableModel::failure(int row) const { return source_->figures(row).error; }
 
 double PlanTableModel::planBytes(int row) const {
   const Row& r = rows_[static_cast<std::size_t>(row)];
-  if (r.state != State::Ready) return r.storedBytes;
-  return r.m.bits_per_weight * r.weights / 8.0;
-}
-
-void PlanTableModel::setMeasurement(int row, const QString& format, const LayerQuantError& m) {
-  if (row < 0 || row >= static_cast<int>(rows_.size()) || keyOf(configs_[static_cast<std::size_t>(row)]) != format)
-    return;
-  Row& r = rows_[static_cast<std::size_t>(row)];
-  r.state = State::Ready;
-  r.m = m;
-  r.error.clear();
-  emit dataChanged(index(row, Format), index(row, ColumnCount - 1));
-  emit totalsChanged();
-}
-
-void PlanTableModel::setMeasurementFailed(int row, const QString& format, const QString& message) {
-  if (row < 0 || row >= static_cast<int>(rows_.size()) || keyOf(configs_[static_cast<std::size_t>(row)]) != format)
-    return;
-  Row& r = rows_[static_cast<std::size_t>(row)];
-  r.state = State::Failed;
-  r.m = {};
-  r.error = message;
-  emit dataChanged(index(row, Format), index(row, ColumnCount - 1));
-  emit totalsChanged();
+  const LayerFiguresState& f = source_->figures(row);
+  if (f.state != State::Ready) return r.storedBytes;
+  return f.m.bits_per_weight * r.weights / 8.0;
 }
 
 bool PlanTableModel::allSettled() const {
-  return std::none_of(rows_.begin(), rows_.end(), [](const Row& r) { return r.state == State::Pending; });
-}
-
-void PlanTableModel::invalidateMeasurements() {
-  if (rows_.empty()) return;
-  for (Row& r : rows_) {
-    r.state = State::Pending;
-    r.error.clear();
-  }
-  emit dataChanged(index(0, Format), index(static_cast<int>(rows_.size()) - 1, ColumnCount - 1));
-  QVector<int> all;
-  for (int i = 0; i < static_cast<int>(rows_.size()); ++i) all << i;
-  emit configsChanged(all);
-  emit totalsChanged();
+  for (int i = 0; i < rowCount(); ++i)
+    if (source_->figures(i).state == State::Pending) return false;
+  return true;
 }
 
 PlanTotals PlanTableModel::totals() const {
@@ -443,24 +338,25 @@ PlanTotals PlanTableModel::totals() const {
   double bits = 0;
   for (std::size_t i = 0; i < rows_.size(); ++i) {
     const Row& r = rows_[i];
-    if (r.state == State::Pending) ++t.pending;
-    if (r.state == State::Failed) ++t.failed;
-    if (r.state != State::Ready) continue;
+    const LayerFiguresState& f = source_->figures(static_cast<int>(i));
+    if (f.state == State::Pending) ++t.pending;
+    if (f.state == State::Failed) ++t.failed;
+    if (f.state != State::Ready) continue;
     ++t.measured;
     t.planModelBytes += planBytes(static_cast<int>(i)) - r.storedBytes;
     t.layerWeights += r.weights;
-    bits += r.m.bits_per_weight * r.weights;
-    t.squaredError += r.m.error.mse * r.weights;
-    if (r.m.rel_output_error >= 0) {
+    bits += f.m.bits_per_weight * r.weights;
+    t.squaredError += f.m.error.mse * r.weights;
+    if (f.m.rel_output_error >= 0) {
       ++t.outputErrorRows;
-      t.outputErrorSum += r.m.rel_output_error;
-      if (t.worstOutputRow < 0 || r.m.rel_output_error > t.worstOutputError) {
-        t.worstOutputError = r.m.rel_output_error;
+      t.outputErrorSum += f.m.rel_output_error;
+      if (t.worstOutputRow < 0 || f.m.rel_output_error > t.worstOutputError) {
+        t.worstOutputError = f.m.rel_output_error;
         t.worstOutputRow = static_cast<int>(i);
       }
     }
-    if (r.m.error.sqnr_db < t.worstSqnrDb) {
-      t.worstSqnrDb = r.m.error.sqnr_db;
+    if (f.m.error.sqnr_db < t.worstSqnrDb) {
+      t.worstSqnrDb = f.m.error.sqnr_db;
       t.worstRow = static_cast<int>(i);
     }
   }
@@ -689,11 +585,7 @@ PlanEditor::PlanEditor(QWidget* parent)
   updateTotals();
 }
 
-void PlanEditor::setLayers(const Model& model, const std::vector<LayerConfig>& configs, const QString& preset) {
-  model_->setLayers(model, configs, preset);
-}
-
-void PlanEditor::clear() { model_->clear(); }
+void PlanEditor::setSource(PlanSource* source) { model_->setSource(source); }
 
 void PlanEditor::setPresetNames(const QStringList& names) {
   presets_->clear();

@@ -5,11 +5,10 @@
 // filters by role and name, "apply to selection", presets and an undo stack
 // for every edit.
 //
-// PlanTableModel holds the per-layer configs and the figures the app hands it;
-// it measures nothing itself: every change of a row's config is announced
-// (configsChanged) and the app answers with setMeasurement /
-// setMeasurementFailed for that row and format. Answers for a format the row
-// no longer has are dropped, so a late answer never shows under a newer edit.
+// PlanTableModel shows the plan the app's document holds (plan_source.h):
+// each row's config and figures come from there, and edits go there (each one
+// undo step on the document's stack). It holds only what the rows show of the
+// model (names, shapes, sizes) and measures nothing.
 #include <QAbstractTableModel>
 #include <QSortFilterProxyModel>
 #include <QStringList>
@@ -21,6 +20,7 @@
 #include "model/model.h"
 #include "quant/measure.h"
 #include "quant/plan.h"
+#include "widgets/plan_source.h"
 
 class QComboBox;
 class QLabel;
@@ -70,14 +70,12 @@ class PlanTableModel : public QAbstractTableModel {
   Q_OBJECT
  public:
   enum Column { Block, Layer, Role, Shape, Format, Method, Bits, Bytes, Sqnr, MaxError, OutputError, Time, ColumnCount };
-  enum class State { Pending, Ready, Failed };
+  using State = LayerFiguresState::State;
 
   explicit PlanTableModel(QObject* parent = nullptr);
 
-  // A new model: every layer with its config from `configs` (Model::layers
-  // order). Clears the undo history.
-  void setLayers(const Model& model, const std::vector<LayerConfig>& configs, const QString& preset = {});
-  void clear();
+  // The plan shown and edited (the app's document); null: none, no rows.
+  void setSource(PlanSource* source);
 
   int rowCount(const QModelIndex& parent = {}) const override;
   int columnCount(const QModelIndex& parent = {}) const override;
@@ -87,62 +85,51 @@ class PlanTableModel : public QAbstractTableModel {
   // Format and Method cells: an undoable edit (consecutive edits of one cell merge).
   bool setData(const QModelIndex& index, const QVariant& value, int role) override;
 
-  QUndoStack* undoStack() const { return undo_; }
+  // The source's undo stack (null without a source).
+  QUndoStack* undoStack() const;
 
-  // Edits, each one undo step.
+  // Edits, each one undo step on the source's stack.
   void applyToRows(const QVector<int>& rows, const std::optional<QString>& format,
                    const std::optional<QString>& method);
   void replaceConfigs(const std::vector<LayerConfig>& configs, const QString& preset, const QString& text);
-  // Without an undo step (the commands call this).
-  void assignConfigs(const QVector<int>& rows, const QVector<LayerConfig>& configs, const QString& preset);
 
-  const std::vector<LayerConfig>& configs() const { return configs_; }
-  QString preset() const { return preset_; }
-  // The plan the table shows: the most common config as the default and one
-  // override by exact name for every layer that differs.
+  // What the source holds.
+  const std::vector<LayerConfig>& configs() const;
+  QString preset() const;
   Plan plan() const;
-
-  // Figures of `row` with `format`; ignored when the row now has another format.
-  void setMeasurement(int row, const QString& format, const LayerQuantError& m);
-  void setMeasurementFailed(int row, const QString& format, const QString& message);
-
-  State state(int row) const { return rows_[static_cast<std::size_t>(row)].state; }
-  const LayerQuantError& measurement(int row) const { return rows_[static_cast<std::size_t>(row)].m; }
-  QString failure(int row) const { return rows_[static_cast<std::size_t>(row)].error; }
+  State state(int row) const;
+  const LayerQuantError& measurement(int row) const;
+  QString failure(int row) const;
   double planBytes(int row) const;  // at the measured bits/weight; as stored when not measured
   QString layerName(int row) const { return rows_[static_cast<std::size_t>(row)].name; }
   std::size_t weightTensor(int row) const { return rows_[static_cast<std::size_t>(row)].tensor; }
   QString roleName(int row) const { return rows_[static_cast<std::size_t>(row)].role; }
   bool allSettled() const;  // no row waits for figures
-  // Every row waits for new figures (the calibration data changed): measure them all again.
-  void invalidateMeasurements();
   // Calibration data is loaded (the methods that need it are measured, not only offered).
   void setCalibrated(bool on) { calibrated_ = on; }
   bool calibrated() const { return calibrated_; }
   PlanTotals totals() const;
 
  signals:
-  // Rows whose format or method changed (by an edit, an undo, a preset...): measure them.
+  // Rows whose config changed (by an edit, an undo, a preset...; the source measures them).
   void configsChanged(const QVector<int>& rows);
   void totalsChanged();
 
  private:
+  void rebuildRows();
+  const LayerConfig& config(int row) const;
+
   bool calibrated_ = false;
-  struct Row {
+  PlanSource* source_ = nullptr;
+  struct Row {  // what the row shows of the model
     QString name, shortName, role;
     int block = -1;
     std::size_t tensor = 0;
     std::int64_t rows = 0, cols = 0;
     double weights = 0, storedBytes = 0;
-    State state = State::Pending;
-    LayerQuantError m;
-    QString error;
   };
   std::vector<Row> rows_;
-  std::vector<LayerConfig> configs_;
-  QString preset_;
   double modelBytes_ = 0, modelWeights_ = 0;
-  QUndoStack* undo_;
 };
 
 // Filters the table by role and by a substring (or regular expression) of the layer name.
@@ -172,8 +159,8 @@ class PlanEditor : public QWidget {
   // The selected row's before/after and error histograms (the app fills it).
   QuantErrorView* errorView() const { return errorView_; }
 
-  void setLayers(const Model& model, const std::vector<LayerConfig>& configs, const QString& preset = {});
-  void clear();
+  // The plan shown and edited (the app's document).
+  void setSource(PlanSource* source);
   void setPresetNames(const QStringList& names);
   void setRoleFilter(const QString& role);
   void setNameFilter(const QString& text);

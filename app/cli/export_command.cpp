@@ -264,6 +264,9 @@ int run_export(const ExportOptions& opt) {
   const std::optional<Consumer> target = export_consumer_of(opt.format);
   if (!target) return refuse("unknown export format '" + opt.format + "' (gguf, gptq, hdf5, fakequant)");
   if (!opt.calib.empty() && !opt.calib_file.empty()) return refuse("give --calib or --calib-file, not both");
+  if (opt.calib_tokens_given && opt.calib.empty())
+    return refuse("--calib-tokens says how much of the --calib text to run; without --calib text it would be ignored "
+                  "(a calibration file's tokens are fixed when it is made)");
   if ((opt.pure || !opt.imatrix.empty()) && *target != Consumer::GgufExport)
     return refuse("--pure and --imatrix are for -f gguf (llama-quantize's options)");
   switch (*target) {

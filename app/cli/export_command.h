@@ -20,6 +20,7 @@ struct ExportOptions {
   bool asym = false;           // GPTQ
   bool act_order = false;      // GPTQ with calibration
   bool static_groups = false;  // GPTQ with act_order
+  bool calib_tokens_given = false;  // --calib-tokens was given (it goes with --calib text only)
   bool gptq_flags_given = false;  // any of --bits/--group/--asym/--act-order/--static-groups was given
   bool json = false;
 };

@@ -80,17 +80,19 @@ int main(int argc, char** argv) {
   exp->add_option("--calib-file", exporting.calib_file, "A calibration file (quantscope-cli calibrate), the one the plan "
                                                         "was measured with: the plan's gptq and awq layers, the ranking "
                                                         "of clip/outliers; gptq: GPTQ instead of RTN");
-  exp->add_option("--calib-tokens", exporting.calib_tokens, "Calibration tokens at most (chunks of 256)")
-      ->check(CLI::Range(256, 1 << 24))
-      ->capture_default_str();
+  CLI::Option* calib_tokens =
+      exp->add_option("--calib-tokens", exporting.calib_tokens, "With --calib: calibration tokens at most (chunks of 256)")
+          ->check(CLI::Range(256, 1 << 24))
+          ->capture_default_str();
   std::vector<CLI::Option*> gptq_grid_flags = {
       exp->add_option("--bits", exporting.bits, "GPTQ bits: 2, 3, 4 or 8")->check(CLI::IsMember({2, 3, 4, 8}))->capture_default_str(),
       exp->add_option("--group", exporting.group, "GPTQ group size (-1: per output channel)")->capture_default_str(),
       exp->add_flag("--asym", exporting.asym, "GPTQ: asymmetric grid with zero-points (written as gptq_v2)"),
       exp->add_flag("--act-order", exporting.act_order, "GPTQ with --calib: columns by descending Hessian diagonal (desc_act)"),
       exp->add_flag("--static-groups", exporting.static_groups, "GPTQ with --act-order: groups fixed on the original column order")};
-  exp->callback([&exporting, gptq_grid_flags] {
+  exp->callback([&exporting, gptq_grid_flags, calib_tokens] {
     for (const CLI::Option* o : gptq_grid_flags) exporting.gptq_flags_given = exporting.gptq_flags_given || o->count() > 0;
+    exporting.calib_tokens_given = calib_tokens->count() > 0;
   });
   exp->add_flag("--json", exporting.json, "Machine-readable output");
 

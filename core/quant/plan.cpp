@@ -1,6 +1,7 @@
 #include "quant/plan.h"
 
 #include <algorithm>
+#include <map>
 #include <nlohmann/json.hpp>
 #include <regex>
 
@@ -286,6 +287,39 @@ Result<bool> selector_matches(const LayerSelector& s, const Layer& l, const Mode
     }
   }
   return true;
+}
+
+Plan plan_from_configs(const Model& model, const std::vector<LayerConfig>& configs, const std::string& preset) {
+  Plan p;
+  p.preset = preset;
+  const std::size_t n = std::min(configs.size(), model.layers.size());
+  if (n == 0) return p;
+  std::map<std::pair<std::string, std::string>, int> count;
+  std::size_t best = 0;
+  int best_count = 0;
+  for (std::size_t i = 0; i < n; ++i) {
+    const int k = ++count[{configs[i].format, configs[i].method}];
+    if (k > best_count) {
+      best = i;
+      best_count = k;
+    }
+  }
+  p.base = configs[best];
+  for (std::size_t i = 0; i < n; ++i) {
+    const LayerConfig& c = configs[i];
+    if (c == p.base) continue;
+    PlanOverride o;
+    o.match.name = model.layers[i].name;
+    if (c.format != p.base.format) o.format = c.format;
+    if (c.method != p.base.method) o.method = c.method;
+    for (const auto& [key, v] : c.params) {
+      auto it = p.base.params.find(key);
+      if (it == p.base.params.end() || it->second != v) o.params[key] = v;
+    }
+    if (!o.format && !o.method && o.params.empty()) o.format = c.format;  // params the default has but this lacks
+    p.overrides.push_back(std::move(o));
+  }
+  return p;
 }
 
 Result<std::vector<LayerConfig>> resolve_plan(const Plan& plan, const Model& model) {

@@ -61,6 +61,10 @@ Result<void> write_plan(const std::string& path, const Plan& plan);  // atomic
 Result<bool> selector_matches(const LayerSelector& sel, const Layer& layer, const Model& model);
 // The config of every layer, in Model::layers order.
 Result<std::vector<LayerConfig>> resolve_plan(const Plan& plan, const Model& model);
+// The inverse: a plan whose resolve_plan gives `configs` (Model::layers order)
+// — the most common config (ties: the first in model order) as the default,
+// one override by exact layer name for every layer that differs.
+Plan plan_from_configs(const Model& model, const std::vector<LayerConfig>& configs, const std::string& preset = {});
 
 // Presets mirroring known recipes: uniform "q8_0", "q6_k", "q5_k", "q4_k", "q4_0", ..., "f16";
 // "q4_k_m" / "q5_k_m" / "q3_k_m" (llama.cpp's mixes, per layer, with its fallbacks);

@@ -335,7 +335,12 @@ TEST_F(Cli, ExportCalibrationOptionsGoWhereTheyAreUsed) {
   const CliRun both = run("export -f fakequant --plan " + plan.string() + " --calib " + text + " --calib-file " + calib.string() +
                           " -o " + (dir_ / "b").string() + " " + model, true);
   EXPECT_EQ(both.code, 2);
-  EXPECT_FALSE(std::filesystem::exists(dir_ / "g.gguf") || std::filesystem::exists(dir_ / "b"));
+  const CliRun tokens = run("export -f gptq --calib-file " + calib.string() + " --calib-tokens 512 -o " + (dir_ / "k").string() +
+                            " " + model, true);
+  EXPECT_EQ(tokens.code, 2);
+  EXPECT_NE(tokens.out.find("--calib-tokens"), std::string::npos) << tokens.out;
+  EXPECT_FALSE(std::filesystem::exists(dir_ / "g.gguf") || std::filesystem::exists(dir_ / "b") ||
+               std::filesystem::exists(dir_ / "k"));
 
   const auto consecutive = dir_ / "c512.qscalib.h5";
   ASSERT_EQ(run("calibrate --consecutive --seqs 2 --ctx 256 -o " + consecutive.string() + " --text " + text + " " + model).code, 0);

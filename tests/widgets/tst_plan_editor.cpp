@@ -22,6 +22,7 @@
 
 #include "app/document.h"
 #include "app/main_window.h"
+#include "app/plan_document.h"
 #include "demo_window.h"
 #include "backend/cpu_backend.h"
 #include "demo/demo_model.h"
@@ -78,6 +79,7 @@ class TstPlanEditor : public QObject {
   void editingAFormatMeasuresThatRow();
   void undoRestoresRedoReapplies();
   void editsOfOneCellMerge();
+  void thePlanLivesInTheDocument();
   void rapidEditsEndWithTheLast();
   void applyToSelectionIsOneStep();
   void saveLoadRoundTrips();
@@ -224,6 +226,49 @@ void TstPlanEditor::editsOfOneCellMerge() {
   undo->undo();
   QCOMPARE(t->configs()[5].format, std::string("q8_0"));
   QCOMPARE(t->configs()[6].format, std::string("q8_0"));
+  QVERIFY(settle(*w));
+}
+
+// The plan is the Document's: the table has no copy of its own. An edit made
+// on the document (a field mask: the method only) shows in the table, each
+// layer keeping its own format; the figures of the changed layers come from
+// the document's measurement straight into the plan (nothing routes them);
+// a repeat of the same edit on the same layers merges into one undo step.
+void TstPlanEditor::thePlanLivesInTheDocument() {
+  auto w = openWindow(demo_.path());
+  QVERIFY(w);
+  const auto model = w->document()->model();
+  qs::app::PlanDocument* plan = w->document()->plan();
+  PlanTableModel* t = w->planEditor()->tableModel();
+  QCOMPARE(t->undoStack(), plan->undoStack());
+  QVERIFY(&t->configs() == &plan->configs());
+  QVERIFY(setFormat(*w, 3, QStringLiteral("q4_0")));  // layer 3 now differs in format
+  const int v0 = rowOf(*model, "model.layers.1.self_attn.v_proj");
+  QVERIFY(v0 >= 0 && v0 != 3);
+  QSignalSpy figures(plan, &qs::ui::PlanSource::figuresChanged);
+  const int steps = plan->undoStack()->count();
+  qs::LayerConfig value;
+  value.method = "clip";
+  value.format = "int2-ch";  // not in the mask: ignored
+  plan->setLayerConfig({3, v0}, qs::ui::kMethodField, value, QStringLiteral("clip"));
+  QCOMPARE(plan->undoStack()->count(), steps + 1);
+  QCOMPARE(plan->configs()[3].format, std::string("q4_0"));
+  QCOMPARE(plan->configs()[static_cast<std::size_t>(v0)].format, std::string("q8_0"));
+  QCOMPARE(plan->configs()[3].method, std::string("clip"));
+  QCOMPARE(t->index(3, PlanTableModel::Method).data().toString(), QStringLiteral("clip"));
+  QVERIFY(plan->figures(3).state == PlanTableModel::State::Pending);
+  QVERIFY(settle(*w));
+  QVERIFY(plan->allSettled());
+  QVERIFY(figures.count() >= 2);
+  QCOMPARE(t->measurement(3).bits_per_weight, plan->figures(3).m.bits_per_weight);
+  QVERIFY(plan->figures(3).state == PlanTableModel::State::Ready);
+  // The same fields of the same layers again: merged; undo goes back past both.
+  plan->setLayerConfig({3}, qs::ui::kMethodField, {"", "outliers", {}}, QStringLiteral("outliers"));
+  plan->setLayerConfig({3}, qs::ui::kMethodField, {"", "rtn", {}}, QStringLiteral("rtn"));
+  const int after = plan->undoStack()->count();
+  plan->undoStack()->undo();
+  QCOMPARE(plan->configs()[3].method, std::string("clip"));
+  QCOMPARE(plan->undoStack()->count(), after);
   QVERIFY(settle(*w));
 }
 
