@@ -121,6 +121,33 @@ TEST(Plan, OverridesApplyInOrderBySelector) {
   EXPECT_EQ(checked, 44);
 }
 
+// plan_from_configs is resolve_plan's inverse: the configs the plan editor
+// holds become a plan (the most common config the default, one override per
+// layer that differs) that resolves to exactly those configs.
+TEST(Plan, PlanFromConfigsResolvesToThem) {
+  const qs::Model& m = demo();
+  auto plan = qs::parse_plan(R"({"version": 1, "default": {"format": "q4_k", "method": "rtn", "params": {"alpha": 0.5}},
+    "overrides": [{"match": {"role": "down"}, "format": "q6_k"},
+                  {"match": {"regex": "layers\\.0\\.self_attn\\.[qk]_proj"}, "method": "clip", "params": {"step": 0.02}},
+                  {"match": {"name": "model.layers.3.mlp.gate_proj"}, "params": {"alpha": 0.25}}]})", "t");
+  ASSERT_TRUE(plan.ok()) << plan.error().message;
+  auto configs = qs::resolve_plan(*plan, m);
+  ASSERT_TRUE(configs.ok()) << configs.error().message;
+  const qs::Plan back = qs::plan_from_configs(m, *configs, "edited");
+  EXPECT_EQ(back.preset, "edited");
+  EXPECT_EQ(back.base.format, "q4_k");
+  EXPECT_EQ(back.overrides.size(), 6u + 2u + 1u);  // the downs, q/k of block 0, one gate's params
+  auto again = qs::resolve_plan(back, m);
+  ASSERT_TRUE(again.ok()) << again.error().message;
+  EXPECT_EQ(*again, *configs);
+  // Through JSON too (what Save Plan writes).
+  auto reread = qs::parse_plan(qs::plan_to_json(back), "t");
+  ASSERT_TRUE(reread.ok()) << reread.error().message;
+  auto third = qs::resolve_plan(*reread, m);
+  ASSERT_TRUE(third.ok());
+  EXPECT_EQ(*third, *configs);
+}
+
 TEST(Plan, PresetsAndSaveLoad) {
   const qs::Model& m = demo();
   auto bad = qs::plan_preset("q9_k", m);
