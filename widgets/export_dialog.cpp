@@ -113,15 +113,15 @@ ExportDialog::ExportDialog(QWidget* parent)
   planIndent->addSpacing(22);
   planIndent->addWidget(planText_, 1);
   ggufLayout->addLayout(planIndent);
+  auto* calibrationIndent = new QHBoxLayout;  // under the plan it belongs to
+  calibrationIndent->addSpacing(22);
+  calibrationIndent->addWidget(ggufCalibrationNote_, 1);
+  ggufLayout->addLayout(calibrationIndent);
   auto* ftypeRow = new QHBoxLayout;
   ftypeRow->addWidget(ggufFileTypeRadio_);
   ftypeRow->addWidget(ggufFileType_);
   ftypeRow->addStretch(1);
   ggufLayout->addLayout(ftypeRow);
-  auto* calibrationIndent = new QHBoxLayout;
-  calibrationIndent->addSpacing(22);
-  calibrationIndent->addWidget(ggufCalibrationNote_, 1);
-  ggufLayout->addLayout(calibrationIndent);
   ggufImportance_ = new QCheckBox(tr("Weight the file type's quantizers by the calibration's importance matrix"), ggufOptions_);
   ggufImportance_->setObjectName(QStringLiteral("ggufImportance"));
   ggufImportance_->setChecked(true);

@@ -489,6 +489,8 @@ void TstExportDialog::gptqWithTheLoadedCalibrationHoldsGptqsResult() {
   auto* note = d->findChild<QLabel*>(QStringLiteral("ggufCalibrationNote"));
   QVERIFY(note && note->isVisible());
   QVERIFY2(note->text().contains(QString::number(calib->run.capture.tokens)), qPrintable(note->text()));
+  if (const QByteArray shots = qgetenv("QS_SHOT_DIR"); !shots.isEmpty())
+    d->grab().save(QDir(QString::fromLocal8Bit(shots)).filePath(QStringLiteral("export-gguf-plan-gptq.png")));
   QVERIFY(exportTo(QStringLiteral("plan-gptq.gguf")));
   QVERIFY2(d->messageLabel()->text().contains(QStringLiteral("calibration of %1 tokens").arg(calib->run.capture.tokens)),
            qPrintable(d->messageLabel()->text()));
