@@ -20,6 +20,7 @@
 #include "app/document.h"
 #include "app/main_window.h"
 #include "app/plan_document.h"
+#include "model/model_files.h"
 #include "quant/layer_method.h"
 #include "quant/plan.h"
 #include "widgets/allocate_dialog.h"
@@ -201,7 +202,12 @@ void MainWindow::onPlanLayerSelected(int row) {
 
 bool MainWindow::savePlan(const QString& path) {
   if (!document_->model()) return false;
-  const Plan plan = plan_->tableModel()->plan();
+  const Plan plan = document_->plan()->plan();
+  // Never over a file of the open model (Save As… onto its model.safetensors would replace the weights).
+  if (auto r = refuse_model_file(*document_->model(), path.toStdString()); !r) {
+    reportError(tr("Cannot save the plan"), QString::fromStdString(r.error().message));
+    return false;
+  }
   if (auto r = write_plan(path.toStdString(), plan); !r) {
     reportError(tr("Cannot save the plan"), QString::fromStdString(r.error().message));
     return false;

@@ -16,6 +16,7 @@
 #include "io/open_model.h"
 #include "model/model_files.h"
 #include "stats/outliers.h"
+#include "util/atomic_file.h"
 
 namespace qs::cli {
 namespace {
@@ -84,9 +85,14 @@ int run_calibrate(const CalibrateOptions& opt) {
       return fail(fs::path(out_path).parent_path().string() + " is read-only: choose where the calibration file goes with -o", 2);
   }
   // Before any work: the files must not replace the model (the write would rename over it).
+  // Nor over a device or FIFO (the write would fail only after the whole run).
+  if (want_file)
+    if (auto r = check_replaceable(out_path); !r) return fail(r.error().message, 2);
   if (auto r = refuse_model_file(*model, out_path); !r) return fail(r.error().message, 2);
-  if (!opt.imatrix.empty())
+  if (!opt.imatrix.empty()) {
+    if (auto r = check_replaceable(opt.imatrix); !r) return fail(r.error().message, 2);
     if (auto r = refuse_model_file(*model, opt.imatrix); !r) return fail(r.error().message, 2);
+  }
   int last_pct = -1;
   OpContext ctx([&](double p) {
     const int pct = static_cast<int>(p * 100);

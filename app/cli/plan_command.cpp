@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <filesystem>
 #include <map>
 #include <optional>
 #include <nlohmann/json.hpp>
@@ -15,11 +16,13 @@
 #include "export/size_account.h"
 #include "io/open_model.h"
 #include "model/convert.h"
+#include "model/model_files.h"
 #include "quant/allocate.h"
 #include "quant/measure.h"
 #include "quant/method_table.h"
 #include "quant/metrics.h"
 #include "quant/plan.h"
+#include "util/atomic_file.h"
 
 namespace qs::cli {
 namespace {
@@ -68,6 +71,18 @@ int run_plan(const PlanOptions& opt) {
   if (!model) {
     std::fprintf(stderr, "quantscope-cli: %s\n", model.error().message.c_str());
     return 2;
+  }
+  // Before any work: the plan must not replace a file the command reads (the model's, or the calibration).
+  if (!opt.out.empty()) {
+    auto refused = check_replaceable(opt.out);
+    if (refused) refused = refuse_model_file(*model, opt.out);
+    std::error_code ec;
+    if (refused && !opt.calib_file.empty() && std::filesystem::equivalent(opt.out, opt.calib_file, ec))
+      refused = Error::invalid(opt.out + ": is the calibration file this command reads; choose another output file");
+    if (!refused) {
+      std::fprintf(stderr, "quantscope-cli: %s\n", refused.error().message.c_str());
+      return 2;
+    }
   }
   Plan plan;
   nlohmann::ordered_json out;

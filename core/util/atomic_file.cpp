@@ -14,8 +14,19 @@
 
 namespace qs {
 
+Result<void> check_replaceable(const std::string& target_path) {
+  // The rename would put a file where a device, FIFO, socket or directory was (as root, /dev/null itself).
+  if (struct stat st{}; ::stat(target_path.c_str(), &st) == 0 && !S_ISREG(st.st_mode))
+    return Error::invalid(target_path + ": not a regular file (" +
+                          (S_ISDIR(st.st_mode) ? "a directory" : S_ISFIFO(st.st_mode) ? "a FIFO" :
+                           S_ISCHR(st.st_mode) || S_ISBLK(st.st_mode) ? "a device" : "a socket or special file") +
+                          "); QuantScope writes only over regular files: choose another output path");
+  return {};
+}
+
 Result<AtomicFile> AtomicFile::create(const std::string& target_path) {
   namespace fs = std::filesystem;
+  if (auto r = check_replaceable(target_path); !r) return r.error();
   const fs::path target(target_path);
   const fs::path dir = target.has_parent_path() ? target.parent_path() : fs::path(".");
   std::string name = target.filename().string();

@@ -2,6 +2,8 @@
 // AtomicFile: write to a temporary sibling, fsync, rename over the target on
 // commit(). Destroying it uncommitted removes the temporary, so a failed or
 // cancelled write leaves nothing behind and never truncates an existing file.
+// Every file QuantScope writes goes through it: a target that exists and is
+// not a regular file (device, FIFO, socket, directory) is refused at create().
 #include <cstddef>
 #include <cstdint>
 #include <memory>
@@ -10,6 +12,9 @@
 #include "util/result.h"
 
 namespace qs {
+
+// Whether `target_path` may be replaced: nothing there, or a regular file.
+Result<void> check_replaceable(const std::string& target_path);
 
 class AtomicFile {
  public:

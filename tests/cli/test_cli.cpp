@@ -1,5 +1,6 @@
 // quantscope-cli end to end: run the binary, check its output and exit codes.
 #include <gtest/gtest.h>
+#include <sys/stat.h>
 
 #include <algorithm>
 #include <array>
@@ -151,6 +152,30 @@ TEST_F(Cli, GptqExportWithCalibrationRunsGptqWithActOrder) {
   EXPECT_EQ(bad.code, 1);
   EXPECT_NE(bad.out.find("need calibration"), std::string::npos) << bad.out;
   EXPECT_FALSE(std::filesystem::exists(dir_ / "no-calib"));
+}
+
+// A plan is never written over a file of the model it is for, nor over a FIFO
+// (the write policy of every writer): exit 2, the file untouched.
+TEST_F(Cli, PlanNeverReplacesTheModelOrANonRegularFile) {
+  const auto weights = dir_ / "model.safetensors";
+  const std::string before = qs::test::file_bytes(weights);
+  ASSERT_GT(before.size(), 1000u);
+  for (const auto& target : {weights, dir_ / "config.json"}) {
+    const CliRun r = run("plan --preset q8_0 -o " + target.string() + " " + dir_.string(), true);
+    EXPECT_EQ(r.code, 2) << r.out;
+    EXPECT_NE(r.out.find("is a file of the source model"), std::string::npos) << r.out;
+  }
+  EXPECT_TRUE(qs::test::file_bytes(weights) == before);
+  const auto fifo = dir_.parent_path() / ("qs-plan-fifo-" + std::to_string(::getpid()));
+  ASSERT_EQ(::mkfifo(fifo.c_str(), 0600), 0);
+  struct Removed {
+    std::filesystem::path p;
+    ~Removed() { std::filesystem::remove(p); }
+  } removed{fifo};
+  const CliRun r = run("plan --preset q8_0 -o " + fifo.string() + " " + dir_.string(), true);
+  EXPECT_EQ(r.code, 2) << r.out;
+  EXPECT_NE(r.out.find("not a regular file (a FIFO)"), std::string::npos) << r.out;
+  EXPECT_TRUE(std::filesystem::is_fifo(fifo));
 }
 
 TEST_F(Cli, PlanFromABudgetIsWrittenAndMeasured) {

@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include <cstring>
+#include <sys/stat.h>
 #include <filesystem>
 #include <random>
 #include <vector>
@@ -80,3 +81,32 @@ TEST(DirectIo, ReaderReturnsAnyRangeAndRefusesOnesPastTheEnd) {
 }
 
 }  // namespace
+
+// The write policy every writer shares: only a regular file (or nothing) is
+// replaced. A FIFO, a directory or a device in the target's place is refused
+// at create(), before any temporary exists, and stays as it was.
+TEST(AtomicFile, OnlyRegularFilesAreReplaced) {
+  qs::test::TempDir dir;
+  const std::string fifo = dir.file("fifo"), sub = dir.file("sub"), plain = dir.file("plain");
+  ASSERT_EQ(::mkfifo(fifo.c_str(), 0600), 0);
+  std::filesystem::create_directory(sub);
+  for (const std::string& target : {fifo, sub, std::string("/dev/null")}) {
+    auto f = qs::AtomicFile::create(target);
+    ASSERT_FALSE(f.ok()) << target;
+    EXPECT_NE(f.error().message.find(target + ": not a regular file"), std::string::npos) << f.error().message;
+  }
+  EXPECT_TRUE(std::filesystem::is_fifo(fifo));
+  EXPECT_TRUE(std::filesystem::is_directory(sub));
+  EXPECT_TRUE(std::filesystem::is_character_file("/dev/null"));
+  std::size_t entries = 0;
+  for (const auto& e : std::filesystem::directory_iterator(dir.path())) entries += e.path().filename().string()[0] == '.';
+  EXPECT_EQ(entries, 0u) << "no temporary left behind";
+  // A regular file, or none, is written as always.
+  for (int round = 0; round < 2; ++round) {
+    auto f = qs::AtomicFile::create(plain);
+    ASSERT_TRUE(f.ok()) << f.error().message;
+    ASSERT_TRUE(f->write("ok", 2).ok());
+    ASSERT_TRUE(f->commit().ok());
+  }
+  EXPECT_EQ(qs::test::read_bytes(plain), "ok");
+}
