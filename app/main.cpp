@@ -17,6 +17,7 @@
 #include "app/document.h"
 #include "app/main_window.h"
 #include "app/register_backends.h"
+#include "util/temp_registry.h"
 #include "calib/device.h"
 #include "widgets/export_dialog.h"
 #include "widgets/heatmap_plot.h"
@@ -164,6 +165,7 @@ int main(int argc, char** argv) {
   cli.process(app);
 
   qs::register_optional_backends();
+  qs::install_temp_cleanup();  // a SIGTERM/SIGINT/SIGHUP mid-write leaves no temporary behind
   auto chosen = qs::make_backend(cli.value(backend).toStdString());
   if (!chosen) {
     std::fprintf(stderr, "quantscope: %s\n", chosen.error().message.c_str());

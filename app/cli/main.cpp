@@ -3,6 +3,7 @@
 #include <cstdio>
 
 #include "app/register_backends.h"
+#include "util/temp_registry.h"
 #include "demo/demo_model.h"
 #include "inspect_command.h"
 #include "export_command.h"
@@ -17,6 +18,7 @@
 
 int main(int argc, char** argv) {
   qs::register_optional_backends();
+  qs::install_temp_cleanup();  // a SIGTERM/SIGINT/SIGHUP mid-write leaves no temporary behind
   CLI::App app{"QuantScope: inspect and quantize neural-network checkpoints", "quantscope-cli"};
   app.set_version_flag("--version", "quantscope-cli 0.1.0");
   app.require_subcommand(1);

@@ -1,5 +1,7 @@
 #include "util/atomic_file.h"
 
+#include "util/temp_registry.h"
+
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -29,16 +31,16 @@ Result<AtomicFile> AtomicFile::create(const std::string& target_path) {
   if (auto r = check_replaceable(target_path); !r) return r.error();
   const fs::path target(target_path);
   const fs::path dir = target.has_parent_path() ? target.parent_path() : fs::path(".");
-  std::string name = target.filename().string();
-  name.insert(name.begin(), '.');  // (not "." + s: GCC 12 raises a false -Wrestrict there)
-  name += ".tmp-XXXXXX";
-  std::string templ = (dir / name).string();
+  remove_stale_temps(target_path);  // of an earlier run that was killed outright
+  std::string templ = temp_prefix_for(target_path) + "XXXXXX";  // ".NAME.tmp-PID-XXXXXX"
   std::vector<char> buf(templ.begin(), templ.end());
   buf.push_back('\0');
   const int fd = ::mkstemp(buf.data());
   if (fd < 0) return Error::io(target_path + ": cannot create a temporary file in " + dir.string() + ": " + std::strerror(errno));
   ::fchmod(fd, 0644);
-  return AtomicFile(target_path, std::string(buf.data()), fd);
+  AtomicFile f(target_path, std::string(buf.data()), fd);
+  f.slot_ = register_temp(f.temp_, false);  // removed if a signal ends the process mid-write
+  return f;
 }
 
 // The O_DIRECT side: a second descriptor on the temporary file, and a staging
@@ -118,14 +120,17 @@ Result<void> AtomicFile::flush() {
 }
 
 AtomicFile::AtomicFile(AtomicFile&& other) noexcept
-    : target_(std::move(other.target_)), temp_(std::move(other.temp_)), fd_(other.fd_), direct_(std::move(other.direct_)) {
+    : target_(std::move(other.target_)), temp_(std::move(other.temp_)), fd_(other.fd_), slot_(other.slot_),
+      direct_(std::move(other.direct_)) {
   other.fd_ = -1;
+  other.slot_ = -1;
   other.temp_.clear();
 }
 
 AtomicFile::~AtomicFile() {
   if (fd_ >= 0) ::close(fd_);
   if (!temp_.empty()) ::unlink(temp_.c_str());
+  unregister_temp(slot_);
 }
 
 Result<void> AtomicFile::write(const void* data, std::size_t size) {
@@ -171,6 +176,8 @@ Result<void> AtomicFile::commit() {
   if (::rename(temp_.c_str(), target_.c_str()) != 0)
     return Error::io(target_ + ": cannot rename the temporary file into place: " + std::strerror(errno));
   temp_.clear();
+  unregister_temp(slot_);
+  slot_ = -1;
   return {};
 }
 

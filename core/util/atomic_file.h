@@ -51,6 +51,7 @@ class AtomicFile {
   std::string target_;
   std::string temp_;
   int fd_ = -1;
+  int slot_ = -1;  // temp_registry's: the temporary is removed if a signal ends the process
   std::unique_ptr<Direct, DirectDeleter> direct_;
 };
 

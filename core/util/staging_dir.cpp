@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "util/atomic_file.h"
+#include "util/temp_registry.h"
 
 namespace qs {
 
@@ -17,24 +18,28 @@ Result<StagingDir> StagingDir::create(const fs::path& target) {
   if (fs::exists(target, ec) && !(fs::is_directory(target, ec) && fs::is_empty(target, ec)))
     return Error::invalid(target.string() + ": exists and is not an empty directory; choose a new output directory");
   const fs::path parent = target.has_parent_path() ? target.parent_path() : fs::path(".");
-  std::string name = target.filename().string();
-  name.insert(name.begin(), '.');
-  name.append(".tmp-XXXXXX");
-  std::string templ = (parent / name).string();
+  remove_stale_temps(target.string());  // of an earlier run that was killed outright
+  std::string templ = temp_prefix_for(target.string()) + "XXXXXX";  // ".NAME.tmp-PID-XXXXXX"
   std::vector<char> buf(templ.begin(), templ.end());
   buf.push_back('\0');
   if (!::mkdtemp(buf.data()))
     return Error::io(target.string() + ": cannot create a temporary directory in " + parent.string() + ": " + std::strerror(errno));
   fs::permissions(buf.data(), fs::perms::owner_all | fs::perms::group_read | fs::perms::group_exec | fs::perms::others_read |
                                   fs::perms::others_exec, ec);  // mkdtemp made it 0700
-  return StagingDir(target, fs::path(buf.data()));
+  StagingDir d(target, fs::path(buf.data()));
+  d.slot_ = register_temp(d.temp_.string(), true);  // removed if a signal ends the process mid-export
+  return d;
 }
 
-StagingDir::StagingDir(StagingDir&& o) noexcept : target_(std::move(o.target_)), temp_(std::move(o.temp_)) { o.temp_.clear(); }
+StagingDir::StagingDir(StagingDir&& o) noexcept : target_(std::move(o.target_)), temp_(std::move(o.temp_)), slot_(o.slot_) {
+  o.temp_.clear();
+  o.slot_ = -1;
+}
 
 StagingDir::~StagingDir() {
   std::error_code ec;
   if (!temp_.empty()) fs::remove_all(temp_, ec);
+  unregister_temp(slot_);
 }
 
 Result<void> StagingDir::commit() {
@@ -42,6 +47,8 @@ Result<void> StagingDir::commit() {
   fs::rename(temp_, target_, ec);  // replaces an empty directory, as rename(2) does
   if (ec) return Error::io(target_.string() + ": cannot move the export into place: " + ec.message());
   temp_.clear();
+  unregister_temp(slot_);
+  slot_ = -1;
   return {};
 }
 

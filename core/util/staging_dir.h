@@ -22,6 +22,7 @@ class StagingDir {
  private:
   StagingDir(std::filesystem::path target, std::filesystem::path temp) : target_(std::move(target)), temp_(std::move(temp)) {}
   std::filesystem::path target_, temp_;
+  int slot_ = -1;  // temp_registry's
 };
 
 // Writes a small text file atomically (AtomicFile).

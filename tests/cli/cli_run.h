@@ -21,13 +21,13 @@ struct CliRun {
   std::string out;
 };
 
-// Runs quantscope-cli with `args` through the shell; stderr joins stdout when asked.
 // A file's bytes (empty when it cannot be read).
 inline std::string file_bytes(const std::filesystem::path& p) {
   std::ifstream in(p, std::ios::binary);
   return std::string(std::istreambuf_iterator<char>(in), {});
 }
 
+// Runs quantscope-cli with `args` through the shell; stderr joins stdout when asked.
 inline CliRun run(const std::string& args, bool merge_stderr = false) {
   const std::string cmd = std::string(QS_CLI_PATH) + " " + args + (merge_stderr ? " 2>&1" : " 2>/dev/null");
   CliRun r;
