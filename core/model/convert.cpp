@@ -82,6 +82,7 @@ float fp8_e5m2_to_f32(std::uint8_t v) {
 }
 
 Result<void> convert_to_f32(DType t, const std::byte* src, std::size_t count, float* dst) {
+  if (count == 0) return {};  // a zero-element tensor: nothing to read (its pointers may be null; memcpy must not see them)
   switch (t) {
     case DType::F32:
       std::memcpy(dst, src, count * sizeof(float));

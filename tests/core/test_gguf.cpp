@@ -73,6 +73,14 @@ TEST(GgmlBlocks, PartialBlocksAreRefused) {
   EXPECT_NE(r.error().message.find("whole number of Q4_0 blocks"), std::string::npos);
 }
 
+// A zero-element tensor (a [0, n] shape is legal in both formats) converts to
+// nothing, whatever its type, without touching its (possibly null) pointers —
+// UBSan flagged the memcpy(nullptr, nullptr, 0) this used to make.
+TEST(GgmlBlocks, ZeroElementsConvertToNothing) {
+  for (const qs::DType t : {qs::DType::F32, qs::DType::F16, qs::DType::BF16, qs::DType::Q4_0, qs::DType::Q8_0, qs::DType::Q6_K})
+    EXPECT_TRUE(qs::convert_to_f32(t, nullptr, 0, nullptr).ok()) << qs::dtype_name(t);
+}
+
 // --- Real files written by llama.cpp ---
 
 std::string gguf_dir(const std::string& shared) { return shared + "/models/stories260K/gguf/"; }
