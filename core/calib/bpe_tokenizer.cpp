@@ -8,6 +8,7 @@
 #include "calib/unicode_normalize.h"
 #include "io/gguf.h"
 #include "util/read_text_file.h"
+#include "util/json_depth.h"
 
 namespace qs {
 
@@ -232,6 +233,7 @@ std::string template_bos(const nlohmann::json& pp, int depth = 0) {
 Result<nlohmann::json> read_json(const std::string& path, std::size_t max_bytes) {
   auto text = read_text_file(path, max_bytes);
   if (!text) return text.error();
+  if (auto r = check_json_depth(*text, path); !r) return r.error();
   auto j = nlohmann::json::parse(*text, nullptr, false);
   if (j.is_discarded() || !j.is_object()) return Error::format(path + ": not a JSON object");
   return j;
@@ -331,6 +333,7 @@ Result<BpeTokenizer> BpeTokenizer::from_hf_tokenizer_json(const std::string& pat
 }
 
 Result<BpeTokenizer> BpeTokenizer::from_hf_tokenizer_json_text(std::string_view json_text, const std::string& path) {
+  if (auto r = check_json_depth(json_text, path); !r) return r.error();
   const auto j = nlohmann::json::parse(json_text, nullptr, false);
   if (j.is_discarded() || !j.is_object()) return Error::format(path + ": not a JSON object");
   const auto model = j.find("model");

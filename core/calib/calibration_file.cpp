@@ -14,6 +14,7 @@
 #include "io/hdf5_errors.h"
 #include "util/atomic_file.h"
 #include "util/disk_space.h"
+#include "util/json_depth.h"
 
 namespace qs {
 namespace {
@@ -257,6 +258,7 @@ Result<CalibrationFile> read_calibration_file(const std::string& path, const Mod
   {
     auto s = rd.string_attr(f.get(), "settings");
     if (!s) return s.error();
+    if (!check_json_depth(*s, path)) return rd.fail("attribute settings is nested too deep");
     auto j = nlohmann::json::parse(*s, nullptr, false);
     if (j.is_discarded() || !j.is_object()) return rd.fail("attribute settings is not JSON");
     try {

@@ -10,6 +10,7 @@
 #include "io/gguf.h"
 #include "model/model.h"
 #include "util/read_text_file.h"
+#include "util/json_depth.h"
 
 namespace qs {
 
@@ -194,6 +195,7 @@ void find_unicode_form(const nlohmann::json& n, std::optional<UnicodeForm>& form
 Result<SpmTokenizer> SpmTokenizer::from_hf_tokenizer_json(const std::string& path) {
   auto text = read_text_file(path, std::size_t{256} << 20);
   if (!text) return text.error();
+  if (auto r = check_json_depth(*text, path); !r) return r.error();
   const auto j = nlohmann::json::parse(*text, nullptr, false);
   if (j.is_discarded() || !j.is_object()) return Error::format(path + ": not a JSON object");
   const auto model = j.find("model");
@@ -279,6 +281,7 @@ Result<std::optional<bool>> read_add_bos_token(const std::string& tokenizer_conf
   if (!std::filesystem::exists(tokenizer_config_path, ec)) return std::optional<bool>();
   auto text = read_text_file(tokenizer_config_path, std::size_t{16} << 20);
   if (!text) return text.error();
+  if (auto r = check_json_depth(*text, tokenizer_config_path); !r) return r.error();
   auto j = nlohmann::json::parse(*text, nullptr, false);
   if (j.is_discarded() || !j.is_object()) return Error::format(tokenizer_config_path + ": not a JSON object");
   if (auto it = j.find("add_bos_token"); it != j.end() && it->is_boolean()) return std::optional<bool>(it->get<bool>());

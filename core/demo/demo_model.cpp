@@ -11,6 +11,7 @@
 #include "util/atomic_file.h"
 #include "util/half.h"
 #include "util/read_text_file.h"
+#include "util/json_depth.h"
 
 namespace qs {
 namespace fs = std::filesystem;
@@ -215,7 +216,7 @@ std::string default_demo_dir() {
 Result<std::string> ensure_demo_model(const std::string& dir) {
   const fs::path info = fs::path(dir) / "quantscope_demo.json";
   if (fs::exists(info) && fs::exists(fs::path(dir) / "model.safetensors") && fs::exists(fs::path(dir) / "config.json")) {
-    if (auto text = read_text_file(info.string(), 1 << 20)) {
+    if (auto text = read_text_file(info.string(), 1 << 20); text && check_json_depth(*text, info.string())) {
       const auto j = nlohmann::json::parse(*text, nullptr, false);
       if (!j.is_discarded() && j.is_object() && j.value("generator_version", 0) == kGeneratorVersion) return dir;
     }

@@ -7,6 +7,7 @@
 
 #include "export/spm_vocab.h"
 #include "util/read_text_file.h"
+#include "util/json_depth.h"
 
 namespace qs {
 namespace {
@@ -103,6 +104,7 @@ Result<json> read_json_beside(const fs::path& dir, const char* file, bool requir
   }
   auto text = read_text_file(p.string(), std::size_t{16} << 20);
   if (!text) return text.error();
+  if (auto r = check_json_depth(*text, p.string()); !r) return r.error();
   try {
     return json::parse(*text);
   } catch (const json::exception& e) {

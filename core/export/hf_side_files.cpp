@@ -1,6 +1,7 @@
 #include "export/hf_side_files.h"
 
 #include "util/read_text_file.h"
+#include "util/json_depth.h"
 
 namespace qs {
 
@@ -15,6 +16,7 @@ Result<nlohmann::ordered_json> read_source_config(const Model& model) {
   if (!fs::exists(p)) return nlohmann::ordered_json::object();
   auto text = read_text_file(p.string(), std::size_t{16} << 20);
   if (!text) return text.error();
+  if (auto r = check_json_depth(*text, p.string()); !r) return r.error();
   try {
     return nlohmann::ordered_json::parse(*text);
   } catch (const nlohmann::ordered_json::exception& e) {

@@ -3,6 +3,7 @@
 #include <nlohmann/json.hpp>
 
 #include "util/read_text_file.h"
+#include "util/json_depth.h"
 
 namespace qs {
 namespace {
@@ -67,6 +68,7 @@ struct FieldReader {
 
 Result<ArchInfo> parse_hf_config(std::string_view text, const std::string& label) {
   json j;
+  if (auto r = check_json_depth(text, label); !r) return r.error();
   try {
     j = json::parse(text.begin(), text.end());
   } catch (const json::exception& e) {

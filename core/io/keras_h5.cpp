@@ -8,6 +8,7 @@
 #include "io/h5_id.h"
 #include "io/hdf5_errors.h"
 #include "util/checked_math.h"
+#include "util/json_depth.h"
 
 namespace qs {
 namespace {
@@ -39,7 +40,7 @@ class KerasReader {
     m.format = ModelFormat::KerasH5;
     m.weight_files.push_back(path_);
     m.arch.model_type = "keras";
-    if (auto cfg = string_attribute(file.get(), "model_config"); cfg && !cfg->empty()) {
+    if (auto cfg = string_attribute(file.get(), "model_config"); cfg && !cfg->empty() && check_json_depth(*cfg, path_)) {
       const auto j = nlohmann::json::parse(*cfg, nullptr, false);
       if (j.is_discarded() || !j.is_object()) return Error::format(path_ + ": model_config attribute is not valid JSON");
       if (auto cn = j.find("class_name"); cn != j.end() && cn->is_string()) m.arch.architectures.push_back(cn->get<std::string>());

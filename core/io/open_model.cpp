@@ -12,6 +12,7 @@
 #include "io/keras_h5.h"
 #include "io/safetensors.h"
 #include "util/read_text_file.h"
+#include "util/json_depth.h"
 
 namespace qs {
 namespace fs = std::filesystem;
@@ -62,6 +63,7 @@ Result<void> read_config_beside(Model& model, const fs::path& dir) {
 Result<Model> open_sharded_safetensors(const std::string& index_path) {
   auto text = read_text_file(index_path, kMaxIndexBytes);
   if (!text) return text.error();
+  if (auto r = check_json_depth(*text, index_path); !r) return r.error();
   const auto j = nlohmann::json::parse(*text, nullptr, false);
   if (j.is_discarded() || !j.is_object()) return Error::format(index_path + ": not a valid JSON object");
   auto wm = j.find("weight_map");

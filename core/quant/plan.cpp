@@ -2,13 +2,15 @@
 
 #include <algorithm>
 #include <map>
+#include <optional>
 #include <nlohmann/json.hpp>
-#include <regex>
 
 #include "quant/llama_ftype.h"
 #include "quant/measure.h"
 #include "quant/method_table.h"
 #include "util/atomic_file.h"
+#include "util/json_depth.h"
+#include "util/name_regex.h"
 #include "util/read_text_file.h"
 
 namespace qs {
@@ -24,6 +26,7 @@ bool known_format(const std::string& f) { return parse_quant_choice(f).ok(); }
 class Reader {
  public:
   explicit Reader(const std::string& label) : label_(label) {}
+  const std::string& label() const { return label_; }
   Error bad(const std::string& where, const std::string& what) const { return Error::format(label_ + ": " + where + ": " + what); }
 
   Result<void> only_keys(const json& obj, const std::string& where, std::initializer_list<std::string_view> keys) const {
@@ -96,11 +99,7 @@ Result<LayerSelector> parse_selector(const Reader& rd, const json& m, const std:
   if (m.contains("regex")) {
     auto v = rd.string(m, where, "regex");
     if (!v) return v.error();
-    try {
-      std::regex re(*v);
-    } catch (const std::regex_error& e) {
-      return rd.bad(where + ".regex", std::string("invalid regular expression: ") + e.what());
-    }
+    if (auto re = NameRegex::compile(*v, rd.label() + ": " + where + ".regex"); !re) return re.error();
     s.regex = *v;
   }
   return s;
@@ -176,6 +175,7 @@ Result<Plan> llama_mix_plan(LlamaFtype ftype, const std::string& preset, const M
 
 Result<Plan> parse_plan(std::string_view text, const std::string& label) {
   json j;
+  if (auto r = check_json_depth(text, label); !r) return r.error();
   try {
     j = json::parse(text);
   } catch (const json::exception& e) {
@@ -280,11 +280,9 @@ Result<bool> selector_matches(const LayerSelector& s, const Layer& l, const Mode
   if (!s.role.empty() && s.role != layer_role_name(l.role)) return false;
   if (s.first_block >= 0 && (l.block < s.first_block || l.block > s.last_block)) return false;
   if (!s.regex.empty()) {
-    try {
-      if (!std::regex_search(l.name, std::regex(s.regex))) return false;
-    } catch (const std::regex_error& e) {
-      return Error::invalid("plan: invalid regular expression \"" + s.regex + "\": " + e.what());
-    }
+    auto re = NameRegex::compile(s.regex, "plan: match.regex");
+    if (!re) return re.error();
+    return re->search(l.name);
   }
   return true;
 }
@@ -324,17 +322,14 @@ Plan plan_from_configs(const Model& model, const std::vector<LayerConfig>& confi
 
 Result<std::vector<LayerConfig>> resolve_plan(const Plan& plan, const Model& model) {
   std::vector<LayerConfig> out(model.layers.size(), plan.base);
-  std::vector<std::regex> compiled;  // compile each regex once, not once per layer
-  for (const auto& o : plan.overrides) {
-    if (o.match.regex.empty()) {
-      compiled.emplace_back();
-      continue;
-    }
-    try {
-      compiled.emplace_back(o.match.regex);
-    } catch (const std::regex_error& e) {
-      return Error::invalid("plan: invalid regular expression \"" + o.match.regex + "\": " + e.what());
-    }
+  std::vector<std::optional<NameRegex>> compiled;  // compile each regex once, not once per layer
+  for (std::size_t k = 0; k < plan.overrides.size(); ++k) {
+    const auto& o = plan.overrides[k];
+    compiled.emplace_back();
+    if (o.match.regex.empty()) continue;
+    auto re = NameRegex::compile(o.match.regex, "plan: overrides[" + std::to_string(k) + "].match.regex");
+    if (!re) return re.error();
+    compiled.back() = std::move(*re);
   }
   for (std::size_t i = 0; i < model.layers.size(); ++i) {
     const Layer& l = model.layers[i];
@@ -344,7 +339,12 @@ Result<std::vector<LayerConfig>> resolve_plan(const Plan& plan, const Model& mod
       without_regex.regex.clear();
       auto m = selector_matches(without_regex, l, model);
       if (!m) return m.error();
-      if (!*m || (!o.match.regex.empty() && !std::regex_search(l.name, compiled[k]))) continue;
+      if (!*m) continue;
+      if (compiled[k]) {
+        auto hit = compiled[k]->search(l.name);
+        if (!hit) return hit.error();
+        if (!*hit) continue;
+      }
       if (o.format) out[i].format = *o.format;
       if (o.method) out[i].method = *o.method;
       for (const auto& [key, v] : o.params) out[i].params[key] = v;

@@ -2,6 +2,8 @@
 // names the file, without crashing and without allocating more than the file is worth.
 #include <gtest/gtest.h>
 
+#include <fstream>
+
 #include <sys/stat.h>
 
 #include <algorithm>
@@ -13,6 +15,10 @@
 #include "io/quantized_h5.h"
 #include "io/safetensors.h"
 #include "test_files.h"
+#include "demo/demo_model.h"
+#include "quant/plan.h"
+#include "util/json_depth.h"
+#include "util/name_regex.h"
 
 namespace {
 
@@ -185,3 +191,40 @@ TEST(HostileInput, FifosAreRefusedWithoutWaitingForAWriter) {
 }
 
 }  // namespace
+
+// Deeply nested JSON (a few hundred KB of "[[[[") in a config.json, a
+// tokenizer.json, a plan and a sharded index: refused with the file named,
+// before any parser or error dump recurses into it (they overflowed the stack).
+// A plan regex nested past PCRE2's limit, and one that backtracks, are errors
+// too (std::regex recursed per group and crashed).
+TEST(HostileInput, DeepJsonAndHostileRegexesAreErrors) {
+  const std::string deep = std::string(200000, '[') + std::string(200000, ']');
+  EXPECT_EQ(qs::json_nesting_depth(deep), 200000);
+  EXPECT_EQ(qs::json_nesting_depth(R"({"a": "[[[[\"[[[", "b": [1, {"c": []}]})"), 4);  // strings do not count
+  qs::test::TempDir tmp;
+  ASSERT_TRUE(qs::write_demo_model(tmp.file("m"), {.hidden = 64, .intermediate = 96, .layers = 1}).ok());
+  {
+    std::ofstream(tmp.file("m/config.json")) << R"({"model_type": "llama", "hidden_size": )" << deep << "}";
+    auto m = qs::open_model(tmp.file("m"));
+    ASSERT_FALSE(m.ok());
+    EXPECT_NE(m.error().message.find("config.json: JSON nested 200001 levels deep"), std::string::npos) << m.error().message;
+  }
+  auto plan = qs::parse_plan(R"({"version": 1, "default": {"format": "q8_0", "method": "rtn"}, "x": )" + deep + "}", "p.json");
+  ASSERT_FALSE(plan.ok());
+  EXPECT_NE(plan.error().message.find("p.json: JSON nested"), std::string::npos) << plan.error().message;
+  const std::string groups = std::string(50000, '(') + "a" + std::string(50000, ')');
+  auto nested = qs::parse_plan(R"({"version": 1, "default": {"format": "q8_0", "method": "rtn"},
+    "overrides": [{"match": {"regex": ")" + groups + R"("}, "format": "q4_0"}]})", "p.json");
+  ASSERT_FALSE(nested.ok());
+  EXPECT_NE(nested.error().message.find("overrides[0].match.regex: regular expression of 100001 bytes"), std::string::npos)
+      << nested.error().message;
+  // Within the length limit, nesting past PCRE2's own limit is refused at compile time.
+  auto deep_groups = qs::NameRegex::compile(std::string(1000, '(') + "a" + std::string(1000, ')'), "r");
+  ASSERT_FALSE(deep_groups.ok());
+  EXPECT_NE(deep_groups.error().message.find("r: invalid regular expression"), std::string::npos) << deep_groups.error().message;
+  // Catastrophic backtracking is bounded by the match limit: an error or an answer, quickly.
+  auto slow = qs::NameRegex::compile("(a|aa)+(b|bb)+$", "r");
+  ASSERT_TRUE(slow.ok());
+  auto hit = slow->search(std::string(4000, 'a') + "c");
+  EXPECT_TRUE(!hit.ok() || !*hit);
+}
