@@ -38,6 +38,9 @@ std::string resolved(std::string choice) {
   return (env && *env) ? env : "auto";
 }
 
+// How users write a device's name ("CUDA", not the choice's "cuda").
+std::string display_name(const std::string& choice) { return choice == "cuda" ? "CUDA" : choice; }
+
 }  // namespace
 
 std::shared_ptr<Device> cpu_device() {
@@ -68,7 +71,7 @@ Result<DeviceChoice> choose_device(std::string choice, bool strict) {
   if (candidates.empty()) {
     // "auto" in a build without devices is the ordinary CPU case: nothing to report.
     if (choice == "auto") return out;
-    const std::string why = "this build has no " + choice + " backend (nvcc was not found when it was built)";
+    const std::string why = "this build has no " + display_name(choice) + " backend (nvcc was not found when it was built)";
     if (strict) return Error::unsupported(why);
     out.fallback_reason = why;
     return out;
@@ -82,7 +85,7 @@ Result<DeviceChoice> choose_device(std::string choice, bool strict) {
     }
     reasons += (reasons.empty() ? "" : "; ") + name + ": " + (why.empty() ? std::string("unavailable") : why);
   }
-  if (strict && choice != "auto") return Error::backend("backend unavailable: " + reasons);
+  if (strict && choice != "auto") return Error::backend(display_name(choice) + " backend unavailable: " + reasons);
   out.fallback_reason = reasons;
   return out;
 }
