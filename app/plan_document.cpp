@@ -80,7 +80,8 @@ void PlanDocument::reset(std::shared_ptr<const Model> model, const std::vector<L
   requestFigures(all);
 }
 
-void PlanDocument::setLayerConfig(const QVector<int>& layers, unsigned fields, const LayerConfig& value, const QString& text) {
+void PlanDocument::setLayerConfig(const QVector<int>& layers, unsigned fields, const LayerConfig& value, const QString& text,
+                                  bool mergeable) {
   QVector<int> changed;
   QVector<LayerConfig> after;
   for (int l : layers) {
@@ -91,8 +92,7 @@ void PlanDocument::setLayerConfig(const QVector<int>& layers, unsigned fields, c
     after << c;
   }
   if (changed.isEmpty()) return;
-  // One cell edited again and again (a spin through its choices) is one step.
-  undo_->push(new SetLayerConfig(this, changed, fields, after, preset_, text, changed.size() == 1));
+  undo_->push(new SetLayerConfig(this, changed, fields, after, preset_, text, mergeable));
 }
 
 void PlanDocument::replaceConfigs(const std::vector<LayerConfig>& configs, const QString& preset, const QString& text) {
@@ -106,6 +106,7 @@ void PlanDocument::replaceConfigs(const std::vector<LayerConfig>& configs, const
 }
 
 void PlanDocument::assign(const QVector<int>& layers, const QVector<LayerConfig>& values, const QString& preset) {
+  const bool presetChanged = preset_ != preset;
   preset_ = preset;
   QVector<int> changed;
   for (qsizetype i = 0; i < layers.size() && i < values.size(); ++i) {
@@ -118,7 +119,8 @@ void PlanDocument::assign(const QVector<int>& layers, const QVector<LayerConfig>
     figures_[static_cast<std::size_t>(l)] = {};
     changed << l;
   }
-  if (changed.isEmpty()) return;
+  // A preset applied over the same configs changes only the preset's name: said too (its combo follows).
+  if (changed.isEmpty() && !presetChanged) return;
   emit configsChanged(changed);
   requestFigures(changed);
 }

@@ -24,7 +24,8 @@ class PlanDocument final : public ui::PlanSource {
   QUndoStack* undoStack() const override { return undo_; }
   const ui::LayerFiguresState& figures(int layer) const override;
   Plan plan() const override;
-  void setLayerConfig(const QVector<int>& layers, unsigned fields, const LayerConfig& value, const QString& text) override;
+  void setLayerConfig(const QVector<int>& layers, unsigned fields, const LayerConfig& value, const QString& text,
+                      bool mergeable = false) override;
   void replaceConfigs(const std::vector<LayerConfig>& configs, const QString& preset, const QString& text) override;
 
   // A new model (or none) with its starting configs: figures pending, history cleared, every layer measured.

@@ -43,10 +43,11 @@ class PlanSource : public QObject {
   // override by exact name for every layer that differs.
   virtual Plan plan() const = 0;
 
-  // One undo step: `fields` of `value` given to every layer of `layers`. An
-  // edit of the same fields of the same layers right after the last one
-  // merges with it (typing through a cell's choices is one step).
-  virtual void setLayerConfig(const QVector<int>& layers, unsigned fields, const LayerConfig& value, const QString& text) = 0;
+  // One undo step: `fields` of `value` given to every layer of `layers`.
+  // `mergeable` (a cell edit): an edit of the same fields of the same layers
+  // right after a mergeable one joins it (stepping through a cell's choices is one step).
+  virtual void setLayerConfig(const QVector<int>& layers, unsigned fields, const LayerConfig& value, const QString& text,
+                              bool mergeable = false) = 0;
   // One undo step: every layer's config (a preset, an opened plan, an allocation).
   virtual void replaceConfigs(const std::vector<LayerConfig>& configs, const QString& preset, const QString& text) = 0;
 

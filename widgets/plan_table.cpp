@@ -101,6 +101,7 @@ void PlanTableModel::setSource(PlanSource* source) {
   source_ = source;
   rebuildRows();
   if (!source_) return;
+  connect(source_, &QObject::destroyed, this, &PlanTableModel::rebuildRows);  // no rows without a plan
   connect(source_, &PlanSource::layersReset, this, &PlanTableModel::rebuildRows);
   connect(source_, &PlanSource::configsChanged, this, [this](const QVector<int>& rows) {
     for (int r : rows)
@@ -181,7 +182,7 @@ Qt::ItemFlags PlanTableModel::flags(const QModelIndex& index) const {
 }
 
 QVariant PlanTableModel::data(const QModelIndex& index, int role) const {
-  if (!index.isValid() || index.row() >= static_cast<int>(rows_.size())) return {};
+  if (!source_ || !index.isValid() || index.row() >= static_cast<int>(rows_.size())) return {};
   const Row& r = rows_[static_cast<std::size_t>(index.row())];
   const LayerConfig& c = config(index.row());
   const LayerFiguresState& fig = source_->figures(index.row());
@@ -270,7 +271,8 @@ bool PlanTableModel::setData(const QModelIndex& index, const QVariant& value, in
   (format ? c.format : c.method) = text.toStdString();
   const QString what = format ? tr("format") : tr("method");
   source_->setLayerConfig({row}, format ? kFormatField : kMethodField, c,
-                          tr("Set %1 of %2 to %3").arg(what, rows_[static_cast<std::size_t>(row)].name, text));
+                          tr("Set %1 of %2 to %3").arg(what, rows_[static_cast<std::size_t>(row)].name, text),
+                          /*mergeable=*/true);
   return true;
 }
 

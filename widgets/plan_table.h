@@ -10,6 +10,7 @@
 // undo step on the document's stack). It holds only what the rows show of the
 // model (names, shapes, sizes) and measures nothing.
 #include <QAbstractTableModel>
+#include <QPointer>
 #include <QSortFilterProxyModel>
 #include <QStringList>
 #include <QVector>
@@ -120,7 +121,7 @@ class PlanTableModel : public QAbstractTableModel {
   const LayerConfig& config(int row) const;
 
   bool calibrated_ = false;
-  PlanSource* source_ = nullptr;
+  QPointer<PlanSource> source_;  // the app's document (destroyed before the editor)
   struct Row {  // what the row shows of the model
     QString name, shortName, role;
     int block = -1;

@@ -131,6 +131,8 @@ static std::optional<ExportCalibration> calibrate_for_export(const ExportOptions
   const auto start = std::chrono::steady_clock::now();
   CalibrationSettings request = text_calibration_request(opt.calib, opt.calib_tokens);
   request.capture.hessian_backend = c.device.get();
+  // The HDF5 checkpoint ranks outliers by mean |x| and reads no Hessian (4·cols² bytes per input).
+  if (export_consumer_of(opt.format) == Consumer::Hdf5Export) request.capture.hessians = false;
   auto run = calibrate(model, request);
   if (!run) {
     std::fprintf(stderr, "quantscope-cli: %s\n", run.error().message.c_str());

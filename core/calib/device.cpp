@@ -76,16 +76,17 @@ Result<DeviceChoice> choose_device(std::string choice, bool strict) {
     out.fallback_reason = why;
     return out;
   }
-  std::string reasons;
+  std::string reasons, last_why;
   for (auto& [name, factory] : candidates) {  // outside the lock: a factory probes its device
     std::string why;
     if (auto d = factory(why)) {
       out.device = std::move(d);
       return out;
     }
-    reasons += (reasons.empty() ? "" : "; ") + name + ": " + (why.empty() ? std::string("unavailable") : why);
+    last_why = why.empty() ? std::string("unavailable") : why;
+    reasons += (reasons.empty() ? "" : "; ") + name + ": " + last_why;
   }
-  if (strict && choice != "auto") return Error::backend(display_name(choice) + " backend unavailable: " + reasons);
+  if (strict && choice != "auto") return Error::backend(display_name(choice) + " backend unavailable: " + last_why);
   out.fallback_reason = reasons;
   return out;
 }

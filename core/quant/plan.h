@@ -30,7 +30,7 @@ struct LayerSelector {
   std::string name;     // exact layer name ("model.layers.3.mlp.down_proj") or its weight tensor name
   std::string role;     // "q", "k", "v", "o", "gate", "up", "down", "embed", "lm_head", "other"
   int first_block = -1, last_block = -1;  // inclusive block range; -1: any
-  std::string regex;    // ECMAScript, searched in the layer name
+  std::string regex;    // PCRE2 (util/name_regex.h), searched in the layer name
 
   bool operator==(const LayerSelector&) const = default;
 };

@@ -8,6 +8,7 @@ namespace {
 // Layer names are short; a legitimate pattern needs a tiny fraction of these.
 constexpr std::uint32_t kMatchLimit = 1'000'000;
 constexpr std::uint32_t kDepthLimit = 10'000;
+constexpr std::uint32_t kHeapLimitKiB = 64 * 1024;  // backtracking memory of one match
 }  // namespace
 
 struct NameRegex::Code {
@@ -43,6 +44,7 @@ Result<NameRegex> NameRegex::compile(const std::string& pattern, const std::stri
   }
   pcre2_set_match_limit(context, kMatchLimit);
   pcre2_set_depth_limit(context, kDepthLimit);
+  pcre2_set_heap_limit(context, kHeapLimitKiB);
   NameRegex r;
   r.code_ = std::make_shared<const Code>(code, context);
   r.pattern_ = pattern;

@@ -43,12 +43,17 @@ StagingDir::~StagingDir() {
 }
 
 Result<void> StagingDir::commit() {
-  std::error_code ec;
-  fs::rename(temp_, target_, ec);  // replaces an empty directory, as rename(2) does
-  if (ec) return Error::io(target_.string() + ": cannot move the export into place: " + ec.message());
-  temp_.clear();
+  // Out of the signal cleanup first: a handler that opened the directory just
+  // before the rename would empty the committed export through its descriptor.
   unregister_temp(slot_);
   slot_ = -1;
+  std::error_code ec;
+  fs::rename(temp_, target_, ec);  // replaces an empty directory, as rename(2) does
+  if (ec) {
+    slot_ = register_temp(temp_.string(), true);
+    return Error::io(target_.string() + ": cannot move the export into place: " + ec.message());
+  }
+  temp_.clear();
   return {};
 }
 

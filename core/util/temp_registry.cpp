@@ -6,7 +6,9 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
+#include <cctype>
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
@@ -80,11 +82,15 @@ void install_temp_cleanup() {
 }
 
 int register_temp(const std::string& path, bool directory) {
-  if (path.size() >= kPathMax) return -1;
+  // Absolute: the handler must find it whatever the working directory is by then.
+  std::error_code ec;
+  const std::string abs = std::filesystem::absolute(path, ec).string();
+  const std::string& p = ec ? path : abs;
+  if (p.size() >= kPathMax) return -1;
   for (int i = 0; i < kSlots; ++i) {
     int expected = 0;
     if (!g_slots[i].state.compare_exchange_strong(expected, 1, std::memory_order_acq_rel)) continue;
-    std::memcpy(g_slots[i].path, path.c_str(), path.size() + 1);
+    std::memcpy(g_slots[i].path, p.c_str(), p.size() + 1);
     g_slots[i].state.store(directory ? 3 : 2, std::memory_order_release);
     return i;
   }
@@ -111,10 +117,14 @@ void remove_stale_temps(const std::string& target) {
   for (fs::directory_iterator it(dir, ec), end; !ec && it != end; it.increment(ec)) {
     const std::string name = it->path().filename().string();
     if (name.size() <= stem.size() || name.compare(0, stem.size(), stem) != 0) continue;
-    // ".NAME.tmp-PID-XXXXXX": a writer that no longer runs left it.
+    // Exactly ".NAME.tmp-PID-XXXXXX" (mkstemp's six characters): a writer that no longer runs left it.
     const std::string rest = name.substr(stem.size());
     const std::size_t dash = rest.find('-');
-    if (dash == std::string::npos || dash == 0 || rest.find_first_not_of("0123456789") != dash) continue;
+    if (dash == std::string::npos || dash == 0 || rest.find_first_not_of("0123456789") != dash ||
+        rest.size() != dash + 7 ||
+        !std::all_of(rest.begin() + static_cast<std::ptrdiff_t>(dash) + 1, rest.end(),
+                     [](char c) { return std::isalnum(static_cast<unsigned char>(c)) != 0; }))
+      continue;
     const long pid = std::strtol(rest.substr(0, dash).c_str(), nullptr, 10);
     if (pid <= 0 || pid == ::getpid() || ::kill(static_cast<pid_t>(pid), 0) == 0 || errno != ESRCH) continue;
     std::error_code rec;

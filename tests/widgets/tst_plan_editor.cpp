@@ -263,8 +263,8 @@ void TstPlanEditor::thePlanLivesInTheDocument() {
   QCOMPARE(t->measurement(3).bits_per_weight, plan->figures(3).m.bits_per_weight);
   QVERIFY(plan->figures(3).state == PlanTableModel::State::Ready);
   // The same fields of the same layers again: merged; undo goes back past both.
-  plan->setLayerConfig({3}, qs::ui::kMethodField, {"", "outliers", {}}, QStringLiteral("outliers"));
-  plan->setLayerConfig({3}, qs::ui::kMethodField, {"", "rtn", {}}, QStringLiteral("rtn"));
+  plan->setLayerConfig({3}, qs::ui::kMethodField, {"", "outliers", {}}, QStringLiteral("outliers"), true);
+  plan->setLayerConfig({3}, qs::ui::kMethodField, {"", "rtn", {}}, QStringLiteral("rtn"), true);
   const int after = plan->undoStack()->count();
   plan->undoStack()->undo();
   QCOMPARE(plan->configs()[3].method, std::string("clip"));
