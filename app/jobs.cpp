@@ -16,7 +16,12 @@ OpenOutcome runOpen(const QString& path, bool demo) {
     }
     target = *dir;
   }
-  auto model = open_model(target);
+  Result<Model> model = Error::invalid("");
+  try {
+    model = open_model(target);
+  } catch (const std::bad_alloc&) {
+    model = Error::unsupported(target + ": out of memory: the file declares more than this machine holds (QS_MEMORY_BUDGET)");
+  }
   if (!model) {
     out.error = QString::fromStdString(model.error().message);
     return out;

@@ -6,6 +6,7 @@
 #include <QString>
 #include <atomic>
 #include <memory>
+#include <new>
 #include <utility>
 #include <vector>
 
@@ -51,7 +52,13 @@ Outcome runJob(Outcome out, JobControl& control, Work&& work, Keep&& keep) {
     out.cancelled = true;
     return out;
   }
-  auto result = work(control.context());
+  // A size no check foresaw is this job's error, not the application's end.
+  decltype(work(control.context())) result = Error::invalid("");
+  try {
+    result = work(control.context());
+  } catch (const std::bad_alloc&) {
+    result = Error::unsupported("out of memory: the model declares more than this machine holds (QS_MEMORY_BUDGET)");
+  }
   if (!result) {
     out.cancelled = result.error().code == ErrorCode::Cancelled;
     out.error = QString::fromStdString(result.error().message);

@@ -57,6 +57,7 @@ Result<LayerMethodResult> runMethod(const Model& model, const Layer& l, const La
   if (t.channels_last) return Error::unsupported(t.name + ": channels-last (Keras) kernels are not quantized yet");
   auto choice = parse_quant_choice(config.format);
   if (!choice) return choice.error();
+  if (auto fits = check_f32_memory(t); !fits) return fits.error();
   w.resize(static_cast<std::size_t>(t.numel()));
   if (auto r = tensor_to_f32(t, w.data()); !r) return Error::unsupported(t.name + ": " + r.error().message);
   auto r = quantize_with_method(w.data(), t.rows(), t.cols(), *choice, config, layerStats(calib, l, t.cols()), ctx);

@@ -43,9 +43,9 @@ int run_compare(const CompareOptions& opt) {
   std::vector<Row> rows;
   for (const std::string& file : opt.files) {
     auto model = open_model(file);
-    if (!model) return cli_fail(model.error().message, model.error().code == ErrorCode::Unsupported ? 3 : 2);
+    if (!model) return cli_fail(model.error().message, 2);
     auto lm = LlamaModel::load(*model);
-    if (!lm) return cli_fail(file + ": " + lm.error().message, lm.error().code == ErrorCode::Unsupported ? 3 : 2);
+    if (!lm) return cli_fail(file + ": " + lm.error().message, 2);
     if (lm->config().vocab != in->lm->config().vocab)
       return cli_fail(file + ": a vocabulary of " + std::to_string(lm->config().vocab) + " tokens, the reference's has " +
                           std::to_string(in->lm->config().vocab) + ": not a quantization of the same model",

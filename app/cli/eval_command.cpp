@@ -19,7 +19,6 @@ namespace qs::cli {
 int run_eval(const EvalOptions& opt) {
   if (opt.plan.empty())  // the model as it is: its perplexity
     return run_perplexity({opt.path, opt.text, opt.ctx, opt.chunks, opt.json, opt.backend});
-  auto code_of = [](const Error& e) { return e.code == ErrorCode::Unsupported ? 3 : 2; };
   const auto t0 = std::chrono::steady_clock::now();
   int exit_code = 0;
   auto in = load_eval_inputs(opt.path, opt.text, opt.ctx, opt.chunks, exit_code);
@@ -33,12 +32,12 @@ int run_eval(const EvalOptions& opt) {
   std::optional<CalibrationFile> calib;
   if (!opt.calib_file.empty()) {
     auto c = read_calibration_file(opt.calib_file, &*model);  // another model's file is refused here
-    if (!c) return cli_fail(c.error().message, code_of(c.error()));
+    if (!c) return cli_fail(c.error().message, exit_code_of(c.error()));
     calib = std::move(*c);
   }
   std::vector<PlannedWeight> applied;
   auto qlm = load_llama_with_plan(*model, *plan, &applied, OpContext::none(), calib ? &calib->run.capture : nullptr);
-  if (!qlm) return cli_fail(qlm.error().message, code_of(qlm.error()));
+  if (!qlm) return cli_fail(qlm.error().message, exit_code_of(qlm.error()));
   const double load_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   auto run_ref = pick_forward_runner(*lm, ids, opt.ctx, opt.backend);
   if (!run_ref) return cli_fail(run_ref.error().message, 2);

@@ -13,9 +13,22 @@ int cli_fail(const std::string& message, int code) {
   return code;
 }
 
+int exit_code_of(const Error& e) {
+  switch (e.code) {
+    case ErrorCode::Format:
+    case ErrorCode::Unsupported:
+    case ErrorCode::InvalidArgument:
+      return 2;
+    case ErrorCode::Io:
+    case ErrorCode::Cancelled:
+    case ErrorCode::Backend:
+      break;
+  }
+  return 1;
+}
+
 std::optional<EvalInputs> load_eval_inputs(const std::string& model_path, const std::string& text_path, int ctx,
                                            int chunks, int& exit_code) {
-  auto code_of = [](const Error& e) { return e.code == ErrorCode::Unsupported ? 3 : 2; };
   auto text = read_text_file(text_path, std::size_t{1} << 30);
   if (!text) return exit_code = cli_fail(text.error().message, 2), std::nullopt;
   auto model = open_model(model_path);
@@ -23,9 +36,9 @@ std::optional<EvalInputs> load_eval_inputs(const std::string& model_path, const 
   EvalInputs in;
   in.model = std::make_unique<Model>(std::move(*model));
   auto tok = Tokenizer::for_model(*in.model);
-  if (!tok) return exit_code = cli_fail(tok.error().message, code_of(tok.error())), std::nullopt;
+  if (!tok) return exit_code = cli_fail(tok.error().message, 2), std::nullopt;
   auto lm = LlamaModel::load(*in.model);
-  if (!lm) return exit_code = cli_fail(lm.error().message, code_of(lm.error())), std::nullopt;
+  if (!lm) return exit_code = cli_fail(lm.error().message, 2), std::nullopt;
   in.lm = std::make_unique<LlamaModel>(std::move(*lm));
   in.ids = tok->encode(*text, tok->add_bos());
   in.chunking.n_ctx = ctx;

@@ -21,13 +21,17 @@ struct EvalInputs {
   qs::PerplexityOptions chunking;    // n_ctx, max_chunks, bos
 };
 
-// Prints "quantscope-cli: <why>" on stderr and sets `exit_code` when something
-// cannot be read or loaded: 3 for a model or tokenizer QuantScope does not
-// support, 2 for anything else.
+// Prints "quantscope-cli: <why>" on stderr and sets `exit_code` (2: the model,
+// tokenizer or text is refused) when something cannot be read or loaded.
 std::optional<EvalInputs> load_eval_inputs(const std::string& model_path, const std::string& text_path, int ctx,
                                            int chunks, int& exit_code);
 
 // The CLI's way to fail: the message on stderr, then the exit code.
 int cli_fail(const std::string& message, int code);
+
+// The exit code for an error: 2 when the input is refused (damaged, lying,
+// unsupported, or a request it cannot take), 1 when the work failed for
+// another reason (the OS, the device, a cancel). README "Exit codes".
+int exit_code_of(const Error& e);
 
 }  // namespace qs::cli

@@ -15,7 +15,9 @@
 #include "export/fake_quant_export.h"
 #include "export/gptq_export.h"
 #include "export/h5_export.h"
+#include "eval_inputs.h"
 #include "io/open_model.h"
+#include "quant/capability.h"
 #include "quant/method_table.h"
 #include "quant/plan.h"
 
@@ -35,6 +37,11 @@ static bool load_plan_and_model(const ExportOptions& opt, std::optional<Plan>& p
   auto m = open_model(opt.path);
   if (!m) {
     std::fprintf(stderr, "quantscope-cli: %s\n", m.error().message.c_str());
+    return false;
+  }
+  // What this export cannot apply is the plan's doing: refused naming it, before any work.
+  if (auto r = plan_supported(*export_consumer_of(opt.format), *p, *m); !r) {
+    std::fprintf(stderr, "quantscope-cli: %s: %s\n", opt.plan.c_str(), r.error().message.c_str());
     return false;
   }
   plan = std::move(*p);
@@ -164,7 +171,7 @@ static int run_export_fake_quant(const ExportOptions& opt) {
   auto report = export_fake_quant(*model, *plan, opt.out, options, OpContext::none());
   if (!report) {
     std::fprintf(stderr, "quantscope-cli: %s\n", report.error().message.c_str());
-    return 1;
+    return exit_code_of(report.error());
   }
   print_layer_report(opt, report->layers, report->bytes, seconds_since(start),
                      "wrote " + opt.out + " (" + opt.dtype + ", model.safetensors " + std::to_string(report->bytes) + " bytes)",
@@ -185,7 +192,7 @@ static int run_export_hdf5(const ExportOptions& opt) {
   auto report = export_quantized_h5(*model, *plan, opt.out, options, OpContext::none());
   if (!report) {
     std::fprintf(stderr, "quantscope-cli: %s\n", report.error().message.c_str());
-    return 1;
+    return exit_code_of(report.error());
   }
   print_layer_report(opt, report->layers, report->bytes, seconds_since(start),
                      "wrote " + opt.out + " (" + std::to_string(report->bytes) + " bytes)", report->verified);
@@ -233,7 +240,7 @@ static int run_export_gptq(const ExportOptions& opt) {
   auto report = export_gptq(*model, opt.out, options, OpContext::none());
   if (!report) {
     std::fprintf(stderr, "quantscope-cli: %s\n", report.error().message.c_str());
-    return 1;
+    return exit_code_of(report.error());
   }
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   int quantized = 0;
@@ -294,6 +301,7 @@ int run_export(const ExportOptions& opt) {
       std::fprintf(stderr, "quantscope-cli: %s\n", p.error().message.c_str());
       return 2;
     }
+    if (auto r = plan_supported(Consumer::GgufExport, *p, *model); !r) return refuse(opt.plan + ": " + r.error().message);
     plan = std::move(*p);
   }
   if (!plan && (!opt.calib.empty() || !opt.calib_file.empty()))
@@ -318,7 +326,7 @@ int run_export(const ExportOptions& opt) {
   auto report = export_gguf(*model, opt.out, options, OpContext::none());
   if (!report) {
     std::fprintf(stderr, "quantscope-cli: %s\n", report.error().message.c_str());
-    return 1;
+    return exit_code_of(report.error());
   }
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   if (opt.json) {

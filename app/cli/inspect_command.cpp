@@ -5,6 +5,7 @@
 #include <nlohmann/json.hpp>
 
 #include "calib/device.h"
+#include "eval_inputs.h"
 #include "io/open_model.h"
 #include "stats/layer_summary.h"
 
@@ -93,8 +94,8 @@ int run_inspect(const InspectOptions& opt) {
     if (backend) {
       auto s = summarize_tensor(*backend, w, OpContext::none(), opt.outlier_k);
       if (!s) {
-        std::fprintf(stderr, "quantscope-cli: %s: %s\n", w.name.c_str(), s.error().message.c_str());
-        return 1;
+        std::fprintf(stderr, "quantscope-cli: %s: %s\n", w.where().c_str(), s.error().message.c_str());
+        return exit_code_of(s.error());
       }
       sum = std::move(*s);
     }

@@ -4,7 +4,9 @@
 #include <cstdio>
 #include <nlohmann/json.hpp>
 
+#include "eval_inputs.h"
 #include "io/open_model.h"
+#include "model/convert.h"
 #include "quant/measure.h"
 
 namespace qs::cli {
@@ -40,6 +42,13 @@ int run_measure(const MeasureOptions& opt) {
     for (const auto& c : choices) std::printf(" | %-26s", (c.name + ": bits  SQNR dB  max err").c_str());
     std::printf("\n");
   }
+  // A tensor this machine cannot hold as F32 is refused before any format tries it
+  // (a measurement skipped per format would read as a shape the format does not take).
+  for (const Layer& layer : model->layers)
+    if (auto fits = check_f32_memory(model->tensors[layer.weight]); !fits) {
+      std::fprintf(stderr, "quantscope-cli: %s\n", fits.error().message.c_str());
+      return 2;
+    }
   for (const Layer& layer : model->layers) {
     const TensorInfo& t = model->tensors[layer.weight];
     nlohmann::ordered_json jl = {{"name", layer.name}, {"shape", t.shape}};
@@ -52,7 +61,7 @@ int run_measure(const MeasureOptions& opt) {
       if (!m) {
         if (m.error().code != ErrorCode::Unsupported) {
           std::fprintf(stderr, "quantscope-cli: %s\n", m.error().message.c_str());
-          return 1;
+          return exit_code_of(m.error());
         }
         ++totals[i].skipped;
         jl[choices[i].name] = {{"skipped", m.error().message}};

@@ -1,5 +1,6 @@
 #include "calib/calibration_file.h"
 
+#include <cmath>
 #include <algorithm>
 #include <cstdio>
 #include <ctime>
@@ -12,6 +13,7 @@
 #include "io/h5_writer.h"
 #include "model/model_files.h"
 #include "io/hdf5_errors.h"
+#include "io/hdf5_guard.h"
 #include "util/atomic_file.h"
 #include "util/disk_space.h"
 #include "util/json_depth.h"
@@ -150,6 +152,38 @@ Result<void> write_input(const Writer& w, hid_t blocks, const Model& model, cons
   return {};
 }
 
+// What no capture of real activations gives: a damaged file's numbers would
+// otherwise reach GPTQ and AWQ and fail there (or quietly mislead) far from the
+// file. H = XᵀX/n is symmetric up to the float summation order, its diagonal is
+// each input's mean x², and |H_ij| ≤ sqrt(H_ii·H_jj) (Cauchy–Schwarz); the
+// tolerances are those of float sums over many tokens, far below what a
+// flipped exponent or sign bit does.
+std::string implausible_stats(const InputStats& s) {
+  const std::size_t n = static_cast<std::size_t>(s.cols);
+  for (std::size_t i = 0; i < n; ++i) {
+    const float a = s.abs_max[i], m = s.mean_abs[i], q = s.mean_sq[i];
+    if (!std::isfinite(a) || !std::isfinite(m) || !std::isfinite(q) || a < 0 || m < 0 || q < 0 || m > a * 1.01f + 1e-30f ||
+        q > a * a * 1.01f + 1e-30f)
+      return "input " + std::to_string(i) + ": abs_max, mean_abs and mean_sq are not those of one input";
+  }
+  if (s.hessian.empty()) return {};
+  for (std::size_t i = 0; i < n; ++i) {
+    const float d = s.hessian[i * n + i];
+    if (!std::isfinite(d) || d < 0 || std::fabs(d - s.mean_sq[i]) > 1e-2f * std::max(d, s.mean_sq[i]) + 1e-30f)
+      return "hessian diagonal " + std::to_string(i) + " is not the input's mean x² (" + std::to_string(d) + " vs " +
+             std::to_string(s.mean_sq[i]) + ")";
+  }
+  for (std::size_t i = 0; i < n; ++i)
+    for (std::size_t j = 0; j < i; ++j) {
+      const float hij = s.hessian[i * n + j], hji = s.hessian[j * n + i];
+      const float bound = std::sqrt(s.hessian[i * n + i] * s.hessian[j * n + j]);
+      if (!std::isfinite(hij) || !std::isfinite(hji) || std::fabs(hij - hji) > 1e-2f * bound + 1e-30f ||
+          std::fabs(hij) > 1.01f * bound + 1e-30f)
+        return "hessian entry (" + std::to_string(i) + ", " + std::to_string(j) + ") is not that of XᵀX/n";
+    }
+  return {};
+}
+
 }  // namespace
 
 std::string model_identity(const Model& model) {
@@ -217,7 +251,9 @@ Result<void> write_calibration_file(const std::string& path, const Model& model,
   return file->commit();
 }
 
-Result<CalibrationFile> read_calibration_file(const std::string& path, const Model* model) {
+namespace {
+
+Result<CalibrationFile> read_calibration_file_here(const std::string& path, const Model* model) {
   std::error_code ec;
   const auto file_bytes = fs::file_size(path, ec);
   if (ec) return Error::io(path + ": cannot read the calibration file: " + ec.message());
@@ -323,9 +359,19 @@ Result<CalibrationFile> read_calibration_file(const std::string& path, const Mod
       if (auto r = rd.dataset(g.get(), where, "histogram", H5T_NATIVE_INT64, {kActHistBins}, s.histogram); !r) return r.error();
       if (rd.has_dataset(g.get(), "hessian"))
         if (auto r = rd.dataset(g.get(), where, "hessian", H5T_NATIVE_FLOAT, {c, c}, s.hessian); !r) return r.error();
+      if (auto why = implausible_stats(s); !why.empty()) return rd.fail(where + ": " + why);
       cap.inputs.push_back(std::move(s));
     }
   return out;
+}
+
+}  // namespace
+
+Result<CalibrationFile> read_calibration_file(const std::string& path, const Model* model) {
+  // The whole read first in a child: libhdf5 is not safe on damaged files.
+  auto vetted = h5::vet_in_child(path, h5::VetKind::CalibrationFile);
+  if (!vetted) return vetted.error();
+  return read_calibration_file_here(path, model);
 }
 
 }  // namespace qs

@@ -11,6 +11,7 @@
 #include "calib/device_forward_plan.h"
 #include "calib/forward_runner.h"
 #include "model/convert.h"
+#include "util/memory_budget.h"
 #include "model/model.h"
 #include "quant/smoothquant.h"
 
@@ -96,7 +97,7 @@ struct Loader {
     if (!error.empty()) return {};
     const auto idx = m.find_tensor(name);
     if (!idx) {
-      if (required) error = m.path + ": tensor " + name + " is missing";
+      if (required) error = m.weights_label() + ": tensor " + name + " is missing";
       return {};
     }
     const TensorInfo& t = m.tensors[*idx];
@@ -107,21 +108,21 @@ struct Loader {
       std::string want = "[";
       for (std::size_t i = 0; i < shape.size(); ++i) want.append(i ? ", " : "").append(std::to_string(shape[i]));
       want.append("]");
-      error = m.path + ": tensor " + name + " has shape " + t.shape_string() + ", expected " + want;
+      error = t.where() + " has shape " + t.shape_string() + ", but " + m.architecture_file() + " makes it " + want;
       return {};
     }
     if (t.channels_last) {
-      error = m.path + ": tensor " + name + " is stored transposed; not a llama checkpoint";
+      error = t.where() + " is stored transposed; not a llama checkpoint";
       return {};
     }
     std::vector<float> out(t.numel());
     if (auto r = convert_to_f32(t.dtype, t.bytes().data(), out.size(), out.data()); !r) {
-      error = m.path + ": tensor " + name + ": " + r.error().message;
+      error = t.where() + ": " + r.error().message;
       return {};
     }
     if (transform && *transform)
       if (auto r = (*transform)(t, out); !r) {
-        error = m.path + ": tensor " + name + ": " + r.error().message;
+        error = t.where() + ": " + r.error().message;
         return {};
       }
     return out;
@@ -156,15 +157,15 @@ Result<LlamaModel> LlamaModel::load(const Model& m, OpContext& ctx, const Weight
   const ArchInfo& a = m.arch;
   const bool gguf = m.format == ModelFormat::Gguf;
   if (!a.is_llama_family())
-    return Error::unsupported(m.path + ": the forward pass supports llama, mistral and qwen2 models, not '" +
+    return Error::unsupported(m.architecture_file() + ": the forward pass supports llama, mistral and qwen2 models, not '" +
                               (a.model_type.empty() ? std::string("unknown") : a.model_type) + "'");
   if (!a.rope.scaling_type.empty() && a.rope.scaling_type != "linear")
-    return Error::unsupported(m.path + ": RoPE scaling '" + a.rope.scaling_type + "' is not supported yet");
+    return Error::unsupported(m.architecture_file() + ": RoPE scaling '" + a.rope.scaling_type + "' is not supported yet");
   const std::string embed_name = gguf ? "token_embd.weight" : "model.embed_tokens.weight";
   const auto ei = m.find_tensor(embed_name);
-  if (!ei) return Error::format(m.path + ": tensor " + embed_name + " is missing");
+  if (!ei) return Error::format(m.weights_label() + ": tensor " + embed_name + " is missing");
   const TensorInfo& et = m.tensors[*ei];
-  if (et.shape.size() != 2) return Error::format(m.path + ": " + embed_name + " must be 2-D, is " + et.shape_string());
+  if (et.shape.size() != 2) return Error::format(et.where() + " must be 2-D, is " + et.shape_string());
 
   LlamaModel lm;
   LlamaConfig& c = lm.cfg_;
@@ -181,12 +182,12 @@ Result<LlamaModel> LlamaModel::load(const Model& m, OpContext& ctx, const Weight
   c.rope_interleaved = gguf && a.model_type != "qwen2";
   if (c.layers <= 0 || c.heads <= 0 || c.kv_heads <= 0 || c.head_dim <= 0 || c.head_dim % 2 != 0 ||
       c.heads % c.kv_heads != 0 || c.hidden <= 0 || c.vocab <= 0)
-    return Error::format(m.path + ": inconsistent architecture: layers " + std::to_string(c.layers) + ", heads " +
+    return Error::format(m.architecture_file() + ": inconsistent architecture: layers " + std::to_string(c.layers) + ", heads " +
                          std::to_string(c.heads) + ", KV heads " + std::to_string(c.kv_heads) + ", head_dim " +
                          std::to_string(c.head_dim) + ", hidden " + std::to_string(c.hidden));
   const std::string gate0 = gguf ? "blk.0.ffn_gate.weight" : "model.layers.0.mlp.gate_proj.weight";
   const auto gi = m.find_tensor(gate0);
-  if (!gi || m.tensors[*gi].shape.size() != 2) return Error::format(m.path + ": tensor " + gate0 + " is missing or not 2-D");
+  if (!gi || m.tensors[*gi].shape.size() != 2) return Error::format(m.weights_label() + ": tensor " + gate0 + " is missing or not 2-D");
   c.ffn = static_cast<int>(m.tensors[*gi].shape[0]);
   const std::string q0b = gguf ? "blk.0.attn_q.bias" : "model.layers.0.self_attn.q_proj.bias";
   c.qkv_bias = m.find_tensor(q0b).has_value();
@@ -198,12 +199,7 @@ Result<LlamaModel> LlamaModel::load(const Model& m, OpContext& ctx, const Weight
   // Every weight is held as F32: refuse up front, with the figure, what this machine cannot hold.
   const double need = 4.0 * (static_cast<double>(v) * h * (c.tied_embeddings ? 1 : 2) +
                              static_cast<double>(c.layers) * (2.0 * h * qd + 2.0 * h * kvd + 3.0 * h * f));
-  const long pages = ::sysconf(_SC_PHYS_PAGES), page = ::sysconf(_SC_PAGE_SIZE);
-  if (pages > 0 && page > 0 && need > 0.9 * static_cast<double>(pages) * static_cast<double>(page))
-    return Error::unsupported(m.path + ": the forward pass holds the weights as F32: " +
-                              std::to_string(static_cast<long long>(need / (1 << 20))) + " MiB, more than this machine's " +
-                              std::to_string(static_cast<long long>(static_cast<double>(pages) * page / (1 << 20))) +
-                              " MiB of memory");
+  if (auto fits = check_memory(need, m.path + ": the forward pass's F32 weights"); !fits) return fits.error();
   Loader ld{m, {}, &transform};
   lm.embed_ = ld.read(embed_name, {v, h});
   lm.out_norm_ = ld.read(gguf ? "output_norm.weight" : "model.norm.weight", {h});

@@ -69,8 +69,9 @@ Result<std::map<InputKey, LlamaModel::InputQuant>> plan_smoothing(const Model& m
       std::vector<float> wmax(static_cast<std::size_t>(cols), 0.0f);
       for (std::size_t i : layers) {
         const TensorInfo& t = model.tensors[model.layers[i].weight];
+        if (auto fits = check_f32_memory(t); !fits) return fits.error();
         w.resize(t.numel());
-        if (auto r = tensor_to_f32(t, w.data()); !r) return Error::unsupported(t.name + ": " + r.error().message);
+        if (auto r = tensor_to_f32(t, w.data()); !r) return Error::unsupported(t.where() + ": " + r.error().message);
         for (std::int64_t r = 0; r < t.rows(); ++r)
           for (std::int64_t j = 0; j < cols; ++j)
             wmax[static_cast<std::size_t>(j)] = std::max(wmax[static_cast<std::size_t>(j)], std::fabs(w[static_cast<std::size_t>(r * cols + j)]));

@@ -108,7 +108,7 @@ Result<FakeQuantReport> export_fake_quant(const Model& source, const Plan& plan,
   std::vector<SafetensorsLayoutEntry> layout;
   for (const TensorInfo& t : source.tensors) {
     if (!dtype_is_float_convertible(t.dtype) || t.channels_last)
-      return Error::unsupported(t.name + ": " + std::string(dtype_name(t.dtype)) + " tensors are not written by the fake-quant export");
+      return Error::unsupported(t.where() + ": " + std::string(dtype_name(t.dtype)) + " tensors are not written by the fake-quant export");
     layout.push_back({t.name, options.dtype, t.shape});
   }
   std::uint64_t needed = 0;
@@ -129,8 +129,9 @@ Result<FakeQuantReport> export_fake_quant(const Model& source, const Plan& plan,
     const double begin = static_cast<double>(done++) / static_cast<double>(layout.size());
     ctx.progress(begin);
     const TensorInfo& t = source.tensors[e];
+    if (auto fits = check_f32_memory(t); !fits) return fits.error();
     w.resize(t.numel());
-    if (auto r = convert_to_f32(t.dtype, t.bytes().data(), w.size(), w.data()); !r) return Error::unsupported(t.name + ": " + r.error().message);
+    if (auto r = convert_to_f32(t.dtype, t.bytes().data(), w.size(), w.data()); !r) return Error::unsupported(t.where() + ": " + r.error().message);
     if (t.file) t.file->release(t.offset, t.nbytes);  // stream: keep one tensor resident
     if (auto it = layer_of_tensor.find(e); it != layer_of_tensor.end()) {
       const std::size_t li = it->second;
@@ -139,7 +140,7 @@ Result<FakeQuantReport> export_fake_quant(const Model& source, const Plan& plan,
                                     stats_for(options, source.layers[li], t.cols()), step.context(), options.backend,
                                     /*output_error=*/false);
       if (!q && ctx.cancelled()) return Error::cancelled();
-      if (!q) return Error{q.error().code, t.name + ": " + q.error().message};
+      if (!q) return Error{q.error().code, t.where() + ": " + q.error().message};
       report.layers[li].sqnr_db = q->figures.error.sqnr_db;
       encode(options.dtype, q->dequantized, bytes);
     } else {
@@ -162,11 +163,12 @@ Result<FakeQuantReport> export_fake_quant(const Model& source, const Plan& plan,
     const auto it = layer_of_tensor.find(e);
     if (it == layer_of_tensor.end()) return {};
     const TensorInfo& t = source.tensors[e];
+    if (auto fits = check_f32_memory(t); !fits) return fits.error();
     w.resize(t.numel());
     deq.resize(w.size());
-    if (auto r = convert_to_f32(t.dtype, t.bytes().data(), w.size(), w.data()); !r) return Error::unsupported(t.name + ": " + r.error().message);
+    if (auto r = convert_to_f32(t.dtype, t.bytes().data(), w.size(), w.data()); !r) return Error::unsupported(t.where() + ": " + r.error().message);
     if (t.file) t.file->release(t.offset, t.nbytes);
-    if (auto r = convert_to_f32(options.dtype, b.data(), deq.size(), deq.data()); !r) return Error::unsupported(t.name + ": " + r.error().message);
+    if (auto r = convert_to_f32(options.dtype, b.data(), deq.size(), deq.data()); !r) return Error::unsupported(t.where() + ": " + r.error().message);
     report.layers[it->second].readback_sqnr_db = weight_error(w.data(), deq.data(), w.size()).sqnr_db;
     return {};
   };

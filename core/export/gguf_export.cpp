@@ -530,7 +530,7 @@ Result<GgufExportReport> export_gguf(const Model& source, const std::string& out
                               " columns for its " + std::to_string(t.shape.back()));
     if (plain && !importance && t.permute_heads == 0 && layout.dtype != info.dtype && ggml_block_quantizer(layout.dtype) &&
         dtype_is_float_convertible(info.dtype)) {
-      auto s = encode_streamed(info.dtype, bytes, static_cast<std::size_t>(info.numel()), layout.dtype, encoded, t.name);
+      auto s = encode_streamed(info.dtype, bytes, static_cast<std::size_t>(info.numel()), layout.dtype, encoded, info.where());
       if (!s) return s.error();
       bytes = encoded;
       report.tensors[k].sqnr_db = s->sqnr_db;
@@ -543,9 +543,10 @@ Result<GgufExportReport> export_gguf(const Model& source, const std::string& out
           reinterpret_cast<std::uintptr_t>(bytes.data()) % alignof(float) == 0) {
         x = {reinterpret_cast<const float*>(bytes.data()), static_cast<std::size_t>(info.numel())};
       } else {
+        if (auto fits = check_f32_memory(info); !fits) return fits.error();
         f32.resize(info.numel());
         if (auto r = convert_parallel(info.dtype, bytes, f32.size(), f32.data()); !r)
-          return Error::unsupported(info.name + ": " + r.error().message);
+          return Error::unsupported(info.where() + ": " + r.error().message);
         if (t.permute_heads > 0) {
           permuted.resize(f32.size());
           permute_rope_rows(f32.data(), permuted.data(), info.rows(), info.cols(), t.permute_heads);
@@ -563,7 +564,7 @@ Result<GgufExportReport> export_gguf(const Model& source, const std::string& out
                     work ? static_cast<double>(done + info.nbytes) / static_cast<double>(work) : 1.0);
         auto q = options.backend->gptq(x.data(), rows, cols, methods[k].hessian->data(), spec, step.context());
         if (!q && ctx.cancelled()) return Error::cancelled();
-        if (!q) return Error::invalid(t.name + ": " + q.error().message);
+        if (!q) return Error::invalid(info.where() + ": " + q.error().message);
         encoded = std::move(q->ggml_blocks);
         report.tensors[k].note = "gptq";
       } else if (methods[k].clip && dtype_is_block_quantized(layout.dtype)) {
@@ -579,7 +580,7 @@ Result<GgufExportReport> export_gguf(const Model& source, const std::string& out
         }
         auto clipped = clip_search_ggml(x.data(), rows, cols, layout.dtype, spec, step.context());
         if (!clipped && ctx.cancelled()) return Error::cancelled();
-        if (!clipped) return Error::invalid(t.name + ": " + clipped.error().message);
+        if (!clipped) return Error::invalid(info.where() + ": " + clipped.error().message);
         encoded = std::move(clipped->bytes);
         char note[96];
         std::snprintf(note, sizeof note, "clip search: SQNR %.2f -> %.2f dB", clipped->plain_error.sqnr_db,

@@ -140,7 +140,7 @@ Result<GgufSource> gguf_source_of_gguf(const Model& model) {
 Result<GgufSource> gguf_source_of_hf(const Model& model) {
   const ArchInfo& a = model.arch;
   if (a.model_type != "llama" && a.model_type != "mistral")
-    return Error::unsupported(model.path + ": GGUF export supports llama-family models (llama, mistral); this one is \"" +
+    return Error::unsupported(model.architecture_file() + ": GGUF export supports llama-family models (llama, mistral); this one is \"" +
                               a.model_type + "\"");
   if (!a.rope.scaling_type.empty() && a.rope.scaling_type != "linear")
     return Error::unsupported(model.path + ": RoPE scaling \"" + a.rope.scaling_type + "\" is not exported yet");
@@ -225,7 +225,7 @@ Result<GgufSource> gguf_source_of_hf(const Model& model) {
 
   for (const TensorInfo& t : model.tensors) {
     auto name = gguf_name(t.name);
-    if (!name) return Error::unsupported(model.path + ": " + name.error().message);
+    if (!name) return Error::unsupported((t.file ? t.file->path() + ": " : model.path + ": ") + name.error().message);
     if (name->empty()) continue;
     if (t.channels_last || !dtype_is_float_convertible(t.dtype))
       return Error::unsupported(t.name + ": " + std::string(dtype_name(t.dtype)) + " tensors are not exported to GGUF yet");
@@ -235,8 +235,9 @@ Result<GgufSource> gguf_source_of_hf(const Model& model) {
     if (q || k) {
       g.permute_heads = q ? a.num_heads : kv_heads;
       if (t.shape.empty() || t.shape[0] != g.permute_heads * head_dim || head_dim % 2 != 0)
-        return Error::format(t.name + ": " + std::to_string(t.shape.empty() ? 0 : t.shape[0]) + " rows are not " +
-                             std::to_string(g.permute_heads) + " heads of " + std::to_string(head_dim));
+        return Error::format(t.where() + ": " + std::to_string(t.shape.empty() ? 0 : t.shape[0]) + " rows are not " +
+                             std::to_string(g.permute_heads) + " heads of " + std::to_string(head_dim) + " as " +
+                             model.architecture_file() + " gives");
     }
     s.tensors.push_back(std::move(g));
   }

@@ -97,7 +97,7 @@ Result<PackedModule> quantize_module(const TensorInfo& t, const GptqExportOption
                                      bool v2, OpContext& ctx) {
   const std::int64_t out = t.rows(), in = t.cols();
   std::vector<float> w(static_cast<std::size_t>(out * in));
-  if (auto r = convert_to_f32(t.dtype, t.bytes().data(), w.size(), w.data()); !r) return Error::unsupported(t.name + ": " + r.error().message);
+  if (auto r = convert_to_f32(t.dtype, t.bytes().data(), w.size(), w.data()); !r) return Error::unsupported(t.where() + ": " + r.error().message);
   if (t.file) t.file->release(t.offset, t.nbytes);  // stream: keep one tensor resident
   IntGridSpec spec{o.bits, o.sym, o.group_size > 0 ? o.group_size : 0};
   const std::int64_t gs = o.group_size > 0 ? o.group_size : in, groups = in / gs;
@@ -112,12 +112,12 @@ Result<PackedModule> quantize_module(const TensorInfo& t, const GptqExportOption
     g.static_groups = o.static_groups;
     g.f16_scales = true;
     auto q = o.backend->gptq(w.data(), out, in, hessian->data(), g, ctx);
-    if (!q) return Error::invalid(t.name + ": " + q.error().message);
+    if (!q) return Error::invalid(t.where() + ": " + q.error().message);
     return pack_module(t.name, w, q->codes.data(), q->scales.data(), q->zeros.data(), q->g_idx.data(), out, in, groups,
                        o.bits, v2);
   }
   auto q = rtn_int(w.data(), out, in, spec);
-  if (!q) return Error::invalid(t.name + ": " + q.error().message);
+  if (!q) return Error::invalid(t.where() + ": " + q.error().message);
   const int maxq = (1 << o.bits) - 1;
   for (std::int64_t r = 0; r < out; ++r)
     for (std::int64_t g = 0; g < groups; ++g) {
@@ -191,9 +191,10 @@ Result<void> verify_written(const Model& source, const std::vector<SafetensorsLa
                                o.bits, v2);
     pending.erase(s.tensor);
     if (!deq) return Error::invalid("module " + module + " does not decode: " + deq.error().message);
+    if (auto fits = check_f32_memory(t); !fits) return fits.error();
     w.resize(t.numel());
     if (auto r = convert_to_f32(t.dtype, t.bytes().data(), w.size(), w.data()); !r)
-      return Error::unsupported(t.name + ": " + r.error().message);
+      return Error::unsupported(t.where() + ": " + r.error().message);
     if (t.file) t.file->release(t.offset, t.nbytes);
     const auto it = module_named.find(module);
     if (it == module_named.end()) return Error::invalid("module " + module + " is not in the report");
@@ -347,7 +348,7 @@ Result<GptqLayout> gptq_layout(const Model& source, const GptqExportOptions& o, 
       for (int part = 0; part < 4; ++part) sources.push_back({i, part});
     } else {
       if (!dtype_is_float_convertible(t.dtype) || t.channels_last)
-        return Error::unsupported(t.name + ": " + std::string(dtype_name(t.dtype)) + " tensors cannot be copied to F16");
+        return Error::unsupported(t.where() + ": " + std::string(dtype_name(t.dtype)) + " tensors cannot be copied to F16");
       layout.push_back({t.name, DType::F16, t.shape});
       sources.push_back({i, -1});
     }
@@ -415,9 +416,10 @@ Result<GptqExportReport> export_gptq(const Model& source, const std::string& out
     const EntrySource& s = sources[e];
     const TensorInfo& t = source.tensors[s.tensor];
     if (s.part < 0) {
+      if (auto fits = check_f32_memory(t); !fits) return fits.error();
       f32.resize(t.numel());
       f16.resize(t.numel());
-      if (auto r = convert_to_f32(t.dtype, t.bytes().data(), f32.size(), f32.data()); !r) return Error::unsupported(t.name + ": " + r.error().message);
+      if (auto r = convert_to_f32(t.dtype, t.bytes().data(), f32.size(), f32.data()); !r) return Error::unsupported(t.where() + ": " + r.error().message);
       if (t.file) t.file->release(t.offset, t.nbytes);  // stream: keep one tensor resident
       for (std::size_t k = 0; k < f32.size(); ++k) f16[k] = f32_to_f16(f32[k]);
       return bytes_of(f16);

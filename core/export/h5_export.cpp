@@ -78,7 +78,7 @@ bool same_description(const QuantizedH5Tensor& a, const QuantizedH5Tensor& b) {
 Result<void> verify_written(const Model& source, const std::vector<WrittenH5Tensor>& written, const std::string& path,
                             const std::string& out_path, H5ExportReport& report, OpContext& ctx) {
   const std::string where = out_path + ": verification: ";
-  auto back = read_quantized_h5(path);
+  auto back = read_quantized_h5(path, /*vet=*/false);  // our own temporary, just written
   if (!back) return Error::io(where + "the written file does not read back: " + back.error().message);
   if (back->tensors.size() != source.tensors.size())
     return Error::io(where + std::to_string(back->tensors.size()) + " tensors read back, " +
@@ -99,6 +99,7 @@ Result<void> verify_written(const Model& source, const std::vector<WrittenH5Tens
     if (!quantized) continue;
     auto values = decode_quantized_h5(*back, t, *stored);
     if (!values) return Error::io(where + "tensor " + src.name + ": " + values.error().message);
+    if (auto fits = check_f32_memory(src); !fits) return fits.error();
     x.resize(src.numel());
     if (auto r = convert_to_f32(src.dtype, src.bytes().data(), x.size(), x.data()); !r)
       return Error::unsupported(src.name + ": " + r.error().message);
@@ -275,8 +276,9 @@ Result<H5ExportReport> export_quantized_h5(const Model& source, const Plan& plan
         if (it != layer_of.end()) report.layers.push_back(std::move(layer));
         continue;
       }
+      if (auto fits = check_f32_memory(t); !fits) return fits.error();
       x.resize(t.numel());
-      if (auto r = convert_to_f32(t.dtype, t.bytes().data(), x.size(), x.data()); !r) return Error::unsupported(t.name + ": " + r.error().message);
+      if (auto r = convert_to_f32(t.dtype, t.bytes().data(), x.size(), x.data()); !r) return Error::unsupported(t.where() + ": " + r.error().message);
       if (t.file) t.file->release(t.offset, t.nbytes);
       const std::int64_t rows = t.rows(), cols = t.cols();
       const LayerConfig& cfg = (*configs)[it->second];
@@ -291,12 +293,12 @@ Result<H5ExportReport> export_quantized_h5(const Model& source, const Plan& plan
       if (methods[it->second]->id == MethodId::Outliers) {
         const LayerInputStats stats = layer_input_stats(source.layers[it->second], cols, options.capture);
         auto kept = keep_outliers(*choice, cfg, x.data(), rows, cols, stats);
-        if (!kept) return Error{kept.error().code, t.name + ": " + kept.error().message};
+        if (!kept) return Error{kept.error().code, t.where() + ": " + kept.error().message};
         if (auto r = encode_h5_tensor_with_outliers(*choice, *kept, x.data(), rows, cols, desc, stored); !r)
-          return Error{r.error().code, t.name + ": " + r.error().message};
+          return Error{r.error().code, t.where() + ": " + r.error().message};
         layer.bits_per_weight = kept->bits_per_weight;
       } else if (auto r = encode_h5_tensor(*choice, x.data(), rows, cols, desc, stored); !r) {
-        return Error{r.error().code, t.name + ": " + r.error().message};
+        return Error{r.error().code, t.where() + ": " + r.error().message};
       }
       // The reader's own decoder gives the values the report measures.
       QuantizedH5 self;

@@ -7,6 +7,8 @@
 
 #include "io/h5_id.h"
 #include "io/hdf5_errors.h"
+#include "io/hdf5_guard.h"
+#include "util/memory_budget.h"
 #include "util/checked_math.h"
 #include "util/json_depth.h"
 
@@ -199,6 +201,10 @@ class KerasReader {
     h5::take_error_stack();  // H5Dget_offset fails on non-contiguous data: not an error
     if (t.nbytes > kMaxReadDataset) return Error::unsupported(path_ + ": " + where + " is chunked/compressed and larger than 4 GiB");
     if (native < 0 && !little) return Error::unsupported(path_ + ": " + where + ": big-endian half floats are not supported");
+    // Compressed chunks expand to what the file declares: all of it is held, so the sum must fit.
+    buffered_ += t.nbytes;
+    if (auto fits = check_memory(static_cast<double>(buffered_), path_ + ": " + where + " (chunked datasets read so far)"); !fits)
+      return fits.error();
     std::vector<std::byte> buf(static_cast<std::size_t>(t.nbytes));
     const hid_t mem_type = native >= 0 ? native : type.get();
     if (H5Dread(ds.get(), mem_type, H5S_ALL, H5S_ALL, H5P_DEFAULT, buf.data()) < 0) return h5_error(where);
@@ -224,10 +230,16 @@ class KerasReader {
 
   std::string path_;
   std::shared_ptr<const MappedFile> map_;
+  std::uint64_t buffered_ = 0;  // bytes of chunked datasets read into memory
 };
 
 }  // namespace
 
-Result<Model> open_keras_h5(const std::string& path) { return KerasReader(path).read(); }
+Result<Model> open_keras_h5(const std::string& path) {
+  // The whole read (every dataset comes in at open) first in a child: libhdf5 is not safe on damaged files.
+  auto vetted = h5::vet_in_child(path, h5::VetKind::KerasModel);
+  if (!vetted) return vetted.error();
+  return KerasReader(path).read();
+}
 
 }  // namespace qs

@@ -7,6 +7,7 @@
 
 #include "io/h5_id.h"
 #include "io/hdf5_errors.h"
+#include "io/hdf5_guard.h"
 #include "model/convert.h"
 #include "quant/fp4_formats.h"
 #include "quant/fp8_quant.h"
@@ -104,9 +105,22 @@ DType dtype_named(const std::string& s) {
   return DType::Unknown;
 }
 
+Result<QuantizedH5> read_quantized_h5_here(const std::string& path);
+
 }  // namespace
 
-Result<QuantizedH5> read_quantized_h5(const std::string& path) {
+Result<QuantizedH5> read_quantized_h5(const std::string& path, bool vet) {
+  if (!vet) return read_quantized_h5_here(path);
+  // Every read this checkpoint will see (its header here, each tensor's codes
+  // later, lazily) first in a child: libhdf5 is not safe on damaged files.
+  auto vetted = h5::vet_in_child(path, h5::VetKind::QuantizedCheckpoint);
+  if (!vetted) return vetted.error();
+  return read_quantized_h5_here(path);
+}
+
+namespace {
+
+Result<QuantizedH5> read_quantized_h5_here(const std::string& path) {
   // libhdf5 would open a FIFO and wait for a writer: refused first.
   std::error_code ec;
   if (!std::filesystem::is_regular_file(path, ec)) return Error::io(path + ": not a regular file");
@@ -223,8 +237,6 @@ Result<QuantizedH5> read_quantized_h5(const std::string& path) {
   }
   return out;
 }
-
-namespace {
 
 // The tensor's element count, rows and columns (rows x cols as TensorInfo views it).
 struct Extent {

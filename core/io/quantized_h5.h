@@ -36,7 +36,10 @@ struct QuantizedH5 {
   std::vector<QuantizedH5Tensor> tensors;
 };
 
-Result<QuantizedH5> read_quantized_h5(const std::string& path);
+// A file from outside is read once in a child first (io/hdf5_guard.h: libhdf5
+// is not safe on damaged files); `vet` false is for the file this process has
+// just written (an export's read-back), which nothing else touched.
+Result<QuantizedH5> read_quantized_h5(const std::string& path, bool vet = true);
 // The tensor's values as F32 (copies decoded from their source type).
 Result<std::vector<float>> read_quantized_h5_values(const QuantizedH5& file, const QuantizedH5Tensor& t);
 

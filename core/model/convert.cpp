@@ -5,8 +5,10 @@
 #include <limits>
 #include <string>
 
+#include "model/tensor_info.h"
 #include "quant/ggml_dequant.h"
 #include "util/half.h"
+#include "util/memory_budget.h"
 
 #if defined(__x86_64__) || defined(__i386__)
 #include <cpuid.h>
@@ -15,6 +17,11 @@
 #endif
 
 namespace qs {
+
+Result<void> check_f32_memory(const TensorInfo& t) {
+  return check_memory(2.0 * 4.0 * static_cast<double>(t.numel()), t.where() + " as F32");
+}
+
 namespace {
 
 template <class T>

@@ -1,3 +1,4 @@
+#include <filesystem>
 #include "model/model.h"
 
 #include <algorithm>
@@ -12,6 +13,8 @@ std::int64_t TensorInfo::cols() const {
   const std::int64_t r = rows();
   return r > 0 ? static_cast<std::int64_t>(numel() / static_cast<std::uint64_t>(r)) : 0;
 }
+
+std::string TensorInfo::where() const { return file ? file->path() + ": " + name : name; }
 
 std::string TensorInfo::shape_string() const {
   std::string s = "[";
@@ -68,6 +71,17 @@ std::uint64_t Model::weight_bytes() const {
   std::uint64_t n = 0;
   for (const auto& t : tensors) n += t.nbytes;
   return n;
+}
+
+std::string Model::architecture_file() const {
+  if (format == ModelFormat::Gguf || !arch.known()) return path;
+  std::error_code ec;
+  return std::filesystem::is_directory(path, ec) ? (std::filesystem::path(path) / "config.json").string() : path;
+}
+
+std::string Model::weights_label() const {
+  if (weight_files.size() == 1) return weight_files.front();
+  return path + " (" + std::to_string(weight_files.size()) + " weight files)";
 }
 
 int Model::block_count() const {

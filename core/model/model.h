@@ -32,6 +32,12 @@ struct Model {
   std::uint64_t parameter_count() const;
   std::uint64_t weight_bytes() const;
   int block_count() const;  // 1 + highest block index among layers, 0 if none
+  // The file that declares the architecture (an HF directory's config.json, a
+  // GGUF itself): what a message about an inconsistent architecture names.
+  std::string architecture_file() const;
+  // The weight file, or the model and how many files hold its weights: what a
+  // message about a missing tensor names.
+  std::string weights_label() const;
 };
 
 // The transformer block a tensor belongs to, from its name alone (HF

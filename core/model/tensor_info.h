@@ -38,6 +38,9 @@ struct TensorInfo {
   std::int64_t rows() const { return shape.size() >= 2 ? shape[0] : 1; }
   std::int64_t cols() const;
   std::string shape_string() const;
+  // "FILE: NAME" (the file its bytes are in), for messages about its values:
+  // a NaN or a bad shape is in that file, which the message must name.
+  std::string where() const;
 };
 
 }  // namespace qs

@@ -1,4 +1,5 @@
 #include "quant/allocate.h"
+#include "model/convert.h"
 
 #include <algorithm>
 #include <cmath>
@@ -91,14 +92,15 @@ Result<std::vector<std::vector<CandidateCost>>> measure_candidates(const Model& 
       const bool plain = find_method(config.method)->id == MethodId::Rtn && config.params.empty();
       if (!plain) {
         if (w.empty()) {
+          if (auto fits = check_f32_memory(t); !fits) return fits.error();
           w.resize(static_cast<std::size_t>(t.numel()));
-          if (auto r = tensor_to_f32(t, w.data()); !r) return Error::unsupported(t.name + ": " + r.error().message);
+          if (auto r = tensor_to_f32(t, w.data()); !r) return Error::unsupported(t.where() + ": " + r.error().message);
         }
         LayerInputStats stats{h, x_mean_abs ? (*x_mean_abs)[l] : nullptr};
         auto r = quantize_with_method(w.data(), t.rows(), t.cols(), c.format, config, stats, ctx, nullptr, h != nullptr);
         if (!r) {
           if (r.error().code == ErrorCode::Unsupported) continue;  // the shape (or missing statistics) rules it out here
-          return Error{r.error().code, t.name + ": " + r.error().message};
+          return Error{r.error().code, t.where() + ": " + r.error().message};
         }
         const double relative = std::isfinite(r->figures.error.sqnr_db) ? std::pow(10.0, -r->figures.error.sqnr_db / 10.0) : 0.0;
         out[l].push_back({c.key, r->figures.bits_per_weight,

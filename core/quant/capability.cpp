@@ -1,5 +1,6 @@
 #include "quant/capability.h"
 
+#include "quant/layer_method.h"
 #include "quant/llama_ftype.h"
 
 namespace qs {
@@ -56,6 +57,22 @@ Result<void> supports(Consumer consumer, const QuantChoice& format, const Method
                               std::string(format.row->label));
   if (method.targets)
     if (auto r = method.targets(format); !r) return r;
+  return {};
+}
+
+Result<void> plan_supported(Consumer consumer, const Plan& plan, const Model& model) {
+  auto configs = resolve_plan(plan, model);
+  if (!configs) return configs.error();
+  for (std::size_t i = 0; i < model.layers.size(); ++i) {
+    const Layer& l = model.layers[i];
+    const LayerConfig c = config_for_layer(l, (*configs)[i]);
+    auto format = parse_quant_choice(c.format);
+    if (!format) return Error::invalid(l.name + ": " + format.error().message);
+    const MethodRow* method = find_method(c.method);
+    if (!method) return Error::invalid(l.name + ": unknown method \"" + c.method + "\"");
+    if (auto r = supports(consumer, *format, *method); !r) return Error{r.error().code, l.name + ": " + r.error().message};
+    if (auto r = check_method_params(*method, c.params); !r) return Error::invalid(l.name + ": " + r.error().message);
+  }
   return {};
 }
 

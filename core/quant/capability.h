@@ -20,6 +20,12 @@ Result<void> supports(Consumer consumer, const QuantChoice& format, const Method
 // llama.cpp's fallback type: gguf_storage_of says which).
 Result<void> supports(Consumer consumer, const QuantChoice& format, const MethodRow& method, std::int64_t cols);
 
+// The shape-independent half of the query for every layer of a plan on a
+// model: ok, or the first layer whose (format, method) the consumer refuses,
+// named with why. Commands ask before any work so that the refusal can name the
+// plan file; the consumers themselves still check each layer's shape.
+Result<void> plan_supported(Consumer consumer, const Plan& plan, const Model& model);
+
 // What the GGUF export writes for a layer of `cols` inputs planned as `format`:
 // its GGUF type, or llama-quantize's fallback type where a row is not whole
 // blocks (Q4_K -> Q5_0 -> F16, ...). Unsupported when the format has no GGUF type.

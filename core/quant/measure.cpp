@@ -42,19 +42,20 @@ Result<void> quantize_dequantize(const TensorInfo& t, const QuantChoice& choice,
                                  std::vector<float>& deq, OpContext& ctx, double* milliseconds) {
   if (t.channels_last) return Error::unsupported(t.name + ": channels-last (Keras) kernels are not quantized yet");
   const std::int64_t rows = t.rows(), cols = t.cols();
-  if (auto r = choice.fits(cols); !r) return Error::unsupported(t.name + ": " + r.error().message);
+  if (auto r = choice.fits(cols); !r) return Error::unsupported(t.where() + ": " + r.error().message);
+  if (auto fits = check_f32_memory(t); !fits) return fits.error();
   w.resize(static_cast<std::size_t>(t.numel()));
-  if (auto r = tensor_to_f32(t, w.data()); !r) return Error::unsupported(t.name + ": " + r.error().message);
+  if (auto r = tensor_to_f32(t, w.data()); !r) return Error::unsupported(t.where() + ": " + r.error().message);
   if (ctx.cancelled()) return Error::cancelled();
 
   const auto start = std::chrono::steady_clock::now();
   deq.resize(w.size());
   if (choice.kind != QuantChoice::Kind::IntGrid) {
     if (auto r = choice.fake_quantize(w.data(), rows, cols, deq.data(), &ThreadPool::global()); !r)
-      return Error{r.error().code, t.name + ": " + r.error().message};
+      return Error{r.error().code, t.where() + ": " + r.error().message};
   } else {
     auto q = rtn_int(w.data(), rows, cols, choice.grid);
-    if (!q) return Error::invalid(t.name + ": " + q.error().message);
+    if (!q) return Error::invalid(t.where() + ": " + q.error().message);
     dequantize_int_into(*q, deq.data());
   }
   if (milliseconds)

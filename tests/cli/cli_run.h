@@ -27,9 +27,8 @@ inline std::string file_bytes(const std::filesystem::path& p) {
   return std::string(std::istreambuf_iterator<char>(in), {});
 }
 
-// Runs quantscope-cli with `args` through the shell; stderr joins stdout when asked.
-inline CliRun run(const std::string& args, bool merge_stderr = false) {
-  const std::string cmd = std::string(QS_CLI_PATH) + " " + args + (merge_stderr ? " 2>&1" : " 2>/dev/null");
+// Runs a shell command line and collects its stdout.
+inline CliRun run_command(const std::string& cmd) {
   CliRun r;
   FILE* p = popen(cmd.c_str(), "r");
   if (!p) return r;
@@ -39,6 +38,16 @@ inline CliRun run(const std::string& args, bool merge_stderr = false) {
   const int status = pclose(p);
   r.code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
   return r;
+}
+
+// Runs quantscope-cli with `args` through the shell; stderr joins stdout when asked.
+inline CliRun run(const std::string& args, bool merge_stderr = false) {
+  return run_command(std::string(QS_CLI_PATH) + " " + args + (merge_stderr ? " 2>&1" : " 2>/dev/null"));
+}
+
+// The same with environment assignments ("A=1 B=2") in front; stderr joins stdout.
+inline CliRun run_env(const std::string& env, const std::string& args) {
+  return run_command(env + " " + std::string(QS_CLI_PATH) + " " + args + " 2>&1");
 }
 
 class Cli : public ::testing::Test {

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <array>
 #include <cstdio>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <iterator>
@@ -25,6 +26,7 @@ namespace {
 using qs::test::Cli;
 using qs::test::CliRun;
 using qs::test::run;
+using qs::test::run_env;
 
 TEST_F(Cli, InspectJsonListsLayersWithStatsAndPlantedOutliers) {
   const CliRun r = run("inspect --json --backend cpu " + dir_.string());
@@ -149,13 +151,42 @@ TEST_F(Cli, GptqExportWithCalibrationRunsGptqWithActOrder) {
   EXPECT_EQ(qc["meta"]["method"], "gptq");
 
   const CliRun bad = run("export -f gptq --act-order -o " + (dir_ / "no-calib").string() + " " + base + "hf", true);
-  EXPECT_EQ(bad.code, 1);
+  EXPECT_EQ(bad.code, 2);  // a refused request (README "Exit codes")
   EXPECT_NE(bad.out.find("need calibration"), std::string::npos) << bad.out;
   EXPECT_FALSE(std::filesystem::exists(dir_ / "no-calib"));
 }
 
 // A plan is never written over a file of the model it is for, nor over a FIFO
 // (the write policy of every writer): exit 2, the file untouched.
+// A file may declare a tensor far larger than memory (here a sparse 32 GiB
+// safetensors file that takes no disk): refused before anything is allocated,
+// naming the file, the tensor and the budget; QS_MEMORY_BUDGET lowers it.
+TEST_F(Cli, DeclaredSizesBeyondTheMemoryBudgetAreRefused) {
+  const std::filesystem::path big = dir_ / "sparse.safetensors";
+  std::string header = R"({"w.weight":{"dtype":"F32","shape":[131072,65536],"data_offsets":[0,34359738368]}})";
+  header.append((8 - header.size() % 8) % 8, ' ');
+  std::string bytes(8, '\0');
+  const std::uint64_t n = header.size();
+  std::memcpy(bytes.data(), &n, 8);
+  {
+    std::ofstream(big, std::ios::binary) << bytes << header;
+  }
+  std::filesystem::resize_file(big, 8 + header.size() + (std::uint64_t{1} << 35));
+  struct Removed {
+    std::filesystem::path p;
+    ~Removed() { std::filesystem::remove(p); }
+  } removed{big};
+  CliRun r = run("measure -f int8-ch " + big.string(), true);
+  EXPECT_EQ(r.code, 2) << r.out;
+  EXPECT_NE(r.out.find("sparse.safetensors: w.weight as F32 needs 65536 MiB, more than the memory budget"),
+            std::string::npos) << r.out;
+  r = run("measure -f q8_0 " + dir_.string(), true);
+  EXPECT_EQ(r.code, 0) << r.out;
+  const CliRun tight = run_env("QS_MEMORY_BUDGET=1M", "measure -f q8_0 " + dir_.string());
+  EXPECT_EQ(tight.code, 2) << tight.out;
+  EXPECT_NE(tight.out.find("more than the memory budget of 1 MiB (QS_MEMORY_BUDGET)"), std::string::npos) << tight.out;
+}
+
 TEST_F(Cli, PlanNeverReplacesTheModelOrANonRegularFile) {
   const auto weights = dir_ / "model.safetensors";
   const std::string before = qs::test::file_bytes(weights);
@@ -593,7 +624,7 @@ TEST_F(Cli, GptqExportFollowsThePlan) {
   EXPECT_NE(r.out.find("not applied by gptq"), std::string::npos) << r.out;
   // Groups of 128 fit no layer of stories260K (64 and 172 inputs): refused, nothing written.
   r = run("export -f gptq --group 128 -o " + (dir_ / "none").string() + " " + model, true);
-  EXPECT_EQ(r.code, 1);
+  EXPECT_EQ(r.code, 2);
   EXPECT_NE(r.out.find("nothing would be quantized"), std::string::npos) << r.out;
   for (const char* d : {"mixed", "flags", "nocalib", "awq", "none"}) EXPECT_FALSE(std::filesystem::exists(dir_ / d)) << d;
 }

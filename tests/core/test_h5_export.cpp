@@ -247,7 +247,13 @@ TEST(QuantizedH5, HostileAttributesDatasetsAndShapesAreRefused) {
     H5Dclose(H5Dcreate2(g, "codes", H5T_STD_U8LE, space, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT));
     H5Sclose(space);
   });
-  auto f2 = qs::read_quantized_h5(hollow);
+  // Opened from outside, every tensor is read once (in a child) at open: refused there.
+  auto vetted = qs::read_quantized_h5(hollow);
+  ASSERT_FALSE(vetted.ok());
+  EXPECT_NE(vetted.error().message.find("dataset codes does not hold its data in the file"), std::string::npos)
+      << vetted.error().message;
+  // The reader's own check, as an export's read-back (no child) meets it lazily.
+  auto f2 = qs::read_quantized_h5(hollow, /*vet=*/false);
   ASSERT_TRUE(f2.ok()) << f2.error().message;
   auto v2 = qs::read_quantized_h5_values(*f2, f2->tensors[static_cast<std::size_t>(group)]);
   ASSERT_FALSE(v2.ok());
@@ -264,7 +270,10 @@ TEST(QuantizedH5, HostileAttributesDatasetsAndShapesAreRefused) {
     H5Aclose(a);
     H5Sclose(space);
   });
-  auto f3 = qs::read_quantized_h5(huge);
+  auto vetted3 = qs::read_quantized_h5(huge);  // every tensor read in the child at open: refused there
+  ASSERT_FALSE(vetted3.ok());
+  EXPECT_NE(vetted3.error().message.find("absurd shape"), std::string::npos) << vetted3.error().message;
+  auto f3 = qs::read_quantized_h5(huge, /*vet=*/false);
   ASSERT_TRUE(f3.ok()) << f3.error().message;
   auto v3 = qs::read_quantized_h5_values(*f3, f3->tensors[static_cast<std::size_t>(group)]);
   ASSERT_FALSE(v3.ok());

@@ -131,7 +131,8 @@ TEST(Measure, NamedFormatsOnASmallTensor) {
   auto n = qs::measure_quantization(narrow, *qs::parse_quant_choice("nf4"), qs::OpContext::none());
   ASSERT_FALSE(n.ok());
   EXPECT_EQ(n.error().code, qs::ErrorCode::Unsupported);
-  EXPECT_EQ(n.error().message, "weight: row length 48 is not a multiple of the NF4 block (64)");
+  // The message names where the tensor's bytes are (here, the test's buffer "test").
+  EXPECT_EQ(n.error().message, "test: weight: row length 48 is not a multiple of the NF4 block (64)");
   EXPECT_TRUE(qs::measure_quantization(narrow, *qs::parse_quant_choice("nvfp4"), qs::OpContext::none()).ok());
   EXPECT_FALSE(qs::measure_quantization(narrow, *qs::parse_quant_choice("mxfp4"), qs::OpContext::none()).ok());
   std::vector<float> bad(8 * 64, 0.1f);
