@@ -255,6 +255,7 @@ namespace {
 
 Result<CalibrationFile> read_calibration_file_here(const std::string& path, const Model* model) {
   std::error_code ec;
+  if (fs::exists(path, ec) && !fs::is_regular_file(path, ec)) return Error::io(path + ": not a regular file");
   const auto file_bytes = fs::file_size(path, ec);
   if (ec) return Error::io(path + ": cannot read the calibration file: " + ec.message());
   h5::silence_errors();
