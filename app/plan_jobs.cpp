@@ -4,6 +4,7 @@
 #include <atomic>
 #include <chrono>
 #include <limits>
+#include <new>
 
 #include "backend/thread_pool.h"
 #include "model/convert.h"
@@ -58,11 +59,15 @@ Result<LayerMethodResult> runMethod(const Model& model, const Layer& l, const La
   auto choice = parse_quant_choice(config.format);
   if (!choice) return choice.error();
   if (auto fits = check_f32_memory(t); !fits) return fits.error();
-  w.resize(static_cast<std::size_t>(t.numel()));
-  if (auto r = tensor_to_f32(t, w.data()); !r) return Error::unsupported(t.name + ": " + r.error().message);
-  auto r = quantize_with_method(w.data(), t.rows(), t.cols(), *choice, config, layerStats(calib, l, t.cols()), ctx);
-  if (!r) return Error{r.error().code, t.name + ": " + r.error().message};
-  return r;
+  try {  // a size no check foresaw is this row's error, not the application's end
+    w.resize(static_cast<std::size_t>(t.numel()));
+    if (auto r = tensor_to_f32(t, w.data()); !r) return Error::unsupported(t.name + ": " + r.error().message);
+    auto r = quantize_with_method(w.data(), t.rows(), t.cols(), *choice, config, layerStats(calib, l, t.cols()), ctx);
+    if (!r) return Error{r.error().code, t.name + ": " + r.error().message};
+    return r;
+  } catch (const std::bad_alloc&) {
+    return Error::unsupported(t.where() + ": out of memory measuring this layer (QS_MEMORY_BUDGET)");
+  }
 }
 
 // What is stored for `config` on `l`: a ggml format is what llama.cpp

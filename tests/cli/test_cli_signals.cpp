@@ -116,4 +116,30 @@ TEST_F(Signals, KilledExportsLeaveNoTemporaryAndNoPartialTarget) {
   EXPECT_TRUE(hidden_in(out).empty()) << hidden_in(out).front();
 }
 
+// A calibration killed mid-run: no calibration file, whole or partial, and no
+// temporary (its write goes through the same AtomicFile as every export).
+TEST_F(Signals, KilledCalibrationsLeaveNothing) {
+  const fs::path shared = QS_SHARED_DIR;
+  if (!fs::is_directory(shared / "models/stories260K/hf"))
+    GTEST_SKIP() << "../shared is absent (fresh clone): calibration needs stories260K's tokenizer";
+  const fs::path out = root_ / "out";
+  const std::string text = (shared / "models/stories260K/eval/tiny_stories_eval.txt").string();
+  int killed = 0;
+  const int sigs[] = {SIGTERM, SIGINT, SIGHUP};
+  for (int point = 0; point < 3; ++point) {
+    std::string name = "c";
+    name.append(std::to_string(point)).append(".h5");  // (not "c" + ...: GCC 12's -Wrestrict false positive)
+    const fs::path target = out / name;
+    // Many short sequences drawn from the text: a few seconds of forward passes, then the write.
+    const int status = run_and_kill({"calibrate", (shared / "models/stories260K/hf").string(), "--text", text, "--ctx", "64",
+                                     "--seqs", "4096", "-o", target.string()},
+                                    sigs[point], std::chrono::milliseconds(150 + 500 * point));
+    ASSERT_NE(status, -1);
+    if (WIFSIGNALED(status)) ++killed;
+    EXPECT_TRUE(hidden_in(out).empty()) << hidden_in(out).front();
+    EXPECT_EQ(fs::exists(target), !WIFSIGNALED(status)) << target;
+  }
+  EXPECT_GE(killed, 1);
+}
+
 }  // namespace
