@@ -58,7 +58,7 @@ Result<LayerMethodResult> runMethod(const Model& model, const Layer& l, const La
   if (t.channels_last) return Error::unsupported(t.name + ": channels-last (Keras) kernels are not quantized yet");
   auto choice = parse_quant_choice(config.format);
   if (!choice) return choice.error();
-  if (auto fits = check_f32_memory(t); !fits) return fits.error();
+  if (auto fits = check_f32_memory(t, 2); !fits) return fits.error();
   try {  // a size no check foresaw is this row's error, not the application's end
     w.resize(static_cast<std::size_t>(t.numel()));
     if (auto r = tensor_to_f32(t, w.data()); !r) return Error::unsupported(t.name + ": " + r.error().message);

@@ -205,7 +205,7 @@ int cli_main(int argc, char** argv) {
 
   // Whatever a subcommand allocates beyond what its checks foresaw (each
   // reader checks the sizes a file declares against the memory budget first)
-  // is an error naming its input, not an abort.
+  // is an error naming its input and exit 1 (the work failed), not an abort.
   const auto input = [&]() -> const std::string& {
     return *ins ? inspect.path : *meas ? measure.path : *exp ? exporting.path : *pp ? ppl.path : *cal ? calib.path
          : *ev  ? eval.path    : *cmp  ? comparing.reference : *pl ? planning.path : demo_out;
@@ -282,9 +282,9 @@ int cli_main(int argc, char** argv) {
   try {
     return dispatch();
   } catch (const std::bad_alloc&) {
-    std::fprintf(stderr, "quantscope-cli: %s: out of memory: the input declares more than this machine holds "
-                         "(QS_MEMORY_BUDGET bounds what QuantScope takes)\n", input().c_str());
-    return 2;
+    std::fprintf(stderr, "quantscope-cli: %s: out of memory while working on it (sizes a file declares are checked "
+                         "against QS_MEMORY_BUDGET first; this allocation was not foreseen)\n", input().c_str());
+    return 1;
   }
 }
 

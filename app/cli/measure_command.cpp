@@ -45,7 +45,7 @@ int run_measure(const MeasureOptions& opt) {
   // A tensor this machine cannot hold as F32 is refused before any format tries it
   // (a measurement skipped per format would read as a shape the format does not take).
   for (const Layer& layer : model->layers)
-    if (auto fits = check_f32_memory(model->tensors[layer.weight]); !fits) {
+    if (auto fits = check_f32_memory(model->tensors[layer.weight], 2); !fits) {
       std::fprintf(stderr, "quantscope-cli: %s\n", fits.error().message.c_str());
       return 2;
     }

@@ -564,7 +564,7 @@ Result<GgufExportReport> export_gguf(const Model& source, const std::string& out
                     work ? static_cast<double>(done + info.nbytes) / static_cast<double>(work) : 1.0);
         auto q = options.backend->gptq(x.data(), rows, cols, methods[k].hessian->data(), spec, step.context());
         if (!q && ctx.cancelled()) return Error::cancelled();
-        if (!q) return Error::invalid(info.where() + ": " + q.error().message);
+        if (!q) return Error{q.error().code, info.where() + ": " + q.error().message};
         encoded = std::move(q->ggml_blocks);
         report.tensors[k].note = "gptq";
       } else if (methods[k].clip && dtype_is_block_quantized(layout.dtype)) {
@@ -580,7 +580,7 @@ Result<GgufExportReport> export_gguf(const Model& source, const std::string& out
         }
         auto clipped = clip_search_ggml(x.data(), rows, cols, layout.dtype, spec, step.context());
         if (!clipped && ctx.cancelled()) return Error::cancelled();
-        if (!clipped) return Error::invalid(info.where() + ": " + clipped.error().message);
+        if (!clipped) return Error{clipped.error().code, info.where() + ": " + clipped.error().message};
         encoded = std::move(clipped->bytes);
         char note[96];
         std::snprintf(note, sizeof note, "clip search: SQNR %.2f -> %.2f dB", clipped->plain_error.sqnr_db,

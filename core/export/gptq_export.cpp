@@ -112,12 +112,12 @@ Result<PackedModule> quantize_module(const TensorInfo& t, const GptqExportOption
     g.static_groups = o.static_groups;
     g.f16_scales = true;
     auto q = o.backend->gptq(w.data(), out, in, hessian->data(), g, ctx);
-    if (!q) return Error::invalid(t.where() + ": " + q.error().message);
+    if (!q) return Error{q.error().code, t.where() + ": " + q.error().message};
     return pack_module(t.name, w, q->codes.data(), q->scales.data(), q->zeros.data(), q->g_idx.data(), out, in, groups,
                        o.bits, v2);
   }
   auto q = rtn_int(w.data(), out, in, spec);
-  if (!q) return Error::invalid(t.where() + ": " + q.error().message);
+  if (!q) return Error{q.error().code, t.where() + ": " + q.error().message};
   const int maxq = (1 << o.bits) - 1;
   for (std::int64_t r = 0; r < out; ++r)
     for (std::int64_t g = 0; g < groups; ++g) {
@@ -190,18 +190,18 @@ Result<void> verify_written(const Model& source, const std::vector<SafetensorsLa
                                values_of<std::uint16_t>(p.bytes[2]), values_of<std::int32_t>(p.bytes[3]), out, in, groups,
                                o.bits, v2);
     pending.erase(s.tensor);
-    if (!deq) return Error::invalid("module " + module + " does not decode: " + deq.error().message);
+    if (!deq) return Error::io("module " + module + " does not decode: " + deq.error().message);
     if (auto fits = check_f32_memory(t); !fits) return fits.error();
     w.resize(t.numel());
     if (auto r = convert_to_f32(t.dtype, t.bytes().data(), w.size(), w.data()); !r)
       return Error::unsupported(t.where() + ": " + r.error().message);
     if (t.file) t.file->release(t.offset, t.nbytes);
     const auto it = module_named.find(module);
-    if (it == module_named.end()) return Error::invalid("module " + module + " is not in the report");
+    if (it == module_named.end()) return Error::io("module " + module + " is not in the report");
     GptqExportedModule& m = *it->second;
     m.readback_sqnr_db = weight_error(w.data(), deq->data(), w.size()).sqnr_db;
     if (!same_error(m.readback_sqnr_db, m.sqnr_db))
-      return Error::invalid("module " + m.name + " decodes to an SQNR of " + std::to_string(m.readback_sqnr_db) +
+      return Error::io("module " + m.name + " decodes to an SQNR of " + std::to_string(m.readback_sqnr_db) +
                             " dB, not the " + std::to_string(m.sqnr_db) + " dB measured when it was quantized");
     return {};
   };

@@ -18,8 +18,9 @@
 
 namespace qs {
 
-Result<void> check_f32_memory(const TensorInfo& t) {
-  return check_memory(2.0 * 4.0 * static_cast<double>(t.numel()), t.where() + " as F32");
+Result<void> check_f32_memory(const TensorInfo& t, int copies) {
+  return check_memory(copies * 4.0 * static_cast<double>(t.numel()),
+                      t.where() + (copies > 1 ? " as F32 with its dequantized copy" : " as F32"));
 }
 
 namespace {

@@ -20,11 +20,11 @@ void f16_to_f32_n(const std::uint16_t* src, std::size_t n, float* dst);
 void bf16_to_f32_n(const std::uint16_t* src, std::size_t n, float* dst);
 
 struct TensorInfo;
-// Whether a whole tensor as F32 (what every quantizer takes), with the
-// dequantized copy that measures it, fits the memory budget
+// Whether `copies` F32 copies of a whole tensor (what every quantizer takes;
+// a measurement holds the dequantized one too) fit the memory budget
 // (util/memory_budget.h): a file may declare a tensor far larger than memory.
 // The error names the file and the tensor.
-Result<void> check_f32_memory(const TensorInfo& t);
+Result<void> check_f32_memory(const TensorInfo& t, int copies = 1);
 
 float fp8_e4m3_to_f32(std::uint8_t v);
 float fp8_e5m2_to_f32(std::uint8_t v);

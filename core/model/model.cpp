@@ -75,8 +75,12 @@ std::uint64_t Model::weight_bytes() const {
 
 std::string Model::architecture_file() const {
   if (format == ModelFormat::Gguf || !arch.known()) return path;
+  // An HF directory, or a file picked out of one: open_model read the config.json beside it.
   std::error_code ec;
-  return std::filesystem::is_directory(path, ec) ? (std::filesystem::path(path) / "config.json").string() : path;
+  const std::filesystem::path p(path);
+  const std::filesystem::path dir = std::filesystem::is_directory(p, ec) ? p : p.parent_path();
+  const std::filesystem::path config = dir / "config.json";
+  return std::filesystem::is_regular_file(config, ec) ? config.string() : path;
 }
 
 std::string Model::weights_label() const {

@@ -43,7 +43,7 @@ Result<void> quantize_dequantize(const TensorInfo& t, const QuantChoice& choice,
   if (t.channels_last) return Error::unsupported(t.name + ": channels-last (Keras) kernels are not quantized yet");
   const std::int64_t rows = t.rows(), cols = t.cols();
   if (auto r = choice.fits(cols); !r) return Error::unsupported(t.where() + ": " + r.error().message);
-  if (auto fits = check_f32_memory(t); !fits) return fits.error();
+  if (auto fits = check_f32_memory(t, 2); !fits) return fits.error();
   w.resize(static_cast<std::size_t>(t.numel()));
   if (auto r = tensor_to_f32(t, w.data()); !r) return Error::unsupported(t.where() + ": " + r.error().message);
   if (ctx.cancelled()) return Error::cancelled();

@@ -21,14 +21,21 @@
 
 namespace {
 
+// The scratch folder, removed at exit by its own static (destroyed after the
+// path below, which is made after it).
+struct ScratchDir {
+  std::filesystem::path dir =
+      std::filesystem::temp_directory_path() / ("qs-fuzz-hdf5-" + std::to_string(::getpid()));
+  ScratchDir() { std::filesystem::create_directories(dir); }
+  ~ScratchDir() {
+    std::error_code ec;
+    std::filesystem::remove_all(dir, ec);
+  }
+};
+
 const std::string& input_path() {
-  static const std::string p = [] {
-    const std::string dir =
-        (std::filesystem::temp_directory_path() / ("qs-fuzz-hdf5-" + std::to_string(::getpid()))).string();
-    std::filesystem::create_directories(dir);
-    std::atexit([] { std::filesystem::remove_all(std::filesystem::path(input_path()).parent_path()); });
-    return dir + "/input.h5";
-  }();
+  static const ScratchDir scratch;
+  static const std::string p = (scratch.dir / "input.h5").string();
   return p;
 }
 
