@@ -130,7 +130,7 @@ Result<void> vet_in_child(const std::string& path, VetKind kind) {
   const std::uint64_t size = static_cast<std::uint64_t>(st.st_size);
   // Generous for a healthy file (a read runs at hundreds of MB/s), finite for a loop;
   // QS_HDF5_CHECK_SECONDS raises it for very slow storage.
-  unsigned seconds = static_cast<unsigned>(10 + size / (50u << 20));
+  unsigned seconds = static_cast<unsigned>(5 + size / (50u << 20));
   if (const char* set = std::getenv("QS_HDF5_CHECK_SECONDS"); set && std::strtoul(set, nullptr, 10) > seconds)
     seconds = static_cast<unsigned>(std::strtoul(set, nullptr, 10));
   // What a reader may hold: the file's values, expanded (compressed chunks) at most 4x, and 2 GiB besides.
