@@ -274,8 +274,8 @@ void ChannelPlot::applyYScale() {
   if (logY_) {
     y->setScaleType(QCPAxis::stLogarithmic);
     y->setTicker(QSharedPointer<QCPAxisTickerLog>(new QCPAxisTickerLog));
-    y->setNumberFormat(QStringLiteral("eb"));
-    y->setNumberPrecision(0);
+    y->setNumberFormat(QStringLiteral("gb"));  // as the histogram: no repeated labels inside a decade
+    y->setNumberPrecision(3);
     y->setLabel(tr("%1 per channel (log scale)").arg(symbol_));
   } else {
     y->setScaleType(QCPAxis::stLinear);

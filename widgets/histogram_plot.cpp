@@ -181,8 +181,11 @@ void HistogramPlot::applyYScale() {
   if (logY_) {
     y->setScaleType(QCPAxis::stLogarithmic);
     y->setTicker(QSharedPointer<QCPAxisTickerLog>(new QCPAxisTickerLog));
-    y->setNumberFormat(QStringLiteral("eb"));  // 10^n, the way log counts are read
-    y->setNumberPrecision(0);
+    // Three significant digits, powers of ten only for large counts: a log ticker
+    // puts ticks inside a decade too (8, 10, 12, 15, 20), which "10^n" at
+    // precision 0 printed as repeated, wrong labels (two "10¹" on one axis).
+    y->setNumberFormat(QStringLiteral("gb"));
+    y->setNumberPrecision(3);
     y->setLabel(tr("count per bin (log scale)"));
   } else {
     y->setScaleType(QCPAxis::stLinear);
