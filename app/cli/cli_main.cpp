@@ -20,6 +20,26 @@
 #include "quant/llama_ftype.h"
 
 namespace qs::cli {
+namespace {
+
+// `inspect`, `measure` and `plan` take a PATH or --demo: the demo model's
+// folder fills `path` (generated on first use). 0, or the exit code when refused.
+int path_or_demo(const char* subcommand, bool demo, std::string& path) {
+  if (demo == !path.empty()) {
+    std::fprintf(stderr, "quantscope-cli %s: give a PATH or --demo (one of them)\n", subcommand);
+    return 2;
+  }
+  if (!demo) return 0;
+  auto dir = qs::ensure_demo_model();
+  if (!dir) {
+    std::fprintf(stderr, "quantscope-cli: demo model: %s\n", dir.error().message.c_str());
+    return 1;
+  }
+  path = *dir;
+  return 0;
+}
+
+}  // namespace
 
 int cli_main(int argc, char** argv) {
   CLI::App app{"QuantScope: inspect and quantize neural-network checkpoints", "quantscope-cli"};
@@ -213,33 +233,11 @@ int cli_main(int argc, char** argv) {
   const auto dispatch = [&]() -> int {
     if (*ins) {
       inspect.stats = !no_stats;
-      if (inspect_demo == !inspect.path.empty()) {
-        std::fprintf(stderr, "quantscope-cli inspect: give a PATH or --demo (one of them)\n");
-        return 2;
-      }
-      if (inspect_demo) {
-        auto dir = qs::ensure_demo_model();
-        if (!dir) {
-          std::fprintf(stderr, "quantscope-cli: demo model: %s\n", dir.error().message.c_str());
-          return 1;
-        }
-        inspect.path = *dir;
-      }
+      if (const int refused = path_or_demo("inspect", inspect_demo, inspect.path)) return refused;
       return qs::cli::run_inspect(inspect);
     }
     if (*meas) {
-      if (measure_demo == !measure.path.empty()) {
-        std::fprintf(stderr, "quantscope-cli measure: give a PATH or --demo (one of them)\n");
-        return 2;
-      }
-      if (measure_demo) {
-        auto dir = qs::ensure_demo_model();
-        if (!dir) {
-          std::fprintf(stderr, "quantscope-cli: demo model: %s\n", dir.error().message.c_str());
-          return 1;
-        }
-        measure.path = *dir;
-      }
+      if (const int refused = path_or_demo("measure", measure_demo, measure.path)) return refused;
       for (std::size_t start = 0; start <= measure_formats.size();) {
         const std::size_t comma = std::min(measure_formats.find(',', start), measure_formats.size());
         if (comma > start) measure.formats.push_back(measure_formats.substr(start, comma - start));
@@ -254,18 +252,7 @@ int cli_main(int argc, char** argv) {
     if (*ev) return qs::cli::run_eval(eval);
     if (*cmp) return qs::cli::run_compare(comparing);
     if (*pl) {
-      if (plan_demo == !planning.path.empty()) {
-        std::fprintf(stderr, "quantscope-cli plan: give a PATH or --demo (one of them)\n");
-        return 2;
-      }
-      if (plan_demo) {
-        auto dir = qs::ensure_demo_model();
-        if (!dir) {
-          std::fprintf(stderr, "quantscope-cli: demo model: %s\n", dir.error().message.c_str());
-          return 1;
-        }
-        planning.path = *dir;
-      }
+      if (const int refused = path_or_demo("plan", plan_demo, planning.path)) return refused;
       return qs::cli::run_plan(planning);
     }
     if (*demo) {

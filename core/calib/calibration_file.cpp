@@ -16,6 +16,7 @@
 #include "io/hdf5_guard.h"
 #include "util/atomic_file.h"
 #include "util/disk_space.h"
+#include "util/file_kind.h"
 #include "util/json_depth.h"
 
 namespace qs {
@@ -259,7 +260,8 @@ namespace {
 
 Result<CalibrationFile> read_calibration_file_here(const std::string& path, const Model* model) {
   std::error_code ec;
-  if (fs::exists(path, ec) && !fs::is_regular_file(path, ec)) return Error::io(path + ": not a regular file");
+  if (const std::string kind = non_regular_kind(path); !kind.empty())
+    return Error::io(path + ": not a regular file (" + kind + ")");
   const auto file_bytes = fs::file_size(path, ec);
   if (ec) return Error::io(path + ": cannot read the calibration file: " + ec.message());
   h5::silence_errors();

@@ -1,5 +1,6 @@
 #include "util/atomic_file.h"
 
+#include "util/file_kind.h"
 #include "util/temp_registry.h"
 
 #include <fcntl.h>
@@ -18,10 +19,8 @@ namespace qs {
 
 Result<void> check_replaceable(const std::string& target_path) {
   // The rename would put a file where a device, FIFO, socket or directory was (as root, /dev/null itself).
-  if (struct stat st{}; ::stat(target_path.c_str(), &st) == 0 && !S_ISREG(st.st_mode))
-    return Error::invalid(target_path + ": not a regular file (" +
-                          (S_ISDIR(st.st_mode) ? "a directory" : S_ISFIFO(st.st_mode) ? "a FIFO" :
-                           S_ISCHR(st.st_mode) || S_ISBLK(st.st_mode) ? "a device" : "a socket or special file") +
+  if (const std::string kind = non_regular_kind(target_path); !kind.empty())
+    return Error::invalid(target_path + ": not a regular file (" + kind +
                           "); QuantScope writes only over regular files: choose another output path");
   return {};
 }

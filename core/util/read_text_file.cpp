@@ -6,15 +6,15 @@
 #include <filesystem>
 #include <memory>
 
+#include "util/file_kind.h"
+
 namespace qs {
 
 Result<std::string> read_text_file(const std::string& path, std::size_t max_bytes) {
-  std::error_code ec;
   // file_size refuses a FIFO or device, but says only "Operation not supported".
-  const auto status = std::filesystem::status(path, ec);
-  if (!ec && std::filesystem::exists(status) && !std::filesystem::is_regular_file(status))
-    return Error::io(path + ": not a regular file" +
-                     (std::filesystem::is_fifo(status) ? " (a FIFO)" : std::filesystem::is_directory(status) ? " (a directory)" : ""));
+  if (const std::string kind = non_regular_kind(path); !kind.empty())
+    return Error::io(path + ": not a regular file (" + kind + ")");
+  std::error_code ec;
   const auto size = std::filesystem::file_size(path, ec);
   if (ec) return Error::io(path + ": " + ec.message());
   if (size > max_bytes)

@@ -30,14 +30,14 @@ std::vector<Variant> pick(Groups groups, std::size_t budget) {
   return out;
 }
 
-std::string with_u64(std::string s, std::size_t at, std::uint64_t v) {
-  if (at + 8 <= s.size()) std::memcpy(s.data() + at, &v, 8);
+// `good` with the little-endian value `v` written at `at` (unchanged past the end).
+template <class T>
+std::string with_value(std::string s, std::size_t at, T v) {
+  if (at + sizeof v <= s.size()) std::memcpy(s.data() + at, &v, sizeof v);
   return s;
 }
-std::string with_u32(std::string s, std::size_t at, std::uint32_t v) {
-  if (at + 4 <= s.size()) std::memcpy(s.data() + at, &v, 4);
-  return s;
-}
+std::string with_u64(std::string s, std::size_t at, std::uint64_t v) { return with_value(std::move(s), at, v); }
+std::string with_u32(std::string s, std::size_t at, std::uint32_t v) { return with_value(std::move(s), at, v); }
 
 // Truncations at `points` (deduplicated, inside the file).
 std::vector<Variant> truncations(const std::string& good, std::vector<std::size_t> points, const std::string& tag) {
@@ -98,20 +98,16 @@ struct GgufWalk {
   std::vector<GgufField> fields;
   std::size_t data_start = 0;
 
-  std::uint64_t u64() {
-    if (p + 8 > b.size()) throw std::runtime_error("short");
-    std::uint64_t v;
-    std::memcpy(&v, b.data() + p, 8);
-    p += 8;
+  template <class T>
+  T next() {
+    if (p + sizeof(T) > b.size()) throw std::runtime_error("short");
+    T v;
+    std::memcpy(&v, b.data() + p, sizeof v);
+    p += sizeof v;
     return v;
   }
-  std::uint32_t u32() {
-    if (p + 4 > b.size()) throw std::runtime_error("short");
-    std::uint32_t v;
-    std::memcpy(&v, b.data() + p, 4);
-    p += 4;
-    return v;
-  }
+  std::uint64_t u64() { return next<std::uint64_t>(); }
+  std::uint32_t u32() { return next<std::uint32_t>(); }
   std::string str(Field kind, const std::string& name) {
     fields.push_back({kind, p, name});
     const std::uint64_t n = u64();

@@ -91,6 +91,25 @@ struct Tally {
   int runs = 0, ok = 0, refused = 0;
   double seconds = 0;
   std::vector<std::string> failures;
+
+  // Counts one run and says what is wrong with how it ended ("" when nothing):
+  // it must exit 0, or 2 with a message naming `damaged` (a file name).
+  std::string count(const ChildRun& r, const std::string& damaged) {
+    ++runs;
+    seconds += r.seconds;
+    ok += r.exit_code == 0;
+    refused += r.exit_code == 2;
+    if (r.timed_out) return "ran past " + std::to_string(static_cast<int>(kTimeLimit)) + " s (killed)";
+    if (r.signal) return "died of signal " + std::to_string(r.signal);
+    if (r.exit_code == 2 && r.err.find(damaged) == std::string::npos)
+      return "exit 2 with a message that does not name " + damaged;
+    if (r.exit_code != 0 && r.exit_code != 2) return "exit " + std::to_string(r.exit_code);
+    return {};
+  }
+  void add(const Tally& t) {
+    runs += t.runs, ok += t.ok, refused += t.refused, seconds += t.seconds;
+    failures.insert(failures.end(), t.failures.begin(), t.failures.end());
+  }
 };
 
 std::vector<std::string> expand(const std::vector<std::string>& args, const fs::path& work) {
@@ -134,16 +153,7 @@ Tally run_corpus(Scratch& scratch, const std::string& input, const std::vector<V
     for (const auto& c : commands) {
       const auto args = expand(c.args, work);
       const ChildRun r = run_cli_child(args, scratch.tmp().string(), kTimeLimit);
-      ++t.runs;
-      t.seconds += r.seconds;
-      std::string problem;
-      if (r.timed_out) problem = "ran past " + std::to_string(static_cast<int>(kTimeLimit)) + " s (killed)";
-      else if (r.signal) problem = "died of signal " + std::to_string(r.signal);
-      else if (r.exit_code == 2 && r.err.find(fs::path(input).filename().string()) == std::string::npos)
-        problem = "exit 2 with a message that does not name " + fs::path(input).filename().string();
-      else if (r.exit_code != 0 && r.exit_code != 2) problem = "exit " + std::to_string(r.exit_code);
-      if (r.exit_code == 0) ++t.ok;
-      if (r.exit_code == 2) ++t.refused;
+      std::string problem = t.count(r, fs::path(input).filename().string());
       if (r.exit_code != 0 && !c.output.empty() && fs::exists(work / c.output))
         problem += (problem.empty() ? "" : "; ") + std::string("left its output after failing");
       if (!c.output.empty()) fs::remove_all(work / c.output);
@@ -237,14 +247,10 @@ TEST(Corpus, HfTokenizers) {
   for (const auto& [file, budget] : std::vector<std::pair<std::string, int>>{
            {"tokenizer.json", 50}, {"tokenizer_config.json", 30}, {"special_tokens_map.json", 15}}) {
     const auto variants = qs::reliability::json_variants(read_all(s.work() / "m" / file), budget);
-    const Tally t = run_corpus(s, "m/" + file, variants, tokenizer_commands(eval_text(shared)));
-    all.runs += t.runs, all.ok += t.ok, all.refused += t.refused, all.seconds += t.seconds;
-    all.failures.insert(all.failures.end(), t.failures.begin(), t.failures.end());
+    all.add(run_corpus(s, "m/" + file, variants, tokenizer_commands(eval_text(shared))));
   }
   const auto model_variants = qs::reliability::binary_variants(read_all(s.work() / "m/tokenizer.model"), 60);
-  const Tally t = run_corpus(s, "m/tokenizer.model", model_variants, tokenizer_commands(eval_text(shared)));
-  all.runs += t.runs, all.ok += t.ok, all.refused += t.refused, all.seconds += t.seconds;
-  all.failures.insert(all.failures.end(), t.failures.begin(), t.failures.end());
+  all.add(run_corpus(s, "m/tokenizer.model", model_variants, tokenizer_commands(eval_text(shared))));
   report("HF tokenizer files", all, 300);
 }
 
@@ -363,14 +369,8 @@ TEST(Corpus, Hdf5Checkpoint) {
   for (const auto& v : qs::reliability::binary_variants(pristine, 160)) {
     write_all(ckpt, v.bytes);
     const ChildRun r = run_in_child(read_back, s.tmp().string(), kTimeLimit);
-    ++t.runs;
-    t.seconds += r.seconds;
-    t.ok += r.exit_code == 0;
-    t.refused += r.exit_code == 2;
-    if (r.timed_out || r.signal || (r.exit_code != 0 && r.exit_code != 2) ||
-        (r.exit_code == 2 && r.err.find("ckpt.qs.h5") == std::string::npos))
-      t.failures.push_back(v.what + " | exit " + std::to_string(r.exit_code) + " signal " + std::to_string(r.signal) +
-                           (r.timed_out ? " timed out" : "") + " | " + r.err.substr(0, 300));
+    if (const std::string problem = t.count(r, "ckpt.qs.h5"); !problem.empty())
+      t.failures.push_back(v.what + " | " + problem + " | " + r.err.substr(0, 300));
   }
   report("HDF5 checkpoint", t, 140);
 }
